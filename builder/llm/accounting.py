@@ -1,0 +1,63 @@
+"""Requests, cache hits, tokens, cost and outcomes per stage and model; the budget that stops a run."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, fields
+
+
+@dataclass
+class Usage:
+    requests: int = 0  # HTTP calls sent (paid or not: a 429 still counts against --max-requests)
+    cache_hits: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    succeeded: int = 0
+    failed: int = 0
+    skipped: int = 0  # not sent because the budget ran out
+
+    def add(self, other: "Usage") -> None:
+        for field in fields(self):
+            setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
+
+
+@dataclass(frozen=True)
+class Budget:
+    max_cost: float | None = None
+    max_requests: int | None = None
+
+
+class Accounting:
+    def __init__(self, prices: dict[str, tuple[float, float]], budget: Budget = Budget()):
+        self.prices = prices  # model -> (USD per million input tokens, per million output tokens)
+        self.budget = budget
+        self.by_stage_model: dict[tuple[str, str], Usage] = defaultdict(Usage)
+
+    def usage(self, stage: str, model: str) -> Usage:
+        return self.by_stage_model[(stage, model)]
+
+    def cost(self, model: str, prompt_tokens: int, completion_tokens: int) -> float:
+        input_price, output_price = self.prices.get(model, (0.0, 0.0))
+        return (prompt_tokens * input_price + completion_tokens * output_price) / 1e6
+
+    def total(self) -> Usage:
+        total = Usage()
+        for usage in self.by_stage_model.values():
+            total.add(usage)
+        return total
+
+    def stage_total(self, stage: str) -> Usage:
+        total = Usage()
+        for (name, _), usage in self.by_stage_model.items():
+            if name == stage:
+                total.add(usage)
+        return total
+
+    def budget_exhausted(self) -> str | None:
+        total = self.total()
+        if self.budget.max_requests is not None and total.requests >= self.budget.max_requests:
+            return f"--max-requests {self.budget.max_requests} reached"
+        if self.budget.max_cost is not None and total.cost >= self.budget.max_cost:
+            return f"--max-cost {self.budget.max_cost:g} USD reached (spent {total.cost:.4f} USD)"
+        return None

@@ -1,0 +1,104 @@
+"""The content-addressed response cache (DESIGN.md, "Identity, determinism, cache").
+
+One SQLite file in WAL mode. A response is committed the moment it arrives, so SIGKILL loses at most
+what was in flight. Raw text is stored, never the parsed object: a parser fix never re-pays a call.
+Also holds the failures of the latest run and the structured-output mode each endpoint accepted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS responses (
+    key TEXT PRIMARY KEY, stage TEXT NOT NULL, model TEXT NOT NULL, text TEXT NOT NULL,
+    finish_reason TEXT, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
+    created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS failures (
+    stage TEXT NOT NULL, item_id TEXT NOT NULL, reason TEXT NOT NULL, attempts INTEGER NOT NULL,
+    last_output TEXT NOT NULL, PRIMARY KEY (stage, item_id));
+CREATE TABLE IF NOT EXISTS endpoint_modes (endpoint TEXT PRIMARY KEY, mode TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class Response:
+    text: str
+    finish_reason: str | None
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass(frozen=True)
+class Failure:
+    stage: str
+    item_id: str
+    reason: str
+    attempts: int
+    last_output: str
+
+
+def cache_key(*, model: str, messages: list, params: dict, schema: dict | None, sample_index: int, attempt: int) -> str:
+    """Everything that shapes the response and nothing that doesn't (no URL, key or concurrency)."""
+    payload = {"model": model, "messages": messages, "params": params, "schema": schema,
+               "sample_index": sample_index, "attempt": attempt}
+    canonical = json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class Cache:
+    def __init__(self, path: Path):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode survives a process kill (only an OS crash may drop the last commits).
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(_SCHEMA)
+
+    def get(self, key: str) -> Response | None:
+        row = self.db.execute(
+            "SELECT text, finish_reason, prompt_tokens, completion_tokens FROM responses WHERE key=?", (key,)
+        ).fetchone()
+        return Response(*row) if row else None
+
+    def put(self, key: str, stage: str, model: str, response: Response) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO responses VALUES (?,?,?,?,?,?,?,?)",
+            (key, stage, model, response.text, response.finish_reason, response.prompt_tokens,
+             response.completion_tokens, time.time()),
+        )
+
+    def average_tokens(self, stage: str) -> tuple[float, float] | None:
+        """Mean (prompt, completion) tokens of the stage's cached responses, for estimates."""
+        row = self.db.execute(
+            "SELECT AVG(prompt_tokens), AVG(completion_tokens) FROM responses WHERE stage=?", (stage,)
+        ).fetchone()
+        return None if row[0] is None else (row[0], row[1])
+
+    def record_failure(self, failure: Failure) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO failures VALUES (?,?,?,?,?)",
+            (failure.stage, failure.item_id, failure.reason, failure.attempts, failure.last_output[:200]),
+        )
+
+    def clear_failures(self, stage: str) -> None:
+        self.db.execute("DELETE FROM failures WHERE stage=?", (stage,))
+
+    def failures(self) -> list[Failure]:
+        rows = self.db.execute("SELECT * FROM failures ORDER BY stage, item_id").fetchall()
+        return [Failure(*row) for row in rows]
+
+    def mode(self, endpoint: str) -> str | None:
+        row = self.db.execute("SELECT mode FROM endpoint_modes WHERE endpoint=?", (endpoint,)).fetchone()
+        return row[0] if row else None
+
+    def remember_mode(self, endpoint: str, mode: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO endpoint_modes VALUES (?,?)", (endpoint, mode))
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,239 @@
+"""The engine: turns a stage's requests into parsed outputs, through the cache, within the limits.
+
+A stage hands over all its requests at once and gets one LLMResult per request back, in order.
+For each request, attempts 0, 1, ... are looked up in the cache and only missing ones are sent; an
+output that fails validation makes the next attempt, a new key, so a rerun replays the same attempts.
+Transport errors are retried inside one attempt (they produce no output to cache).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+from tqdm import tqdm
+
+from .accounting import Accounting
+from .cache import Cache, Failure, Response, cache_key
+from .limits import AdaptiveConcurrency, RateLimiter, backoff_s
+from .structured import parse_output, request_fields, schema_instruction
+from .transport import TransportError, open_session, post_chat
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    base_url: str
+    api_key_env: str = "OPENAI_API_KEY"  # the NAME of the variable: keys never enter settings or the cache
+    mode: str = "auto"
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where one stage's requests go: a model served by one or more endpoints (spread round-robin)."""
+
+    model: str
+    endpoints: tuple[Endpoint, ...]
+
+
+@dataclass(frozen=True)
+class Limits:
+    concurrency: int = 64  # per endpoint
+    requests_per_minute: float | None = None
+    tokens_per_minute: float | None = None
+    timeout_s: float = 120
+    max_retries: int = 6  # transport retries within one attempt
+    max_attempts: int = 3  # outputs that fail validation
+
+
+@dataclass
+class LLMRequest:
+    item_id: str
+    messages: list[dict]
+    params: dict
+    output_model: type[BaseModel] | None
+    sample_index: int = 0
+
+
+@dataclass
+class LLMResult:
+    request: LLMRequest
+    value: Any = None
+    failure: str | None = None
+    skipped: bool = False
+    attempts: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None and not self.skipped
+
+
+@dataclass
+class _EndpointState:
+    endpoint: Endpoint
+    api_key: str | None
+    mode: str
+    concurrency: AdaptiveConcurrency
+    requests: RateLimiter | None
+    tokens: RateLimiter | None
+    session: Any = None
+    paused_until: float = 0.0
+
+
+# auto tries the OpenAI standard first and falls back when the endpoint rejects it.
+_FALLBACK = {"json_schema": "json_object", "json_object": "prompt"}
+
+
+def _rejects_schema(error: TransportError) -> bool:
+    text = error.message.lower()
+    return error.status in (400, 422) and any(word in text for word in ("response_format", "json_schema", "schema", "grammar"))
+
+
+class Engine:
+    def __init__(self, cache: Cache, limits: Limits, accounting: Accounting, progress: bool = True):
+        self.cache = cache
+        self.limits = limits
+        self.accounting = accounting
+        self.progress = progress
+        self.stop_reason: str | None = None
+        self.lowest_concurrency: dict[str, int] = {}
+        self.retry_after_waits: list[float] = []
+
+    def run(self, stage: str, route: Route, requests: list[LLMRequest]) -> list[LLMResult]:
+        self.cache.clear_failures(stage)
+        return asyncio.run(self._run(stage, route, requests))
+
+    async def _run(self, stage: str, route: Route, requests: list[LLMRequest]) -> list[LLMResult]:
+        states = [self._state(endpoint) for endpoint in route.endpoints]
+        for state in states:
+            state.session = open_session(self.limits.timeout_s)
+        rotation = itertools.cycle(states)
+        results: list[LLMResult | None] = [None] * len(requests)
+        pending = iter(enumerate(requests))
+        usage = self.accounting.usage(stage, route.model)
+        bar = tqdm(total=len(requests), desc=stage, unit="req", disable=not self.progress or None, file=sys.stderr)
+
+        async def worker():
+            for index, request in pending:
+                result = await self._complete(stage, route, rotation, request)
+                results[index] = result
+                usage.succeeded += result.ok
+                usage.failed += result.failure is not None
+                usage.skipped += result.skipped
+                bar.update()
+                if bar.n % 50 == 0 or bar.n == bar.total:
+                    bar.set_postfix(hits=usage.cache_hits, failed=usage.failed, cost=f"${usage.cost:.4f}", refresh=False)
+
+        try:
+            workers = max(1, min(len(requests), self.limits.concurrency * len(states)))
+            await asyncio.gather(*(worker() for _ in range(workers)))
+        finally:
+            bar.close()
+            for state in states:
+                await state.session.close()
+                self.lowest_concurrency[state.endpoint.base_url] = min(
+                    state.concurrency.lowest, self.lowest_concurrency.get(state.endpoint.base_url, state.concurrency.lowest))
+        return results
+
+    def _state(self, endpoint: Endpoint) -> _EndpointState:
+        mode = endpoint.mode
+        if mode == "auto":
+            mode = self.cache.mode(endpoint.base_url) or "json_schema"
+        rpm, tpm = self.limits.requests_per_minute, self.limits.tokens_per_minute
+        return _EndpointState(
+            endpoint, os.environ.get(endpoint.api_key_env), mode, AdaptiveConcurrency(self.limits.concurrency),
+            RateLimiter(rpm) if rpm else None, RateLimiter(tpm) if tpm else None)
+
+    async def _complete(self, stage: str, route: Route, rotation, request: LLMRequest) -> LLMResult:
+        params = dict(request.params)
+        schema = request.output_model.model_json_schema() if request.output_model else None
+        usage = self.accounting.usage(stage, route.model)
+        reason, last_text, widened = None, "", False
+        for attempt in range(self.limits.max_attempts):
+            key = cache_key(model=route.model, messages=request.messages, params=params, schema=schema,
+                            sample_index=request.sample_index, attempt=attempt)
+            response = self.cache.get(key)
+            if response is not None:
+                usage.cache_hits += 1
+            else:
+                self.stop_reason = self.stop_reason or self.accounting.budget_exhausted()
+                if self.stop_reason:
+                    return LLMResult(request, skipped=True, attempts=attempt)
+                try:
+                    response = await self._send(stage, route, rotation, request, params, key)
+                except TransportError as error:
+                    return self._fail(stage, request, str(error), attempt + 1, "")
+                self.cache.put(key, stage, route.model, response)
+            value, reason = parse_output(response.text, request.output_model)
+            if response.finish_reason == "length":
+                value, reason = None, "truncated"
+            if reason is None:
+                return LLMResult(request, value=value, attempts=attempt + 1)
+            last_text = response.text
+            if reason == "truncated" and not widened and params.get("max_tokens"):
+                # Cut off at the token limit: the same limit would likely cut it again.
+                params["max_tokens"] *= 2
+                widened = True
+        return self._fail(stage, request, reason, self.limits.max_attempts, last_text)
+
+    def _fail(self, stage: str, request: LLMRequest, reason: str, attempts: int, last_text: str) -> LLMResult:
+        self.cache.record_failure(Failure(stage, request.item_id, reason, attempts, last_text))
+        return LLMResult(request, failure=reason, attempts=attempts)
+
+    def _body(self, model: str, request: LLMRequest, params: dict, key: str, mode: str) -> dict:
+        messages = request.messages
+        body = {"model": model, **params, "seed": int(key[:8], 16) % 2**31}
+        if request.output_model is not None:
+            if mode == "prompt":
+                system, *rest = messages
+                messages = [{**system, "content": system["content"] + "\n\n" + schema_instruction(request.output_model)}, *rest]
+            body.update(request_fields(mode, request.output_model))
+        body["messages"] = messages
+        return body
+
+    async def _send(self, stage: str, route: Route, rotation, request: LLMRequest, params: dict, key: str) -> Response:
+        usage = self.accounting.usage(stage, route.model)
+        retries = 0
+        while True:
+            state = next(rotation)
+            wait = state.paused_until - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if state.requests:
+                await state.requests.take(1)
+            if state.tokens:
+                await state.tokens.take(sum(len(m["content"]) for m in request.messages) / 4 + params.get("max_tokens", 0))
+            await state.concurrency.acquire()
+            overloaded, delay = False, 0.0
+            try:
+                usage.requests += 1
+                body = self._body(route.model, request, params, key, state.mode)
+                response = await post_chat(state.session, state.endpoint.base_url, state.api_key, body)
+                usage.prompt_tokens += response.prompt_tokens
+                usage.completion_tokens += response.completion_tokens
+                usage.cost += self.accounting.cost(route.model, response.prompt_tokens, response.completion_tokens)
+                return response
+            except TransportError as error:
+                if state.api_key:  # some endpoints echo the key back in their error message
+                    error.message = error.message.replace(state.api_key, "***")
+                overloaded = error.status == 429
+                if (request.output_model is not None and state.endpoint.mode == "auto"
+                        and state.mode in _FALLBACK and _rejects_schema(error)):
+                    state.mode = _FALLBACK[state.mode]
+                    self.cache.remember_mode(state.endpoint.base_url, state.mode)
+                    continue
+                if not error.retryable or retries >= self.limits.max_retries:
+                    raise
+                retries += 1
+                delay = error.retry_after_s if error.retry_after_s is not None else backoff_s(retries)
+                if error.retry_after_s is not None:
+                    state.paused_until = max(state.paused_until, time.monotonic() + delay)
+                    self.retry_after_waits.append(delay)
+            finally:
+                await state.concurrency.release(overloaded)
+            await asyncio.sleep(delay)

@@ -1,0 +1,79 @@
+"""Structured output: how the schema is sent in each mode, and how the reply is read back.
+
+Modes (DESIGN.md, "The engine"): `json_schema` (OpenAI standard), `json_object` + schema
+(llama-cpp-python's server), `prompt` (schema in the system message). Reading is lenient in every
+mode: code fences and prose around the first JSON value are ignored, and raw newlines inside strings
+(which small local models emit) are accepted.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from pydantic import BaseModel, ValidationError
+
+MODES = ("json_schema", "json_object", "prompt")
+
+# OpenAI's strict mode rejects these keywords; pydantic still enforces them when the reply is read.
+_UNSUPPORTED_STRICT = ("minLength", "maxLength", "title")
+
+
+def _strict_schema(node):
+    if isinstance(node, dict):
+        return {key: _strict_schema(value) for key, value in node.items() if key not in _UNSUPPORTED_STRICT
+                or not isinstance(value, (int, str))}
+    if isinstance(node, list):
+        return [_strict_schema(item) for item in node]
+    return node
+
+
+def request_fields(mode: str, output_model: type[BaseModel]) -> dict:
+    """The chat-completions body fields that ask for this schema in this mode."""
+    schema = output_model.model_json_schema()
+    if mode == "json_schema":
+        return {"response_format": {"type": "json_schema", "json_schema": {
+            "name": output_model.__name__, "schema": _strict_schema(schema), "strict": True}}}
+    if mode == "json_object":
+        return {"response_format": {"type": "json_object", "schema": schema}}
+    return {}
+
+
+def schema_instruction(output_model: type[BaseModel]) -> str:
+    """Appended to the system message in `prompt` mode."""
+    schema = json.dumps(output_model.model_json_schema(), ensure_ascii=False)
+    return f"Reply with one JSON value that matches this JSON schema, and nothing else:\n```json\n{schema}\n```"
+
+
+_decoder = json.JSONDecoder(strict=False)
+_fence = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
+
+
+def first_json_value(text: str):
+    """The first JSON object or array in `text`; raises ValueError when there is none."""
+    fenced = _fence.search(text)
+    candidates = [fenced.group(1), text] if fenced else [text]
+    for candidate in candidates:
+        for start, char in enumerate(candidate):
+            if char in "{[":
+                try:
+                    return _decoder.raw_decode(candidate, start)[0]
+                except json.JSONDecodeError:
+                    continue
+    raise ValueError("no JSON value in the output")
+
+
+def parse_output(text: str, output_model: type[BaseModel] | None):
+    """(value, None) or (None, reason) with reason one of empty, invalid_json, schema_invalid."""
+    if not text or not text.strip():
+        return None, "empty"
+    if output_model is None:
+        return text.strip(), None
+    try:
+        data = first_json_value(text)
+    except ValueError:
+        return None, "invalid_json"
+    try:
+        return output_model.model_validate(data), None
+    except ValidationError:
+        return None, "schema_invalid"

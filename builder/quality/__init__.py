@@ -1,0 +1,63 @@
+"""Data quality over rows (dicts): dedup, decontamination, the held-out split, answer filters, stats.
+
+Pure functions; the pipeline decides when to call them. `settings` is the `quality:` block of
+taxonomy.yaml (a pydantic model or any object with the same attribute names).
+"""
+
+from .decontaminate import BenchmarkError, decontaminate, load_benchmark
+from .dedup import deduplicate
+from .filters import ANSWER_DROP_REASONS, answer_drop_reason, filter_answers
+from .report import QualityReport
+from .split import held_out_ids
+from .stats import build_stats
+
+__all__ = [
+    "BenchmarkError",
+    "QualityReport",
+    "answer_drop_reason",
+    "apply_answer_filters",
+    "apply_quality",
+    "build_stats",
+    "decontaminate",
+    "deduplicate",
+    "filter_answers",
+    "held_out_ids",
+    "load_benchmark",
+]
+
+
+def apply_quality(question_rows: list[dict], settings) -> tuple[list[dict], QualityReport]:
+    """Exact and near dedup, then decontamination; returns the kept rows and what was dropped.
+
+    Raises BenchmarkError when a named benchmark file cannot be used.
+    """
+    report = QualityReport()
+    dedup_settings = settings.dedup
+    deduplicated = deduplicate(
+        question_rows,
+        exact=dedup_settings.exact,
+        near=dedup_settings.near,
+        threshold=dedup_settings.threshold,
+        num_perm=dedup_settings.num_perm,
+        shingle_words=dedup_settings.shingle_words,
+    )
+    for reason, enabled in (("exact", dedup_settings.exact), ("near", dedup_settings.near)):
+        if enabled:
+            report.record(reason, [drop.row for drop in deduplicated.dropped if drop.reason == reason])
+    kept = deduplicated.kept
+    benchmark_settings = settings.decontamination.benchmarks
+    if benchmark_settings:
+        benchmarks = [load_benchmark(item.path, item.text_column, item.name) for item in benchmark_settings]
+        decontaminated = decontaminate(kept, benchmarks, ngram=settings.decontamination.ngram)
+        report.record("contaminated", [drop.row for drop in decontaminated.dropped])
+        report.benchmark_hits.update(decontaminated.hits_per_benchmark)
+        kept = decontaminated.kept
+    return kept, report
+
+
+def apply_answer_filters(instruction_rows: list[dict], settings, report: QualityReport) -> list[dict]:
+    """Drop truncated, empty and refusal answers, counting each reason in `report`."""
+    filtered = filter_answers(instruction_rows, settings.answer_filters.refusal_patterns)
+    for reason in ANSWER_DROP_REASONS:
+        report.record(reason, [drop.row for drop in filtered.dropped if drop.reason == reason])
+    return filtered.kept

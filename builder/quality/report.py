@@ -1,0 +1,24 @@
+"""Counts of what each quality step dropped, for the build summary, stats.json and the card."""
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+@dataclass
+class QualityReport:
+    dropped: dict[str, Counter] = field(default_factory=dict)  # reason -> discipline_id -> rows
+    benchmark_hits: dict[str, int] = field(default_factory=dict)  # benchmark name -> questions hit
+
+    def record(self, reason: str, rows: list[dict]) -> None:
+        """Count `rows` as dropped for `reason`; a step that ran and dropped nothing shows as 0."""
+        counts = self.dropped.setdefault(reason, Counter())
+        counts.update(row["discipline_id"] for row in rows)
+
+    def to_dict(self) -> dict:
+        return {
+            "dropped": {
+                reason: {"total": sum(counts.values()), "by_discipline": dict(sorted(counts.items()))}
+                for reason, counts in self.dropped.items()
+            },
+            "benchmark_hits": dict(self.benchmark_hits),
+        }

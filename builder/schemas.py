@@ -1,0 +1,106 @@
+"""What the LLM must return at each stage (pydantic), and the columns of each config (datasets.Features).
+
+Output models are built from the run's settings so that the bounds the paper gives (sessions per
+syllabus, key concepts per session, subjects per sample) are part of the schema the endpoint enforces:
+a grammar-constrained local model then cannot emit an empty list or an empty name.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from datasets import Features, List, Value
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
+
+CONFIGS = ("taxonomy", "subjects", "syllabi", "questions", "instructions")
+
+# Short strings stay short: a small model under a grammar otherwise rambles into max_tokens.
+Name = (str, Field(min_length=3, max_length=120))
+Phrase = Annotated[str, StringConstraints(min_length=2, max_length=120)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def subject_list_model(levels: list[str], min_subjects: int, max_subjects: int) -> type[BaseModel]:
+    subject = create_model(
+        "Subject",
+        __base__=Strict,
+        name=Name,
+        level=(Literal[tuple(levels)], ...),
+        subtopics=(list[Phrase], Field(min_length=1, max_length=8)),
+    )
+    return create_model(
+        "SubjectList",
+        __base__=Strict,
+        subjects=(list[subject], Field(min_length=min_subjects, max_length=max_subjects)),
+    )
+
+
+def syllabus_model(min_sessions: int, max_sessions: int, min_concepts: int, max_concepts: int) -> type[BaseModel]:
+    session = create_model(
+        "ClassSession",
+        __base__=Strict,
+        title=Name,
+        description=(str, Field(min_length=10, max_length=600)),
+        key_concepts=(list[Phrase], Field(min_length=min_concepts, max_length=max_concepts)),
+    )
+    return create_model(
+        "Syllabus",
+        __base__=Strict,
+        sessions=(list[session], Field(min_length=min_sessions, max_length=max_sessions)),
+    )
+
+
+class HomeworkQuestion(Strict):
+    question: str = Field(min_length=20, max_length=3000)
+
+
+_lineage = {
+    "discipline_id": Value("string"),
+    "field": Value("string"),
+    "subfield": Value("string"),
+    "discipline": Value("string"),
+}
+_subject = {"subject_id": Value("string"), **_lineage, "subject": Value("string"), "level": Value("string")}
+_provenance = {"model": Value("string"), "prompt_fingerprint": Value("string")}
+_sampled = {
+    "strategy": Value("string"),
+    "session_indices": List(Value("int32")),
+    "sessions": List(Value("string")),
+    "key_concepts": List(Value("string")),
+}
+
+FEATURES: dict[str, Features] = {
+    "taxonomy": Features({**_lineage, "description": Value("string")}),
+    "subjects": Features({**_subject, "subtopics": List(Value("string")), **_provenance}),
+    "syllabi": Features(
+        {
+            **_subject,
+            "sessions": List(
+                {
+                    "index": Value("int32"),
+                    "title": Value("string"),
+                    "description": Value("string"),
+                    "key_concepts": List(Value("string")),
+                }
+            ),
+            **_provenance,
+        }
+    ),
+    "questions": Features(
+        {"question_id": Value("string"), **_subject, **_sampled, "sample_index": Value("int32"),
+         "question": Value("string"), **_provenance}
+    ),
+    "instructions": Features(
+        {
+            "messages": List({"role": Value("string"), "content": Value("string")}),
+            "question_id": Value("string"),
+            **_subject,
+            **_sampled,
+            "question_model": Value("string"),
+            **_provenance,
+        }
+    ),
+}

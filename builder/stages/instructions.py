@@ -1,0 +1,22 @@
+from . import Stage, subject_lineage
+
+
+class Instructions(Stage):
+    """The answer to each question, as a chat pair: the `messages` column trainers load."""
+
+    name, config = "answers", "instructions"
+
+    def item_id(self, question):
+        return question["question_id"]
+
+    def context(self, question):
+        return question
+
+    def parse(self, question, values):
+        return [{
+            "messages": [{"role": "user", "content": question["question"]},
+                         {"role": "assistant", "content": values[0]}],
+            "question_id": question["question_id"], **subject_lineage(question),
+            **{key: question[key] for key in ("strategy", "session_indices", "sessions", "key_concepts")},
+            "question_model": question["model"], **self.ctx.provenance(),
+        }]

@@ -1,0 +1,36 @@
+from ..ids import content_id
+from . import Stage, clean, lineage
+
+
+class Subjects(Stage):
+    """Subjects per discipline: several samples merged, exact repeats (name and level) dropped."""
+
+    name, config = "subjects", "subjects"
+
+    def item_id(self, discipline):
+        return discipline["discipline_id"]
+
+    def samples(self, discipline):
+        return list(range(self.ctx.settings.subjects.samples))
+
+    def context(self, discipline):
+        bounds = self.ctx.settings.subjects.per_sample
+        return {**discipline, "levels": self.ctx.settings.levels, "min_subjects": bounds.min, "max_subjects": bounds.max}
+
+    def parse(self, discipline, values):
+        rows, seen = [], set()
+        for subject in (subject for value in values for subject in value.subjects):
+            name = clean(subject.name)
+            identity = (name.casefold(), subject.level)
+            if identity in seen:
+                continue
+            seen.add(identity)
+            rows.append({
+                "subject_id": content_id(discipline["discipline_id"], *identity),
+                **lineage(discipline),
+                "subject": name,
+                "level": subject.level,
+                "subtopics": [clean(topic) for topic in subject.subtopics],
+                **self.ctx.provenance(),
+            })
+        return rows

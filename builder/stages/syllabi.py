@@ -1,0 +1,32 @@
+from . import Stage, clean, subject_lineage
+
+
+class Syllabi(Stage):
+    """One syllabus per subject: class sessions, each with a description and its key concepts."""
+
+    name, config = "syllabus", "syllabi"
+
+    def item_id(self, subject):
+        return subject["subject_id"]
+
+    def context(self, subject):
+        settings = self.ctx.settings.syllabus
+        return {**subject, "min_sessions": settings.sessions.min, "max_sessions": settings.sessions.max,
+                "min_concepts": settings.key_concepts.min, "max_concepts": settings.key_concepts.max}
+
+    def parse(self, subject, values):
+        sessions = [
+            {"index": index, "title": clean(session.title), "description": session.description.strip(),
+             "key_concepts": _unique(clean(concept) for concept in session.key_concepts)}
+            for index, session in enumerate(values[0].sessions)
+        ]
+        return [{**subject_lineage(subject), "sessions": sessions, **self.ctx.provenance()}]
+
+
+def _unique(concepts):
+    seen, kept = set(), []
+    for concept in concepts:
+        if concept and concept.casefold() not in seen:
+            seen.add(concept.casefold())
+            kept.append(concept)
+    return kept

@@ -1,0 +1,94 @@
+"""Test servers, each in its own process and reached over real HTTP on 127.0.0.1.
+
+    with start_openai_server(latency_ms=100) as server:
+        client = AsyncOpenAI(base_url=server.base_url, api_key="test")
+        ...
+        server.configure(fault_rate=1, faults={"429": 1})
+        assert server.stats()["requests"] == 3
+"""
+
+from __future__ import annotations
+
+import json
+import selectors
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT_S = 20
+
+
+class OpenAIServer:
+    """Handle on a running `tests.servers.openai_server` process; admin calls use stdlib urllib."""
+
+    def __init__(self, process: subprocess.Popen, port: int):
+        self.process = process
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.base_url = f"{self.url}/v1"
+
+    def stats(self) -> dict:
+        """{"requests": chat requests received, "responses": answers sent, "faults": {kind: n}}."""
+        return self._call("GET", "/_admin/stats")
+
+    def log(self) -> list[dict]:
+        """One record per chat request in arrival order: n, body_sha256, received, responded,
+        status, fault, seed (times are the server's time.monotonic())."""
+        return self._call("GET", "/_admin/log")
+
+    def configure(self, **knobs: Any) -> dict:
+        """Merge knobs into the running server's configuration; returns all knobs."""
+        return self._call("POST", "/_admin/config", knobs)
+
+    def reset(self) -> None:
+        """Clear counters and log (arrival indices restart at 0); the knobs stay."""
+        self._call("POST", "/_admin/reset", {})
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        self.process.stdout.close()
+
+    def __enter__(self) -> OpenAIServer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _call(self, method: str, path: str, payload: Any = None) -> Any:
+        data = None if payload is None else json.dumps(payload).encode()
+        request = urllib.request.Request(
+            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.load(response)
+
+
+def start_openai_server(**knobs: Any) -> OpenAIServer:
+    """Start the OpenAI-protocol test server with the given knobs (see openai_server.Knobs)."""
+    command = [sys.executable, "-m", "tests.servers.openai_server", "--port", "0"]
+    for name, value in knobs.items():
+        command += ["--" + name.replace("_", "-"), json.dumps(value)]
+    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+    return OpenAIServer(process, _await_port(process))
+
+
+def _await_port(process: subprocess.Popen) -> int:
+    """Read the `listening on http://127.0.0.1:PORT` line, or fail with what went wrong."""
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        ready = selector.select(timeout=START_TIMEOUT_S)
+    line = process.stdout.readline() if ready else ""
+    if not line.startswith("listening on http://127.0.0.1:"):
+        process.kill()
+        process.wait()
+        process.stdout.close()
+        raise RuntimeError(
+            f"test server did not start within {START_TIMEOUT_S} s "
+            f"(exit code {process.returncode}, first line {line!r}); its stderr is above"
+        )
+    return int(line.rsplit(":", 1)[1])

@@ -1,0 +1,290 @@
+"""builder.quality on planted data: every number asserted is known from how the data was built."""
+
+import json
+import random
+import re
+from types import SimpleNamespace
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from builder.quality import (
+    BenchmarkError,
+    QualityReport,
+    answer_drop_reason,
+    apply_answer_filters,
+    apply_quality,
+    build_stats,
+    decontaminate,
+    deduplicate,
+    held_out_ids,
+    load_benchmark,
+)
+from builder.quality.text import normalize
+
+# 20 distinct words, so one changed word gives Jaccard 19/21 and two give 18/22 (threshold 0.8).
+BASE = (
+    "Explain how the mitochondria convert glucose into usable energy during aerobic respiration "
+    "and why oxygen serves as final electron acceptor"
+)
+ONE_WORD_CHANGED = BASE.replace("usable", "available")
+TWO_WORDS_CHANGED = BASE.replace("usable", "available").replace("why", "whether")
+SAME_TOPIC = (
+    "Describe the role of NADH and FADH2 in oxidative phosphorylation and how the proton gradient "
+    "drives ATP synthase in mitochondria"
+)
+OTHER_TOPIC = "Compare the structure of DNA and RNA, and explain how base pairing supports faithful replication of genes"
+
+
+def question(question_id, text, discipline_id="biology", subject_id="cell-biology"):
+    return {"question_id": question_id, "discipline_id": discipline_id, "subject_id": subject_id, "question": text}
+
+
+def planted_questions():
+    return [
+        question("q01", BASE),
+        question("q02", "  explain HOW the mitochondria convert glucose into usable energy, during aerobic respiration; "
+                        "and why oxygen serves as final electron acceptor?!"),
+        question("q03", ONE_WORD_CHANGED),
+        question("q04", TWO_WORDS_CHANGED, discipline_id="chemistry", subject_id="biochemistry"),
+        question("q05", SAME_TOPIC),
+        question("q06", OTHER_TOPIC),
+        question("q00", BASE.upper() + ".", discipline_id="chemistry", subject_id="biochemistry"),
+    ]
+
+
+def test_normalize_ignores_case_whitespace_and_punctuation_but_keeps_operators():
+    assert normalize("  Hello,\tWORLD!  “Quoted”… ") == "hello world quoted"
+    assert normalize("x*y") != normalize("x/y")
+
+
+def test_exact_and_near_duplicates_are_dropped_and_distinct_questions_kept():
+    result = deduplicate(planted_questions())
+    assert [row["question_id"] for row in result.kept] == ["q05", "q06", "q00"]
+    assert [(drop.row["question_id"], drop.reason, drop.duplicate_of) for drop in result.dropped] == [
+        ("q01", "exact", "q00"),
+        ("q02", "exact", "q00"),
+        ("q03", "near", "q00"),
+        ("q04", "near", "q00"),
+    ]
+
+
+def test_near_dedup_can_be_switched_off():
+    result = deduplicate(planted_questions(), near=False)
+    assert [row["question_id"] for row in result.kept] == ["q03", "q04", "q05", "q06", "q00"]
+
+
+def test_survivors_do_not_depend_on_input_order():
+    expected = deduplicate(planted_questions())
+    for seed in range(5):
+        shuffled = planted_questions()
+        random.Random(seed).shuffle(shuffled)
+        result = deduplicate(shuffled)
+        assert sorted(row["question_id"] for row in result.kept) == ["q00", "q05", "q06"]
+        assert result.dropped == expected.dropped
+
+
+BENCHMARK_ITEM = (
+    "A train leaves the station at noon traveling at sixty miles per hour toward a city "
+    "that lies two hundred and forty miles away across the plains"
+)
+OTHER_BENCHMARK_ITEM = "Which of the following gases makes up most of the atmosphere of the planet Earth at sea level today"
+
+
+def benchmark_words(start, count):
+    return " ".join(BENCHMARK_ITEM.split()[start : start + count])
+
+
+def write_jsonl(path, records):
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
+    return path
+
+
+def test_a_shared_13_gram_drops_a_question_and_a_12_gram_does_not(tmp_path):
+    benchmark = load_benchmark(write_jsonl(tmp_path / "trains.jsonl", [{"text": BENCHMARK_ITEM}]), "text")
+    rows = [
+        question("q13", f"Homework: {benchmark_words(3, 13).upper()}! How long does the trip take?"),
+        question("q12", f"Homework: {benchmark_words(3, 12)}, then stops. How long does the trip take?"),
+    ]
+    result = decontaminate(rows, [benchmark])
+    assert [row["question_id"] for row in result.kept] == ["q12"]
+    assert [(drop.row["question_id"], drop.benchmark) for drop in result.dropped] == [("q13", "trains")]
+    assert result.hits_per_benchmark == {"trains": 1}
+
+
+def test_hits_are_counted_per_benchmark_from_jsonl_and_parquet(tmp_path):
+    trains = load_benchmark(
+        write_jsonl(tmp_path / "trains.jsonl", [{"id": 1, "prompt": BENCHMARK_ITEM}]), "prompt", name="gsm-like"
+    )
+    parquet_path = tmp_path / "atmosphere.parquet"
+    pq.write_table(pa.table({"question": [OTHER_BENCHMARK_ITEM, "short item"]}), parquet_path)
+    atmosphere = load_benchmark(parquet_path, "question")
+    rows = [
+        question("both", f"{benchmark_words(0, 14)} and {OTHER_BENCHMARK_ITEM}"),
+        question("trains", benchmark_words(10, 15), discipline_id="physics"),
+        question("air", OTHER_BENCHMARK_ITEM.lower()),
+        question("clean", OTHER_TOPIC),
+    ]
+    result = decontaminate(rows, [trains, atmosphere])
+    assert [row["question_id"] for row in result.kept] == ["clean"]
+    assert [(drop.row["question_id"], drop.benchmark) for drop in result.dropped] == [
+        ("both", "gsm-like"),
+        ("trains", "gsm-like"),
+        ("air", "atmosphere"),
+    ]
+    assert result.hits_per_benchmark == {"gsm-like": 2, "atmosphere": 2}
+
+
+def test_a_missing_text_column_names_the_file_and_the_columns(tmp_path):
+    jsonl_path = write_jsonl(tmp_path / "bench.jsonl", [{"input": "a", "target": "b"}])
+    with pytest.raises(BenchmarkError) as jsonl_error:
+        load_benchmark(jsonl_path, "question")
+    assert str(jsonl_error.value) == (
+        f"{jsonl_path}:1: no column 'question' (columns: input, target). "
+        "Set text_column to the column that holds the benchmark text."
+    )
+    parquet_path = tmp_path / "bench.parquet"
+    pq.write_table(pa.table({"input": ["a"], "target": ["b"]}), parquet_path)
+    with pytest.raises(BenchmarkError) as parquet_error:
+        load_benchmark(parquet_path, "question")
+    assert str(parquet_error.value) == (
+        f"{parquet_path}: no column 'question' (columns: input, target). "
+        "Set text_column to the column that holds the benchmark text."
+    )
+
+
+def test_an_unreadable_benchmark_file_is_named(tmp_path):
+    missing = tmp_path / "missing.parquet"
+    with pytest.raises(BenchmarkError, match=f"^{re.escape(str(missing))}: cannot read benchmark file"):
+        load_benchmark(missing, "text")
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"text": "fine"}\n{"text": \n')
+    with pytest.raises(BenchmarkError, match=f"^{re.escape(str(broken))}:2: not valid JSON"):
+        load_benchmark(broken, "text")
+    with pytest.raises(BenchmarkError, match=r"unsupported benchmark format '\.csv'"):
+        load_benchmark(tmp_path / "bench.csv", "text")
+
+
+def discipline_questions(discipline_id, count):
+    return [question(f"{discipline_id}-{number}", f"question {number}", discipline_id) for number in range(count)]
+
+
+def test_the_test_split_has_n_per_discipline_and_keeps_its_members_when_a_discipline_is_added():
+    rows = discipline_questions("algebra", 80) + discipline_questions("poetry", 30)
+    test_ids = held_out_ids(rows, per_discipline=50)
+    train_ids = {row["question_id"] for row in rows} - test_ids
+    test_rows = [row for row in rows if row["question_id"] in test_ids]
+    assert sum(row["discipline_id"] == "algebra" for row in test_rows) == 50
+    assert sum(row["discipline_id"] == "poetry" for row in test_rows) == 30
+    assert len(train_ids) == 30 and not train_ids & test_ids
+
+    grown = discipline_questions("geology", 70) + list(reversed(rows))
+    grown_test_ids = held_out_ids(grown, per_discipline=50)
+    assert {question_id for question_id in grown_test_ids if not question_id.startswith("geology")} == test_ids
+    assert sum(question_id.startswith("geology") for question_id in grown_test_ids) == 50
+
+
+REFUSALS = ["I'm sorry", "I cannot", "As an AI"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "finish_reason", "reason"),
+    [
+        ("The derivative of x^2 is 2x.", "stop", None),
+        ("The derivative of x^2 is", "length", "truncated"),
+        ("", "length", "truncated"),
+        ("   \n", "stop", "empty"),
+        (None, "stop", "empty"),
+        ("I’M SORRY, but I can't help with that.", "stop", "refusal"),
+        ("Sure. As an AI language model, I think the answer is 4.", "stop", "refusal"),
+    ],
+)
+def test_answers_are_classified(answer, finish_reason, reason):
+    assert answer_drop_reason(answer, finish_reason, REFUSALS) == reason
+
+
+def quality_settings(benchmarks=()):
+    return SimpleNamespace(
+        dedup=SimpleNamespace(exact=True, near=True, threshold=0.8, num_perm=128, shingle_words=1),
+        decontamination=SimpleNamespace(ngram=13, benchmarks=list(benchmarks)),
+        answer_filters=SimpleNamespace(refusal_patterns=REFUSALS),
+    )
+
+
+def test_apply_quality_dedups_then_decontaminates_and_counts_per_discipline(tmp_path):
+    benchmark_path = write_jsonl(tmp_path / "trains.jsonl", [{"text": BENCHMARK_ITEM}])
+    rows = planted_questions() + [question("q07", BENCHMARK_ITEM, discipline_id="physics")]
+    settings = quality_settings([SimpleNamespace(name="trains", path=str(benchmark_path), text_column="text")])
+    kept, report = apply_quality(rows, settings)
+    assert [row["question_id"] for row in kept] == ["q05", "q06", "q00"]
+    assert report.to_dict() == {
+        "dropped": {
+            "exact": {"total": 2, "by_discipline": {"biology": 2}},
+            "near": {"total": 2, "by_discipline": {"biology": 1, "chemistry": 1}},
+            "contaminated": {"total": 1, "by_discipline": {"physics": 1}},
+        },
+        "benchmark_hits": {"trains": 1},
+    }
+
+
+def instruction(question_id, answer, finish_reason="stop", **metadata):
+    return {**question(question_id, f"Question {question_id} about cells?"), "answer": answer,
+            "finish_reason": finish_reason, **metadata}
+
+
+def test_stats_are_exact_on_a_tiny_input():
+    questions = [
+        {**question("a", "one two three"), "level": "introductory", "strategy": "single_session"},
+        {**question("b", " ".join(["word"] * 12)), "level": "advanced", "strategy": "two_sessions"},
+        {**question("c", " ".join(["word"] * 25), discipline_id="physics"), "level": "advanced",
+         "strategy": "single_session"},
+    ]
+    report = QualityReport()
+    instructions = apply_answer_filters(
+        [instruction("a", "Yes."), instruction("b", "I cannot answer."), instruction("c", "Half an", "length")],
+        quality_settings(),
+        report,
+    )
+    stats = build_stats({"questions": questions, "instructions/train": instructions}, report)
+    assert stats == {
+        "configs": {
+            "questions": {
+                "rows": 3,
+                "by_discipline": {"biology": 2, "physics": 1},
+                "by_level": {"advanced": 2, "introductory": 1},
+                "by_strategy": {"single_session": 2, "two_sessions": 1},
+                "words": {
+                    "question": {
+                        "count": 3, "min": 3, "p50": 12, "p90": 25, "max": 25, "mean": 13.33,
+                        "histogram": {"0-9": 1, "10-19": 1, "20-49": 1, "50-99": 0, "100-199": 0,
+                                      "200-499": 0, "500-999": 0, "1000+": 0},
+                    }
+                },
+            },
+            "instructions/train": {
+                "rows": 1,
+                "by_discipline": {"biology": 1},
+                "words": {
+                    "question": {
+                        "count": 1, "min": 4, "p50": 4, "p90": 4, "max": 4, "mean": 4.0,
+                        "histogram": {"0-9": 1, "10-19": 0, "20-49": 0, "50-99": 0, "100-199": 0,
+                                      "200-499": 0, "500-999": 0, "1000+": 0},
+                    },
+                    "answer": {
+                        "count": 1, "min": 1, "p50": 1, "p90": 1, "max": 1, "mean": 1.0,
+                        "histogram": {"0-9": 1, "10-19": 0, "20-49": 0, "50-99": 0, "100-199": 0,
+                                      "200-499": 0, "500-999": 0, "1000+": 0},
+                    },
+                },
+            },
+        },
+        "quality": {
+            "dropped": {
+                "truncated": {"total": 1, "by_discipline": {"biology": 1}},
+                "empty": {"total": 0, "by_discipline": {}},
+                "refusal": {"total": 1, "by_discipline": {"biology": 1}},
+            },
+            "benchmark_hits": {},
+        },
+    }
