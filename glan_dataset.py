@@ -10,13 +10,11 @@ datasets >= 4 refuses loading scripts, so use it by import:
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, fields
-from pathlib import Path
 
 import datasets
 
-from builder.pipeline import Pipeline, RunSettings
+from builder.pipeline import Pipeline, RunSettings, inputs_fingerprint
 from builder.schemas import CONFIGS, FEATURES
 from builder.taxonomy import load_taxonomy
 
@@ -43,6 +41,8 @@ class GlanConfig(datasets.BuilderConfig):
     seed: int | None = None
     max_cost: float | None = None
     max_requests: int | None = None
+    batch: bool = False
+    prices: tuple[tuple[str, float, float], ...] = ()
     progress: bool = True
 
     def run_settings(self) -> RunSettings:
@@ -54,15 +54,11 @@ class Glan(datasets.GeneratorBasedBuilder):
     BUILDER_CONFIGS = [GlanConfig(name=name) for name in CONFIGS]
     DEFAULT_CONFIG_NAME = "instructions"
 
-    def __init__(self, *args, taxonomy: str = "taxonomy.yaml", **kwargs):
+    def __init__(self, *args, taxonomy: str = "taxonomy.yaml", prompts: str | None = None, **kwargs):
         # The config version is the taxonomy's, and the datasets cache is keyed by the content of every
         # input, so an edited taxonomy or prompt is never served from a stale Arrow cache.
-        prompts_dir = Path(kwargs.get("prompts") or Path(taxonomy).parent / "prompts")
-        inputs = hashlib.sha256(Path(taxonomy).read_bytes())
-        for prompt in sorted(prompts_dir.glob("*.yaml")):
-            inputs.update(prompt.read_bytes())
-        kwargs.setdefault("hash", inputs.hexdigest()[:16])
-        super().__init__(*args, taxonomy=taxonomy, version=load_taxonomy(taxonomy).version, **kwargs)
+        kwargs.setdefault("hash", inputs_fingerprint(RunSettings(taxonomy=taxonomy, prompts=prompts)))
+        super().__init__(*args, taxonomy=taxonomy, prompts=prompts, version=load_taxonomy(taxonomy).version, **kwargs)
 
     def _info(self):
         return datasets.DatasetInfo(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections import Counter
 from dataclasses import asdict
@@ -24,24 +25,47 @@ STAGE_OF_CONFIG = {"subjects": "subjects", "syllabi": "syllabus", "questions": "
 def build(run: RunSettings, out: Path, configs: list[str], max_failure_rate: float) -> int:
     """Returns the exit code: 0 done, 1 stopped by the budget or too many failures."""
     pipeline = Pipeline.shared(run)
-    with exclusive(Path(run.work_dir)):
-        print(plan_line(pipeline), file=sys.stderr)
-        wanted = schemas.CONFIGS[: max(schemas.CONFIGS.index(c) for c in configs) + 1]
-        splits = {}
-        for config in wanted:
-            builder = Glan(config_name=config, cache_dir=str(Path(run.work_dir) / "datasets"), **asdict(run))
-            builder.download_and_prepare(download_mode=datasets.DownloadMode.FORCE_REDOWNLOAD)
-            if config in configs:
-                splits[config] = {split: _as_dataset(builder, split) for split in builder.info.splits}
-        write_folder(out, splits, {**manifest(pipeline, splits), "stats": stats(pipeline, splits)}, render_card)
-    print(summary(pipeline, splits), file=sys.stderr)
-    return exit_code(pipeline, max_failure_rate)
+    try:
+        with exclusive(Path(run.work_dir)):
+            print(plan_line(pipeline), file=sys.stderr)
+            splits = _build_configs(run, configs)
+            previous = _read_manifest(out)
+            write_folder(out, splits, {**manifest(pipeline, splits), "stats": stats(pipeline, splits)}, render_card)
+            write_run_report(pipeline)
+            warning = unbumped_version_warning(previous, _read_manifest(out))
+            if warning:
+                print(warning, file=sys.stderr)
+        print(summary(pipeline, splits), file=sys.stderr)
+        return exit_code(pipeline, max_failure_rate)
+    finally:
+        Pipeline.forget(run)
 
 
-def _as_dataset(builder: Glan, split: str) -> datasets.Dataset:
-    if builder.info.splits[split].num_examples == 0:  # datasets cannot read back an empty split
-        return datasets.Dataset.from_dict({name: [] for name in builder.info.features}, features=builder.info.features)
-    return builder.as_dataset(split)
+def _build_configs(run: RunSettings, configs: list[str]) -> dict[str, dict[str, datasets.Dataset]]:
+    """Each config through the datasets builder (the one path that defines rows), in stage order."""
+    wanted = schemas.CONFIGS[: max(schemas.CONFIGS.index(c) for c in configs) + 1]
+    splits = {}
+    for config in wanted:
+        builder = Glan(config_name=config, cache_dir=str(Path(run.work_dir) / "datasets"), **asdict(run))
+        builder.download_and_prepare(download_mode=datasets.DownloadMode.FORCE_REDOWNLOAD)
+        # datasets cannot read back an empty split, so one (a stopped run's, say) is left out of the folder.
+        non_empty = [split for split, info in builder.info.splits.items() if info.num_examples]
+        if config in configs and non_empty:
+            splits[config] = {split: builder.as_dataset(split) for split in non_empty}
+    return splits
+
+
+def _read_manifest(folder: Path) -> dict | None:
+    path = Path(folder) / "glan_manifest.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def unbumped_version_warning(previous: dict | None, current: dict) -> str | None:
+    if previous and previous["taxonomy_version"] == current["taxonomy_version"] \
+            and previous["checksums"] != current["checksums"]:
+        return (f"glan: warning: the data changed but the taxonomy version is still {current['taxonomy_version']}. "
+                "Bump `version:` in taxonomy.yaml: `glan push` refuses new content under an existing version.")
+    return None
 
 
 def plan_line(pipeline: Pipeline) -> str:
@@ -94,6 +118,20 @@ def stats(pipeline: Pipeline, splits: dict) -> dict:
     return build_stats(tables, pipeline.quality)
 
 
+def write_run_report(pipeline: Pipeline) -> None:
+    """<work dir>/run_report.json: what this build spent per stage and model, and how hard the endpoints pushed back."""
+    engine = pipeline.engine
+    report = {
+        "usage": [{"stage": stage, "model": model, **asdict(usage)}
+                  for (stage, model), usage in pipeline.accounting.by_stage_model.items()],
+        "failures": len(pipeline.cache.failures()),
+        "lowest_concurrency": engine.lowest_concurrency,
+        "retry_after_waits_s": engine.retry_after_waits,
+        "stop_reason": engine.stop_reason,
+    }
+    (Path(pipeline.run.work_dir) / "run_report.json").write_text(json.dumps(report, indent=1))
+
+
 def summary(pipeline: Pipeline, splits: dict) -> str:
     lines = [f"{'stage':<12} {'rows':>8} {'requests':>9} {'cache hits':>10} {'tokens in':>10} "
              f"{'tokens out':>10} {'failed':>7} {'cost USD':>9}"]
@@ -105,9 +143,14 @@ def summary(pipeline: Pipeline, splits: dict) -> str:
     failures = pipeline.cache.failures()
     if failures:
         lines.append(f"{len(failures)} failures (stage, item, reason, attempts):")
-        lines += [f"  {f.stage} {f.item_id} {f.reason} x{f.attempts}" for f in failures[:20]]
+        lines += [f"  {f.stage} {f.item_id} {f.reason.splitlines()[0][:160]} x{f.attempts}" for f in failures[:20]]
         if len(failures) > 20:
             lines.append(f"  ... and {len(failures) - 20} more in {Path(pipeline.run.work_dir) / 'cache.sqlite'} (table failures)")
+    engine = pipeline.engine
+    if engine.retry_after_waits:
+        lowest = ", ".join(f"{url} {limit}" for url, limit in engine.lowest_concurrency.items())
+        lines.append(f"rate limited: waited Retry-After {len(engine.retry_after_waits)} times; "
+                     f"lowest concurrency: {lowest}")
     if pipeline.engine.stop_reason:
         lines.append(f"stopped early: {pipeline.engine.stop_reason}; the folder holds what was complete.")
     return "\n".join(lines)

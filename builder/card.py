@@ -144,7 +144,9 @@ def _dataset_info(folder: Path, name: str, config: dict) -> DatasetInfo:
             if features is None:
                 features = shard_features
             elif shard_features != features:
-                raise CardError(f"{path}: columns differ from the other shards of config {name!r}. Re-export the folder.")
+                raise CardError(
+                    f"{path}: columns differ from the other shards of config {name!r}. Re-export the folder."
+                )
             rows += metadata.num_rows
             download_size += path.stat().st_size
         if rows != split["num_rows"]:
@@ -208,7 +210,9 @@ def _taxonomy_section(manifest: dict) -> str:
     disciplines = manifest.get("disciplines", [])
     fields: dict[str, dict[str, Any]] = {}
     for item in disciplines:
-        summary = fields.setdefault(item["field"], {"subfields": set(), "disciplines": 0, **{c: 0 for c in ROW_COLUMNS}})
+        summary = fields.setdefault(
+            item["field"], {"subfields": set(), "disciplines": 0, **{column: 0 for column in ROW_COLUMNS}}
+        )
         summary["subfields"].add(item["subfield"])
         summary["disciplines"] += 1
         for column in ROW_COLUMNS:
@@ -221,7 +225,10 @@ def _taxonomy_section(manifest: dict) -> str:
     per_discipline = _table(
         ["field", "sub-field", "discipline", "discipline_id", *ROW_COLUMNS],
         [
-            [d["field"], d["subfield"], d["discipline"], d["discipline_id"], *(d.get("rows", {}).get(c, 0) for c in ROW_COLUMNS)]
+            [
+                d["field"], d["subfield"], d["discipline"], d["discipline_id"],
+                *(d.get("rows", {}).get(column, 0) for column in ROW_COLUMNS),
+            ]
             for d in disciplines
         ],
     )
@@ -249,23 +256,41 @@ def _generation_section(manifest: dict) -> str:
 
 
 def _stats_section(stats: dict | None) -> str:
-    """Quality counts (dedup, decontamination, ...): one table per top-level key, whatever its shape."""
+    """The manifest's "stats" (builder/quality/stats.py): what the quality steps dropped, and per config
+    the rows by level and strategy and the lengths of the texts. Per-discipline counts are in the
+    taxonomy tables already."""
     if not stats:
         return ""
     parts = ["## Quality"]
-    for key, value in stats.items():
-        parts.append(f"### {key.replace('_', ' ').capitalize()}")
-        if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
-            columns = list(dict.fromkeys(k for v in value.values() for k in v))
-            parts.append(_table(["", *columns], [[name, *(v.get(c, "") for c in columns)] for name, v in value.items()]))
-        elif isinstance(value, dict):
-            parts.append(_table(["", "count"], [[k, v] for k, v in value.items()]))
-        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-            columns = list(dict.fromkeys(k for v in value for k in v))
-            parts.append(_table(columns, [[v.get(c, "") for c in columns] for v in value]))
-        else:
-            parts.append(_cell(value))
-    return "\n\n".join(parts)
+    quality = stats.get("quality") or {}
+    if dropped := quality.get("dropped"):
+        parts.append("### Rows dropped (questions, before answering)")
+        parts.append(_table(["reason", "rows"], [[reason, counts.get("total", 0)] for reason, counts in dropped.items()]))
+    if "benchmark_hits" in quality:
+        hits = quality["benchmark_hits"]
+        parts.append("### Decontamination (questions sharing an n-gram with a benchmark)")
+        parts.append(_table(["benchmark", "questions dropped"], [[name, count] for name, count in hits.items()])
+                     if hits else "No benchmark configured.")
+    configs = stats.get("configs") or {}
+    for grouping, title in (("by_level", "Rows by level"), ("by_strategy", "Questions by sampling strategy")):
+        having = {name: config[grouping] for name, config in configs.items() if config.get(grouping)}
+        if having:
+            columns = list(dict.fromkeys(key for counts in having.values() for key in counts))
+            parts.append(f"### {title}")
+            parts.append(_table(["config", *columns], [[name, *(counts.get(c, 0) for c in columns)]
+                                                       for name, counts in having.items()]))
+    lengths = [
+        [name, column, *(summary.get(key) for key in _LENGTH_KEYS)]
+        for name, config in configs.items()
+        for column, summary in (config.get("words") or {}).items()
+    ]
+    if lengths:
+        parts.append("### Lengths in words")
+        parts.append(_table(["config", "column", *_LENGTH_KEYS], lengths))
+    return "\n\n".join(parts) if len(parts) > 1 else ""
+
+
+_LENGTH_KEYS = ("count", "min", "p50", "p90", "max", "mean")
 
 
 def _changelog_section(manifest: dict, previous: dict | None) -> str:
@@ -279,7 +304,9 @@ def _changelog_section(manifest: dict, previous: dict | None) -> str:
     def listing(ids: list[str], source: dict) -> str:
         if not ids:
             return " none"
-        return "\n" + "\n".join(f"  - {source[i]['discipline']} (`{i}`, {source[i]['field']} / {source[i]['subfield']})" for i in ids)
+        return "".join(
+            f"\n  - {source[i]['discipline']} (`{i}`, {source[i]['field']} / {source[i]['subfield']})" for i in ids
+        )
 
     added = [i for i in new if i not in old]
     removed = [i for i in old if i not in new]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from . import schemas
@@ -13,24 +15,51 @@ def _csv(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+def _price(text: str) -> tuple[str, float, float]:
+    model, _, prices = text.rpartition("=")
+    try:
+        input_price, output_price = (float(part) for part in prices.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected MODEL=IN,OUT in USD per million tokens, "
+                                         "e.g. gpt-4o-mini=0.15,0.6") from None
+    if not model:
+        raise argparse.ArgumentTypeError(f"{text!r}: no model name before '='; e.g. gpt-4o-mini=0.15,0.6")
+    return model, input_price, output_price
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="glan", description="GLAN synthetic instruction data from a taxonomy.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    build = commands.add_parser("build", help="run the pipeline and write the dataset folder")
-    build.add_argument("--taxonomy", default="taxonomy.yaml")
-    build.add_argument("--out", default="dist", type=Path)
-    build.add_argument("--work-dir", default=".glan")
-    build.add_argument("--preset")
-    build.add_argument("--disciplines", type=_csv, default=[], help="names or ids, comma-separated")
-    build.add_argument("--configs", type=_csv, default=list(schemas.CONFIGS), help=",".join(schemas.CONFIGS))
-    build.add_argument("--model", help="model for every stage (overrides the taxonomy's per-stage models)")
-    build.add_argument("--base-url", help="OpenAI-compatible endpoint (default: OPENAI_BASE_URL, then OpenAI)")
-    build.add_argument("--concurrency", type=int, help="max requests in flight per endpoint")
-    build.add_argument("--seed", type=int)
-    build.add_argument("--max-failure-rate", type=float, default=0.01)
-    build.add_argument("--max-cost", type=float, help="stop cleanly after spending this many USD")
-    build.add_argument("--max-requests", type=int, help="stop cleanly after sending this many requests")
+    # `glan estimate` takes exactly the flags of `glan build`, so one command line prices the other.
+    run_flags = argparse.ArgumentParser(add_help=False)
+    run_flags.add_argument("--taxonomy", default="taxonomy.yaml")
+    run_flags.add_argument("--out", default="dist", type=Path)
+    run_flags.add_argument("--work-dir", default=".glan")
+    run_flags.add_argument("--preset")
+    run_flags.add_argument("--disciplines", type=_csv, default=[], help="names or ids, comma-separated")
+    run_flags.add_argument("--configs", type=_csv, default=list(schemas.CONFIGS), help=",".join(schemas.CONFIGS))
+    run_flags.add_argument("--model", help="model for every stage (overrides the taxonomy's per-stage models)")
+    run_flags.add_argument("--base-url", help="OpenAI-compatible endpoint (default: OPENAI_BASE_URL, then OpenAI)")
+    run_flags.add_argument("--concurrency", type=int, help="max requests in flight per endpoint")
+    run_flags.add_argument("--seed", type=int)
+    run_flags.add_argument("--max-failure-rate", type=float, default=0.01)
+    run_flags.add_argument("--max-cost", type=float, help="stop cleanly after spending this many USD")
+    run_flags.add_argument("--price", action="append", type=_price, default=[], metavar="MODEL=IN,OUT",
+                           help="USD per million input and output tokens of MODEL (repeatable; overrides the taxonomy)")
+    run_flags.add_argument("--max-requests", type=int, help="stop cleanly after sending this many requests")
+    run_flags.add_argument("--batch", action="store_true",
+                           help="send every stage's uncached requests through the OpenAI Batch API (half price, "
+                                "done within 24 h; a rerun resumes the saved batches)")
+
+    commands.add_parser("build", parents=[run_flags], help="run the pipeline and write the dataset folder")
+    commands.add_parser("estimate", parents=[run_flags],
+                        help="requests, tokens and cost per stage of the same build, without calling an LLM")
+
+    batches = commands.add_parser("batches", help="list the Batch API batches of a work dir, or cancel them")
+    batches.add_argument("action", nargs="?", choices=("list", "cancel"), default="list")
+    batches.add_argument("batch_ids", nargs="*", help="cancel only these (default: every running batch)")
+    batches.add_argument("--work-dir", default=".glan")
 
     taxonomy = commands.add_parser("taxonomy", help="check or compare taxonomy files")
     taxonomy_commands = taxonomy.add_subparsers(dest="taxonomy_command", required=True)
@@ -40,9 +69,17 @@ def _parser() -> argparse.ArgumentParser:
     diff.add_argument("old")
     diff.add_argument("new")
 
+    serve = commands.add_parser("serve-local", help="run the embedded llama.cpp server alone, for other tools")
+    serve.add_argument("--port", type=int)
+
+    show = commands.add_parser("show", help="print a few rows of a built folder, read back with load_dataset")
+    show.add_argument("folder", nargs="?", default="dist", type=Path)
+    show.add_argument("--config", default="instructions", choices=schemas.CONFIGS)
+    show.add_argument("--rows", type=int, default=3)
+
     push = commands.add_parser("push", help="publish the dataset folder to the Hub as one commit and a tag")
     push.add_argument("repo_id")
-    push.add_argument("--from", dest="folder", default="dist", type=Path)
+    push.add_argument("--from", dest="from_dir", default="dist", type=Path)
     push.add_argument("--revision", default="main")
     push.add_argument("--private", action="store_true")
     push.add_argument("--create-pr", action="store_true")
@@ -52,13 +89,23 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from .llm.batch import BatchError
+    from .llm.engine import EndpointError
+    from .llm.local import LocalServerError
     from .prompts import PromptError
     from .taxonomy import TaxonomyError
     from .workdir import WorkDirBusy
 
     try:
         return _dispatch(args)
-    except (TaxonomyError, PromptError, WorkDirBusy) as error:
+    except LocalServerError as error:
+        print(f"glan: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("glan: interrupted. Every response received so far is cached: run the same command to resume.",
+              file=sys.stderr)
+        return 130
+    except (TaxonomyError, PromptError, WorkDirBusy, BatchError, EndpointError) as error:
         print(f"glan: {error}", file=sys.stderr)
         return 2
 
@@ -66,6 +113,15 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(args) -> int:
     if args.command == "build":
         return _build(args)
+    if args.command == "estimate":
+        from .estimate import estimate_command
+
+        run = _run_settings(args)
+        if not _endpoint_configured(args):  # price what `glan build` would run: the embedded model
+            from .llm.local import MODEL_ALIAS
+
+            run = replace(run, model=args.model or MODEL_ALIAS, preset=args.preset or "demo")
+        return estimate_command(run, args.configs)
     if args.command == "taxonomy":
         from .taxonomy import diff_taxonomies, format_diff, load_taxonomy, validate_command
 
@@ -73,6 +129,18 @@ def _dispatch(args) -> int:
             return validate_command(args.path)
         print(format_diff(diff_taxonomies(load_taxonomy(args.old), load_taxonomy(args.new))))
         return 0
+    if args.command == "serve-local":
+        from .llm.local import serve_local_command
+
+        return serve_local_command(args)
+    if args.command == "show":
+        from .show import show
+
+        return show(args.folder, args.config, args.rows)
+    if args.command == "batches":
+        from .batches import batches_command
+
+        return batches_command(args.work_dir, args.action, args.batch_ids)
     if args.command == "push":
         from .hub import push_command
 
@@ -84,7 +152,6 @@ def _build(args) -> int:
     import datasets
 
     from .build import build
-    from .pipeline import RunSettings
 
     unknown = sorted(set(args.configs) - set(schemas.CONFIGS))
     if unknown:
@@ -93,11 +160,36 @@ def _build(args) -> int:
         return 2
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
-    run = RunSettings(
+    run = _run_settings(args)
+    if _endpoint_configured(args):
+        return build(run, args.out, args.configs, args.max_failure_rate)
+    from .llm.local import LocalServer
+
+    with LocalServer() as server:
+        # The local server answers to any model name; the preset default keeps a CPU build to minutes.
+        run = replace(run, base_url=server.base_url, model=args.model or server.model, preset=args.preset or "demo")
+        return build(run, args.out, args.configs, args.max_failure_rate)
+
+
+def _run_settings(args):
+    from .pipeline import RunSettings
+
+    return RunSettings(
         taxonomy=args.taxonomy, work_dir=args.work_dir, preset=args.preset, disciplines=tuple(args.disciplines),
         model=args.model, base_url=args.base_url, concurrency=args.concurrency, seed=args.seed,
-        max_cost=args.max_cost, max_requests=args.max_requests, progress=sys.stderr.isatty())
-    return build(run, args.out, args.configs, args.max_failure_rate)
+        max_cost=args.max_cost, max_requests=args.max_requests, batch=args.batch, prices=tuple(args.price),
+        progress=sys.stderr.isatty())
+
+
+def _endpoint_configured(args) -> bool:
+    """An endpoint named by flag, environment or taxonomy; otherwise the embedded default is used."""
+    if args.base_url or os.environ.get("OPENAI_BASE_URL") or os.environ.get("OPENAI_API_KEY"):
+        return True
+    from .prompts import STAGES
+    from .taxonomy import load_taxonomy
+
+    settings = load_taxonomy(args.taxonomy).settings(args.preset)
+    return any(getattr(settings, stage).base_urls for stage in STAGES)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ rename, so a crash leaves the previous folder (or none), never half of one.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -23,11 +24,12 @@ def write_folder(out: Path, splits_by_config: dict[str, dict[str, datasets.Datas
     out = Path(out)
     staging = out.with_name(f".{out.name}.partial-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
-    manifest["configs"] = {}
+    manifest["configs"], manifest["checksums"] = {}, {}
     for config, splits in splits_by_config.items():
         manifest["configs"][config] = {"splits": {}}
         for split, dataset in splits.items():
             files = write_shards(dataset, staging, config, split)
+            manifest["checksums"].update({file: _sha256(staging / file) for file in files})
             manifest["configs"][config]["splits"][split] = {
                 "num_rows": dataset.num_rows,
                 "num_bytes": sum((staging / file).stat().st_size for file in files),
@@ -48,6 +50,14 @@ def write_shards(dataset: datasets.Dataset, root: Path, config: str, split: str)
         dataset.shard(num_shards=count, index=index, contiguous=True).to_parquet(root / name)
         files.append(name)
     return files
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def replace_folder(staging: Path, out: Path) -> None:

@@ -6,6 +6,7 @@ cache on every run, and only requests missing from it are sent.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 from . import schemas
 from .quality import QualityReport, answer_drop_reason, apply_quality, held_out_ids
 from .llm.accounting import Accounting, Budget
+from .llm.batch import BatchRunner
 from .llm.cache import Cache
 from .llm.engine import Endpoint, Engine, LLMRequest, Limits, Route
 from .prompts import load_prompts
@@ -41,6 +43,8 @@ class RunSettings:
     seed: int | None = None
     max_cost: float | None = None
     max_requests: int | None = None
+    batch: bool = False  # every stage through the OpenAI Batch API (a stage's `batch: true` does it for one)
+    prices: tuple[tuple[str, float, float], ...] = ()  # --price: (model, USD/M in, USD/M out), over the taxonomy
     progress: bool = True
 
     @property
@@ -48,15 +52,30 @@ class RunSettings:
         return Path(self.prompts) if self.prompts else Path(self.taxonomy).parent / "prompts"
 
 
+def inputs_fingerprint(run: RunSettings) -> str:
+    """sha256 over the taxonomy file and every prompt file: what the rows are made from, besides the cache."""
+    digest = hashlib.sha256(Path(run.taxonomy).read_bytes())
+    for prompt in sorted(run.prompts_dir.glob("*.yaml")):
+        digest.update(prompt.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 class Pipeline:
-    _shared: dict[RunSettings, "Pipeline"] = {}
+    _shared: dict[tuple[RunSettings, str], "Pipeline"] = {}
 
     @classmethod
     def shared(cls, run: RunSettings) -> "Pipeline":
-        """One pipeline per settings in a process, so the five configs of a build share its stage results."""
-        if run not in cls._shared:
-            cls._shared[run] = cls(run)
-        return cls._shared[run]
+        """One pipeline per settings and inputs, so the five configs of a build share its stage results."""
+        key = (run, inputs_fingerprint(run))
+        if key not in cls._shared:
+            cls._shared[key] = cls(run)
+        return cls._shared[key]
+
+    @classmethod
+    def forget(cls, run: RunSettings) -> None:
+        """Drop the shared pipelines of `run`: the next build recomputes its rows from the cache."""
+        for key in [key for key in cls._shared if key[0] == run]:
+            cls._shared.pop(key).cache.close()
 
     def __init__(self, run: RunSettings):
         self.run = run
@@ -70,12 +89,14 @@ class Pipeline:
         limits = settings.limits
         self.cache = Cache(Path(run.work_dir) / "cache.sqlite")
         self.accounting = Accounting(
-            {model: (price.input_per_million, price.output_per_million) for model, price in settings.prices.items()},
+            {**{model: (price.input_per_million, price.output_per_million) for model, price in settings.prices.items()},
+             **{model: (input_price, output_price) for model, input_price, output_price in run.prices}},
             Budget(run.max_cost, run.max_requests))
         self.engine = Engine(self.cache, Limits(
             concurrency=run.concurrency or limits.concurrency, requests_per_minute=limits.requests_per_minute,
             tokens_per_minute=limits.tokens_per_minute, timeout_s=limits.timeout_s,
             max_retries=limits.max_retries, max_attempts=limits.max_attempts), self.accounting, run.progress)
+        self.batches = BatchRunner(self.engine, limits.batch_poll_s)
         self.stages = {
             "subjects": Subjects(self._context("subjects", schemas.subject_list_model(
                 settings.levels, settings.subjects.per_sample.min, settings.subjects.per_sample.max))),
@@ -98,7 +119,7 @@ class Pipeline:
         missing = sorted(wanted - known)
         if missing:
             raise TaxonomyError(
-                f"{self.run.taxonomy}: --disciplines: no discipline named {', '.join(missing)}. "
+                self.run.taxonomy, None, "--disciplines", f"no discipline named {', '.join(missing)}. "
                 "Use a discipline's name or id as written in the taxonomy (see `glan taxonomy validate`).")
         return chosen
 
@@ -111,8 +132,8 @@ class Pipeline:
         model = self.run.model or stage_settings.model
         if not model:
             raise TaxonomyError(
-                f"{self.run.taxonomy}: generation.{stage}.model: no model for the {stage} stage. "
-                "Pass --model or set it in the taxonomy's generation block or preset.")
+                self.run.taxonomy, None, f"generation.{stage}.model", f"no model for the {stage} stage. "
+                "Pass --model, or set it in the taxonomy's generation block or preset.")
         urls = ([self.run.base_url] if self.run.base_url else list(stage_settings.base_urls)) or \
             [os.environ.get("OPENAI_BASE_URL") or OPENAI_URL]
         key_env = stage_settings.api_key_env or "OPENAI_API_KEY"
@@ -166,6 +187,9 @@ class Pipeline:
                        stage.ctx.output_model, sample_index)
             for item in items for sample_index in stage.samples(item)
         ]
+        stage_settings = getattr(self.settings, stage.name)
+        if self.run.batch or stage_settings.batch:  # fills the cache, which the engine's run then replays
+            self.batches.fill(stage.name, self.route(stage.name), requests, stage_settings.batch_fallback)
         results = iter(self.engine.run(stage.name, self.route(stage.name), requests))
         rows, failed = [], []
         for item in items:

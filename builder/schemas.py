@@ -54,7 +54,8 @@ def syllabus_model(min_sessions: int, max_sessions: int, min_concepts: int, max_
 
 
 class HomeworkQuestion(Strict):
-    question: str = Field(min_length=20, max_length=3000)
+    # llama.cpp unrolls maxLength into nested grammar rules; its server fails to parse ~3,000 deep.
+    question: str = Field(min_length=20, max_length=1000)
 
 
 _lineage = {

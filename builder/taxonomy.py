@@ -105,6 +105,8 @@ class StageSettings(_Node):
     top_p: float | None = Field(default=None, gt=0, le=1)
     max_tokens: int | None = Field(default=None, ge=1)
     batch: bool = False
+    # What the batches left unanswered (errors, expired, invalid outputs) goes online, or into new batches.
+    batch_fallback: Literal["online", "batch"] = "online"
 
     @field_validator("base_urls", mode="before")
     @classmethod
@@ -173,6 +175,7 @@ class Limits(_Node):
     timeout_s: float = Field(default=120, gt=0)
     max_retries: int = Field(default=6, ge=0)
     max_attempts: int = Field(default=3, ge=1)
+    batch_poll_s: float = Field(default=60, gt=0)  # longest wait between two polls of a running batch
 
 
 class Price(_Node):

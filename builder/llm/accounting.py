@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, fields
 
+BATCH_PRICE_FACTOR = 0.5  # the OpenAI Batch API bills half the online price
+
 
 @dataclass
 class Usage:
@@ -37,9 +39,10 @@ class Accounting:
     def usage(self, stage: str, model: str) -> Usage:
         return self.by_stage_model[(stage, model)]
 
-    def cost(self, model: str, prompt_tokens: int, completion_tokens: int) -> float:
+    def cost(self, model: str, prompt_tokens: int, completion_tokens: int, batch: bool = False) -> float:
         input_price, output_price = self.prices.get(model, (0.0, 0.0))
-        return (prompt_tokens * input_price + completion_tokens * output_price) / 1e6
+        cost = (prompt_tokens * input_price + completion_tokens * output_price) / 1e6
+        return cost * BATCH_PRICE_FACTOR if batch else cost
 
     def total(self) -> Usage:
         total = Usage()

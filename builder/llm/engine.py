@@ -9,6 +9,7 @@ Transport errors are retried inside one attempt (they produce no output to cache
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import os
 import sys
@@ -24,6 +25,23 @@ from .cache import Cache, Failure, Response, cache_key
 from .limits import AdaptiveConcurrency, RateLimiter, backoff_s
 from .structured import parse_output, request_fields, schema_instruction
 from .transport import TransportError, open_session, post_chat
+
+# Built once per output model (and mode): pydantic's schema generation costs more than a request's I/O.
+_schema_of = functools.cache(lambda output_model: output_model.model_json_schema())
+_request_fields = functools.cache(request_fields)
+_schema_instruction = functools.cache(schema_instruction)
+
+# The endpoint refuses every request alike (bad key, no access, wrong URL or model): stop, don't retry.
+_FATAL_STATUS = {401: "check the API key in ${env}", 403: "check that the key in ${env} may use this model",
+                 404: "check the base URL and the model name"}
+
+
+class EndpointError(RuntimeError):
+    """An endpoint refused the run as a whole; the message is the endpoint's own plus what to check."""
+
+
+class _BudgetSpent(Exception):
+    pass
 
 
 @dataclass(frozen=True)
@@ -90,8 +108,9 @@ _FALLBACK = {"json_schema": "json_object", "json_object": "prompt"}
 
 
 def _rejects_schema(error: TransportError) -> bool:
+    # llama-cpp-python's server answers a json_schema response_format with a 500 and a validation error.
     text = error.message.lower()
-    return error.status in (400, 422) and any(word in text for word in ("response_format", "json_schema", "schema", "grammar"))
+    return error.status in (400, 422, 500) and any(word in text for word in ("response_format", "json_schema", "grammar"))
 
 
 class Engine:
@@ -101,11 +120,13 @@ class Engine:
         self.accounting = accounting
         self.progress = progress
         self.stop_reason: str | None = None
+        # Evidence that overload slowed the client, for the run report: per endpoint URL.
         self.lowest_concurrency: dict[str, int] = {}
         self.retry_after_waits: list[float] = []
 
     def run(self, stage: str, route: Route, requests: list[LLMRequest]) -> list[LLMResult]:
-        self.cache.clear_failures(stage)
+        if self.stop_reason is None:  # a stopped run (or an estimate) keeps the last run's record of this stage
+            self.cache.clear_failures(stage)
         return asyncio.run(self._run(stage, route, requests))
 
     async def _run(self, stage: str, route: Route, requests: list[LLMRequest]) -> list[LLMResult]:
@@ -151,7 +172,7 @@ class Engine:
 
     async def _complete(self, stage: str, route: Route, rotation, request: LLMRequest) -> LLMResult:
         params = dict(request.params)
-        schema = request.output_model.model_json_schema() if request.output_model else None
+        schema = _schema_of(request.output_model) if request.output_model else None
         usage = self.accounting.usage(stage, route.model)
         reason, last_text, widened = None, "", False
         for attempt in range(self.limits.max_attempts):
@@ -161,14 +182,12 @@ class Engine:
             if response is not None:
                 usage.cache_hits += 1
             else:
-                self.stop_reason = self.stop_reason or self.accounting.budget_exhausted()
-                if self.stop_reason:
-                    return LLMResult(request, skipped=True, attempts=attempt)
                 try:
                     response = await self._send(stage, route, rotation, request, params, key)
+                except _BudgetSpent:
+                    return LLMResult(request, skipped=True, attempts=attempt)
                 except TransportError as error:
                     return self._fail(stage, request, str(error), attempt + 1, "")
-                self.cache.put(key, stage, route.model, response)
             value, reason = parse_output(response.text, request.output_model)
             if response.finish_reason == "length":
                 value, reason = None, "truncated"
@@ -191,8 +210,8 @@ class Engine:
         if request.output_model is not None:
             if mode == "prompt":
                 system, *rest = messages
-                messages = [{**system, "content": system["content"] + "\n\n" + schema_instruction(request.output_model)}, *rest]
-            body.update(request_fields(mode, request.output_model))
+                messages = [{**system, "content": system["content"] + "\n\n" + _schema_instruction(request.output_model)}, *rest]
+            body.update(_request_fields(mode, request.output_model))
         body["messages"] = messages
         return body
 
@@ -208,12 +227,21 @@ class Engine:
                 await state.requests.take(1)
             if state.tokens:
                 await state.tokens.take(sum(len(m["content"]) for m in request.messages) / 4 + params.get("max_tokens", 0))
+            if self.stop_reason:
+                raise _BudgetSpent
             await state.concurrency.acquire()
             overloaded, delay = False, 0.0
             try:
+                # Checked and counted with no await in between, so --max-requests N sends exactly N.
+                self.stop_reason = self.accounting.budget_exhausted()
+                if self.stop_reason:
+                    raise _BudgetSpent
                 usage.requests += 1
-                body = self._body(route.model, request, params, key, state.mode)
+                mode = state.mode
+                body = self._body(route.model, request, params, key, mode)
                 response = await post_chat(state.session, state.endpoint.base_url, state.api_key, body)
+                # Committed before anything else happens with it: after a SIGKILL it is never paid again.
+                self.cache.put(key, stage, route.model, response)
                 usage.prompt_tokens += response.prompt_tokens
                 usage.completion_tokens += response.completion_tokens
                 usage.cost += self.accounting.cost(route.model, response.prompt_tokens, response.completion_tokens)
@@ -223,10 +251,15 @@ class Engine:
                     error.message = error.message.replace(state.api_key, "***")
                 overloaded = error.status == 429
                 if (request.output_model is not None and state.endpoint.mode == "auto"
-                        and state.mode in _FALLBACK and _rejects_schema(error)):
-                    state.mode = _FALLBACK[state.mode]
-                    self.cache.remember_mode(state.endpoint.base_url, state.mode)
+                        and mode in _FALLBACK and _rejects_schema(error)):
+                    if state.mode == mode:  # requests in flight with the old mode fail too: step down once
+                        state.mode = _FALLBACK[mode]
+                        self.cache.remember_mode(state.endpoint.base_url, state.mode)
                     continue
+                if error.status in _FATAL_STATUS:
+                    advice = _FATAL_STATUS[error.status].replace("${env}", "$" + state.endpoint.api_key_env)
+                    raise EndpointError(f"{state.endpoint.base_url}: HTTP {error.status}: {error.message} "
+                                        f"(model {route.model}); {advice}.") from None
                 if not error.retryable or retries >= self.limits.max_retries:
                     raise
                 retries += 1
@@ -237,3 +270,9 @@ class Engine:
             finally:
                 await state.concurrency.release(overloaded)
             await asyncio.sleep(delay)
+
+    # -- for builder.llm.batch: a Batch API line must carry exactly the body the online path posts --
+
+    def request_body(self, model: str, request: LLMRequest, params: dict, key: str, mode: str) -> dict:
+        """The chat-completions body of one attempt (its key and params) in a structured-output mode."""
+        return self._body(model, request, params, key, mode)

@@ -27,24 +27,34 @@ __all__ = [
 
 
 def apply_quality(question_rows: list[dict], settings) -> tuple[list[dict], QualityReport]:
-    """Exact and near dedup, then decontamination; returns the kept rows and what was dropped.
+    """Exact and near dedup within each discipline, then decontamination; returns the kept rows and
+    what was dropped.
 
     Raises BenchmarkError when a named benchmark file cannot be used.
     """
     report = QualityReport()
     dedup_settings = settings.dedup
-    deduplicated = deduplicate(
-        question_rows,
-        exact=dedup_settings.exact,
-        near=dedup_settings.near,
-        threshold=dedup_settings.threshold,
-        num_perm=dedup_settings.num_perm,
-        shingle_words=dedup_settings.shingle_words,
-    )
+    # Within each discipline only: a discipline added later must never drop a row of an existing one.
+    by_discipline: dict[str, list[dict]] = {}
+    for row in question_rows:
+        by_discipline.setdefault(row["discipline_id"], []).append(row)
+    duplicates = [
+        drop
+        for rows in by_discipline.values()
+        for drop in deduplicate(
+            rows,
+            exact=dedup_settings.exact,
+            near=dedup_settings.near,
+            threshold=dedup_settings.threshold,
+            num_perm=dedup_settings.num_perm,
+            shingle_words=dedup_settings.shingle_words,
+        ).dropped
+    ]
     for reason, enabled in (("exact", dedup_settings.exact), ("near", dedup_settings.near)):
         if enabled:
-            report.record(reason, [drop.row for drop in deduplicated.dropped if drop.reason == reason])
-    kept = deduplicated.kept
+            report.record(reason, [drop.row for drop in duplicates if drop.reason == reason])
+    duplicate_ids = {drop.row["question_id"] for drop in duplicates}
+    kept = [row for row in question_rows if row["question_id"] not in duplicate_ids]
     benchmark_settings = settings.decontamination.benchmarks
     if benchmark_settings:
         benchmarks = [load_benchmark(item.path, item.text_column, item.name) for item in benchmark_settings]

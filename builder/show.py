@@ -1,0 +1,34 @@
+"""`glan show`: a few rows of a built folder, read back the way a trainer reads them."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+
+def show(folder: Path, config: str, count: int) -> int:
+    import datasets
+
+    if not (folder / "README.md").exists():
+        print(f"glan: {folder}: no built dataset here. Run `glan build --out {folder}` first.", file=sys.stderr)
+        return 2
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+    rows = datasets.load_dataset(str(folder), config, split="train")
+    print(f'load_dataset("{folder}", "{config}"): {rows.num_rows} rows; the first {min(count, rows.num_rows)}:\n')
+    for row in rows.select(range(min(count, rows.num_rows))):
+        print(f"[{row['discipline']}{' / ' + row['subject'] if 'subject' in row else ''}]")
+        if config == "instructions":
+            for message in row["messages"]:
+                print(f"  {message['role']}: {_short(message['content'])}")
+        else:
+            for name, value in row.items():
+                if name not in ("field", "subfield", "discipline", "subject"):
+                    print(f"  {name}: {_short(str(value))}")
+        print()
+    return 0
+
+
+def _short(text: str, width: int = 400) -> str:
+    return textwrap.shorten(" ".join(text.split()), width, placeholder=" ...")

@@ -1,0 +1,290 @@
+"""`glan build --batch` against the test server's Files + Batch API: same rows and cache keys as an
+online build, resumable after a kill without resubmitting, and every request accounted for when
+batches expire or fail lines."""
+
+import hashlib
+import json
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+import yaml
+from openai import OpenAI
+
+from builder.cli import main
+from builder.llm import batch as batch_module
+from builder.llm.accounting import Accounting
+from builder.llm.batch import BatchRunner, BatchStore
+from builder.pipeline import Pipeline
+from tests.servers import REPO_ROOT, start_openai_server
+from tests.servers.wire import canonical
+
+DISCIPLINES = "Organic Chemistry,Linear Algebra"
+FAST = {"batch_delay_s": 0.2}
+
+
+class Killed(BaseException):
+    """Stands in for SIGKILL at an exact point of an in-process build."""
+
+
+@pytest.fixture(scope="module")
+def taxonomy(tmp_path_factory):
+    """The shipped taxonomy plus a preset that batches every stage with `batch_fallback: batch`,
+    polling every 0.2 s."""
+    root = tmp_path_factory.mktemp("taxonomy")
+    shutil.copytree(REPO_ROOT / "prompts", root / "prompts")
+    data = yaml.safe_load((REPO_ROOT / "taxonomy.yaml").read_text())
+    smoke = data["presets"]["smoke"]
+    data["presets"]["smoke-rebatch"] = {
+        **smoke, "limits": {**smoke.get("limits", {}), "batch_poll_s": 0.2},
+        **{stage: {**smoke.get(stage, {}), "batch": True, "batch_fallback": "batch"}
+           for stage in ("subjects", "syllabus", "questions", "answers")}}
+    (root / "taxonomy.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    return root / "taxonomy.yaml"
+
+
+def args(taxonomy, server, run_dir, *extra):
+    return ["build", "--taxonomy", str(taxonomy), "--preset", "smoke", "--disciplines", DISCIPLINES,
+            "--model", "test-model", "--base-url", server.base_url, "--out", str(run_dir / "dist"),
+            "--work-dir", str(run_dir / ".glan"), *extra]
+
+
+def build(taxonomy, server, run_dir, *extra):
+    Pipeline._shared.clear()  # each build as a fresh process would see it: only the work dir carries over
+    return main(args(taxonomy, server, run_dir, *extra))
+
+
+def parquet(run_dir):
+    out = run_dir / "dist"
+    return {str(path.relative_to(out)): path.read_bytes() for path in sorted(out.rglob("*.parquet"))}
+
+
+def cache_keys(run_dir):
+    with sqlite3.connect(run_dir / ".glan" / "cache.sqlite") as db:
+        return {key for (key,) in db.execute("SELECT key FROM responses")}
+
+
+def responses_per_stage(run_dir):
+    with sqlite3.connect(run_dir / ".glan" / "cache.sqlite") as db:
+        return dict(db.execute("SELECT stage, COUNT(*) FROM responses GROUP BY stage"))
+
+
+def server_batches(server):
+    """[(batch, input lines, output + error lines)] oldest first, read back through the openai client."""
+    api = OpenAI(base_url=server.base_url, api_key="test")
+
+    def lines(file_id):
+        return [json.loads(line) for line in api.files.content(file_id).text.splitlines()] if file_id else []
+
+    return [(batch, lines(batch.input_file_id), lines(batch.output_file_id) + lines(batch.error_file_id))
+            for batch in reversed(list(api.batches.list(limit=100)))]
+
+
+def body_sha256(line):
+    return hashlib.sha256(canonical(line["body"])).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def online(taxonomy, tmp_path_factory):
+    """The reference: an online build, its rows, cache keys and request count."""
+    run_dir = tmp_path_factory.mktemp("online")
+    with start_openai_server() as server:
+        assert build(taxonomy, server, run_dir) == 0
+        requests = server.stats()["requests"]
+    return {"parquet": parquet(run_dir), "keys": cache_keys(run_dir), "requests": requests,
+            "per_stage": responses_per_stage(run_dir)}
+
+
+def test_batch_build_equals_online_build_and_uploads_exactly_the_uncached_requests(
+        taxonomy, online, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(batch_module, "MAX_FILE_REQUESTS", 10)  # several files per stage
+    with start_openai_server(**FAST) as server:
+        assert build(taxonomy, server, tmp_path, "--configs", "subjects") == 0  # online: subjects cached
+        cached = cache_keys(tmp_path)
+        server.reset()
+        assert build(taxonomy, server, tmp_path, "--batch") == 0
+        assert server.stats()["requests"] == 0  # nothing online
+        batches = server_batches(server)
+
+    uploaded = [line["custom_id"] for _, inputs, _ in batches for line in inputs]
+    assert len(online["keys"]) == online["requests"]
+    assert len(uploaded) == len(set(uploaded)) == online["requests"] - len(cached)
+    assert set(uploaded) == online["keys"] - cached
+    assert cache_keys(tmp_path) == online["keys"]
+    assert parquet(tmp_path) == online["parquet"]
+    assert all(len(inputs) <= 10 for _, inputs, _ in batches)
+    assert all(batch.status == "completed" and batch.endpoint == "/v1/chat/completions"
+               and batch.completion_window == "24h" for batch, _, _ in batches)
+    # Stages run one after another: a stage's batches are all created after the previous stage's.
+    stages = [_stage(inputs) for _, inputs, _ in batches]
+    assert stages == sorted(stages, key=["syllabus", "questions", "answers"].index)
+    assert Counter(stages) == {stage: -(-count // 10) for stage, count in online["per_stage"].items()
+                               if stage != "subjects"}  # files of at most 10 requests
+
+    capsys.readouterr()
+    assert main(["batches", "--work-dir", str(tmp_path / ".glan")]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert len(listing) == 1 + len(batches)
+    for (batch, inputs, _), line in zip(batches, listing[1:]):
+        assert line.split()[:7] == [batch.id, _stage(inputs), "completed", str(len(inputs)), str(len(inputs)),
+                                    "0", "yes"]
+
+
+def _stage(inputs):
+    """The stage a batch served, from its model's schema name (answers have none)."""
+    fmt = inputs[0]["body"].get("response_format")
+    name = fmt["json_schema"]["name"] if fmt else None
+    return {"SubjectList": "subjects", "Syllabus": "syllabus", "HomeworkQuestion": "questions", None: "answers"}[name]
+
+
+def test_a_killed_build_resumes_its_saved_batch_without_submitting_it_again(taxonomy, online, tmp_path):
+    with start_openai_server(batch_delay_s=3) as server:
+        api = OpenAI(base_url=server.base_url, api_key="test")
+        with (tmp_path / "first.log").open("w") as log:
+            first = subprocess.Popen(
+                [sys.executable, "-m", "builder.cli", *args(taxonomy, server, tmp_path, "--batch")],
+                cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+            deadline = time.monotonic() + 60
+            while not api.batches.list().data:
+                assert first.poll() is None, (tmp_path / "first.log").read_text()
+                assert time.monotonic() < deadline, "no batch was created within 60 s"
+                time.sleep(0.05)
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+        [(submitted, _, _)] = server_batches(server)
+        assert submitted.status in ("validating", "in_progress")  # killed while the batch was running
+
+        server.configure(**FAST)
+        assert build(taxonomy, server, tmp_path, "--batch") == 0
+        batches = server_batches(server)
+        assert server.stats()["requests"] == 0
+
+    assert [_stage(inputs) for _, inputs, _ in batches] == ["subjects", "syllabus", "questions", "answers"]
+    assert batches[0][0].id == submitted.id
+    uploaded = [line["custom_id"] for _, inputs, _ in batches for line in inputs]
+    assert len(uploaded) == len(set(uploaded)) == online["requests"]
+    assert parquet(tmp_path) == online["parquet"]
+
+
+@pytest.mark.parametrize("window", ["after the upload", "after the batch was created"])
+def test_a_kill_before_the_batch_id_was_saved_creates_no_second_batch(taxonomy, online, tmp_path, monkeypatch, window):
+    create, update = BatchRunner._create, BatchStore.update
+
+    def killed_after_upload(self, api, batch):
+        raise Killed
+
+    def killed_before_saving_the_id(self, batch):
+        if batch.batch_id:
+            raise Killed
+        update(self, batch)
+
+    if window == "after the upload":
+        monkeypatch.setattr(BatchRunner, "_create", killed_after_upload)
+    else:
+        monkeypatch.setattr(BatchStore, "update", killed_before_saving_the_id)
+    with start_openai_server(**FAST) as server:
+        with pytest.raises(Killed):
+            build(taxonomy, server, tmp_path, "--batch", "--configs", "subjects")
+        monkeypatch.setattr(BatchRunner, "_create", create)
+        monkeypatch.setattr(BatchStore, "update", update)
+        assert build(taxonomy, server, tmp_path, "--batch", "--configs", "subjects") == 0
+        batches = server_batches(server)
+        chat_requests = server.log()
+    assert len(batches) == 1 and batches[0][0].status == "completed"
+    assert batches[0][0].input_file_id == "file-000001"  # uploaded once: the saved file id was reused
+    assert chat_requests == []
+    assert {key: value for key, value in parquet(tmp_path).items() if key.startswith("subjects/")} == \
+        {key: value for key, value in online["parquet"].items() if key.startswith("subjects/")}
+
+
+@pytest.mark.parametrize("fallback", ["online", "batch"])
+def test_errors_and_an_expired_batch_fall_back_and_every_request_is_accounted_for(
+        taxonomy, online, tmp_path, monkeypatch, fallback):
+    collect = BatchRunner._collect
+    preset = "smoke" if fallback == "online" else "smoke-rebatch"
+    with start_openai_server(batch_delay_s=0.2, batch_error_rate=0.3, batch_expire=True) as server:
+
+        def only_the_first_batch_expires(self, api, saved, remote):
+            server.configure(batch_expire=False)
+            collect(self, api, saved, remote)
+
+        monkeypatch.setattr(BatchRunner, "_collect", only_the_first_batch_expires)
+        extra = ["--preset", preset] + (["--batch"] if fallback == "online" else [])
+        assert build(taxonomy, server, tmp_path, *extra) == 0
+        batches = server_batches(server)
+        online_bodies = Counter(record["body_sha256"] for record in server.log())
+
+    assert [batch.status for batch, _, _ in batches].count("expired") == 1
+    answered, unanswered = Counter(), Counter()
+    for batch, inputs, results in batches:
+        assert sorted(line["custom_id"] for line in results) == sorted(line["custom_id"] for line in inputs)
+        bodies = {line["custom_id"]: body_sha256(line) for line in inputs}
+        for line in results:
+            ok = line["response"] is not None and line["response"]["status_code"] == 200
+            (answered if ok else unanswered)[line["custom_id"]] += 1
+            if not ok and fallback == "online":
+                assert online_bodies[bodies[line["custom_id"]]] == 1  # sent online once, same body
+    assert unanswered and max(answered.values()) == 1
+    if fallback == "online":
+        assert sum(online_bodies.values()) == len(unanswered)  # nothing else went online
+        assert set(answered) | set(unanswered) == online["keys"]
+    else:
+        assert not online_bodies
+        assert set(answered) == online["keys"]  # every failed line was answered by a later batch
+        assert set(unanswered) <= set(answered)
+    assert cache_keys(tmp_path) == online["keys"]
+    assert parquet(tmp_path) == online["parquet"]
+
+
+def test_batches_lists_and_cancels_the_saved_batches(taxonomy, tmp_path, monkeypatch, capsys):
+    def killed_while_waiting(self, api, batches):
+        raise Killed
+
+    monkeypatch.setattr(BatchRunner, "_wait", killed_while_waiting)
+    with start_openai_server(batch_delay_s=60) as server:
+        with pytest.raises(Killed):
+            build(taxonomy, server, tmp_path, "--batch", "--configs", "subjects")
+        work_dir = str(tmp_path / ".glan")
+        capsys.readouterr()
+        assert main(["batches", "--work-dir", work_dir]) == 0
+        assert capsys.readouterr().out.splitlines()[1].split()[:7] == \
+            ["batch_000001", "subjects", "validating", "4", "0", "0", "no"]
+        assert main(["batches", "cancel", "--work-dir", work_dir]) == 0
+        assert capsys.readouterr().out.splitlines()[1].split()[2] == "cancelling"
+        [(batch, _, _)] = server_batches(server)
+        assert batch.status == "cancelling"
+        assert main(["batches", "cancel", "batch_999999", "--work-dir", work_dir]) == 2
+        assert "batch_999999: not a batch saved in" in capsys.readouterr().err
+
+
+def test_batch_cost_is_half_the_online_cost():
+    accounting = Accounting({"gpt-4o-mini": (0.15, 0.6)})
+    assert accounting.cost("gpt-4o-mini", 1_000_000, 1_000_000) == pytest.approx(0.75)
+    assert accounting.cost("gpt-4o-mini", 1_000_000, 1_000_000, batch=True) == pytest.approx(0.375)
+
+
+def test_an_endpoint_without_access_to_the_batch_api_is_a_clear_error(taxonomy, tmp_path, capsys):
+    with start_openai_server(require_api_key="sk-right") as server:
+        assert build(taxonomy, server, tmp_path, "--batch", "--configs", "subjects") == 2
+    error = capsys.readouterr().err
+    assert f"glan: {server.base_url}: Batch API file upload failed: Error code: 401" in error
+    assert "Incorrect API key provided" in error and "or build without --batch" in error
+
+
+def test_estimate_prices_batch_stages_at_half_and_submits_nothing(taxonomy, tmp_path, capsys):
+    def total_cost(*extra):
+        Pipeline._shared.clear()
+        capsys.readouterr()
+        assert main(["estimate", *args(taxonomy, server, tmp_path, "--price", "test-model=1,2", *extra)[1:]]) == 0
+        [total] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("total")]
+        return float(total.split()[-1])
+
+    with start_openai_server() as server:
+        online_cost, batch_cost = total_cost(), total_cost("--batch")
+        assert server_batches(server) == [] and server.stats()["requests"] == 0
+    assert online_cost > 0 and batch_cost == pytest.approx(online_cost / 2, abs=1e-4)

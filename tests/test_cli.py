@@ -1,0 +1,41 @@
+"""The CLI on bad input: one clear message, exit code 2, nothing written."""
+
+import pytest
+
+from builder.cli import main
+from tests.test_pipeline import DISCIPLINES, build, load
+
+
+def test_build_with_a_malformed_taxonomy_exits_2_and_writes_nothing(tmp_path, capsys):
+    taxonomy = tmp_path / "taxonomy.yaml"
+    taxonomy.write_text("version: 1.0.0\nfields:\n  - name: Science\n    subfields: []\n")
+    out, work = tmp_path / "dist", tmp_path / ".glan"
+    code = main(["build", "--taxonomy", str(taxonomy), "--model", "m", "--out", str(out), "--work-dir", str(work)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"glan: {taxonomy}:4: fields[0].subfields: ")
+    assert not out.exists() and not work.exists()
+
+
+def test_unknown_discipline_and_config_are_refused(tmp_path, capsys):
+    assert main(["build", "--disciplines", "Alchemy", "--model", "m", "--work-dir", str(tmp_path / "w")]) == 2
+    assert "--disciplines: no discipline named alchemy" in capsys.readouterr().err
+    assert main(["build", "--configs", "answers", "--model", "m"]) == 2
+    assert "--configs: unknown config answers; choose from taxonomy, subjects" in capsys.readouterr().err
+
+
+def test_show_prints_rows_read_back_with_load_dataset(openai_server, tmp_path, capsys):
+    code, out, _ = build(openai_server, tmp_path)
+    assert code == 0
+    capsys.readouterr()
+    assert main(["show", str(out), "--rows", "2"]) == 0
+    printed = capsys.readouterr().out
+    first = load(out, "instructions")[0]
+    assert printed.startswith(f'load_dataset("{out}", "instructions"): {len(load(out, "instructions"))} rows; the first 2:')
+    assert f"[{first['discipline']} / {first['subject']}]" in printed
+    assert "  user: " in printed and "  assistant: " in printed
+
+
+def test_show_without_a_build_says_what_to_do(tmp_path, capsys):
+    assert main(["show", str(tmp_path / "nothing")]) == 2
+    assert "no built dataset here. Run `glan build --out" in capsys.readouterr().err

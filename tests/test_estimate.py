@@ -1,0 +1,55 @@
+"""`glan estimate` prices a build without calling an LLM, within 10% of the requests the build then makes."""
+
+from dataclasses import replace
+
+from builder.cli import main
+from builder.estimate import estimate
+from builder.pipeline import RunSettings
+from tests.servers import start_openai_server
+
+DISCIPLINES = ("Organic Chemistry", "Linear Algebra", "Genetics", "Geology", "Microeconomics", "Ecology")
+
+
+def run_settings(server, tmp, name) -> RunSettings:
+    return RunSettings(preset="smoke", disciplines=DISCIPLINES, model="test-model", base_url=server.base_url,
+                       work_dir=str(tmp / name / ".glan"), progress=False)
+
+
+def build(run: RunSettings, tmp, *flags) -> int:
+    return main(["build", "--preset", "smoke", "--disciplines", ",".join(DISCIPLINES), "--model", "test-model",
+                 "--base-url", run.base_url, "--work-dir", run.work_dir, "--out", str(tmp / "dist"), *flags])
+
+
+def test_estimate_is_within_ten_percent_of_the_build_cold_and_exact_where_cached(tmp_path, capsys):
+    with start_openai_server() as server:
+        cold = run_settings(server, tmp_path, "cold")
+        estimated = {e.stage: e.to_send for e in estimate(cold, ["instructions"])}
+        assert server.stats()["requests"] == 0
+        assert build(cold, tmp_path) == 0
+        made = server.stats()["requests"]
+        assert abs(sum(estimated.values()) - made) <= 0.1 * made
+        assert estimated["subjects"] == len(DISCIPLINES) * 2
+
+        # With the subjects cached, the rest follows from their actual count, not from the settings.
+        warm = run_settings(server, tmp_path, "warm")
+        assert build(warm, tmp_path / "warm", "--configs", "subjects") == 0
+        server.reset()
+        estimates = estimate(warm, ["instructions"])
+        assert build(warm, tmp_path / "warm") == 0
+        made = server.stats()["requests"]
+        assert {e.stage: e.cached for e in estimates}["subjects"] == len(DISCIPLINES) * 2
+        assert abs(sum(e.to_send for e in estimates) - made) <= 0.1 * made
+        assert round({e.stage: e.requests for e in estimates}["syllabus"]) == \
+            {e.stage: e.requests for e in estimate(replace(warm, work_dir=str(tmp_path / "cold" / ".glan")),
+                                                    ["instructions"])}["syllabus"]
+        assert server.stats()["requests"] == made  # estimating sent nothing
+
+
+def test_estimate_command_prints_requests_tokens_and_cost_per_stage(tmp_path, capsys):
+    code = main(["estimate", "--preset", "paper", "--disciplines", "Organic Chemistry", "--base-url",
+                 "http://127.0.0.1:9/v1", "--work-dir", str(tmp_path / ".glan"), "--price", "gpt-4o=2.5,10"])
+    out = capsys.readouterr().out
+    assert code == 0
+    lines = {line.split()[0]: line.split() for line in out.splitlines()[1:6]}
+    assert lines["subjects"][1:3] == ["gpt-4o", "10"]
+    assert set(lines) == {"subjects", "syllabus", "questions", "answers", "total"}

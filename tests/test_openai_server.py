@@ -1,0 +1,354 @@
+"""The OpenAI-protocol test server, driven by the real `openai` client over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from typing import Literal
+
+import openai
+import pytest
+from pydantic import BaseModel, Field
+
+from tests.servers import start_openai_server
+from tests.servers.schema_fill import compile_schema
+
+
+class Session(BaseModel):
+    title: str = Field(min_length=3)
+    description: str = Field(min_length=60, max_length=200)
+    key_concepts: list[str] = Field(min_length=3, max_length=6)
+
+
+class Syllabus(BaseModel):
+    subject: str
+    level: Literal["introductory", "advanced"]
+    hours: int = Field(ge=10, le=40)
+    weight: float = Field(gt=0, lt=1)
+    note: str | None = None
+    sessions: list[Session] = Field(min_length=10, max_length=30)
+
+
+MESSAGES = [{"role": "user", "content": "Write a syllabus."}]
+JSON_SCHEMA = {
+    "type": "json_schema",
+    "json_schema": {"name": "Syllabus", "schema": Syllabus.model_json_schema(), "strict": True},
+}
+
+
+def chat(server, api_key: str = "test", **params) -> openai.types.chat.ChatCompletion:
+    """One chat completion with the real async client; no retries so faults stay visible."""
+    params = {"model": "test-model", "messages": MESSAGES, **params}
+
+    async def call():
+        async with openai.AsyncOpenAI(
+            base_url=server.base_url, api_key=api_key, max_retries=0, timeout=5
+        ) as client:
+            return await client.chat.completions.create(**params)
+
+    return asyncio.run(call())
+
+
+def test_json_schema_content_validates(openai_server):
+    completion = chat(openai_server, response_format=JSON_SCHEMA, seed=1)
+    syllabus = Syllabus.model_validate_json(completion.choices[0].message.content)
+    assert 10 <= len(syllabus.sessions) <= 30
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.model == "test-model"
+    usage = completion.usage
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens > 0
+
+
+def test_content_is_a_function_of_the_body(openai_server):
+    def content(seed):
+        return chat(openai_server, response_format=JSON_SCHEMA, seed=seed).choices[0].message.content
+
+    assert content(1) == content(1)
+    assert len({content(seed) for seed in range(2, 6)}) == 4
+
+
+def test_labels_repeat_across_samples_and_sentences_do_not(openai_server):
+    class Subject(BaseModel):
+        name: str
+        description: str
+
+    class Subjects(BaseModel):
+        subjects: list[Subject] = Field(min_length=20, max_length=20)
+
+    fmt = {"type": "json_schema", "json_schema": {"name": "S", "schema": Subjects.model_json_schema()}}
+    subjects = [
+        subject
+        for seed in range(10)
+        for subject in Subjects.model_validate_json(
+            chat(openai_server, response_format=fmt, seed=seed).choices[0].message.content
+        ).subjects
+    ]
+    assert len({s.name for s in subjects}) < len(subjects)
+    assert len({s.description for s in subjects}) == len(subjects)
+
+
+def test_json_object_with_schema_llama_cpp_style(openai_server):
+    fmt = {"type": "json_object", "schema": Syllabus.model_json_schema()}
+    completion = chat(openai_server, response_format=fmt)
+    Syllabus.model_validate_json(completion.choices[0].message.content)
+
+
+def test_prompt_mode_reads_the_last_fenced_schema(openai_server):
+    schema = json.dumps(Syllabus.model_json_schema())
+    messages = [
+        {"role": "system", "content": 'Example: ```json\n{"type": "integer"}\n```'},
+        {"role": "user", "content": f"Answer with JSON for this schema:\n```json\n{schema}\n```"},
+    ]
+    completion = chat(openai_server, messages=messages)
+    Syllabus.model_validate_json(completion.choices[0].message.content)
+
+
+def test_no_schema_gives_plain_text(openai_server):
+    content = chat(openai_server).choices[0].message.content
+    assert content.endswith(".") and " " in content
+
+
+def test_stats_and_log_count_every_request(openai_server):
+    for seed in (7, 8, 7):
+        chat(openai_server, seed=seed)
+    assert openai_server.stats() == {"requests": 3, "responses": 3, "faults": {}}
+    log = openai_server.log()
+    assert [record["n"] for record in log] == [0, 1, 2]
+    assert [record["seed"] for record in log] == [7, 8, 7]
+    assert log[0]["body_sha256"] == log[2]["body_sha256"] != log[1]["body_sha256"]
+    assert all(record["status"] == 200 and record["fault"] is None for record in log)
+    assert all(record["responded"] >= record["received"] for record in log)
+    openai_server.reset()
+    assert openai_server.stats() == {"requests": 0, "responses": 0, "faults": {}}
+
+
+def test_latency(openai_server):
+    openai_server.configure(latency_ms=300)
+    chat(openai_server)
+    (record,) = openai_server.log()
+    assert record["responded"] - record["received"] >= 0.3
+
+
+def force(server, kind: str, **knobs) -> None:
+    server.configure(fault_rate=1, faults={kind: 1}, **knobs)
+
+
+def test_fault_429_carries_retry_after(openai_server):
+    force(openai_server, "429", retry_after_s=7)
+    with pytest.raises(openai.RateLimitError) as caught:
+        chat(openai_server)
+    assert caught.value.response.headers["retry-after"] == "7"
+    assert caught.value.code == "rate_limit_exceeded"
+
+
+@pytest.mark.parametrize("kind", ["500", "503"])
+def test_fault_server_errors(openai_server, kind):
+    force(openai_server, kind)
+    with pytest.raises(openai.InternalServerError) as caught:
+        chat(openai_server)
+    assert caught.value.status_code == int(kind)
+
+
+def test_fault_reset_drops_the_connection(openai_server):
+    force(openai_server, "reset")
+    with pytest.raises(openai.APIConnectionError):
+        chat(openai_server)
+    (record,) = openai_server.log()
+    assert record["fault"] == "reset" and record["status"] is None and record["responded"] is None
+
+
+def test_fault_hang_outlasts_the_client_timeout(openai_server):
+    force(openai_server, "hang", hang_s=3)
+    with pytest.raises(openai.APITimeoutError):
+        asyncio.run(_chat_with_timeout(openai_server, timeout=0.5))
+
+
+async def _chat_with_timeout(server, timeout: float):
+    async with openai.AsyncOpenAI(base_url=server.base_url, api_key="t", max_retries=0) as client:
+        return await client.chat.completions.create(model="m", messages=MESSAGES, timeout=timeout)
+
+
+@pytest.mark.parametrize(
+    ("kind", "finish_reason"),
+    [("truncated", "stop"), ("invalid_json", "stop"), ("schema_invalid", "stop"), ("empty", "stop"),
+     ("length", "length")],
+)  # fmt: skip
+def test_content_faults_answer_200_with_unusable_content(openai_server, kind, finish_reason):
+    force(openai_server, kind)
+    choice = chat(openai_server, response_format=JSON_SCHEMA).choices[0]
+    assert choice.finish_reason == finish_reason
+    with pytest.raises(ValueError):
+        Syllabus.model_validate_json(choice.message.content)
+    if kind == "schema_invalid":
+        json.loads(choice.message.content)
+
+
+def test_faults_follow_arrival_so_a_retry_can_succeed(openai_server):
+    openai_server.configure(fault_rate=0.5, faults={"500": 1}, fault_seed=3)
+    outcomes = []
+    for _ in range(20):
+        try:
+            outcomes.append(chat(openai_server, seed=1).choices[0].message.content)
+        except openai.InternalServerError:
+            outcomes.append(None)
+    assert None in outcomes and len(set(outcomes) - {None}) == 1
+    stats = openai_server.stats()
+    assert stats["faults"] == {"500": outcomes.count(None)} and stats["requests"] == 20
+    # The same seed and arrival order replay the same faults.
+    openai_server.reset()
+    for _ in range(20):
+        try:
+            chat(openai_server, seed=2)
+        except openai.InternalServerError:
+            pass
+    replay = [record["fault"] is not None for record in openai_server.log()]
+    assert replay == [outcome is None for outcome in outcomes]
+
+
+def test_reject_json_schema_like_llama_cpp(openai_server):
+    openai_server.configure(reject_json_schema=True)
+    with pytest.raises(openai.BadRequestError) as caught:
+        chat(openai_server, response_format=JSON_SCHEMA)
+    assert caught.value.body["type"] == "invalid_request_error"
+    fmt = {"type": "json_object", "schema": Syllabus.model_json_schema()}
+    Syllabus.model_validate_json(chat(openai_server, response_format=fmt).choices[0].message.content)
+
+
+def test_require_api_key(openai_server):
+    openai_server.configure(require_api_key="sk-right")
+    with pytest.raises(openai.AuthenticationError):
+        chat(openai_server, api_key="sk-wrong")
+    assert chat(openai_server, api_key="sk-right").choices[0].message.content
+    assert [record["status"] for record in openai_server.log()] == [401, 200]
+
+
+def test_models_and_cli_flags():
+    with start_openai_server(models=["a", "b"], latency_ms=1, reject_json_schema=True) as server:
+        async def models():
+            async with openai.AsyncOpenAI(base_url=server.base_url, api_key="t") as client:
+                return [model.id async for model in client.models.list()]
+
+        assert asyncio.run(models()) == ["a", "b"]
+        knobs = server.configure()
+        assert knobs["latency_ms"] == 1 and knobs["reject_json_schema"] is True
+
+
+def test_unknown_knob_is_refused(openai_server):
+    with pytest.raises(Exception, match="400"):
+        openai_server.configure(latency=5)
+
+
+# -- Files + Batch API ----------------------------------------------------------------------
+
+
+def batch_lines(count: int) -> list[dict]:
+    return [
+        {"custom_id": f"req-{index}", "method": "POST", "url": "/v1/chat/completions",
+         "body": {"model": "test-model", "messages": MESSAGES, "seed": index,
+                  "response_format": JSON_SCHEMA}}
+        for index in range(count)
+    ]  # fmt: skip
+
+
+def run_batch(server, lines: list[dict], cancel: bool = False) -> tuple[openai.types.Batch, dict, dict]:
+    """Upload, create, poll to the end; returns the batch and its output and error lines by custom_id."""
+
+    async def go():
+        async with openai.AsyncOpenAI(base_url=server.base_url, api_key="t", max_retries=0) as client:
+            data = "".join(json.dumps(line) + "\n" for line in lines).encode()
+            uploaded = await client.files.create(file=("requests.jsonl", data), purpose="batch")
+            assert (await client.files.retrieve(uploaded.id)).bytes == len(data)
+            batch = await client.batches.create(
+                input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+            )
+            assert batch.status == "validating"
+            if cancel:
+                assert (await client.batches.cancel(batch.id)).status == "cancelling"
+            while batch.status not in ("completed", "failed", "expired", "cancelled"):
+                await asyncio.sleep(0.05)
+                batch = await client.batches.retrieve(batch.id)
+            files = {}
+            for file_id in (batch.output_file_id, batch.error_file_id):
+                text = (await client.files.content(file_id)).text if file_id else ""
+                files[file_id] = {row["custom_id"]: row for row in map(json.loads, text.splitlines())}
+            return batch, files.get(batch.output_file_id, {}), files.get(batch.error_file_id, {})
+
+    return asyncio.run(go())
+
+
+def test_batch_answers_like_the_online_endpoint(openai_server):
+    openai_server.configure(batch_delay_s=0.2)
+    lines = batch_lines(5)
+    batch, outputs, errors = run_batch(openai_server, lines)
+    assert batch.status == "completed" and batch.completed_at and batch.in_progress_at
+    assert batch.request_counts.model_dump() == {"total": 5, "completed": 5, "failed": 0}
+    assert batch.error_file_id is None and errors == {}
+    for line in lines:
+        result = outputs[line["custom_id"]]
+        assert result["error"] is None and result["response"]["status_code"] == 200
+        online = chat(openai_server, seed=line["body"]["seed"], response_format=JSON_SCHEMA)
+        batch_content = result["response"]["body"]["choices"][0]["message"]["content"]
+        assert batch_content == online.choices[0].message.content
+    assert openai_server.stats()["requests"] == 5  # batch lines are not online requests
+
+
+def test_batch_error_rate_fills_the_error_file(openai_server):
+    openai_server.configure(batch_delay_s=0.1, batch_error_rate=1)
+    batch, outputs, errors = run_batch(openai_server, batch_lines(3))
+    assert batch.status == "completed" and batch.output_file_id is None and outputs == {}
+    assert batch.request_counts.model_dump() == {"total": 3, "completed": 0, "failed": 3}
+    assert {e["response"]["status_code"] for e in errors.values()} == {500}
+
+
+def test_batch_expire_leaves_the_second_half_unfinished(openai_server):
+    openai_server.configure(batch_delay_s=0.1, batch_expire=True)
+    batch, outputs, errors = run_batch(openai_server, batch_lines(4))
+    assert batch.status == "expired" and batch.expired_at
+    assert sorted(outputs) == ["req-0", "req-1"] and sorted(errors) == ["req-2", "req-3"]
+    assert all(e["response"] is None and e["error"]["code"] == "batch_expired" for e in errors.values())
+    openai_server.configure(batch_expire=[0])
+    batch, outputs, errors = run_batch(openai_server, batch_lines(2))
+    assert batch.status == "expired" and list(outputs) == ["req-1"] and list(errors) == ["req-0"]
+
+
+def test_batch_cancel(openai_server):
+    openai_server.configure(batch_delay_s=0.2)
+    batch, outputs, errors = run_batch(openai_server, batch_lines(2), cancel=True)
+    assert batch.status == "cancelled" and batch.cancelled_at and outputs == {}
+    assert {e["error"]["code"] for e in errors.values()} == {"batch_cancelled"}
+
+
+def test_batch_with_a_bad_line_fails(openai_server):
+    openai_server.configure(batch_delay_s=0.1)
+    batch, _, _ = run_batch(openai_server, [{"custom_id": "x", "url": "/v1/embeddings", "body": {}}])
+    assert batch.status == "failed" and batch.errors.data[0].message
+
+
+def test_batches_list_newest_first(openai_server):
+    openai_server.configure(batch_delay_s=0.05)
+    first, _, _ = run_batch(openai_server, batch_lines(1))
+    second, _, _ = run_batch(openai_server, batch_lines(1))
+
+    async def listed():
+        async with openai.AsyncOpenAI(base_url=openai_server.base_url, api_key="t") as client:
+            return [batch.id async for batch in client.batches.list(limit=1)]
+
+    assert asyncio.run(listed()) == [second.id, first.id]
+
+
+def test_generated_values_always_validate():
+    class Bounds(BaseModel):
+        tag: Literal["only"]
+        short: str = Field(min_length=5, max_length=6)
+        tiny: str = Field(max_length=0)
+        ratio: float = Field(ge=0.333, le=0.334)
+        count: int = Field(gt=-3, lt=-1)
+        flags: list[bool] = Field(max_length=2)
+        nested: list[list[Session]] = Field(min_length=1, max_length=2)
+        mapping: dict[str, int]
+
+    for model in (Syllabus, Bounds):
+        generate = compile_schema(model.model_json_schema())
+        for seed in range(300):
+            model.model_validate_json(json.dumps(generate(random.Random(seed))))
