@@ -22,7 +22,7 @@ from .workdir import exclusive
 STAGE_OF_CONFIG = {"subjects": "subjects", "syllabi": "syllabus", "questions": "questions", "instructions": "answers"}
 
 
-def build(run: RunSettings, out: Path, configs: list[str], max_failure_rate: float) -> int:
+def build(run: RunSettings, out: Path, configs: list[str], max_failure_rate: float | None = None) -> int:
     """Returns the exit code: 0 done, 1 stopped by the budget or too many failures."""
     pipeline = Pipeline.shared(run)
     try:
@@ -36,7 +36,8 @@ def build(run: RunSettings, out: Path, configs: list[str], max_failure_rate: flo
             if warning:
                 print(warning, file=sys.stderr)
         print(summary(pipeline, splits), file=sys.stderr)
-        return exit_code(pipeline, max_failure_rate)
+        return exit_code(pipeline, pipeline.settings.limits.max_failure_rate if max_failure_rate is None
+                         else max_failure_rate)
     finally:
         Pipeline.forget(run)
 

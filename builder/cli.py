@@ -43,7 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     run_flags.add_argument("--base-url", help="OpenAI-compatible endpoint (default: OPENAI_BASE_URL, then OpenAI)")
     run_flags.add_argument("--concurrency", type=int, help="max requests in flight per endpoint")
     run_flags.add_argument("--seed", type=int)
-    run_flags.add_argument("--max-failure-rate", type=float, default=0.01)
+    run_flags.add_argument("--max-failure-rate", type=float,
+                           help="exit 1 when a larger share of items fails (default: limits.max_failure_rate, 1%%)")
     run_flags.add_argument("--max-cost", type=float, help="stop cleanly after spending this many USD")
     run_flags.add_argument("--price", action="append", type=_price, default=[], metavar="MODEL=IN,OUT",
                            help="USD per million input and output tokens of MODEL (repeatable; overrides the taxonomy)")
@@ -65,6 +66,15 @@ def _parser() -> argparse.ArgumentParser:
     taxonomy_commands = taxonomy.add_subparsers(dest="taxonomy_command", required=True)
     validate = taxonomy_commands.add_parser("validate", help="check a taxonomy file; exit 2 on the first problem")
     validate.add_argument("path", nargs="?", default="taxonomy.yaml")
+    propose = taxonomy_commands.add_parser(
+        "propose", help="ask the LLM for new disciplines, printed as taxonomy YAML to review (never merged)")
+    propose.add_argument("--taxonomy", default="taxonomy.yaml")
+    propose.add_argument("--under", default="", help='"Field" or "Field/Sub-field" to grow (default: anywhere)')
+    propose.add_argument("--count", type=int, default=10)
+    propose.add_argument("--model")
+    propose.add_argument("--base-url")
+    propose.add_argument("--preset")
+    propose.add_argument("--work-dir", default=".glan")
     diff = taxonomy_commands.add_parser("diff", help="what changed between two taxonomy files")
     diff.add_argument("old")
     diff.add_argument("new")
@@ -118,15 +128,15 @@ def _dispatch(args) -> int:
 
         run = _run_settings(args)
         if not _endpoint_configured(args):  # price what `glan build` would run: the embedded model
-            from .llm.local import MODEL_ALIAS
-
-            run = replace(run, model=args.model or MODEL_ALIAS, preset=args.preset or "demo")
+            run = _local_defaults(args, run)
         return estimate_command(run, args.configs)
     if args.command == "taxonomy":
         from .taxonomy import diff_taxonomies, format_diff, load_taxonomy, validate_command
 
         if args.taxonomy_command == "validate":
             return validate_command(args.path)
+        if args.taxonomy_command == "propose":
+            return _propose(args)
         print(format_diff(diff_taxonomies(load_taxonomy(args.old), load_taxonomy(args.new))))
         return 0
     if args.command == "serve-local":
@@ -160,15 +170,39 @@ def _build(args) -> int:
         return 2
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
-    run = _run_settings(args)
-    if _endpoint_configured(args):
-        return build(run, args.out, args.configs, args.max_failure_rate)
-    from .llm.local import LocalServer
+    return _with_endpoint(args, _run_settings(args),
+                          lambda run: build(run, args.out, args.configs, args.max_failure_rate))
 
+
+def _propose(args) -> int:
+    from .pipeline import RunSettings
+    from .propose import propose
+
+    run = RunSettings(taxonomy=args.taxonomy, work_dir=args.work_dir, preset=args.preset, model=args.model,
+                      base_url=args.base_url, progress=False)
+    return _with_endpoint(args, run, lambda run: propose(run, args.under, args.count))
+
+
+def _with_endpoint(args, run, action) -> int:
+    """Run `action(run)` against the configured endpoint, or else against the embedded default."""
+    if _endpoint_configured(args):
+        return action(run)
+    from .llm.local import LocalServer
+    from .pipeline import Pipeline
+
+    run = _local_defaults(args, run)
+    Pipeline(replace(run, base_url="http://127.0.0.1")).cache.close()  # bad input fails before the server starts
     with LocalServer() as server:
-        # The local server answers to any model name; the preset default keeps a CPU build to minutes.
-        run = replace(run, base_url=server.base_url, model=args.model or server.model, preset=args.preset or "demo")
-        return build(run, args.out, args.configs, args.max_failure_rate)
+        return action(replace(run, base_url=server.base_url))
+
+
+def _local_defaults(args, run):
+    """The embedded model's name, and the demo preset (if the taxonomy has one) so a CPU build takes minutes."""
+    from .llm.local import MODEL_ALIAS
+    from .taxonomy import load_taxonomy
+
+    demo = "demo" if "demo" in load_taxonomy(args.taxonomy).presets else None
+    return replace(run, model=args.model or MODEL_ALIAS, preset=args.preset or demo)
 
 
 def _run_settings(args):

@@ -98,13 +98,10 @@ class Pipeline:
             max_retries=limits.max_retries, max_attempts=limits.max_attempts), self.accounting, run.progress)
         self.batches = BatchRunner(self.engine, limits.batch_poll_s)
         self.stages = {
-            "subjects": Subjects(self._context("subjects", schemas.subject_list_model(
-                settings.levels, settings.subjects.per_sample.min, settings.subjects.per_sample.max))),
-            "syllabi": Syllabi(self._context("syllabus", schemas.syllabus_model(
-                settings.syllabus.sessions.min, settings.syllabus.sessions.max,
-                settings.syllabus.key_concepts.min, settings.syllabus.key_concepts.max))),
-            "questions": Questions(self._context("questions", schemas.HomeworkQuestion)),
-            "instructions": Instructions(self._context("answers", None)),
+            "subjects": Subjects(self._context("subjects")),
+            "syllabi": Syllabi(self._context("syllabus")),
+            "questions": Questions(self._context("questions")),
+            "instructions": Instructions(self._context("answers")),
         }
         self._rows: dict[str, dict[str, list[dict]]] = {}
         self.quality = QualityReport()
@@ -123,8 +120,9 @@ class Pipeline:
                 "Use a discipline's name or id as written in the taxonomy (see `glan taxonomy validate`).")
         return chosen
 
-    def _context(self, stage: str, output_model) -> StageContext:
+    def _context(self, stage: str) -> StageContext:
         prompt = self.prompts[stage]
+        output_model = schemas.OUTPUT_MODELS[prompt.output_model](self.settings)
         return StageContext(self.settings, prompt, self.route(stage).model, output_model)
 
     def route(self, stage: str) -> Route:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import Literal
 from pathlib import Path
 
 import jinja2
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .schemas import OUTPUT_MODELS
 
 STAGES = ("subjects", "syllabus", "questions", "answers")
 
@@ -22,7 +25,7 @@ class PromptError(ValueError):
 
 class PromptFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    output_model: str | None
+    output_model: Literal[tuple(OUTPUT_MODELS)]
     params: dict[str, float | int]
     system: str
     user: str
@@ -31,7 +34,7 @@ class PromptFile(BaseModel):
 @dataclass(frozen=True)
 class Prompt:
     stage: str
-    output_model: str | None
+    output_model: str
     params: dict
     system: jinja2.Template
     user: jinja2.Template
@@ -57,7 +60,8 @@ def load_prompt(directory: Path, stage: str) -> Prompt:
     except ValidationError as error:
         problem = error.errors()[0]
         where = ".".join(str(part) for part in problem["loc"])
-        raise PromptError(f"{path}: {where}: {problem['msg']}. Keys: output_model, params, system, user.")
+        raise PromptError(f"{path}: {where}: {problem['msg']}. Keys: output_model (one of "
+                          f"{', '.join(OUTPUT_MODELS)}), params, system, user.")
     except jinja2.TemplateSyntaxError as error:
         raise PromptError(f"{path}: template line {error.lineno}: {error.message}")
     # The fingerprint covers what shapes the output; sampling params are in every cache key anyway.

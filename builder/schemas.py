@@ -53,10 +53,43 @@ def syllabus_model(min_sessions: int, max_sessions: int, min_concepts: int, max_
     )
 
 
-class HomeworkQuestion(Strict):
-    # llama.cpp unrolls maxLength into nested grammar rules; its server fails to parse ~3,000 deep.
-    question: str = Field(min_length=20, max_length=1000)
+def question_model(max_chars: int) -> type[BaseModel]:
+    return create_model("HomeworkQuestion", __base__=Strict, question=(str, Field(min_length=20, max_length=max_chars)))
 
+
+def answer_model(max_chars: int | None) -> type[BaseModel]:
+    # A bound lets a grammar close the string: a base model otherwise writes until max_tokens.
+    return create_model("Answer", __base__=Strict, answer=(str, Field(min_length=1, max_length=max_chars)))
+
+
+class ProposedDiscipline(Strict):
+    name: str = Field(min_length=3, max_length=120)
+    description: str = Field(min_length=10, max_length=300)
+
+
+class ProposedSubfield(Strict):
+    name: str = Field(min_length=3, max_length=120)
+    disciplines: list[ProposedDiscipline] = Field(min_length=1, max_length=20)
+
+
+class ProposedField(Strict):
+    name: str = Field(min_length=3, max_length=120)
+    subfields: list[ProposedSubfield] = Field(min_length=1, max_length=20)
+
+
+class TaxonomyProposal(Strict):
+    fields: list[ProposedField] = Field(min_length=1, max_length=20)
+
+
+# The names prompt files give in `output_model`, and how each is bounded by the run's settings.
+OUTPUT_MODELS = {
+    "SubjectList": lambda g: subject_list_model(g.levels, g.subjects.per_sample.min, g.subjects.per_sample.max),
+    "Syllabus": lambda g: syllabus_model(g.syllabus.sessions.min, g.syllabus.sessions.max,
+                                         g.syllabus.key_concepts.min, g.syllabus.key_concepts.max),
+    "HomeworkQuestion": lambda g: question_model(g.questions.max_chars),
+    "Answer": lambda g: answer_model(g.answers.max_chars),
+    "TaxonomyProposal": lambda g: TaxonomyProposal,
+}
 
 _lineage = {
     "discipline_id": Value("string"),

@@ -139,6 +139,8 @@ class SyllabusSettings(StageSettings):
 
 class QuestionsSettings(StageSettings):
     per_subject: int = Field(default=300, ge=1)
+    # llama.cpp unrolls maxLength into nested grammar rules; its server fails to parse ~3,000 deep.
+    max_chars: int = Field(default=1000, ge=20, le=2000)
     single_session_share: float = 0.5
     single_concepts: Range = Range(min=1, max=5)
     two_concepts: Range = Range(min=2, max=5)
@@ -165,7 +167,7 @@ class QuestionsSettings(StageSettings):
 
 
 class AnswersSettings(StageSettings):
-    pass
+    max_chars: int | None = Field(default=None, ge=1, le=2000)  # null: unbounded (set it for local base models)
 
 
 class Limits(_Node):
@@ -176,6 +178,7 @@ class Limits(_Node):
     max_retries: int = Field(default=6, ge=0)
     max_attempts: int = Field(default=3, ge=1)
     batch_poll_s: float = Field(default=60, gt=0)  # longest wait between two polls of a running batch
+    max_failure_rate: float = Field(default=0.01, ge=0, le=1)  # above it, `glan build` exits 1
 
 
 class Price(_Node):

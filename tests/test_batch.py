@@ -136,10 +136,10 @@ def test_batch_build_equals_online_build_and_uploads_exactly_the_uncached_reques
 
 
 def _stage(inputs):
-    """The stage a batch served, from its model's schema name (answers have none)."""
+    """The stage a batch served, from its model's schema name."""
     fmt = inputs[0]["body"].get("response_format")
-    name = fmt["json_schema"]["name"] if fmt else None
-    return {"SubjectList": "subjects", "Syllabus": "syllabus", "HomeworkQuestion": "questions", None: "answers"}[name]
+    return {"SubjectList": "subjects", "Syllabus": "syllabus", "HomeworkQuestion": "questions",
+            "Answer": "answers"}[fmt["json_schema"]["name"]]
 
 
 def test_a_killed_build_resumes_its_saved_batch_without_submitting_it_again(taxonomy, online, tmp_path):

@@ -39,3 +39,20 @@ def test_show_prints_rows_read_back_with_load_dataset(openai_server, tmp_path, c
 def test_show_without_a_build_says_what_to_do(tmp_path, capsys):
     assert main(["show", str(tmp_path / "nothing")]) == 2
     assert "no built dataset here. Run `glan build --out" in capsys.readouterr().err
+
+
+def test_a_prompt_file_naming_an_unknown_output_model_is_refused(tmp_path, capsys):
+    import shutil
+
+    shutil.copy("taxonomy.yaml", tmp_path / "taxonomy.yaml")
+    shutil.copytree("prompts", tmp_path / "prompts")
+    prompt = tmp_path / "prompts" / "questions.yaml"
+    prompt.write_text(prompt.read_text().replace("output_model: HomeworkQuestion", "output_model: Essay"))
+    code = main(["build", "--taxonomy", str(tmp_path / "taxonomy.yaml"), "--model", "m",
+                 "--work-dir", str(tmp_path / ".glan"), "--out", str(tmp_path / "dist")])
+    assert code == 2
+    assert capsys.readouterr().err.startswith(
+        f"glan: {prompt}: output_model: Input should be 'SubjectList', 'Syllabus', 'HomeworkQuestion', 'Answer' or "
+        "'TaxonomyProposal'. Keys: output_model (one of SubjectList, Syllabus, HomeworkQuestion, Answer, "
+        "TaxonomyProposal), params, system, user.")
+    assert not (tmp_path / "dist").exists()

@@ -42,7 +42,7 @@ def syllabus(subject_id, sessions):
 
 
 def test_question_plans_are_deterministic_per_subject_and_respect_the_strategies():
-    stage = Questions(context("questions", schemas.HomeworkQuestion))
+    stage = Questions(context("questions", schemas.question_model(SETTINGS.questions.max_chars)))
     one = syllabus("a", [["span", "basis", "dimension"], ["kernel", "image"], ["rank"]])
     other = syllabus("b", [["x", "y"], ["z"]])
     alone = stage.plan(one)
@@ -57,7 +57,7 @@ def test_question_plans_are_deterministic_per_subject_and_respect_the_strategies
 
 
 def test_a_one_session_syllabus_only_gets_single_session_questions():
-    stage = Questions(context("questions", schemas.HomeworkQuestion))
+    stage = Questions(context("questions", schemas.question_model(SETTINGS.questions.max_chars)))
     plans = stage.plan(syllabus("c", [["only"]]))
     assert {plan["strategy"] for plan in plans} == {"single_session"}
     assert all(plan["key_concepts"] == ["only"] for plan in plans)

@@ -15,7 +15,7 @@ class Instructions(Stage):
     def parse(self, question, values):
         return [{
             "messages": [{"role": "user", "content": question["question"]},
-                         {"role": "assistant", "content": values[0]}],
+                         {"role": "assistant", "content": values[0].answer.strip()}],
             "question_id": question["question_id"], **subject_lineage(question),
             **{key: question[key] for key in ("strategy", "session_indices", "sessions", "key_concepts")},
             "question_model": question["model"], **self.ctx.provenance(),

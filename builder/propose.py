@@ -1,0 +1,76 @@
+"""`glan taxonomy propose`: the paper's LLM-assisted taxonomy growth, as YAML for a person to review.
+
+The proposal is printed in taxonomy.yaml's own schema and never merged: a human decides what joins
+the taxonomy. Disciplines already present (by id) are dropped from the proposal.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import yaml
+
+from .llm.engine import LLMRequest
+from .pipeline import Pipeline, RunSettings
+from .prompts import load_prompt
+from .schemas import OUTPUT_MODELS, TaxonomyProposal
+from .taxonomy import TaxonomyError, slugify
+
+
+def propose(run: RunSettings, under: str, count: int) -> int:
+    pipeline = Pipeline(run)
+    try:
+        taxonomy = pipeline.taxonomy
+        field_name, _, subfield_name = under.partition("/")
+        if under and not _exists(taxonomy, field_name, subfield_name):
+            raise TaxonomyError(run.taxonomy, None, "--under", f'no field or sub-field "{under}". '
+                                'Name one as written in the taxonomy, e.g. --under "Mathematics/Elementary Mathematics".')
+        prompt = load_prompt(run.prompts_dir, "propose")
+        messages = prompt.render(outline=_outline(taxonomy), under=under, count=count)
+        route = pipeline.route("subjects")  # the strong model the paper uses for curriculum design
+        output_model = OUTPUT_MODELS[prompt.output_model](pipeline.settings)
+        (result,) = pipeline.engine.run("propose", route, [LLMRequest("propose", messages, prompt.params, output_model)])
+        if not result.ok:
+            print(f"glan: the model gave no usable proposal ({result.failure}); run again or use another model.",
+                  file=sys.stderr)
+            return 1
+        fields = _new_only(result.value, {ref.discipline_id for ref in taxonomy.disciplines()}, field_name, subfield_name)
+        print(f"# Proposed by {route.model} for {run.taxonomy} (version {taxonomy.version}).\n"
+              "# Review it, then merge what you keep into taxonomy.yaml by hand and bump its version.")
+        print(yaml.safe_dump({"fields": fields}, sort_keys=False, allow_unicode=True), end="")
+        return 0
+    finally:
+        pipeline.cache.close()
+
+
+def _exists(taxonomy, field_name: str, subfield_name: str) -> bool:
+    for field in taxonomy.fields:
+        if field.name == field_name:
+            return not subfield_name or any(sub.name == subfield_name for sub in field.subfields)
+    return False
+
+
+def _outline(taxonomy) -> str:
+    lines = []
+    for field in taxonomy.fields:
+        lines.append(field.name)
+        for subfield in field.subfields:
+            lines.append(f"  {subfield.name}: " + ", ".join(d.name for d in subfield.disciplines))
+    return "\n".join(lines)
+
+
+def _new_only(proposal: TaxonomyProposal, known_ids: set[str], field_name: str, subfield_name: str) -> list[dict]:
+    """The proposal's new disciplines, placed under --under when given, in taxonomy.yaml's schema."""
+    fields: dict[str, dict[str, list[dict]]] = {}
+    for field in proposal.fields:
+        for subfield in field.subfields:
+            for discipline in subfield.disciplines:
+                discipline_id = slugify(discipline.name)
+                if not discipline_id or discipline_id in known_ids:
+                    continue
+                known_ids.add(discipline_id)
+                place = fields.setdefault(field_name or field.name, {})
+                place.setdefault(subfield_name or subfield.name, []).append(
+                    {"name": discipline.name.strip(), "description": discipline.description.strip()})
+    return [{"name": field, "subfields": [{"name": sub, "disciplines": disciplines} for sub, disciplines in subs.items()]}
+            for field, subs in fields.items()]
