@@ -165,11 +165,6 @@ class LocalServer:
             time.sleep(0.2)
 
 
-def local_server(port: int | None = None) -> LocalServer:
-    """`with local_server() as server:` -- the same as `with LocalServer() as server:`."""
-    return LocalServer(port=port)
-
-
 def serve_local_command(args) -> int:
     """`glan serve-local [--port N]`: run the embedded server in the foreground until Ctrl-C."""
     try:

@@ -55,8 +55,13 @@ def synthesize(generator: random.Random):
     near_duplicates = int(QUESTIONS * NEAR_DUPLICATE_SHARE)
     originals = QUESTIONS - EXACT_DUPLICATES - near_duplicates - CONTAMINATED
     texts = [sentence(generator, words, weights, 15, 45) for _ in range(originals)]
-    # Same words, other case: an exact duplicate once normalized.
-    texts += [[word.upper() for word in generator.choice(texts)] for _ in range(EXACT_DUPLICATES)]
+    disciplines = [number % DISCIPLINES for number in range(originals)]
+    # Same words, other case: an exact duplicate once normalized (dedup works within a discipline,
+    # so every copy stays in its original's discipline).
+    for _ in range(EXACT_DUPLICATES):
+        original = generator.randrange(originals)
+        texts.append([word.upper() for word in texts[original]])
+        disciplines.append(disciplines[original])
     planted_pairs = []
     for _ in range(near_duplicates):
         original = generator.randrange(len(texts))
@@ -65,14 +70,16 @@ def synthesize(generator: random.Random):
             copy[position] = generator.choice(words)
         planted_pairs.append((original, len(texts)))
         texts.append(copy)
-    for _ in range(CONTAMINATED):
+        disciplines.append(disciplines[original])
+    for number in range(CONTAMINATED):
         item = generator.choice(benchmark).split()
         start = generator.randrange(len(item) - 20)
         texts.append(sentence(generator, words, weights, 3, 10) + item[start : start + generator.randint(13, 20)])
+        disciplines.append(number % DISCIPLINES)
     rows = [
         {
             "question_id": hashlib.sha256(str(number).encode()).hexdigest()[:16],
-            "discipline_id": f"discipline-{number % DISCIPLINES}",
+            "discipline_id": f"discipline-{disciplines[number]}",
             "subject_id": f"subject-{number % 1000}",
             "question": " ".join(text) + "?",
         }

@@ -1,0 +1,125 @@
+"""The embedded default server: it answers schema-constrained JSON and never outlives its owner."""
+
+import importlib.util
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("llama_cpp") is None,
+    reason="llama_cpp is not importable: install the local extra (pip install -e '.[local]') "
+    "to test the embedded llama.cpp server",
+)
+
+from openai import OpenAI  # noqa: E402
+
+from builder.llm.local import LocalServer, LocalServerError  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+LEVELS = ["introductory", "intermediate", "advanced", "graduate"]
+
+
+def test_answers_a_schema_constrained_call_and_stops_on_exit():
+    with LocalServer() as server:
+        pid = server.pid
+        port = _port(server.base_url)
+        assert _is_llama_server(pid) and port in _listening_ports()
+        client = OpenAI(base_url=server.base_url, api_key="local", max_retries=0, timeout=60)
+        response = client.chat.completions.create(
+            model=server.model,
+            messages=[{"role": "user", "content": "At what level is Organic Chemistry taught?"}],
+            max_tokens=24,
+            temperature=0,
+            response_format={
+                "type": "json_object",
+                "schema": {
+                    "type": "object",
+                    "properties": {"level": {"type": "string", "enum": LEVELS}},
+                    "required": ["level"],
+                },
+            },
+        )
+        answer = json.loads(response.choices[0].message.content, strict=False)
+        assert answer["level"] in LEVELS
+    assert not _is_llama_server(pid)
+    assert port not in _listening_ports()
+
+
+def test_stops_on_an_exception_inside_the_block():
+    with pytest.raises(KeyboardInterrupt):
+        with LocalServer() as server:
+            pid = server.pid
+            raise KeyboardInterrupt
+    assert not _is_llama_server(pid)
+
+
+def test_dies_with_a_sigkilled_parent_even_mid_generation():
+    # Busy is the hard case: on SIGTERM uvicorn would first finish the request in flight.
+    child_code = (
+        "import threading, time\n"
+        "from openai import OpenAI\n"
+        "from builder.llm.local import LocalServer\n"
+        "server = LocalServer()\n"
+        "server.start()\n"
+        "client = OpenAI(base_url=server.base_url, api_key='local', max_retries=0)\n"
+        "long_prompt = [{'role': 'user', 'content': 'Carbon forms four bonds. ' * 500}]\n"
+        "threading.Thread(target=client.chat.completions.create, daemon=True,\n"
+        "                 kwargs={'model': server.model, 'messages': long_prompt, 'max_tokens': 500}).start()\n"
+        "time.sleep(1)\n"
+        "print(server.pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", child_code], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        pid = int(parent.stdout.readline())
+        assert _is_llama_server(pid)
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 5
+        while _is_llama_server(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _is_llama_server(pid), f"llama server {pid} outlived its SIGKILLed parent"
+    finally:
+        parent.kill()
+        parent.stdout.close()
+
+
+def test_a_server_that_cannot_start_reports_its_output():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(LocalServerError, match="address already in use"):
+            with LocalServer(port=port):
+                pass
+
+
+def _is_llama_server(pid: int) -> bool:
+    """True while `pid` is a running (not zombie) llama_cpp.server process."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        command_line = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return False
+    return state != "Z" and b"llama_cpp.server" in command_line
+
+
+def _listening_ports() -> set[int]:
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local_address, state = line.split()[1], line.split()[3]
+            if state == "0A":  # TCP_LISTEN
+                ports.add(int(local_address.rsplit(":", 1)[1], 16))
+    return ports
+
+
+def _port(base_url: str) -> int:
+    return int(base_url.rsplit(":", 1)[1].split("/")[0])
