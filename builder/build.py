@@ -141,6 +141,13 @@ def summary(pipeline: Pipeline, splits: dict) -> str:
         rows = sum(d.num_rows for d in splits.get(config, {}).values())
         lines.append(f"{config:<12} {rows:>8,} {usage.requests:>9,} {usage.cache_hits:>10,} {usage.prompt_tokens:>10,} "
                      f"{usage.completion_tokens:>10,} {usage.failed:>7,} {usage.cost:>9.4f}")
+    quality = pipeline.quality.to_dict()
+    dropped = ", ".join(f"{reason} {entry['total']:,}" for reason, entry in quality["dropped"].items()) or "nothing"
+    test_split = splits.get("instructions", {}).get("test")
+    lines.append(f"quality: dropped {dropped}; held-out test split {test_split.num_rows if test_split else 0:,} rows "
+                 "(details in stats.json)")
+    if quality["benchmark_hits"]:
+        lines.append("benchmark hits: " + ", ".join(f"{name} {n:,}" for name, n in quality["benchmark_hits"].items()))
     failures = pipeline.cache.failures()
     if failures:
         lines.append(f"{len(failures)} failures (stage, item, reason, attempts):")

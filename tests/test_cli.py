@@ -1,6 +1,6 @@
-"""The CLI on bad input: one clear message, exit code 2, nothing written."""
+"""The CLI: bad input gets one clear message, exit code 2 and nothing written; show; the summary."""
 
-import pytest
+import json
 
 from builder.cli import main
 from tests.test_pipeline import DISCIPLINES, build, load
@@ -56,3 +56,14 @@ def test_a_prompt_file_naming_an_unknown_output_model_is_refused(tmp_path, capsy
         "'TaxonomyProposal'. Keys: output_model (one of SubjectList, Syllabus, HomeworkQuestion, Answer, "
         "TaxonomyProposal), params, system, user.")
     assert not (tmp_path / "dist").exists()
+
+
+def test_the_summary_lists_what_the_quality_steps_dropped(openai_server, tmp_path, capsys):
+    code, out, _ = build(openai_server, tmp_path)
+    assert code == 0
+    stats = json.loads((out / "stats.json").read_text())["quality"]["dropped"]
+    dropped = ", ".join(f"{reason} {entry['total']:,}" for reason, entry in stats.items())
+    test_rows = len(load(out, "instructions", "test"))
+    assert test_rows == len(DISCIPLINES)  # the smoke preset holds out one question per discipline
+    assert (f"quality: dropped {dropped}; held-out test split {test_rows:,} rows (details in stats.json)"
+            in capsys.readouterr().err)

@@ -10,6 +10,7 @@ from datasets import load_dataset
 
 from builder.cli import main
 from builder.schemas import CONFIGS
+from tests.test_hub import _loads, _push, client, hub  # noqa: F401 (pytest fixtures)
 
 GENERATION = {
     "subjects": {"samples": 2, "per_sample": {"min": 1, "max": 2}},
@@ -107,3 +108,26 @@ def test_changed_content_under_the_same_version_is_warned_about(server, tmp_path
     assert build(server, write_project(tmp_path / "v1b", "1.0.0", "ab"), work, out)[0] == 0
     assert ("glan: warning: the data changed but the taxonomy version is still 1.0.0. Bump `version:` in "
             "taxonomy.yaml: `glan push` refuses new content under an existing version.") in capsys.readouterr().err
+
+
+def test_a_rebuilt_extension_is_published_as_a_new_version(server, hub, client, tmp_path):
+    """The maintainer's loop end to end: build, push; add two disciplines, bump, rebuild, push."""
+    repo, work, out = "glan-tester/extended", tmp_path / ".glan", tmp_path / "dist"
+    assert build(server, write_project(tmp_path / "v1", "1.0.0", "ab"), work, out)[0] == 0
+    shutil.copytree(out, tmp_path / "dist-v1")
+    (first_push,) = client(_push(out, repo))
+    assert first_push["exit"] == 0, first_push["err"]
+    new_only = build(server, write_project(tmp_path / "alone", "1.0.0", "cd"), tmp_path / "fresh", tmp_path / "x")[1]
+
+    code, requests = build(server, write_project(tmp_path / "v2", "1.1.0", "abcd"), work, out)
+    assert (code, requests) == (0, new_only)
+    results = client(_push(out, repo), *_loads(repo, "v1.0.0"), *_loads(tmp_path / "dist-v1"), *_loads(repo))
+    second_push, old_release, old_folder, latest = results[0], results[1:6], results[6:11], results[11:]
+    assert second_push["exit"] == 0, second_push["err"]
+    assert old_release == old_folder
+    assert sum(len(rows) for rows in latest[4].values()) > sum(len(rows) for rows in old_release[4].values())
+    assert [commit.title for commit in hub.commits(repo)] == ["initial commit", "Release v1.0.0", "Release v1.1.0"]
+    assert list(hub.tags(repo)) == ["v1.0.0", "v1.1.0"]
+    changelog = hub.files(repo)["README.md"].decode().split("## Changelog", 1)[1]
+    assert "- Disciplines added (2):" in changelog
+    assert "Music Theory (`music-theory`" in changelog and "Plate Tectonics (`plate-tectonics`" in changelog

@@ -1,7 +1,6 @@
 """The whole pipeline against the OpenAI-protocol test server: five configs, counts, lineage, cache."""
 
 import json
-from pathlib import Path
 
 import pytest
 from datasets import load_dataset
@@ -141,3 +140,14 @@ def test_paper_preset_prints_the_request_count_before_starting(built, capsys):
     assert f"glan: about to make up to {total:,} requests for 1 disciplines" in err
     assert code == 1
     assert "stopped early: --max-requests 1 reached" in err
+
+
+def test_the_builder_used_by_import_gives_the_rows_of_the_folder(built, tmp_path):
+    from glan_dataset import Glan
+
+    builder = Glan(config_name="questions", taxonomy="taxonomy.yaml", preset="smoke", disciplines=DISCIPLINES,
+                   model="test-model", base_url=built["server"].base_url, work_dir=str(built["work"]),
+                   cache_dir=str(tmp_path / "datasets"))
+    builder.download_and_prepare()
+    assert str(builder.info.version) == load_taxonomy("taxonomy.yaml").version
+    assert builder.as_dataset("train").to_list() == load(built["out"], "questions")
