@@ -91,7 +91,7 @@ def manifest(pipeline: Pipeline, splits: dict) -> dict:
                 per_discipline[discipline_id][config] += 1
     return {
         "taxonomy_version": pipeline.taxonomy.version,
-        "license": "other",
+        "license": pipeline.taxonomy.license,
         "language": ["en"],
         "disciplines": [
             {**{key: d[key] for key in ("field", "subfield", "discipline", "discipline_id")},

@@ -291,6 +291,7 @@ class DisciplineRef:
 class Taxonomy(_Node):
     noun: ClassVar[str] = "taxonomy"
     version: str
+    license: str = "other"  # the dataset card's license (a Hub license id)
     generation: Generation = Generation()
     presets: dict[str, dict[str, Any]] = {}
     fields: list[KnowledgeField] = Field(min_length=1)
