@@ -10,7 +10,7 @@ datasets >= 4 refuses loading scripts, so use it by import:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import field, fields, make_dataclass
 
 import datasets
 
@@ -26,27 +26,18 @@ _CITATION = """@article{li2024glan,
 }"""
 
 
-@dataclass
-class GlanConfig(datasets.BuilderConfig):
-    """BuilderConfig for GLAN: the stage is the config name; the rest says how to run the pipeline."""
+def _run_settings(config) -> RunSettings:
+    return RunSettings(**{field.name: getattr(config, field.name) for field in fields(RunSettings)})
 
-    taxonomy: str = "taxonomy.yaml"
-    prompts: str | None = None
-    work_dir: str = ".glan"
-    preset: str | None = None
-    disciplines: tuple[str, ...] = ()
-    model: str | None = None
-    base_url: str | None = None
-    concurrency: int | None = None
-    seed: int | None = None
-    max_cost: float | None = None
-    max_requests: int | None = None
-    batch: bool = False
-    prices: tuple[tuple[str, float, float], ...] = ()
-    progress: bool = True
 
-    def run_settings(self) -> RunSettings:
-        return RunSettings(**{field.name: getattr(self, field.name) for field in fields(RunSettings)})
+# BuilderConfig for GLAN: the stage is the config name; the other fields are RunSettings' own (how to
+# run the pipeline), taken from it so that a new run setting needs no second declaration here.
+GlanConfig = make_dataclass(
+    "GlanConfig",
+    [(setting.name, setting.type, field(default=setting.default)) for setting in fields(RunSettings)],
+    bases=(datasets.BuilderConfig,),
+    namespace={"run_settings": _run_settings, "__module__": __name__},
+)
 
 
 class Glan(datasets.GeneratorBasedBuilder):

@@ -14,7 +14,7 @@ from glan_dataset import Glan
 
 from . import schemas
 from .card import render_card
-from .export import write_folder
+from .export import MANIFEST, write_folder
 from .pipeline import Pipeline, RunSettings
 from .quality import build_stats
 from .workdir import exclusive
@@ -57,7 +57,7 @@ def _build_configs(run: RunSettings, configs: list[str]) -> dict[str, dict[str, 
 
 
 def _read_manifest(folder: Path) -> dict | None:
-    path = Path(folder) / "glan_manifest.json"
+    path = Path(folder) / MANIFEST
     return json.loads(path.read_text()) if path.exists() else None
 
 
@@ -110,8 +110,8 @@ def stats(pipeline: Pipeline, splits: dict) -> dict:
     """Counts and lengths per config/split; instructions are read as their question and answer texts."""
     tables = {}
     for config, by_split in splits.items():
-        for split, dataset in by_split.items():
-            rows = dataset.to_list()
+        for split in by_split:  # the pipeline's own rows: no need to read the Arrow files back
+            rows = pipeline.rows(config)[split]
             if config == "instructions":
                 rows = [{**row, "question": row["messages"][0]["content"], "answer": row["messages"][1]["content"]}
                         for row in rows]

@@ -126,10 +126,8 @@ def _dispatch(args) -> int:
     if args.command == "estimate":
         from .estimate import estimate_command
 
-        run = _run_settings(args)
-        if not _endpoint_configured(args):  # price what `glan build` would run: the embedded model
-            run = _local_defaults(args, run)
-        return estimate_command(run, args.configs)
+        run = _run_settings(args)  # priced as `glan build` would run it, on the embedded model if no endpoint
+        return estimate_command(_embedded_run(args, run) or run, args.configs)
     if args.command == "taxonomy":
         from .taxonomy import diff_taxonomies, format_diff, load_taxonomy, validate_command
 
@@ -185,23 +183,31 @@ def _propose(args) -> int:
 
 def _with_endpoint(args, run, action) -> int:
     """Run `action(run)` against the configured endpoint, or else against the embedded default."""
-    if _endpoint_configured(args):
+    embedded = _embedded_run(args, run)
+    if embedded is None:
         return action(run)
     from .llm.local import LocalServer
     from .pipeline import Pipeline
 
-    run = _local_defaults(args, run)
-    Pipeline(replace(run, base_url="http://127.0.0.1")).cache.close()  # bad input fails before the server starts
+    Pipeline(replace(embedded, base_url="http://127.0.0.1")).cache.close()  # bad input fails before the server starts
     with LocalServer() as server:
-        return action(replace(run, base_url=server.base_url))
+        return action(replace(embedded, base_url=server.base_url))
 
 
-def _local_defaults(args, run):
-    """The embedded model's name, and the demo preset (if the taxonomy has one) so a CPU build takes minutes."""
+def _embedded_run(args, run):
+    """`run` on the embedded model, with the demo preset (if the taxonomy has one) so a CPU build takes
+    minutes; None when an endpoint is named by flag, environment or taxonomy."""
+    if args.base_url or os.environ.get("OPENAI_BASE_URL") or os.environ.get("OPENAI_API_KEY"):
+        return None
     from .llm.local import MODEL_ALIAS
+    from .prompts import STAGES
     from .taxonomy import load_taxonomy
 
-    demo = "demo" if "demo" in load_taxonomy(args.taxonomy).presets else None
+    taxonomy = load_taxonomy(args.taxonomy)
+    settings = taxonomy.settings(args.preset)
+    if any(getattr(settings, stage).base_urls for stage in STAGES):
+        return None
+    demo = "demo" if "demo" in taxonomy.presets else None
     return replace(run, model=args.model or MODEL_ALIAS, preset=args.preset or demo)
 
 
@@ -213,17 +219,6 @@ def _run_settings(args):
         model=args.model, base_url=args.base_url, concurrency=args.concurrency, seed=args.seed,
         max_cost=args.max_cost, max_requests=args.max_requests, batch=args.batch, prices=tuple(args.price),
         progress=sys.stderr.isatty())
-
-
-def _endpoint_configured(args) -> bool:
-    """An endpoint named by flag, environment or taxonomy; otherwise the embedded default is used."""
-    if args.base_url or os.environ.get("OPENAI_BASE_URL") or os.environ.get("OPENAI_API_KEY"):
-        return True
-    from .prompts import STAGES
-    from .taxonomy import load_taxonomy
-
-    settings = load_taxonomy(args.taxonomy).settings(args.preset)
-    return any(getattr(settings, stage).base_urls for stage in STAGES)
 
 
 if __name__ == "__main__":

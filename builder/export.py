@@ -7,7 +7,6 @@ rename, so a crash leaves the previous folder (or none), never half of one.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -15,8 +14,10 @@ import shutil
 from pathlib import Path
 
 import datasets
+from huggingface_hub.utils.sha import sha_fileobj
 
 MAX_SHARD_BYTES = 500 * 2**20  # the Hub's recommended parquet shard size
+MANIFEST = "glan_manifest.json"
 
 
 def write_folder(out: Path, splits_by_config: dict[str, dict[str, datasets.Dataset]], manifest: dict,
@@ -36,7 +37,7 @@ def write_folder(out: Path, splits_by_config: dict[str, dict[str, datasets.Datas
                 "files": files,
             }
     (staging / "stats.json").write_text(json.dumps(manifest["stats"], indent=2, ensure_ascii=False) + "\n")
-    (staging / "glan_manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     (staging / "README.md").write_text(render_card(manifest, None, staging))
     replace_folder(staging, out)
 
@@ -53,11 +54,8 @@ def write_shards(dataset: datasets.Dataset, root: Path, config: str, split: str)
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return sha_fileobj(file).hex()
 
 
 def replace_folder(staging: Path, out: Path) -> None:

@@ -29,8 +29,8 @@ from huggingface_hub.hf_api import RepoFile
 from packaging.version import InvalidVersion, Version
 
 from builder.card import CardError, render_card
+from builder.export import MANIFEST
 
-MANIFEST = "glan_manifest.json"
 CARD = "README.md"
 REPO_TYPE = "dataset"
 
@@ -109,7 +109,7 @@ def push(
     create_pr: bool = False,
     message: str | None = None,
 ) -> PushResult:
-    """Publish `folder` (see notes/CONTRACTS.md) as release v<taxonomy version> of dataset repo `repo_id`.
+    """Publish `folder` (the layout builder/export.py writes) as release v<taxonomy version> of dataset repo `repo_id`.
 
     The token comes from HF_TOKEN or the huggingface_hub login. Raises PushError for a refused release,
     huggingface_hub / network errors for failures (the repo is then unchanged unless a commit was made,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import schemas
-from .quality import QualityReport, answer_drop_reason, apply_quality, held_out_ids
+from .quality import QualityReport, apply_answer_filters, apply_quality, held_out_ids
 from .llm.accounting import Accounting, Budget
 from .llm.batch import BatchRunner
 from .llm.cache import Cache
@@ -165,13 +165,10 @@ class Pipeline:
 
     def _instruction_splits(self, rows: list[dict], failed: list[tuple[dict, str]]) -> dict[str, list[dict]]:
         """Answer filters, then the held-out GLAN-Test split (never also in train)."""
-        for reason in ("truncated", "empty"):
+        for reason in ("truncated", "empty"):  # answers the engine gave up on
             self.quality.record(reason, [item for item, failure in failed if failure == reason])
-        patterns = self.settings.quality.answer_filters.refusal_patterns
-        refused = [row for row in rows if answer_drop_reason(row["messages"][1]["content"], None, patterns)]
-        self.quality.record("refusal", refused)
-        refused_ids = {row["question_id"] for row in refused}
-        rows = [row for row in rows if row["question_id"] not in refused_ids]
+        rows = apply_answer_filters(rows, self.settings.quality, self.quality,
+                                    answer_of=lambda row: row["messages"][1]["content"])
         test_ids = held_out_ids(rows, per_discipline=self.settings.quality.test_split.per_discipline)
         return {"train": [row for row in rows if row["question_id"] not in test_ids],
                 "test": [row for row in rows if row["question_id"] in test_ids]}
@@ -185,10 +182,10 @@ class Pipeline:
                        stage.ctx.output_model, sample_index)
             for item in items for sample_index in stage.samples(item)
         ]
-        stage_settings = getattr(self.settings, stage.name)
+        route, stage_settings = self.route(stage.name), getattr(self.settings, stage.name)
         if self.run.batch or stage_settings.batch:  # fills the cache, which the engine's run then replays
-            self.batches.fill(stage.name, self.route(stage.name), requests, stage_settings.batch_fallback)
-        results = iter(self.engine.run(stage.name, self.route(stage.name), requests))
+            self.batches.fill(stage.name, route, requests, stage_settings.batch_fallback)
+        results = iter(self.engine.run(stage.name, route, requests))
         rows, failed = [], []
         for item in items:
             item_results = [next(results) for _ in stage.samples(item)]

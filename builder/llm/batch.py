@@ -15,7 +15,6 @@ saved) is found again by listing batches. A later run polls saved batches instea
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import secrets
@@ -25,14 +24,13 @@ from dataclasses import dataclass
 
 import openai
 
-from .cache import Cache, Response, cache_key
-from .structured import parse_output
+from .cache import Cache, Response
+from .engine import Attempts
 
 # The Batch API's input file limits.
 MAX_FILE_REQUESTS = 50_000
 MAX_FILE_BYTES = 200 * 1000 * 1000
 CHAT_URL = "/v1/chat/completions"
-_schema_of = functools.cache(lambda output_model: output_model.model_json_schema())  # costly per request
 TERMINAL = ("completed", "failed", "expired", "cancelled")
 FIRST_POLL_S = 0.5  # doubled on every poll up to the configured interval: small batches finish fast
 
@@ -150,30 +148,15 @@ class BatchRunner:
         return existing
 
     def _pending(self, model: str, requests: list, endpoint) -> dict[str, dict]:
-        """key -> batch line of each request's next uncached attempt, replaying cached attempts like
-        the engine does (an invalid output makes attempt k+1; a truncated one doubles max_tokens once).
-        Should the two ever disagree, the engine's run sends the difference online: never a wrong row."""
-        mode = endpoint.mode if endpoint.mode != "auto" else self.cache.mode(endpoint.base_url) or "json_schema"
+        """key -> batch line of each request's next uncached attempt, walked as the engine walks it."""
+        mode = self.engine.mode(endpoint)
         lines = {}
         for request in requests:
-            params, widened = dict(request.params), False
-            schema = _schema_of(request.output_model) if request.output_model else None
-            for attempt in range(self.limits.max_attempts):
-                key = cache_key(model=model, messages=request.messages, params=params, schema=schema,
-                                sample_index=request.sample_index, attempt=attempt)
-                response = self.cache.get(key)
-                if response is None:
-                    body = self.engine.request_body(model, request, dict(params), key, mode)
-                    lines[key] = {"custom_id": key, "method": "POST", "url": CHAT_URL, "body": body}
-                    break
-                _, reason = parse_output(response.text, request.output_model)
-                if response.finish_reason == "length":
-                    reason = "truncated"
-                if reason is None:
-                    break
-                if reason == "truncated" and not widened and params.get("max_tokens"):
-                    params["max_tokens"] *= 2
-                    widened = True
+            attempts = Attempts(model, request, self.limits.max_attempts)
+            attempts.replay(self.cache)
+            if not attempts.done:
+                body = self.engine.request_body(model, request, attempts.params, attempts.key, mode)
+                lines[attempts.key] = {"custom_id": attempts.key, "method": "POST", "url": CHAT_URL, "body": body}
         return lines
 
     def _submit(self, api, stage: str, model: str, endpoint, lines: list[dict]) -> list[SavedBatch]:

@@ -91,6 +91,55 @@ class LLMResult:
         return self.failure is None and not self.skipped
 
 
+class Attempts:
+    """Where one request stands: attempt k is cache key k; an invalid output moves on to attempt k+1, and
+    one cut off at the token limit doubles max_tokens once (the same limit would likely cut it again).
+
+    The engine and the Batch API runner both walk requests with it, so they agree on every key.
+    """
+
+    def __init__(self, model: str, request: LLMRequest, max_attempts: int):
+        self.model, self.request, self.max_attempts = model, request, max_attempts
+        self.params = dict(request.params)
+        self.attempt, self.widened = 0, False
+        self.ok, self.value = False, None
+        self.reason, self.last_text = None, ""  # of the last invalid output
+        self.key = self._key()
+
+    @property
+    def done(self) -> bool:
+        return self.ok or self.attempt >= self.max_attempts
+
+    def replay(self, cache: Cache) -> int:
+        """Advance through the attempts the cache already answered; returns how many it did."""
+        hits = 0
+        while not self.done and (response := cache.get(self.key)) is not None:
+            self.advance(response)
+            hits += 1
+        return hits
+
+    def advance(self, response: Response) -> None:
+        value, reason = parse_output(response.text, self.request.output_model)
+        if response.finish_reason == "length":
+            value, reason = None, "truncated"
+        if reason is None:
+            self.ok, self.value = True, value
+            return
+        self.reason, self.last_text = reason, response.text
+        if reason == "truncated" and not self.widened and self.params.get("max_tokens"):
+            self.params["max_tokens"] *= 2
+            self.widened = True
+        self.attempt += 1
+        if not self.done:
+            self.key = self._key()
+
+    def _key(self) -> str:
+        output_model = self.request.output_model
+        return cache_key(model=self.model, messages=self.request.messages, params=self.params,
+                         schema=_schema_of(output_model) if output_model else None,
+                         sample_index=self.request.sample_index, attempt=self.attempt)
+
+
 @dataclass
 class _EndpointState:
     endpoint: Endpoint
@@ -161,50 +210,41 @@ class Engine:
                     state.concurrency.lowest, self.lowest_concurrency.get(state.endpoint.base_url, state.concurrency.lowest))
         return results
 
+    def mode(self, endpoint: Endpoint) -> str:
+        """The structured-output mode to send to `endpoint`: its own, or for auto what it accepted last time."""
+        if endpoint.mode != "auto":
+            return endpoint.mode
+        return self.cache.mode(endpoint.base_url) or "json_schema"
+
     def _state(self, endpoint: Endpoint) -> _EndpointState:
-        mode = endpoint.mode
-        if mode == "auto":
-            mode = self.cache.mode(endpoint.base_url) or "json_schema"
         rpm, tpm = self.limits.requests_per_minute, self.limits.tokens_per_minute
         return _EndpointState(
-            endpoint, os.environ.get(endpoint.api_key_env), mode, AdaptiveConcurrency(self.limits.concurrency),
+            endpoint, os.environ.get(endpoint.api_key_env), self.mode(endpoint), AdaptiveConcurrency(self.limits.concurrency),
             RateLimiter(rpm) if rpm else None, RateLimiter(tpm) if tpm else None)
 
     async def _complete(self, stage: str, route: Route, rotation, request: LLMRequest) -> LLMResult:
-        params = dict(request.params)
-        schema = _schema_of(request.output_model) if request.output_model else None
         usage = self.accounting.usage(stage, route.model)
-        reason, last_text, widened = None, "", False
-        for attempt in range(self.limits.max_attempts):
-            key = cache_key(model=route.model, messages=request.messages, params=params, schema=schema,
-                            sample_index=request.sample_index, attempt=attempt)
-            response = self.cache.get(key)
-            if response is not None:
-                usage.cache_hits += 1
-            else:
-                try:
-                    response = await self._send(stage, route, rotation, request, params, key)
-                except _BudgetSpent:
-                    return LLMResult(request, skipped=True, attempts=attempt)
-                except TransportError as error:
-                    return self._fail(stage, request, str(error), attempt + 1, "")
-            value, reason = parse_output(response.text, request.output_model)
-            if response.finish_reason == "length":
-                value, reason = None, "truncated"
-            if reason is None:
-                return LLMResult(request, value=value, attempts=attempt + 1)
-            last_text = response.text
-            if reason == "truncated" and not widened and params.get("max_tokens"):
-                # Cut off at the token limit: the same limit would likely cut it again.
-                params["max_tokens"] *= 2
-                widened = True
-        return self._fail(stage, request, reason, self.limits.max_attempts, last_text)
+        attempts = Attempts(route.model, request, self.limits.max_attempts)
+        while True:
+            usage.cache_hits += attempts.replay(self.cache)
+            if attempts.ok:
+                return LLMResult(request, value=attempts.value, attempts=attempts.attempt + 1)
+            if attempts.done:
+                return self._fail(stage, request, attempts.reason, attempts.attempt, attempts.last_text)
+            try:
+                response = await self._send(stage, route, rotation, request, attempts.params, attempts.key)
+            except _BudgetSpent:
+                return LLMResult(request, skipped=True, attempts=attempts.attempt)
+            except TransportError as error:
+                return self._fail(stage, request, str(error), attempts.attempt + 1, "")
+            attempts.advance(response)
 
     def _fail(self, stage: str, request: LLMRequest, reason: str, attempts: int, last_text: str) -> LLMResult:
         self.cache.record_failure(Failure(stage, request.item_id, reason, attempts, last_text))
         return LLMResult(request, failure=reason, attempts=attempts)
 
-    def _body(self, model: str, request: LLMRequest, params: dict, key: str, mode: str) -> dict:
+    def request_body(self, model: str, request: LLMRequest, params: dict, key: str, mode: str) -> dict:
+        """The chat-completions body of one attempt in a structured-output mode; Batch API lines use it too."""
         messages = request.messages
         body = {"model": model, **params, "seed": int(key[:8], 16) % 2**31}
         if request.output_model is not None:
@@ -238,7 +278,7 @@ class Engine:
                     raise _BudgetSpent
                 usage.requests += 1
                 mode = state.mode
-                body = self._body(route.model, request, params, key, mode)
+                body = self.request_body(route.model, request, params, key, mode)
                 response = await post_chat(state.session, state.endpoint.base_url, state.api_key, body)
                 # Committed before anything else happens with it: after a SIGKILL it is never paid again.
                 self.cache.put(key, stage, route.model, response)
@@ -270,9 +310,3 @@ class Engine:
             finally:
                 await state.concurrency.release(overloaded)
             await asyncio.sleep(delay)
-
-    # -- for builder.llm.batch: a Batch API line must carry exactly the body the online path posts --
-
-    def request_body(self, model: str, request: LLMRequest, params: dict, key: str, mode: str) -> dict:
-        """The chat-completions body of one attempt (its key and params) in a structured-output mode."""
-        return self._body(model, request, params, key, mode)

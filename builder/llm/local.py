@@ -6,7 +6,7 @@ exception or on Ctrl-C), at interpreter exit, and, on Linux, by the kernel (PR_S
 this process dies without running any Python at all (SIGKILL, the OOM killer).
 
 The 270M base model proves the pipeline works; real data comes from a real endpoint.
-Measurements and the server's quirks: notes/local_server.md.
+Measurements and the server's quirks: docs/local_server.md.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ Pure functions; the pipeline decides when to call them. `settings` is the `quali
 taxonomy.yaml (a pydantic model or any object with the same attribute names).
 """
 
+from collections.abc import Callable
+from operator import itemgetter
+
 from .decontaminate import BenchmarkError, decontaminate, load_benchmark
 from .dedup import deduplicate
 from .filters import ANSWER_DROP_REASONS, answer_drop_reason, filter_answers
@@ -65,9 +68,10 @@ def apply_quality(question_rows: list[dict], settings) -> tuple[list[dict], Qual
     return kept, report
 
 
-def apply_answer_filters(instruction_rows: list[dict], settings, report: QualityReport) -> list[dict]:
+def apply_answer_filters(instruction_rows: list[dict], settings, report: QualityReport,
+                         answer_of: Callable[[dict], str] = itemgetter("answer")) -> list[dict]:
     """Drop truncated, empty and refusal answers, counting each reason in `report`."""
-    filtered = filter_answers(instruction_rows, settings.answer_filters.refusal_patterns)
+    filtered = filter_answers(instruction_rows, settings.answer_filters.refusal_patterns, answer_of)
     for reason in ANSWER_DROP_REASONS:
         report.record(reason, [drop.row for drop in filtered.dropped if drop.reason == reason])
     return filtered.kept

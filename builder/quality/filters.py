@@ -1,6 +1,8 @@
 """Answers a trainer should not see: cut off, empty, or a refusal."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from operator import itemgetter
 
 
 @dataclass(frozen=True)
@@ -39,10 +41,12 @@ def _fold(text: str) -> str:
     return text.replace("\u2019", "'").casefold()
 
 
-def filter_answers(rows: list[dict], refusal_patterns: list[str]) -> FilterResult:
+def filter_answers(rows: list[dict], refusal_patterns: list[str],
+                   answer_of: Callable[[dict], str] = itemgetter("answer")) -> FilterResult:
+    """`answer_of` reads a row's answer; `finish_reason`, where a row has one, marks a cut-off answer."""
     kept, dropped = [], []
     for row in rows:
-        reason = answer_drop_reason(row["answer"], row["finish_reason"], refusal_patterns)
+        reason = answer_drop_reason(answer_of(row), row.get("finish_reason"), refusal_patterns)
         if reason is None:
             kept.append(row)
         else:

@@ -37,8 +37,6 @@ FAULT_KINDS = (
     "429", "500", "503", "hang", "reset",
     "truncated", "invalid_json", "schema_invalid", "empty", "length",
 )  # fmt: skip
-# Content faults that only a schema reveals (see the text_faults knob).
-_SCHEMA_FAULTS = ("truncated", "invalid_json", "schema_invalid")
 
 # The client's prompt mode puts the output schema in a fenced block; the last one wins.
 _FENCED_JSON = re.compile(r"```json[ \t]*\n(.*?)```", re.DOTALL)
@@ -53,7 +51,6 @@ class Knobs:
     hang_s: float = 30
     fault_seed: int = 0
     reject_json_schema: bool = False
-    text_faults: bool = True  # False: free-text requests never get the faults only a schema reveals
     require_api_key: str | None = None
     models: list[str] = dataclasses.field(default_factory=lambda: ["test-model"])
     batch_delay_s: float = 0.5
@@ -110,9 +107,6 @@ class FakeOpenAI:
 
         knobs = self.knobs
         fault = self._pick_fault(arrival)
-        free_text = self._generator(body, body.get("response_format") or {}) is None
-        if fault in _SCHEMA_FAULTS and free_text and not knobs.text_faults:
-            fault = None  # no client can tell a cut or odd free-text answer from a real one
         if fault:
             record["fault"] = fault
             self.fault_counts[fault] = self.fault_counts.get(fault, 0) + 1
