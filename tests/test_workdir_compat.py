@@ -1,0 +1,34 @@
+"""A work dir filled by glan 0.1 (tests/fixtures/workdir_v1: its taxonomy, prompts, cache and the rows it
+built) still builds with zero requests and the same rows: cache keys and row format are a contract."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from builder.cli import main
+
+FIXTURE = Path(__file__).parent / "fixtures" / "workdir_v1"
+SPLITS = {"taxonomy": ["train"], "subjects": ["train"], "syllabi": ["train"], "questions": ["train"],
+          "instructions": ["train", "test"]}
+
+
+def rows(folder: Path, config: str, split: str) -> set[str]:
+    tables = [pq.read_table(path) for path in sorted((folder / config).glob(f"{split}-*.parquet"))]
+    return {json.dumps(row, sort_keys=True) for table in tables for row in table.to_pylist()}
+
+
+def test_a_work_dir_of_glan_0_1_builds_with_zero_requests_and_the_same_rows(openai_server, tmp_path):
+    shutil.copytree(FIXTURE, tmp_path / "v1")
+    root = tmp_path / "v1"
+    code = main(["build", "--taxonomy", str(root / "taxonomy.yaml"), "--preset", "smoke",
+                 "--disciplines", "Organic Chemistry,Linear Algebra", "--model", "test-model",
+                 "--base-url", openai_server.base_url, "--work-dir", str(root / "work"), "--out", str(tmp_path / "dist")])
+    assert code == 0
+    assert openai_server.stats()["requests"] == 0
+    for config, splits in SPLITS.items():
+        for split in splits:
+            expected = rows(root / "rows", config, split)
+            assert expected, (config, split)
+            assert rows(tmp_path / "dist", config, split) == expected, (config, split)
