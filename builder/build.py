@@ -13,8 +13,8 @@ import datasets
 from glan_dataset import Glan
 
 from . import schemas
-from .card import render_card
-from .export import MANIFEST, write_folder
+from .publish.card import render_card
+from .publish.export import MANIFEST, write_folder
 from .pipeline import Pipeline, RunSettings
 from .quality import build_stats
 from .workdir import exclusive

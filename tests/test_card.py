@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from builder.card import CITATION, CardError, render_card, size_category
+from builder.publish.card import CITATION, CardError, render_card, size_category
 
 DISCIPLINES = [
     ("Natural Sciences", "Chemistry", "Organic Chemistry", "organic-chemistry"),

@@ -2,16 +2,16 @@ from pathlib import Path
 
 import pytest
 
+from builder.cli import main
+from builder.config.settings import Generation
 from builder.taxonomy import (
     ABSENT,
-    Generation,
     SettingChange,
     TaxonomyError,
     diff_taxonomies,
     format_diff,
     load_taxonomy,
     slugify,
-    validate_command,
 )
 
 SHIPPED = Path(__file__).resolve().parents[1] / "taxonomy.yaml"
@@ -73,7 +73,7 @@ def test_shipped_taxonomy_is_at_paper_scale_with_explicit_ids():
 
 
 def test_validate_command_prints_a_summary(capsys):
-    assert validate_command(SHIPPED) == 0
+    assert main(["taxonomy", "validate", str(SHIPPED)]) == 0
     out, err = capsys.readouterr()
     assert out == f"{SHIPPED}: version 1.0.0, 10 fields, 31 sub-fields, 149 disciplines, presets: demo, paper, smoke\n"
     assert err == ""
@@ -244,7 +244,7 @@ def test_malformed_taxonomy_gives_one_exact_message(write, capsys, text, expecte
         load_taxonomy(path)
     assert str(error.value) == expected
 
-    assert validate_command(path) == 2
+    assert main(["taxonomy", "validate", str(path)]) == 2
     out, err = capsys.readouterr()
     assert (out, err) == ("", expected + "\n")
     assert sorted(entry.name for entry in Path.cwd().iterdir()) == ["taxonomy.yaml"]

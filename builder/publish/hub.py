@@ -16,11 +16,9 @@ holds a loading script.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
-import sys
 from pathlib import Path, PurePosixPath
 
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
@@ -28,8 +26,8 @@ from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
 from huggingface_hub.hf_api import RepoFile
 from packaging.version import InvalidVersion, Version
 
-from builder.card import CardError, render_card
-from builder.export import MANIFEST
+from .card import CardError, render_card
+from .export import MANIFEST
 
 CARD = "README.md"
 REPO_TYPE = "dataset"
@@ -109,7 +107,7 @@ def push(
     create_pr: bool = False,
     message: str | None = None,
 ) -> PushResult:
-    """Publish `folder` (the layout builder/export.py writes) as release v<taxonomy version> of dataset repo `repo_id`.
+    """Publish `folder` (the layout builder/publish/export.py writes) as release v<taxonomy version> of dataset repo `repo_id`.
 
     The token comes from HF_TOKEN or the huggingface_hub login. Raises PushError for a refused release,
     huggingface_hub / network errors for failures (the repo is then unchanged unless a commit was made,
@@ -325,25 +323,3 @@ def _description(manifest: dict, previous: dict | None) -> str:
     )
     since = f"previous release: v{previous['taxonomy_version']}" if previous else "first release"
     return f"GLAN taxonomy v{manifest['taxonomy_version']} ({since}). Rows per config: {rows}."
-
-
-def push_command(args: argparse.Namespace) -> int:
-    """`glan push`: 0 published (or already published), 1 failed on the way, 2 refused."""
-    try:
-        result = push(args.from_dir, args.repo_id, revision=args.revision, private=args.private,
-                      create_pr=args.create_pr, message=args.message)
-    except PushError as error:
-        print(f"glan push: {error}", file=sys.stderr)
-        return 2
-    except (HfHubHTTPError, OSError, RuntimeError, ValueError) as error:
-        response = error.response if isinstance(error, HfHubHTTPError) else None
-        if response is not None and response.status_code == 401:
-            what_to_do = "Set HF_TOKEN to a token with write access, or run `hf auth login`."
-        else:
-            what_to_do = "Run the same command to retry: uploaded shards are not sent again, a missing tag is created."
-        # huggingface_hub wraps a failed LFS upload in a RuntimeError that names the file; the cause says why
-        cause = f"\n{error.__cause__}" if isinstance(error, RuntimeError) and error.__cause__ else ""
-        print(f"glan push: failed: {error}{cause}\n{what_to_do}", file=sys.stderr)
-        return 1
-    print(result.summary())
-    return 0

@@ -8,13 +8,23 @@ import sys
 import time
 from pathlib import Path
 
-import openai
-
-from .llm.batch import TERMINAL, BatchStore, SavedBatch, client
-from .llm.cache import Cache
 
 
-def batches_command(work_dir: str, action: str, batch_ids: list[str]) -> int:
+def add_parser(commands) -> None:
+    parser = commands.add_parser("batches", help="list the Batch API batches of a work dir, or cancel them")
+    parser.add_argument("action", nargs="?", choices=("list", "cancel"), default="list")
+    parser.add_argument("batch_ids", nargs="*", help="cancel only these (default: every running batch)")
+    parser.add_argument("--work-dir", default=".glan")
+    parser.set_defaults(run=run)
+
+
+def run(args) -> int:
+    import openai
+
+    from ..llm.batch import TERMINAL, BatchStore, client
+    from ..llm.cache import Cache
+
+    work_dir, action, batch_ids = args.work_dir, args.action, args.batch_ids
     path = Path(work_dir) / "cache.sqlite"
     if not path.exists():
         print(f"glan: {path}: no such file. Pass the --work-dir of the build that submitted the batches.",
@@ -42,7 +52,7 @@ def batches_command(work_dir: str, action: str, batch_ids: list[str]) -> int:
     return 0
 
 
-def _table(saved: list[SavedBatch]) -> str:
+def _table(saved) -> str:
     lines = [f"{'batch':<24} {'stage':<10} {'status':<11} {'requests':>8} {'completed':>9} {'failed':>6} "
              f"{'collected':<9} created"]
     for batch in saved:

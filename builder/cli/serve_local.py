@@ -1,0 +1,36 @@
+"""`glan serve-local [--port N]`: the embedded llama.cpp server alone, in the foreground, for other tools."""
+
+from __future__ import annotations
+
+import sys
+
+
+def add_parser(commands) -> None:
+    parser = commands.add_parser("serve-local", help="run the embedded llama.cpp server alone, for other tools")
+    parser.add_argument("--port", type=int)
+    parser.set_defaults(run=run)
+
+
+def run(args) -> int:
+    """Serve until Ctrl-C (exit 0), or exit 1 when the server dies."""
+    from ..llm.local import LocalServer, LocalServerError
+
+    try:
+        with LocalServer(port=args.port) as server:
+            print(f"Serving {server.model} at {server.base_url}. Point glan (or any OpenAI client) at it:")
+            print(f"  export OPENAI_BASE_URL={server.base_url}")
+            print("  export OPENAI_API_KEY=local   # any non-empty value; the server does not check it")
+            print(f"  model name: {server.model}")
+            print("Press Ctrl-C to stop.", flush=True)
+            returncode = server.wait()
+            print(
+                f"glan: the embedded server exited with code {returncode}. Its last output:\n"
+                f"{server.output_tail()}",
+                file=sys.stderr,
+            )
+            return 1
+    except LocalServerError as error:
+        print(f"glan: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0

@@ -1,0 +1,60 @@
+"""`glan taxonomy validate | diff | propose`: check, compare and grow taxonomy files."""
+
+from __future__ import annotations
+
+import sys
+
+
+def add_parser(commands) -> None:
+    taxonomy = commands.add_parser("taxonomy", help="check or compare taxonomy files")
+    taxonomy_commands = taxonomy.add_subparsers(dest="taxonomy_command", required=True)
+    validate = taxonomy_commands.add_parser("validate", help="check a taxonomy file; exit 2 on the first problem")
+    validate.add_argument("path", nargs="?", default="taxonomy.yaml")
+    validate.set_defaults(run=run_validate)
+    propose = taxonomy_commands.add_parser(
+        "propose", help="ask the LLM for new disciplines, printed as taxonomy YAML to review (never merged)")
+    propose.add_argument("--taxonomy", default="taxonomy.yaml")
+    propose.add_argument("--under", default="", help='"Field" or "Field/Sub-field" to grow (default: anywhere)')
+    propose.add_argument("--count", type=int, default=10)
+    propose.add_argument("--model")
+    propose.add_argument("--base-url")
+    propose.add_argument("--preset")
+    propose.add_argument("--work-dir", default=".glan")
+    propose.set_defaults(run=run_propose)
+    diff = taxonomy_commands.add_parser("diff", help="what changed between two taxonomy files")
+    diff.add_argument("old")
+    diff.add_argument("new")
+    diff.set_defaults(run=run_diff)
+
+
+def run_validate(args) -> int:
+    """Exit 0 with a one-line summary, or 2 with the error on stderr."""
+    from ..taxonomy import TaxonomyError, load_taxonomy
+
+    try:
+        taxonomy = load_taxonomy(args.path)
+    except TaxonomyError as error:
+        print(error, file=sys.stderr)
+        return 2
+    subfields = sum(len(field.subfields) for field in taxonomy.fields)
+    presets = ", ".join(sorted(taxonomy.presets)) or "none"
+    print(f"{args.path}: version {taxonomy.version}, {len(taxonomy.fields)} fields, {subfields} sub-fields, "
+          f"{len(taxonomy.disciplines())} disciplines, presets: {presets}")
+    return 0
+
+
+def run_diff(args) -> int:
+    from ..taxonomy import diff_taxonomies, format_diff, load_taxonomy
+
+    print(format_diff(diff_taxonomies(load_taxonomy(args.old), load_taxonomy(args.new))))
+    return 0
+
+
+def run_propose(args) -> int:
+    from ..pipeline import RunSettings
+    from ..propose import propose
+    from .run import with_endpoint
+
+    run = RunSettings(taxonomy=args.taxonomy, work_dir=args.work_dir, preset=args.preset, model=args.model,
+                      base_url=args.base_url, progress=False)
+    return with_endpoint(args, run, lambda run: propose(run, args.under, args.count))

@@ -1,0 +1,168 @@
+"""The `generation:` block of taxonomy.yaml (and of each preset): how much to generate, with which models,
+limits, prices and quality steps. Defaults are the paper's scale; taxonomy.yaml spells them out."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from .base import Named, Node, problem
+
+ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class Range(Node):
+    noun: ClassVar[str] = "range"
+    min: int = Field(ge=1)
+    max: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> Range:
+        if self.min > self.max:
+            raise problem(f"min {self.min} is greater than max {self.max}. Set min <= max")
+        return self
+
+
+class StageSettings(Node):
+    """Keys every LLM stage accepts; None defers to the prompt file or the endpoint."""
+
+    model: str | None = None
+    base_urls: list[str] = []
+    api_key_env: str | None = None
+    structured_output: Literal["auto", "json_schema", "json_object", "prompt"] = "auto"
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    batch: bool = False
+    # What the batches left unanswered (errors, expired, invalid outputs) goes online, or into new batches.
+    batch_fallback: Literal["online", "batch"] = "online"
+
+    @field_validator("base_urls", mode="before")
+    @classmethod
+    def _one_url_is_a_list(cls, value: Any) -> Any:
+        if value is None:
+            return []
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _names_a_variable(cls, value: str | None) -> str | None:
+        # The value is never echoed: if it is a pasted key, it must not land in logs.
+        if value is not None and not ENV_NAME_PATTERN.match(value):
+            raise problem(
+                "expected the NAME of an environment variable, not a key. "
+                'Write e.g. "api_key_env: OPENAI_API_KEY" and export the key in that variable'
+            )
+        return value
+
+
+class SubjectsSettings(StageSettings):
+    samples: int = Field(default=10, ge=1)
+    per_sample: Range = Range(min=10, max=20)
+
+
+class SyllabusSettings(StageSettings):
+    sessions: Range = Range(min=10, max=30)
+    key_concepts: Range = Range(min=3, max=6)
+
+
+class QuestionsSettings(StageSettings):
+    per_subject: int = Field(default=300, ge=1)
+    # llama.cpp unrolls maxLength into nested grammar rules; its server fails to parse ~3,000 deep.
+    max_chars: int = Field(default=1000, ge=20, le=2000)
+    single_session_share: float = 0.5
+    single_concepts: Range = Range(min=1, max=5)
+    two_concepts: Range = Range(min=2, max=5)
+
+    @field_validator("single_session_share")
+    @classmethod
+    def _is_a_fraction(cls, value: float) -> float:
+        if not 0 <= value <= 1:
+            raise problem(
+                f"{value} is outside [0, 1]. It is the fraction of questions drawn from a single "
+                "session, e.g. 0.5 for half single-session and half two-session questions"
+            )
+        return value
+
+    @field_validator("two_concepts")
+    @classmethod
+    def _one_concept_per_session(cls, value: Range) -> Range:
+        if value.min < 2:
+            raise problem(
+                f"min {value.min} is below 2. A two-session question takes at least one concept "
+                "from each session; set min to 2 or more"
+            )
+        return value
+
+
+class AnswersSettings(StageSettings):
+    max_chars: int | None = Field(default=None, ge=1, le=2000)  # null: unbounded (set it for local base models)
+
+
+class Limits(Node):
+    concurrency: int = Field(default=64, ge=1)
+    requests_per_minute: int | None = Field(default=None, ge=1)
+    tokens_per_minute: int | None = Field(default=None, ge=1)
+    timeout_s: float = Field(default=120, gt=0)
+    max_retries: int = Field(default=6, ge=0)
+    max_attempts: int = Field(default=3, ge=1)
+    batch_poll_s: float = Field(default=60, gt=0)  # longest wait between two polls of a running batch
+    max_failure_rate: float = Field(default=0.01, ge=0, le=1)  # above it, `glan build` exits 1
+
+
+class Price(Node):
+    noun: ClassVar[str] = "price"
+    input_per_million: float = Field(ge=0)
+    output_per_million: float = Field(ge=0)
+
+
+class Dedup(Node):
+    exact: bool = True
+    near: bool = True
+    threshold: float = Field(default=0.8, gt=0, le=1)
+    num_perm: int = Field(default=128, ge=16)
+    shingle_words: int = Field(default=1, ge=1)
+
+
+class Benchmark(Named):
+    noun: ClassVar[str] = "benchmark"
+    name_example: ClassVar[str] = "gsm8k"
+    path: str
+    text_column: str
+
+
+class Decontamination(Node):
+    ngram: int = Field(default=13, ge=1)
+    benchmarks: list[Benchmark] = []
+
+
+class HeldOutSplit(Node):
+    per_discipline: int = Field(default=50, ge=0)
+
+
+class AnswerFilters(Node):
+    refusal_patterns: list[str] = ["I'm sorry", "I cannot", "As an AI"]
+
+
+class Quality(Node):
+    dedup: Dedup = Dedup()
+    decontamination: Decontamination = Decontamination()
+    test_split: HeldOutSplit = HeldOutSplit()
+    answer_filters: AnswerFilters = AnswerFilters()
+
+
+class Generation(Node):
+    """Run settings. Defaults are the paper's scale; taxonomy.yaml spells them out."""
+
+    seed: int = 2402
+    levels: list[str] = Field(default=["introductory", "intermediate", "advanced", "graduate"], min_length=1)
+    discipline_ids: list[str] | None = Field(default=None, min_length=1)  # None: every discipline
+    limits: Limits = Limits()
+    prices: dict[str, Price] = {}
+    subjects: SubjectsSettings = SubjectsSettings()
+    syllabus: SyllabusSettings = SyllabusSettings()
+    questions: QuestionsSettings = QuestionsSettings()
+    answers: AnswersSettings = AnswersSettings()
+    quality: Quality = Quality()

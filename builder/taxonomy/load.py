@@ -1,0 +1,74 @@
+"""Loading taxonomy.yaml: YAML with line numbers, the models, and the checks that span several nodes."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from ..config.settings import Generation
+from ..config.yamlfile import START_FROM_SHIPPED, TaxonomyError, first_problem, format_path, locate, parse_yaml
+from .model import Discipline, Taxonomy
+
+
+def load_taxonomy(path: str | Path) -> Taxonomy:
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        message = f"file not found. Pass the path of a taxonomy YAML, or {START_FROM_SHIPPED}."
+        raise TaxonomyError(source, None, "", message) from None
+    except (OSError, UnicodeDecodeError) as error:
+        message = f"cannot read the file ({error}). Check that it is a readable UTF-8 text file."
+        raise TaxonomyError(source, None, "", message) from None
+    root, data = parse_yaml(text, source)
+    try:
+        taxonomy = Taxonomy.model_validate(data)
+    except ValidationError as error:
+        raise first_problem(error, Taxonomy, source, root, ()) from None
+    taxonomy._source, taxonomy._root = source, root
+    _check_unique_disciplines(taxonomy, source, root)
+    _check_discipline_ids(taxonomy, taxonomy.generation, source, root, ("generation",))
+    for preset in taxonomy.presets:
+        _check_discipline_ids(taxonomy, taxonomy.settings(preset), source, root, ("presets", preset))
+    return taxonomy
+
+
+def _check_unique_disciplines(taxonomy: Taxonomy, source: str, root: yaml.Node) -> None:
+    seen: dict[str, tuple[tuple, Discipline]] = {}
+    for i, field in enumerate(taxonomy.fields):
+        for j, subfield in enumerate(field.subfields):
+            for k, discipline in enumerate(subfield.disciplines):
+                loc = ("fields", i, "subfields", j, "disciplines", k)
+                if discipline.discipline_id not in seen:
+                    seen[discipline.discipline_id] = (loc, discipline)
+                    continue
+                first_loc, first = seen[discipline.discipline_id]
+                first_line = locate(root, first_loc)
+                if discipline.id is not None:
+                    raise TaxonomyError(
+                        source, locate(root, loc + ("id",)), format_path(loc + ("id",)),
+                        f'id "{discipline.id}" is already used on line {first_line} by "{first.name}". '
+                        "Ids are unique; pick another id.",
+                    )
+                raise TaxonomyError(
+                    source, locate(root, loc), format_path(loc),
+                    f'duplicate discipline "{discipline.name}" (id {discipline.discipline_id}), already on line '
+                    f"{first_line}. Delete one, or give each a distinct \"id:\" if they are different disciplines.",
+                )
+
+
+def _check_discipline_ids(
+    taxonomy: Taxonomy, settings: Generation, source: str, root: yaml.Node, prefix: tuple
+) -> None:
+    known = [ref.discipline_id for ref in taxonomy.disciplines()]
+    for index, discipline_id in enumerate(settings.discipline_ids or []):
+        if discipline_id in known:
+            continue
+        loc = prefix + ("discipline_ids", index)
+        close = difflib.get_close_matches(discipline_id, known, n=1)
+        hint = f'Did you mean "{close[0]}"?' if close else f'Use a discipline_id of this taxonomy, e.g. "{known[0]}".'
+        message = f'unknown discipline id "{discipline_id}". {hint}'
+        raise TaxonomyError(source, locate(root, loc), format_path(loc), message)

@@ -1,0 +1,137 @@
+"""The taxonomy tree (fields -> sub-fields -> disciplines) with its generation settings and presets."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import yaml
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+from ..config.base import Named, Node, describe, problem
+from ..config.settings import Generation
+from ..config.yamlfile import TaxonomyError, first_problem, locate
+
+ID_PATTERN = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+VERSION_PATTERN = re.compile(r"^\d+\.\d+\.\d+$")
+
+
+def slugify(name: str) -> str:
+    """"Fractions, Decimals & Percentages" -> "fractions-decimals-percentages" (accents folded to ASCII)."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
+
+
+class Discipline(Named):
+    noun: ClassVar[str] = "discipline"
+    name_example: ClassVar[str] = "Organic Chemistry"
+    id: str | None = None
+    description: str = ""
+
+    @field_validator("id")
+    @classmethod
+    def _is_a_slug(cls, value: str | None) -> str | None:
+        if value is not None and not ID_PATTERN.match(value):
+            raise problem(
+                f'invalid id "{value}". An id is lowercase letters and digits joined by single '
+                'hyphens, e.g. "organic-chemistry"'
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _has_an_id(self) -> Discipline:
+        if not self.discipline_id:
+            raise problem(
+                f'name "{self.name}" has no ASCII letters or digits to make an id from. '
+                'Add an explicit id, e.g. "id: my-discipline"'
+            )
+        return self
+
+    @property
+    def discipline_id(self) -> str:
+        return self.id or slugify(self.name)
+
+
+class Subfield(Named):
+    noun: ClassVar[str] = "sub-field"
+    name_example: ClassVar[str] = "Chemistry"
+    disciplines: list[Discipline] = Field(min_length=1)
+
+
+class KnowledgeField(Named):
+    noun: ClassVar[str] = "field"
+    name_example: ClassVar[str] = "Natural Sciences"
+    subfields: list[Subfield] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class DisciplineRef:
+    field: str
+    subfield: str
+    discipline: str
+    discipline_id: str
+    description: str
+
+
+class Taxonomy(Node):
+    noun: ClassVar[str] = "taxonomy"
+    version: str
+    license: str = "other"  # the dataset card's license (a Hub license id)
+    generation: Generation = Generation()
+    presets: dict[str, dict[str, Any]] = {}
+    fields: list[KnowledgeField] = Field(min_length=1)
+
+    # Where the taxonomy was read from, so errors raised later (settings()) still name file and line.
+    _source: str | None = PrivateAttr(default=None)
+    _root: yaml.Node | None = PrivateAttr(default=None)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _is_semver(cls, value: Any) -> Any:
+        if not isinstance(value, str) or not VERSION_PATTERN.match(value):
+            raise problem(
+                f"expected a version X.Y.Z, got {describe(value)}. "
+                'Write e.g. "version: 1.0.0" and bump it whenever the taxonomy changes'
+            )
+        return value
+
+    def disciplines(self, settings: Generation | None = None) -> list[DisciplineRef]:
+        """Every discipline in file order, or only those in settings.discipline_ids."""
+        refs = [
+            DisciplineRef(field.name, subfield.name, discipline.name, discipline.discipline_id, discipline.description)
+            for field in self.fields
+            for subfield in field.subfields
+            for discipline in subfield.disciplines
+        ]
+        if settings is None or settings.discipline_ids is None:
+            return refs
+        return [ref for ref in refs if ref.discipline_id in settings.discipline_ids]
+
+    def settings(self, preset: str | None = None) -> Generation:
+        """The generation settings with the preset deep-merged over them."""
+        if preset is None:
+            return self.generation
+        if preset not in self.presets:
+            known = ", ".join(sorted(self.presets)) or "none"
+            line = locate(self._root, ("presets",)) if self._root else None
+            raise TaxonomyError(
+                self._source, line, "presets",
+                f'unknown preset "{preset}". Known presets: {known}; pick one or add "{preset}:" under "presets:".',
+            )
+        merged = deep_merge(self.generation.model_dump(), self.presets[preset])
+        try:
+            return Generation.model_validate(merged)
+        except ValidationError as error:
+            raise first_problem(error, Generation, self._source, self._root, ("presets", preset)) from None
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
