@@ -1,4 +1,5 @@
-"""GLAN as a `datasets` builder: one config per stage, rows made by builder.pipeline.
+"""GLAN as a `datasets` builder: one config per stage, read from the discipline units' parquet files the way
+datasets' packaged parquet builder reads files. Missing units are run first (LLM requests, cached).
 
 datasets >= 4 refuses loading scripts, so use it by import:
 
@@ -10,13 +11,19 @@ datasets >= 4 refuses loading scripts, so use it by import:
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import field, fields, make_dataclass
 
 import datasets
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from builder.pipeline import Pipeline, RunSettings, inputs_fingerprint
-from builder.schemas import CONFIGS, FEATURES
-from builder.taxonomy import load_taxonomy
+from builder.build import depth_of, ensure_units
+from builder.config.resolve import resolve
+from builder.config.run import RunSettings
+from builder.stages import CONFIGS, FEATURES
+from builder.unit import UnitStore
+from builder.workdir import exclusive
 
 _CITATION = """@article{li2024glan,
   title={Synthetic Data (Almost) from Scratch: Generalized Instruction Tuning for Language Models},
@@ -27,11 +34,11 @@ _CITATION = """@article{li2024glan,
 
 
 def _run_settings(config) -> RunSettings:
-    return RunSettings(**{field.name: getattr(config, field.name) for field in fields(RunSettings)})
+    return RunSettings(**{setting.name: getattr(config, setting.name) for setting in fields(RunSettings)})
 
 
 # BuilderConfig for GLAN: the stage is the config name; the other fields are RunSettings' own (how to
-# run the pipeline), taken from it so that a new run setting needs no second declaration here.
+# run the units), taken from it so that a new run setting needs no second declaration here.
 GlanConfig = make_dataclass(
     "GlanConfig",
     [(setting.name, setting.type, field(default=setting.default)) for setting in fields(RunSettings)],
@@ -40,16 +47,22 @@ GlanConfig = make_dataclass(
 )
 
 
-class Glan(datasets.GeneratorBasedBuilder):
+class Glan(datasets.ArrowBasedBuilder):
     BUILDER_CONFIG_CLASS = GlanConfig
     BUILDER_CONFIGS = [GlanConfig(name=name) for name in CONFIGS]
     DEFAULT_CONFIG_NAME = "instructions"
 
-    def __init__(self, *args, taxonomy: str = "taxonomy.yaml", prompts: str | None = None, **kwargs):
-        # The config version is the taxonomy's, and the datasets cache is keyed by the content of every
-        # input, so an edited taxonomy or prompt is never served from a stale Arrow cache.
-        kwargs.setdefault("hash", inputs_fingerprint(RunSettings(taxonomy=taxonomy, prompts=prompts)))
-        super().__init__(*args, taxonomy=taxonomy, prompts=prompts, version=load_taxonomy(taxonomy).version, **kwargs)
+    def __init__(self, *args, **kwargs):
+        config = GlanConfig(name=kwargs.get("config_name") or self.DEFAULT_CONFIG_NAME,
+                            **{setting.name: kwargs[setting.name] for setting in fields(RunSettings)
+                               if setting.name in kwargs})
+        self._units = UnitStore(resolve(config.run_settings()))
+        run = self._units.run
+        # The config version is the taxonomy's; the datasets cache is keyed by the units' fingerprints (what
+        # decides their rows), so an edited taxonomy, prompt or setting is never served from a stale Arrow cache.
+        fingerprints = "".join(self._units.fingerprint(ref) for ref in run.disciplines)
+        kwargs.setdefault("hash", hashlib.sha256(fingerprints.encode()).hexdigest()[:16])
+        super().__init__(*args, version=run.taxonomy.version, **kwargs)
 
     def _info(self):
         return datasets.DatasetInfo(
@@ -60,8 +73,17 @@ class Glan(datasets.GeneratorBasedBuilder):
         )
 
     def _split_generators(self, dl_manager):
-        splits = Pipeline.shared(self.config.run_settings()).rows(self.config.name)
-        return [datasets.SplitGenerator(name=split, gen_kwargs={"rows": rows}) for split, rows in splits.items()]
+        config = self.config.name
+        run = self._units.run
+        with exclusive(run.work_dir):
+            units = ensure_units(self._units, depth_of([config]), progress=run.settings.progress)
+        files: dict[str, list[str]] = {}
+        for unit in sorted(units.files, key=lambda unit: unit.discipline_id):  # as load_dataset reads the folder
+            for split in unit.files.get(config, {}):
+                files.setdefault(split, []).append(str(unit.path(config, split)))
+        return [datasets.SplitGenerator(name=split, gen_kwargs={"files": paths}) for split, paths in files.items()]
 
-    def _generate_examples(self, rows):
-        yield from enumerate(rows)
+    def _generate_tables(self, files):
+        for file_index, path in enumerate(files):
+            for batch_index, record_batch in enumerate(pq.ParquetFile(path).iter_batches()):
+                yield datasets.builder.Key(file_index, batch_index), pa.Table.from_batches([record_batch])

@@ -1,59 +1,140 @@
-"""`glan build`: every config through glan_dataset.Glan, then the published folder and a summary."""
+"""`glan build`: run the discipline units that are missing, then assemble the folder from unit files.
+
+Units run concurrently in one event loop and share each endpoint's limits. A new unit starts when the
+endpoints could take more requests than the units in flight queue (a unit between stages, or near the end
+of one, leaves room), up to UNITS_IN_FLIGHT: memory holds only those units' rows. In Batch API mode the
+units run in rounds: each round runs every unfinished unit until it needs answers a batch must give, the
+collected lines are submitted and waited for, and the next round resumes the units from the cache.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
-from collections import Counter
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import datasets
-
-from glan_dataset import Glan
-
-from . import schemas
+from .config.resolve import Run, resolve
+from .config.run import RunSettings
+from .llm.accounting import Accounting
+from .llm.batch import BatchRunner
+from .llm.cache import Cache
+from .llm.engine import Engine
+from .progress import Progress
 from .publish.card import render_card
 from .publish.export import MANIFEST, write_folder
-from .pipeline import Pipeline, RunSettings
-from .quality import build_stats
+from .quality import BenchmarkIndex, ConfigStats, QualityReport, build_stats
+from .stages import CONFIGS, STAGES
+from .taxonomy import DisciplineRef
+from .unit import FAILURES_FILE, UnitFiles, UnitResult, UnitStore, run_unit
 from .workdir import exclusive
 
-STAGE_OF_CONFIG = {"subjects": "subjects", "syllabi": "syllabus", "questions": "questions", "instructions": "answers"}
+UNITS_IN_FLIGHT = 8
 
 
-def build(run: RunSettings, out: Path, configs: list[str], max_failure_rate: float | None = None) -> int:
-    """Returns the exit code: 0 done, 1 stopped by the budget or too many failures."""
-    pipeline = Pipeline.shared(run)
+@dataclass
+class Units:
+    """The units of one build, in taxonomy order, and what running the missing ones cost."""
+
+    run: Run
+    files: list[UnitFiles]
+    accounting: Accounting
+    engine: Engine
+    built: int  # units run by this build (the others were complete already)
+
+
+def depth_of(configs: list[str]) -> int:
+    """How many stages the deepest wanted config needs."""
+    return max(CONFIGS.index(config) for config in configs)
+
+
+def ensure_units(store: UnitStore, depth: int, *, progress: bool = False) -> Units:
+    """Every selected discipline's unit of at least `depth` stages, running the ones that are missing."""
+    run, benchmarks = store.run, store.benchmarks
+    store.clean()
+    found = {ref.discipline_id: store.find(ref, depth) for ref in run.disciplines}
+    missing = [ref for ref in run.disciplines if found[ref.discipline_id] is None]
+    cache = Cache(run.work_dir / "cache.sqlite")
     try:
-        with exclusive(Path(run.work_dir)):
-            print(plan_line(pipeline), file=sys.stderr)
-            splits = _build_configs(run, configs)
-            previous = _read_manifest(out)
-            write_folder(out, splits, {**manifest(pipeline, splits), "stats": stats(pipeline, splits)}, render_card)
-            write_run_report(pipeline)
-            warning = unbumped_version_warning(previous, _read_manifest(out))
-            if warning:
-                print(warning, file=sys.stderr)
-        print(summary(pipeline, splits), file=sys.stderr)
-        return exit_code(pipeline, pipeline.settings.limits.max_failure_rate if max_failure_rate is None
-                         else max_failure_rate)
+        accounting = Accounting(run.prices, run.budget)
+        engine = Engine(cache, run.limits, accounting)
+        engine.batches = BatchRunner(engine, run.generation.limits.batch_poll_s,
+                                     {name: plan.batch_fallback for name, plan in run.stages.items()})
+
+        def write(ref: DisciplineRef, result: UnitResult) -> None:
+            found[ref.discipline_id] = store.write(ref, result)
+
+        asyncio.run(drive_units(run, engine, missing, depth, benchmarks, write, Progress(len(missing), accounting,
+                                                                                         progress)))
     finally:
-        Pipeline.forget(run)
+        cache.close()
+    return Units(run, [found[ref.discipline_id] for ref in run.disciplines], accounting, engine, len(missing))
 
 
-def _build_configs(run: RunSettings, configs: list[str]) -> dict[str, dict[str, datasets.Dataset]]:
-    """Each config through the datasets builder (the one path that defines rows), in stage order."""
-    wanted = schemas.CONFIGS[: max(schemas.CONFIGS.index(c) for c in configs) + 1]
-    splits = {}
-    for config in wanted:
-        builder = Glan(config_name=config, cache_dir=str(Path(run.work_dir) / "datasets"), **asdict(run))
-        builder.download_and_prepare(download_mode=datasets.DownloadMode.FORCE_REDOWNLOAD)
-        # datasets cannot read back an empty split, so one (a stopped run's, say) is left out of the folder.
-        non_empty = [split for split, info in builder.info.splits.items() if info.num_examples]
-        if config in configs and non_empty:
-            splits[config] = {split: builder.as_dataset(split) for split in non_empty}
-    return splits
+async def drive_units(run: Run, engine: Engine, disciplines: list[DisciplineRef], depth: int,
+                      benchmarks: list[BenchmarkIndex], on_result, progress: Progress) -> None:
+    """Run the units of `disciplines`, handing each finished one to `on_result`; in Batch API rounds when some
+    stage goes through batches."""
+    waiting = list(disciplines)
+    async with engine:
+        ticker = asyncio.ensure_future(progress.ticking())
+        try:
+            while waiting:
+                batched = await _run_round(run, engine, waiting, depth, benchmarks, on_result, progress)
+                if not batched:
+                    break
+                await asyncio.to_thread(engine.batches.submit_and_wait)
+                waiting = batched
+        finally:
+            ticker.cancel()
+            progress.close()
+
+
+async def _run_round(run, engine, disciplines, depth, benchmarks, on_result, progress) -> list[DisciplineRef]:
+    """One pass over `disciplines`; returns those that wait for a batch."""
+    pending, running, batched = list(reversed(disciplines)), {}, []
+    try:
+        while pending or running:
+            while pending and len(running) < UNITS_IN_FLIGHT and (not running or engine.queued < engine.capacity):
+                ref = pending.pop()
+                running[asyncio.ensure_future(run_unit(run, engine, ref, depth, benchmarks))] = ref
+                await asyncio.sleep(0)  # let it queue its first requests before judging the demand again
+            engine.hungry.clear()
+            hunger = asyncio.ensure_future(engine.hungry.wait())
+            done, _ = await asyncio.wait([*running, hunger], return_when=asyncio.FIRST_COMPLETED)
+            hunger.cancel()
+            for task in done & running.keys():
+                ref = running.pop(task)
+                result = task.result()
+                if result.batched:
+                    batched.append(ref)
+                else:
+                    on_result(ref, result)
+                    progress.unit_done()
+    finally:
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+    return batched
+
+
+def build(settings: RunSettings, out: Path, configs: list[str], max_failure_rate: float | None = None) -> int:
+    """Returns the exit code: 0 done, 1 stopped by the budget or too many failures."""
+    run = resolve(settings)
+    with exclusive(run.work_dir):
+        print(plan_line(run), file=sys.stderr)
+        units = ensure_units(UnitStore(run), depth_of(configs), progress=settings.progress)
+        previous = _read_manifest(out)
+        stats = merged_stats(units.files, configs)
+        write_folder(out, units.files, configs, {**manifest(run, units.files), "stats": stats}, render_card)
+        write_run_report(units)
+        warning = unbumped_version_warning(previous, _read_manifest(out))
+        if warning:
+            print(warning, file=sys.stderr)
+    print(summary(units, configs, stats), file=sys.stderr)
+    rate = run.generation.limits.max_failure_rate if max_failure_rate is None else max_failure_rate
+    return exit_code(units, rate)
 
 
 def _read_manifest(folder: Path) -> dict | None:
@@ -69,9 +150,9 @@ def unbumped_version_warning(previous: dict | None, current: dict) -> str | None
     return None
 
 
-def plan_line(pipeline: Pipeline) -> str:
-    settings = pipeline.settings
-    disciplines = len(pipeline.disciplines)
+def plan_line(run: Run) -> str:
+    settings = run.generation
+    disciplines = len(run.disciplines)
     subject_calls = disciplines * settings.subjects.samples
     subjects = subject_calls * (settings.subjects.per_sample.min + settings.subjects.per_sample.max) // 2
     questions = subjects * settings.questions.per_subject
@@ -81,92 +162,99 @@ def plan_line(pipeline: Pipeline) -> str:
             "cached responses are not requested again.")
 
 
-def manifest(pipeline: Pipeline, splits: dict) -> dict:
-    per_discipline = {d["discipline_id"]: Counter() for d in pipeline.disciplines}
-    for config, by_split in splits.items():
-        if config == "taxonomy":
-            continue
-        for dataset in by_split.values():
-            for discipline_id in dataset["discipline_id"]:
-                per_discipline[discipline_id][config] += 1
+def manifest(run: Run, units: list[UnitFiles]) -> dict:
     return {
-        "taxonomy_version": pipeline.taxonomy.version,
-        "license": pipeline.taxonomy.license,
+        "taxonomy_version": run.taxonomy.version,
+        "license": run.taxonomy.license,
         "language": ["en"],
         "disciplines": [
-            {**{key: d[key] for key in ("field", "subfield", "discipline", "discipline_id")},
-             "rows": {config: per_discipline[d["discipline_id"]][config] for config in splits if config != "taxonomy"}}
-            for d in pipeline.disciplines
+            {**{key: getattr(ref, key) for key in ("field", "subfield", "discipline", "discipline_id")},
+             "rows": {config: sum(split["rows"] for split in unit.files.get(config, {}).values())
+                      for config in CONFIGS[1:unit.depth + 1]}}
+            for ref, unit in zip(run.disciplines, units)
         ],
-        "stages": {
-            stage: {"model": pipeline.route(stage).model, "params": pipeline.params(stage),
-                    "prompt_fingerprint": pipeline.prompts[stage].fingerprint}
-            for stage in STAGE_OF_CONFIG.values()
-        },
+        "stages": {name: {"model": plan.route.model, "params": plan.params,
+                          "prompt_fingerprint": plan.context.prompt.fingerprint}
+                   for name, plan in run.stages.items()},
     }
 
 
-def stats(pipeline: Pipeline, splits: dict) -> dict:
-    """Counts and lengths per config/split; instructions are read as their question and answer texts."""
-    tables = {}
-    for config, by_split in splits.items():
-        for split in by_split:  # the pipeline's own rows: no need to read the Arrow files back
-            rows = pipeline.rows(config)[split]
-            if config == "instructions":
-                rows = [{**row, "question": row["messages"][0]["content"], "answer": row["messages"][1]["content"]}
-                        for row in rows]
-            tables[config if split == "train" else f"{config}/{split}"] = rows
-    return build_stats(tables, pipeline.quality)
+def merged_stats(units: list[UnitFiles], configs: list[str]) -> dict:
+    """stats.json: per config and split, and the quality counts, merged from the units' own figures."""
+    tables: dict[str, ConfigStats] = {}
+    quality = QualityReport()
+    for unit in units:
+        for name, raw in unit.stats.items():
+            if name.split("/")[0] in configs:
+                tables.setdefault(name, ConfigStats()).merge(ConfigStats.from_raw(raw))
+        quality.merge(QualityReport.from_dict(unit.quality))
+    return build_stats(dict(sorted(tables.items(), key=lambda item: CONFIGS.index(item[0].split("/")[0]))), quality)
 
 
-def write_run_report(pipeline: Pipeline) -> None:
+def write_run_report(units: Units) -> None:
     """<work dir>/run_report.json: what this build spent per stage and model, and how hard the endpoints pushed back."""
-    engine = pipeline.engine
+    engine = units.engine
     report = {
         "usage": [{"stage": stage, "model": model, **asdict(usage)}
-                  for (stage, model), usage in pipeline.accounting.by_stage_model.items()],
-        "failures": len(pipeline.cache.failures()),
+                  for (stage, model), usage in units.accounting.by_stage_model.items()],
+        "failures": sum(counts["failed"] for unit in units.files for counts in unit.requests.values()),
         "lowest_concurrency": engine.lowest_concurrency,
         "retry_after_waits_s": engine.retry_after_waits,
         "stop_reason": engine.stop_reason,
     }
-    (Path(pipeline.run.work_dir) / "run_report.json").write_text(json.dumps(report, indent=1))
+    (units.run.work_dir / "run_report.json").write_text(json.dumps(report, indent=1))
 
 
-def summary(pipeline: Pipeline, splits: dict) -> str:
+def summary(units: Units, configs: list[str], stats: dict) -> str:
     lines = [f"{'stage':<12} {'rows':>8} {'requests':>9} {'cache hits':>10} {'tokens in':>10} "
              f"{'tokens out':>10} {'failed':>7} {'cost USD':>9}"]
-    for config, stage in STAGE_OF_CONFIG.items():
-        usage = pipeline.accounting.stage_total(stage)
-        rows = sum(d.num_rows for d in splits.get(config, {}).values())
-        lines.append(f"{config:<12} {rows:>8,} {usage.requests:>9,} {usage.cache_hits:>10,} {usage.prompt_tokens:>10,} "
-                     f"{usage.completion_tokens:>10,} {usage.failed:>7,} {usage.cost:>9.4f}")
-    quality = pipeline.quality.to_dict()
+    for stage in STAGES:
+        usage = units.accounting.stage_total(stage.name)
+        rows = sum(split["rows"] for unit in units.files for split in unit.files.get(stage.config, {}).values())
+        failed = sum(unit.requests.get(stage.name, {}).get("failed", 0) for unit in units.files)
+        lines.append(f"{stage.config:<12} {rows:>8,} {usage.requests:>9,} {usage.cache_hits:>10,} "
+                     f"{usage.prompt_tokens:>10,} {usage.completion_tokens:>10,} {failed:>7,} {usage.cost:>9.4f}")
+    skipped = len(units.files) - units.built
+    if skipped:
+        lines.append(f"{skipped} of {len(units.files)} disciplines were already built with these settings: not run again.")
+    quality = stats["quality"]
     dropped = ", ".join(f"{reason} {entry['total']:,}" for reason, entry in quality["dropped"].items()) or "nothing"
-    test_split = splits.get("instructions", {}).get("test")
-    lines.append(f"quality: dropped {dropped}; held-out test split {test_split.num_rows if test_split else 0:,} rows "
-                 "(details in stats.json)")
+    test_rows = stats["configs"].get("instructions/test", {}).get("rows", 0)
+    lines.append(f"quality: dropped {dropped}; held-out test split {test_rows:,} rows (details in stats.json)")
     if quality["benchmark_hits"]:
         lines.append("benchmark hits: " + ", ".join(f"{name} {n:,}" for name, n in quality["benchmark_hits"].items()))
-    failures = pipeline.cache.failures()
-    if failures:
-        lines.append(f"{len(failures)} failures (stage, item, reason, attempts):")
-        lines += [f"  {f.stage} {f.item_id} {f.reason.splitlines()[0][:160]} x{f.attempts}" for f in failures[:20]]
-        if len(failures) > 20:
-            lines.append(f"  ... and {len(failures) - 20} more in {Path(pipeline.run.work_dir) / 'cache.sqlite'} (table failures)")
-    engine = pipeline.engine
+    lines += _failure_lines(units.files)
+    engine = units.engine
     if engine.retry_after_waits:
         lowest = ", ".join(f"{url} {limit}" for url, limit in engine.lowest_concurrency.items())
         lines.append(f"rate limited: waited Retry-After {len(engine.retry_after_waits)} times; "
                      f"lowest concurrency: {lowest}")
-    if pipeline.engine.stop_reason:
-        lines.append(f"stopped early: {pipeline.engine.stop_reason}; the folder holds what was complete.")
+    if engine.stop_reason:
+        lines.append(f"stopped early: {engine.stop_reason}; the folder holds what was complete.")
     return "\n".join(lines)
 
 
-def exit_code(pipeline: Pipeline, max_failure_rate: float) -> int:
-    total = pipeline.accounting.total()
-    done = total.succeeded + total.failed
-    if pipeline.engine.stop_reason or (done and total.failed / done > max_failure_rate):
+def _failure_lines(units: list[UnitFiles], shown: int = 20) -> list[str]:
+    with_failures = [unit for unit in units if any(counts["failed"] for counts in unit.requests.values())]
+    total = sum(counts["failed"] for unit in with_failures for counts in unit.requests.values())
+    if not total:
+        return []
+    lines = [f"{total} failures (stage, item, reason, attempts):"]
+    for unit in with_failures:
+        for line in (unit.directory / FAILURES_FILE).read_text().splitlines():
+            if len(lines) > shown:
+                break
+            failure = json.loads(line)
+            lines.append(f"  {failure['stage']} {failure['item_id']} {failure['reason'].splitlines()[0][:160]} "
+                         f"x{failure['attempts']}")
+    if total > shown:
+        lines.append(f"  ... and {total - shown} more in {units[0].directory.parent.parent}/*/*/{FAILURES_FILE}")
+    return lines
+
+
+def exit_code(units: Units, max_failure_rate: float) -> int:
+    succeeded = sum(counts["succeeded"] for unit in units.files for counts in unit.requests.values())
+    failed = sum(counts["failed"] for unit in units.files for counts in unit.requests.values())
+    if units.engine.stop_reason or (failed and failed / (succeeded + failed) > max_failure_rate):
         return 1
     return 0

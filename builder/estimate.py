@@ -9,12 +9,19 @@ stage's max_tokens, an upper bound.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from dataclasses import dataclass, replace
 
-from . import schemas
-from .build import STAGE_OF_CONFIG
-from .pipeline import Pipeline, RunSettings
+from .build import depth_of, drive_units
+from .config.resolve import Run, resolve
+from .config.run import RunSettings
+from .llm.accounting import Accounting
+from .llm.cache import Cache
+from .llm.engine import Engine
+from .progress import Progress
+from .stages import STAGES
+from .unit import UnitStore
 
 CHARS_PER_TOKEN = 4
 DEFAULT_COMPLETION_TOKENS = 1024  # a stage whose prompt file sets no max_tokens
@@ -43,38 +50,50 @@ class _Replay:
     planned: int = 0
     answered: int = 0
     rows: int = 0
-    prompt_chars: int = 0
+    prompt_chars: int = 0  # of the planned requests not answered
 
 
-def estimate(run: RunSettings, configs: list[str]) -> list[StageEstimate]:
-    pipeline = Pipeline(replace(run, progress=False))
-    # The budget path of the engine: every request missing from the cache is skipped, none is sent.
-    pipeline.engine.stop_reason = "glan estimate sends no requests"
-    replays = {stage: _Replay() for stage in STAGE_OF_CONFIG.values()}
-    run_stage = pipeline.engine.run
+def estimate(settings: RunSettings, configs: list[str]) -> list[StageEstimate]:
+    run = resolve(replace(settings, progress=False))
+    store, depth = UnitStore(run), depth_of(configs)
+    stages = STAGES[:depth]
+    replays = {stage.name: _Replay() for stage in STAGES}
+    missing = []
+    for ref in run.disciplines:
+        unit = store.find(ref, depth)
+        if unit is None:
+            missing.append(ref)
+            continue
+        for stage in stages:  # a complete unit: every request of it is cached
+            answered = unit.requests[stage.name]["succeeded"] + unit.requests[stage.name]["failed"]
+            replays[stage.name].planned += answered
+            replays[stage.name].answered += answered
+            replays[stage.name].rows += sum(split["rows"] for split in unit.files.get(stage.config, {}).values())
 
-    def replay(stage, route, requests):
-        results = run_stage(stage, route, requests)
-        replays[stage].planned = len(requests)
-        replays[stage].answered = sum(not result.skipped for result in results)
-        replays[stage].prompt_chars = sum(len(m["content"]) for request in requests for m in request.messages)
-        return results
+    def tally(ref, result) -> None:
+        for stage in stages:
+            replays[stage.name].rows += sum(len(rows) for rows in result.rows.get(stage.config, {}).values())
 
-    pipeline.engine.run = replay
-    last = max(schemas.CONFIGS.index(config) for config in configs)
-    for config, stage in STAGE_OF_CONFIG.items():
-        if schemas.CONFIGS.index(config) <= last:
-            replays[stage].rows = sum(len(rows) for rows in pipeline.rows(config).values())
+    cache = Cache(run.work_dir / "cache.sqlite")
     try:
-        return [_stage_estimate(pipeline, stage, replays[stage], requests)
-                for stage, requests in _requests(pipeline, replays, last).items()]
+        accounting = Accounting(run.prices, run.budget)
+        # Offline: every request missing from the cache comes back skipped, none is sent.
+        engine = Engine(cache, run.limits, accounting, offline=True)
+        asyncio.run(drive_units(run, engine, missing, depth, store.benchmarks, tally, Progress(0, accounting, False)))
+        for stage in stages:
+            usage = accounting.stage_total(stage.name)
+            replays[stage.name].planned += usage.succeeded + usage.failed + usage.skipped
+            replays[stage.name].answered += usage.succeeded + usage.failed
+            replays[stage.name].prompt_chars += usage.prompt_chars
+        return [_stage_estimate(run, cache, stage, replays[stage], requests)
+                for stage, requests in _requests(run, replays, depth).items()]
     finally:
-        pipeline.cache.close()
+        cache.close()
 
 
-def _requests(pipeline: Pipeline, replays: dict[str, _Replay], last: int) -> dict[str, float]:
+def _requests(run: Run, replays: dict[str, _Replay], last: int) -> dict[str, float]:
     """Requests per stage: the replayed items, plus what the items missing upstream would add."""
-    settings = pipeline.settings
+    settings = run.generation
     subjects, syllabi, questions = replays["subjects"], replays["syllabus"], replays["questions"]
     per_sample = (settings.subjects.per_sample.min + settings.subjects.per_sample.max) / 2
     # An item not answered from the cache yields what the answered ones did on average, or what the settings imply.
@@ -92,24 +111,24 @@ def _rate(replay: _Replay, default: float) -> float:
     return replay.rows / replay.answered if replay.answered else default
 
 
-def _stage_estimate(pipeline: Pipeline, stage: str, replay: _Replay, requests: float) -> StageEstimate:
-    route = pipeline.route(stage)
-    observed = pipeline.cache.average_tokens(stage)
+def _stage_estimate(run: Run, cache: Cache, stage: str, replay: _Replay, requests: float) -> StageEstimate:
+    plan = run.stages[stage]
+    observed = cache.average_tokens(stage)
     if observed:
         prompt, completion = observed
     else:
-        prompt = replay.prompt_chars / replay.planned / CHARS_PER_TOKEN if replay.planned else _template_tokens(pipeline, stage)
-        completion = pipeline.params(stage).get("max_tokens", DEFAULT_COMPLETION_TOKENS)
+        skipped = replay.planned - replay.answered
+        prompt = replay.prompt_chars / skipped / CHARS_PER_TOKEN if skipped else _template_tokens(run, stage)
+        completion = plan.params.get("max_tokens", DEFAULT_COMPLETION_TOKENS)
     prompt_tokens, completion_tokens = requests * prompt, requests * completion
-    batch = pipeline.run.batch or getattr(pipeline.settings, stage).batch  # the Batch API's price
-    cost = pipeline.accounting.cost(route.model, prompt_tokens, completion_tokens, batch=batch)
-    return StageEstimate(stage, route.model, requests, replay.answered, prompt_tokens, completion_tokens, cost,
+    cost = Accounting(run.prices).cost(plan.route.model, prompt_tokens, completion_tokens, batch=plan.batch)
+    return StageEstimate(stage, plan.route.model, requests, replay.answered, prompt_tokens, completion_tokens, cost,
                          observed is not None)
 
 
-def _template_tokens(pipeline: Pipeline, stage: str) -> float:
+def _template_tokens(run: Run, stage: str) -> float:
     """A stage with nothing to render yet (its inputs come from requests not made): the templates' own length."""
-    path = pipeline.run.prompts_dir / f"{stage}.yaml"
+    path = run.settings.prompts_dir / f"{stage}.yaml"
     return len(path.read_text()) / CHARS_PER_TOKEN
 
 
@@ -128,6 +147,6 @@ def format_estimate(estimates: list[StageEstimate]) -> str:
     return "\n".join(lines)
 
 
-def estimate_command(run: RunSettings, configs: list[str]) -> int:
-    print(format_estimate(estimate(run, configs)), file=sys.stdout)
+def estimate_command(settings: RunSettings, configs: list[str]) -> int:
+    print(format_estimate(estimate(settings, configs)), file=sys.stdout)
     return 0

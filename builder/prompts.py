@@ -14,8 +14,6 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .schemas import OUTPUT_MODELS
 
-STAGES = ("subjects", "syllabus", "questions", "answers")
-
 _jinja = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
 
@@ -69,6 +67,3 @@ def load_prompt(directory: Path, stage: str) -> Prompt:
     fingerprint = hashlib.sha256(canonical.encode()).hexdigest()[:12]
     return Prompt(stage, spec.output_model, dict(spec.params), *templates, fingerprint)
 
-
-def load_prompts(directory: Path) -> dict[str, Prompt]:
-    return {stage: load_prompt(directory, stage) for stage in STAGES}

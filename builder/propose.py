@@ -6,41 +6,52 @@ the taxonomy. Disciplines already present (by id) are dropped from the proposal.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 
 import yaml
 
-from .llm.engine import LLMRequest
-from .pipeline import Pipeline, RunSettings
+from .config.resolve import resolve
+from .config.run import RunSettings
+from .llm.accounting import Accounting
+from .llm.attempts import LLMRequest
+from .llm.cache import Cache
+from .llm.engine import Engine
 from .prompts import load_prompt
 from .schemas import OUTPUT_MODELS, TaxonomyProposal
 from .taxonomy import TaxonomyError, slugify
 
 
-def propose(run: RunSettings, under: str, count: int) -> int:
-    pipeline = Pipeline(run)
+def propose(settings: RunSettings, under: str, count: int) -> int:
+    run = resolve(settings)
+    taxonomy = run.taxonomy
+    field_name, _, subfield_name = under.partition("/")
+    if under and not _exists(taxonomy, field_name, subfield_name):
+        raise TaxonomyError(settings.taxonomy, None, "--under", f'no field or sub-field "{under}". '
+                            'Name one as written in the taxonomy, e.g. --under "Mathematics/Elementary Mathematics".')
+    prompt = load_prompt(settings.prompts_dir, "propose")
+    request = LLMRequest("propose", prompt.render(outline=_outline(taxonomy), under=under, count=count),
+                         prompt.params, OUTPUT_MODELS[prompt.output_model](run.generation))
+    route = run.stages["subjects"].route  # the strong model the paper uses for curriculum design
+    cache = Cache(run.work_dir / "cache.sqlite")
     try:
-        taxonomy = pipeline.taxonomy
-        field_name, _, subfield_name = under.partition("/")
-        if under and not _exists(taxonomy, field_name, subfield_name):
-            raise TaxonomyError(run.taxonomy, None, "--under", f'no field or sub-field "{under}". '
-                                'Name one as written in the taxonomy, e.g. --under "Mathematics/Elementary Mathematics".')
-        prompt = load_prompt(run.prompts_dir, "propose")
-        messages = prompt.render(outline=_outline(taxonomy), under=under, count=count)
-        route = pipeline.route("subjects")  # the strong model the paper uses for curriculum design
-        output_model = OUTPUT_MODELS[prompt.output_model](pipeline.settings)
-        (result,) = pipeline.engine.run("propose", route, [LLMRequest("propose", messages, prompt.params, output_model)])
-        if not result.ok:
-            print(f"glan: the model gave no usable proposal ({result.failure}); run again or use another model.",
-                  file=sys.stderr)
-            return 1
-        fields = _new_only(result.value, {ref.discipline_id for ref in taxonomy.disciplines()}, field_name, subfield_name)
-        print(f"# Proposed by {route.model} for {run.taxonomy} (version {taxonomy.version}).\n"
-              "# Review it, then merge what you keep into taxonomy.yaml by hand and bump its version.")
-        print(yaml.safe_dump({"fields": fields}, sort_keys=False, allow_unicode=True), end="")
-        return 0
+        result = asyncio.run(_ask(Engine(cache, run.limits, Accounting(run.prices, run.budget)), route, request))
     finally:
-        pipeline.cache.close()
+        cache.close()
+    if not result.ok:
+        print(f"glan: the model gave no usable proposal ({result.failure}); run again or use another model.",
+              file=sys.stderr)
+        return 1
+    fields = _new_only(result.value, {ref.discipline_id for ref in taxonomy.disciplines()}, field_name, subfield_name)
+    print(f"# Proposed by {route.model} for {settings.taxonomy} (version {taxonomy.version}).\n"
+          "# Review it, then merge what you keep into taxonomy.yaml by hand and bump its version.")
+    print(yaml.safe_dump({"fields": fields}, sort_keys=False, allow_unicode=True), end="")
+    return 0
+
+
+async def _ask(engine: Engine, route, request: LLMRequest):
+    async with engine:
+        return await engine.complete("propose", route, request)
 
 
 def _exists(taxonomy, field_name: str, subfield_name: str) -> bool:

@@ -1,4 +1,4 @@
-"""What the LLM must return at each stage (pydantic), and the columns of each config (datasets.Features).
+"""What the LLM must return at each stage (pydantic), and the column groups every config shares (datasets).
 
 Output models are built from the run's settings so that the bounds the paper gives (sessions per
 syllabus, key concepts per session, subjects per sample) are part of the schema the endpoint enforces:
@@ -11,8 +11,6 @@ from typing import Annotated, Literal
 
 from datasets import Features, List, Value
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
-
-CONFIGS = ("taxonomy", "subjects", "syllabi", "questions", "instructions")
 
 # Short strings stay short: a small model under a grammar otherwise rambles into max_tokens.
 Name = (str, Field(min_length=3, max_length=120))
@@ -91,50 +89,19 @@ OUTPUT_MODELS = {
     "TaxonomyProposal": lambda g: TaxonomyProposal,
 }
 
-_lineage = {
+# Column groups the configs share (each stage declares its own Features from them).
+LINEAGE = {
     "discipline_id": Value("string"),
     "field": Value("string"),
     "subfield": Value("string"),
     "discipline": Value("string"),
 }
-_subject = {"subject_id": Value("string"), **_lineage, "subject": Value("string"), "level": Value("string")}
-_provenance = {"model": Value("string"), "prompt_fingerprint": Value("string")}
-_sampled = {
+SUBJECT = {"subject_id": Value("string"), **LINEAGE, "subject": Value("string"), "level": Value("string")}
+PROVENANCE = {"model": Value("string"), "prompt_fingerprint": Value("string")}
+SAMPLED = {
     "strategy": Value("string"),
     "session_indices": List(Value("int32")),
     "sessions": List(Value("string")),
     "key_concepts": List(Value("string")),
 }
-
-FEATURES: dict[str, Features] = {
-    "taxonomy": Features({**_lineage, "description": Value("string")}),
-    "subjects": Features({**_subject, "subtopics": List(Value("string")), **_provenance}),
-    "syllabi": Features(
-        {
-            **_subject,
-            "sessions": List(
-                {
-                    "index": Value("int32"),
-                    "title": Value("string"),
-                    "description": Value("string"),
-                    "key_concepts": List(Value("string")),
-                }
-            ),
-            **_provenance,
-        }
-    ),
-    "questions": Features(
-        {"question_id": Value("string"), **_subject, **_sampled, "sample_index": Value("int32"),
-         "question": Value("string"), **_provenance}
-    ),
-    "instructions": Features(
-        {
-            "messages": List({"role": Value("string"), "content": Value("string")}),
-            "question_id": Value("string"),
-            **_subject,
-            **_sampled,
-            "question_model": Value("string"),
-            **_provenance,
-        }
-    ),
-}
+TAXONOMY_FEATURES = Features({**LINEAGE, "description": Value("string")})

@@ -4,7 +4,7 @@ from dataclasses import replace
 
 from builder.cli import main
 from builder.estimate import estimate
-from builder.pipeline import RunSettings
+from builder.config.run import RunSettings
 from tests.servers import start_openai_server
 
 DISCIPLINES = ("Organic Chemistry", "Linear Algebra", "Genetics", "Geology", "Microeconomics", "Ecology")

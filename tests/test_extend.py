@@ -9,7 +9,7 @@ import yaml
 from datasets import load_dataset
 
 from builder.cli import main
-from builder.schemas import CONFIGS
+from builder.stages import CONFIGS
 from tests.test_hub import _loads, _push, client, hub  # noqa: F401 (pytest fixtures)
 
 GENERATION = {

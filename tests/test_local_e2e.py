@@ -13,7 +13,7 @@ import pytest
 import yaml
 from datasets import load_dataset
 
-from builder.schemas import CONFIGS
+from builder.stages import CONFIGS
 
 pytest.importorskip("llama_cpp", reason="needs the local extra: pip install -e '.[local]'")
 

@@ -10,16 +10,19 @@ import pyarrow.parquet as pq
 import pytest
 
 from builder.quality import (
+    AnswerFilter,
     BenchmarkError,
+    ConfigStats,
     QualityReport,
     answer_drop_reason,
-    apply_answer_filters,
-    apply_quality,
     build_stats,
     decontaminate,
     deduplicate,
     held_out_ids,
+    index_benchmark,
     load_benchmark,
+    question_steps,
+    run_steps,
 )
 from builder.quality.text import normalize
 
@@ -107,7 +110,7 @@ def test_a_shared_13_gram_drops_a_question_and_a_12_gram_does_not(tmp_path):
         question("q13", f"Homework: {benchmark_words(3, 13).upper()}! How long does the trip take?"),
         question("q12", f"Homework: {benchmark_words(3, 12)}, then stops. How long does the trip take?"),
     ]
-    result = decontaminate(rows, [benchmark])
+    result = decontaminate(rows, [index_benchmark(benchmark)])
     assert [row["question_id"] for row in result.kept] == ["q12"]
     assert [(drop.row["question_id"], drop.benchmark) for drop in result.dropped] == [("q13", "trains")]
     assert result.hits_per_benchmark == {"trains": 1}
@@ -126,7 +129,7 @@ def test_hits_are_counted_per_benchmark_from_jsonl_and_parquet(tmp_path):
         question("air", OTHER_BENCHMARK_ITEM.lower()),
         question("clean", OTHER_TOPIC),
     ]
-    result = decontaminate(rows, [trains, atmosphere])
+    result = decontaminate(rows, [index_benchmark(trains), index_benchmark(atmosphere)])
     assert [row["question_id"] for row in result.kept] == ["clean"]
     assert [(drop.row["question_id"], drop.benchmark) for drop in result.dropped] == [
         ("both", "gsm-like"),
@@ -212,14 +215,18 @@ def quality_settings(benchmarks=()):
     )
 
 
-def test_apply_quality_dedups_then_decontaminates_and_counts_per_discipline(tmp_path):
+def test_the_question_steps_dedup_then_decontaminate_and_count_per_discipline(tmp_path):
     benchmark_path = write_jsonl(tmp_path / "trains.jsonl", [{"text": BENCHMARK_ITEM}])
     rows = planted_questions() + [question("q07", BENCHMARK_ITEM, discipline_id="physics")]
-    settings = quality_settings([SimpleNamespace(name="trains", path=str(benchmark_path), text_column="text")])
-    kept, report = apply_quality(rows, settings)
+    benchmarks = [index_benchmark(load_benchmark(benchmark_path, "text", "trains"))]
+    report = QualityReport()
+    # The build runs the steps per discipline; here one call over three disciplines shows dedup stays in each.
+    kept = [row for discipline_id in ("biology", "chemistry", "physics")
+            for row in run_steps(question_steps(quality_settings(), benchmarks),
+                                 [row for row in rows if row["discipline_id"] == discipline_id], report)]
     # Dedup stays within a discipline (so adding one never drops another's rows): biology keeps q01,
     # chemistry keeps q00, though they are the same question.
-    assert [row["question_id"] for row in kept] == ["q01", "q05", "q06", "q00"]
+    assert sorted(row["question_id"] for row in kept) == ["q00", "q01", "q05", "q06"]
     assert report.to_dict() == {
         "dropped": {
             "exact": {"total": 1, "by_discipline": {"biology": 1}},
@@ -243,12 +250,13 @@ def test_stats_are_exact_on_a_tiny_input():
          "strategy": "single_session"},
     ]
     report = QualityReport()
-    instructions = apply_answer_filters(
+    instructions = AnswerFilter(quality_settings().answer_filters)(
         [instruction("a", "Yes."), instruction("b", "I cannot answer."), instruction("c", "Half an", "length")],
-        quality_settings(),
         report,
     )
-    stats = build_stats({"questions": questions, "instructions/train": instructions}, report)
+    halves = [ConfigStats.of(questions[:1]), ConfigStats.of(questions[1:])]  # as two units' figures merge
+    halves[0].merge(ConfigStats.from_raw(json.loads(json.dumps(halves[1].to_raw()))))
+    stats = build_stats({"questions": halves[0], "instructions/train": ConfigStats.of(instructions)}, report)
     assert stats == {
         "configs": {
             "questions": {

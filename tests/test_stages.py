@@ -1,14 +1,16 @@
 """Stage logic on planted outputs: subject dedup, question sampling."""
 
+from pathlib import Path
+
 from builder import schemas
-from builder.prompts import load_prompts
+from builder.prompts import load_prompt
 from builder.stages import StageContext
 from builder.stages.questions import Questions
 from builder.stages.subjects import Subjects
 from builder.taxonomy import load_taxonomy
 
 SETTINGS = load_taxonomy("taxonomy.yaml").settings("smoke")
-PROMPTS = load_prompts("prompts")
+PROMPTS = {name: load_prompt(Path("prompts"), name) for name in ("subjects", "questions")}
 DISCIPLINE = {"discipline_id": "linear-algebra", "field": "Formal Sciences", "subfield": "Mathematics",
               "discipline": "Linear Algebra", "description": ""}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from .. import schemas
+from ..stages import CONFIGS
 from .run import run_flags, run_settings, with_endpoint
 
 
@@ -18,9 +18,9 @@ def run(args) -> int:
 
     from ..build import build
 
-    unknown = sorted(set(args.configs) - set(schemas.CONFIGS))
+    unknown = sorted(set(args.configs) - set(CONFIGS))
     if unknown:
-        print(f"glan: --configs: unknown config {', '.join(unknown)}; choose from {', '.join(schemas.CONFIGS)}.",
+        print(f"glan: --configs: unknown config {', '.join(unknown)}; choose from {', '.join(CONFIGS)}.",
               file=sys.stderr)
         return 2
     datasets.disable_progress_bars()

@@ -9,7 +9,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from .. import schemas
+from ..stages import CONFIGS
 
 
 def _csv(text: str) -> list[str]:
@@ -35,7 +35,7 @@ def run_flags() -> argparse.ArgumentParser:
     flags.add_argument("--work-dir", default=".glan")
     flags.add_argument("--preset")
     flags.add_argument("--disciplines", type=_csv, default=[], help="names or ids, comma-separated")
-    flags.add_argument("--configs", type=_csv, default=list(schemas.CONFIGS), help=",".join(schemas.CONFIGS))
+    flags.add_argument("--configs", type=_csv, default=list(CONFIGS), help=",".join(CONFIGS))
     flags.add_argument("--model", help="model for every stage (overrides the taxonomy's per-stage models)")
     flags.add_argument("--base-url", help="OpenAI-compatible endpoint (default: OPENAI_BASE_URL, then OpenAI)")
     flags.add_argument("--concurrency", type=int, help="max requests in flight per endpoint")
@@ -53,7 +53,7 @@ def run_flags() -> argparse.ArgumentParser:
 
 
 def run_settings(args):
-    from ..pipeline import RunSettings
+    from ..config.run import RunSettings
 
     return RunSettings(
         taxonomy=args.taxonomy, work_dir=args.work_dir, preset=args.preset, disciplines=tuple(args.disciplines),
@@ -67,10 +67,10 @@ def with_endpoint(args, run, action) -> int:
     embedded = embedded_run(args, run)
     if embedded is None:
         return action(run)
+    from ..config.resolve import resolve
     from ..llm.local import LocalServer
-    from ..pipeline import Pipeline
 
-    Pipeline(replace(embedded, base_url="http://127.0.0.1")).cache.close()  # bad input fails before the server starts
+    resolve(replace(embedded, base_url="http://127.0.0.1"))  # bad input fails before the server starts
     with LocalServer() as server:
         return action(replace(embedded, base_url=server.base_url))
 
@@ -81,12 +81,12 @@ def embedded_run(args, run):
     if args.base_url or os.environ.get("OPENAI_BASE_URL") or os.environ.get("OPENAI_API_KEY"):
         return None
     from ..llm.local import MODEL_ALIAS
-    from ..prompts import STAGES
+    from ..stages import STAGE_NAMES
     from ..taxonomy import load_taxonomy
 
     taxonomy = load_taxonomy(args.taxonomy)
     settings = taxonomy.settings(args.preset)
-    if any(getattr(settings, stage).base_urls for stage in STAGES):
+    if any(getattr(settings, stage).base_urls for stage in STAGE_NAMES):
         return None
     demo = "demo" if "demo" in taxonomy.presets else None
     return replace(run, model=args.model or MODEL_ALIAS, preset=args.preset or demo)

@@ -6,13 +6,13 @@ import sys
 import textwrap
 from pathlib import Path
 
-from .. import schemas
+from ..stages import CONFIGS
 
 
 def add_parser(commands) -> None:
     parser = commands.add_parser("show", help="print a few rows of a built folder, read back with load_dataset")
     parser.add_argument("folder", nargs="?", default="dist", type=Path)
-    parser.add_argument("--config", default="instructions", choices=schemas.CONFIGS)
+    parser.add_argument("--config", default="instructions", choices=CONFIGS)
     parser.add_argument("--rows", type=int, default=3)
     parser.set_defaults(run=run)
 

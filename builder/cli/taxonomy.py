@@ -51,7 +51,7 @@ def run_diff(args) -> int:
 
 
 def run_propose(args) -> int:
-    from ..pipeline import RunSettings
+    from ..config.run import RunSettings
     from ..propose import propose
     from .run import with_endpoint
 

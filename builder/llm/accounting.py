@@ -18,6 +18,7 @@ class Usage:
     succeeded: int = 0
     failed: int = 0
     skipped: int = 0  # not sent because the budget ran out
+    prompt_chars: int = 0  # of the requests `glan estimate` skipped: their prompt size when none is cached yet
 
     def add(self, other: "Usage") -> None:
         for field in fields(self):

@@ -1,16 +1,19 @@
-"""OpenAI Batch API mode: a stage's uncached requests answered by batches at half the price, resumably.
+"""OpenAI Batch API mode: the requests of batch stages answered by batches at half the price, resumably.
 
-Before the engine runs a batch stage, every request whose next attempt is missing from the cache
-becomes one JSONL line (custom_id = its cache key, body = exactly what the engine would post),
-chunked within the API's limits, uploaded and submitted. Results are written into the cache under
-the same keys, so the engine's normal run then replays them and sends online only what the
-batches left unanswered (per-request errors, expired or cancelled batches); with the stage's
-`batch_fallback: batch` those go through new batches first.
+While the units run, every request of a batch stage whose next attempt is missing from the cache becomes
+one JSONL line (custom_id = its cache key, body = exactly what the engine would post), spooled to a chunk
+file in the work dir; the unit then waits. Lines of many disciplines share a chunk, up to the API's per-file
+limits. Between rounds the chunks are uploaded and submitted, and every saved batch is polled until it
+ends; answers are written into the cache under their keys, so the next round's units replay them. A line a
+batch left unanswered goes online (`batch_fallback: online`) or into the next round's batches
+(`batch_fallback: batch`) when resending can help (expired, cancelled, server errors), and becomes the
+item's failure when it cannot (a request the API refused).
 
-Resuming across processes and days: each chunk is saved in the work dir's SQLite db before its
-upload, its input file id before the batch is created, and its batch id right after. The batch
-carries the chunk id in its metadata, so a batch created just before a kill (before its id was
-saved) is found again by listing batches. A later run polls saved batches instead of resubmitting.
+Resuming across processes and days: each chunk is saved in the work dir's SQLite db before its upload, its
+input file id before the batch is created, and its batch id right after, together with the endpoint it
+went to. The batch carries the chunk id in its metadata, so a batch created just before a kill (before its
+id was saved) is found again by listing batches. A later run waits for saved batches instead of
+submitting their lines again, on the endpoint that has them, whatever --base-url it is given.
 """
 
 from __future__ import annotations
@@ -18,14 +21,16 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import openai
 
+from .attempts import Attempts, LLMResult
 from .cache import Cache, Response
-from .engine import Attempts
 
 # The Batch API's input file limits.
 MAX_FILE_REQUESTS = 50_000
@@ -33,6 +38,11 @@ MAX_FILE_BYTES = 200 * 1000 * 1000
 CHAT_URL = "/v1/chat/completions"
 TERMINAL = ("completed", "failed", "expired", "cancelled")
 FIRST_POLL_S = 0.5  # doubled on every poll up to the configured interval: small batches finish fast
+# Rounds a line may go through batches with `batch_fallback: batch` before it counts as failed; each round
+# can take the whole 24 h window on the real API.
+MAX_BATCH_TRIES = 3
+# Line errors that resending can fix; any other error code is the request's own fault.
+_RETRYABLE_CODES = {"batch_expired", "batch_cancelled", "rate_limit_exceeded", "server_error", "timeout"}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
@@ -80,8 +90,8 @@ class BatchStore:
             (batch.input_file_id, batch.batch_id, batch.status, json.dumps(batch.counts), int(batch.collected),
              batch.chunk_id))
 
-    def all(self, stage: str | None = None) -> list[SavedBatch]:
-        rows = self.db.execute("SELECT * FROM batches WHERE ?1 IS NULL OR stage=?1 ORDER BY created", (stage,))
+    def all(self) -> list[SavedBatch]:
+        rows = self.db.execute("SELECT * FROM batches ORDER BY created")
         return [SavedBatch(*row[:5], json.loads(row[5]), row[6], row[7], row[8],
                            json.loads(row[9]) if row[9] else None, bool(row[10]), row[11]) for row in rows]
 
@@ -98,86 +108,116 @@ def refused(base_url: str, action: str, error: openai.APIError) -> BatchError:
         "Batch APIs and the key in its api_key_env, or build without --batch (and `batch: false` per stage).")
 
 
+@dataclass
+class _Chunk:
+    """Lines spooled for one input file: one stage, model and endpoint."""
+
+    saved: SavedBatch
+    path: Path
+    size: int = 0
+
+
 class BatchRunner:
-    def __init__(self, engine, poll_s: float):
+    def __init__(self, engine, poll_s: float, fallbacks: dict[str, str]):
         self.engine = engine
         self.cache, self.limits, self.accounting = engine.cache, engine.limits, engine.accounting
         self.store = BatchStore(engine.cache)
         self.poll_s = poll_s
+        self.fallbacks = fallbacks  # stage -> "online" or "batch"
+        self.spool = Path(self.cache.path).parent / "batches"
+        shutil.rmtree(self.spool, ignore_errors=True)  # lines a killed build spooled: never saved, collected again
+        self.chunks: dict[tuple[str, str, str], _Chunk] = {}  # (stage, model, base_url) -> chunk being filled
+        self.full: list[_Chunk] = []
+        # Keys a saved batch still has to answer: their units wait for it instead of collecting them again.
+        self.in_batches = {key for batch in self.store.all() if not batch.collected and batch.input_file_id
+                           for key in batch.keys}
+        self.unanswered: dict[str, str] = {}  # key -> why a finished batch did not answer it
+        self.tries: dict[str, int] = {}  # key -> batches it went through in this build
 
-    def fill(self, stage: str, route, requests: list, fallback: str) -> None:
-        """Answer through batches every request whose next attempt is not cached, waiting for them."""
-        if self.engine.stop_reason or self.accounting.budget_exhausted():
-            return  # a stopped run (or `glan estimate`) sends nothing: the engine's run records the skips
+    def take(self, stage: str, route, attempts: Attempts) -> LLMResult | None:
+        """What becomes of a request whose next attempt is missing: None sends it online; otherwise the result
+        (batched: it waits for a batch; skipped: the budget is spent; failed: the batch refused it)."""
+        key = attempts.key
+        if key in self.in_batches:
+            return LLMResult(batched=True, attempts=attempts.attempt)
+        if key in self.unanswered:
+            reason = self.unanswered[key]
+            if not reason.startswith(tuple(_RETRYABLE_CODES)):
+                return LLMResult(failure=f"batch: {reason}", attempts=attempts.attempt + 1)
+            if self.fallbacks.get(stage, "online") == "online":
+                return None
+            if self.tries.get(key, 0) >= MAX_BATCH_TRIES:
+                return LLMResult(failure=f"batch: {reason} ({MAX_BATCH_TRIES} batches)", attempts=attempts.attempt + 1)
+        if stop := self.accounting.budget_exhausted():
+            self.engine.stop_reason = stop
+            return LLMResult(skipped=True, attempts=attempts.attempt)
         endpoint = route.endpoints[0]  # one Batch API: a batch cannot be spread over endpoints
-        api = client(endpoint.base_url, endpoint.api_key_env, self.limits.max_retries, self.limits.timeout_s)
-        tries: dict[str, int] = {}
-        # online: one round, then the engine sends the rest; batch: new rounds for errors and retries.
-        max_tries = self.limits.max_retries + 1 if fallback == "batch" else 1
-        for round_index in range(self.limits.max_attempts * max_tries):
-            pending = self._pending(route.model, requests, endpoint)
-            saved = self._resume(api, [batch for batch in self.store.all(stage)
-                                       if not batch.collected and set(batch.keys) & pending.keys()])
-            covered = {key for batch in saved for key in batch.keys}
-            new = [line for key, line in pending.items() if key not in covered and tries.get(key, 0) < max_tries]
-            if fallback == "online" and round_index > 0:
-                new = []
-            for line in new:
-                tries[line["custom_id"]] = tries.get(line["custom_id"], 0) + 1
-            saved += self._submit(api, stage, route.model, endpoint, new)
-            if not saved:
-                return
-            self._wait(api, saved)
+        body = self.engine.request_body(route.model, attempts.request, attempts.params, key, self.engine.mode(endpoint))
+        self._spool(stage, route.model, endpoint, key, {"custom_id": key, "method": "POST", "url": CHAT_URL,
+                                                        "body": body})
+        self.accounting.usage(stage, route.model).requests += 1
+        self.tries[key] = self.tries.get(key, 0) + 1
+        self.in_batches.add(key)
+        return LLMResult(batched=True, attempts=attempts.attempt)
 
-    def _resume(self, api, saved: list[SavedBatch]) -> list[SavedBatch]:
-        """Saved batches that exist on the server; ones a kill interrupted are found or created now."""
-        existing = []
-        for batch in saved:
-            if batch.batch_id is None:
-                found = _find_by_chunk(api, batch)  # created just before the kill?
-                if found:
-                    batch.batch_id, batch.status = found.id, found.status
-                    self.store.update(batch)
-                elif batch.input_file_id:
-                    self._create(api, batch)
-                else:  # killed before its upload was saved: never submitted, its keys are still pending
-                    batch.status, batch.collected = "never submitted", True
-                    self.store.update(batch)
-                    continue
-            existing.append(batch)
-        return existing
-
-    def _pending(self, model: str, requests: list, endpoint) -> dict[str, dict]:
-        """key -> batch line of each request's next uncached attempt, walked as the engine walks it."""
-        mode = self.engine.mode(endpoint)
-        lines = {}
-        for request in requests:
-            attempts = Attempts(model, request, self.limits.max_attempts)
-            attempts.replay(self.cache)
-            if not attempts.done:
-                body = self.engine.request_body(model, request, attempts.params, attempts.key, mode)
-                lines[attempts.key] = {"custom_id": attempts.key, "method": "POST", "url": CHAT_URL, "body": body}
-        return lines
-
-    def _submit(self, api, stage: str, model: str, endpoint, lines: list[dict]) -> list[SavedBatch]:
-        usage = self.accounting.usage(stage, model)
-        if self.accounting.budget.max_requests is not None:
-            lines = lines[: max(0, self.accounting.budget.max_requests - self.accounting.total().requests)]
-        submitted = []
-        for keys, data in _chunks(lines):
-            batch = SavedBatch(secrets.token_hex(8), stage, model, endpoint.base_url, endpoint.api_key_env, keys,
+    def _spool(self, stage: str, model: str, endpoint, key: str, line: dict) -> None:
+        data = (json.dumps(line, ensure_ascii=False) + "\n").encode()
+        chunk = self.chunks.get((stage, model, endpoint.base_url))
+        if chunk and (len(chunk.saved.keys) == MAX_FILE_REQUESTS or chunk.size + len(data) > MAX_FILE_BYTES):
+            self.full.append(self.chunks.pop((stage, model, endpoint.base_url)))
+            chunk = None
+        if chunk is None:
+            saved = SavedBatch(secrets.token_hex(8), stage, model, endpoint.base_url, endpoint.api_key_env, [],
                                None, None, "preparing", None, False, time.time())
-            self.store.add(batch)
-            try:
-                batch.input_file_id = api.files.create(file=(f"glan-{batch.chunk_id}.jsonl", data), purpose="batch").id
-            except openai.APIError as error:
-                raise refused(batch.base_url, "file upload", error) from error
+            self.spool.mkdir(exist_ok=True)
+            chunk = self.chunks[(stage, model, endpoint.base_url)] = _Chunk(saved, self.spool / f"{saved.chunk_id}.jsonl")
+        with open(chunk.path, "ab") as out:
+            out.write(data)
+        chunk.saved.keys.append(key)
+        chunk.size += len(data)
+
+    def submit_and_wait(self) -> None:
+        """Submit the spooled chunks, then wait for every saved batch not read back yet, and read them back."""
+        for chunk in [*self.full, *self.chunks.values()]:
+            self._submit(chunk)
+        self.full, self.chunks = [], {}
+        waiting = []
+        for batch in self.store.all():
+            if not batch.collected and self._exists(batch):
+                waiting.append(batch)
+        self._wait(waiting)
+        self.in_batches.clear()
+
+    def _submit(self, chunk: _Chunk) -> None:
+        batch = chunk.saved
+        self.store.add(batch)
+        api = client(batch.base_url, batch.api_key_env, self.limits.max_retries, self.limits.timeout_s)
+        try:
+            with open(chunk.path, "rb") as data:
+                batch.input_file_id = api.files.create(file=(chunk.path.name, data), purpose="batch").id
+        except openai.APIError as error:
+            raise refused(batch.base_url, "file upload", error) from error
+        self.store.update(batch)
+        self._create(api, batch)
+        chunk.path.unlink()
+        self._say(f"{batch.stage}: submitted batch {batch.batch_id} ({len(batch.keys):,} requests)")
+
+    def _exists(self, batch: SavedBatch) -> bool:
+        """Whether the saved batch is on its endpoint; one a kill interrupted is found or created now."""
+        if batch.batch_id is not None:
+            return True
+        api = self._api(batch)
+        found = _find_by_chunk(api, batch)  # created just before the kill?
+        if found:
+            batch.batch_id, batch.status = found.id, found.status
             self.store.update(batch)
+        elif batch.input_file_id:
             self._create(api, batch)
-            usage.requests += len(keys)
-            submitted.append(batch)
-            self._say(f"{stage}: submitted batch {batch.batch_id} ({len(keys):,} requests)")
-        return submitted
+        else:  # killed before its upload was saved: never submitted, its keys go into new batches
+            batch.status, batch.collected = "never submitted", True
+            self.store.update(batch)
+            return False
+        return True
 
     def _create(self, api, batch: SavedBatch) -> None:
         try:
@@ -188,11 +228,16 @@ class BatchRunner:
         batch.batch_id, batch.status = created.id, created.status
         self.store.update(batch)
 
-    def _wait(self, api, batches: list[SavedBatch]) -> None:
+    def _api(self, batch: SavedBatch) -> openai.OpenAI:
+        # The endpoint the batch was submitted to, not today's --base-url: only it knows the batch.
+        return client(batch.base_url, batch.api_key_env, self.limits.max_retries, self.limits.timeout_s)
+
+    def _wait(self, batches: list[SavedBatch]) -> None:
         waiting = list(batches)
         delay = min(FIRST_POLL_S, self.poll_s)
         while waiting:
             for batch in list(waiting):
+                api = self._api(batch)
                 try:
                     remote = api.batches.retrieve(batch.batch_id)
                 except openai.APIError as error:
@@ -207,7 +252,7 @@ class BatchRunner:
                 delay = min(delay * 2, self.poll_s)
 
     def _collect(self, api, batch: SavedBatch, remote) -> None:
-        """Writes every answered line into the cache; the rest stays pending for the fallback."""
+        """Writes every answered line into the cache; records why the others were not answered."""
         usage = self.accounting.usage(batch.stage, batch.model)
         expected, answered = set(batch.keys), 0
         for line in _lines(api, batch, remote.output_file_id):
@@ -222,7 +267,13 @@ class BatchRunner:
             usage.prompt_tokens += answer.prompt_tokens
             usage.completion_tokens += answer.completion_tokens
             usage.cost += self.accounting.cost(batch.model, answer.prompt_tokens, answer.completion_tokens, batch=True)
+            expected.discard(line["custom_id"])
+            self.unanswered.pop(line["custom_id"], None)
             answered += 1
+        reasons = {line.get("custom_id"): _line_error(line) for line in _lines(api, batch, remote.error_file_id)}
+        missing = f"batch_{remote.status}" if remote.status in ("expired", "cancelled") else "server_error"
+        for key in expected:
+            self.unanswered[key] = reasons.get(key) or f"{missing}: batch {batch.batch_id} returned no line for it"
         batch.collected = True
         self.store.update(batch)
         problems = "; ".join(str(error.message) for error in (remote.errors.data if remote.errors else None) or [])
@@ -230,27 +281,24 @@ class BatchRunner:
             raise BatchError(f"{batch.base_url}: batch {batch.batch_id} of stage {batch.stage} failed: "
                              f"{problems or 'no reason given'}. Fix what it names and rerun; the cache keeps "
                              "every answer so far.")
+        seen = sorted({reason for key, reason in self.unanswered.items() if key in set(batch.keys)})
+        why = f" (unanswered: {'; '.join(seen[:3])})" if seen else ""
         self._say(f"{batch.stage}: batch {batch.batch_id} {remote.status}: {answered:,} of {len(batch.keys):,} "
-                  f"answered")
+                  f"answered{why}")
 
     def _say(self, message: str) -> None:
         # Always, not only on a terminal: batch ids in a days-long run's log are what a person checks.
         print(f"glan: {message}", file=sys.stderr)
 
 
-def _chunks(lines: list[dict]):
-    """(custom ids, JSONL bytes) of input files within the Batch API's per-file limits."""
-    keys, encoded, size = [], [], 0
-    for line in lines:
-        data = (json.dumps(line, ensure_ascii=False) + "\n").encode()
-        if keys and (len(keys) == MAX_FILE_REQUESTS or size + len(data) > MAX_FILE_BYTES):
-            yield keys, b"".join(encoded)
-            keys, encoded, size = [], [], 0
-        keys.append(line["custom_id"])
-        encoded.append(data)
-        size += len(data)
-    if keys:
-        yield keys, b"".join(encoded)
+def _line_error(line: dict) -> str:
+    """'<code>: <message>' of an error file line: a whole-line error, or the response's own error body."""
+    error = line.get("error") or ((line.get("response") or {}).get("body") or {}).get("error") or {}
+    status = (line.get("response") or {}).get("status_code")
+    code = error.get("code") or error.get("type") or (f"http_{status}" if status else "unknown")
+    if status == 429 or (status or 0) >= 500:
+        code = "server_error" if status != 429 else "rate_limit_exceeded"
+    return f"{code}: {error.get('message') or 'no message'}"
 
 
 def _find_by_chunk(api, batch: SavedBatch):

@@ -1,8 +1,8 @@
-"""The content-addressed response cache (DESIGN.md, "Identity, determinism, cache").
+"""The content-addressed response cache.
 
 One SQLite file in WAL mode. A response is committed the moment it arrives, so SIGKILL loses at most
 what was in flight. Raw text is stored, never the parsed object: a parser fix never re-pays a call.
-Also holds the failures of the latest run and the structured-output mode each endpoint accepted.
+Also holds the structured-output mode each endpoint accepted.
 """
 
 from __future__ import annotations
@@ -19,9 +19,6 @@ CREATE TABLE IF NOT EXISTS responses (
     key TEXT PRIMARY KEY, stage TEXT NOT NULL, model TEXT NOT NULL, text TEXT NOT NULL,
     finish_reason TEXT, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
     created REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS failures (
-    stage TEXT NOT NULL, item_id TEXT NOT NULL, reason TEXT NOT NULL, attempts INTEGER NOT NULL,
-    last_output TEXT NOT NULL, PRIMARY KEY (stage, item_id));
 CREATE TABLE IF NOT EXISTS endpoint_modes (endpoint TEXT PRIMARY KEY, mode TEXT NOT NULL);
 """
 
@@ -34,15 +31,6 @@ class Response:
     completion_tokens: int
 
 
-@dataclass(frozen=True)
-class Failure:
-    stage: str
-    item_id: str
-    reason: str
-    attempts: int
-    last_output: str
-
-
 def cache_key(*, model: str, messages: list, params: dict, schema: dict | None, sample_index: int, attempt: int) -> str:
     """Everything that shapes the response and nothing that doesn't (no URL, key or concurrency)."""
     payload = {"model": model, "messages": messages, "params": params, "schema": schema,
@@ -53,7 +41,8 @@ def cache_key(*, model: str, messages: list, params: dict, schema: dict | None, 
 
 class Cache:
     def __init__(self, path: Path):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode survives a process kill (only an OS crash may drop the last commits).
@@ -79,19 +68,6 @@ class Cache:
             "SELECT AVG(prompt_tokens), AVG(completion_tokens) FROM responses WHERE stage=?", (stage,)
         ).fetchone()
         return None if row[0] is None else (row[0], row[1])
-
-    def record_failure(self, failure: Failure) -> None:
-        self.db.execute(
-            "INSERT OR REPLACE INTO failures VALUES (?,?,?,?,?)",
-            (failure.stage, failure.item_id, failure.reason, failure.attempts, failure.last_output[:200]),
-        )
-
-    def clear_failures(self, stage: str) -> None:
-        self.db.execute("DELETE FROM failures WHERE stage=?", (stage,))
-
-    def failures(self) -> list[Failure]:
-        rows = self.db.execute("SELECT * FROM failures ORDER BY stage, item_id").fetchall()
-        return [Failure(*row) for row in rows]
 
     def mode(self, endpoint: str) -> str | None:
         row = self.db.execute("SELECT mode FROM endpoint_modes WHERE endpoint=?", (endpoint,)).fetchone()

@@ -1,9 +1,11 @@
-"""The engine: turns a stage's requests into parsed outputs, through the cache, within the limits.
+"""The engine: one per build, shared by every discipline unit in flight.
 
-A stage hands over all its requests at once and gets one LLMResult per request back, in order.
-For each request, attempts 0, 1, ... are looked up in the cache and only missing ones are sent; an
-output that fails validation makes the next attempt, a new key, so a rerun replays the same attempts.
-Transport errors are retried inside one attempt (they produce no output to cache).
+A unit hands a stage's requests over as an iterable; the engine pulls the next one (rendering it) only
+when a slot in the stage's window frees up, walks its attempts through the cache (only missing attempts
+are sent), and returns one LLMResult per request, in order. Each endpoint's limits (concurrency with
+AIMD, requests and tokens per minute, Retry-After pauses) are shared by all units, so an endpoint stays
+full without run-wide stage barriers. Transport errors are retried inside one attempt (they produce no
+output to cache); an output that fails validation is the next attempt.
 """
 
 from __future__ import annotations
@@ -12,22 +14,18 @@ import asyncio
 import functools
 import itertools
 import os
-import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel
-from tqdm import tqdm
-
 from .accounting import Accounting
-from .cache import Cache, Failure, Response, cache_key
+from .attempts import Attempts, LLMRequest, LLMResult
+from .cache import Cache, Response
 from .limits import AdaptiveConcurrency, RateLimiter, backoff_s
-from .structured import parse_output, request_fields, schema_instruction
+from .structured import request_fields, schema_instruction
 from .transport import TransportError, open_session, post_chat
 
-# Built once per output model (and mode): pydantic's schema generation costs more than a request's I/O.
-_schema_of = functools.cache(lambda output_model: output_model.model_json_schema())
 _request_fields = functools.cache(request_fields)
 _schema_instruction = functools.cache(schema_instruction)
 
@@ -70,77 +68,6 @@ class Limits:
 
 
 @dataclass
-class LLMRequest:
-    item_id: str
-    messages: list[dict]
-    params: dict
-    output_model: type[BaseModel] | None
-    sample_index: int = 0
-
-
-@dataclass
-class LLMResult:
-    request: LLMRequest
-    value: Any = None
-    failure: str | None = None
-    skipped: bool = False
-    attempts: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return self.failure is None and not self.skipped
-
-
-class Attempts:
-    """Where one request stands: attempt k is cache key k; an invalid output moves on to attempt k+1, and
-    one cut off at the token limit doubles max_tokens once (the same limit would likely cut it again).
-
-    The engine and the Batch API runner both walk requests with it, so they agree on every key.
-    """
-
-    def __init__(self, model: str, request: LLMRequest, max_attempts: int):
-        self.model, self.request, self.max_attempts = model, request, max_attempts
-        self.params = dict(request.params)
-        self.attempt, self.widened = 0, False
-        self.ok, self.value = False, None
-        self.reason, self.last_text = None, ""  # of the last invalid output
-        self.key = self._key()
-
-    @property
-    def done(self) -> bool:
-        return self.ok or self.attempt >= self.max_attempts
-
-    def replay(self, cache: Cache) -> int:
-        """Advance through the attempts the cache already answered; returns how many it did."""
-        hits = 0
-        while not self.done and (response := cache.get(self.key)) is not None:
-            self.advance(response)
-            hits += 1
-        return hits
-
-    def advance(self, response: Response) -> None:
-        value, reason = parse_output(response.text, self.request.output_model)
-        if response.finish_reason == "length":
-            value, reason = None, "truncated"
-        if reason is None:
-            self.ok, self.value = True, value
-            return
-        self.reason, self.last_text = reason, response.text
-        if reason == "truncated" and not self.widened and self.params.get("max_tokens"):
-            self.params["max_tokens"] *= 2
-            self.widened = True
-        self.attempt += 1
-        if not self.done:
-            self.key = self._key()
-
-    def _key(self) -> str:
-        output_model = self.request.output_model
-        return cache_key(model=self.model, messages=self.request.messages, params=self.params,
-                         schema=_schema_of(output_model) if output_model else None,
-                         sample_index=self.request.sample_index, attempt=self.attempt)
-
-
-@dataclass
 class _EndpointState:
     endpoint: Endpoint
     api_key: str | None
@@ -148,7 +75,7 @@ class _EndpointState:
     concurrency: AdaptiveConcurrency
     requests: RateLimiter | None
     tokens: RateLimiter | None
-    session: Any = None
+    session: Any
     paused_until: float = 0.0
 
 
@@ -163,85 +90,108 @@ def _rejects_schema(error: TransportError) -> bool:
 
 
 class Engine:
-    def __init__(self, cache: Cache, limits: Limits, accounting: Accounting, progress: bool = True):
+    """Use inside `async with engine:` (it owns one HTTP session per endpoint).
+
+    `offline` (glan estimate) sends nothing: a request missing from the cache comes back skipped.
+    `batches`, when set, takes the requests of Batch API stages instead of sending them online.
+    """
+
+    def __init__(self, cache: Cache, limits: Limits, accounting: Accounting, *, offline: bool = False, batches=None):
         self.cache = cache
         self.limits = limits
         self.accounting = accounting
-        self.progress = progress
+        self.offline = offline
+        self.batches = batches
         self.stop_reason: str | None = None
+        self._states: dict[Endpoint, _EndpointState] = {}
+        self._rotations: dict[Route, Iterable[_EndpointState]] = {}
+        self.queued = 0  # requests taken from the units and not done yet: the demand on the endpoints
+        self.hungry = asyncio.Event()  # set when a request is done and fewer are queued than the endpoints take
         # Evidence that overload slowed the client, for the run report: per endpoint URL.
-        self.lowest_concurrency: dict[str, int] = {}
         self.retry_after_waits: list[float] = []
 
-    def run(self, stage: str, route: Route, requests: list[LLMRequest]) -> list[LLMResult]:
-        if self.stop_reason is None:  # a stopped run (or an estimate) keeps the last run's record of this stage
-            self.cache.clear_failures(stage)
-        return asyncio.run(self._run(stage, route, requests))
+    async def __aenter__(self) -> Engine:
+        return self
 
-    async def _run(self, stage: str, route: Route, requests: list[LLMRequest]) -> list[LLMResult]:
-        states = [self._state(endpoint) for endpoint in route.endpoints]
-        for state in states:
-            state.session = open_session(self.limits.timeout_s)
-        rotation = itertools.cycle(states)
-        results: list[LLMResult | None] = [None] * len(requests)
-        pending = iter(enumerate(requests))
-        usage = self.accounting.usage(stage, route.model)
-        bar = tqdm(total=len(requests), desc=stage, unit="req", disable=not self.progress or None, file=sys.stderr)
+    async def __aexit__(self, *exc_info) -> None:
+        for state in self._states.values():
+            await state.session.close()
 
-        async def worker():
-            for index, request in pending:
-                result = await self._complete(stage, route, rotation, request)
-                results[index] = result
-                usage.succeeded += result.ok
-                usage.failed += result.failure is not None
-                usage.skipped += result.skipped
-                bar.update()
-                if bar.n % 50 == 0 or bar.n == bar.total:
-                    bar.set_postfix(hits=usage.cache_hits, failed=usage.failed, cost=f"${usage.cost:.4f}", refresh=False)
+    @property
+    def lowest_concurrency(self) -> dict[str, int]:
+        return {state.endpoint.base_url: state.concurrency.lowest for state in self._states.values()}
+
+    @property
+    def capacity(self) -> int:
+        return sum(int(state.concurrency.limit) for state in self._states.values()) or self.limits.concurrency
+
+    async def map(self, stage: str, route: Route, requests: Iterable[LLMRequest], *, batch: bool = False
+                  ) -> list[LLMResult]:
+        """One result per request, in order. At most a window's worth of requests exists at a time: the next
+        one is taken from `requests` (and so rendered) only when an earlier one is done."""
+        window = asyncio.Semaphore(self.limits.concurrency * len(route.endpoints))
+        results: list[LLMResult | None] = []
+        running: set[asyncio.Task] = set()
+
+        async def complete(index: int, request: LLMRequest) -> None:
+            try:
+                results[index] = await self.complete(stage, route, request, batch=batch)
+            finally:
+                window.release()
+                self.queued -= 1
+                if self.queued < self.capacity:
+                    self.hungry.set()
 
         try:
-            workers = max(1, min(len(requests), self.limits.concurrency * len(states)))
-            await asyncio.gather(*(worker() for _ in range(workers)))
+            for index, request in enumerate(requests):
+                await window.acquire()
+                for task in [task for task in running if task.done()]:
+                    running.discard(task)
+                    task.result()  # an endpoint that refused the run stops the stage here
+                results.append(None)
+                self.queued += 1
+                running.add(asyncio.ensure_future(complete(index, request)))
+            await asyncio.gather(*running)
         finally:
-            bar.close()
-            for state in states:
-                await state.session.close()
-                self.lowest_concurrency[state.endpoint.base_url] = min(
-                    state.concurrency.lowest, self.lowest_concurrency.get(state.endpoint.base_url, state.concurrency.lowest))
+            for task in running:
+                task.cancel()
         return results
+
+    async def complete(self, stage: str, route: Route, request: LLMRequest, *, batch: bool = False) -> LLMResult:
+        usage = self.accounting.usage(stage, route.model)
+        attempts = Attempts(route.model, request, self.limits.max_attempts)
+        while True:
+            usage.cache_hits += attempts.replay(self.cache)
+            if attempts.done:
+                return self._counted(usage, attempts.result())
+            if self.offline or self.stop_reason:
+                if self.offline:
+                    usage.prompt_chars += sum(len(message["content"]) for message in request.messages)
+                return self._counted(usage, LLMResult(skipped=True, attempts=attempts.attempt))
+            if batch and self.batches is not None:
+                taken = self.batches.take(stage, route, attempts)
+                if taken is not None:  # None: the batches left it to be sent online
+                    return taken if taken.batched else self._counted(usage, taken)
+            try:
+                response = await self._send(stage, route, request, attempts.params, attempts.key)
+            except _BudgetSpent:
+                return self._counted(usage, LLMResult(skipped=True, attempts=attempts.attempt))
+            except TransportError as error:
+                return self._counted(usage, LLMResult(failure=str(error), transient=True, attempts=attempts.attempt + 1))
+            attempts.advance(response)
+
+    @staticmethod
+    def _counted(usage, result: LLMResult) -> LLMResult:
+        usage.succeeded += result.ok
+        usage.failed += result.failure is not None
+        usage.skipped += result.skipped
+        return result
 
     def mode(self, endpoint: Endpoint) -> str:
         """The structured-output mode to send to `endpoint`: its own, or for auto what it accepted last time."""
         if endpoint.mode != "auto":
             return endpoint.mode
         return self.cache.mode(endpoint.base_url) or "json_schema"
-
-    def _state(self, endpoint: Endpoint) -> _EndpointState:
-        rpm, tpm = self.limits.requests_per_minute, self.limits.tokens_per_minute
-        return _EndpointState(
-            endpoint, os.environ.get(endpoint.api_key_env), self.mode(endpoint), AdaptiveConcurrency(self.limits.concurrency),
-            RateLimiter(rpm) if rpm else None, RateLimiter(tpm) if tpm else None)
-
-    async def _complete(self, stage: str, route: Route, rotation, request: LLMRequest) -> LLMResult:
-        usage = self.accounting.usage(stage, route.model)
-        attempts = Attempts(route.model, request, self.limits.max_attempts)
-        while True:
-            usage.cache_hits += attempts.replay(self.cache)
-            if attempts.ok:
-                return LLMResult(request, value=attempts.value, attempts=attempts.attempt + 1)
-            if attempts.done:
-                return self._fail(stage, request, attempts.reason, attempts.attempt, attempts.last_text)
-            try:
-                response = await self._send(stage, route, rotation, request, attempts.params, attempts.key)
-            except _BudgetSpent:
-                return LLMResult(request, skipped=True, attempts=attempts.attempt)
-            except TransportError as error:
-                return self._fail(stage, request, str(error), attempts.attempt + 1, "")
-            attempts.advance(response)
-
-    def _fail(self, stage: str, request: LLMRequest, reason: str, attempts: int, last_text: str) -> LLMResult:
-        self.cache.record_failure(Failure(stage, request.item_id, reason, attempts, last_text))
-        return LLMResult(request, failure=reason, attempts=attempts)
 
     def request_body(self, model: str, request: LLMRequest, params: dict, key: str, mode: str) -> dict:
         """The chat-completions body of one attempt in a structured-output mode; Batch API lines use it too."""
@@ -255,11 +205,25 @@ class Engine:
         body["messages"] = messages
         return body
 
-    async def _send(self, stage: str, route: Route, rotation, request: LLMRequest, params: dict, key: str) -> Response:
+    def _state(self, endpoint: Endpoint) -> _EndpointState:
+        if endpoint not in self._states:
+            rpm, tpm = self.limits.requests_per_minute, self.limits.tokens_per_minute
+            self._states[endpoint] = _EndpointState(
+                endpoint, os.environ.get(endpoint.api_key_env), self.mode(endpoint),
+                AdaptiveConcurrency(self.limits.concurrency), RateLimiter(rpm) if rpm else None,
+                RateLimiter(tpm) if tpm else None, open_session(self.limits.timeout_s))
+        return self._states[endpoint]
+
+    def _next_state(self, route: Route) -> _EndpointState:
+        if route not in self._rotations:
+            self._rotations[route] = itertools.cycle([self._state(endpoint) for endpoint in route.endpoints])
+        return next(self._rotations[route])
+
+    async def _send(self, stage: str, route: Route, request: LLMRequest, params: dict, key: str) -> Response:
         usage = self.accounting.usage(stage, route.model)
         retries = 0
         while True:
-            state = next(rotation)
+            state = self._next_state(route)
             wait = state.paused_until - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
@@ -308,5 +272,5 @@ class Engine:
                     state.paused_until = max(state.paused_until, time.monotonic() + delay)
                     self.retry_after_waits.append(delay)
             finally:
-                await state.concurrency.release(overloaded)
+                state.concurrency.release(overloaded)
             await asyncio.sleep(delay)

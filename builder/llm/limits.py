@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import random
 import time
 
@@ -11,7 +13,9 @@ class AdaptiveConcurrency:
     """At most `limit` requests in flight; the limit halves on overload and grows back by ~1 per round trip.
 
     Additive increase / multiplicative decrease, as TCP does: a burst of 429s from requests that were
-    already in flight cuts the limit once per `cooldown_s`, not once per response.
+    already in flight cuts the limit once per `cooldown_s`, not once per response. Waiters are served
+    first come, first served, and a release wakes only the waiters that now fit: with thousands of
+    requests queued by many units, waking them all on every release would cost more than the requests.
     """
 
     def __init__(self, maximum: int, cooldown_s: float = 1.0):
@@ -21,24 +25,45 @@ class AdaptiveConcurrency:
         self.in_flight = 0
         self.cooldown_s = cooldown_s
         self._last_cut = -cooldown_s
-        self._changed = asyncio.Condition()
+        self._waiters: collections.deque[asyncio.Future] = collections.deque()
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
 
     async def acquire(self) -> None:
-        async with self._changed:
-            await self._changed.wait_for(lambda: self.in_flight < int(self.limit))
+        if self.in_flight < int(self.limit) and not self._waiters:
             self.in_flight += 1
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter  # the releaser counted us in before waking us
+        except asyncio.CancelledError:
+            if waiter.cancelled():
+                with contextlib.suppress(ValueError):  # a release may have dropped it already
+                    self._waiters.remove(waiter)
+            else:
+                self.release_slot()  # woken and cancelled at once: hand the slot on
+            raise
 
-    async def release(self, overloaded: bool) -> None:
-        async with self._changed:
-            self.in_flight -= 1
-            now = time.monotonic()
-            if overloaded and now - self._last_cut >= self.cooldown_s:
-                self.limit = max(1.0, self.limit / 2)
-                self.lowest = min(self.lowest, int(self.limit))
-                self._last_cut = now
-            elif not overloaded:
-                self.limit = min(float(self.maximum), self.limit + 1 / self.limit)
-            self._changed.notify_all()
+    def release(self, overloaded: bool) -> None:
+        now = time.monotonic()
+        if overloaded and now - self._last_cut >= self.cooldown_s:
+            self.limit = max(1.0, self.limit / 2)
+            self.lowest = min(self.lowest, int(self.limit))
+            self._last_cut = now
+        elif not overloaded:
+            self.limit = min(float(self.maximum), self.limit + 1 / self.limit)
+        self.release_slot()
+
+    def release_slot(self) -> None:
+        self.in_flight -= 1
+        while self._waiters and self.in_flight < int(self.limit):
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self.in_flight += 1
+                waiter.set_result(None)
 
 
 class RateLimiter:

@@ -1,5 +1,7 @@
-"""The Hub's no-script layout, written locally: <config>/<split>-0000i-of-0000N.parquet, the card,
-the manifest (glan_manifest.json) and the quality stats (stats.json).
+"""The Hub's no-script layout, assembled from unit files: <config>/<split>-<discipline_id>.parquet (a unit's
+file, copied byte for byte, so a discipline that did not change keeps identical files across builds and
+releases and a push uploads only what changed), taxonomy/train-00000-of-00001.parquet (one row per
+discipline), the card, the manifest (glan_manifest.json) and the quality stats (stats.json).
 
 The folder appears whole or not at all: it is written beside its final place and swapped in by
 rename, so a crash leaves the previous folder (or none), never half of one.
@@ -8,49 +10,63 @@ rename, so a crash leaves the previous folder (or none), never half of one.
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 from pathlib import Path
 
-import datasets
+import pyarrow as pa
+import pyarrow.parquet as pq
 from huggingface_hub.utils.sha import sha_fileobj
 
-MAX_SHARD_BYTES = 500 * 2**20  # the Hub's recommended parquet shard size
+from ..stages import FEATURES
+
 MANIFEST = "glan_manifest.json"
+TAXONOMY_FILE = "taxonomy/train-00000-of-00001.parquet"
 
 
-def write_folder(out: Path, splits_by_config: dict[str, dict[str, datasets.Dataset]], manifest: dict,
-                 render_card) -> None:
+def write_folder(out: Path, units: list, configs: list[str], manifest: dict, render_card) -> None:
+    """`units` are UnitFiles in taxonomy order; each config's files are listed in discipline id order, the
+    order load_dataset reads a folder in."""
     out = Path(out)
     staging = out.with_name(f".{out.name}.partial-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     manifest["configs"], manifest["checksums"] = {}, {}
-    for config, splits in splits_by_config.items():
-        manifest["configs"][config] = {"splits": {}}
-        for split, dataset in splits.items():
-            files = write_shards(dataset, staging, config, split)
-            manifest["checksums"].update({file: _sha256(staging / file) for file in files})
-            manifest["configs"][config]["splits"][split] = {
-                "num_rows": dataset.num_rows,
-                "num_bytes": sum((staging / file).stat().st_size for file in files),
-                "files": files,
-            }
+    for config in configs:
+        splits = _write_taxonomy(staging, units) if config == "taxonomy" else _copy_unit_files(staging, units, config)
+        if splits:
+            manifest["configs"][config] = {"splits": splits}
+    for spec in manifest["configs"].values():
+        for split in spec["splits"].values():
+            manifest["checksums"].update(split.pop("sha256"))
     (staging / "stats.json").write_text(json.dumps(manifest["stats"], indent=2, ensure_ascii=False) + "\n")
     (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     (staging / "README.md").write_text(render_card(manifest, None, staging))
     replace_folder(staging, out)
 
 
-def write_shards(dataset: datasets.Dataset, root: Path, config: str, split: str) -> list[str]:
-    count = max(1, math.ceil(dataset.data.nbytes / MAX_SHARD_BYTES))
-    (root / config).mkdir(parents=True, exist_ok=True)
-    files = []
-    for index in range(count):
-        name = f"{config}/{split}-{index:05d}-of-{count:05d}.parquet"
-        dataset.shard(num_shards=count, index=index, contiguous=True).to_parquet(root / name)
-        files.append(name)
-    return files
+def _copy_unit_files(staging: Path, units: list, config: str) -> dict:
+    splits: dict[str, dict] = {}
+    for unit in sorted(units, key=lambda unit: unit.discipline_id):
+        for split, figures in unit.files.get(config, {}).items():
+            name = f"{config}/{split}-{unit.discipline_id}.parquet"
+            (staging / config).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(unit.path(config, split), staging / name)
+            entry = splits.setdefault(split, {"num_rows": 0, "num_bytes": 0, "files": [], "sha256": {}})
+            entry["num_rows"] += figures["rows"]
+            entry["num_bytes"] += figures["bytes"]
+            entry["files"].append(name)
+            entry["sha256"][name] = figures["sha256"]
+    return splits
+
+
+def _write_taxonomy(staging: Path, units: list) -> dict:
+    """The taxonomy config in one file: a row per discipline is too small to be worth a file each."""
+    table = pa.concat_tables([pq.read_table(unit.path("taxonomy", "train")) for unit in units]).cast(
+        FEATURES["taxonomy"].arrow_schema)
+    (staging / "taxonomy").mkdir(parents=True)
+    pq.write_table(table, staging / TAXONOMY_FILE)
+    return {"train": {"num_rows": table.num_rows, "num_bytes": (staging / TAXONOMY_FILE).stat().st_size,
+                      "files": [TAXONOMY_FILE], "sha256": {TAXONOMY_FILE: _sha256(staging / TAXONOMY_FILE)}}}
 
 
 def _sha256(path: Path) -> str:

@@ -98,30 +98,48 @@ def _checked_text(value, where: str, text_column: str) -> str:
     return value
 
 
-def decontaminate(rows: list[dict], benchmarks: list[Benchmark], *, ngram: int = 13) -> DecontamResult:
-    """Drop every question with a word `ngram`-gram (after `normalize`) found in any benchmark item.
+@dataclass(frozen=True)
+class BenchmarkIndex:
+    """A benchmark's word n-grams (after `normalize`), as sorted unique 8-byte hashes: built once per build
+    and shared by every discipline."""
 
-    Questions and items shorter than `ngram` words have no n-gram and so never match.
+    name: str
+    ngram: int
+    hashes: np.ndarray
+
+
+def index_benchmark(benchmark: Benchmark, ngram: int = 13) -> BenchmarkIndex:
+    hashes = np.fromiter(chain.from_iterable(ngram_hashes(text, ngram) for text in benchmark.texts), dtype=np.uint64)
+    return BenchmarkIndex(benchmark.name, ngram, np.unique(hashes))
+
+
+def decontaminate(rows: list[dict], benchmarks: list[BenchmarkIndex]) -> DecontamResult:
+    """Drop every question with a word n-gram (after `normalize`) found in any benchmark item.
+
+    Questions and items shorter than the n-gram have none and so never match.
     """
-    hashes_per_row = [ngram_hashes(row["question"], ngram) for row in rows]
-    question_hashes = np.fromiter(chain.from_iterable(hashes_per_row), dtype=np.uint64)
-    owner_of_hash = np.repeat(np.arange(len(rows)), [len(hashes) for hashes in hashes_per_row])
-    first_hit: dict[int, str] = {}
-    hits_per_benchmark = {}
-    for benchmark in benchmarks:
-        # One benchmark's n-grams at a time: 8 bytes each in a numpy array, freed before the next.
-        benchmark_hashes = np.unique(
-            np.fromiter(chain.from_iterable(ngram_hashes(text, ngram) for text in benchmark.texts), dtype=np.uint64)
-        )
-        hit_rows = np.unique(owner_of_hash[np.isin(question_hashes, benchmark_hashes)]).tolist()
-        hits_per_benchmark[benchmark.name] = len(hit_rows)
-        for index in hit_rows:
-            first_hit.setdefault(index, benchmark.name)
+    hits = contaminated(rows, benchmarks)
     return DecontamResult(
-        kept=[row for index, row in enumerate(rows) if index not in first_hit],
-        dropped=[Contaminated(rows[index], first_hit[index]) for index in sorted(first_hit)],
-        hits_per_benchmark=hits_per_benchmark,
+        kept=[row for index, row in enumerate(rows) if index not in hits],
+        dropped=[Contaminated(rows[index], hits[index][0]) for index in sorted(hits)],
+        hits_per_benchmark={benchmark.name: sum(benchmark.name in names for names in hits.values())
+                            for benchmark in benchmarks},
     )
+
+
+def contaminated(rows: list[dict], benchmarks: list[BenchmarkIndex]) -> dict[int, list[str]]:
+    """Row index -> the names of the benchmarks it shares an n-gram with, in the order given."""
+    hits: dict[int, list[str]] = {}
+    for ngram in dict.fromkeys(benchmark.ngram for benchmark in benchmarks):
+        hashes_per_row = [ngram_hashes(row["question"], ngram) for row in rows]
+        question_hashes = np.fromiter(chain.from_iterable(hashes_per_row), dtype=np.uint64)
+        owner_of_hash = np.repeat(np.arange(len(rows)), [len(hashes) for hashes in hashes_per_row])
+        for benchmark in benchmarks:
+            if benchmark.ngram == ngram:
+                for index in np.unique(owner_of_hash[np.isin(question_hashes, benchmark.hashes)]).tolist():
+                    hits.setdefault(index, []).append(benchmark.name)
+    order = {benchmark.name: position for position, benchmark in enumerate(benchmarks)}
+    return {index: sorted(names, key=order.__getitem__) for index, names in hits.items()}
 
 
 def ngram_hashes(text: str, ngram: int) -> list[int]:

@@ -1,4 +1,6 @@
-"""Counts of what each quality step dropped, for the build summary, stats.json and the card."""
+"""Counts of what each quality step dropped, per reason and discipline: one per unit, merged per build."""
+
+from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
@@ -14,6 +16,12 @@ class QualityReport:
         counts = self.dropped.setdefault(reason, Counter())
         counts.update(row["discipline_id"] for row in rows)
 
+    def merge(self, other: QualityReport) -> None:
+        for reason, counts in other.dropped.items():
+            self.dropped.setdefault(reason, Counter()).update(counts)
+        for name, hits in other.benchmark_hits.items():
+            self.benchmark_hits[name] = self.benchmark_hits.get(name, 0) + hits
+
     def to_dict(self) -> dict:
         return {
             "dropped": {
@@ -22,3 +30,8 @@ class QualityReport:
             },
             "benchmark_hits": dict(self.benchmark_hits),
         }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> QualityReport:
+        return cls({reason: Counter(entry["by_discipline"]) for reason, entry in data["dropped"].items()},
+                   dict(data["benchmark_hits"]))

@@ -1,8 +1,15 @@
-"""Counts and length distributions per config: what a trainer checks before trusting the data."""
+"""Counts and length distributions per config: what a trainer checks before trusting the data.
+
+Each unit keeps them in a form that merges exactly (counters, and word lengths as length -> count), so a
+build's stats.json is merged from per-discipline figures without reading a row back.
+"""
+
+from __future__ import annotations
 
 import bisect
 import math
 from collections import Counter
+from dataclasses import dataclass, field
 
 from .report import QualityReport
 
@@ -14,52 +21,92 @@ GROUPINGS = {"discipline_id": "by_discipline", "level": "by_level", "strategy": 
 TEXT_COLUMNS = ("question", "answer")
 
 
-def build_stats(configs: dict[str, list[dict]], quality_report: QualityReport) -> dict:
+@dataclass
+class ConfigStats:
+    rows: int = 0
+    groupings: dict[str, Counter] = field(default_factory=dict)  # row key -> value -> rows
+    word_lengths: dict[str, Counter] = field(default_factory=dict)  # text column -> words -> rows
+
+    @classmethod
+    def of(cls, rows: list[dict], texts=lambda row: row) -> ConfigStats:
+        """`texts(row)` gives the row's text columns by name (instructions keep theirs in `messages`)."""
+        stats = cls(rows=len(rows))
+        for key in GROUPINGS:
+            if any(key in row for row in rows):
+                stats.groupings[key] = Counter(row[key] for row in rows if key in row)
+        for row in rows:
+            row_texts = texts(row)
+            for column in TEXT_COLUMNS:
+                if column in row_texts:
+                    stats.word_lengths.setdefault(column, Counter())[len(row_texts[column].split())] += 1
+        return stats
+
+    def merge(self, other: ConfigStats) -> None:
+        self.rows += other.rows
+        for mine, theirs in ((self.groupings, other.groupings), (self.word_lengths, other.word_lengths)):
+            for key, counts in theirs.items():
+                mine.setdefault(key, Counter()).update(counts)
+
+    def to_raw(self) -> dict:
+        """JSON for a unit's own file; word lengths keyed by their text form, as JSON requires."""
+        return {"rows": self.rows, "groupings": {key: dict(counts) for key, counts in self.groupings.items()},
+                "word_lengths": {column: {str(length): n for length, n in counts.items()}
+                                 for column, counts in self.word_lengths.items()}}
+
+    @classmethod
+    def from_raw(cls, raw: dict) -> ConfigStats:
+        return cls(raw["rows"], {key: Counter(counts) for key, counts in raw["groupings"].items()},
+                   {column: Counter({int(length): n for length, n in counts.items()})
+                    for column, counts in raw["word_lengths"].items()})
+
+    def to_dict(self) -> dict:
+        stats: dict = {"rows": self.rows}
+        for key, name in GROUPINGS.items():
+            if key in self.groupings:
+                stats[name] = dict(sorted(self.groupings[key].items()))
+        words = {column: word_length_summary(self.word_lengths[column])
+                 for column in TEXT_COLUMNS if column in self.word_lengths}
+        if words:
+            stats["words"] = words
+        return stats
+
+
+def build_stats(configs: dict[str, ConfigStats], quality_report: QualityReport) -> dict:
     """JSON-ready stats: for each config (or config/split) its rows, groupings and lengths; then the quality counts."""
-    return {
-        "configs": {name: _config_stats(rows) for name, rows in configs.items()},
-        "quality": quality_report.to_dict(),
-    }
+    return {"configs": {name: stats.to_dict() for name, stats in configs.items()}, "quality": quality_report.to_dict()}
 
 
-def _config_stats(rows: list[dict]) -> dict:
-    stats: dict = {"rows": len(rows)}
-    for key, name in GROUPINGS.items():
-        if any(key in row for row in rows):
-            stats[name] = dict(sorted(Counter(row[key] for row in rows if key in row).items()))
-    words = {
-        column: word_length_summary([len(row[column].split()) for row in rows if column in row])
-        for column in TEXT_COLUMNS
-        if any(column in row for row in rows)
-    }
-    if words:
-        stats["words"] = words
-    return stats
-
-
-def word_length_summary(lengths: list[int]) -> dict:
+def word_length_summary(lengths: Counter) -> dict:
     """count, min, nearest-rank p50 and p90, max, mean (2 decimals), and the fixed-bin histogram."""
-    ordered = sorted(lengths)
-    if ordered:
+    ordered = sorted(lengths.items())
+    count = sum(lengths.values())
+    if count:
         summary = {
-            "min": ordered[0],
-            "p50": _nearest_rank(ordered, 50),
-            "p90": _nearest_rank(ordered, 90),
-            "max": ordered[-1],
-            "mean": round(sum(ordered) / len(ordered), 2),
+            "min": ordered[0][0],
+            "p50": _nearest_rank(ordered, count, 50),
+            "p90": _nearest_rank(ordered, count, 90),
+            "max": ordered[-1][0],
+            "mean": round(sum(length * n for length, n in ordered) / count, 2),
         }
     else:
         summary = dict.fromkeys(("min", "p50", "p90", "max", "mean"))
-    return {"count": len(ordered), **summary, "histogram": _histogram(ordered)}
+    return {"count": count, **summary, "histogram": _histogram(lengths)}
 
 
-def _nearest_rank(ordered: list[int], percent: int) -> int:
+def _nearest_rank(ordered: list[tuple[int, int]], count: int, percent: int) -> int:
     # Nearest rank, not interpolation: the value is always a length some row really has.
-    return ordered[max(1, math.ceil(percent / 100 * len(ordered))) - 1]
+    rank, seen = max(1, math.ceil(percent / 100 * count)), 0
+    for length, n in ordered:
+        seen += n
+        if seen >= rank:
+            return length
+    raise AssertionError("rank beyond count")
 
 
-def _histogram(lengths: list[int]) -> dict[str, int]:
+def _histogram(lengths: Counter) -> dict[str, int]:
     labels = [f"{low}-{high - 1}" for low, high in zip(WORD_BIN_EDGES, WORD_BIN_EDGES[1:])]
     labels.append(f"{WORD_BIN_EDGES[-1]}+")
-    counts = Counter(bisect.bisect_right(WORD_BIN_EDGES, length) - 1 for length in lengths)
+    counts = Counter()
+    for length, n in lengths.items():
+        counts[bisect.bisect_right(WORD_BIN_EDGES, length) - 1] += n
     return {label: counts[bin_index] for bin_index, label in enumerate(labels)}

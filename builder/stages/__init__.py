@@ -1,65 +1,17 @@
-"""The four LLM stages. Each has one shape (like a curator `LLM` subclass):
+"""The stage registry: the four LLM stages in order. Config names, prompt files, output models and columns
+are derived from it, never repeated."""
 
-    inputs(parents) -> items;  samples(item) -> sample indices;  context(item) -> prompt variables;
-    parse(item, values) -> output rows.
+from ..schemas import TAXONOMY_FEATURES
+from .answers import Answers
+from .base import Stage, StageContext
+from .questions import Questions
+from .subjects import Subjects
+from .syllabi import Syllabi
 
-A stage never calls the network: the pipeline renders its prompts, hands the requests to the engine,
-and gives `parse` the validated outputs of the item's successful samples.
-"""
+STAGES: tuple[type[Stage], ...] = (Subjects, Syllabi, Questions, Answers)
+STAGE_NAMES = tuple(stage.name for stage in STAGES)  # prompt files and settings keys
+CONFIGS = ("taxonomy", *(stage.config for stage in STAGES))  # dataset configs, in build order
+FEATURES = {"taxonomy": TAXONOMY_FEATURES, **{stage.config: stage.features for stage in STAGES}}
+STAGE_OF_CONFIG = {stage.config: stage for stage in STAGES}
 
-from __future__ import annotations
-
-import re
-from dataclasses import dataclass
-from typing import Any
-
-from pydantic import BaseModel
-
-from ..prompts import Prompt
-
-
-@dataclass(frozen=True)
-class StageContext:
-    settings: Any  # the run's resolved taxonomy Generation
-    prompt: Prompt
-    model: str
-    output_model: type[BaseModel] | None
-
-    def provenance(self) -> dict:
-        return {"model": self.model, "prompt_fingerprint": self.prompt.fingerprint}
-
-
-class Stage:
-    name: str  # prompt file and settings key
-    config: str  # the dataset config its rows fill
-
-    def __init__(self, context: StageContext):
-        self.ctx = context
-
-    def inputs(self, parents: list[dict]) -> list[dict]:
-        return parents
-
-    def item_id(self, item: dict) -> str:
-        raise NotImplementedError
-
-    def samples(self, item: dict) -> list[int]:
-        return [0]
-
-    def context(self, item: dict) -> dict:
-        raise NotImplementedError
-
-    def parse(self, item: dict, values: list) -> list[dict]:
-        raise NotImplementedError
-
-
-def lineage(row: dict) -> dict:
-    return {key: row[key] for key in ("discipline_id", "field", "subfield", "discipline")}
-
-
-def subject_lineage(row: dict) -> dict:
-    return {"subject_id": row["subject_id"], **lineage(row), "subject": row["subject"], "level": row["level"]}
-
-
-def clean(text: str) -> str:
-    """One line, single spaces, no trailing punctuation: how names and concepts are compared and stored."""
-    return re.sub(r"\s+", " ", text).strip(" .;:,-")
+__all__ = ["CONFIGS", "FEATURES", "STAGES", "STAGE_NAMES", "STAGE_OF_CONFIG", "Stage", "StageContext"]

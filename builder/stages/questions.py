@@ -7,14 +7,19 @@ the prompt carries the whole syllabus and says the student has learned up to the
 
 import random
 
+from datasets import Features, Value
+
 from ..ids import content_id
-from . import Stage, subject_lineage
+from ..schemas import PROVENANCE, SAMPLED, SUBJECT
+from .base import Stage, subject_lineage
 
 SINGLE, TWO = "single_session", "two_sessions"
 
 
 class Questions(Stage):
-    name, config = "questions", "questions"
+    name, config, output_model = "questions", "questions", "HomeworkQuestion"
+    features = Features({"question_id": Value("string"), **SUBJECT, **SAMPLED, "sample_index": Value("int32"),
+                         "question": Value("string"), **PROVENANCE})
 
     def inputs(self, syllabi):
         return [plan for syllabus in syllabi for plan in self.plan(syllabus)]

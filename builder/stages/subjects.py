@@ -1,11 +1,15 @@
+from datasets import Features, List, Value
+
 from ..ids import content_id
-from . import Stage, clean, lineage
+from ..schemas import PROVENANCE, SUBJECT
+from .base import Stage, clean, lineage
 
 
 class Subjects(Stage):
     """Subjects per discipline: several samples merged, exact repeats (name and level) dropped."""
 
-    name, config = "subjects", "subjects"
+    name, config, output_model = "subjects", "subjects", "SubjectList"
+    features = Features({**SUBJECT, "subtopics": List(Value("string")), **PROVENANCE})
 
     def item_id(self, discipline):
         return discipline["discipline_id"]

@@ -1,10 +1,19 @@
-from . import Stage, clean, subject_lineage
+from datasets import Features, List, Value
+
+from ..schemas import PROVENANCE, SUBJECT
+from .base import Stage, clean, subject_lineage
 
 
 class Syllabi(Stage):
     """One syllabus per subject: class sessions, each with a description and its key concepts."""
 
-    name, config = "syllabus", "syllabi"
+    name, config, output_model = "syllabus", "syllabi", "Syllabus"
+    features = Features({
+        **SUBJECT,
+        "sessions": List({"index": Value("int32"), "title": Value("string"), "description": Value("string"),
+                          "key_concepts": List(Value("string"))}),
+        **PROVENANCE,
+    })
 
     def item_id(self, subject):
         return subject["subject_id"]

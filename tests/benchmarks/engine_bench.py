@@ -29,13 +29,19 @@ class Answer(BaseModel):  # a small JSON schema: the structured path without the
 
 
 def client_run(base_url: str, requests: int, concurrency: int, structured: bool, profile: bool) -> dict:
+    import asyncio
+
     from builder.llm.accounting import Accounting
+    from builder.llm.attempts import LLMRequest
     from builder.llm.cache import Cache
-    from builder.llm.engine import Endpoint, Engine, Limits, LLMRequest, Route
+    from builder.llm.engine import Endpoint, Engine, Limits, Route
+
+    async def run_all(engine, route, batch):
+        async with engine:
+            return await engine.map("bench", route, batch)
 
     with tempfile.TemporaryDirectory() as work:
-        engine = Engine(Cache(Path(work) / "cache.sqlite"), Limits(concurrency=concurrency, timeout_s=60),
-                        Accounting({}), progress=False)
+        engine = Engine(Cache(Path(work) / "cache.sqlite"), Limits(concurrency=concurrency, timeout_s=60), Accounting({}))
         batch = [LLMRequest(f"item-{i}", [{"role": "system", "content": "Write one question."},
                                           {"role": "user", "content": f"Topic number {i}."}],
                             {"temperature": 1.0, "max_tokens": 64}, Answer if structured else None)
@@ -45,8 +51,9 @@ def client_run(base_url: str, requests: int, concurrency: int, structured: bool,
         if profile:
             import cProfile
 
-            cProfile.runctx("results = engine.run('bench', route, batch)", globals(), locals(), "engine_bench.prof")
-        results = engine.run("bench", route, batch) if not profile else None
+            cProfile.runctx("results = asyncio.run(run_all(engine, route, batch))", globals(), locals(),
+                            "engine_bench.prof")
+        results = asyncio.run(run_all(engine, route, batch)) if not profile else None
         wall, cpu = time.perf_counter() - wall_before, time.process_time() - cpu_before
         ok = sum(result.ok for result in results) if results else requests
     return {"ok": ok, "wall_s": wall, "cpu_ms_per_request": 1000 * cpu / requests,

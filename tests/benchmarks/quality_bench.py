@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from builder.quality import apply_quality
+from builder.quality import QualityReport, index_benchmark, load_benchmark, question_steps, run_steps
 from builder.quality.dedup import jaccard, shingles
 from builder.quality.text import normalize
 
@@ -28,13 +28,10 @@ DISCIPLINES = 100
 THRESHOLD = 0.8
 
 
-def quality_settings(benchmark_path: Path) -> SimpleNamespace:
-    """The quality block of taxonomy.yaml with its defaults and one benchmark file."""
+def quality_settings() -> SimpleNamespace:
+    """The quality block of taxonomy.yaml with its defaults."""
     return SimpleNamespace(
         dedup=SimpleNamespace(exact=True, near=True, threshold=THRESHOLD, num_perm=128, shingle_words=1),
-        decontamination=SimpleNamespace(
-            ngram=13, benchmarks=[SimpleNamespace(name="synthetic", path=str(benchmark_path), text_column="question")]
-        ),
     )
 
 
@@ -95,7 +92,9 @@ def main() -> None:
         benchmark_path.write_text("".join(json.dumps({"question": text}) + "\n" for text in benchmark))
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         started = time.perf_counter()
-        kept, report = apply_quality(rows, quality_settings(benchmark_path))
+        report = QualityReport()
+        benchmarks = [index_benchmark(load_benchmark(benchmark_path, "question", "synthetic"), 13)]
+        kept = run_steps(question_steps(quality_settings(), benchmarks), rows, report)
         seconds = time.perf_counter() - started
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     kept_ids = {row["question_id"] for row in kept}
@@ -113,7 +112,7 @@ def main() -> None:
     print(f"planted near-duplicate pairs with Jaccard >= {THRESHOLD}: {len(above_threshold)} "
           f"of {len(planted_pairs)}, collapsed {caught}")
     print(f"planted contaminated questions: {CONTAMINATED}, kept {contaminated_kept}")
-    print(f"apply_quality wall time {seconds:.1f} s; peak RSS {peak_rss_mb:.0f} MB "
+    print(f"quality steps wall time {seconds:.1f} s; peak RSS {peak_rss_mb:.0f} MB "
           f"(after synthesis, before the call: {rss_before / 1024:.0f} MB)")
 
 

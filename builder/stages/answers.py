@@ -1,10 +1,17 @@
-from . import Stage, subject_lineage
+from datasets import Features, List, Value
+
+from ..schemas import PROVENANCE, SAMPLED, SUBJECT
+from .base import Stage, subject_lineage
 
 
-class Instructions(Stage):
+class Answers(Stage):
     """The answer to each question, as a chat pair: the `messages` column trainers load."""
 
-    name, config = "answers", "instructions"
+    name, config, output_model = "answers", "instructions", "Answer"
+    features = Features({
+        "messages": List({"role": Value("string"), "content": Value("string")}),
+        "question_id": Value("string"), **SUBJECT, **SAMPLED, "question_model": Value("string"), **PROVENANCE,
+    })
 
     def item_id(self, question):
         return question["question_id"]

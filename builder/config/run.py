@@ -1,0 +1,28 @@
+"""What a build is asked to do: the command line's flags (or glan_dataset's config fields), before resolving."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    taxonomy: str = "taxonomy.yaml"
+    prompts: str | None = None  # default: prompts/ beside the taxonomy file
+    work_dir: str = ".glan"
+    preset: str | None = None
+    disciplines: tuple[str, ...] = ()
+    model: str | None = None
+    base_url: str | None = None
+    concurrency: int | None = None
+    seed: int | None = None
+    max_cost: float | None = None
+    max_requests: int | None = None
+    batch: bool = False  # every stage through the OpenAI Batch API (a stage's `batch: true` does it for one)
+    prices: tuple[tuple[str, float, float], ...] = ()  # --price: (model, USD/M in, USD/M out), over the taxonomy
+    progress: bool = True
+
+    @property
+    def prompts_dir(self) -> Path:
+        return Path(self.prompts) if self.prompts else Path(self.taxonomy).parent / "prompts"

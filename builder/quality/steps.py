@@ -1,0 +1,83 @@
+"""A discipline's quality chain, as small steps that each count what they drop (datatrove's filters are the
+model): questions are deduplicated then decontaminated before any answer is paid for; answers are then
+filtered. Every step sees one discipline's rows only, so a discipline added later never drops a row of
+another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from operator import itemgetter
+
+from .decontaminate import BenchmarkIndex, decontaminate
+from .dedup import deduplicate
+from .filters import ANSWER_DROP_REASONS, answer_drop_reason
+from .report import QualityReport
+
+
+class QualityStep:
+    """Gets rows, returns the ones it keeps in input order, and records in `report` what it dropped and why
+    (a reason that dropped nothing still shows, as 0)."""
+
+    def __call__(self, rows: list[dict], report: QualityReport) -> list[dict]:
+        raise NotImplementedError
+
+
+class Deduplicate(QualityStep):
+    """Exact, then near duplicates (MinHash LSH confirmed by exact Jaccard); the lowest question_id survives."""
+
+    def __init__(self, settings):
+        self.settings = settings
+
+    def __call__(self, rows, report):
+        settings = self.settings
+        result = deduplicate(rows, exact=settings.exact, near=settings.near, threshold=settings.threshold,
+                             num_perm=settings.num_perm, shingle_words=settings.shingle_words)
+        for reason, enabled in (("exact", settings.exact), ("near", settings.near)):
+            if enabled:
+                report.record(reason, [drop.row for drop in result.dropped if drop.reason == reason])
+        return result.kept
+
+
+class Decontaminate(QualityStep):
+    """Questions sharing a word n-gram with a benchmark item are dropped, with hits counted per benchmark."""
+
+    def __init__(self, benchmarks: list[BenchmarkIndex]):
+        self.benchmarks = benchmarks
+
+    def __call__(self, rows, report):
+        result = decontaminate(rows, self.benchmarks)
+        for name, hits in result.hits_per_benchmark.items():
+            report.benchmark_hits[name] = report.benchmark_hits.get(name, 0) + hits
+        report.record("contaminated", [drop.row for drop in result.dropped])
+        return result.kept
+
+
+class AnswerFilter(QualityStep):
+    """Answers cut off at the token limit, empty, or a refusal (a configured pattern anywhere, any case)."""
+
+    def __init__(self, settings, answer_of: Callable[[dict], str] = itemgetter("answer")):
+        self.refusal_patterns, self.answer_of = settings.refusal_patterns, answer_of
+
+    def __call__(self, rows, report):
+        kept, dropped = [], {reason: [] for reason in ANSWER_DROP_REASONS}
+        for row in rows:
+            reason = answer_drop_reason(self.answer_of(row), row.get("finish_reason"), self.refusal_patterns)
+            (dropped[reason] if reason else kept).append(row)
+        for reason, rows_dropped in dropped.items():
+            report.record(reason, rows_dropped)
+        return kept
+
+
+def question_steps(settings, benchmarks: list[BenchmarkIndex]) -> list[QualityStep]:
+    """The chain between the questions and the answers stages; `settings` is taxonomy.yaml's `quality:`."""
+    steps: list[QualityStep] = [Deduplicate(settings.dedup)]
+    if benchmarks:
+        steps.append(Decontaminate(benchmarks))
+    return steps
+
+
+def run_steps(steps: Iterable[QualityStep], rows: list[dict], report: QualityReport) -> list[dict]:
+    for step in steps:
+        rows = step(rows, report)
+    return rows
