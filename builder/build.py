@@ -18,7 +18,6 @@ from pathlib import Path
 from .config.resolve import Run, resolve
 from .config.run import RunSettings
 from .llm.accounting import Accounting
-from .llm.batch import BatchRunner
 from .llm.cache import Cache
 from .llm.engine import Engine
 from .progress import Progress
@@ -59,8 +58,11 @@ def ensure_units(store: UnitStore, depth: int, *, progress: bool = False) -> Uni
     try:
         accounting = Accounting(run.prices, run.budget)
         engine = Engine(cache, run.limits, accounting)
-        engine.batches = BatchRunner(engine, run.generation.limits.batch_poll_s,
-                                     {name: plan.batch_fallback for name, plan in run.stages.items()})
+        if any(plan.batch for plan in run.stages.values()):
+            from .llm.batch import BatchRunner  # imports openai, a second of CPU a build without batches skips
+
+            engine.batches = BatchRunner(engine, run.generation.limits.batch_poll_s,
+                                         {name: plan.batch_fallback for name, plan in run.stages.items()})
 
         def write(ref: DisciplineRef, result: UnitResult) -> None:
             found[ref.discipline_id] = store.write(ref, result)

@@ -21,8 +21,11 @@ class Usage:
     prompt_chars: int = 0  # of the requests `glan estimate` skipped: their prompt size when none is cached yet
 
     def add(self, other: "Usage") -> None:
-        for field in fields(self):
-            setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
+        for name in _USAGE_FIELDS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+_USAGE_FIELDS = tuple(field.name for field in fields(Usage))
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,8 @@ class Accounting:
         return total
 
     def budget_exhausted(self) -> str | None:
+        if self.budget.max_requests is None and self.budget.max_cost is None:
+            return None
         total = self.total()
         if self.budget.max_requests is not None and total.requests >= self.budget.max_requests:
             return f"--max-requests {self.budget.max_requests} reached"

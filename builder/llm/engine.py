@@ -132,10 +132,13 @@ class Engine:
         window = asyncio.Semaphore(self.limits.concurrency * len(route.endpoints))
         results: list[LLMResult | None] = []
         running: set[asyncio.Task] = set()
+        errors: list[BaseException] = []
 
         async def complete(index: int, request: LLMRequest) -> None:
             try:
                 results[index] = await self.complete(stage, route, request, batch=batch)
+            except Exception as error:  # an endpoint that refused the run: stop taking requests
+                errors.append(error)
             finally:
                 window.release()
                 self.queued -= 1
@@ -145,16 +148,19 @@ class Engine:
         try:
             for index, request in enumerate(requests):
                 await window.acquire()
-                for task in [task for task in running if task.done()]:
-                    running.discard(task)
-                    task.result()  # an endpoint that refused the run stops the stage here
+                if errors:
+                    break
                 results.append(None)
                 self.queued += 1
-                running.add(asyncio.ensure_future(complete(index, request)))
+                task = asyncio.ensure_future(complete(index, request))
+                running.add(task)
+                task.add_done_callback(running.discard)
             await asyncio.gather(*running)
         finally:
             for task in running:
                 task.cancel()
+        if errors:
+            raise errors[0]
         return results
 
     async def complete(self, stage: str, route: Route, request: LLMRequest, *, batch: bool = False) -> LLMResult:

@@ -1,5 +1,6 @@
 """Exact and near-duplicate removal of questions, within and across subjects and disciplines."""
 
+import functools
 from dataclasses import dataclass
 
 from datasketch import MinHash, MinHashLSH
@@ -13,6 +14,12 @@ MINHASH_SEED = 2402
 # about 98.5% of the pairs at J = 0.8 instead of 40% with the default weights; the price is a few
 # more set comparisons, which are cheap.
 CANDIDATE_WEIGHTS = (0.01, 0.99)
+# The bands and rows for a threshold: datasketch integrates them numerically (~40 ms), and every discipline
+# asks for the same.
+@functools.cache
+def _bands_and_rows(threshold: float, num_perm: int) -> tuple[int, int]:
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=CANDIDATE_WEIGHTS)
+    return lsh.b, lsh.r
 
 
 @dataclass(frozen=True)
@@ -74,7 +81,7 @@ def _near_duplicates(rows, texts, order, threshold, num_perm, shingle_words) -> 
         num_perm=num_perm,
         seed=MINHASH_SEED,
     )
-    index_of_kept = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=CANDIDATE_WEIGHTS)
+    index_of_kept = MinHashLSH(num_perm=num_perm, params=_bands_and_rows(threshold, num_perm))
     shingles_of_kept: dict[int, frozenset[str]] = {}
     found = {}
     for index, shingle_set, minhash in zip(order, shingle_sets, minhashes):

@@ -29,6 +29,8 @@ class Questions(Stage):
         settings = self.ctx.settings.questions
         rng = random.Random(f"{self.ctx.settings.seed}:{syllabus['subject_id']}")
         sessions = [session for session in syllabus["sessions"] if session["key_concepts"]]
+        # The prompt shows sessions numbered from 1; built once per subject, shared by its questions.
+        numbered = [{**session, "number": session["index"] + 1} for session in syllabus["sessions"]]
         plans = []
         for sample_index in range(settings.per_subject):
             two = len(sessions) >= 2 and rng.random() >= settings.single_session_share
@@ -38,7 +40,7 @@ class Questions(Stage):
             indices = [session["index"] for session in chosen]
             plans.append({
                 "question_id": content_id(syllabus["subject_id"], strategy, indices, concepts, sample_index),
-                "syllabus": syllabus, "strategy": strategy, "session_indices": indices,
+                "syllabus": syllabus, "numbered": numbered, "strategy": strategy, "session_indices": indices,
                 "sessions": [session["title"] for session in chosen], "key_concepts": concepts,
                 "sample_index": sample_index,
             })
@@ -51,10 +53,9 @@ class Questions(Stage):
         return [plan["sample_index"]]
 
     def context(self, plan):
-        syllabus = plan["syllabus"]
-        numbered = [{**session, "number": session["index"] + 1} for session in syllabus["sessions"]]
+        numbered = plan["numbered"]
         chosen = [numbered[index] for index in plan["session_indices"]]
-        return {**syllabus, "syllabus": numbered, "chosen_sessions": chosen, "key_concepts": plan["key_concepts"],
+        return {**plan["syllabus"], "syllabus": numbered, "chosen_sessions": chosen, "key_concepts": plan["key_concepts"],
                 "learned_up_to": max(session["number"] for session in chosen), "strategy": plan["strategy"]}
 
     def parse(self, plan, values):
