@@ -287,3 +287,64 @@ def test_estimate_prices_batch_stages_at_half_and_submits_nothing(taxonomy, tmp_
         online_cost, batch_cost = total_cost(), total_cost("--batch")
         assert server_batches(server) == [] and server.stats()["requests"] == 0
     assert online_cost > 0 and batch_cost == pytest.approx(online_cost / 2, abs=1e-4)
+
+
+def test_a_rerun_with_another_base_url_waits_on_the_endpoint_that_holds_the_batch(taxonomy, online, tmp_path,
+                                                                                    monkeypatch, capsys):
+    wait = BatchRunner._wait
+
+    def killed_while_waiting(self, batches):
+        raise Killed
+
+    monkeypatch.setattr(BatchRunner, "_wait", killed_while_waiting)
+    with start_openai_server(**FAST) as first, start_openai_server(**FAST) as second:
+        with pytest.raises(Killed):
+            build(taxonomy, first, tmp_path, "--batch")
+        monkeypatch.setattr(BatchRunner, "_wait", wait)
+        [(submitted, inputs, _)] = server_batches(first)
+        assert build(taxonomy, second, tmp_path, "--batch") == 0
+        moved = server_batches(second)
+        assert [batch.status for batch, _, _ in server_batches(first)] == ["completed"]  # polled where it lives
+        assert first.stats()["requests"] == second.stats()["requests"] == 0
+    assert _stage(inputs) == "subjects"
+    assert [_stage(lines) for _, lines, _ in moved] == ["syllabus", "questions", "answers"]  # the rest went to --base-url
+    assert parquet(tmp_path) == online["parquet"]
+    assert "Error code: 404" not in capsys.readouterr().err
+
+
+def test_a_line_a_batch_refused_is_not_batched_again_and_the_reason_is_shown(taxonomy, tmp_path, capsys):
+    """`batch_fallback: batch` resends only what resending can fix: a 400 for a line is its failure at once."""
+    with start_openai_server(batch_delay_s=0.1, batch_error_rate=0.2, batch_error_status=400) as server:
+        code = build(taxonomy, server, tmp_path, "--preset", "smoke-rebatch", "--configs", "syllabi",
+                     "--max-failure-rate", "1")
+        batches = server_batches(server)
+    refused = Counter(line["custom_id"] for _, _, results in batches for line in results
+                      if line["response"]["status_code"] == 400)
+    submitted = Counter(line["custom_id"] for _, inputs, _ in batches for line in inputs)
+    assert code == 0 and refused
+    assert all(submitted[key] == 1 for key in refused)  # in one batch only
+    err = capsys.readouterr().err
+    assert "(unanswered: integer_above_max_value: Invalid 'max_tokens': integer above maximum value.)" in err
+    assert f"{sum(refused.values())} failures (stage, item, reason, attempts):" in err
+    assert "batch: integer_above_max_value: Invalid 'max_tokens': integer above maximum value. x1" in err
+
+
+def test_batches_lists_a_batch_created_just_before_a_kill(taxonomy, tmp_path, monkeypatch, capsys):
+    update = BatchStore.update
+
+    def killed_before_saving_the_id(self, batch):
+        if batch.batch_id:
+            raise Killed
+        update(self, batch)
+
+    monkeypatch.setattr(BatchStore, "update", killed_before_saving_the_id)
+    with start_openai_server(batch_delay_s=60) as server:
+        with pytest.raises(Killed):
+            build(taxonomy, server, tmp_path, "--batch", "--configs", "subjects")
+        monkeypatch.setattr(BatchStore, "update", update)
+        capsys.readouterr()
+        assert main(["batches", "--work-dir", str(tmp_path / ".glan")]) == 0
+        [(batch, _, _)] = server_batches(server)
+    header, line = capsys.readouterr().out.splitlines()
+    assert line.split()[:4] == [batch.id, "subjects", "validating", "4"]
+    assert header.index("stage") == line.index("subjects") > len(batch.id)  # the column fits the id

@@ -21,7 +21,7 @@ def add_parser(commands) -> None:
 def run(args) -> int:
     import openai
 
-    from ..llm.batch import TERMINAL, BatchStore, client
+    from ..llm.batch import TERMINAL, BatchError, BatchStore, client, find_by_chunk
     from ..llm.cache import Cache
 
     work_dir, action, batch_ids = args.work_dir, args.action, args.batch_ids
@@ -31,13 +31,23 @@ def run(args) -> int:
               file=sys.stderr)
         return 2
     store = BatchStore(Cache(path))
-    saved = [batch for batch in store.all() if batch.batch_id]
+    saved = [batch for batch in store.all() if batch.input_file_id]
+    for batch in saved:
+        if batch.batch_id is None and not batch.collected:  # created just before a kill, before its id was saved?
+            try:
+                found = find_by_chunk(client(batch.base_url, batch.api_key_env), batch)
+            except BatchError as error:
+                print(f"glan: {error}", file=sys.stderr)
+                continue
+            if found:
+                batch.batch_id, batch.status = found.id, found.status
+                store.update(batch)
     unknown = sorted(set(batch_ids) - {batch.batch_id for batch in saved})
     if unknown:
         print(f"glan: {', '.join(unknown)}: not a batch saved in {work_dir}; `glan batches` lists them.",
               file=sys.stderr)
         return 2
-    running = [batch for batch in saved if batch.status not in TERMINAL]
+    running = [batch for batch in saved if batch.batch_id and batch.status not in TERMINAL]
     for batch in running:
         try:
             api = client(batch.base_url, batch.api_key_env)
@@ -53,12 +63,17 @@ def run(args) -> int:
 
 
 def _table(saved) -> str:
-    lines = [f"{'batch':<24} {'stage':<10} {'status':<11} {'requests':>8} {'completed':>9} {'failed':>6} "
+    """One line per uploaded batch input; a batch the API never created shows `-` and status `preparing`
+    (the next build creates it)."""
+    if not saved:
+        return "no batches saved in this work dir"
+    width = max(len("batch"), *(len(batch.batch_id or "-") for batch in saved))
+    lines = [f"{'batch':<{width}} {'stage':<10} {'status':<11} {'requests':>8} {'completed':>9} {'failed':>6} "
              f"{'collected':<9} created"]
     for batch in saved:
         counts = batch.counts or {}
         created = time.strftime("%Y-%m-%d %H:%M", time.localtime(batch.created))
-        lines.append(f"{batch.batch_id:<24} {batch.stage:<10} {batch.status:<11} {len(batch.keys):>8,} "
+        lines.append(f"{batch.batch_id or '-':<{width}} {batch.stage:<10} {batch.status:<11} {len(batch.keys):>8,} "
                      f"{counts.get('completed', 0):>9,} {counts.get('failed', 0):>6,} "
                      f"{'yes' if batch.collected else 'no':<9} {created}")
-    return "\n".join(lines) if saved else "no batches saved in this work dir"
+    return "\n".join(lines)

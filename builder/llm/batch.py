@@ -207,7 +207,7 @@ class BatchRunner:
         if batch.batch_id is not None:
             return True
         api = self._api(batch)
-        found = _find_by_chunk(api, batch)  # created just before the kill?
+        found = find_by_chunk(api, batch)  # created just before the kill?
         if found:
             batch.batch_id, batch.status = found.id, found.status
             self.store.update(batch)
@@ -301,7 +301,7 @@ def _line_error(line: dict) -> str:
     return f"{code}: {error.get('message') or 'no message'}"
 
 
-def _find_by_chunk(api, batch: SavedBatch):
+def find_by_chunk(api, batch: SavedBatch):
     try:
         for remote in api.batches.list(limit=100):  # newest first; pages on by itself
             if (remote.metadata or {}).get("glan_chunk") == batch.chunk_id:

@@ -3,7 +3,7 @@
 A batch goes validating -> in_progress (after half of knob `batch_delay_s`) -> completed (after
 all of it), or ends `failed` (a bad input line), `cancelled`, or `expired`. Each request line is
 answered exactly as the online endpoint answers the same body, minus the online faults; instead,
-knob `batch_error_rate` turns lines into 500 errors and knob `batch_expire` leaves lines
+knob `batch_error_rate` turns lines into errors (knob `batch_error_status`: 500, or 400) and knob `batch_expire` leaves lines
 unfinished. Output lines come in a shuffled order, as OpenAI does not promise the input order:
 match them by custom_id.
 """
@@ -214,7 +214,11 @@ class BatchAPI:
     def _answer(self, batch: dict, index: int, body: dict) -> tuple[int, dict]:
         knobs = self.server.knobs
         if random.Random(f"{knobs.fault_seed}:{batch['id']}:{index}").random() < knobs.batch_error_rate:
-            return 500, error_body("The server had an error processing this request.", "server_error")
+            if knobs.batch_error_status == 400:
+                return 400, error_body("Invalid 'max_tokens': integer above maximum value.", "invalid_request_error",
+                                       "integer_above_max_value")
+            return knobs.batch_error_status, error_body("The server had an error processing this request.",
+                                                        "server_error")
         digest = hashlib.sha256(canonical(body)).digest()
         return self.server.complete(body, digest, f"chatcmpl-{batch['id']}-{index}")
 

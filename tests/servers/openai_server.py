@@ -55,6 +55,7 @@ class Knobs:
     models: list[str] = dataclasses.field(default_factory=lambda: ["test-model"])
     batch_delay_s: float = 0.5
     batch_error_rate: float = 0.0
+    batch_error_status: int = 500  # 500: a server error worth resending; 400: the request's own fault
     batch_expire: bool | list[int] = False  # True: the second half of every batch expires
 
     def merge(self, changes: dict[str, Any]) -> None:
