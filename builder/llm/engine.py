@@ -103,6 +103,7 @@ class Engine:
         self.offline = offline
         self.batches = batches
         self.stop_reason: str | None = None
+        self.refused: EndpointError | None = None
         self._states: dict[Endpoint, _EndpointState] = {}
         self._rotations: dict[Route, Iterable[_EndpointState]] = {}
         self.queued = 0  # requests taken from the units and not done yet: the demand on the endpoints
@@ -242,6 +243,8 @@ class Engine:
             await state.concurrency.acquire()
             overloaded, delay = False, 0.0
             try:
+                if self.refused:  # an endpoint refused the run: nothing more is sent, anywhere
+                    raise self.refused
                 # Checked and counted with no await in between, so --max-requests N sends exactly N.
                 self.stop_reason = self.accounting.budget_exhausted()
                 if self.stop_reason:
@@ -268,8 +271,9 @@ class Engine:
                     continue
                 if error.status in _FATAL_STATUS:
                     advice = _FATAL_STATUS[error.status].replace("${env}", "$" + state.endpoint.api_key_env)
-                    raise EndpointError(f"{state.endpoint.base_url}: HTTP {error.status}: {error.message} "
-                                        f"(model {route.model}); {advice}.") from None
+                    self.refused = EndpointError(f"{state.endpoint.base_url}: HTTP {error.status}: {error.message} "
+                                                 f"(model {route.model}); {advice}.")
+                    raise self.refused from None
                 if not error.retryable or retries >= self.limits.max_retries:
                     raise
                 retries += 1
