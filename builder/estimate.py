@@ -113,9 +113,15 @@ def _rate(replay: _Replay, default: float) -> float:
 
 def _stage_estimate(run: Run, cache: Cache, stage: str, replay: _Replay, requests: float) -> StageEstimate:
     plan = run.stages[stage]
-    observed = cache.average_tokens(stage)
-    if observed:
-        prompt, completion = observed
+    sums = [cache.token_sums(stage)]
+    for path in sorted((run.work_dir / "cache").glob("*.sqlite")):
+        unit_cache = Cache(path)
+        sums.append(unit_cache.token_sums(stage))
+        unit_cache.close()
+    responses = sum(count for count, _, _ in sums)
+    observed = responses > 0
+    if observed:  # the mean tokens of the stage's cached responses
+        prompt, completion = (sum(part[i] for part in sums) / responses for i in (1, 2))
     else:
         skipped = replay.planned - replay.answered
         prompt = replay.prompt_chars / skipped / CHARS_PER_TOKEN if skipped else _template_tokens(run, stage)
@@ -123,7 +129,7 @@ def _stage_estimate(run: Run, cache: Cache, stage: str, replay: _Replay, request
     prompt_tokens, completion_tokens = requests * prompt, requests * completion
     cost = Accounting(run.prices).cost(plan.route.model, prompt_tokens, completion_tokens, batch=plan.batch)
     return StageEstimate(stage, plan.route.model, requests, replay.answered, prompt_tokens, completion_tokens, cost,
-                         observed is not None)
+                         observed)
 
 
 def _template_tokens(run: Run, stage: str) -> float:

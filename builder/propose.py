@@ -51,7 +51,7 @@ def propose(settings: RunSettings, under: str, count: int) -> int:
 
 async def _ask(engine: Engine, route, request: LLMRequest):
     async with engine:
-        return await engine.complete("propose", route, request)
+        return await engine.complete("propose", route, request, engine.cache)
 
 
 def _exists(taxonomy, field_name: str, subfield_name: str) -> bool:

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from .config.resolve import Run, StagePlan
 from .llm.attempts import LLMRequest, LLMResult
+from .llm.cache import Cache, unit_cache_path
 from .llm.engine import Engine
 from .quality import (AnswerFilter, BenchmarkIndex, ConfigStats, QualityReport, held_out_ids, index_benchmark,
                       load_benchmark, question_steps, run_steps)
@@ -158,7 +159,17 @@ def _texts(row: dict) -> dict:
 
 async def run_unit(run: Run, engine: Engine, discipline: DisciplineRef, depth: int,
                    benchmarks: list[BenchmarkIndex]) -> UnitResult:
-    """The discipline's rows of the first `depth` stages, with the quality steps between them."""
+    """The discipline's rows of the first `depth` stages, with the quality steps between them; its requests go
+    through its own cache file, so whichever process runs the unit is the only one writing it."""
+    cache = Cache(unit_cache_path(run.work_dir, discipline.discipline_id), fallback=engine.cache)
+    try:
+        return await _run_unit(run, engine, cache, discipline, depth, benchmarks)
+    finally:
+        cache.close()
+
+
+async def _run_unit(run: Run, engine: Engine, cache: Cache, discipline: DisciplineRef, depth: int,
+                    benchmarks: list[BenchmarkIndex]) -> UnitResult:
     result = UnitResult(depth=depth)
     discipline_row = vars(discipline)
     result.rows["taxonomy"] = {"train": [{key: discipline_row[key] for key in FEATURES["taxonomy"]}]}
@@ -166,7 +177,7 @@ async def run_unit(run: Run, engine: Engine, discipline: DisciplineRef, depth: i
     parents = [discipline_row]
     for stage_class in STAGES[:depth]:
         plan = run.stages[stage_class.name]
-        rows, failed = await _run_stage(engine, plan, plan.make(), parents, result)
+        rows, failed = await _run_stage(engine, cache, plan, plan.make(), parents, result)
         if result.batched:
             return result
         if stage_class.config == "questions":  # dedup and decontaminate before answering: a dropped question costs no answer
@@ -185,8 +196,8 @@ async def run_unit(run: Run, engine: Engine, discipline: DisciplineRef, depth: i
     return result
 
 
-async def _run_stage(engine: Engine, plan: StagePlan, stage: Stage, parents: list[dict], result: UnitResult
-                     ) -> tuple[list[dict], list[tuple[dict, str]]]:
+async def _run_stage(engine: Engine, cache: Cache, plan: StagePlan, stage: Stage, parents: list[dict],
+                     result: UnitResult) -> tuple[list[dict], list[tuple[dict, str]]]:
     """The stage's rows, and the items that got no valid output with their last failure reason."""
     items = list(stage.inputs(parents))
     context = plan.context
@@ -197,7 +208,7 @@ async def _run_stage(engine: Engine, plan: StagePlan, stage: Stage, parents: lis
             for sample_index in stage.samples(item):
                 yield LLMRequest(stage.item_id(item), messages, plan.params, context.output_model, sample_index)
 
-    results = iter(await engine.map(plan.name, plan.route, requests(), batch=plan.batch))
+    results = iter(await engine.map(plan.name, plan.route, requests(), cache, batch=plan.batch))
     counts = result.requests.setdefault(plan.name, {"succeeded": 0, "failed": 0})
     rows, failed = [], []
     for item in items:

@@ -6,7 +6,6 @@ import hashlib
 import json
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from builder.cli import main
 from builder.llm import batch as batch_module
 from builder.llm.accounting import Accounting
 from builder.llm.batch import BatchRunner, BatchStore
+from tests.cached import responses
 from tests.servers import REPO_ROOT, start_openai_server
 from tests.servers.wire import canonical
 
@@ -63,13 +63,11 @@ def parquet(run_dir):
 
 
 def cache_keys(run_dir):
-    with sqlite3.connect(run_dir / ".glan" / "cache.sqlite") as db:
-        return {key for (key,) in db.execute("SELECT key FROM responses")}
+    return {key for (key,) in responses(run_dir / ".glan", "key")}
 
 
 def responses_per_stage(run_dir):
-    with sqlite3.connect(run_dir / ".glan" / "cache.sqlite") as db:
-        return dict(db.execute("SELECT stage, COUNT(*) FROM responses GROUP BY stage"))
+    return dict(Counter(stage for (stage,) in responses(run_dir / ".glan", "stage")))
 
 
 def server_batches(server):

@@ -6,8 +6,8 @@ import pytest
 from datasets import load_dataset
 
 from builder.cli import main
-from builder.llm.cache import Cache
 from builder.taxonomy import load_taxonomy
+from tests.cached import responses
 
 DISCIPLINES = ("Organic Chemistry", "Linear Algebra")
 SMOKE = load_taxonomy("taxonomy.yaml").settings("smoke")
@@ -46,8 +46,7 @@ def test_build_succeeds_and_writes_five_configs(built):
 
 
 def test_subjects_are_the_distinct_names_the_model_returned(built):
-    cache = Cache(built["work"] / "cache.sqlite")
-    texts = [row[0] for row in cache.db.execute("SELECT text FROM responses WHERE stage='subjects'")]
+    texts = [text for stage, text in responses(built["work"], "stage, text") if stage == "subjects"]
     returned = {(s["name"].strip().casefold(), s["level"]) for text in texts for s in json.loads(text)["subjects"]}
     rows = load(built["out"], "subjects")
     assert len(texts) == len(DISCIPLINES) * SMOKE.subjects.samples

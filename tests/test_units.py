@@ -10,6 +10,7 @@ import yaml
 from datasets import load_dataset
 
 from builder.cli import main
+from tests.cached import cache_files
 from tests.servers import REPO_ROOT, start_openai_server
 
 DISCIPLINES = ("Organic Chemistry", "Linear Algebra", "Genetics")
@@ -49,13 +50,12 @@ def built(tmp_path_factory):
 
 
 def test_a_complete_unit_is_not_touched_again_not_even_its_cache(built, tmp_path):
-    """Rebuilding with the responses gone (an empty cache file) still gives the same folder, with no request:
+    """Rebuilding with the responses gone (no cache file at all) still gives the same folder, with no request:
     complete units are read from their files, never replayed from the cache."""
     run = tmp_path / "run"
     shutil.copytree(built["run"], run)
-    (run / ".glan" / "cache.sqlite").unlink()
-    for leftover in (run / ".glan").glob("cache.sqlite-*"):
-        leftover.unlink()
+    for cache in [*cache_files(run / ".glan"), *(run / ".glan").rglob("*.sqlite-*")]:
+        cache.unlink()
     server = built["server"]
     server.reset()
     assert build(server, built["taxonomy"], run) == 0

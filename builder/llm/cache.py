@@ -1,8 +1,7 @@
 """The content-addressed response cache.
 
-One SQLite file in WAL mode. A response is committed the moment it arrives, so SIGKILL loses at most
+SQLite files in WAL mode. A response is committed the moment it arrives, so SIGKILL loses at most
 what was in flight. Raw text is stored, never the parsed object: a parser fix never re-pays a call.
-Also holds the structured-output mode each endpoint accepted.
 """
 
 from __future__ import annotations
@@ -40,7 +39,11 @@ def cache_key(*, model: str, messages: list, params: dict, schema: dict | None, 
 
 
 class Cache:
-    def __init__(self, path: Path):
+    """One SQLite file. A unit's cache (`<work dir>/cache/<discipline_id>.sqlite`, written only by the process
+    running that unit) falls back on the work dir's shared `cache.sqlite`, which holds the responses of Batch
+    API batches (the build's driver collects them), those of glan 0.1 work dirs, and each endpoint's mode."""
+
+    def __init__(self, path: Path, fallback: Cache | None = None):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -48,11 +51,16 @@ class Cache:
         # NORMAL in WAL mode survives a process kill (only an OS crash may drop the last commits).
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
+        self.fallback = fallback
+        # Most shared caches hold no response: then a miss costs no second lookup.
+        self.has_responses = self.db.execute("SELECT 1 FROM responses LIMIT 1").fetchone() is not None
 
     def get(self, key: str) -> Response | None:
         row = self.db.execute(
             "SELECT text, finish_reason, prompt_tokens, completion_tokens FROM responses WHERE key=?", (key,)
         ).fetchone()
+        if row is None and self.fallback is not None and self.fallback.has_responses:
+            return self.fallback.get(key)
         return Response(*row) if row else None
 
     def put(self, key: str, stage: str, model: str, response: Response) -> None:
@@ -61,13 +69,14 @@ class Cache:
             (key, stage, model, response.text, response.finish_reason, response.prompt_tokens,
              response.completion_tokens, time.time()),
         )
+        self.has_responses = True
 
-    def average_tokens(self, stage: str) -> tuple[float, float] | None:
-        """Mean (prompt, completion) tokens of the stage's cached responses, for estimates."""
-        row = self.db.execute(
-            "SELECT AVG(prompt_tokens), AVG(completion_tokens) FROM responses WHERE stage=?", (stage,)
+    def token_sums(self, stage: str) -> tuple[int, int, int]:
+        """(responses, prompt tokens, completion tokens) of the stage's cached responses, for estimates."""
+        count, prompt, completion = self.db.execute(
+            "SELECT COUNT(*), SUM(prompt_tokens), SUM(completion_tokens) FROM responses WHERE stage=?", (stage,)
         ).fetchone()
-        return None if row[0] is None else (row[0], row[1])
+        return count, prompt or 0, completion or 0
 
     def mode(self, endpoint: str) -> str | None:
         row = self.db.execute("SELECT mode FROM endpoint_modes WHERE endpoint=?", (endpoint,)).fetchone()
@@ -78,3 +87,7 @@ class Cache:
 
     def close(self) -> None:
         self.db.close()
+
+
+def unit_cache_path(work_dir: Path, discipline_id: str) -> Path:
+    return Path(work_dir) / "cache" / f"{discipline_id}.sqlite"

@@ -90,7 +90,8 @@ def _rejects_schema(error: TransportError) -> bool:
 
 
 class Engine:
-    """Use inside `async with engine:` (it owns one HTTP session per endpoint).
+    """Use inside `async with engine:` (it owns one HTTP session per endpoint). `cache` is the work dir's shared
+    cache: the structured-output mode each endpoint accepted, and the Batch API's answers.
 
     `offline` (glan estimate) sends nothing: a request missing from the cache comes back skipped.
     `batches`, when set, takes the requests of Batch API stages instead of sending them online.
@@ -126,10 +127,11 @@ class Engine:
     def capacity(self) -> int:
         return sum(int(state.concurrency.limit) for state in self._states.values()) or self.limits.concurrency
 
-    async def map(self, stage: str, route: Route, requests: Iterable[LLMRequest], *, batch: bool = False
-                  ) -> list[LLMResult]:
-        """One result per request, in order. At most a window's worth of requests exists at a time: the next
-        one is taken from `requests` (and so rendered) only when an earlier one is done."""
+    async def map(self, stage: str, route: Route, requests: Iterable[LLMRequest], cache: Cache, *,
+                  batch: bool = False) -> list[LLMResult]:
+        """One result per request, in order, through `cache` (a unit's own). At most a window's worth of
+        requests exists at a time: the next one is taken from `requests` (and so rendered) only when an
+        earlier one is done."""
         window = asyncio.Semaphore(self.limits.concurrency * len(route.endpoints))
         results: list[LLMResult | None] = []
         running: set[asyncio.Task] = set()
@@ -137,7 +139,7 @@ class Engine:
 
         async def complete(index: int, request: LLMRequest) -> None:
             try:
-                results[index] = await self.complete(stage, route, request, batch=batch)
+                results[index] = await self.complete(stage, route, request, cache, batch=batch)
             except Exception as error:  # an endpoint that refused the run: stop taking requests
                 errors.append(error)
             finally:
@@ -164,11 +166,12 @@ class Engine:
             raise errors[0]
         return results
 
-    async def complete(self, stage: str, route: Route, request: LLMRequest, *, batch: bool = False) -> LLMResult:
+    async def complete(self, stage: str, route: Route, request: LLMRequest, cache: Cache, *,
+                       batch: bool = False) -> LLMResult:
         usage = self.accounting.usage(stage, route.model)
         attempts = Attempts(route.model, request, self.limits.max_attempts)
         while True:
-            usage.cache_hits += attempts.replay(self.cache)
+            usage.cache_hits += attempts.replay(cache)
             if attempts.done:
                 return self._counted(usage, attempts.result())
             if self.offline or self.stop_reason:
@@ -180,7 +183,7 @@ class Engine:
                 if taken is not None:  # None: the batches left it to be sent online
                     return taken if taken.batched else self._counted(usage, taken)
             try:
-                response = await self._send(stage, route, request, attempts.params, attempts.key)
+                response = await self._send(stage, route, request, attempts.params, attempts.key, cache)
             except _BudgetSpent:
                 return self._counted(usage, LLMResult(skipped=True, attempts=attempts.attempt))
             except TransportError as error:
@@ -226,7 +229,8 @@ class Engine:
             self._rotations[route] = itertools.cycle([self._state(endpoint) for endpoint in route.endpoints])
         return next(self._rotations[route])
 
-    async def _send(self, stage: str, route: Route, request: LLMRequest, params: dict, key: str) -> Response:
+    async def _send(self, stage: str, route: Route, request: LLMRequest, params: dict, key: str, cache: Cache
+                    ) -> Response:
         usage = self.accounting.usage(stage, route.model)
         retries = 0
         while True:
@@ -254,7 +258,7 @@ class Engine:
                 body = self.request_body(route.model, request, params, key, mode)
                 response = await post_chat(state.session, state.endpoint.base_url, state.api_key, body)
                 # Committed before anything else happens with it: after a SIGKILL it is never paid again.
-                self.cache.put(key, stage, route.model, response)
+                cache.put(key, stage, route.model, response)
                 usage.prompt_tokens += response.prompt_tokens
                 usage.completion_tokens += response.completion_tokens
                 usage.cost += self.accounting.cost(route.model, response.prompt_tokens, response.completion_tokens)

@@ -38,7 +38,7 @@ def client_run(base_url: str, requests: int, concurrency: int, structured: bool,
 
     async def run_all(engine, route, batch):
         async with engine:
-            return await engine.map("bench", route, batch)
+            return await engine.map("bench", route, batch, engine.cache)
 
     with tempfile.TemporaryDirectory() as work:
         engine = Engine(Cache(Path(work) / "cache.sqlite"), Limits(concurrency=concurrency, timeout_s=60), Accounting({}))
