@@ -21,6 +21,7 @@ from .llm.accounting import Accounting
 from .llm.cache import Cache
 from .llm.engine import Engine
 from .progress import Progress
+from .project import release_inputs, reproduction
 from .publish.card import render_card
 from .publish.export import MANIFEST, write_folder
 from .quality import BenchmarkIndex, ConfigStats, QualityReport, build_stats
@@ -129,7 +130,8 @@ def build(settings: RunSettings, out: Path, configs: list[str], max_failure_rate
         units = ensure_units(UnitStore(run), depth_of(configs), progress=settings.progress)
         previous = _read_manifest(out)
         stats = merged_stats(units.files, configs)
-        write_folder(out, units.files, configs, {**manifest(run, units.files), "stats": stats}, render_card)
+        write_folder(out, units.files, configs, {**manifest(run, units.files, configs), "stats": stats}, render_card,
+                     release_inputs(run.settings.taxonomy, run.settings.prompts_dir, run.taxonomy.card.template))
         write_run_report(units)
         warning = unbumped_version_warning(previous, _read_manifest(out))
         if warning:
@@ -164,11 +166,14 @@ def plan_line(run: Run) -> str:
             "cached responses are not requested again.")
 
 
-def manifest(run: Run, units: list[UnitFiles]) -> dict:
+def manifest(run: Run, units: list[UnitFiles], configs: list[str]) -> dict:
     return {
         "taxonomy_version": run.taxonomy.version,
         "license": run.taxonomy.license,
-        "language": ["en"],
+        "card": run.taxonomy.card.model_dump(),
+        "reproduce": reproduction(run.settings, configs, run.generation.seed),
+        "failures": {stage.name: sum(unit.requests.get(stage.name, {}).get("failed", 0) for unit in units)
+                     for stage in STAGES},
         "disciplines": [
             {**{key: getattr(ref, key) for key in ("field", "subfield", "discipline", "discipline_id")},
              "rows": {config: sum(split["rows"] for split in unit.files.get(config, {}).values())

@@ -52,7 +52,8 @@ def load_prompt(directory: Path, stage: str) -> Prompt:
         spec = PromptFile.model_validate(raw)
         templates = (_jinja.from_string(spec.system), _jinja.from_string(spec.user))
     except FileNotFoundError:
-        raise PromptError(f"{path}: missing. Every stage needs a prompt file; copy the one shipped in prompts/.")
+        raise PromptError(f"{path}: missing. Every stage needs a prompt file; copy it from the prompts/ that "
+                          "`glan init` writes.")
     except yaml.YAMLError as error:
         raise PromptError(f"{path}: not valid YAML: {error}")
     except ValidationError as error:

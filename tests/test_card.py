@@ -1,7 +1,9 @@
-"""The dataset card: YAML the Hub and `load_dataset` accept, counts that match the shards, a changelog.
+"""The dataset card: YAML the Hub and `load_dataset` accept, counts that match the shards, the sections a
+reader needs, and the words taxonomy.yaml's `card:` block gives it.
 
 `make_release` (also used by tests/test_hub.py) writes a small published folder the way the exporter
-does: five configs of parquet shards, glan_manifest.json and a README rendered by render_card.
+does: five configs of parquet shards, the glan/ inputs, glan_manifest.json and a README rendered by
+render_card.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import pytest
 import yaml
 
 from builder.publish.card import CITATION, CardError, render_card, size_category
+from builder.publish.hub import changelog
+from builder.taxonomy.model import Card
 
 DISCIPLINES = [
     ("Natural Sciences", "Chemistry", "Organic Chemistry", "organic-chemistry"),
@@ -62,8 +66,13 @@ def make_release(
     answer_suffix: str = "",
     stats: dict | None = None,
     train_shards: int = 2,
+    card: dict | None = None,
+    inputs: dict[str, str] | None = None,
 ) -> dict:
-    """Write a published folder (shards, manifest, README) and return its manifest."""
+    """Write a published folder (shards, glan/ inputs, manifest, README) and return its manifest.
+
+    `card` overrides fields of taxonomy.yaml's card block; `inputs` are the files under glan/ (path: text).
+    """
     from datasets import Dataset
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -82,14 +91,23 @@ def make_release(
                 files.append(relative)
                 num_bytes += part.data.nbytes
             configs[config]["splits"][split] = {"num_rows": len(rows), "num_bytes": num_bytes, "files": files}
+    if inputs is None:
+        inputs = {"glan/taxonomy.yaml": f"version: {version}\n", "glan/prompts/answers.yaml": "user: Answer it.\n"}
+    for relative, text in inputs.items():
+        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+        (folder / relative).write_text(text)
     manifest = {
         "taxonomy_version": version,
         "checksums": {
             file: hashlib.sha256((folder / file).read_bytes()).hexdigest()
-            for config in configs.values() for split in config["splits"].values() for file in split["files"]
+            for file in [*(file for config in configs.values() for split in config["splits"].values()
+                           for file in split["files"]), *inputs]
         },
         "license": "apache-2.0",
-        "language": ["en"],
+        "card": Card(**(card or {})).model_dump(),
+        "reproduce": {"glan_version": "0.1.0", "command": "glan build --preset smoke --model gpt-4o-mini",
+                      "seed": 2402, "preset": "smoke"},
+        "failures": {"subjects": 0, "syllabus": 1, "questions": 0, "answers": 2},
         "disciplines": [
             {"field": f, "subfield": sf, "discipline": d, "discipline_id": i,
              "rows": {"subjects": SUBJECTS_PER_DISCIPLINE, "syllabi": SUBJECTS_PER_DISCIPLINE,
@@ -106,7 +124,7 @@ def make_release(
     if stats is not None:
         manifest["stats"] = stats
     (folder / "glan_manifest.json").write_text(json.dumps(manifest, indent=2))
-    (folder / "README.md").write_text(render_card(manifest, None, folder))
+    (folder / "README.md").write_text(render_card(manifest, folder))
     return manifest
 
 
@@ -116,9 +134,14 @@ def _front_matter(card: str) -> dict:
     return yaml.safe_load(match.group(1))
 
 
+SECTIONS = ["## Configs", "## Loading", "## Uses", "### Direct use", "### Out-of-scope use", "## Dataset creation",
+            "### Taxonomy v", "### Generation", "### Generator models and their terms", "### Failures",
+            "## Limitations and biases", "## How to reproduce or extend this release", "## Citation"]
+
+
 def test_card_yaml_configs_and_counts(tmp_path):
     manifest = make_release(tmp_path / "dist")
-    card = render_card(manifest, None, tmp_path / "dist", repo_id="someone/glan")
+    card = render_card(manifest, tmp_path / "dist")
     meta = _front_matter(card)
 
     assert meta["license"] == "apache-2.0"
@@ -126,7 +149,8 @@ def test_card_yaml_configs_and_counts(tmp_path):
     assert meta["task_categories"] == ["text-generation"]
     assert meta["size_categories"] == ["n<1K"]
     assert meta["tags"] == ["synthetic", "glan", "instruction-tuning"]
-    assert meta["pretty_name"]
+    assert meta["pretty_name"] == "GLAN: Generalized Instruction Tuning data"
+    assert "license_name" not in meta and "license_link" not in meta
 
     configs = {c["config_name"]: c for c in meta["configs"]}
     assert set(configs) == {"taxonomy", "subjects", "syllabi", "questions", "instructions"}
@@ -153,17 +177,71 @@ def test_card_yaml_configs_and_counts(tmp_path):
     messages = infos["instructions"]["features"][0]
     assert messages["list"] == [{"name": "role", "dtype": "string"}, {"name": "content", "dtype": "string"}]
 
-    # the body: version, per-field and per-discipline counts, models, loading, citation, first release
-    assert "## Taxonomy v1.0.0" in card
+    # the body: every section, in order; counts, models and their terms, failures, how to reproduce
+    positions = [card.index(title) for title in SECTIONS]
+    assert positions == sorted(positions)
+    assert card.startswith("---\n") and "\n# GLAN: Generalized Instruction Tuning data\n" in card
+    assert "- **Release**: taxonomy version 1.0.0, git tag `v1.0.0`" in card
     assert "2 fields, 3 sub-fields, 3 disciplines." in card
     assert "| Natural Sciences | 2 | 2 | 4 | 4 | 12 | 12 |" in card
     assert "| Humanities | Philosophy | Ethics | ethics | 2 | 2 | 6 | 6 |" in card
     assert "| subjects | gpt-4o | temperature=1.0, top_p=0.95 | `a1b2c3` |" in card
-    assert 'load_dataset("someone/glan", "instructions", revision="v1.0.0")' in card
+    assert "| `gpt-4o` | subjects | [OpenAI Terms of Use](https://openai.com/policies/terms-of-use/) |" in card
+    assert "| syllabus | 1 |" in card and "| answers | 2 |" in card
+    assert 'load_dataset("<repo_id>", "instructions", revision="v1.0.0")' in card
+    assert "glan pull <repo_id> --revision v1.0.0 glan-1.0.0\ncd glan-1.0.0\nglan build --preset smoke --model gpt-4o-mini" in card
+    assert "Made with glan 0.1.0, seed 2402, preset smoke, from these files:" in card
+    inputs = manifest["checksums"]
+    assert f"| `glan/taxonomy.yaml` | `{inputs['glan/taxonomy.yaml']}` |" in card
+    assert f"| `glan/prompts/answers.yaml` | `{inputs['glan/prompts/answers.yaml']}` |" in card
     assert "| `instructions` (default) | train | 15 | 2 |" in card
-    assert "First release." in card
     assert CITATION in card and "Furu Wei}" in card and "2402.13064" in card
-    assert "## Quality" not in card
+    assert "### Quality" not in card
+
+
+def test_the_card_block_shapes_the_card(tmp_path):
+    card_block = {
+        "title": "Homework for robots", "summary": "Questions a school would set, answered by a model.",
+        "language": ["en", "fr"], "tags": ["synthetic", "education"],
+        "license_name": "glan-data-license", "license_link": "LICENSE.md",
+        "uses": "Fine-tuning small tutors.", "out_of_scope_uses": "Grading real students.",
+        "limitations": "Nobody checked the answers.",
+        "sections": [{"title": "Maintainers", "body": "Ask @someone."}, {"title": "Funding", "body": "None."}],
+    }
+    manifest = make_release(tmp_path / "dist", card=card_block)
+    manifest["license"] = "other"
+    card = render_card(manifest, tmp_path / "dist")
+    meta = _front_matter(card)
+
+    assert (meta["pretty_name"], meta["language"], meta["tags"]) == ("Homework for robots", ["en", "fr"],
+                                                                     ["synthetic", "education"])
+    assert (meta["license"], meta["license_name"], meta["license_link"]) == ("other", "glan-data-license", "LICENSE.md")
+    assert "\n# Homework for robots\n\nQuestions a school would set, answered by a model.\n" in card
+    assert "- **License**: [glan-data-license](LICENSE.md);" in card
+    assert "### Direct use\n\nFine-tuning small tutors.\n" in card
+    assert "### Out-of-scope use\n\nGrading real students.\n" in card
+    assert "## Limitations and biases\n\nNobody checked the answers.\n" in card
+    assert card.index("## How to reproduce") < card.index("## Maintainers\n\nAsk @someone.\n") \
+        < card.index("## Funding\n\nNone.\n") < card.index("## Citation")
+    for title in SECTIONS:
+        assert title in card
+
+
+def test_a_template_file_replaces_glans_card(tmp_path):
+    template = ("---\n{{ card_data }}\n---\n\n# {{ title }} ({{ tag }})\n\n{{ configs_table }}\n\n"
+                "Load it: `load_dataset(\"{{ repo_id }}\")`; seed {{ reproduce.seed }}; "
+                "{{ manifest.disciplines | length }} disciplines.\n")
+    manifest = make_release(tmp_path / "dist", card={"template": "card.md", "title": "Mine"},
+                            inputs={"glan/taxonomy.yaml": "version: 1.0.0\n", "glan/card.md": template})
+    card = render_card(manifest, tmp_path / "dist")
+
+    assert _front_matter(card)["pretty_name"] == "Mine"
+    assert card.split("---\n", 2)[2] == (
+        "\n# Mine (v1.0.0)\n\n| config | split | rows | parquet shards |\n|---|---|---|---|\n"
+        "| `taxonomy` | train | 3 | 1 |\n| `subjects` | train | 6 | 1 |\n| `syllabi` | train | 6 | 1 |\n"
+        "| `questions` | train | 18 | 1 |\n| `instructions` (default) | train | 15 | 2 |\n"
+        "| `instructions` (default) | test | 3 | 1 |\n\n"
+        'Load it: `load_dataset("<repo_id>")`; seed 2402; 3 disciplines.\n')
 
 
 def test_card_is_deterministic_and_loadable_locally(tmp_path):
@@ -171,14 +249,13 @@ def test_card_is_deterministic_and_loadable_locally(tmp_path):
 
     folder = tmp_path / "dist"
     manifest = make_release(folder)
-    assert render_card(manifest, None, folder) == (folder / "README.md").read_text()
+    assert render_card(manifest, folder) == (folder / "README.md").read_text()
     ds = load_dataset(str(folder), "instructions", cache_dir=str(tmp_path / "cache"))
     assert ds["train"].num_rows == 15 and ds["test"].num_rows == 3
     assert load_dataset(str(folder), cache_dir=str(tmp_path / "cache"))["train"].column_names[0] == "messages"
 
 
-def test_card_changelog_and_stats(tmp_path):
-    old = make_release(tmp_path / "v1", "1.0.0")
+def test_card_quality_section(tmp_path):
     stats = {  # the shape builder/quality/stats.py writes
         "configs": {
             "questions": {"rows": 24, "by_discipline": {"ethics": 6}, "by_level": {"introductory": 24},
@@ -194,18 +271,10 @@ def test_card_changelog_and_stats(tmp_path):
             "benchmark_hits": {"gsm8k": 1, "mmlu": 0},
         },
     }
-    new = make_release(tmp_path / "v2", "1.1.0", DISCIPLINES[1:] + EXTRA_DISCIPLINES, stats=stats)
-    card = render_card(new, old, tmp_path / "v2", repo_id="someone/glan")
+    manifest = make_release(tmp_path / "v2", "1.1.0", DISCIPLINES[1:] + EXTRA_DISCIPLINES, stats=stats)
+    card = render_card(manifest, tmp_path / "v2")
 
-    assert "### v1.1.0 (since v1.0.0)" in card
-    changelog = card.split("## Changelog", 1)[1]
-    assert "Disciplines added (2):" in changelog
-    assert "Number Theory (`number-theory`, Formal Sciences / Mathematics)" in changelog
-    assert "Ancient History (`ancient-history`, Humanities / History)" in changelog
-    assert "- Disciplines removed (1):\n  - Organic Chemistry" in changelog and "Organic Chemistry (`organic-chemistry`" in changelog
-    assert "| instructions | 18 | 24 | +6 |" in changelog
-    assert "| taxonomy | 3 | 4 | +1 |" in changelog
-    quality = card.split("## Quality", 1)[1].split("## Changelog", 1)[0]
+    quality = card.split("### Quality", 1)[1].split("## Limitations and biases", 1)[0]
     assert "| reason | rows |\n|---|---|\n| exact | 4 |\n| near | 2 |\n| contaminated | 1 |" in quality
     assert "| benchmark | questions dropped |\n|---|---|\n| gsm8k | 1 |\n| mmlu | 0 |" in quality
     assert "| config | introductory |\n|---|---|\n| questions | 24 |\n| instructions/test | 4 |" in quality
@@ -213,11 +282,27 @@ def test_card_changelog_and_stats(tmp_path):
     assert "| questions | question | 24 | 4 | 5 | 6 | 7 | 5.2 |" in quality
 
 
+def test_the_release_commit_describes_what_changed(tmp_path):
+    old = make_release(tmp_path / "v1", "1.0.0")
+    new = make_release(tmp_path / "v2", "1.1.0", DISCIPLINES[1:] + EXTRA_DISCIPLINES)
+
+    assert changelog(old, None) == (
+        "GLAN taxonomy v1.0.0, the first release.\n\n| config | rows |\n|---|---|\n| taxonomy | 3 |\n"
+        "| subjects | 6 |\n| syllabi | 6 |\n| questions | 18 |\n| instructions | 18 |")
+    text = changelog(new, old)
+    assert text.startswith("GLAN taxonomy v1.1.0, since v1.0.0:\n\n- Disciplines added (2):\n"
+                           "  - Number Theory (`number-theory`, Formal Sciences / Mathematics)\n"
+                           "  - Ancient History (`ancient-history`, Humanities / History)\n"
+                           "- Disciplines removed (1):\n"
+                           "  - Organic Chemistry (`organic-chemistry`, Natural Sciences / Chemistry)\n")
+    assert "| instructions | 18 | 24 | +6 |" in text and "| taxonomy | 3 | 4 | +1 |" in text
+
+
 def test_card_refuses_a_manifest_that_disagrees_with_the_shards(tmp_path):
     manifest = make_release(tmp_path / "dist")
     manifest["configs"]["questions"]["splits"]["train"]["num_rows"] = 99
     with pytest.raises(CardError, match=r"configs\.questions\.splits\.train\.num_rows is 99 but its parquet files hold 18"):
-        render_card(manifest, None, tmp_path / "dist")
+        render_card(manifest, tmp_path / "dist")
 
 
 def test_size_categories():

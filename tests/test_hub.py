@@ -64,8 +64,26 @@ def client(hub, tmp_path):
     return run
 
 
+def _glan(*argv: str) -> dict:
+    return {"op": "glan", "argv": [str(arg) for arg in argv]}
+
+
 def _push(folder: Path, repo: str, *flags: str) -> dict:
-    return {"op": "push", "argv": [repo, "--from", str(folder), *flags]}
+    return _glan("push", repo, "--from", folder, *flags)
+
+
+def _api(method: str, *args, **kwargs) -> dict:
+    """An HfApi call, as any client would make it; returns nothing."""
+    return {"op": "api", "method": method, "args": args, "kwargs": kwargs}
+
+
+def _card(repo: str, revision: str = "main") -> dict:
+    """The card at `revision`, read by huggingface_hub.DatasetCard."""
+    return {"op": "card", "repo": repo, "revision": revision}
+
+
+def _push_to_hub(folder: Path, repo: str, config: str) -> dict:
+    return {"op": "push_to_hub", "folder": str(folder), "repo": repo, "config": config}
 
 
 def _state(repo: str) -> dict:
@@ -126,8 +144,57 @@ def test_same_release_again_makes_no_commit(hub, client, tmp_path):
     assert first["exit"] == 0 and second["exit"] == 0, second["err"]
     assert len(hub.commits(repo)) == 2
     assert list(hub.tags(repo)) == ["v1.0.0"]
-    assert "already holds this release: no commit" in second["out"]
-    assert "tag v1.0.0 already points at this release" in second["out"]
+    assert second["out"] == (f"glan-tester/again: already published as v1.0.0 (commit {hub.tags(repo)['v1.0.0']}): "
+                             "nothing to do.\n")
+
+
+def test_an_older_release_pushed_again_is_already_published(hub, client, tmp_path):
+    repo = "glan-tester/older"
+    v1, v2 = _make(tmp_path / "v1"), _v2(tmp_path)
+    changed = _make(tmp_path / "changed", answer_suffix=" (edited)")
+    never = _make(tmp_path / "never", "1.0.5")
+    first, second, again, refused, skipped = client(
+        _push(v1, repo), _push(v2, repo), _push(v1, repo), _push(changed, repo), _push(never, repo))
+
+    assert first["exit"] == second["exit"] == 0
+    assert again["exit"] == 0, again["err"]
+    tags = hub.tags(repo)
+    assert again["out"] == f"glan-tester/older: already published as v1.0.0 (commit {tags['v1.0.0']}): nothing to do.\n"
+    assert refused["exit"] == 2 and "v1.0.0 is already published on glan-tester/older with different content" in refused["err"]
+    assert skipped["exit"] == 2 and skipped["err"] == (
+        f"glan push: glan-tester/older@main already holds taxonomy version 1.1.0, newer than 1.0.5 in "
+        f"{never / 'glan_manifest.json'}, and v1.0.5 was never published. Bump `version:` in taxonomy.yaml above it "
+        "and rebuild.\n")
+    assert [c.title for c in hub.commits(repo)] == ["initial commit", "Release v1.0.0", "Release v1.1.0"]
+    assert list(tags) == ["v1.0.0", "v1.1.0"]
+
+
+def test_visibility_is_sent_only_when_asked_and_private_makes_a_public_repo_private(hub, client, tmp_path):
+    v1 = _make(tmp_path / "v1")
+    with hub.state.lock:
+        hub.state.create_repo("dataset", "glan-tester/was-public", private=False)
+        hub.state.create_repo("dataset", "glan-tester/was-private", private=True)
+    start = len(hub.state.payloads)
+    new, new_private, made_private, stays_private = client(
+        _push(v1, "glan-tester/new"), _push(v1, "glan-tester/new-private", "--private"),
+        _push(v1, "glan-tester/was-public", "--private"), _push(v1, "glan-tester/was-private"))
+
+    for result in (new, new_private, made_private, stays_private):
+        assert result["exit"] == 0, result["err"]
+    creates = [body for method, path, body in hub.state.payloads[start:] if path == "/api/repos/create"]
+    assert creates == [
+        {"name": "new", "organization": "glan-tester", "type": "dataset"},
+        {"name": "new-private", "organization": "glan-tester", "type": "dataset", "visibility": "private"},
+        {"name": "was-public", "organization": "glan-tester", "type": "dataset", "visibility": "private"},
+        {"name": "was-private", "organization": "glan-tester", "type": "dataset"},
+    ]
+    settings = [(path, body) for method, path, body in hub.state.payloads[start:] if path.endswith("/settings")]
+    assert settings == [("/api/datasets/glan-tester/was-public/settings", {"visibility": "private"})]
+    privacy = {name: hub.state.repo(f"glan-tester/{name}").private
+               for name in ("new", "new-private", "was-public", "was-private")}
+    assert privacy == {"new": False, "new-private": True, "was-public": True, "was-private": True}
+    assert made_private["out"].startswith("made glan-tester/was-public private (it was public)\n")
+    assert "made " not in new["out"] + new_private["out"] + stays_private["out"]
 
 
 def test_new_version_is_one_commit_and_one_tag(hub, client, tmp_path):
@@ -152,13 +219,15 @@ def test_new_version_is_one_commit_and_one_tag(hub, client, tmp_path):
     assert set(files) == _release_paths(v2) | {".gitattributes"}  # the 2-shard instructions/train is gone
     assert "  - instructions/train-00000-of-00002.parquet" in second["out"]
     card = files["README.md"].decode()
-    changelog = card.split("## Changelog", 1)[1]
-    assert "### v1.1.0 (since v1.0.0)" in changelog
-    assert "- Disciplines added (2):\n  - Number Theory (`number-theory`" in changelog
+    assert card == (v2 / "README.md").read_text().replace("<repo_id>", "glan-tester/versions")
+    assert 'load_dataset("glan-tester/versions", "instructions", revision="v1.1.0")' in card
+    assert commits[1].message.startswith("GLAN taxonomy v1.0.0, the first release.")
+    changelog = commits[2].message
+    assert changelog.startswith("GLAN taxonomy v1.1.0, since v1.0.0:\n\n- Disciplines added (2):\n"
+                                "  - Number Theory (`number-theory`")
     assert "  - Ancient History (`ancient-history`" in changelog
     assert "- Disciplines removed (0): none" in changelog
     assert "| instructions | 18 | 30 | +12 |" in changelog
-    assert 'load_dataset("glan-tester/versions", "instructions", revision="v1.1.0")' in card
 
 
 def test_refused_releases_leave_the_repo_unchanged(hub, client, tmp_path):
@@ -254,17 +323,64 @@ def test_published_card_matches_the_repo_and_no_script_is_uploaded(hub, client, 
     assert rows["instructions"] == {"train": 15, "test": 3}
 
 
-def test_create_pr_leaves_main_alone_and_tags_nothing(hub, client, tmp_path):
+def test_create_pr_leaves_main_alone_is_reused_and_tags_after_the_merge(hub, client, tmp_path):
     repo = "glan-tester/pr"
     v1 = _make(tmp_path / "v1")
-    push, from_pr = client(_push(v1, repo, "--create-pr"), *_loads(repo, "refs/pr/1", ["taxonomy"]))
+    opened, from_pr, reopened = client(_push(v1, repo, "--create-pr"), *_loads(repo, "refs/pr/1", ["taxonomy"]),
+                                       _push(v1, repo, "--create-pr"))
 
-    assert push["exit"] == 0, push["err"]
+    assert opened["exit"] == 0, opened["err"]
     assert [c.title for c in hub.commits(repo)] == ["initial commit"]
     assert hub.tags(repo) == {}
-    assert "pull request" in push["out"] and "/discussions/1" in push["out"]
+    url = f"{hub.endpoint}/datasets/{repo}/discussions/1"
+    assert f"pull request {url}\nnot tagged: merge the pull request, then run `glan push {repo}` without " \
+           "--create-pr to tag v1.0.0\n" in opened["out"]
     assert len(from_pr["train"]) == 3
     assert [c.title for c in hub.commits(repo, "refs/pr/1")] == ["initial commit", "Release v1.0.0"]
+    assert reopened["exit"] == 0, reopened["err"]
+    assert reopened["out"] == (f"pull request {url} already holds this release: no new pull request.\n"
+                               f"not tagged: merge the pull request, then run `glan push {repo}` without --create-pr "
+                               "to tag v1.0.0\n")
+    assert len(hub.state.repo(repo).pull_requests) == 1
+
+    _, after_merge, tagged, again = client(
+        _api("merge_pull_request", repo, 1, repo_type="dataset"), _push(v1, repo, "--create-pr"), _push(v1, repo),
+        _push(v1, repo, "--create-pr"))
+    merge_commit = hub.commits(repo)[-1]
+    assert merge_commit.title == "Merge pull request #1" and hub.tags(repo) == {"v1.0.0": merge_commit.sha}
+    assert after_merge["out"] == (f"{repo}@main already holds this release: no commit.\n"
+                                  f"not tagged: run `glan push {repo}` without --create-pr to tag v1.0.0 (it needs "
+                                  "write access to the repo)\n")
+    assert tagged["out"] == f"{repo}@main already holds this release: no commit.\ntag v1.0.0 created\n"
+    assert again["out"] == f"{repo}: already published as v1.0.0 (commit {merge_commit.sha}): nothing to do.\n"
+    assert len(hub.state.repo(repo).pull_requests) == 1
+
+
+def test_the_card_is_published_as_the_folder_holds_it(hub, client, tmp_path):
+    repo = "glan-tester/edited-card"
+    v1 = _make(tmp_path / "v1")
+    readme = v1 / "README.md"
+    edited = readme.read_text().replace("## Uses\n", "## Uses\n\nA note the maintainer added by hand.\n")
+    readme.write_text(edited)
+    broken = _make(tmp_path / "broken")
+    (broken / "README.md").write_text("---\nlicense: [unclosed\n---\n\n# Card\n")
+    reshaped = _make(tmp_path / "reshaped")
+    card_text = (reshaped / "README.md").read_text()
+    (reshaped / "README.md").write_text(card_text.replace("path: instructions/train-*", "path: instructions/*"))
+    no_yaml, wrong_configs, published, card = client(
+        _push(broken, repo), _push(reshaped, repo), _push(v1, repo), _card(repo, "v1.0.0"))
+
+    assert no_yaml["exit"] == 2 and no_yaml["err"].startswith(
+        f"glan push: {broken / 'README.md'}: its YAML header does not parse (")
+    assert no_yaml["err"].endswith("Fix it, or rebuild the folder for a fresh card.\n")
+    assert wrong_configs["exit"] == 2 and wrong_configs["err"] == (
+        f"glan push: {reshaped / 'README.md'}: configs: differs from the data files glan_manifest.json lists, so "
+        "load_dataset would not read this release. Restore the `configs:` block the build wrote, or rebuild the "
+        "folder.\n")
+    assert published["exit"] == 0, published["err"]
+    assert hub.files(repo)["README.md"].decode() == edited.replace("<repo_id>", repo)
+    assert "A note the maintainer added by hand." in card["text"]
+    assert {config["config_name"] for config in card["data"]["configs"]} == set(CONFIGS)
 
 
 def test_server_resolve_serves_ranges_and_the_headers_hf_hub_download_needs(hub):
@@ -298,13 +414,33 @@ def test_server_resolve_serves_ranges_and_the_headers_hf_hub_download_needs(hub)
 # -- child interpreter ------------------------------------------------------------------------------
 
 
-def _child_push(argv: list[str]) -> dict:
+def _child_glan(argv: list[str]) -> dict:
     from builder.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(["push", *argv])
+        code = main(argv)
     return {"exit": code, "out": out.getvalue(), "err": err.getvalue()}
+
+
+def _child_api(method: str, args: list, kwargs: dict) -> None:
+    from huggingface_hub import HfApi
+
+    getattr(HfApi(), method)(*args, **kwargs)
+
+
+def _child_card(repo: str, revision: str) -> dict:
+    from huggingface_hub import DatasetCard, hf_hub_download
+
+    card = DatasetCard.load(hf_hub_download(repo, "README.md", repo_type="dataset", revision=revision))
+    return {"data": card.data.to_dict(), "text": card.text, "content": card.content}
+
+
+def _child_push_to_hub(folder: str, repo: str, config: str) -> None:
+    """What `datasets` itself publishes for a config of the folder, to compare dataset_info with glan's."""
+    from datasets import load_dataset
+
+    load_dataset(folder, config).push_to_hub(repo, config_name=config)
 
 
 def _child_load(path: str, config: str, revision: str | None) -> dict:
@@ -346,8 +482,14 @@ def _child(steps: list[dict]) -> None:
     assert os.environ.get("HF_ENDPOINT", "").startswith("http://127.0.0.1:"), "run through the `client` fixture"
     results = []
     for step in steps:
-        if step["op"] == "push":
-            results.append(_child_push(step["argv"]))
+        if step["op"] == "glan":
+            results.append(_child_glan(step["argv"]))
+        elif step["op"] == "api":
+            results.append(_child_api(step["method"], step["args"], step["kwargs"]))
+        elif step["op"] == "card":
+            results.append(_child_card(step["repo"], step["revision"]))
+        elif step["op"] == "push_to_hub":
+            results.append(_child_push_to_hub(step["folder"], step["repo"], step["config"]))
         elif step["op"] == "state":
             results.append(_child_state(step["repo"]))
         elif step["op"] == "configure":

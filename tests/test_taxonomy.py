@@ -137,12 +137,12 @@ MALFORMED = {
     "empty file": (
         "# nothing yet\n",
         'taxonomy.yaml:1: the file is empty, not a taxonomy. A taxonomy needs "version:" and "fields:"; '
-        "start from the taxonomy.yaml shipped with glan.",
+        "run `glan init` to start from the one shipped with glan.",
     ),
     "top level is a list": (
         "- Organic Chemistry\n- Optics\n",
         'taxonomy.yaml:1: the top level is a list, not a taxonomy. A taxonomy is a mapping with "version:" '
-        'and "fields:" at the top; start from the taxonomy.yaml shipped with glan.',
+        'and "fields:" at the top; run `glan init` to start from the one shipped with glan.',
     ),
     "disciplines is a string": (
         VALID.replace("disciplines:\n          - name: Organic Chemistry\n          - name: Inorganic Chemistry\n",
@@ -254,7 +254,7 @@ def test_missing_file_says_so(write):
     with pytest.raises(TaxonomyError) as error:
         load_taxonomy("nowhere.yaml")
     assert str(error.value) == (
-        "nowhere.yaml: file not found. Pass the path of a taxonomy YAML, or start from the taxonomy.yaml "
+        "nowhere.yaml: file not found. Pass the path of a taxonomy YAML, or run `glan init` to start from the one "
         "shipped with glan."
     )
 

@@ -9,21 +9,49 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import batches, build, estimate, push, serve_local, show, taxonomy
+from .. import __version__
+from . import batches, build, estimate, init, pull, push, serve_local, show, taxonomy
+from .run import preset_help
 
-COMMANDS = (build, estimate, batches, taxonomy, serve_local, show, push)
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's help ends with its default; an option that is unset by default says in its help what
+    happens then, rather than "(default: None)"."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False, "", []):
+            return action.help
+        return super()._get_help_string(action)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="glan", description="GLAN synthetic instruction data from a taxonomy.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    for command in COMMANDS:
-        command.add_parser(commands)
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def _parser(argv: list[str]) -> argparse.ArgumentParser:
+    parser = _Parser(prog="glan", description="GLAN synthetic instruction data from a taxonomy.",
+                     epilog="Exit codes: 0 ok, 1 finished with failures over the threshold, stopped by a budget or "
+                            "failed on the way, 2 bad input, 130 interrupted.")
+    parser.add_argument("--version", action="version", version=f"glan {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    presets = preset_help(argv)
+    init.add_parser(commands)
+    build.add_parser(commands, presets)
+    estimate.add_parser(commands, presets)
+    batches.add_parser(commands)
+    taxonomy.add_parser(commands, presets)
+    serve_local.add_parser(commands)
+    show.add_parser(commands)
+    push.add_parser(commands)
+    pull.add_parser(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = _parser(argv).parse_args(argv)
     from ..llm.batch import BatchError
     from ..llm.engine import EndpointError
     from ..llm.local import LocalServerError

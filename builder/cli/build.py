@@ -5,11 +5,16 @@ from __future__ import annotations
 import sys
 
 from ..stages import CONFIGS
-from .run import run_flags, run_settings, with_endpoint
+from .run import build_flags, run_settings, selection_flags, with_endpoint
 
 
-def add_parser(commands) -> None:
-    parser = commands.add_parser("build", parents=[run_flags()], help="run the pipeline and write the dataset folder")
+def add_parser(commands, preset_help: str) -> None:
+    parser = commands.add_parser("build", parents=[selection_flags(preset_help), build_flags()],
+                                 help="run the pipeline and write the dataset folder",
+                                 description="Run the pipeline and write the dataset folder: parquet shards per "
+                                             "config, the card (README.md), glan_manifest.json, stats.json and the "
+                                             "inputs that made it (glan/). Exit 0 done, 1 stopped by a budget or "
+                                             "too many failures, 2 bad input, 130 interrupted.")
     parser.set_defaults(run=run)
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from .run import embedded_run, run_flags, run_settings
+from .run import embedded_run, run_settings, selection_flags
 
 
-def add_parser(commands) -> None:
-    parser = commands.add_parser("estimate", parents=[run_flags()],
-                                 help="requests, tokens and cost per stage of the same build, without calling an LLM")
+def add_parser(commands, preset_help: str) -> None:
+    parser = commands.add_parser("estimate", parents=[selection_flags(preset_help)],
+                                 help="requests, tokens and cost per stage of the same build, without calling an LLM",
+                                 description="Requests, tokens and cost per stage of `glan build` with the same "
+                                             "flags, without calling an LLM: the cache gives exact counts for what "
+                                             "it holds, the settings extrapolate the rest.")
     parser.set_defaults(run=run)
 
 

@@ -7,13 +7,23 @@ from pathlib import Path
 
 
 def add_parser(commands) -> None:
-    parser = commands.add_parser("push", help="publish the dataset folder to the Hub as one commit and a tag")
-    parser.add_argument("repo_id")
-    parser.add_argument("--from", dest="from_dir", default="dist", type=Path)
-    parser.add_argument("--revision", default="main")
-    parser.add_argument("--private", action="store_true")
-    parser.add_argument("--create-pr", action="store_true")
-    parser.add_argument("--message")
+    parser = commands.add_parser(
+        "push", help="publish the dataset folder to the Hub as one commit and a tag",
+        description="Publish the dataset folder as release v<taxonomy version> of a dataset repo: one commit (shards, "
+                    "README.md as the folder holds it with the repo id filled in, glan_manifest.json, stats.json, and "
+                    "the taxonomy and prompts under glan/), then the tag. The token is read from HF_TOKEN (or "
+                    "`hf auth login`). Exit 0 published or already published, 1 failed on the way (run it again), "
+                    "2 refused.")
+    parser.add_argument("repo_id", metavar="REPO", help="dataset repo on the Hub, e.g. you/glan-data (created if missing)")
+    parser.add_argument("--from", dest="from_dir", default="dist", type=Path, help="the folder `glan build` wrote")
+    parser.add_argument("--revision", default="main", help="the branch to commit to")
+    parser.add_argument("--private", action="store_true",
+                        help="create the repo private, or make an existing public repo private (default: a new "
+                             "repo gets the account's default visibility; an existing one keeps its own)")
+    parser.add_argument("--create-pr", action="store_true",
+                        help="open a pull request instead of committing to the branch (reusing an open one that "
+                             "holds this release); tag after the merge with a plain `glan push`")
+    parser.add_argument("--message", help="commit title (default: Release v<taxonomy version>)")
     parser.set_defaults(run=run)
 
 

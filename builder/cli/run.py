@@ -28,38 +28,87 @@ def _price(text: str) -> tuple[str, float, float]:
     return model, input_price, output_price
 
 
-def run_flags() -> argparse.ArgumentParser:
+def selection_flags(preset_help: str) -> argparse.ArgumentParser:
+    """What `glan build` and `glan estimate` share: what to build, with which models, at which prices."""
     flags = argparse.ArgumentParser(add_help=False)
-    flags.add_argument("--taxonomy", default="taxonomy.yaml")
-    flags.add_argument("--out", default="dist", type=Path)
-    flags.add_argument("--work-dir", default=".glan")
-    flags.add_argument("--preset")
-    flags.add_argument("--disciplines", type=_csv, default=[], help="names or ids, comma-separated")
-    flags.add_argument("--configs", type=_csv, default=list(CONFIGS), help=",".join(CONFIGS))
-    flags.add_argument("--model", help="model for every stage (overrides the taxonomy's per-stage models)")
-    flags.add_argument("--base-url", help="OpenAI-compatible endpoint (default: OPENAI_BASE_URL, then OpenAI)")
-    flags.add_argument("--concurrency", type=int, help="max requests in flight per endpoint")
-    flags.add_argument("--seed", type=int)
-    flags.add_argument("--max-failure-rate", type=float,
-                       help="exit 1 when a larger share of items fails (default: limits.max_failure_rate, 1%%)")
-    flags.add_argument("--max-cost", type=float, help="stop cleanly after spending this many USD")
+    flags.add_argument("--taxonomy", default="taxonomy.yaml", help="the taxonomy file (`glan init` writes one)")
+    flags.add_argument("--prompts", help="folder of prompt files (default: prompts/ beside the taxonomy, else the "
+                                         "prompts shipped with glan)")
+    flags.add_argument("--work-dir", default=".glan", help="the response cache and run state")
+    flags.add_argument("--preset", help=preset_help)
+    flags.add_argument("--disciplines", type=_csv, default="",
+                       help="names or ids, comma-separated (default: every discipline, or the preset's)")
+    flags.add_argument("--configs", type=_csv, default=",".join(CONFIGS),
+                       help="configs to write, comma-separated")
+    flags.add_argument("--model", help="model for every stage (default: the taxonomy's per-stage models; with no "
+                                       "endpoint, the embedded local model)")
+    flags.add_argument("--base-url", help="OpenAI-compatible endpoint (default: OPENAI_BASE_URL, else the "
+                                          "taxonomy's base_urls, else OpenAI with OPENAI_API_KEY, else the "
+                                          "embedded local model)")
+    flags.add_argument("--seed", type=int, help="seed of question sampling (default: the taxonomy's or preset's)")
     flags.add_argument("--price", action="append", type=_price, default=[], metavar="MODEL=IN,OUT",
-                       help="USD per million input and output tokens of MODEL (repeatable; overrides the taxonomy)")
-    flags.add_argument("--max-requests", type=int, help="stop cleanly after sending this many requests")
+                       help="USD per million input and output tokens of MODEL (repeatable; default: the "
+                            "taxonomy's prices)")
     flags.add_argument("--batch", action="store_true",
                        help="send every stage's uncached requests through the OpenAI Batch API (half price, "
                             "done within 24 h; a rerun resumes the saved batches)")
     return flags
 
 
+def build_flags() -> argparse.ArgumentParser:
+    """What only `glan build` takes: where the folder goes, and the limits of a run that sends requests."""
+    flags = argparse.ArgumentParser(add_help=False)
+    flags.add_argument("--out", default="dist", type=Path, help="the dataset folder to write")
+    flags.add_argument("--concurrency", type=int,
+                       help="max requests in flight per endpoint (default: the taxonomy's limits.concurrency)")
+    flags.add_argument("--max-failure-rate", type=float,
+                       help="exit 1 when a larger share of items fails (default: the taxonomy's "
+                            "limits.max_failure_rate)")
+    flags.add_argument("--max-cost", type=float, help="stop cleanly after spending this many USD (default: no limit)")
+    flags.add_argument("--max-requests", type=int,
+                       help="stop cleanly after sending this many requests (default: no limit)")
+    return flags
+
+
+def preset_help(argv: list[str]) -> str:
+    """--preset's help, naming the presets of the taxonomy on the command line (or ./taxonomy.yaml).
+    The taxonomy is read only when help is asked for, and a taxonomy that does not load fails nothing."""
+    text = "named override of the taxonomy's generation settings"
+    if not {"-h", "--help"} & set(argv):
+        return text
+    from ..taxonomy import TaxonomyError, load_taxonomy
+
+    path = next((value for flag, value in zip(argv, argv[1:]) if flag == "--taxonomy"), None)
+    path = path or next((arg.split("=", 1)[1] for arg in argv if arg.startswith("--taxonomy=")), "taxonomy.yaml")
+    try:
+        presets = sorted(load_taxonomy(path).presets)
+    except TaxonomyError:
+        return f"{text} (none listed: {path} does not load; `glan taxonomy validate {path}` says why)"
+    return f"{text}: one of {', '.join(presets)} (from {path})" if presets else f"{text} ({path} has none)"
+
+
 def run_settings(args):
     from ..config.run import RunSettings
 
     return RunSettings(
-        taxonomy=args.taxonomy, work_dir=args.work_dir, preset=args.preset, disciplines=tuple(args.disciplines),
-        model=args.model, base_url=args.base_url, concurrency=args.concurrency, seed=args.seed,
-        max_cost=args.max_cost, max_requests=args.max_requests, batch=args.batch, prices=tuple(args.price),
+        taxonomy=args.taxonomy, prompts=prompts_for(args.taxonomy, args.prompts), work_dir=args.work_dir,
+        preset=args.preset, disciplines=tuple(args.disciplines), model=args.model, base_url=args.base_url,
+        concurrency=getattr(args, "concurrency", None), seed=args.seed, max_cost=getattr(args, "max_cost", None),
+        max_requests=getattr(args, "max_requests", None), batch=args.batch, prices=tuple(args.price),
         progress=sys.stderr.isatty())
+
+
+def prompts_for(taxonomy: str, prompts: str | None) -> str:
+    """The prompts folder a run uses; says so when it is the one shipped with glan."""
+    from ..project import SHIPPED_PROMPTS, prompts_dir
+    from ..taxonomy import load_taxonomy
+
+    chosen = prompts_dir(taxonomy, prompts)
+    if chosen == SHIPPED_PROMPTS:
+        load_taxonomy(taxonomy)  # a bad taxonomy's error is the one line bad input gets, with no note before it
+        print(f"glan: no prompts/ beside {taxonomy}: using the prompts shipped with glan ({chosen}). "
+              "`glan init DIR` writes a copy to edit; --prompts DIR names another folder.", file=sys.stderr)
+    return str(chosen)
 
 
 def with_endpoint(args, run, action) -> int:

@@ -7,7 +7,7 @@ import sys
 
 def add_parser(commands) -> None:
     parser = commands.add_parser("serve-local", help="run the embedded llama.cpp server alone, for other tools")
-    parser.add_argument("--port", type=int)
+    parser.add_argument("--port", type=int, help="port on 127.0.0.1 (default: a free one, printed at start)")
     parser.set_defaults(run=run)
 
 

@@ -11,9 +11,9 @@ from ..stages import CONFIGS
 
 def add_parser(commands) -> None:
     parser = commands.add_parser("show", help="print a few rows of a built folder, read back with load_dataset")
-    parser.add_argument("folder", nargs="?", default="dist", type=Path)
-    parser.add_argument("--config", default="instructions", choices=CONFIGS)
-    parser.add_argument("--rows", type=int, default=3)
+    parser.add_argument("folder", nargs="?", default="dist", type=Path, help="a folder `glan build` wrote")
+    parser.add_argument("--config", default="instructions", choices=CONFIGS, help="the config to read")
+    parser.add_argument("--rows", type=int, default=3, help="how many rows to print")
     parser.set_defaults(run=run)
 
 

@@ -5,25 +5,28 @@ from __future__ import annotations
 import sys
 
 
-def add_parser(commands) -> None:
-    taxonomy = commands.add_parser("taxonomy", help="check or compare taxonomy files")
+def add_parser(commands, preset_help: str) -> None:
+    taxonomy = commands.add_parser("taxonomy", help="check, compare or grow taxonomy files")
     taxonomy_commands = taxonomy.add_subparsers(dest="taxonomy_command", required=True)
     validate = taxonomy_commands.add_parser("validate", help="check a taxonomy file; exit 2 on the first problem")
-    validate.add_argument("path", nargs="?", default="taxonomy.yaml")
+    validate.add_argument("path", nargs="?", default="taxonomy.yaml", help="the taxonomy file")
     validate.set_defaults(run=run_validate)
     propose = taxonomy_commands.add_parser(
         "propose", help="ask the LLM for new disciplines, printed as taxonomy YAML to review (never merged)")
-    propose.add_argument("--taxonomy", default="taxonomy.yaml")
+    propose.add_argument("--taxonomy", default="taxonomy.yaml", help="the taxonomy to grow")
+    propose.add_argument("--prompts", help="folder of prompt files (default: prompts/ beside the taxonomy, else the "
+                                           "prompts shipped with glan)")
     propose.add_argument("--under", default="", help='"Field" or "Field/Sub-field" to grow (default: anywhere)')
-    propose.add_argument("--count", type=int, default=10)
-    propose.add_argument("--model")
-    propose.add_argument("--base-url")
-    propose.add_argument("--preset")
-    propose.add_argument("--work-dir", default=".glan")
+    propose.add_argument("--count", type=int, default=10, help="how many disciplines to ask for")
+    propose.add_argument("--model", help="model to ask (default: the subjects stage's model; with no endpoint, the "
+                                         "embedded local model)")
+    propose.add_argument("--base-url", help="OpenAI-compatible endpoint (default: as for `glan build`)")
+    propose.add_argument("--preset", help=preset_help)
+    propose.add_argument("--work-dir", default=".glan", help="the response cache")
     propose.set_defaults(run=run_propose)
     diff = taxonomy_commands.add_parser("diff", help="what changed between two taxonomy files")
-    diff.add_argument("old")
-    diff.add_argument("new")
+    diff.add_argument("old", help="the older taxonomy file")
+    diff.add_argument("new", help="the newer taxonomy file")
     diff.set_defaults(run=run_diff)
 
 
@@ -53,8 +56,8 @@ def run_diff(args) -> int:
 def run_propose(args) -> int:
     from ..config.run import RunSettings
     from ..propose import propose
-    from .run import with_endpoint
+    from .run import prompts_for, with_endpoint
 
-    run = RunSettings(taxonomy=args.taxonomy, work_dir=args.work_dir, preset=args.preset, model=args.model,
-                      base_url=args.base_url, progress=False)
+    run = RunSettings(taxonomy=args.taxonomy, prompts=prompts_for(args.taxonomy, args.prompts), work_dir=args.work_dir,
+                      preset=args.preset, model=args.model, base_url=args.base_url, progress=False)
     return with_endpoint(args, run, lambda run: propose(run, args.under, args.count))

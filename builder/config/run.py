@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..project import prompts_dir
+
 
 @dataclass(frozen=True)
 class RunSettings:
     taxonomy: str = "taxonomy.yaml"
-    prompts: str | None = None  # default: prompts/ beside the taxonomy file
+    prompts: str | None = None  # default: prompts/ beside the taxonomy file, else the prompts shipped with glan
     work_dir: str = ".glan"
     preset: str | None = None
     disciplines: tuple[str, ...] = ()
@@ -25,4 +27,4 @@ class RunSettings:
 
     @property
     def prompts_dir(self) -> Path:
-        return Path(self.prompts) if self.prompts else Path(self.taxonomy).parent / "prompts"
+        return prompts_dir(self.taxonomy, self.prompts)

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from .base import Node, describe
 
-START_FROM_SHIPPED = "start from the taxonomy.yaml shipped with glan"
+START_FROM_SHIPPED = "run `glan init` to start from the one shipped with glan"
 
 
 class TaxonomyError(ValueError):
@@ -152,6 +152,7 @@ EMPTY_LIST_HINTS = {
     "disciplines": "A sub-field needs at least one discipline; add one or delete the sub-field",
     "levels": "List at least one level, e.g. [introductory, advanced]",
     "discipline_ids": "List the discipline ids to generate, or write null for all of them",
+    "language": "List at least one language code, e.g. [en]",
 }
 
 
@@ -190,7 +191,7 @@ def _message(error: dict, model: type[BaseModel]) -> str:
         bound = bounds.get("le", bounds.get("lt"))
         relation = "at most" if kind == "less_than_equal" else "less than"
         return f"{value} is too large. It must be {relation} {bound}."
-    return f"{error['msg']}. Compare with the taxonomy.yaml shipped with glan."
+    return f"{error['msg']}. Compare with the taxonomy.yaml that `glan init` writes."
 
 
 def first_problem(

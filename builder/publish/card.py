@@ -1,13 +1,17 @@
-"""The dataset card (README.md) of a published folder.
+"""The dataset card (README.md) of a published folder, rendered once, when the folder is built.
 
 Its YAML is what the Hub and `load_dataset` read: `configs` (data files per split, `instructions` the
 default) and `dataset_info` (features read from the parquet shards, rows and bytes per split), written
 with datasets' own MetadataConfigs / DatasetInfosDict so the format is the one `push_to_hub` writes.
-Its body is what a person reads: what GLAN is, what this version holds, how it was generated, how to
-load it, what changed since the previous release, and how to cite the paper.
+Its body is what a person reads: the release, its configs, how to load it, uses and out-of-scope uses,
+how it was made (taxonomy, models and their terms, failures, quality), limitations and biases, how to
+reproduce or extend it, and the paper to cite. taxonomy.yaml's `card:` block supplies the title,
+summary, language, tags, license name and link, the texts of uses and limitations, more sections, or
+a whole template of its own (builder/publish/template.py).
 
-The card is a pure function of (manifest, previous manifest, folder, repo id): rendering it twice gives
-the same bytes, which is what lets `glan push` see that a release is already published.
+The card is a pure function of (manifest, folder): rendering it twice gives the same bytes. The repo
+id is not known yet, so the card says `<repo_id>` where it goes and `glan push` fills it in; the rest
+of README.md, edits included, is published as the folder holds it.
 """
 
 from __future__ import annotations
@@ -22,10 +26,16 @@ from datasets.info import DatasetInfosDict
 from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from ..project import INPUTS_DIR
+from .template import DEFAULT_TEMPLATE, REPO_ID
+
 DEFAULT_CONFIG = "instructions"
-PRETTY_NAME = "GLAN: Generalized Instruction Tuning data"
-TAGS = ["synthetic", "glan", "instruction-tuning"]
 ROW_COLUMNS = ("subjects", "syllabi", "questions", "instructions")  # per-discipline counts in the manifest
+# The terms that bind what a model family generates; other models: "their own license and terms".
+MODEL_TERMS = (
+    (("gpt-", "o1", "o3", "o4", "chatgpt"), "[OpenAI Terms of Use](https://openai.com/policies/terms-of-use/)"),
+    (("gemma",), "[Gemma Terms of Use](https://ai.google.dev/gemma/terms)"),
+)
 
 CITATION = """\
 @misc{li2024glan,
@@ -62,21 +72,45 @@ class CardError(ValueError):
     """The folder and its glan_manifest.json disagree; str(e) says where and what to do."""
 
 
-def render_card(
-    manifest: dict[str, Any],
-    previous_manifest: dict[str, Any] | None,
-    folder: str | Path,
-    repo_id: str | None = None,
-) -> str:
-    """README.md for `folder`; `repo_id` (when known) goes into the loading snippet."""
+def render_card(manifest: dict[str, Any], folder: str | Path) -> str:
+    """README.md for `folder`, from its manifest, its parquet shards and its card template."""
     folder = Path(folder)
-    card_data = DatasetCardData(
-        license=manifest.get("license", "other"),
-        language=manifest.get("language", ["en"]),
+    card = manifest["card"]
+    template = folder / INPUTS_DIR / card["template"] if card["template"] else DEFAULT_TEMPLATE
+    rendered = DatasetCard.from_template(
+        card_data(manifest, folder),
+        template_str=template.read_text(encoding="utf-8"),
+        **{key: card[key] for key in ("title", "summary", "uses", "out_of_scope_uses", "limitations", "sections")},
+        version=manifest["taxonomy_version"],
+        tag=f"v{manifest['taxonomy_version']}",
+        repo_id=REPO_ID,
+        about=ABOUT,
+        configs_table=_configs_table(manifest),
+        taxonomy_tables=_taxonomy_tables(manifest),
+        generation_table=_generation_table(manifest),
+        models_table=_models_table(manifest),
+        failures_table=_failures_table(manifest),
+        quality_section=_quality_section(manifest.get("stats")),
+        reproduce=manifest["reproduce"],
+        prompt_files_table=_inputs_table(manifest),
+        citation=CITATION,
+        manifest=manifest,
+    )
+    return str(rendered).rstrip("\n") + "\n"
+
+
+def card_data(manifest: dict[str, Any], folder: Path) -> DatasetCardData:
+    """The YAML header: license, language, tags, name, and the `configs` and `dataset_info` load_dataset reads."""
+    card = manifest["card"]
+    data = DatasetCardData(
+        license=manifest["license"],
+        license_name=card["license_name"],
+        license_link=card["license_link"],
+        language=card["language"],
         task_categories=["text-generation"],
         size_categories=[size_category(_default_rows(manifest))],
-        tags=TAGS,
-        pretty_name=PRETTY_NAME,
+        tags=card["tags"],
+        pretty_name=card["title"],
     )
     MetadataConfigs(
         {
@@ -86,26 +120,11 @@ def render_card(
             }
             for name, config in manifest["configs"].items()
         }
-    ).to_dataset_card_data(card_data)
+    ).to_dataset_card_data(data)
     DatasetInfosDict(
         {name: _dataset_info(folder, name, config) for name, config in manifest["configs"].items()}
-    ).to_dataset_card_data(card_data)
-    body = "\n\n".join(
-        section
-        for section in (
-            f"# {PRETTY_NAME}",
-            ABOUT,
-            _configs_section(manifest),
-            _loading_section(manifest, repo_id),
-            _taxonomy_section(manifest),
-            _generation_section(manifest),
-            _stats_section(manifest.get("stats")),
-            _changelog_section(manifest, previous_manifest),
-            "## Citation\n\n```bibtex\n" + CITATION + "\n```",
-        )
-        if section
-    )
-    return str(DatasetCard(f"---\n{card_data.to_yaml()}\n---\n\n{body}\n"))
+    ).to_dataset_card_data(data)
+    return data
 
 
 def size_category(rows: int) -> str:
@@ -171,42 +190,22 @@ def _cell(value: Any) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _table(header: list[str], rows: list[list[Any]]) -> str:
+def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
-def _configs_section(manifest: dict) -> str:
+def _configs_table(manifest: dict) -> str:
     rows = []
     for name, config in manifest["configs"].items():
         label = f"`{name}` (default)" if name == DEFAULT_CONFIG else f"`{name}`"
         for split_name, split in config["splits"].items():
             rows.append([label, split_name, split["num_rows"], len(split["files"])])
-    return (
-        "## Configs\n\n"
-        + _table(["config", "split", "rows", "parquet shards"], rows)
-        + "\n\n`instructions` is what trainers load: a `messages` column (`user` question, `assistant` answer; "
-        "the chat-template convention of TRL) plus the lineage columns. Its `test` split, when present, is the "
-        "held-out GLAN-Test set. The other configs are the intermediate stages, for inspection and reuse."
-    )
+    return markdown_table(["config", "split", "rows", "parquet shards"], rows)
 
 
-def _loading_section(manifest: dict, repo_id: str | None) -> str:
-    tag = f"v{manifest['taxonomy_version']}"
-    if repo_id is None:
-        call = 'load_dataset("path/to/this/folder", "instructions")'
-        note = "Once published, each release is the git tag `v<taxonomy version>` of the dataset repo."
-    else:
-        call = f'load_dataset("{repo_id}", "instructions", revision="{tag}")'
-        note = (
-            f"Each release is a git tag `v<taxonomy version>`; pin `revision=\"{tag}\"` to train on exactly "
-            "this data. Without `revision` you get the newest release."
-        )
-    return f"## Loading\n\n```python\nfrom datasets import load_dataset\n\nds = {call}\n```\n\n{note}"
-
-
-def _taxonomy_section(manifest: dict) -> str:
+def _taxonomy_tables(manifest: dict) -> str:
     disciplines = manifest.get("disciplines", [])
     fields: dict[str, dict[str, Any]] = {}
     for item in disciplines:
@@ -218,11 +217,11 @@ def _taxonomy_section(manifest: dict) -> str:
         for column in ROW_COLUMNS:
             summary[column] += item.get("rows", {}).get(column, 0)
     subfields = {(item["field"], item["subfield"]) for item in disciplines}
-    per_field = _table(
+    per_field = markdown_table(
         ["field", "sub-fields", "disciplines", *ROW_COLUMNS],
         [[name, len(s["subfields"]), s["disciplines"], *(s[c] for c in ROW_COLUMNS)] for name, s in fields.items()],
     )
-    per_discipline = _table(
+    per_discipline = markdown_table(
         ["field", "sub-field", "discipline", "discipline_id", *ROW_COLUMNS],
         [
             [
@@ -233,16 +232,12 @@ def _taxonomy_section(manifest: dict) -> str:
         ],
     )
     return (
-        f"## Taxonomy v{manifest['taxonomy_version']}\n\n"
         f"{len(fields)} fields, {len(subfields)} sub-fields, {len(disciplines)} disciplines.\n\n"
-        f"### Per field\n\n{per_field}\n\n### Per discipline\n\n{per_discipline}"
+        f"#### Per field\n\n{per_field}\n\n#### Per discipline\n\n{per_discipline}"
     )
 
 
-def _generation_section(manifest: dict) -> str:
-    stages = manifest.get("stages") or {}
-    if not stages:
-        return ""
+def _generation_table(manifest: dict) -> str:
     rows = [
         [
             stage,
@@ -250,34 +245,62 @@ def _generation_section(manifest: dict) -> str:
             ", ".join(f"{key}={_cell(value)}" for key, value in sorted((info.get("params") or {}).items())),
             f"`{info['prompt_fingerprint']}`" if info.get("prompt_fingerprint") else "",
         ]
-        for stage, info in stages.items()
+        for stage, info in (manifest.get("stages") or {}).items()
     ]
-    return "## Generation\n\n" + _table(["stage", "model", "sampling params", "prompt fingerprint"], rows)
+    return markdown_table(["stage", "model", "sampling params", "prompt fingerprint"], rows)
 
 
-def _stats_section(stats: dict | None) -> str:
+def _models_table(manifest: dict) -> str:
+    stages_of: dict[str, list[str]] = {}
+    for stage, info in (manifest.get("stages") or {}).items():
+        stages_of.setdefault(info.get("model") or "", []).append(stage)
+    return markdown_table(["model", "stages", "terms"],
+                  [[f"`{model}`", ", ".join(stages), _terms(model)] for model, stages in stages_of.items()])
+
+
+def _terms(model: str) -> str:
+    name = model.lower().rsplit("/", 1)[-1]
+    for prefixes, terms in MODEL_TERMS:
+        if name.startswith(prefixes):
+            return terms
+    return "the model's own license and terms of use"
+
+
+def _failures_table(manifest: dict) -> str:
+    failures = manifest["failures"]
+    return (markdown_table(["stage", "items without a valid output"], [[stage, count] for stage, count in failures.items()])
+            + "\n\nAn item fails after its retries all gave output that is not valid JSON, breaks the schema, "
+            "is empty or was cut off; it yields no row.")
+
+
+def _inputs_table(manifest: dict) -> str:
+    inputs = sorted(path for path in manifest.get("checksums", {}) if path.startswith(f"{INPUTS_DIR}/"))
+    return markdown_table(["file", "sha256"], [[f"`{path}`", f"`{manifest['checksums'][path]}`"] for path in inputs])
+
+
+def _quality_section(stats: dict | None) -> str:
     """The manifest's "stats" (builder/quality/stats.py): what the quality steps dropped, and per config
     the rows by level and strategy and the lengths of the texts. Per-discipline counts are in the
     taxonomy tables already."""
     if not stats:
         return ""
-    parts = ["## Quality"]
+    parts = ["### Quality"]
     quality = stats.get("quality") or {}
     if dropped := quality.get("dropped"):
-        parts.append("### Rows dropped (questions, before answering)")
-        parts.append(_table(["reason", "rows"], [[reason, counts.get("total", 0)] for reason, counts in dropped.items()]))
+        parts.append("#### Rows dropped (questions, before answering)")
+        parts.append(markdown_table(["reason", "rows"], [[reason, counts.get("total", 0)] for reason, counts in dropped.items()]))
     if "benchmark_hits" in quality:
         hits = quality["benchmark_hits"]
-        parts.append("### Decontamination (questions sharing an n-gram with a benchmark)")
-        parts.append(_table(["benchmark", "questions dropped"], [[name, count] for name, count in hits.items()])
+        parts.append("#### Decontamination (questions sharing an n-gram with a benchmark)")
+        parts.append(markdown_table(["benchmark", "questions dropped"], [[name, count] for name, count in hits.items()])
                      if hits else "No benchmark configured.")
     configs = stats.get("configs") or {}
     for grouping, title in (("by_level", "Rows by level"), ("by_strategy", "Questions by sampling strategy")):
         having = {name: config[grouping] for name, config in configs.items() if config.get(grouping)}
         if having:
             columns = list(dict.fromkeys(key for counts in having.values() for key in counts))
-            parts.append(f"### {title}")
-            parts.append(_table(["config", *columns], [[name, *(counts.get(c, 0) for c in columns)]
+            parts.append(f"#### {title}")
+            parts.append(markdown_table(["config", *columns], [[name, *(counts.get(c, 0) for c in columns)]
                                                        for name, counts in having.items()]))
     lengths = [
         [name, column, *(summary.get(key) for key in _LENGTH_KEYS)]
@@ -285,40 +308,9 @@ def _stats_section(stats: dict | None) -> str:
         for column, summary in (config.get("words") or {}).items()
     ]
     if lengths:
-        parts.append("### Lengths in words")
-        parts.append(_table(["config", "column", *_LENGTH_KEYS], lengths))
+        parts.append("#### Lengths in words")
+        parts.append(markdown_table(["config", "column", *_LENGTH_KEYS], lengths))
     return "\n\n".join(parts) if len(parts) > 1 else ""
 
 
 _LENGTH_KEYS = ("count", "min", "p50", "p90", "max", "mean")
-
-
-def _changelog_section(manifest: dict, previous: dict | None) -> str:
-    version = manifest["taxonomy_version"]
-    if previous is None:
-        return f"## Changelog\n\n### v{version}\n\nFirst release."
-    before = previous["taxonomy_version"]
-    old = {d["discipline_id"]: d for d in previous.get("disciplines", [])}
-    new = {d["discipline_id"]: d for d in manifest.get("disciplines", [])}
-
-    def listing(ids: list[str], source: dict) -> str:
-        if not ids:
-            return " none"
-        return "".join(
-            f"\n  - {source[i]['discipline']} (`{i}`, {source[i]['field']} / {source[i]['subfield']})" for i in ids
-        )
-
-    added = [i for i in new if i not in old]
-    removed = [i for i in old if i not in new]
-    names = list(dict.fromkeys([*manifest["configs"], *previous.get("configs", {})]))
-    rows = []
-    for name in names:
-        now = _config_rows(manifest["configs"][name]) if name in manifest["configs"] else 0
-        then = _config_rows(previous["configs"][name]) if name in previous.get("configs", {}) else 0
-        rows.append([name, then, now, f"{now - then:+d}"])
-    return (
-        f"## Changelog\n\n### v{version} (since v{before})\n\n"
-        f"- Disciplines added ({len(added)}):{listing(added, new)}\n"
-        f"- Disciplines removed ({len(removed)}):{listing(removed, old)}\n\n"
-        + _table(["config", f"rows in v{before}", f"rows in v{version}", "change"], rows)
-    )

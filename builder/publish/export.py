@@ -1,7 +1,8 @@
 """The Hub's no-script layout, assembled from unit files: <config>/<split>-<discipline_id>.parquet (a unit's
 file, copied byte for byte, so a discipline that did not change keeps identical files across builds and
 releases and a push uploads only what changed), taxonomy/train-00000-of-00001.parquet (one row per
-discipline), the card, the manifest (glan_manifest.json) and the quality stats (stats.json).
+discipline), the card, the manifest (glan_manifest.json), the quality stats (stats.json) and the inputs that
+made it (glan/: taxonomy.yaml, prompts/, the card template).
 
 The folder appears whole or not at all: it is written beside its final place and swapped in by
 rename, so a crash leaves the previous folder (or none), never half of one.
@@ -24,9 +25,10 @@ MANIFEST = "glan_manifest.json"
 TAXONOMY_FILE = "taxonomy/train-00000-of-00001.parquet"
 
 
-def write_folder(out: Path, units: list, configs: list[str], manifest: dict, render_card) -> None:
+def write_folder(out: Path, units: list, configs: list[str], manifest: dict, render_card,
+                 inputs: dict[str, Path]) -> None:
     """`units` are UnitFiles in taxonomy order; each config's files are listed in discipline id order, the
-    order load_dataset reads a folder in."""
+    order load_dataset reads a folder in. `inputs` are copied to their paths in the folder (glan/...)."""
     out = Path(out)
     staging = out.with_name(f".{out.name}.partial-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
@@ -38,9 +40,13 @@ def write_folder(out: Path, units: list, configs: list[str], manifest: dict, ren
     for spec in manifest["configs"].values():
         for split in spec["splits"].values():
             manifest["checksums"].update(split.pop("sha256"))
+    for relative, source in inputs.items():
+        (staging / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, staging / relative)
+        manifest["checksums"][relative] = _sha256(staging / relative)
     (staging / "stats.json").write_text(json.dumps(manifest["stats"], indent=2, ensure_ascii=False) + "\n")
     (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-    (staging / "README.md").write_text(render_card(manifest, None, staging))
+    (staging / "README.md").write_text(render_card(manifest, staging))
     replace_folder(staging, out)
 
 

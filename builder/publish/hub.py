@@ -1,17 +1,22 @@
 """Publish an exported folder to the Hub: one release is one commit and one tag.
 
 A release preuploads every changed shard (LFS), then makes ONE `create_commit` with all configs'
-shards, glan_manifest.json, the re-rendered card and the deletion of stale files, then tags the commit
-`v<taxonomy version>`. `upload_folder`/`push_to_hub` would split a large release into several commits,
-so a reader could see half a release; here a failure anywhere before the commit leaves the repo at its
-previous commit (the uploaded LFS objects are unreferenced), and `parent_commit` makes the commit fail
-rather than overwrite a concurrent one.
+shards, the glan/ inputs (taxonomy.yaml, prompts/, card template), glan_manifest.json, stats.json, the
+card and the deletion of stale files, then tags the commit `v<taxonomy version>`.
+`upload_folder`/`push_to_hub` would split a large release into several commits, so a reader could see
+half a release; here a failure anywhere before the commit leaves the repo at its previous commit (the
+uploaded LFS objects are unreferenced), and `parent_commit` makes the commit fail rather than
+overwrite a concurrent one.
 
-Content is compared by hash (LFS sha256, git blob sha1 for small files) with the repo: pushing the
-same release again makes no commit, and different content under a version that is already tagged is
-refused. Nothing but the manifest's shards, the files beside the manifest (glan_manifest.json,
-stats.json) and the card is uploaded; in particular no `*.py`: datasets >= 4 refuses any repo that
-holds a loading script.
+The card is README.md as the folder holds it (edits included), with the repo id filled in where the
+build wrote `<repo_id>`; push checks that its YAML parses and that its `configs` still name the
+folder's data files. The commit's description says what changed since the previous release.
+
+Content is compared by hash (LFS sha256, git blob sha1 for small files) with the repo: pushing a
+release that is already tagged makes no commit, different content under a tagged version is refused,
+and with --create-pr an open pull request that already holds the release is reused. Nothing but the
+manifest's shards, its glan/ inputs, the files beside it and the card is uploaded; in particular no
+`*.py`: datasets >= 4 refuses any repo that holds a loading script.
 """
 
 from __future__ import annotations
@@ -21,13 +26,16 @@ import hashlib
 import json
 from pathlib import Path, PurePosixPath
 
-from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
+import yaml
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete, DatasetCard, HfApi
 from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
 from huggingface_hub.hf_api import RepoFile
 from packaging.version import InvalidVersion, Version
 
-from .card import CardError, render_card
+from ..project import INPUTS_DIR
+from .card import card_data, markdown_table
 from .export import MANIFEST
+from .template import REPO_ID
 
 CARD = "README.md"
 REPO_TYPE = "dataset"
@@ -42,28 +50,39 @@ class PushResult:
     repo_id: str
     revision: str
     tag: str
-    commit_oid: str | None  # None: the repo already held this release, nothing was committed
-    commit_url: str | None
-    pr_url: str | None
-    tag_created: bool
-    added: list[str]  # paths uploaded (new or changed)
-    deleted: list[str]  # stale paths removed
+    create_pr: bool
+    published_as: str | None = None  # the tag's commit, when the tag already held this release: nothing done
+    made_private: bool = False
+    commit_oid: str | None = None  # None: no commit (already there, or an open pull request holds it)
+    commit_url: str | None = None
+    pr_url: str | None = None
+    tag_created: bool = False
+    added: list[str] = dataclasses.field(default_factory=list)  # paths uploaded (new or changed)
+    deleted: list[str] = dataclasses.field(default_factory=list)  # stale paths removed
 
     def summary(self) -> str:
-        lines = []
-        if self.commit_oid is None:
-            lines.append(f"{self.repo_id}@{self.revision} already holds this release: no commit.")
-        else:
+        lines = [f"made {self.repo_id} private (it was public)"] if self.made_private else []
+        if self.published_as:
+            return "\n".join([*lines, f"{self.repo_id}: already published as {self.tag} "
+                                      f"(commit {self.published_as}): nothing to do."])
+        if self.commit_oid:
             lines.append(f"commit {self.commit_oid} {self.commit_url}")
             lines.append(f"  {len(self.added)} files added or changed, {len(self.deleted)} deleted")
             lines += [f"  + {path}" for path in self.added] + [f"  - {path}" for path in self.deleted]
-        if self.pr_url:
-            lines.append(f"pull request {self.pr_url}")
-            lines.append(f"not tagged: merge the pull request, then run `glan push` again to tag {self.tag}")
-        elif self.tag_created:
-            lines.append(f"tag {self.tag} created")
+            if self.pr_url:
+                lines.append(f"pull request {self.pr_url}")
+        elif self.pr_url:
+            lines.append(f"pull request {self.pr_url} already holds this release: no new pull request.")
         else:
-            lines.append(f"tag {self.tag} already points at this release")
+            lines.append(f"{self.repo_id}@{self.revision} already holds this release: no commit.")
+        if self.tag_created:
+            lines.append(f"tag {self.tag} created")
+        elif self.pr_url:
+            lines.append(f"not tagged: merge the pull request, then run `glan push {self.repo_id}` without "
+                         f"--create-pr to tag {self.tag}")
+        else:
+            lines.append(f"not tagged: run `glan push {self.repo_id}` without --create-pr to tag {self.tag} "
+                         "(it needs write access to the repo)")
         return "\n".join(lines)
 
 
@@ -116,7 +135,7 @@ def push(
     folder = Path(folder)
     manifest = _read_manifest(folder)
     version = manifest["taxonomy_version"]
-    tag = f"v{version}"
+    result = PushResult(repo_id, revision, f"v{version}", create_pr)
     local = {path: _Local.of(source) for path, source in _release_files(folder, manifest).items()}
     for path, expected in manifest.get("checksums", {}).items():
         if path in local and local[path].sha256 != expected:
@@ -124,9 +143,10 @@ def push(
                 f"{folder / path}: its sha256 differs from checksums.{path} in {folder / MANIFEST}: the file "
                 "changed after the export. Re-export the folder."
             )
+    local[CARD] = _Local.of(_card(folder, manifest, repo_id))
 
     api = HfApi()
-    api.create_repo(repo_id, repo_type=REPO_TYPE, private=private, exist_ok=True)
+    result.made_private = _create_repo(api, repo_id, private)
     refs = api.list_repo_refs(repo_id, repo_type=REPO_TYPE)
     branches = {ref.name: ref.target_commit for ref in refs.branches}
     tags = {ref.name: ref.target_commit for ref in refs.tags}
@@ -138,62 +158,98 @@ def push(
     head = branches[revision]
     head_tree = _tree(api, repo_id, head)
     head_manifest = _manifest_at(api, repo_id, head) if MANIFEST in head_tree else None
-    if head_manifest is not None and _version(head_manifest) > Version(version):
-        raise PushError(
-            f"{repo_id}@{revision} already holds taxonomy version {head_manifest['taxonomy_version']}, newer than "
-            f"{version} in {folder / MANIFEST}. Bump `version:` in taxonomy.yaml above it and rebuild."
-        )
-    previous = _previous_release(api, repo_id, Version(version), tags, head_manifest)
-    try:
-        card = render_card(manifest, previous, folder, repo_id=repo_id).encode()
-    except CardError as error:
-        raise PushError(str(error)) from error
+    managed_dirs = {INPUTS_DIR, *manifest["configs"], *(head_manifest or {}).get("configs", {})}
 
-    local[CARD] = _Local.of(card)
-    managed_dirs = set(manifest["configs"]) | set((head_manifest or {}).get("configs", {}))
-
-    if tag in tags:
-        tag_tree = head_tree if tags[tag] == head else _tree(api, repo_id, tags[tag])
-        added, deleted = _diff(local, tag_tree, managed_dirs)
+    if result.tag in tags:
+        added, deleted = _diff(local, head_tree if tags[result.tag] == head else _tree(api, repo_id, tags[result.tag]),
+                               managed_dirs)
         if added or deleted:
             example = sorted(added + deleted, key=lambda path: (path == CARD, path))[0]  # a data file says more
             raise PushError(
-                f"{tag} is already published on {repo_id} with different content ({len(added)} files differ, "
+                f"{result.tag} is already published on {repo_id} with different content ({len(added)} files differ, "
                 f"{len(deleted)} would be deleted, e.g. {example}). A release is immutable: bump "
                 f"`version:` in taxonomy.yaml (now {version}) and rebuild."
             )
+        result.published_as = tags[result.tag]
+        return result
+    if head_manifest is not None and _version(head_manifest) > Version(version):
+        raise PushError(
+            f"{repo_id}@{revision} already holds taxonomy version {head_manifest['taxonomy_version']}, newer than "
+            f"{version} in {folder / MANIFEST}, and {result.tag} was never published. Bump `version:` in "
+            "taxonomy.yaml above it and rebuild."
+        )
 
     added, deleted = _diff(local, head_tree, managed_dirs)
-    commit_oid = commit_url = pr_url = None
-    if added or deleted:
+    if create_pr and (added or deleted):
+        result.pr_url = _open_pull_request(api, repo_id, local, managed_dirs)
+    if (added or deleted) and result.pr_url is None:
         additions = [CommitOperationAdd(path, _source(local[path].source)) for path in added]
         api.preupload_lfs_files(
             repo_id, additions, repo_type=REPO_TYPE, revision=revision, create_pr=create_pr, free_memory=False
         )
+        previous = _previous_release(api, repo_id, Version(version), tags, head_manifest)
         info = api.create_commit(
             repo_id,
             [*additions, *(CommitOperationDelete(path) for path in deleted)],
-            commit_message=message or f"Release {tag}",
-            commit_description=_description(manifest, previous),
+            commit_message=message or f"Release {result.tag}",
+            commit_description=changelog(manifest, previous),
             repo_type=REPO_TYPE,
             revision=revision,
             create_pr=create_pr,
             parent_commit=head,
         )
-        commit_oid, commit_url, pr_url = info.oid, info.commit_url, info.pr_url
+        result.commit_oid, result.commit_url, result.pr_url = info.oid, info.commit_url, info.pr_url
+        result.added, result.deleted = added, deleted
 
-    tag_created = False
-    if tag not in tags and not create_pr:
+    if not create_pr:
         try:
             api.create_tag(
-                repo_id, tag=tag, revision=commit_oid or head, repo_type=REPO_TYPE, tag_message=f"GLAN {tag}"
+                repo_id, tag=result.tag, revision=result.commit_oid or head, repo_type=REPO_TYPE,
+                tag_message=f"GLAN {result.tag}",
             )
         except HfHubHTTPError as error:
-            if commit_oid is None:
+            if result.commit_oid is None:
                 raise
-            raise RuntimeError(f"committed {commit_oid} but could not create tag {tag}: {error}") from error
-        tag_created = True
-    return PushResult(repo_id, revision, tag, commit_oid, commit_url, pr_url, tag_created, added, deleted)
+            raise RuntimeError(f"committed {result.commit_oid} but could not create tag {result.tag}: {error}") from error
+        result.tag_created = True
+    return result
+
+
+def _create_repo(api: HfApi, repo_id: str, private: bool) -> bool:
+    """Create the repo if it is missing (private with --private, else the account's default visibility);
+    with --private, make an existing public repo private. True when an existing repo was made private."""
+    api.create_repo(repo_id, repo_type=REPO_TYPE, private=True if private else None, exist_ok=True)
+    if private and not api.repo_info(repo_id, repo_type=REPO_TYPE).private:
+        api.update_repo_settings(repo_id, private=True, repo_type=REPO_TYPE)
+        return True
+    return False
+
+
+def _open_pull_request(api: HfApi, repo_id: str, local: dict[str, _Local], managed_dirs: set[str]) -> str | None:
+    """The URL of an open pull request whose files are this release, if there is one."""
+    for discussion in api.get_repo_discussions(
+        repo_id, discussion_type="pull_request", discussion_status="open", repo_type=REPO_TYPE
+    ):
+        if _diff(local, _tree(api, repo_id, discussion.git_reference), managed_dirs) == ([], []):
+            return discussion.url
+    return None
+
+
+def _card(folder: Path, manifest: dict, repo_id: str) -> bytes:
+    """README.md as the folder holds it, with the repo id filled in, once its YAML header is checked."""
+    path = folder / CARD
+    if not path.is_file():
+        raise PushError(f"{path}: not found. Rebuild the folder (`glan build`): it writes the card.")
+    text = path.read_text(encoding="utf-8")
+    try:
+        header = DatasetCard(text).data.to_dict()
+    except (ValueError, yaml.YAMLError) as error:
+        raise PushError(f"{path}: its YAML header does not parse ({' '.join(str(error).split())}). Fix it, or "
+                        "rebuild the folder for a fresh card.") from error
+    if header.get("configs") != card_data(manifest, folder).to_dict()["configs"]:
+        raise PushError(f"{path}: configs: differs from the data files {MANIFEST} lists, so load_dataset would "
+                        "not read this release. Restore the `configs:` block the build wrote, or rebuild the folder.")
+    return text.replace(REPO_ID, repo_id).encode()
 
 
 def _read_manifest(folder: Path) -> dict:
@@ -218,13 +274,13 @@ def _read_manifest(folder: Path) -> dict:
 
 
 def _release_files(folder: Path, manifest: dict) -> dict[str, Path]:
-    """The manifest's parquet files, and the files beside the manifest (glan_manifest.json, stats.json).
+    """The manifest's parquet files, its glan/ inputs, and the files beside it (glan_manifest.json, stats.json).
 
-    A config folder must hold exactly the files the manifest lists, since load_dataset globs it. The
-    folder's README.md is not taken (push renders the card for the repo), nor any *.py or hidden file.
+    A config folder must hold exactly the files the manifest lists, since load_dataset globs it, and
+    glan/ exactly the inputs it lists. README.md is taken apart (see _card), and no *.py or hidden file.
     """
     where = folder / MANIFEST
-    shards: dict[str, Path] = {}
+    files: dict[str, Path] = {}
     for config, spec in manifest["configs"].items():
         for split, split_spec in spec["splits"].items():
             for relative in split_spec["files"]:
@@ -233,21 +289,20 @@ def _release_files(folder: Path, manifest: dict) -> dict[str, Path]:
                         f"{where}: configs.{config}.splits.{split}.files: {relative} is not a data file of folder "
                         f"{config}/. Re-export the folder."
                     )
-                if not (folder / relative).is_file():
-                    raise PushError(
-                        f"{where}: configs.{config}.splits.{split}.files: {relative} does not exist in {folder}. "
-                        "Re-export the folder."
-                    )
-                shards[relative] = folder / relative
-        config_dir = folder / config
+                files[relative] = folder / relative
+    files.update({path: folder / path for path in manifest.get("checksums", {}) if path.startswith(f"{INPUTS_DIR}/")})
+    for relative, path in files.items():
+        if not path.is_file():
+            raise PushError(f"{where}: lists {relative}, which does not exist in {folder}. Re-export the folder.")
+    for directory in (*manifest["configs"], INPUTS_DIR):
         on_disk = {
             path.relative_to(folder).as_posix()
-            for path in config_dir.rglob("*")
+            for path in (folder / directory).rglob("*")
             if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts)
         }
-        if extra := sorted(on_disk - set(shards)):
+        if extra := sorted(on_disk - set(files)):
             raise PushError(
-                f"{folder / extra[0]}: not listed in {where}, but load_dataset would read it. "
+                f"{folder / extra[0]}: not listed in {where}, so it is not part of this release. "
                 "Delete it or re-export the folder."
             )
     beside = {
@@ -255,7 +310,7 @@ def _release_files(folder: Path, manifest: dict) -> dict[str, Path]:
         for path in folder.iterdir()
         if path.is_file() and path.name != CARD and not path.name.startswith(".") and path.suffix != ".py"
     }
-    return {**shards, **beside}
+    return {**files, **beside}
 
 
 def _tree(api: HfApi, repo_id: str, commit: str) -> dict[str, RepoFile]:
@@ -283,8 +338,8 @@ def _previous_release(
 ) -> dict | None:
     """The manifest of the newest tagged release older than `version` (else the branch's, if older).
 
-    Anchoring the changelog on tags, not on the branch head, keeps the card of a release the same
-    however often it is pushed.
+    Anchoring the changelog on tags, not on the branch head, keeps it the same however often the
+    release is pushed.
     """
     older = []
     for name, commit in tags.items():
@@ -316,10 +371,38 @@ def _source(source: Path | bytes) -> str | bytes:
     return str(source) if isinstance(source, Path) else source
 
 
-def _description(manifest: dict, previous: dict | None) -> str:
-    rows = ", ".join(
-        f"{name}: {sum(split['num_rows'] for split in spec['splits'].values())}"
-        for name, spec in manifest["configs"].items()
+def changelog(manifest: dict, previous: dict | None) -> str:
+    """The release commit's description: disciplines added and removed, and rows per config, since `previous`."""
+    version = manifest["taxonomy_version"]
+    if previous is None:
+        rows = [[name, _rows(spec)] for name, spec in manifest["configs"].items()]
+        return f"GLAN taxonomy v{version}, the first release.\n\n" + markdown_table(["config", "rows"], rows)
+    before = previous["taxonomy_version"]
+    old = {d["discipline_id"]: d for d in previous.get("disciplines", [])}
+    new = {d["discipline_id"]: d for d in manifest.get("disciplines", [])}
+
+    def listing(ids: list[str], source: dict) -> str:
+        if not ids:
+            return " none"
+        return "".join(
+            f"\n  - {source[i]['discipline']} (`{i}`, {source[i]['field']} / {source[i]['subfield']})" for i in ids
+        )
+
+    added = [i for i in new if i not in old]
+    removed = [i for i in old if i not in new]
+    rows = []
+    for name in dict.fromkeys([*manifest["configs"], *previous.get("configs", {})]):
+        now = _rows(manifest["configs"][name]) if name in manifest["configs"] else 0
+        then = _rows(previous["configs"][name]) if name in previous.get("configs", {}) else 0
+        rows.append([name, then, now, f"{now - then:+d}"])
+    return (
+        f"GLAN taxonomy v{version}, since v{before}:\n\n"
+        f"- Disciplines added ({len(added)}):{listing(added, new)}\n"
+        f"- Disciplines removed ({len(removed)}):{listing(removed, old)}\n\n"
+        + markdown_table(["config", f"rows in v{before}", f"rows in v{version}", "change"], rows)
     )
-    since = f"previous release: v{previous['taxonomy_version']}" if previous else "first release"
-    return f"GLAN taxonomy v{manifest['taxonomy_version']} ({since}). Rows per config: {rows}."
+
+
+def _rows(config: dict) -> int:
+    return sum(split["num_rows"] for split in config["splits"].values())
+

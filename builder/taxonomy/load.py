@@ -9,6 +9,7 @@ import yaml
 from pydantic import ValidationError
 
 from ..config.settings import Generation
+from ..publish.template import template_problem
 from ..config.yamlfile import START_FROM_SHIPPED, TaxonomyError, first_problem, format_path, locate, parse_yaml
 from .model import Discipline, Taxonomy
 
@@ -30,6 +31,7 @@ def load_taxonomy(path: str | Path) -> Taxonomy:
         raise first_problem(error, Taxonomy, source, root, ()) from None
     taxonomy._source, taxonomy._root = source, root
     _check_unique_disciplines(taxonomy, source, root)
+    _check_card(taxonomy, Path(path), root)
     _check_discipline_ids(taxonomy, taxonomy.generation, source, root, ("generation",))
     for preset in taxonomy.presets:
         _check_discipline_ids(taxonomy, taxonomy.settings(preset), source, root, ("presets", preset))
@@ -58,6 +60,35 @@ def _check_unique_disciplines(taxonomy: Taxonomy, source: str, root: yaml.Node) 
                     f'duplicate discipline "{discipline.name}" (id {discipline.discipline_id}), already on line '
                     f"{first_line}. Delete one, or give each a distinct \"id:\" if they are different disciplines.",
                 )
+
+
+def _check_card(taxonomy: Taxonomy, path: Path, root: yaml.Node) -> None:
+    card, source = taxonomy.card, str(path)
+    for key in ("license_name", "license_link"):
+        if getattr(card, key) is not None and taxonomy.license != "other":
+            loc = ("card", key)
+            raise TaxonomyError(
+                source, locate(root, loc), format_path(loc),
+                f'applies only to "license: other"; this taxonomy declares "license: {taxonomy.license}", a license '
+                'the Hub knows by its id. Delete it, or write "license: other".',
+            )
+    if card.template is None:
+        return
+    loc = ("card", "template")
+    where = (source, locate(root, loc), format_path(loc))
+    template = Path(card.template)
+    if template.is_absolute() or ".." in template.parts:
+        raise TaxonomyError(*where, f'"{card.template}" is outside the taxonomy\'s folder. Put the template beside '
+                            "taxonomy.yaml (a release carries it there) and write its relative path.")
+    try:
+        text = (path.parent / template).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise TaxonomyError(*where, f"{path.parent / template}: no such file. Write the path of a card template "
+                            "relative to taxonomy.yaml, or delete the key to use glan's own.") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise TaxonomyError(*where, f"{path.parent / template}: cannot read it ({error}).") from None
+    if problem := template_problem(text):
+        raise TaxonomyError(*where, f"{path.parent / template}: {problem}.")
 
 
 def _check_discipline_ids(

@@ -16,6 +16,7 @@ from ..config.yamlfile import TaxonomyError, first_problem, locate
 
 ID_PATTERN = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 VERSION_PATTERN = re.compile(r"^\d+\.\d+\.\d+$")
+LANGUAGE_PATTERN = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]+)*$")  # what the Hub accepts: ISO 639 codes, e.g. en, zh-Hans
 
 
 def slugify(name: str) -> str:
@@ -75,10 +76,41 @@ class DisciplineRef:
     description: str
 
 
+class CardSection(Node):
+    noun: ClassVar[str] = "card section"
+    title: str
+    body: str
+
+
+class Card(Node):
+    """The dataset card's own words. Texts left out (null) are glan's defaults, see builder/publish/card.md."""
+
+    title: str = "GLAN: Generalized Instruction Tuning data"
+    summary: str | None = None
+    language: list[str] = Field(default=["en"], min_length=1)
+    tags: list[str] = ["synthetic", "glan", "instruction-tuning"]
+    license_name: str | None = None  # with `license: other`: the license's name, and a link to its text
+    license_link: str | None = None
+    uses: str | None = None
+    out_of_scope_uses: str | None = None
+    limitations: str | None = None
+    sections: list[CardSection] = []  # more sections, after glan's own, before the citation
+    template: str | None = None  # a card template beside taxonomy.yaml that replaces glan's (checked by load.py)
+
+    @field_validator("language")
+    @classmethod
+    def _language_codes(cls, value: list[str]) -> list[str]:
+        for code in value:
+            if not LANGUAGE_PATTERN.match(code):
+                raise problem(f'"{code}" is not a language code. Write ISO 639 codes, e.g. [en] or [en, fr]')
+        return value
+
+
 class Taxonomy(Node):
     noun: ClassVar[str] = "taxonomy"
     version: str
     license: str = "other"  # the dataset card's license (a Hub license id)
+    card: Card = Card()
     generation: Generation = Generation()
     presets: dict[str, dict[str, Any]] = {}
     fields: list[KnowledgeField] = Field(min_length=1)

@@ -18,6 +18,9 @@ dataset is published with `create_commit` + `create_tag` and read back with `loa
     POST /api/{type}s/{repo}/commit/{rev}                NDJSON commit (?create_pr=1), 412 on a stale parentCommit
     POST/DELETE /api/{type}s/{repo}/tag/{rev|tag}        create_tag / delete_tag
     POST /api/{type}s/{repo}/branch/{branch}             create_branch
+    PUT  /api/{type}s/{repo}/settings                    update_repo_settings (visibility)
+    GET  /api/{type}s/{repo}/discussions                 get_repo_discussions (pull requests; ?type, ?status)
+    POST /api/{type}s/{repo}/discussions/{num}/merge     merge_pull_request
     GET/HEAD /{type}s/{repo}/resolve/{rev}/{path}        downloads, with Range, ETag, X-Repo-Commit, X-Linked-*
     POST /_test/configure                                the knobs below, for a server run as a subprocess
 
@@ -25,7 +28,8 @@ Model repos use the same paths without the `{type}s/` prefix. Path segments are 
 (still quoted) path, because clients quote revisions like `refs/pr/1` into a single segment.
 
 A commit is an immutable snapshot {path: Blob}; branches, tags and `refs/pr/N` point at commits, so a
-failed push can be checked against the exact previous state. Knobs (`configure`) make the server fail
+failed push can be checked against the exact previous state. The JSON body of every API call is kept
+(`state.payloads`), so a test can see what a client asked for, e.g. the visibility sent to create_repo. Knobs (`configure`) make the server fail
 the Nth LFS upload or the commit endpoint, and shrink tree pages to exercise pagination.
 
     handle = start_hub_server()          # in-process, in a thread; handle.endpoint, .configure, .commits, .stop
@@ -103,6 +107,15 @@ class Commit:
 
 
 @dataclasses.dataclass
+class PullRequest:
+    sha: str  # the head of refs/pr/N
+    base: str  # the branch it targets
+    title: str
+    created: str
+    status: str = "open"  # open | merged | closed
+
+
+@dataclasses.dataclass
 class Repo:
     repo_type: str
     repo_id: str
@@ -111,7 +124,7 @@ class Repo:
     commits: dict[str, Commit] = dataclasses.field(default_factory=dict)
     branches: dict[str, str] = dataclasses.field(default_factory=dict)
     tags: dict[str, str] = dataclasses.field(default_factory=dict)
-    pull_requests: list[str] = dataclasses.field(default_factory=list)  # refs/pr/N is pull_requests[N - 1]
+    pull_requests: list[PullRequest] = dataclasses.field(default_factory=list)  # refs/pr/N is pull_requests[N - 1]
     lfs: dict[str, bytes] = dataclasses.field(default_factory=dict)  # uploaded LFS objects, committed or not
     lfs_pending: dict[str, int] = dataclasses.field(default_factory=dict)  # oid -> size, announced by a batch call
 
@@ -122,7 +135,7 @@ class Repo:
                 return refs.get(revision[len(prefix):])
         if match := re.fullmatch(r"refs/pr/(\d+)", revision):
             number = int(match.group(1))
-            return self.pull_requests[number - 1] if 0 < number <= len(self.pull_requests) else None
+            return self.pull_requests[number - 1].sha if 0 < number <= len(self.pull_requests) else None
         if revision in self.branches:
             return self.branches[revision]
         if revision in self.tags:
@@ -181,6 +194,7 @@ class HubState:
         self.lfs_puts = 0
         self.failures = {"lfs": 0, "commit": 0}
         self.requests: list[tuple[str, str]] = []  # (method, raw path with query) of every request
+        self.payloads: list[tuple[str, str, Any]] = []  # (method, raw path, JSON body) of every API call with one
         self.lock = threading.RLock()
         self._counter = 0
 
@@ -240,6 +254,8 @@ class HubApp:
         segments = [unquote(s) for s in raw_path.strip("/").split("/")]
         with self.state.lock:
             self.state.requests.append((request.method, request.raw_path))
+            if request.content_type == "application/json" and body and raw_path.startswith("/api/"):
+                self.state.payloads.append((request.method, request.raw_path, json.loads(body)))
             try:
                 return self.route(request, segments, body)
             except HubError as error:
@@ -314,6 +330,12 @@ class HubApp:
                 return web.json_response({})
             case ["branch"], "POST":
                 return self.create_branch(repo, args[0], json.loads(body or b"{}"))
+            case ["settings"], "PUT":
+                return self.update_settings(repo, json.loads(body))
+            case ["discussions"], "GET" if not args:
+                return self.discussions(request, repo)
+            case ["discussions"], "POST" if args[1:] == ["merge"]:
+                return self.merge(repo, int(args[0]))
         raise HubError(404, f"no route for {method} {request.raw_path}")
 
     def authorize(self, request: web.Request, required: bool) -> str | None:
@@ -418,7 +440,7 @@ class HubApp:
         }
         if include_prs:
             out["pullRequests"] = [
-                ref(f"refs/pr/{n}", f"refs/pr/{n}", sha) for n, sha in enumerate(repo.pull_requests, start=1)
+                ref(f"refs/pr/{n}", f"refs/pr/{n}", pr.sha) for n, pr in enumerate(repo.pull_requests, start=1)
             ]
         return web.json_response(out)
 
@@ -435,6 +457,39 @@ class HubApp:
         if tag in repo.tags or tag in repo.branches:
             raise HubError(409, f"Tag {tag} already exists")
         repo.tags[tag] = commit.sha
+        return web.json_response({})
+
+    def update_settings(self, repo: Repo, payload: dict) -> web.Response:
+        if "visibility" in payload:
+            if payload["visibility"] not in ("public", "private"):
+                raise HubError(400, f"invalid visibility {payload['visibility']!r}")
+            repo.private = payload["visibility"] == "private"
+        return web.json_response({})
+
+    def discussions(self, request: web.Request, repo: Repo) -> web.Response:
+        """Pull requests only (glan opens no plain discussions), newest first, in one page."""
+        wanted_type, wanted_status = request.query.get("type", "all"), request.query.get("status", "all")
+        out = [
+            {"num": num, "title": pr.title, "status": pr.status, "createdAt": pr.created, "isPullRequest": True,
+             "author": {"name": USER}, "repo": {"name": repo.repo_id, "type": repo.repo_type}}
+            for num, pr in enumerate(repo.pull_requests, start=1)
+            if wanted_type in ("all", "pull_request")
+            and (wanted_status == "all" or (pr.status == "open") == (wanted_status == "open"))
+        ][::-1]
+        return web.json_response({"discussions": out, "count": len(out), "start": 0, "numClosedDiscussions": 0})
+
+    def merge(self, repo: Repo, num: int) -> web.Response:
+        if not 0 < num <= len(repo.pull_requests):
+            raise HubError(404, f"pull request {num} not found")
+        pr = repo.pull_requests[num - 1]
+        if pr.status != "open":
+            raise HubError(400, f"pull request {num} is {pr.status}")
+        head = repo.branches[pr.base]
+        if repo.commits[pr.sha].parent != head:  # a real merge would have to resolve conflicts
+            raise HubError(409, f"{pr.base} moved since pull request {num} was opened; rebase it")
+        merged = self.state.new_commit(repo, head, f"Merge pull request #{num}", pr.title, repo.commits[pr.sha].files)
+        repo.branches[pr.base] = merged.sha
+        pr.status = "merged"
         return web.json_response({})
 
     def create_branch(self, repo: Repo, branch: str, payload: dict) -> web.Response:
@@ -648,7 +703,7 @@ class HubApp:
         url = self.repo_url(request, repo)
         pr_url = None
         if create_pr:
-            repo.pull_requests.append(commit.sha)
+            repo.pull_requests.append(PullRequest(commit.sha, revision, title, commit.date))
             pr_url = f"{url}/discussions/{len(repo.pull_requests)}"
         else:
             repo.branches[revision] = commit.sha

@@ -1,0 +1,47 @@
+"""`glan pull REPO [--revision vX] [DIR]`: the taxonomy.yaml, prompts/ and card template a release was made from."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def add_parser(commands) -> None:
+    parser = commands.add_parser("pull", help="fetch the taxonomy and prompts a release was made from, to rebuild "
+                                              "or extend it",
+                                 description="Write the project a release was made from (its glan/ folder: "
+                                             "taxonomy.yaml, prompts/, card template) into DIR. Existing files are "
+                                             "never overwritten. HF_TOKEN is read for private repos.")
+    parser.add_argument("repo_id", metavar="REPO", help="dataset repo on the Hub, e.g. you/glan-data")
+    parser.add_argument("directory", nargs="?", type=Path, metavar="DIR",
+                        help="where to write the project (default: the repo's name)")
+    parser.add_argument("--revision", default="main", help="release tag (e.g. v1.0.0), branch or commit")
+    parser.set_defaults(run=run)
+
+
+def run(args) -> int:
+    """0 pulled, 1 failed on the way, 2 refused (no such repo, revision or project; a file would be overwritten)."""
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+
+    from ..project import ProjectError
+    from ..publish.pull import PullError, pull
+
+    directory = args.directory or Path(args.repo_id.rsplit("/", 1)[-1])
+    try:
+        result = pull(args.repo_id, args.revision, directory)
+    except (PullError, ProjectError) as error:
+        print(f"glan pull: {error}", file=sys.stderr)
+        return 2
+    except RepositoryNotFoundError:
+        print(f"glan pull: {args.repo_id}: no such dataset repo, or it is private: set HF_TOKEN to a token that can "
+              "read it.", file=sys.stderr)
+        return 2
+    except RevisionNotFoundError:
+        print(f"glan pull: {args.repo_id} has no revision {args.revision!r}. Name a release tag (v<version>), "
+              "a branch or a commit.", file=sys.stderr)
+        return 2
+    except (HfHubHTTPError, OSError) as error:
+        print(f"glan pull: failed: {error}\nRun the same command to retry.", file=sys.stderr)
+        return 1
+    print(result.summary())
+    return 0
