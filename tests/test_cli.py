@@ -67,3 +67,109 @@ def test_the_summary_lists_what_the_quality_steps_dropped(openai_server, tmp_pat
     assert test_rows == len(DISCIPLINES)  # the smoke preset holds out one question per discipline
     assert (f"quality: dropped {dropped}; held-out test split {test_rows:,} rows (details in stats.json)"
             in capsys.readouterr().err)
+
+
+def _every_parser(parser):
+    """The parser and each subcommand's, recursively."""
+    import argparse
+
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _every_parser(sub)
+
+
+def test_every_option_has_help_and_glan_has_a_version(capsys):
+    import pytest
+
+    from builder import __version__
+    from builder.cli import _parser
+
+    commands = {parser.prog: parser for parser in _every_parser(_parser([]))}
+    # batches is the Batch API's command; its help comes with that command's rework
+    assert {"glan init", "glan build", "glan estimate", "glan push", "glan pull", "glan show", "glan serve-local",
+            "glan taxonomy validate", "glan taxonomy propose", "glan taxonomy diff"} <= set(commands)
+    for prog, parser in commands.items():
+        if prog in ("glan", "glan taxonomy", "glan batches"):
+            continue
+        for action in parser._actions:
+            assert action.help, f"{prog} {action.option_strings or action.dest}: no help text"
+    with pytest.raises(SystemExit) as exit:
+        main(["--version"])
+    assert exit.value.code == 0 and capsys.readouterr().out == f"glan {__version__}\n"
+
+
+def test_help_shows_defaults_and_the_taxonomys_presets(tmp_path, capsys, monkeypatch):
+    import pytest
+
+    monkeypatch.setenv("COLUMNS", "1000")  # no wrapping: paths stay whole
+
+    with pytest.raises(SystemExit):
+        main(["build", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--out OUT the dataset folder to write (default: dist)" in help_text
+    assert "--work-dir WORK_DIR the response cache and run state (default: .glan)" in help_text
+    assert "one of demo, paper, smoke (from taxonomy.yaml)" in help_text
+    assert "(default: None)" not in help_text and "(default: False)" not in help_text
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("version: 1\n")
+    for argv in (["estimate", "--taxonomy", str(broken), "--help"], ["push", "--help"]):
+        with pytest.raises(SystemExit) as exit:
+            main(argv)
+        assert exit.value.code == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert f"(none listed: {broken} does not load; `glan taxonomy validate {broken}` says why)" in help_text
+    assert "--from FROM_DIR the folder `glan build` wrote (default: dist)" in help_text
+    assert "The token is read from HF_TOKEN" in help_text
+
+
+def test_estimate_refuses_flags_that_mean_nothing_to_it(capsys):
+    import pytest
+
+    for flag in ("--out", "--concurrency", "--max-cost", "--max-requests", "--max-failure-rate"):
+        with pytest.raises(SystemExit) as exit:
+            main(["estimate", flag, "1"])
+        assert exit.value.code == 2
+        assert f"glan: error: unrecognized arguments: {flag} 1" in capsys.readouterr().err
+
+
+def test_init_writes_the_shipped_project_once(tmp_path, capsys):
+    from builder.project import SHIPPED_PROMPTS, SHIPPED_TAXONOMY
+
+    assert main(["init", str(tmp_path / "project")]) == 0
+    assert (tmp_path / "project" / "taxonomy.yaml").read_bytes() == SHIPPED_TAXONOMY.read_bytes()
+    for prompt in SHIPPED_PROMPTS.glob("*.yaml"):
+        assert (tmp_path / "project" / "prompts" / prompt.name).read_bytes() == prompt.read_bytes()
+    assert "wrote 6 files into" in capsys.readouterr().out
+    (tmp_path / "project" / "taxonomy.yaml").write_text("version: 9.9.9\n")
+    (tmp_path / "project" / "prompts" / "answers.yaml").unlink()
+    assert main(["init", str(tmp_path / "project")]) == 2
+    assert capsys.readouterr().err == (
+        f"glan init: {tmp_path / 'project' / 'taxonomy.yaml'}: already exists. Pick an empty directory, or move the "
+        "file away; glan never overwrites a project file.\n")
+    assert (tmp_path / "project" / "taxonomy.yaml").read_text() == "version: 9.9.9\n"
+    assert not (tmp_path / "project" / "prompts" / "answers.yaml").exists()
+
+
+def test_the_prompts_a_build_uses(openai_server, tmp_path, capsys):
+    """Beside the taxonomy; else the shipped ones, with a note; --prompts names another folder."""
+    import shutil
+
+    from builder.project import SHIPPED_PROMPTS
+
+    shutil.copy("taxonomy.yaml", tmp_path / "taxonomy.yaml")
+    flags = ["--taxonomy", str(tmp_path / "taxonomy.yaml"), "--preset", "smoke", "--model", "test-model",
+             "--base-url", openai_server.base_url, "--work-dir", str(tmp_path / ".glan")]
+    assert main(["estimate", *flags]) == 0
+    assert capsys.readouterr().err.startswith(
+        f"glan: no prompts/ beside {tmp_path / 'taxonomy.yaml'}: using the prompts shipped with glan "
+        f"({SHIPPED_PROMPTS}). `glan init DIR` writes a copy to edit; --prompts DIR names another folder.\n")
+    mine = tmp_path / "mine"
+    shutil.copytree(SHIPPED_PROMPTS, mine)
+    (mine / "answers.yaml").write_text("params: {}\n")
+    assert main(["estimate", *flags, "--prompts", str(mine)]) == 2
+    assert capsys.readouterr().err.startswith(f"glan: {mine / 'answers.yaml'}: output_model: Field required.")
+    shutil.copytree(mine, tmp_path / "prompts")
+    assert main(["estimate", *flags]) == 2
+    assert capsys.readouterr().err.startswith(f"glan: {tmp_path / 'prompts' / 'answers.yaml'}: output_model: ")

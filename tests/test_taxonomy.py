@@ -335,3 +335,71 @@ def test_diff_of_a_taxonomy_with_itself_is_empty():
     diff = diff_taxonomies(taxonomy, taxonomy)
     assert diff.is_empty
     assert format_diff(diff) == "taxonomy 1.0.0 -> 1.0.0: no changes"
+
+
+# ---- the card block -------------------------------------------------------------------------------
+
+CARD_ERRORS = {
+    "license name without license other": (
+        "license: apache-2.0\ncard:\n  license_name: mine\n", None,
+        'taxonomy.yaml:4: card.license_name: applies only to "license: other"; this taxonomy declares "license: '
+        'apache-2.0", a license the Hub knows by its id. Delete it, or write "license: other".',
+    ),
+    "language code": (
+        "card:\n  language: [english]\n", None,
+        'taxonomy.yaml:3: card.language: "english" is not a language code. Write ISO 639 codes, e.g. [en] or '
+        "[en, fr].",
+    ),
+    "unknown key": (
+        "card:\n  titel: Mine\n", None,
+        'taxonomy.yaml:3: card.titel: unknown key "titel". Did you mean "title"? Allowed keys here: title, summary, '
+        "language, tags, license_name, license_link, uses, out_of_scope_uses, limitations, sections, template.",
+    ),
+    "template outside the folder": (
+        "card:\n  template: ../card.md\n", None,
+        'taxonomy.yaml:3: card.template: "../card.md" is outside the taxonomy\'s folder. Put the template beside '
+        "taxonomy.yaml (a release carries it there) and write its relative path.",
+    ),
+    "missing template": (
+        "card:\n  template: card.md\n", None,
+        "taxonomy.yaml:3: card.template: card.md: no such file. Write the path of a card template relative to "
+        "taxonomy.yaml, or delete the key to use glan's own.",
+    ),
+    "template without the YAML header": (
+        "card:\n  template: card.md\n", "# {{ title }}\n",
+        "taxonomy.yaml:3: card.template: card.md: does not begin with the YAML header the Hub reads. Make its first "
+        "three lines '---\\n{{ card_data }}\\n---'.",
+    ),
+    "template with a syntax error": (
+        "card:\n  template: card.md\n", "---\n{{ card_data }}\n---\n\n{% if title %}\n# {{ title }}\n",
+        "taxonomy.yaml:3: card.template: card.md: line 6: Unexpected end of template. Jinja was looking for the "
+        "following tags: 'elif' or 'else' or 'endif'. The innermost block that needs to be closed is 'if'. Fix the "
+        "jinja2 syntax.",
+    ),
+    "template with an unknown variable": (
+        "card:\n  template: card.md\n", "---\n{{ card_data }}\n---\n\n# {{ title }} by {{ author }}\n",
+        "taxonomy.yaml:3: card.template: card.md: unknown variable author. The variables are: about, card_data, "
+        "citation, configs, configs_table, dataset_info, failures_table, generation_table, language, license, "
+        "license_link, license_name, limitations, manifest, models_table, out_of_scope_uses, pretty_name, "
+        "prompt_files_table, quality_section, repo_id, reproduce, sections, size_categories, summary, tag, "
+        "tags, task_categories, taxonomy_tables, title, uses, version (docs/card.md).",
+    ),
+}
+
+
+@pytest.mark.parametrize("settings, template, expected", CARD_ERRORS.values(), ids=CARD_ERRORS.keys())
+def test_a_bad_card_block_gives_one_exact_message(write, settings, template, expected):
+    if template is not None:
+        Path("card.md").write_text(template)
+    path = write(settings_then_fields(settings))
+    with pytest.raises(TaxonomyError) as error:
+        load_taxonomy(path)
+    assert str(error.value) == expected
+
+
+def test_a_card_block_with_a_template_loads(write):
+    Path("card.md").write_text("---\n{{ card_data }}\n---\n\n# {{ title }}\n{% for s in sections %}{{ s.title }}{% endfor %}\n")
+    taxonomy = load_taxonomy(write(settings_then_fields(
+        "license: other\ncard:\n  title: Mine\n  license_name: mine\n  license_link: LICENSE.md\n  template: card.md\n"
+        "  sections:\n    - {title: Extra, body: Text}\n")))
+    assert (taxonomy.card.title, taxonomy.card.template, taxonomy.card.sections[0].title) == ("Mine", "card.md", "Extra")

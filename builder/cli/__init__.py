@@ -25,9 +25,22 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 class _Parser(argparse.ArgumentParser):
-    def __init__(self, *args, **kwargs):
+    """intermixed=True lets positionals follow options, as in `glan pull REPO --revision v1.0.0 DIR`: a
+    plain parse fills every positional from the first run of them and leaves DIR unrecognized."""
+
+    def __init__(self, *args, intermixed: bool = False, **kwargs):
         kwargs.setdefault("formatter_class", _HelpFormatter)
         super().__init__(*args, **kwargs)
+        self._intermixed = intermixed
+
+    def parse_known_args(self, args=None, namespace=None):
+        if not self._intermixed:
+            return super().parse_known_args(args, namespace)
+        self._intermixed = False  # parse_known_intermixed_args calls back into parse_known_args
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixed = True
 
 
 def _parser(argv: list[str]) -> argparse.ArgumentParser:

@@ -11,7 +11,8 @@ def add_parser(commands) -> None:
                                               "or extend it",
                                  description="Write the project a release was made from (its glan/ folder: "
                                              "taxonomy.yaml, prompts/, card template) into DIR. Existing files are "
-                                             "never overwritten. HF_TOKEN is read for private repos.")
+                                             "never overwritten. HF_TOKEN is read for private repos.",
+                                 intermixed=True)
     parser.add_argument("repo_id", metavar="REPO", help="dataset repo on the Hub, e.g. you/glan-data")
     parser.add_argument("directory", nargs="?", type=Path, metavar="DIR",
                         help="where to write the project (default: the repo's name)")
@@ -21,7 +22,8 @@ def add_parser(commands) -> None:
 
 def run(args) -> int:
     """0 pulled, 1 failed on the way, 2 refused (no such repo, revision or project; a file would be overwritten)."""
-    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+    import httpx2  # huggingface_hub's HTTP client: its HTTPError covers HfHubHTTPError and unreachable hosts
+    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
 
     from ..project import ProjectError
     from ..publish.pull import PullError, pull
@@ -40,7 +42,7 @@ def run(args) -> int:
         print(f"glan pull: {args.repo_id} has no revision {args.revision!r}. Name a release tag (v<version>), "
               "a branch or a commit.", file=sys.stderr)
         return 2
-    except (HfHubHTTPError, OSError) as error:
+    except (httpx2.HTTPError, OSError) as error:
         print(f"glan pull: failed: {error}\nRun the same command to retry.", file=sys.stderr)
         return 1
     print(result.summary())

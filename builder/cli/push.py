@@ -29,6 +29,7 @@ def add_parser(commands) -> None:
 
 def run(args) -> int:
     """0 published (or already published), 1 failed on the way, 2 refused."""
+    import httpx2  # huggingface_hub's HTTP client: its HTTPError covers HfHubHTTPError and unreachable hosts
     from huggingface_hub.errors import HfHubHTTPError
 
     from ..publish.hub import PushError, push
@@ -39,7 +40,7 @@ def run(args) -> int:
     except PushError as error:
         print(f"glan push: {error}", file=sys.stderr)
         return 2
-    except (HfHubHTTPError, OSError, RuntimeError, ValueError) as error:
+    except (httpx2.HTTPError, OSError, RuntimeError, ValueError) as error:
         response = error.response if isinstance(error, HfHubHTTPError) else None
         if response is not None and response.status_code == 401:
             what_to_do = "Set HF_TOKEN to a token with write access, or run `hf auth login`."

@@ -34,7 +34,7 @@ def template_problem(text: str) -> str | None:
     try:
         variables = jinja2.meta.find_undeclared_variables(jinja2.Environment().parse(text))
     except jinja2.TemplateSyntaxError as error:
-        return f"line {error.lineno}: {error.message}. Fix the jinja2 syntax"
+        return f"line {error.lineno}: {error.message.rstrip('.')}. Fix the jinja2 syntax"
     if not text.startswith(HEADER):
         return f"does not begin with the YAML header the Hub reads. Make its first three lines {HEADER!r}"
     if unknown := sorted(variables - VARIABLES):
