@@ -33,7 +33,7 @@ from huggingface_hub.hf_api import RepoFile
 from packaging.version import InvalidVersion, Version
 
 from ..project import INPUTS_DIR
-from .card import card_data, markdown_table
+from .card import CardError, card_data, markdown_table
 from .export import MANIFEST
 from .template import REPO_ID
 
@@ -246,7 +246,11 @@ def _card(folder: Path, manifest: dict, repo_id: str) -> bytes:
     except (ValueError, yaml.YAMLError) as error:
         raise PushError(f"{path}: its YAML header does not parse ({' '.join(str(error).split())}). Fix it, or "
                         "rebuild the folder for a fresh card.") from error
-    if header.get("configs") != card_data(manifest, folder).to_dict()["configs"]:
+    try:
+        expected = card_data(manifest, folder).to_dict()["configs"]
+    except CardError as error:
+        raise PushError(str(error)) from error
+    if header.get("configs") != expected:
         raise PushError(f"{path}: configs: differs from the data files {MANIFEST} lists, so load_dataset would "
                         "not read this release. Restore the `configs:` block the build wrote, or rebuild the folder.")
     return text.replace(REPO_ID, repo_id).encode()
