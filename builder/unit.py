@@ -4,7 +4,7 @@ A unit is keyed by a fingerprint of everything that decides its rows: the discip
 the resolved generation settings, each stage's model, sampling params, prompt and output schema, the
 benchmark files it is decontaminated against, and glan's row format. Its files live in
 `<work dir>/units/<discipline_id>/<fingerprint>/`: one parquet file per config and split, `unit.json`
-(rows, bytes, sha256 and stats per file; requests and failures per stage) and `failures.jsonl`. A build
+(rows, Arrow bytes, sha256 and stats per file; requests and failures per stage) and `failures.jsonl`. A build
 that finds a complete unit for a fingerprint does not touch that discipline: no cache replay, no parsing,
 no dedup. A unit that was interrupted resumes per request from the cache.
 """
@@ -31,8 +31,9 @@ from .quality import (AnswerFilter, BenchmarkIndex, ConfigStats, QualityReport, 
 from .stages import FEATURES, STAGES, Stage
 from .taxonomy import DisciplineRef
 
-# Bump when a row's columns or how they are derived change: every unit is then rebuilt (from the cache).
-ROW_FORMAT = 1
+# Bump when a row's columns or how they are derived change, or what unit.json records: every unit is then
+# rebuilt (from the cache). 2: files record their Arrow bytes.
+ROW_FORMAT = 2
 UNITS = "units"
 UNIT_FILE = "unit.json"
 FAILURES_FILE = "failures.jsonl"
@@ -49,7 +50,7 @@ class UnitFiles:
     fingerprint: str
     complete: bool  # every request answered or failed for good; otherwise the next build runs it again
     depth: int  # stages run: 4 for a full unit
-    files: dict[str, dict[str, dict]]  # config -> split -> {"file", "rows", "bytes", "sha256"}
+    files: dict[str, dict[str, dict]]  # config -> split -> {"file", "rows", "arrow_bytes", "sha256"}
     stats: dict[str, dict]  # "config" or "config/split" -> ConfigStats raw
     quality: dict  # QualityReport.to_dict()
     requests: dict[str, dict[str, int]]  # stage -> {"succeeded", "failed"} (per request, samples included)
@@ -103,9 +104,11 @@ class UnitStore:
                 if not rows:  # datasets cannot read an empty file back; the unit records 0 rows
                     continue
                 name = f"{config}-{split}.parquet"
-                pq.write_table(pa.Table.from_pylist(rows, schema=FEATURES[config].arrow_schema), staging / name)
+                table = pa.Table.from_pylist(rows, schema=FEATURES[config].arrow_schema)
+                pq.write_table(table, staging / name)
                 data = (staging / name).read_bytes()
-                files.setdefault(config, {})[split] = {"file": name, "rows": len(rows), "bytes": len(data),
+                # Arrow bytes: what datasets reads the file into, and push_to_hub reports as a split's num_bytes
+                files.setdefault(config, {})[split] = {"file": name, "rows": len(rows), "arrow_bytes": table.nbytes,
                                                        "sha256": hashlib.sha256(data).hexdigest()}
         with open(staging / FAILURES_FILE, "w") as out:
             out.writelines(json.dumps(failure, ensure_ascii=False) + "\n" for failure in result.failures)

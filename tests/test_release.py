@@ -15,9 +15,8 @@ import pytest
 import yaml
 
 from builder.cli import main
-from builder.pipeline import Pipeline
 from builder.project import SHIPPED_PROMPTS, SHIPPED_TAXONOMY
-from builder.schemas import CONFIGS
+from builder.stages import CONFIGS
 from tests.test_card import SECTIONS
 from tests.test_extend import write_project
 from tests.test_hub import _card, _glan, _push, _push_to_hub, client, hub  # noqa: F401 (pytest fixtures)
@@ -36,7 +35,6 @@ def server():
 def build(server, project: Path, work: Path, *flags: str) -> tuple[int, int]:
     """`glan build` of `project`'s taxonomy; returns the exit code and the requests the server received."""
     server.reset()
-    Pipeline._shared.clear()  # as a fresh process would: only the work dir carries over
     code = main(["build", "--taxonomy", str(project / "taxonomy.yaml"), "--model", "test-model",
                  "--base-url", server.base_url, "--work-dir", str(work), "--out", str(project / "dist"), *flags])
     return code, server.stats()["requests"]

@@ -59,7 +59,7 @@ def _copy_unit_files(staging: Path, units: list, config: str) -> dict:
             shutil.copyfile(unit.path(config, split), staging / name)
             entry = splits.setdefault(split, {"num_rows": 0, "num_bytes": 0, "files": [], "sha256": {}})
             entry["num_rows"] += figures["rows"]
-            entry["num_bytes"] += figures["bytes"]
+            entry["num_bytes"] += figures["arrow_bytes"]
             entry["files"].append(name)
             entry["sha256"][name] = figures["sha256"]
     return splits
@@ -68,10 +68,10 @@ def _copy_unit_files(staging: Path, units: list, config: str) -> dict:
 def _write_taxonomy(staging: Path, units: list) -> dict:
     """The taxonomy config in one file: a row per discipline is too small to be worth a file each."""
     table = pa.concat_tables([pq.read_table(unit.path("taxonomy", "train")) for unit in units]).cast(
-        FEATURES["taxonomy"].arrow_schema)
+        FEATURES["taxonomy"].arrow_schema).combine_chunks()  # one chunk: its Arrow bytes are what datasets reads
     (staging / "taxonomy").mkdir(parents=True)
     pq.write_table(table, staging / TAXONOMY_FILE)
-    return {"train": {"num_rows": table.num_rows, "num_bytes": (staging / TAXONOMY_FILE).stat().st_size,
+    return {"train": {"num_rows": table.num_rows, "num_bytes": table.nbytes,
                       "files": [TAXONOMY_FILE], "sha256": {TAXONOMY_FILE: _sha256(staging / TAXONOMY_FILE)}}}
 
 
