@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .config.resolve import Run, resolve
 from .config.run import RunSettings
+from .llm import loop
 from .llm.accounting import Accounting
 from .llm.cache import Cache
 from .llm.engine import Engine
@@ -60,7 +61,9 @@ def ensure_units(store: UnitStore, depth: int, *, progress: bool = False) -> Uni
         accounting = Accounting(run.prices, run.budget)
         engine = Engine(cache, run.limits, accounting)
         if any(plan.batch for plan in run.stages.values()):
-            from .llm.batch import BatchRunner  # imports openai, a second of CPU a build without batches skips
+            from .llm.batch import (
+                BatchRunner,  # imports openai, a second of CPU a build without batches skips
+            )
 
             engine.batches = BatchRunner(engine, run.generation.limits.batch_poll_s,
                                          {name: plan.batch_fallback for name, plan in run.stages.items()})
@@ -68,7 +71,7 @@ def ensure_units(store: UnitStore, depth: int, *, progress: bool = False) -> Uni
         def write(ref: DisciplineRef, result: UnitResult) -> None:
             found[ref.discipline_id] = store.write(ref, result)
 
-        asyncio.run(drive_units(run, engine, missing, depth, benchmarks, write, Progress(len(missing), accounting,
+        loop.run(drive_units(run, engine, missing, depth, benchmarks, write, Progress(len(missing), accounting,
                                                                                          progress)))
     finally:
         cache.close()

@@ -9,13 +9,13 @@ stage's max_tokens, an upper bound.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from dataclasses import dataclass, replace
 
 from .build import depth_of, drive_units
 from .config.resolve import Run, resolve
 from .config.run import RunSettings
+from .llm import loop
 from .llm.accounting import Accounting
 from .llm.cache import Cache
 from .llm.engine import Engine
@@ -79,7 +79,7 @@ def estimate(settings: RunSettings, configs: list[str]) -> list[StageEstimate]:
         accounting = Accounting(run.prices, run.budget)
         # Offline: every request missing from the cache comes back skipped, none is sent.
         engine = Engine(cache, run.limits, accounting, offline=True)
-        asyncio.run(drive_units(run, engine, missing, depth, store.benchmarks, tally, Progress(0, accounting, False)))
+        loop.run(drive_units(run, engine, missing, depth, store.benchmarks, tally, Progress(0, accounting, False)))
         for stage in stages:
             usage = accounting.stage_total(stage.name)
             replays[stage.name].planned += usage.succeeded + usage.failed + usage.skipped

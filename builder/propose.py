@@ -6,13 +6,13 @@ the taxonomy. Disciplines already present (by id) are dropped from the proposal.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
 import yaml
 
 from .config.resolve import resolve
 from .config.run import RunSettings
+from .llm import loop
 from .llm.accounting import Accounting
 from .llm.attempts import LLMRequest
 from .llm.cache import Cache
@@ -35,7 +35,7 @@ def propose(settings: RunSettings, under: str, count: int) -> int:
     route = run.stages["subjects"].route  # the strong model the paper uses for curriculum design
     cache = Cache(run.work_dir / "cache.sqlite")
     try:
-        result = asyncio.run(_ask(Engine(cache, run.limits, Accounting(run.prices, run.budget)), route, request))
+        result = loop.run(_ask(Engine(cache, run.limits, Accounting(run.prices, run.budget)), route, request))
     finally:
         cache.close()
     if not result.ok:

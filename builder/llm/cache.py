@@ -52,13 +52,17 @@ class Cache:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
         self.fallback = fallback
-        # Most shared caches hold no response: then a miss costs no second lookup.
+        # A cache that was empty when opened holds exactly the keys put since: a fresh unit's lookups (all
+        # misses) cost no query, and a shared cache with no response costs no second lookup.
         self.has_responses = self.db.execute("SELECT 1 FROM responses LIMIT 1").fetchone() is not None
+        self._put_since_empty: set[str] | None = None if self.has_responses else set()
 
     def get(self, key: str) -> Response | None:
-        row = self.db.execute(
-            "SELECT text, finish_reason, prompt_tokens, completion_tokens FROM responses WHERE key=?", (key,)
-        ).fetchone()
+        row = None
+        if self._put_since_empty is None or key in self._put_since_empty:
+            row = self.db.execute(
+                "SELECT text, finish_reason, prompt_tokens, completion_tokens FROM responses WHERE key=?", (key,)
+            ).fetchone()
         if row is None and self.fallback is not None and self.fallback.has_responses:
             return self.fallback.get(key)
         return Response(*row) if row else None
@@ -70,6 +74,8 @@ class Cache:
              response.completion_tokens, time.time()),
         )
         self.has_responses = True
+        if self._put_since_empty is not None:
+            self._put_since_empty.add(key)
 
     def token_sums(self, stage: str) -> tuple[int, int, int]:
         """(responses, prompt tokens, completion tokens) of the stage's cached responses, for estimates."""

@@ -132,38 +132,33 @@ class Engine:
         """One result per request, in order, through `cache` (a unit's own). At most a window's worth of
         requests exists at a time: the next one is taken from `requests` (and so rendered) only when an
         earlier one is done."""
-        window = asyncio.Semaphore(self.limits.concurrency * len(route.endpoints))
+        pending = enumerate(requests)
         results: list[LLMResult | None] = []
-        running: set[asyncio.Task] = set()
-        errors: list[BaseException] = []
+        window = self.limits.concurrency * len(route.endpoints)
+        workers: list[asyncio.Task] = []
 
-        async def complete(index: int, request: LLMRequest) -> None:
-            try:
-                results[index] = await self.complete(stage, route, request, cache, batch=batch)
-            except Exception as error:  # an endpoint that refused the run: stop taking requests
-                errors.append(error)
-            finally:
-                window.release()
-                self.queued -= 1
-                if self.queued < self.capacity:
-                    self.hungry.set()
-
-        try:
-            for index, request in enumerate(requests):
-                await window.acquire()
-                if errors:
-                    break
+        async def worker() -> None:
+            for index, request in pending:  # taken, and so rendered, only when this worker is free
+                if len(workers) < window:  # another worker, only while there is work for it
+                    workers.append(asyncio.ensure_future(worker()))
                 results.append(None)
                 self.queued += 1
-                task = asyncio.ensure_future(complete(index, request))
-                running.add(task)
-                task.add_done_callback(running.discard)
-            await asyncio.gather(*running)
+                try:
+                    results[index] = await self.complete(stage, route, request, cache, batch=batch)
+                finally:
+                    self.queued -= 1
+                    if self.queued < self.capacity:
+                        self.hungry.set()
+
+        workers.append(asyncio.ensure_future(worker()))
+        try:
+            while not all(task.done() for task in workers):
+                await asyncio.wait(workers)
+            for task in workers:
+                task.result()  # an endpoint that refused the run stops the stage here
         finally:
-            for task in running:
+            for task in workers:
                 task.cancel()
-        if errors:
-            raise errors[0]
         return results
 
     async def complete(self, stage: str, route: Route, request: LLMRequest, cache: Cache, *,
