@@ -61,9 +61,8 @@ def ensure_units(store: UnitStore, depth: int, *, progress: bool = False) -> Uni
         accounting = Accounting(run.prices, run.budget)
         engine = Engine(cache, run.limits, accounting)
         if any(plan.batch for plan in run.stages.values()):
-            from .llm.batch import (
-                BatchRunner,  # imports openai, a second of CPU a build without batches skips
-            )
+            # Imported here: it imports openai, a second of CPU that a build without batches skips.
+            from .llm.batch import BatchRunner
 
             engine.batches = BatchRunner(engine, run.generation.limits.batch_poll_s,
                                          {name: plan.batch_fallback for name, plan in run.stages.items()})
@@ -71,8 +70,8 @@ def ensure_units(store: UnitStore, depth: int, *, progress: bool = False) -> Uni
         def write(ref: DisciplineRef, result: UnitResult) -> None:
             found[ref.discipline_id] = store.write(ref, result)
 
-        loop.run(drive_units(run, engine, missing, depth, benchmarks, write, Progress(len(missing), accounting,
-                                                                                         progress)))
+        loop.run(drive_units(run, engine, missing, depth, benchmarks, write,
+                             Progress(len(missing), accounting, progress)))
     finally:
         cache.close()
     return Units(run, [found[ref.discipline_id] for ref in run.disciplines], accounting, engine, len(missing))
