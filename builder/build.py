@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import sqlite3
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from . import preflight
 from .config.resolve import Run, resolve
 from .config.run import RunSettings
 from .llm import loop
@@ -70,6 +73,9 @@ def ensure_units(store: UnitStore, depth: int, *, progress: bool = False) -> Uni
         def write(ref: DisciplineRef, result: UnitResult) -> None:
             found[ref.discipline_id] = store.write(ref, result)
 
+        if missing:
+            loop.run(preflight.check_reachable({endpoint for plan in run.stages.values()
+                                                for endpoint in plan.route.endpoints}))
         loop.run(drive_units(run, engine, missing, depth, benchmarks, write,
                              Progress(len(missing), accounting, progress)))
     finally:
@@ -125,22 +131,66 @@ async def _run_round(run, engine, disciplines, depth, benchmarks, on_result, pro
 
 
 def build(settings: RunSettings, out: Path, configs: list[str], max_failure_rate: float | None = None) -> int:
-    """Returns the exit code: 0 done, 1 stopped by the budget or too many failures."""
+    """Returns the exit code: 0 done, 1 stopped by the budget or too many failures.
+
+    The folder at `out` is replaced only by a complete build; a build that stops early writes what was complete
+    to `<out>.incomplete` beside it and leaves `out` as it was."""
     run = resolve(settings)
+    out = Path(out)
+    preflight.check_paths(out, run.work_dir)
+    preflight.check_prices(run)
+    preflight.check_templates(run)
+    rate = run.generation.limits.max_failure_rate if max_failure_rate is None else max_failure_rate
+    store = UnitStore(run)
     with exclusive(run.work_dir):
         print(plan_line(run), file=sys.stderr)
-        units = ensure_units(UnitStore(run), depth_of(configs), progress=settings.progress)
+        try:
+            units = ensure_units(store, depth_of(configs), progress=settings.progress)
+        except (sqlite3.OperationalError, OSError) as error:  # a full or read-only disk under the work dir
+            raise OutputError(f"{getattr(error, 'filename', None) or run.work_dir}: cannot write the work dir "
+                              f"({getattr(error, 'strerror', None) or error}). Free some space or pass another "
+                              "--work-dir; every response received so far is cached.") from None
+        except KeyboardInterrupt:
+            written = [store.find(ref, depth_of(configs), complete=False) for ref in run.disciplines]
+            units = Units(run, [unit for unit in written if unit], Accounting(run.prices), None, 0)
+            if units.files:
+                _write(units, configs, _incomplete(out))
+                print(f"glan: what was complete is in {_incomplete(out)}; {out} was left as it was.", file=sys.stderr)
+            raise
+        stopped = stop_reason(units, rate)
         previous = _read_manifest(out)
-        stats = merged_stats(units.files, configs)
-        write_folder(out, units.files, configs, {**manifest(run, units.files, configs), "stats": stats}, render_card,
-                     release_inputs(run.settings.taxonomy, run.settings.prompts_dir, run.taxonomy.card.template))
-        write_run_report(units)
-        warning = unbumped_version_warning(previous, _read_manifest(out))
-        if warning:
+        stats = _write(units, configs, _incomplete(out) if stopped else out)
+        if not stopped and (warning := unbumped_version_warning(previous, _read_manifest(out))):
             print(warning, file=sys.stderr)
+        write_run_report(units)
     print(summary(units, configs, stats), file=sys.stderr)
-    rate = run.generation.limits.max_failure_rate if max_failure_rate is None else max_failure_rate
-    return exit_code(units, rate)
+    if stopped:
+        print(f"glan: the build is incomplete: {stopped}. What was complete is in {_incomplete(out)}; {out} was "
+              "left as it was. Run the same command to go on: nothing received is paid twice.", file=sys.stderr)
+        return 1
+    shutil.rmtree(_incomplete(out), ignore_errors=True)  # superseded
+    return 0
+
+
+def _incomplete(out: Path) -> Path:
+    return out.with_name(out.name + ".incomplete")
+
+
+def _write(units: Units, configs: list[str], folder: Path) -> dict:
+    stats = merged_stats(units.files, configs)
+    try:
+        run = units.run
+        write_folder(folder, units.files, configs, {**manifest(run, units.files, configs), "stats": stats}, render_card,
+                     release_inputs(run.settings.taxonomy, run.settings.prompts_dir, run.taxonomy.card.template))
+    except OSError as error:
+        raise OutputError(f"{error.filename or folder}: cannot write the dataset folder ({error.strerror or error}). "
+                          f"Free some space or pass another --out; every response is cached, so running the same "
+                          f"command again costs no request.") from None
+    return stats
+
+
+class OutputError(OSError):
+    """The folder could not be written (a full or read-only disk); the message says where and what to do."""
 
 
 def _read_manifest(folder: Path) -> dict | None:
@@ -239,7 +289,7 @@ def summary(units: Units, configs: list[str], stats: dict) -> str:
         lines.append(f"rate limited: waited Retry-After {len(engine.retry_after_waits)} times; "
                      f"lowest concurrency: {lowest}")
     if engine.stop_reason:
-        lines.append(f"stopped early: {engine.stop_reason}; the folder holds what was complete.")
+        lines.append(f"stopped early: {engine.stop_reason}.")
     return "\n".join(lines)
 
 
@@ -261,9 +311,17 @@ def _failure_lines(units: list[UnitFiles], shown: int = 20) -> list[str]:
     return lines
 
 
-def exit_code(units: Units, max_failure_rate: float) -> int:
+def stop_reason(units: Units, max_failure_rate: float) -> str | None:
+    """Why the build is not complete: a budget, units left incomplete, or more failed requests than allowed."""
+    if units.engine.stop_reason:
+        return units.engine.stop_reason
+    incomplete = [unit.discipline_id for unit in units.files if not unit.complete]
+    if incomplete:
+        return (f"{len(incomplete)} of {len(units.files)} disciplines have requests the endpoint failed after every "
+                f"retry ({', '.join(incomplete[:3])}{', ...' if len(incomplete) > 3 else ''})")
     succeeded = sum(counts["succeeded"] for unit in units.files for counts in unit.requests.values())
     failed = sum(counts["failed"] for unit in units.files for counts in unit.requests.values())
-    if units.engine.stop_reason or (failed and failed / (succeeded + failed) > max_failure_rate):
-        return 1
-    return 0
+    if failed and failed / (succeeded + failed) > max_failure_rate:
+        return (f"{failed:,} of {succeeded + failed:,} requests failed ({failed / (succeeded + failed):.1%}), more "
+                f"than --max-failure-rate {max_failure_rate:g} allows (their reasons are listed above)")
+    return None

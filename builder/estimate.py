@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, replace
 
+from . import preflight
 from .build import depth_of, drive_units
 from .config.resolve import Run, resolve
 from .config.run import RunSettings
@@ -55,6 +56,7 @@ class _Replay:
 
 def estimate(settings: RunSettings, configs: list[str]) -> list[StageEstimate]:
     run = resolve(replace(settings, progress=False))
+    preflight.check_templates(run)
     store, depth = UnitStore(run), depth_of(configs)
     stages = STAGES[:depth]
     replays = {stage.name: _Replay() for stage in STAGES}

@@ -79,14 +79,14 @@ class UnitStore:
         entry = json.dumps([self.run_fingerprint, vars(discipline)], sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(entry.encode()).hexdigest()[:16]
 
-    def find(self, discipline: DisciplineRef, depth: int) -> UnitFiles | None:
-        """The complete unit of this discipline and fingerprint that ran at least `depth` stages, if any."""
+    def find(self, discipline: DisciplineRef, depth: int, complete: bool = True) -> UnitFiles | None:
+        """The unit of this discipline and fingerprint that ran at least `depth` stages, if any (and if complete)."""
         directory = self.root / discipline.discipline_id / self.fingerprint(discipline)
         try:
             unit = UnitFiles(**json.loads((directory / UNIT_FILE).read_text()), directory=directory)
         except FileNotFoundError:
             return None
-        return unit if unit.complete and unit.depth >= depth else None
+        return unit if (unit.complete or not complete) and unit.depth >= depth else None
 
     def clean(self) -> None:
         """Staging folders a killed build left behind (the caller holds the work dir's lock)."""

@@ -131,24 +131,31 @@ def test_max_requests_stops_cleanly_after_exactly_n(tmp_path, capsys):
                                 "--max-requests", "15")
         assert server.stats()["requests"] == 15
     assert code == 1
-    assert "stopped early: --max-requests 15 reached" in capsys.readouterr().err
-    assert len(rows(out, "subjects")) > 0 and (out / "README.md").exists()
+    err = capsys.readouterr().err
+    assert "stopped early: --max-requests 15 reached" in err
+    incomplete = out.with_name("dist.incomplete")
+    assert (f"glan: the build is incomplete: --max-requests 15 reached. What was complete is in {incomplete}; "
+            f"{out} was left as it was.") in err
+    assert not out.exists()
+    assert len(rows(incomplete, "subjects")) > 0 and (incomplete / "README.md").exists()
     assert report(work)["stop_reason"] == "--max-requests 15 reached"
 
 
-def test_max_cost_stops_cleanly_with_prices_from_the_flag(tmp_path, capsys):
+@pytest.mark.parametrize("concurrency", ["1", "64"])
+def test_max_cost_stops_cleanly_within_the_budget_with_prices_from_the_flag(tmp_path, capsys, concurrency):
+    """A request is sent only while what was spent, plus the worst cost of the requests in flight and of this one
+    (its prompt and all of its max_tokens), stays within the budget: many requests in flight never overshoot."""
     with start_openai_server() as server:
         code, out, work = build(tmp_path, "--preset", "smoke", "--model", "test-model", "--base-url", server.base_url,
-                                "--price", "test-model=1000,1000", "--max-cost", "0.5", "--concurrency", "1")
+                                "--price", "test-model=10,10", "--max-cost", "0.05", "--concurrency", concurrency)
         sent = server.stats()["requests"]
     data = report(work)
     spent = sum(usage["cost"] for usage in data["usage"])
     tokens = sum(usage["prompt_tokens"] + usage["completion_tokens"] for usage in data["usage"])
-    assert code == 1 and data["stop_reason"].startswith("--max-cost 0.5 USD reached")
-    assert spent == pytest.approx(tokens * 1000 / 1e6)  # the --price flag's price
-    # One request in flight: the run stops right after the request that takes it over the budget.
-    assert spent >= 0.5 and sent == sum(usage["requests"] for usage in data["usage"]) < 10
-    assert "stopped early: --max-cost 0.5 USD reached" in capsys.readouterr().err
+    assert code == 1 and data["stop_reason"].startswith("--max-cost 0.05 USD reached")
+    assert spent == pytest.approx(tokens * 10 / 1e6)  # the --price flag's price
+    assert 0 < spent <= 0.05 and sent == sum(usage["requests"] for usage in data["usage"])
+    assert "stopped early: --max-cost 0.05 USD reached" in capsys.readouterr().err
 
 
 def test_stages_name_their_own_models_and_spread_over_several_endpoints(tmp_path):

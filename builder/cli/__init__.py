@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     from ..llm.local import LocalServerError
     from ..prompts import PromptError
     from ..taxonomy import TaxonomyError
+    from ..build import OutputError
+    from ..preflight import PreflightError
     from ..workdir import WorkDirBusy
 
     try:
@@ -81,6 +83,6 @@ def main(argv: list[str] | None = None) -> int:
         print("glan: interrupted. Every response received so far is cached: run the same command to resume.",
               file=sys.stderr)
         return 130
-    except (TaxonomyError, PromptError, WorkDirBusy, BatchError, EndpointError) as error:
+    except (TaxonomyError, PromptError, WorkDirBusy, BatchError, EndpointError, PreflightError, OutputError) as error:
         print(f"glan: {error}", file=sys.stderr)
         return 2

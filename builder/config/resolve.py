@@ -19,7 +19,7 @@ from ..prompts import PromptError, load_prompt
 from ..stages import STAGES, Stage, StageContext
 from ..taxonomy import DisciplineRef, Taxonomy, TaxonomyError, load_taxonomy
 from .run import RunSettings
-from .settings import Generation
+from .settings import Generation, url_problem
 
 OPENAI_URL = "https://api.openai.com/v1"
 
@@ -109,6 +109,9 @@ def _stage_plan(settings: RunSettings, generation: Generation, stage: type[Stage
             "Pass --model, or set it in the taxonomy's generation block or preset.")
     urls = ([settings.base_url] if settings.base_url else list(stage_settings.base_urls)) or \
         [os.environ.get("OPENAI_BASE_URL") or OPENAI_URL]
+    for url, source in ((settings.base_url, "--base-url"), (os.environ.get("OPENAI_BASE_URL"), "OPENAI_BASE_URL")):
+        if url in urls and (problem := url_problem(url)):
+            raise TaxonomyError(None, None, source, f'"{url}" is not an endpoint URL: {problem}.')
     key_env = stage_settings.api_key_env or "OPENAI_API_KEY"
     route = Route(model, tuple(Endpoint(url, key_env, stage_settings.structured_output) for url in urls))
     params = dict(prompt.params)

@@ -4,6 +4,7 @@ limits, prices and quality steps. Defaults are the paper's scale; taxonomy.yaml 
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -45,6 +46,14 @@ class StageSettings(Node):
         if value is None:
             return []
         return [value] if isinstance(value, str) else value
+
+    @field_validator("base_urls")
+    @classmethod
+    def _are_urls(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            if reason := url_problem(url):
+                raise problem(f'"{url}" is not an endpoint URL: {reason}')
+        return urls
 
     @field_validator("api_key_env")
     @classmethod
@@ -166,3 +175,15 @@ class Generation(Node):
     questions: QuestionsSettings = QuestionsSettings()
     answers: AnswersSettings = AnswersSettings()
     quality: Quality = Quality()
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` cannot be an endpoint's base URL, or None."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "expected an http:// or https:// URL, e.g. http://localhost:8000/v1"
+    try:
+        parts.port  # noqa: B018 -- raises on a port that is not a number
+    except ValueError:
+        return "its port is not a number"
+    return None

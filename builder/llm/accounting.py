@@ -39,6 +39,7 @@ class Accounting:
         self.prices = prices  # model -> (USD per million input tokens, per million output tokens)
         self.budget = budget
         self.by_stage_model: dict[tuple[str, str], Usage] = defaultdict(Usage)
+        self.reserved = 0.0  # worst costs of the requests in flight
 
     def usage(self, stage: str, model: str) -> Usage:
         return self.by_stage_model[(stage, model)]
@@ -61,12 +62,23 @@ class Accounting:
                 total.add(usage)
         return total
 
-    def budget_exhausted(self) -> str | None:
+    def worst_cost(self, model: str, messages: list[dict], params: dict) -> float:
+        """What a request can cost at most: its prompt (about 4 characters a token) and all of max_tokens.
+        0 without a cost budget, which is the only reader."""
+        if self.budget.max_cost is None:
+            return 0.0
+        prompt_tokens = sum(len(message["content"]) for message in messages) / 4
+        return self.cost(model, prompt_tokens, params.get("max_tokens", 0))
+
+    def budget_exhausted(self, next_cost: float = 0.0) -> str | None:
+        """Why no further request may be sent, if so. A request in flight holds its worst cost in `reserved`
+        until it is answered, so concurrent requests never take the spending over --max-cost together."""
         if self.budget.max_requests is None and self.budget.max_cost is None:
             return None
         total = self.total()
         if self.budget.max_requests is not None and total.requests >= self.budget.max_requests:
             return f"--max-requests {self.budget.max_requests} reached"
-        if self.budget.max_cost is not None and total.cost >= self.budget.max_cost:
-            return f"--max-cost {self.budget.max_cost:g} USD reached (spent {total.cost:.4f} USD)"
+        if self.budget.max_cost is not None and total.cost + self.reserved + next_cost > self.budget.max_cost:
+            return (f"--max-cost {self.budget.max_cost:g} USD reached (spent {total.cost:.4f} USD; the next request "
+                    f"could cost up to {next_cost:.4f} USD)")
         return None

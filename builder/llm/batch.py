@@ -133,6 +133,7 @@ class BatchRunner:
                            for key in batch.keys}
         self.unanswered: dict[str, str] = {}  # key -> why a finished batch did not answer it
         self.tries: dict[str, int] = {}  # key -> batches it went through in this build
+        self.held = 0.0  # worst costs of the lines collected since the last batches ended
 
     def take(self, stage: str, route, attempts: Attempts) -> LLMResult | None:
         """What becomes of a request whose next attempt is missing: None sends it online; otherwise the result
@@ -148,9 +149,12 @@ class BatchRunner:
                 return None
             if self.tries.get(key, 0) >= MAX_BATCH_TRIES:
                 return LLMResult(failure=f"batch: {reason} ({MAX_BATCH_TRIES} batches)", attempts=attempts.attempt + 1)
-        if stop := self.accounting.budget_exhausted():
+        worst_cost = self.accounting.worst_cost(route.model, attempts.request.messages, attempts.params) / 2
+        if stop := self.accounting.budget_exhausted(worst_cost):  # at the batch price, held until the batch ends
             self.engine.stop_reason = stop
             return LLMResult(skipped=True, attempts=attempts.attempt)
+        self.accounting.reserved += worst_cost
+        self.held += worst_cost
         endpoint = route.endpoints[0]  # one Batch API: a batch cannot be spread over endpoints
         body = self.engine.request_body(route.model, attempts.request, attempts.params, key, self.engine.mode(endpoint))
         self._spool(stage, route.model, endpoint, key, {"custom_id": key, "method": "POST", "url": CHAT_URL,
@@ -187,6 +191,8 @@ class BatchRunner:
                 waiting.append(batch)
         self._wait(waiting)
         self.in_batches.clear()
+        self.accounting.reserved -= self.held  # the answers' own costs are counted now
+        self.held = 0.0
 
     def _submit(self, chunk: _Chunk) -> None:
         batch = chunk.saved

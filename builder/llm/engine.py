@@ -245,13 +245,18 @@ class Engine:
                 if self.refused:  # an endpoint refused the run: nothing more is sent, anywhere
                     raise self.refused
                 # Checked and counted with no await in between, so --max-requests N sends exactly N.
-                self.stop_reason = self.accounting.budget_exhausted()
+                worst_cost = self.accounting.worst_cost(route.model, request.messages, params)
+                self.stop_reason = self.accounting.budget_exhausted(worst_cost)
                 if self.stop_reason:
                     raise _BudgetSpent
                 usage.requests += 1
                 mode = state.mode
                 body = self.request_body(route.model, request, params, key, mode)
-                response = await post_chat(state.session, state.endpoint.base_url, state.api_key, body)
+                self.accounting.reserved += worst_cost
+                try:
+                    response = await post_chat(state.session, state.endpoint.base_url, state.api_key, body)
+                finally:
+                    self.accounting.reserved -= worst_cost
                 # Committed before anything else happens with it: after a SIGKILL it is never paid again.
                 cache.put(key, stage, route.model, response)
                 usage.prompt_tokens += response.prompt_tokens

@@ -30,8 +30,18 @@ def write_folder(out: Path, units: list, configs: list[str], manifest: dict, ren
     """`units` are UnitFiles in taxonomy order; each config's files are listed in discipline id order, the
     order load_dataset reads a folder in. `inputs` are copied to their paths in the folder (glan/...)."""
     out = Path(out)
+    _remove_leftovers(out)
     staging = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        _write_staging(staging, units, configs, manifest, render_card, inputs)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    replace_folder(staging, out)
+
+
+def _write_staging(staging: Path, units: list, configs: list[str], manifest: dict, render_card,
+                   inputs: dict[str, Path]) -> None:
     manifest["configs"], manifest["checksums"] = {}, {}
     for config in configs:
         splits = _write_taxonomy(staging, units) if config == "taxonomy" else _copy_unit_files(staging, units, config)
@@ -47,7 +57,6 @@ def write_folder(out: Path, units: list, configs: list[str], manifest: dict, ren
     (staging / "stats.json").write_text(json.dumps(manifest["stats"], indent=2, ensure_ascii=False) + "\n")
     (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     (staging / "README.md").write_text(render_card(manifest, staging))
-    replace_folder(staging, out)
 
 
 def _copy_unit_files(staging: Path, units: list, config: str) -> dict:
@@ -78,6 +87,27 @@ def _write_taxonomy(staging: Path, units: list) -> dict:
 def _sha256(path: Path) -> str:
     with open(path, "rb") as file:
         return sha_fileobj(file).hex()
+
+
+def _remove_leftovers(out: Path) -> None:
+    """Staging and swapped-out folders of builds that were killed or ran out of disk before cleaning up."""
+    for leftover in out.parent.glob(f".{out.name}.*-*"):
+        kind, _, pid = leftover.name.removeprefix(f".{out.name}.").rpartition("-")
+        if kind in ("partial", "previous") and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    """Whether another live process could still be writing the folder (ours left it in an earlier life)."""
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        pass
+    return True
 
 
 def replace_folder(staging: Path, out: Path) -> None:

@@ -12,6 +12,7 @@ class Answers(Stage):
         "messages": List({"role": Value("string"), "content": Value("string")}),
         "question_id": Value("string"), **SUBJECT, **SAMPLED, "question_model": Value("string"), **PROVENANCE,
     })
+    example = {"answer": "An example answer."}
 
     def item_id(self, question):
         return question["question_id"]

@@ -37,6 +37,7 @@ class Stage:
     config: str  # the dataset config its rows fill
     output_model: str  # the schemas.OUTPUT_MODELS name its prompt file must give
     features: Features  # the config's columns
+    example: dict  # an output as the LLM gives it, for checking the prompt before any request
 
     def __init__(self, context: StageContext):
         self.ctx = context

@@ -20,6 +20,7 @@ class Questions(Stage):
     name, config, output_model = "questions", "questions", "HomeworkQuestion"
     features = Features({"question_id": Value("string"), **SUBJECT, **SAMPLED, "sample_index": Value("int32"),
                          "question": Value("string"), **PROVENANCE})
+    example = {"question": "An example homework question on the chosen key concepts?"}
 
     def inputs(self, syllabi):
         return [plan for syllabus in syllabi for plan in self.plan(syllabus)]

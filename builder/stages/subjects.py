@@ -10,6 +10,7 @@ class Subjects(Stage):
 
     name, config, output_model = "subjects", "subjects", "SubjectList"
     features = Features({**SUBJECT, "subtopics": List(Value("string")), **PROVENANCE})
+    example = {"subjects": [{"name": "Example subject", "level": "introductory", "subtopics": ["example topic"]}]}
 
     def item_id(self, discipline):
         return discipline["discipline_id"]

@@ -14,6 +14,8 @@ class Syllabi(Stage):
                           "key_concepts": List(Value("string"))}),
         **PROVENANCE,
     })
+    example = {"sessions": [{"title": f"Example session {number}", "description": "What the session teaches.",
+                             "key_concepts": [f"concept {number}a", f"concept {number}b"]} for number in (1, 2)]}
 
     def item_id(self, subject):
         return subject["subject_id"]

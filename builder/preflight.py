@@ -1,0 +1,118 @@
+"""Everything that can be checked before the first request is checked here, so that bad input costs nothing:
+where the folder and the work dir go, prices when a budget is set in USD, every stage's prompt rendered with
+that stage's real variables, and that each endpoint the missing units need can be reached at all."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import traceback
+from pathlib import Path
+from types import SimpleNamespace
+from urllib.parse import urlsplit
+
+import jinja2
+
+from .config.resolve import Run
+from .llm.engine import Endpoint, EndpointError
+from .prompts import PromptError
+
+CONNECT_TRIES = 3
+CONNECT_TIMEOUT_S = 5.0
+
+
+class PreflightError(ValueError):
+    """Bad input found before any request; the message says what and what to do."""
+
+
+def check_paths(out: Path, work_dir: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise PreflightError(f"{out}: --out names an existing file, not a folder. Pass a folder path for the dataset "
+                             "(it is created, or replaced only by a complete build).")
+    for folder, flag in ((out.parent, "--out"), (work_dir, "--work-dir")):
+        _check_writable(folder, flag)
+
+
+def _check_writable(folder: Path, flag: str) -> None:
+    probe = folder / f".glan-write-check-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"x")
+        probe.unlink()
+    except OSError as error:
+        raise PreflightError(f"{folder}: cannot write there ({error.strerror or error}). Pass a writable {flag}, "
+                             "or make this one writable.") from None
+
+
+def check_prices(run: Run) -> None:
+    if run.budget.max_cost is None:
+        return
+    unpriced = sorted({plan.route.model for plan in run.stages.values()} - set(run.prices))
+    if unpriced:
+        example = unpriced[0]
+        raise PreflightError(
+            f"--max-cost: no price for {', '.join(unpriced)}, so the cost could not be counted. Give every model a "
+            f"price: --price {example}=IN,OUT (USD per million input and output tokens), or generation.prices in "
+            "the taxonomy.")
+
+
+def check_templates(run: Run) -> None:
+    """Render each stage's prompt once, with variables made the way the stage makes them from an example output
+    of the stage before, under StrictUndefined: a misspelt variable fails here, not after requests are paid."""
+    parents = [vars(run.disciplines[0])] if run.disciplines else []
+    for name, plan in run.stages.items():
+        if not parents:
+            return
+        stage = plan.make()
+        item = stage.inputs(parents)[0]
+        context = stage.context(item)
+        try:
+            plan.context.prompt.render(**context)
+        except jinja2.TemplateError as error:
+            path = run.settings.prompts_dir / f"{name}.yaml"
+            line = next((frame.lineno for frame in traceback.extract_tb(error.__traceback__)
+                         if frame.filename == "<template>"), None)
+            where = f"template line {line}: " if line else ""
+            raise PromptError(f"{path}: {where}{error.message}. The {name} prompt can use: "
+                              f"{', '.join(sorted(context))}.") from None
+        parents = stage.parse(item, [_as_output(stage.example)])
+
+
+def _as_output(value):
+    """An example output with the attribute access of the pydantic model the LLM's reply is read into."""
+    if isinstance(value, dict):
+        return SimpleNamespace(**{key: _as_output(item) for key, item in value.items()})
+    if isinstance(value, list):
+        return [_as_output(item) for item in value]
+    return value
+
+
+async def check_reachable(endpoints: set[Endpoint]) -> None:
+    """One connection to each endpoint, a few tries each: a refused connection or an unknown host stops the build
+    here with one line, instead of every request retrying for minutes."""
+    await asyncio.gather(*(_connect(endpoint.base_url) for endpoint in endpoints))
+
+
+async def _connect(url: str) -> None:
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    problem = None
+    for attempt in range(CONNECT_TRIES):
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(parts.hostname, port), CONNECT_TIMEOUT_S)
+            writer.close()
+            return
+        except (OSError, asyncio.TimeoutError) as error:
+            problem = _reason(error)
+            await asyncio.sleep(0.5 * 2**attempt)
+    raise EndpointError(f"{url}: cannot connect ({problem}) after {CONNECT_TRIES} tries. Check the URL and that "
+                        "the server is running and reachable from this machine.")
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, asyncio.TimeoutError):
+        return f"no answer within {CONNECT_TIMEOUT_S:g} s"
+    if isinstance(error, ConnectionRefusedError) or getattr(error, "errno", None) == errno.ECONNREFUSED:
+        return "connection refused"
+    return str(error) or type(error).__name__
