@@ -131,7 +131,7 @@ def test_slugify():
 MALFORMED = {
     "yaml syntax": (
         "version: 1.0.0\nfields:\n  - name: Sciences: Natural\n",
-        'taxonomy.yaml:3: YAML syntax error: mapping values are not allowed here (column 19). Check the '
+        'taxonomy.yaml:3: YAML syntax error: mapping values are not allowed in this context (column 19). Check the '
         'indentation, and quote text that contains ": " or starts with a special character.',
     ),
     "empty file": (

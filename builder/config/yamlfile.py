@@ -1,24 +1,39 @@
-"""Reading a YAML file a person edits: one TaxonomyError that reads "<file>:<line>: <field path>: <problem>.
-<what to do>". Lines come from the composed YAML node tree, because pydantic only knows the path of a bad
-value, not where it was written."""
+"""Reading a YAML file a person edits (taxonomy.yaml, prompt files): one error that reads
+"<file>:<line>: <field path>: <problem>. <what to do>". Lines come from the composed YAML node tree,
+because pydantic only knows the path of a bad value, not where it was written.
+
+The tree is composed here, one event at a time from libyaml when PyYAML has it, so that a file is
+refused before anything expands or recurses: aliases that grow it past ALIAS_GROWTH (a few lines of
+nested aliases expand to billions of values), an alias loop, nesting deeper than MAX_DEPTH, a
+duplicate key.
+"""
 
 from __future__ import annotations
 
 import difflib
+import gc
 import re
 import types
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from ..errors import UserError
 from .base import Node, describe
 
 START_FROM_SHIPPED = "run `glan init` to start from the one shipped with glan"
+MAX_DEPTH = 32  # the deepest glan file (a preset's benchmark list) nests 7 levels
+ALIAS_GROWTH, ALIAS_ALLOWANCE = 2, 10_000  # aliases may at most double the values a file writes out, plus 10,000
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml parses about 10 times faster
 
 
-class TaxonomyError(ValueError):
-    """The one user-facing message for a bad taxonomy; file and line are None when unknown."""
+class FileError(UserError):
+    """A file a person edits cannot be used; file and line are None when unknown."""
+
+    example = "the file of the same kind shipped with glan"  # what to compare with when no better hint exists
 
     def __init__(self, file: str | None, line: int | None, path: str, message: str):
         self.file, self.line, self.path = file, line, path
@@ -26,57 +41,199 @@ class TaxonomyError(ValueError):
         super().__init__(": ".join(part for part in (location, path, message) if part))
 
 
-def parse_yaml(text: str, source: str) -> tuple[yaml.Node, dict]:
-    loader = yaml.SafeLoader(text)
+class TaxonomyError(FileError):
+    """The one user-facing message for a bad taxonomy."""
+
+    example = "the taxonomy.yaml that `glan init` writes"
+
+
+def read_text(path: Path, error: type[FileError], missing: str) -> str:
+    """The text of a file; a missing, unreadable or non-UTF-8 file is one error naming the file."""
     try:
-        root = loader.get_single_node()
-        if root is None:
-            raise TaxonomyError(
-                source, 1, "",
-                f'the file is empty, not a taxonomy. A taxonomy needs "version:" and "fields:"; {START_FROM_SHIPPED}.',
-            )
-        _check_no_duplicate_keys(root, source, ())
-        data = loader.construct_document(root)
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        problem = error.problem or error.context
-        if error.context and problem.startswith("but "):  # yaml splits "expected X" / "but found Y"
-            problem = f"{error.context} {problem}"
-        raise TaxonomyError(
-            source, mark.line + 1, "",
-            f"YAML syntax error: {problem} (column {mark.column + 1}). Check the indentation, and quote "
-            'text that contains ": " or starts with a special character.',
-        ) from None
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise error(str(path), None, "", f"file not found. {missing}") from None
+    except OSError as problem:
+        raise error(str(path), None, "", f"cannot read the file ({problem.strerror}). Check the path and its "
+                    "permissions.") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as problem:
+        line_start = data.rfind(b"\n", 0, problem.start) + 1
+        column = len(data[line_start:problem.start].decode("utf-8", "replace")) + 1
+        raise error(str(path), data.count(b"\n", 0, problem.start) + 1, "",
+                    f"not UTF-8 text: byte 0x{data[problem.start]:02x} (column {column}) is not valid UTF-8. "
+                    "Save the file with the UTF-8 encoding.") from None
+
+
+def parse_yaml(text: str, source: str, error: type[FileError] = TaxonomyError) -> tuple[yaml.Node | None, Any]:
+    """The node tree and the data of a one-document YAML file; (None, None) when the file is empty."""
+    loader = _Loader(text)
+    try:
+        root = _compose(loader, source, error)
+        data = None if root is None else loader.construct_document(root)
+    except yaml.MarkedYAMLError as problem:
+        raise _syntax_error(problem, source, error) from None
+    except yaml.reader.ReaderError as problem:  # a character YAML does not allow, e.g. a control character
+        code = problem.character if isinstance(problem.character, int) else ord(problem.character)
+        column = problem.position - text.rfind("\n", 0, problem.position)
+        raise error(source, text.count("\n", 0, problem.position) + 1, "",
+                    f"unacceptable character #x{code:04x} (column {column}): {problem.reason}. Delete it, or write "
+                    f'it as "\\x{code:02x}" inside double quotes.') from None
     finally:
         loader.dispose()
-    if not isinstance(data, dict):
-        raise TaxonomyError(
-            source, root.start_mark.line + 1, "",
-            f'the top level is {describe(data)}, not a taxonomy. A taxonomy is a mapping with "version:" '
-            f'and "fields:" at the top; {START_FROM_SHIPPED}.',
-        )
     return root, data
 
 
-def _check_no_duplicate_keys(node: yaml.Node, source: str, loc: tuple) -> None:
+@contextmanager
+def collector_paused():
+    """For reading a large file: it makes millions of small objects and no cycles, and the cyclic collector
+    would rescan the growing tree over and over (a 47 MB taxonomy loads in 19 s without it, 53 s with it)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+class _Open:
+    """A sequence or mapping being composed: its location, anchor, and for a mapping its keys so far."""
+
+    __slots__ = ("node", "loc", "anchor", "start", "is_sequence", "key", "key_lines")
+
+    def __init__(self, node: yaml.CollectionNode, loc: tuple, anchor: str | None, start: int):
+        self.node, self.loc, self.anchor = node, loc, anchor
+        self.start = start  # values the document expanded to before this one
+        self.is_sequence = isinstance(node, yaml.SequenceNode)
+        self.key: yaml.Node | None = None  # a mapping's key waiting for its value
+        self.key_lines: dict[str, int] = {}
+
+    def next_loc(self) -> tuple:
+        """Where the next node goes: a list item, a mapping's key (the mapping itself), or the key's value."""
+        if self.is_sequence:
+            return self.loc + (len(self.node.value),)
+        if self.key is None:
+            return self.loc
+        return self.loc + (self.key.value if isinstance(self.key, yaml.ScalarNode) else "?",)
+
+
+def _compose(loader, source: str, error: type[FileError]) -> yaml.Node | None:
+    """yaml's Composer without recursion, refusing deep nesting, duplicate keys, looping aliases and aliases
+    that grow the document past ALIAS_GROWTH."""
+    loader.get_event()  # stream start
+    if loader.check_event(yaml.StreamEndEvent):
+        return None
+    loader.get_event()  # document start
+    root, stack, parent = None, [], None
+    anchors: dict[str, tuple[yaml.Node, int]] = {}  # anchor -> (node, values it expands to)
+    written = expanded = 0  # values written in the file; values the document holds once aliases are expanded
+    while (kind := type(event := loader.get_event())) is not yaml.DocumentEndEvent:
+        if kind is yaml.SequenceEndEvent or kind is yaml.MappingEndEvent:
+            closed = stack.pop()
+            if closed.anchor is not None:
+                anchors[closed.anchor] = (closed.node, expanded - closed.start)
+            parent = stack[-1] if stack else None
+            continue
+        # Nodes keep only their start: errors name where a value starts, and end marks would cost 13% of the memory.
+        if kind is yaml.ScalarEvent:
+            tag = event.tag
+            if tag in (None, "!"):
+                tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+            node = yaml.ScalarNode(tag, event.value, event.start_mark, None, event.style)
+            if event.tag not in (None, "!"):
+                _check_tagged(loader, node, source, parent.next_loc() if parent else (), error)
+            written, expanded = written + 1, expanded + 1
+            if event.anchor is not None:
+                anchors[event.anchor] = (node, 1)
+        else:
+            loc = parent.next_loc() if parent else ()
+            line = event.start_mark.line + 1
+            if kind is yaml.AliasEvent:
+                node, size = _anchored(anchors, stack, event.anchor, source, line, loc, error)
+                expanded += size
+                if expanded > (limit := ALIAS_GROWTH * written + ALIAS_ALLOWANCE):
+                    raise error(source, line, format_path(loc),
+                                f'the alias "*{event.anchor}" grows the file past {limit:,} '
+                                f"values ({written:,} written out up to here): nested aliases grow a file "
+                                "exponentially. Write the values out instead of nesting aliases.")
+            elif len(stack) == MAX_DEPTH:  # the path would be MAX_DEPTH parts long: name where it starts
+                raise error(source, line, format_path(loc[:1]),
+                            f"nested more than {MAX_DEPTH} levels deep; glan's files need at most 7. Check for "
+                            "unclosed brackets or runaway indentation.")
+            else:
+                node_class = yaml.SequenceNode if kind is yaml.SequenceStartEvent else yaml.MappingNode
+                tag = event.tag if event.tag not in (None, "!") else loader.resolve(node_class, None, event.implicit)
+                node = node_class(tag, [], event.start_mark, None, event.flow_style)
+        if parent is None:
+            root = node
+        elif parent.is_sequence:
+            parent.node.value.append(node)
+        elif parent.key is None:
+            _check_new_key(parent, node, source, error)
+            parent.key = node
+        else:
+            parent.node.value.append((parent.key, node))
+            parent.key = None
+        if kind is yaml.SequenceStartEvent or kind is yaml.MappingStartEvent:
+            parent = _Open(node, loc, event.anchor, expanded)
+            stack.append(parent)
+            written, expanded = written + 1, expanded + 1
+    if not loader.check_event(yaml.StreamEndEvent):
+        second = loader.get_event()
+        raise error(source, second.start_mark.line + 1, "",
+                    'a second YAML document starts here ("---"); a glan file holds one. Delete the "---" line '
+                    "or move the rest to another file.")
+    return root
+
+
+def _anchored(anchors: dict, stack: list[_Open], anchor: str, source: str, line: int, loc: tuple,
+              error: type[FileError]) -> tuple[yaml.Node, int]:
+    if anchor in anchors:
+        return anchors[anchor]
+    if any(open_node.anchor == anchor for open_node in stack):
+        problem = f'the alias "*{anchor}" is inside the value it names, a loop. Write the value out instead.'
+    else:
+        problem = (f'the alias "*{anchor}" names no value: there is no "&{anchor}" before it. Add the anchor or '
+                   "fix the name.")
+    raise error(source, line, format_path(loc), problem)
+
+
+def _check_tagged(loader, node: yaml.ScalarNode, source: str, loc: tuple, error: type[FileError]) -> None:
+    """A value with an explicit tag (!!int, !!timestamp, ...) is read now, so a bad one names its line."""
+    try:
+        loader.construct_object(node)
+    except (ValueError, TypeError) as problem:
+        raise error(source, node.start_mark.line + 1, format_path(loc),
+                    f"{node.value!r} cannot be read as {node.tag.rpartition(':')[2]} ({problem}). Fix the value or "
+                    "remove the tag.") from None
+
+
+def _check_new_key(mapping: _Open, key: yaml.Node, source: str, error: type[FileError]) -> None:
     # YAML keeps the last of two equal keys and drops the first without a word.
-    if isinstance(node, yaml.MappingNode):
-        first_lines: dict[str, int] = {}
-        for key, value in node.value:
-            if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
-                continue
-            line = key.start_mark.line + 1
-            if key.value in first_lines:
-                raise TaxonomyError(
-                    source, line, format_path(loc + (key.value,)),
-                    f"key appears twice (lines {first_lines[key.value]} and {line}). "
-                    "YAML would silently keep only the last one; delete or rename one of them.",
-                )
-            first_lines[key.value] = line
-            _check_no_duplicate_keys(value, source, loc + (key.value,))
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _check_no_duplicate_keys(item, source, loc + (index,))
+    if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+        return
+    line = key.start_mark.line + 1
+    if key.value in mapping.key_lines:
+        raise error(
+            source, line, format_path(mapping.loc + (key.value,)),
+            f"key appears twice (lines {mapping.key_lines[key.value]} and {line}). YAML would silently keep only "
+            "the last one; delete or rename one of them.",
+        )
+    mapping.key_lines[key.value] = line
+
+
+def _syntax_error(problem: yaml.MarkedYAMLError, source: str, error: type[FileError]) -> FileError:
+    mark = problem.problem_mark or problem.context_mark
+    text = problem.problem or problem.context
+    if problem.context and text.startswith("but "):  # yaml splits "expected X" / "but found Y"
+        text = f"{problem.context} {text}"
+    return error(
+        source, mark.line + 1, "",
+        f"YAML syntax error: {text} (column {mark.column + 1}). Check the indentation, and quote "
+        'text that contains ": " or starts with a special character.',
+    )
 
 
 def locate(root: yaml.Node, loc: tuple) -> int:
@@ -156,7 +313,7 @@ EMPTY_LIST_HINTS = {
 }
 
 
-def _message(error: dict, model: type[BaseModel]) -> str:
+def _message(error: dict, model: type[BaseModel], example: str) -> str:
     loc, kind, value = error["loc"], error["type"], error.get("input")
     key = loc[-1] if loc else ""
     if kind == "taxonomy":
@@ -191,12 +348,13 @@ def _message(error: dict, model: type[BaseModel]) -> str:
         bound = bounds.get("le", bounds.get("lt"))
         relation = "at most" if kind == "less_than_equal" else "less than"
         return f"{value} is too large. It must be {relation} {bound}."
-    return f"{error['msg']}. Compare with the taxonomy.yaml that `glan init` writes."
+    return f"{error['msg']}. Compare with {example}."
 
 
 def first_problem(
-    error: ValidationError, model: type[BaseModel], source: str | None, root: yaml.Node | None, prefix: tuple
-) -> TaxonomyError:
+    error: ValidationError, model: type[BaseModel], source: str | None, root: yaml.Node | None, prefix: tuple,
+    error_class: type[FileError] = TaxonomyError,
+) -> FileError:
     """The problem written earliest in the file: users fix files top-down."""
     problems = []
     for details in error.errors():
@@ -204,4 +362,4 @@ def first_problem(
         line = locate(root, loc) if root is not None else None
         problems.append((line or 0, loc, details))
     line, loc, details = min(problems, key=lambda problem: problem[0])
-    return TaxonomyError(source, line or None, format_path(loc), _message(details, model))
+    return error_class(source, line or None, format_path(loc), _message(details, model, error_class.example))

@@ -8,30 +8,44 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from ..config.base import describe
 from ..config.settings import Generation
 from ..publish.template import template_problem
-from ..config.yamlfile import START_FROM_SHIPPED, TaxonomyError, first_problem, format_path, locate, parse_yaml
+from ..config.yamlfile import (
+    START_FROM_SHIPPED, TaxonomyError, collector_paused, first_problem, format_path, locate, parse_yaml, read_text,
+)
 from .model import Discipline, Taxonomy
 
 
 def load_taxonomy(path: str | Path) -> Taxonomy:
     source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        message = f"file not found. Pass the path of a taxonomy YAML, or {START_FROM_SHIPPED}."
-        raise TaxonomyError(source, None, "", message) from None
-    except (OSError, UnicodeDecodeError) as error:
-        message = f"cannot read the file ({error}). Check that it is a readable UTF-8 text file."
-        raise TaxonomyError(source, None, "", message) from None
+    text = read_text(Path(path), TaxonomyError, f"Pass the path of a taxonomy YAML, or {START_FROM_SHIPPED}.")
+    with collector_paused():
+        return _taxonomy(text, source)
+
+
+def _taxonomy(text: str, source: str) -> Taxonomy:
     root, data = parse_yaml(text, source)
+    if root is None:
+        raise TaxonomyError(
+            source, 1, "",
+            f'the file is empty, not a taxonomy. A taxonomy needs "version:" and "fields:"; {START_FROM_SHIPPED}.',
+        )
+    if not isinstance(data, dict):
+        raise TaxonomyError(
+            source, root.start_mark.line + 1, "",
+            f'the top level is {describe(data)}, not a taxonomy. A taxonomy is a mapping with "version:" '
+            f'and "fields:" at the top; {START_FROM_SHIPPED}.',
+        )
     try:
         taxonomy = Taxonomy.model_validate(data)
     except ValidationError as error:
         raise first_problem(error, Taxonomy, source, root, ()) from None
-    taxonomy._source, taxonomy._root = source, root
+    # settings(preset) names lines later; keeping only the presets' nodes keeps a large file's tree out of memory
+    presets = [(key, value) for key, value in root.value if getattr(key, "value", None) == "presets"]
+    taxonomy._source, taxonomy._root = source, yaml.MappingNode(root.tag, presets, root.start_mark, None)
     _check_unique_disciplines(taxonomy, source, root)
-    _check_card(taxonomy, Path(path), root)
+    _check_card(taxonomy, Path(source), root)
     _check_discipline_ids(taxonomy, taxonomy.generation, source, root, ("generation",))
     for preset in taxonomy.presets:
         _check_discipline_ids(taxonomy, taxonomy.settings(preset), source, root, ("presets", preset))
@@ -94,8 +108,10 @@ def _check_card(taxonomy: Taxonomy, path: Path, root: yaml.Node) -> None:
 def _check_discipline_ids(
     taxonomy: Taxonomy, settings: Generation, source: str, root: yaml.Node, prefix: tuple
 ) -> None:
+    if not settings.discipline_ids:
+        return
     known = [ref.discipline_id for ref in taxonomy.disciplines()]
-    for index, discipline_id in enumerate(settings.discipline_ids or []):
+    for index, discipline_id in enumerate(settings.discipline_ids):
         if discipline_id in known:
             continue
         loc = prefix + ("discipline_ids", index)

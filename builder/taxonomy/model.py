@@ -17,12 +17,13 @@ from ..config.yamlfile import TaxonomyError, first_problem, locate
 ID_PATTERN = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 VERSION_PATTERN = re.compile(r"^\d+\.\d+\.\d+$")
 LANGUAGE_PATTERN = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]+)*$")  # what the Hub accepts: ISO 639 codes, e.g. en, zh-Hans
+_NOT_SLUG = re.compile(r"[^a-z0-9]+")
 
 
 def slugify(name: str) -> str:
     """"Fractions, Decimals & Percentages" -> "fractions-decimals-percentages" (accents folded to ASCII)."""
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
+    return _NOT_SLUG.sub("-", ascii_name.lower()).strip("-")
 
 
 class Discipline(Named):
@@ -30,6 +31,7 @@ class Discipline(Named):
     name_example: ClassVar[str] = "Organic Chemistry"
     id: str | None = None
     description: str = ""
+    _discipline_id: str = PrivateAttr(default="")  # derived once: every check and every row asks for it
 
     @field_validator("id")
     @classmethod
@@ -43,7 +45,8 @@ class Discipline(Named):
 
     @model_validator(mode="after")
     def _has_an_id(self) -> Discipline:
-        if not self.discipline_id:
+        self._discipline_id = self.id or slugify(self.name)
+        if not self._discipline_id:
             raise problem(
                 f'name "{self.name}" has no ASCII letters or digits to make an id from. '
                 'Add an explicit id, e.g. "id: my-discipline"'
@@ -52,7 +55,7 @@ class Discipline(Named):
 
     @property
     def discipline_id(self) -> str:
-        return self.id or slugify(self.name)
+        return self._discipline_id
 
 
 class Subfield(Named):
