@@ -74,7 +74,7 @@ def check_templates(run: Run) -> None:
             line = next((frame.lineno for frame in traceback.extract_tb(error.__traceback__)
                          if frame.filename == "<template>"), None)
             where = f"template line {line}: " if line else ""
-            raise PromptError(f"{path}: {where}{error.message}. The {name} prompt can use: "
+            raise PromptError(str(path), None, "", f"{where}{error.message}. The {name} prompt can use: "
                               f"{', '.join(sorted(context))}.") from None
         parents = stage.parse(item, [_as_output(stage.example)])
 

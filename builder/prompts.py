@@ -1,30 +1,51 @@
-"""Prompt files (prompts/<stage>.yaml): jinja2 templates, sampling params and the output model's name."""
+"""Prompt files (prompts/<stage>.yaml): jinja2 templates, sampling params and the output model's name.
+
+What can be checked without rendering is checked when a file is loaded, each problem with its file line:
+the YAML, the keys, the sampling parameters (names the OpenAI chat API knows) and the template syntax.
+builder/preflight.py then renders every prompt once with its stage's real variables, before any request.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Literal
 from pathlib import Path
+from typing import ClassVar, Literal
 
 import jinja2
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import Field, ValidationError
 
+from .config.base import Node, describe
+from .config.yamlfile import FileError, first_problem, parse_yaml, read_text
 from .schemas import OUTPUT_MODELS
 
 _jinja = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
 
-class PromptError(ValueError):
-    """A prompt file that cannot be used; the message names the file and what to fix."""
+class PromptError(FileError):
+    """A prompt file that cannot be used; the message names the file, the line and what to fix."""
+
+    example = "the prompt files that `glan init` writes"
 
 
-class PromptFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SamplingParams(Node):
+    """The sampling parameters of the OpenAI chat API a prompt file may set (seed is set per request)."""
+
+    noun: ClassVar[str] = "params mapping"
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+
+
+class PromptFile(Node):
+    noun: ClassVar[str] = "prompt file"
     output_model: Literal[tuple(OUTPUT_MODELS)]
-    params: dict[str, float | int]
+    params: SamplingParams
     system: str
     user: str
 
@@ -47,24 +68,36 @@ class Prompt:
 
 def load_prompt(directory: Path, stage: str) -> Prompt:
     path = Path(directory) / f"{stage}.yaml"
+    source = str(path)
+    text = read_text(path, PromptError, "Every stage needs a prompt file; copy it from the prompts/ that "
+                                        "`glan init` writes.")
+    root, data = parse_yaml(text, source, PromptError)
+    if not isinstance(data, dict):
+        raise PromptError(source, root.start_mark.line + 1 if root else 1, "",
+                          f"the file holds {describe(data)}, not a prompt: a mapping with output_model, params, "
+                          "system and user. Compare with the prompt files that `glan init` writes.")
     try:
-        raw = yaml.safe_load(path.read_text())
-        spec = PromptFile.model_validate(raw)
-        templates = (_jinja.from_string(spec.system), _jinja.from_string(spec.user))
-    except FileNotFoundError:
-        raise PromptError(f"{path}: missing. Every stage needs a prompt file; copy it from the prompts/ that "
-                          "`glan init` writes.")
-    except yaml.YAMLError as error:
-        raise PromptError(f"{path}: not valid YAML: {error}")
+        PromptFile.model_validate(data)
     except ValidationError as error:
-        problem = error.errors()[0]
-        where = ".".join(str(part) for part in problem["loc"])
-        raise PromptError(f"{path}: {where}: {problem['msg']}. Keys: output_model (one of "
-                          f"{', '.join(OUTPUT_MODELS)}), params, system, user.")
-    except jinja2.TemplateSyntaxError as error:
-        raise PromptError(f"{path}: template line {error.lineno}: {error.message}")
-    # The fingerprint covers what shapes the output; sampling params are in every cache key anyway.
-    canonical = json.dumps(spec.model_dump(), sort_keys=True)
-    fingerprint = hashlib.sha256(canonical.encode()).hexdigest()[:12]
-    return Prompt(stage, spec.output_model, dict(spec.params), *templates, fingerprint)
+        raise first_problem(error, PromptFile, source, root, (), PromptError) from None
+    system, user = (_template(source, _value_node(root, part), part) for part in ("system", "user"))
+    # Params keep the file's own values (1 stays 1, not 1.0): they are part of every cache key. The
+    # fingerprint covers what shapes the output.
+    fingerprint = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+    return Prompt(stage, data["output_model"], dict(data["params"]), system, user, fingerprint)
 
+
+def _value_node(root: yaml.MappingNode, key: str) -> yaml.ScalarNode:
+    return next(value for node, value in root.value if isinstance(node, yaml.ScalarNode) and node.value == key)
+
+
+def _template(source: str, node: yaml.ScalarNode, part: str) -> jinja2.Template:
+    """The compiled template; a syntax error names its file line."""
+    # A block scalar ("system: |") starts on the line after its key; template line 1 is that line.
+    first_line = node.start_mark.line + (2 if node.style in ("|", ">") else 1)
+    try:
+        return _jinja.from_string(node.value)
+    except jinja2.TemplateSyntaxError as error:
+        raise PromptError(source, first_line + (error.lineno or 1) - 1, part,
+                          f"template syntax error: {error.message.rstrip('.')}. Check the {{{{ }}}} and {{% %}} tags "
+                          "on this line.") from None

@@ -100,8 +100,9 @@ def _stage_plan(settings: RunSettings, generation: Generation, stage: type[Stage
     stage_settings = getattr(generation, stage.name)
     prompt = load_prompt(settings.prompts_dir, stage.name)
     if prompt.output_model != stage.output_model:
-        raise PromptError(f"{settings.prompts_dir / (stage.name + '.yaml')}: output_model: {prompt.output_model} is "
-                          f"not what the {stage.name} stage reads. Write output_model: {stage.output_model}.")
+        raise PromptError(str(settings.prompts_dir / f"{stage.name}.yaml"), None, "output_model",
+                          f"{prompt.output_model} is not what the {stage.name} stage reads. Write output_model: "
+                          f"{stage.output_model}.")
     model = settings.model or stage_settings.model
     if not model:
         raise TaxonomyError(
