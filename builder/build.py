@@ -20,6 +20,7 @@ from pathlib import Path
 from . import preflight
 from .config.resolve import Run, resolve
 from .config.run import RunSettings
+from .errors import UserError
 from .llm import loop
 from .llm.accounting import Accounting
 from .llm.cache import Cache
@@ -189,7 +190,7 @@ def _write(units: Units, configs: list[str], folder: Path) -> dict:
     return stats
 
 
-class OutputError(OSError):
+class OutputError(UserError):
     """The folder could not be written (a full or read-only disk); the message says where and what to do."""
 
 

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import jinja2
 
 from .config.resolve import Run
+from .errors import UserError
 from .llm.engine import Endpoint, EndpointError
 from .prompts import PromptError
 
@@ -22,7 +23,7 @@ CONNECT_TRIES = 3
 CONNECT_TIMEOUT_S = 5.0
 
 
-class PreflightError(ValueError):
+class PreflightError(UserError):
     """Bad input found before any request; the message says what and what to do."""
 
 

@@ -12,6 +12,8 @@ import shlex
 import shutil
 from pathlib import Path
 
+from .errors import UserError
+
 SHIPPED = Path(__file__).parent / "defaults"
 SHIPPED_TAXONOMY = SHIPPED / "taxonomy.yaml"
 SHIPPED_PROMPTS = SHIPPED / "prompts"
@@ -20,7 +22,7 @@ PROMPTS = "prompts"
 INPUTS_DIR = "glan"  # where a release holds the taxonomy, prompts and card template that made it
 
 
-class ProjectError(ValueError):
+class ProjectError(UserError):
     """A project directory that cannot be written; str(e) says which file and what to do."""
 
 

@@ -7,9 +7,11 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
+from .errors import UserError
 
-class WorkDirBusy(RuntimeError):
-    pass
+
+class WorkDirBusy(UserError):
+    """Another process holds the work dir's lock."""
 
 
 @contextmanager

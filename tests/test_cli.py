@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from builder.cli import main
 from tests.test_pipeline import DISCIPLINES, build, load
 
@@ -20,8 +22,11 @@ def test_build_with_a_malformed_taxonomy_exits_2_and_writes_nothing(tmp_path, ca
 def test_unknown_discipline_and_config_are_refused(tmp_path, capsys):
     assert main(["build", "--disciplines", "Alchemy", "--model", "m", "--work-dir", str(tmp_path / "w")]) == 2
     assert "--disciplines: no discipline named alchemy" in capsys.readouterr().err
-    assert main(["build", "--configs", "answers", "--model", "m"]) == 2
-    assert "--configs: unknown config answers; choose from taxonomy, subjects" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit:
+        main(["build", "--configs", "answers", "--model", "m"])
+    assert exit.value.code == 2
+    assert capsys.readouterr().err == ("glan: argument --configs: unknown config answers; choose from taxonomy, "
+                                       "subjects, syllabi, questions, instructions. See `glan build --help`.\n")
 
 
 def test_show_prints_rows_read_back_with_load_dataset(openai_server, tmp_path, capsys):
@@ -114,7 +119,7 @@ def test_estimate_refuses_flags_that_mean_nothing_to_it(capsys):
         with pytest.raises(SystemExit) as exit:
             main(["estimate", flag, "1"])
         assert exit.value.code == 2
-        assert f"glan: error: unrecognized arguments: {flag} 1" in capsys.readouterr().err
+        assert capsys.readouterr().err == f"glan: unrecognized arguments: {flag} 1. See `glan --help`.\n"
 
 
 def test_init_writes_the_shipped_project_once(tmp_path, capsys):
@@ -129,7 +134,7 @@ def test_init_writes_the_shipped_project_once(tmp_path, capsys):
     (tmp_path / "project" / "prompts" / "answers.yaml").unlink()
     assert main(["init", str(tmp_path / "project")]) == 2
     assert capsys.readouterr().err == (
-        f"glan init: {tmp_path / 'project' / 'taxonomy.yaml'}: already exists. Pick an empty directory, or move the "
+        f"glan: {tmp_path / 'project' / 'taxonomy.yaml'}: already exists. Pick an empty directory, or move the "
         "file away; glan never overwrites a project file.\n")
     assert (tmp_path / "project" / "taxonomy.yaml").read_text() == "version: 9.9.9\n"
     assert not (tmp_path / "project" / "prompts" / "answers.yaml").exists()

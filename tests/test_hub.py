@@ -162,7 +162,7 @@ def test_an_older_release_pushed_again_is_already_published(hub, client, tmp_pat
     assert again["out"] == f"glan-tester/older: already published as v1.0.0 (commit {tags['v1.0.0']}): nothing to do.\n"
     assert refused["exit"] == 2 and "v1.0.0 is already published on glan-tester/older with different content" in refused["err"]
     assert skipped["exit"] == 2 and skipped["err"] == (
-        f"glan push: glan-tester/older@main already holds taxonomy version 1.1.0, newer than 1.0.5 in "
+        f"glan: glan-tester/older@main already holds taxonomy version 1.1.0, newer than 1.0.5 in "
         f"{never / 'glan_manifest.json'}, and v1.0.5 was never published. Bump `version:` in taxonomy.yaml above it "
         "and rebuild.\n")
     assert [c.title for c in hub.commits(repo)] == ["initial commit", "Release v1.0.0", "Release v1.1.0"]
@@ -371,10 +371,10 @@ def test_the_card_is_published_as_the_folder_holds_it(hub, client, tmp_path):
         _push(broken, repo), _push(reshaped, repo), _push(v1, repo), _card(repo, "v1.0.0"))
 
     assert no_yaml["exit"] == 2 and no_yaml["err"].startswith(
-        f"glan push: {broken / 'README.md'}: its YAML header does not parse (")
+        f"glan: {broken / 'README.md'}: its YAML header does not parse (")
     assert no_yaml["err"].endswith("Fix it, or rebuild the folder for a fresh card.\n")
     assert wrong_configs["exit"] == 2 and wrong_configs["err"] == (
-        f"glan push: {reshaped / 'README.md'}: configs: differs from the data files glan_manifest.json lists, so "
+        f"glan: {reshaped / 'README.md'}: configs: differs from the data files glan_manifest.json lists, so "
         "load_dataset would not read this release. Restore the `configs:` block the build wrote, or rebuild the "
         "folder.\n")
     assert published["exit"] == 0, published["err"]

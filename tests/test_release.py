@@ -178,7 +178,7 @@ def test_a_pulled_release_rebuilds_to_the_same_release_and_extends_paying_only_t
     assert pull["out"].startswith(f"pulled {repo}@v1.0.0 (commit {hub.tags(repo)['v1.0.0']}) into {pulled}:\n")
     assert f"  cd {pulled} && glan build --model test-model" in pull["out"]
     assert refused["exit"] == 2 and refused["err"] == (
-        f"glan pull: {pulled / 'prompts' / 'answers.yaml'}: already exists. Pick an empty directory, or move the file "
+        f"glan: {pulled / 'prompts' / 'answers.yaml'}: already exists. Pick an empty directory, or move the file "
         "away; glan never overwrites a project file.\n")
 
     assert build(server, pulled, work) == (0, 0)  # the pulled inputs are the release's: every response is cached

@@ -246,7 +246,7 @@ def test_malformed_taxonomy_gives_one_exact_message(write, capsys, text, expecte
 
     assert main(["taxonomy", "validate", str(path)]) == 2
     out, err = capsys.readouterr()
-    assert (out, err) == ("", expected + "\n")
+    assert (out, err) == ("", f"glan: {expected}\n")
     assert sorted(entry.name for entry in Path.cwd().iterdir()) == ["taxonomy.yaml"]
 
 

@@ -76,7 +76,7 @@ def test_dangerous_yaml_is_one_line_and_exit_2(text, expected, tmp_path, monkeyp
         load_taxonomy("taxonomy.yaml")
     assert str(error.value) == expected
     assert main(["taxonomy", "validate", "taxonomy.yaml"]) == 2
-    assert capsys.readouterr() == ("", f"{expected}\n")
+    assert capsys.readouterr() == ("", f"glan: {expected}\n")
     assert os.listdir(tmp_path) == ["taxonomy.yaml"]
 
 
@@ -84,7 +84,7 @@ def test_a_file_that_is_not_utf8_names_the_line_and_column(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     (tmp_path / "taxonomy.yaml").write_bytes(b"version: 1.0.0\nfields:\n  - name: Sci\xe9nce\n")
     assert main(["taxonomy", "validate", "taxonomy.yaml"]) == 2
-    assert capsys.readouterr().err == ("taxonomy.yaml:3: not UTF-8 text: byte 0xe9 (column 14) is not valid "
+    assert capsys.readouterr().err == ("glan: taxonomy.yaml:3: not UTF-8 text: byte 0xe9 (column 14) is not valid "
                                        "UTF-8. Save the file with the UTF-8 encoding.\n")
 
 

@@ -1,15 +1,18 @@
 """The `glan` command line, one module per command.
 
-Exit codes: 0 ok, 1 finished with failures over the threshold or stopped by a budget, 2 bad input,
-130 interrupted. Heavy imports (datasets, openai) happen inside the commands, so `glan --help` is quick.
+Exit codes: 0 ok, 1 finished with failures over the threshold or stopped by a budget (or glan crashed
+on a bug: then a traceback says so), 2 bad input, 130 interrupted (docs/errors.md). Heavy imports
+(datasets, openai) happen inside the commands, so `glan --help` is quick.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 
 from .. import __version__
+from ..errors import UserError
 from . import batches, build, estimate, init, pull, push, serve_local, show, taxonomy
 from .run import preset_help
 
@@ -33,6 +36,10 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
         self._intermixed = intermixed
 
+    def error(self, message: str):
+        # One line instead of argparse's usage block: the flag, what was expected, where to look.
+        self.exit(2, f"glan: {message}. See `{self.prog} --help`.\n")
+
     def parse_known_args(self, args=None, namespace=None):
         if not self._intermixed:
             return super().parse_known_args(args, namespace)
@@ -45,8 +52,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser(argv: list[str]) -> argparse.ArgumentParser:
     parser = _Parser(prog="glan", description="GLAN synthetic instruction data from a taxonomy.",
-                     epilog="Exit codes: 0 ok, 1 finished with failures over the threshold, stopped by a budget or "
-                            "failed on the way, 2 bad input, 130 interrupted.")
+                     epilog="Exit codes: 0 ok, 1 finished with failures over the threshold, stopped by a budget, "
+                            "failed on the way or crashed on a bug (with a traceback), 2 bad input, 130 interrupted.")
     parser.add_argument("--version", action="version", version=f"glan {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     presets = preset_help(argv)
@@ -65,24 +72,18 @@ def _parser(argv: list[str]) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = _parser(argv).parse_args(argv)
-    from ..llm.batch import BatchError
-    from ..llm.engine import EndpointError
-    from ..llm.local import LocalServerError
-    from ..prompts import PromptError
-    from ..taxonomy import TaxonomyError
-    from ..build import OutputError
-    from ..preflight import PreflightError
-    from ..workdir import WorkDirBusy
-
     try:
         return args.run(args)
-    except LocalServerError as error:
+    except UserError as error:
         print(f"glan: {error}", file=sys.stderr)
-        return 1
+        return error.exit_code
     except KeyboardInterrupt:
         print("glan: interrupted. Every response received so far is cached: run the same command to resume.",
               file=sys.stderr)
         return 130
-    except (TaxonomyError, PromptError, WorkDirBusy, BatchError, EndpointError, PreflightError, OutputError) as error:
-        print(f"glan: {error}", file=sys.stderr)
-        return 2
+    except Exception:
+        traceback.print_exc()
+        print("glan: this is a bug in glan, not a problem with your input. Please report it with the traceback "
+              "above and the command you ran to the issue tracker of the repository you installed glan from.",
+              file=sys.stderr)
+        return 1

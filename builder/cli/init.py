@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 
@@ -15,13 +14,9 @@ def add_parser(commands) -> None:
 
 
 def run(args) -> int:
-    from ..project import ProjectError, init_project
+    from ..project import init_project
 
-    try:
-        written = init_project(args.directory)
-    except ProjectError as error:
-        print(f"glan init: {error}", file=sys.stderr)
-        return 2
+    written = init_project(args.directory)
     print(f"wrote {len(written)} files into {args.directory}: taxonomy.yaml and prompts/ ({len(written) - 1} files).")
     print("Next: edit taxonomy.yaml (`glan taxonomy validate` checks it), `glan estimate --preset demo`, "
           "then `glan build --preset demo`.")

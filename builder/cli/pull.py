@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..errors import UserError
+
 
 def add_parser(commands) -> None:
     parser = commands.add_parser("pull", help="fetch the taxonomy and prompts a release was made from, to rebuild "
@@ -25,23 +27,17 @@ def run(args) -> int:
     import httpx2  # huggingface_hub's HTTP client: its HTTPError covers HfHubHTTPError and unreachable hosts
     from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
 
-    from ..project import ProjectError
-    from ..publish.pull import PullError, pull
+    from ..publish.pull import pull
 
     directory = args.directory or Path(args.repo_id.rsplit("/", 1)[-1])
     try:
         result = pull(args.repo_id, args.revision, directory)
-    except (PullError, ProjectError) as error:
-        print(f"glan pull: {error}", file=sys.stderr)
-        return 2
     except RepositoryNotFoundError:
-        print(f"glan pull: {args.repo_id}: no such dataset repo, or it is private: set HF_TOKEN to a token that can "
-              "read it.", file=sys.stderr)
-        return 2
+        raise UserError(f"{args.repo_id}: no such dataset repo, or it is private: set HF_TOKEN to a token that can "
+                        "read it.") from None
     except RevisionNotFoundError:
-        print(f"glan pull: {args.repo_id} has no revision {args.revision!r}. Name a release tag (v<version>), "
-              "a branch or a commit.", file=sys.stderr)
-        return 2
+        raise UserError(f"{args.repo_id} has no revision {args.revision!r}. Name a release tag (v<version>), "
+                        "a branch or a commit.") from None
     except (httpx2.HTTPError, OSError) as error:
         print(f"glan pull: failed: {error}\nRun the same command to retry.", file=sys.stderr)
         return 1

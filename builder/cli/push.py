@@ -32,14 +32,11 @@ def run(args) -> int:
     import httpx2  # huggingface_hub's HTTP client: its HTTPError covers HfHubHTTPError and unreachable hosts
     from huggingface_hub.errors import HfHubHTTPError
 
-    from ..publish.hub import PushError, push
+    from ..publish.hub import push
 
     try:
         result = push(args.from_dir, args.repo_id, revision=args.revision, private=args.private,
                       create_pr=args.create_pr, message=args.message)
-    except PushError as error:
-        print(f"glan push: {error}", file=sys.stderr)
-        return 2
     except (httpx2.HTTPError, OSError, RuntimeError, ValueError) as error:
         response = error.response if isinstance(error, HfHubHTTPError) else None
         if response is not None and response.status_code == 401:

@@ -10,10 +10,19 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..stages import CONFIGS
+from .args import fraction, positive_number, whole_number
 
 
 def _csv(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _configs(text: str) -> list[str]:
+    configs = _csv(text)
+    unknown = [config for config in configs if config not in CONFIGS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown config {', '.join(unknown)}; choose from {', '.join(CONFIGS)}")
+    return configs
 
 
 def _price(text: str) -> tuple[str, float, float]:
@@ -38,14 +47,15 @@ def selection_flags(preset_help: str) -> argparse.ArgumentParser:
     flags.add_argument("--preset", help=preset_help)
     flags.add_argument("--disciplines", type=_csv, default="",
                        help="names or ids, comma-separated (default: every discipline, or the preset's)")
-    flags.add_argument("--configs", type=_csv, default=",".join(CONFIGS),
+    flags.add_argument("--configs", type=_configs, default=",".join(CONFIGS),
                        help="configs to write, comma-separated")
     flags.add_argument("--model", help="model for every stage (default: the taxonomy's per-stage models; with no "
                                        "endpoint, the embedded local model)")
     flags.add_argument("--base-url", help="OpenAI-compatible endpoint (default: OPENAI_BASE_URL, else the "
                                           "taxonomy's base_urls, else OpenAI with OPENAI_API_KEY, else the "
                                           "embedded local model)")
-    flags.add_argument("--seed", type=int, help="seed of question sampling (default: the taxonomy's or preset's)")
+    flags.add_argument("--seed", type=whole_number(0),
+                       help="seed of question sampling (default: the taxonomy's or preset's)")
     flags.add_argument("--price", action="append", type=_price, default=[], metavar="MODEL=IN,OUT",
                        help="USD per million input and output tokens of MODEL (repeatable; default: the "
                             "taxonomy's prices)")
@@ -59,13 +69,14 @@ def build_flags() -> argparse.ArgumentParser:
     """What only `glan build` takes: where the folder goes, and the limits of a run that sends requests."""
     flags = argparse.ArgumentParser(add_help=False)
     flags.add_argument("--out", default="dist", type=Path, help="the dataset folder to write")
-    flags.add_argument("--concurrency", type=int,
+    flags.add_argument("--concurrency", type=whole_number(1),
                        help="max requests in flight per endpoint (default: the taxonomy's limits.concurrency)")
-    flags.add_argument("--max-failure-rate", type=float,
+    flags.add_argument("--max-failure-rate", type=fraction,
                        help="exit 1 when a larger share of items fails (default: the taxonomy's "
                             "limits.max_failure_rate)")
-    flags.add_argument("--max-cost", type=float, help="stop cleanly after spending this many USD (default: no limit)")
-    flags.add_argument("--max-requests", type=int,
+    flags.add_argument("--max-cost", type=positive_number,
+                       help="stop cleanly after spending this many USD (default: no limit)")
+    flags.add_argument("--max-requests", type=whole_number(1),
                        help="stop cleanly after sending this many requests (default: no limit)")
     return flags
 

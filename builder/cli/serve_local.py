@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import sys
 
+from .args import port
+
 
 def add_parser(commands) -> None:
     parser = commands.add_parser("serve-local", help="run the embedded llama.cpp server alone, for other tools")
-    parser.add_argument("--port", type=int, help="port on 127.0.0.1 (default: a free one, printed at start)")
+    parser.add_argument("--port", type=port, help="port on 127.0.0.1 (default: a free one, printed at start)")
     parser.set_defaults(run=run)
 
 
 def run(args) -> int:
-    """Serve until Ctrl-C (exit 0), or exit 1 when the server dies."""
-    from ..llm.local import LocalServer, LocalServerError
+    """Serve until Ctrl-C (exit 0), or exit 1 when the server does not start or dies."""
+    from ..llm.local import LocalServer
 
     try:
         with LocalServer(port=args.port) as server:
@@ -29,8 +31,5 @@ def run(args) -> int:
                 file=sys.stderr,
             )
             return 1
-    except LocalServerError as error:
-        print(f"glan: {error}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 0

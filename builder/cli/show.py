@@ -7,13 +7,14 @@ import textwrap
 from pathlib import Path
 
 from ..stages import CONFIGS
+from .args import whole_number
 
 
 def add_parser(commands) -> None:
     parser = commands.add_parser("show", help="print a few rows of a built folder, read back with load_dataset")
     parser.add_argument("folder", nargs="?", default="dist", type=Path, help="a folder `glan build` wrote")
     parser.add_argument("--config", default="instructions", choices=CONFIGS, help="the config to read")
-    parser.add_argument("--rows", type=int, default=3, help="how many rows to print")
+    parser.add_argument("--rows", type=whole_number(1), default=3, help="how many rows to print")
     parser.set_defaults(run=run)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+from .args import whole_number
 
 
 def add_parser(commands, preset_help: str) -> None:
@@ -17,7 +17,7 @@ def add_parser(commands, preset_help: str) -> None:
     propose.add_argument("--prompts", help="folder of prompt files (default: prompts/ beside the taxonomy, else the "
                                            "prompts shipped with glan)")
     propose.add_argument("--under", default="", help='"Field" or "Field/Sub-field" to grow (default: anywhere)')
-    propose.add_argument("--count", type=int, default=10, help="how many disciplines to ask for")
+    propose.add_argument("--count", type=whole_number(1), default=10, help="how many disciplines to ask for")
     propose.add_argument("--model", help="model to ask (default: the subjects stage's model; with no endpoint, the "
                                          "embedded local model)")
     propose.add_argument("--base-url", help="OpenAI-compatible endpoint (default: as for `glan build`)")
@@ -31,14 +31,10 @@ def add_parser(commands, preset_help: str) -> None:
 
 
 def run_validate(args) -> int:
-    """Exit 0 with a one-line summary, or 2 with the error on stderr."""
-    from ..taxonomy import TaxonomyError, load_taxonomy
+    """Exit 0 with a one-line summary, or 2 with the first problem on stderr."""
+    from ..taxonomy import load_taxonomy
 
-    try:
-        taxonomy = load_taxonomy(args.path)
-    except TaxonomyError as error:
-        print(error, file=sys.stderr)
-        return 2
+    taxonomy = load_taxonomy(args.path)
     subfields = sum(len(field.subfields) for field in taxonomy.fields)
     presets = ", ".join(sorted(taxonomy.presets)) or "none"
     print(f"{args.path}: version {taxonomy.version}, {len(taxonomy.fields)} fields, {subfields} sub-fields, "

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import openai
 
+from ..errors import UserError
 from .attempts import Attempts, LLMResult
 from .cache import Cache, Response
 
@@ -52,7 +53,7 @@ CREATE TABLE IF NOT EXISTS batches (
 """
 
 
-class BatchError(RuntimeError):
+class BatchError(UserError):
     """A Batch API call was refused; the message says which endpoint and what to do."""
 
 

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import UserError
 from .accounting import Accounting
 from .attempts import Attempts, LLMRequest, LLMResult
 from .cache import Cache, Response
@@ -34,7 +35,7 @@ _FATAL_STATUS = {401: "check the API key in ${env}", 403: "check that the key in
                  404: "check the base URL and the model name"}
 
 
-class EndpointError(RuntimeError):
+class EndpointError(UserError):
     """An endpoint refused the run as a whole; the message is the endpoint's own plus what to check."""
 
 

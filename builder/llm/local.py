@@ -27,6 +27,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from ..errors import UserError
+
 MODEL_ALIAS = "gemma-3-270m-q4_k_m"
 # A syllabus of 30 sessions plus the question prompt is ~2k tokens; 4096 leaves room for the answer.
 N_CTX = 4096
@@ -36,8 +38,10 @@ STDERR_TAIL_LINES = 30
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
-class LocalServerError(RuntimeError):
+class LocalServerError(UserError):
     """The embedded server could not be started or died; str(e) says why and what to do."""
+
+    exit_code = 1  # the machine could not run the model: a failed run, not bad input
 
 
 class LocalServer:

@@ -26,6 +26,7 @@ from datasets.info import DatasetInfosDict
 from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from ..errors import UserError
 from ..project import INPUTS_DIR
 from .template import DEFAULT_TEMPLATE, REPO_ID
 
@@ -68,7 +69,7 @@ _SIZE_CATEGORIES = [
 ]
 
 
-class CardError(ValueError):
+class CardError(UserError):
     """The folder and its glan_manifest.json disagree; str(e) says where and what to do."""
 
 

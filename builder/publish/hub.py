@@ -32,6 +32,7 @@ from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
 from huggingface_hub.hf_api import RepoFile
 from packaging.version import InvalidVersion, Version
 
+from ..errors import UserError
 from ..project import INPUTS_DIR
 from .card import CardError, card_data, markdown_table
 from .export import MANIFEST
@@ -41,7 +42,7 @@ CARD = "README.md"
 REPO_TYPE = "dataset"
 
 
-class PushError(Exception):
+class PushError(UserError):
     """The folder or the requested release is refused; str(e) says why and what to do (CLI exit 2)."""
 
 

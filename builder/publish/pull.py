@@ -9,12 +9,13 @@ from pathlib import Path
 
 from huggingface_hub import HfApi
 
+from ..errors import UserError
 from ..project import INPUTS_DIR, TAXONOMY, write_project
 from .export import MANIFEST
 from .hub import REPO_TYPE
 
 
-class PullError(Exception):
+class PullError(UserError):
     """The repo holds no glan project; str(e) says why and what to do (CLI exit 2)."""
 
 

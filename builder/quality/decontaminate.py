@@ -10,10 +10,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..errors import UserError
 from .text import normalize
 
 
-class BenchmarkError(ValueError):
+class BenchmarkError(UserError):
     """A benchmark file the user named cannot be used; str(e) names the file and what to do."""
 
 
