@@ -13,7 +13,7 @@ import traceback
 
 from .. import __version__
 from ..errors import UserError
-from . import batches, build, estimate, init, pull, push, serve_local, show, taxonomy
+from . import batches, build, cache, estimate, init, pull, push, serve_local, show, taxonomy
 from .run import preset_help
 
 
@@ -61,6 +61,7 @@ def _parser(argv: list[str]) -> argparse.ArgumentParser:
     build.add_parser(commands, presets)
     estimate.add_parser(commands, presets)
     batches.add_parser(commands)
+    cache.add_parser(commands)
     taxonomy.add_parser(commands, presets)
     serve_local.add_parser(commands)
     show.add_parser(commands)

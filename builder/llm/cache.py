@@ -2,10 +2,13 @@
 
 SQLite files in WAL mode. A response is committed the moment it arrives, so SIGKILL loses at most
 what was in flight. Raw text is stored, never the parsed object: a parser fix never re-pays a call.
+A damaged file (truncated, overwritten, corrupted pages) is a CacheDamaged error the moment SQLite meets
+the damage; `glan cache check` (builder/llm/cache_check.py) keeps what can still be read.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import sqlite3
@@ -13,6 +16,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import UserError
+
+UNIT_CACHES = "cache"  # the folder of the work dir that holds one cache file per discipline
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
     key TEXT PRIMARY KEY, stage TEXT NOT NULL, model TEXT NOT NULL, text TEXT NOT NULL,
@@ -30,6 +36,33 @@ class Response:
     completion_tokens: int
 
 
+class CacheDamaged(UserError):
+    def __init__(self, path: Path, error: sqlite3.DatabaseError):
+        super().__init__(
+            f"{path}: the response cache is damaged ({error}): the responses in its damaged part cannot be read, "
+            f"and a build would pay for them again. Run `glan cache check --work-dir {work_dir_of(path)}` to keep "
+            "what can still be read (the damaged file is kept aside), then run the same command again.")
+
+
+def is_damage(error: sqlite3.DatabaseError) -> bool:
+    # sqlite3 raises exactly DatabaseError for SQLITE_CORRUPT and SQLITE_NOTADB; a locked, full or read-only
+    # file is an OperationalError.
+    return type(error) is sqlite3.DatabaseError
+
+
+def _damage_is_an_error(method):
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as error:
+            if not is_damage(error):
+                raise
+            raise CacheDamaged(self.path, error) from None
+
+    return guarded
+
+
 def cache_key(*, model: str, messages: list, params: dict, schema: dict | None, sample_index: int, attempt: int) -> str:
     """Everything that shapes the response and nothing that doesn't (no URL, key or concurrency)."""
     payload = {"model": model, "messages": messages, "params": params, "schema": schema,
@@ -43,6 +76,7 @@ class Cache:
     running that unit) falls back on the work dir's shared `cache.sqlite`, which holds the responses of Batch
     API batches (the build's driver collects them), those of glan 0.1 work dirs, and each endpoint's mode."""
 
+    @_damage_is_an_error
     def __init__(self, path: Path, fallback: Cache | None = None):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -57,6 +91,7 @@ class Cache:
         self.has_responses = self.db.execute("SELECT 1 FROM responses LIMIT 1").fetchone() is not None
         self._put_since_empty: set[str] | None = None if self.has_responses else set()
 
+    @_damage_is_an_error
     def get(self, key: str) -> Response | None:
         row = None
         if self._put_since_empty is None or key in self._put_since_empty:
@@ -67,6 +102,7 @@ class Cache:
             return self.fallback.get(key)
         return Response(*row) if row else None
 
+    @_damage_is_an_error
     def put(self, key: str, stage: str, model: str, response: Response) -> None:
         self.db.execute(
             "INSERT OR REPLACE INTO responses VALUES (?,?,?,?,?,?,?,?)",
@@ -77,6 +113,7 @@ class Cache:
         if self._put_since_empty is not None:
             self._put_since_empty.add(key)
 
+    @_damage_is_an_error
     def token_sums(self, stage: str) -> tuple[int, int, int]:
         """(responses, prompt tokens, completion tokens) of the stage's cached responses, for estimates."""
         count, prompt, completion = self.db.execute(
@@ -84,10 +121,12 @@ class Cache:
         ).fetchone()
         return count, prompt or 0, completion or 0
 
+    @_damage_is_an_error
     def mode(self, endpoint: str) -> str | None:
         row = self.db.execute("SELECT mode FROM endpoint_modes WHERE endpoint=?", (endpoint,)).fetchone()
         return row[0] if row else None
 
+    @_damage_is_an_error
     def remember_mode(self, endpoint: str, mode: str) -> None:
         self.db.execute("INSERT OR REPLACE INTO endpoint_modes VALUES (?,?)", (endpoint, mode))
 
@@ -96,4 +135,9 @@ class Cache:
 
 
 def unit_cache_path(work_dir: Path, discipline_id: str) -> Path:
-    return Path(work_dir) / "cache" / f"{discipline_id}.sqlite"
+    return Path(work_dir) / UNIT_CACHES / f"{discipline_id}.sqlite"
+
+
+def work_dir_of(path: Path) -> Path:
+    """The work dir of a cache file: a unit's (unit_cache_path) or the shared cache.sqlite."""
+    return path.parent.parent if path.parent.name == UNIT_CACHES else path.parent
