@@ -1,9 +1,12 @@
 """Structured output: how the schema is sent in each mode, and how the reply is read back.
 
-Modes (DESIGN.md, "The engine"): `json_schema` (OpenAI standard), `json_object` + schema
-(llama-cpp-python's server), `prompt` (schema in the system message). Reading is lenient in every
-mode: code fences and prose around the first JSON value are ignored, and raw newlines inside strings
-(which small local models emit) are accepted.
+Modes: `json_schema` (OpenAI standard), `json_object` + schema (llama-cpp-python's server), `prompt`
+(schema in the system message). Every mode sends the whole schema, length bounds included: OpenAI's
+strict mode enforces minLength/maxLength (as the openai SDK's own `parse()` sends them), and so do
+vLLM's and llama.cpp's grammars; an endpoint that refuses them in `auto` mode steps down to the next
+mode, down to `prompt`, where the bounds are in the system message. Reading is lenient in every mode:
+code fences and prose around the first JSON value are ignored, and raw newlines inside strings (which
+small local models emit) are accepted. A reply is validated against the same schema it was asked for.
 """
 
 from __future__ import annotations
@@ -13,19 +16,9 @@ import re
 
 from pydantic import BaseModel, ValidationError
 
+from ..config.yamlfile import format_path
+
 MODES = ("json_schema", "json_object", "prompt")
-
-# OpenAI's strict mode rejects these keywords; pydantic still enforces them when the reply is read.
-_UNSUPPORTED_STRICT = ("minLength", "maxLength", "title")
-
-
-def _strict_schema(node):
-    if isinstance(node, dict):
-        return {key: _strict_schema(value) for key, value in node.items() if key not in _UNSUPPORTED_STRICT
-                or not isinstance(value, (int, str))}
-    if isinstance(node, list):
-        return [_strict_schema(item) for item in node]
-    return node
 
 
 def request_fields(mode: str, output_model: type[BaseModel]) -> dict:
@@ -33,7 +26,7 @@ def request_fields(mode: str, output_model: type[BaseModel]) -> dict:
     schema = output_model.model_json_schema()
     if mode == "json_schema":
         return {"response_format": {"type": "json_schema", "json_schema": {
-            "name": output_model.__name__, "schema": _strict_schema(schema), "strict": True}}}
+            "name": output_model.__name__, "schema": schema, "strict": True}}}
     if mode == "json_object":
         return {"response_format": {"type": "json_object", "schema": schema}}
     return {}
@@ -64,7 +57,7 @@ def first_json_value(text: str):
 
 
 def parse_output(text: str, output_model: type[BaseModel] | None):
-    """(value, None) or (None, reason) with reason one of empty, invalid_json, schema_invalid."""
+    """(value, None) or (None, reason): empty, invalid_json, or "schema_invalid: <field>: <rule that failed>"."""
     if not text or not text.strip():
         return None, "empty"
     if output_model is None:
@@ -75,5 +68,6 @@ def parse_output(text: str, output_model: type[BaseModel] | None):
         return None, "invalid_json"
     try:
         return output_model.model_validate(data), None
-    except ValidationError:
-        return None, "schema_invalid"
+    except ValidationError as error:
+        first = error.errors()[0]
+        return None, f"schema_invalid: {format_path(first['loc']) or 'the reply'}: {first['msg']}"
