@@ -12,6 +12,5 @@ STAGES: tuple[type[Stage], ...] = (Subjects, Syllabi, Questions, Answers)
 STAGE_NAMES = tuple(stage.name for stage in STAGES)  # prompt files and settings keys
 CONFIGS = ("taxonomy", *(stage.config for stage in STAGES))  # dataset configs, in build order
 FEATURES = {"taxonomy": TAXONOMY_FEATURES, **{stage.config: stage.features for stage in STAGES}}
-STAGE_OF_CONFIG = {stage.config: stage for stage in STAGES}
 
-__all__ = ["CONFIGS", "FEATURES", "STAGES", "STAGE_NAMES", "STAGE_OF_CONFIG", "Stage", "StageContext"]
+__all__ = ["CONFIGS", "FEATURES", "STAGES", "STAGE_NAMES", "Stage", "StageContext"]
