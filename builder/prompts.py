@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -55,9 +55,20 @@ class Prompt:
     stage: str
     output_model: str
     params: dict
-    system: jinja2.Template
-    user: jinja2.Template
+    system_source: str
+    user_source: str
     fingerprint: str
+    system: jinja2.Template = field(init=False, repr=False, compare=False)
+    user: jinja2.Template = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "system", _jinja.from_string(self.system_source))
+        object.__setattr__(self, "user", _jinja.from_string(self.user_source))
+
+    def __reduce__(self):
+        # A compiled template does not pickle: a Ray worker gets the sources and compiles them again.
+        return Prompt, (self.stage, self.output_model, self.params, self.system_source, self.user_source,
+                        self.fingerprint)
 
     def render(self, **context) -> list[dict]:
         return [
@@ -80,7 +91,7 @@ def load_prompt(directory: Path, stage: str) -> Prompt:
         PromptFile.model_validate(data)
     except ValidationError as error:
         raise first_problem(error, PromptFile, source, root, (), PromptError) from None
-    system, user = (_template(source, _value_node(root, part), part) for part in ("system", "user"))
+    system, user = (_checked_template(source, _value_node(root, part), part) for part in ("system", "user"))
     # Params keep the file's own values (1 stays 1, not 1.0): they are part of every cache key. The
     # fingerprint covers what shapes the output.
     fingerprint = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
@@ -91,13 +102,14 @@ def _value_node(root: yaml.MappingNode, key: str) -> yaml.ScalarNode:
     return next(value for node, value in root.value if isinstance(node, yaml.ScalarNode) and node.value == key)
 
 
-def _template(source: str, node: yaml.ScalarNode, part: str) -> jinja2.Template:
-    """The compiled template; a syntax error names its file line."""
+def _checked_template(source: str, node: yaml.ScalarNode, part: str) -> str:
+    """The template's source, once it compiles; a syntax error names its file line."""
     # A block scalar ("system: |") starts on the line after its key; template line 1 is that line.
     first_line = node.start_mark.line + (2 if node.style in ("|", ">") else 1)
     try:
-        return _jinja.from_string(node.value)
+        _jinja.from_string(node.value)
     except jinja2.TemplateSyntaxError as error:
         raise PromptError(source, first_line + (error.lineno or 1) - 1, part,
                           f"template syntax error: {error.message.rstrip('.')}. Check the {{{{ }}}} and {{% %}} tags "
                           "on this line.") from None
+    return node.value

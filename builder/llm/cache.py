@@ -77,15 +77,24 @@ class Cache:
     API batches (the build's driver collects them), those of glan 0.1 work dirs, and each endpoint's mode."""
 
     @_damage_is_an_error
-    def __init__(self, path: Path, fallback: Cache | None = None):
+    def __init__(self, path: Path, fallback: Cache | None = None, *, read_only: bool = False):
+        """`read_only`: how a Ray worker opens the shared cache, which the driver closed (so its WAL was folded in)
+        and does not write while the workers run: immutable, so SQLite writes nothing beside it, not even locks,
+        and any node can read it over a shared filesystem. Modes the worker discovers stay in its memory."""
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode survives a process kill (only an OS crash may drop the last commits).
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(_SCHEMA)
         self.fallback = fallback
+        self.read_only = read_only
+        self._modes: dict[str, str] = {}
+        if read_only:
+            self.db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro&immutable=1", uri=True,
+                                      isolation_level=None, check_same_thread=False)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode survives a process kill (only an OS crash may drop the last commits).
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(_SCHEMA)
         # A cache that was empty when opened holds exactly the keys put since: a fresh unit's lookups (all
         # misses) cost no query, and a shared cache with no response costs no second lookup.
         self.has_responses = self.db.execute("SELECT 1 FROM responses LIMIT 1").fetchone() is not None
@@ -123,12 +132,17 @@ class Cache:
 
     @_damage_is_an_error
     def mode(self, endpoint: str) -> str | None:
+        if endpoint in self._modes:
+            return self._modes[endpoint]
         row = self.db.execute("SELECT mode FROM endpoint_modes WHERE endpoint=?", (endpoint,)).fetchone()
         return row[0] if row else None
 
     @_damage_is_an_error
     def remember_mode(self, endpoint: str, mode: str) -> None:
-        self.db.execute("INSERT OR REPLACE INTO endpoint_modes VALUES (?,?)", (endpoint, mode))
+        if self.read_only:
+            self._modes[endpoint] = mode
+        else:
+            self.db.execute("INSERT OR REPLACE INTO endpoint_modes VALUES (?,?)", (endpoint, mode))
 
     def close(self) -> None:
         self.db.close()

@@ -80,6 +80,13 @@ class _EndpointState:
     paused_until: float = 0.0
 
 
+def local_limits(endpoint: Endpoint, limits: Limits) -> tuple[AdaptiveConcurrency, RateLimiter | None, RateLimiter | None]:
+    """One process's own limits on an endpoint: its concurrency, requests and tokens per minute. (On Ray, each
+    worker's come from leases on the endpoint's cluster-wide limits instead: builder/cluster/leases.py.)"""
+    rpm, tpm = limits.requests_per_minute, limits.tokens_per_minute
+    return AdaptiveConcurrency(limits.concurrency), RateLimiter(rpm) if rpm else None, RateLimiter(tpm) if tpm else None
+
+
 # auto tries the OpenAI standard first and falls back when the endpoint rejects it.
 _FALLBACK = {"json_schema": "json_object", "json_object": "prompt"}
 
@@ -96,11 +103,14 @@ class Engine:
 
     `offline` (glan estimate) sends nothing: a request missing from the cache comes back skipped.
     `batches`, when set, takes the requests of Batch API stages instead of sending them online.
+    `endpoint_limits(endpoint, limits)` makes each endpoint's (concurrency, requests, tokens) limiters.
     """
 
-    def __init__(self, cache: Cache, limits: Limits, accounting: Accounting, *, offline: bool = False, batches=None):
+    def __init__(self, cache: Cache, limits: Limits, accounting: Accounting, *, offline: bool = False, batches=None,
+                 endpoint_limits=local_limits):
         self.cache = cache
         self.limits = limits
+        self.endpoint_limits = endpoint_limits
         self.accounting = accounting
         self.offline = offline
         self.batches = batches
@@ -213,11 +223,9 @@ class Engine:
 
     def _state(self, endpoint: Endpoint) -> _EndpointState:
         if endpoint not in self._states:
-            rpm, tpm = self.limits.requests_per_minute, self.limits.tokens_per_minute
             self._states[endpoint] = _EndpointState(
                 endpoint, os.environ.get(endpoint.api_key_env), self.mode(endpoint),
-                AdaptiveConcurrency(self.limits.concurrency), RateLimiter(rpm) if rpm else None,
-                RateLimiter(tpm) if tpm else None, open_session(self.limits.timeout_s))
+                *self.endpoint_limits(endpoint, self.limits), open_session(self.limits.timeout_s))
         return self._states[endpoint]
 
     def _next_state(self, route: Route) -> _EndpointState:

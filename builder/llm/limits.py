@@ -48,6 +48,11 @@ class AdaptiveConcurrency:
             raise
 
     def release(self, overloaded: bool) -> None:
+        self.adapt(overloaded)
+        self.release_slot()
+
+    def adapt(self, overloaded: bool) -> None:
+        """One request's outcome: an overload halves the limit (once per cooldown), a success grows it."""
         now = time.monotonic()
         if overloaded and now - self._last_cut >= self.cooldown_s:
             self.limit = max(1.0, self.limit / 2)
@@ -55,10 +60,17 @@ class AdaptiveConcurrency:
             self._last_cut = now
         elif not overloaded:
             self.limit = min(float(self.maximum), self.limit + 1 / self.limit)
-        self.release_slot()
+
+    def resize(self, maximum: int) -> None:
+        """A new maximum, taken at once (a Ray worker's lease on its share of the endpoint)."""
+        self.maximum, self.limit = maximum, float(maximum)
+        self._wake()
 
     def release_slot(self) -> None:
         self.in_flight -= 1
+        self._wake()
+
+    def _wake(self) -> None:
         while self._waiters and self.in_flight < int(self.limit):
             waiter = self._waiters.popleft()
             if not waiter.done():
@@ -66,27 +78,34 @@ class AdaptiveConcurrency:
                 waiter.set_result(None)
 
 
+RECHECK_S = 0.1  # longest wait before a waiting request looks at its rate again
+
+
 class RateLimiter:
     """A token bucket of `per_minute` units (requests or tokens), holding at most 10 s worth of burst."""
 
     def __init__(self, per_minute: float):
-        self.rate = per_minute / 60
-        self.capacity = max(self.rate * 10, 1.0)
+        self.set_rate(per_minute)
         self.available = self.capacity
         self._updated = time.monotonic()
         self._lock = asyncio.Lock()
 
+    def set_rate(self, per_minute: float) -> None:
+        """A new rate, taken by waiters within RECHECK_S (a Ray worker's share of the endpoint's rate)."""
+        self.rate = per_minute / 60
+        self.capacity = max(self.rate * 10, 1.0)
+
     async def take(self, amount: float) -> None:
-        amount = min(amount, self.capacity)
         async with self._lock:
             while True:
                 now = time.monotonic()
                 self.available = min(self.capacity, self.available + (now - self._updated) * self.rate)
                 self._updated = now
-                if self.available >= amount:
-                    self.available -= amount
+                needed = min(amount, self.capacity)  # the capacity follows the rate, which may change
+                if self.available >= needed:
+                    self.available -= needed
                     return
-                await asyncio.sleep((amount - self.available) / self.rate)
+                await asyncio.sleep(min((needed - self.available) / self.rate, RECHECK_S) if self.rate else RECHECK_S)
 
 
 def backoff_s(retry: int, base_s: float = 0.5, cap_s: float = 60.0) -> float:
