@@ -14,7 +14,7 @@ import json
 import shutil
 import sqlite3
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import preflight
@@ -39,13 +39,28 @@ UNITS_IN_FLIGHT = 8
 
 
 @dataclass
+class EngineFigures:
+    """How the endpoints took the build, for its summary and run report: from its engine, or on Ray merged from
+    the workers' engines and the cluster-wide leases."""
+
+    lowest_concurrency: dict[str, int]
+    retry_after_waits: list[float]
+    stop_reason: str | None
+    workers: dict[str, int] = field(default_factory=dict)  # on Ray: units run per worker (node address:pid)
+
+    @classmethod
+    def of(cls, engine: Engine) -> EngineFigures:
+        return cls(engine.lowest_concurrency, engine.retry_after_waits, engine.stop_reason)
+
+
+@dataclass
 class Units:
     """The units of one build, in taxonomy order, and what running the missing ones cost."""
 
     run: Run
     files: list[UnitFiles]
     accounting: Accounting
-    engine: Engine
+    engine: EngineFigures
     built: int  # units run by this build (the others were complete already)
 
 
@@ -56,10 +71,22 @@ def depth_of(configs: list[str]) -> int:
 
 def ensure_units(store: UnitStore, depth: int, *, progress: bool = False) -> Units:
     """Every selected discipline's unit of at least `depth` stages, running the ones that are missing."""
-    run, benchmarks = store.run, store.benchmarks
+    run = store.run
     store.clean()
     found = {ref.discipline_id: store.find(ref, depth) for ref in run.disciplines}
     missing = [ref for ref in run.disciplines if found[ref.discipline_id] is None]
+    if run.executor == "ray":
+        from .cluster import run_on_ray
+
+        accounting, figures = run_on_ray(store, missing, depth, found, progress=progress)
+    else:
+        accounting, figures = _run_here(store, missing, depth, found, progress)
+    return Units(run, [found[ref.discipline_id] for ref in run.disciplines], accounting, figures, len(missing))
+
+
+def _run_here(store: UnitStore, missing: list[DisciplineRef], depth: int, found: dict, progress: bool
+              ) -> tuple[Accounting, EngineFigures]:
+    run = store.run
     cache = Cache(run.work_dir / "cache.sqlite")
     try:
         accounting = Accounting(run.prices, run.budget)
@@ -77,11 +104,11 @@ def ensure_units(store: UnitStore, depth: int, *, progress: bool = False) -> Uni
         if missing:
             loop.run(preflight.check_reachable({endpoint for plan in run.stages.values()
                                                 for endpoint in plan.route.endpoints}))
-        loop.run(drive_units(run, engine, missing, depth, benchmarks, write,
+        loop.run(drive_units(run, engine, missing, depth, store.benchmarks, write,
                              Progress(len(missing), accounting, progress)))
     finally:
         cache.close()
-    return Units(run, [found[ref.discipline_id] for ref in run.disciplines], accounting, engine, len(missing))
+    return accounting, EngineFigures.of(engine)
 
 
 async def drive_units(run: Run, engine: Engine, disciplines: list[DisciplineRef], depth: int,
@@ -261,6 +288,7 @@ def write_run_report(units: Units) -> None:
         "lowest_concurrency": engine.lowest_concurrency,
         "retry_after_waits_s": engine.retry_after_waits,
         "stop_reason": engine.stop_reason,
+        **({"ray_workers": engine.workers} if engine.workers else {}),
     }
     (units.run.work_dir / "run_report.json").write_text(json.dumps(report, indent=1))
 
@@ -285,6 +313,9 @@ def summary(units: Units, configs: list[str], stats: dict) -> str:
         lines.append("benchmark hits: " + ", ".join(f"{name} {n:,}" for name, n in quality["benchmark_hits"].items()))
     lines += _failure_lines(units.files)
     engine = units.engine
+    if engine.workers:
+        lines.append(f"ran on Ray: {len(engine.workers)} workers ran {sum(engine.workers.values())} units "
+                     f"({', '.join(f'{name} {count}' for name, count in engine.workers.items())})")
     if engine.retry_after_waits:
         lowest = ", ".join(f"{url} {limit}" for url, limit in engine.lowest_concurrency.items())
         lines.append(f"rate limited: waited Retry-After {len(engine.retry_after_waits)} times; "

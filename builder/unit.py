@@ -127,7 +127,7 @@ _STAGING = ".staging-"
 
 
 def _run_fingerprint(run: Run, benchmarks: list[BenchmarkIndex]) -> str:
-    generation = run.generation.model_dump(exclude={"limits", "prices", "discipline_ids"})
+    generation = run.generation.model_dump(exclude={"limits", "prices", "discipline_ids", "executor"})
     for name in run.stages:
         generation[name] = {key: value for key, value in generation[name].items() if key not in _ROUTING_KEYS}
     stages = {name: {"model": plan.route.model, "params": plan.params, "prompt": plan.context.prompt.fingerprint,

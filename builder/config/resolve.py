@@ -51,12 +51,14 @@ class Run:
     disciplines: tuple[DisciplineRef, ...]
     stages: dict[str, StagePlan]  # by stage name, in build order
     limits: Limits
+    executor: str  # "local" or "ray"
     prices: dict[str, tuple[float, float]] = field(default_factory=dict)  # model -> USD per M tokens in, out
     budget: Budget = Budget()
 
     @property
     def work_dir(self) -> Path:
-        return Path(self.settings.work_dir)
+        # Absolute: a Ray worker reads the run with another working directory.
+        return Path(self.settings.work_dir).absolute()
 
 
 def resolve(settings: RunSettings, taxonomy: Taxonomy | None = None) -> Run:
@@ -74,6 +76,7 @@ def resolve(settings: RunSettings, taxonomy: Taxonomy | None = None) -> Run:
         limits=Limits(concurrency=settings.concurrency or limits.concurrency,
                       requests_per_minute=limits.requests_per_minute, tokens_per_minute=limits.tokens_per_minute,
                       timeout_s=limits.timeout_s, max_retries=limits.max_retries, max_attempts=limits.max_attempts),
+        executor=settings.executor or generation.executor,
         prices={**{model: (price.input_per_million, price.output_per_million)
                    for model, price in generation.prices.items()},
                 **{model: (input_price, output_price) for model, input_price, output_price in settings.prices}},

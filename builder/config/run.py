@@ -22,6 +22,8 @@ class RunSettings:
     max_cost: float | None = None
     max_requests: int | None = None
     batch: bool = False  # every stage through the OpenAI Batch API (a stage's `batch: true` does it for one)
+    executor: str | None = None  # "ray": the units run on a Ray cluster; None: the taxonomy's generation.executor
+    ray_address: str | None = None  # "auto", "HOST:PORT", or None: as ray.init() finds or starts a cluster
     prices: tuple[tuple[str, float, float], ...] = ()  # --price: (model, USD/M in, USD/M out), over the taxonomy
     progress: bool = True
 

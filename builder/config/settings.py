@@ -166,6 +166,8 @@ class Generation(Node):
     """Run settings. Defaults are the paper's scale; taxonomy.yaml spells them out."""
 
     seed: int = 2402
+    # Where the discipline units run: in this process, or as Ray tasks on a cluster (`glan build --ray`).
+    executor: Literal["local", "ray"] = "local"
     levels: list[str] = Field(default=["introductory", "intermediate", "advanced", "graduate"], min_length=1)
     discipline_ids: list[str] | None = Field(default=None, min_length=1)  # None: every discipline
     limits: Limits = Limits()

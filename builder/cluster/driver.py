@@ -1,0 +1,136 @@
+"""The driver's side of a Ray build: connect, start the broker and the workers, hand out one call per missing
+discipline (a bounded number queued per worker, so a fast worker takes more), collect each written unit and the
+workers' running totals, and stop everything it started.
+
+A killed driver takes its workers with it (Ray ends a job's actors when its driver dies); running the same
+command again finds the units that were written and resumes the others from their caches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import ray
+
+from ..build import UNITS_IN_FLIGHT, EngineFigures
+from ..llm import loop
+from ..llm.accounting import Accounting, Usage
+from ..llm.cache import Cache
+from ..llm.engine import EndpointError
+from ..progress import Progress
+from ..unit import UnitFiles, UnitStore
+from . import ClusterError
+from .leases import LeaseBroker
+from .worker import SHARED_CACHE, UnitWorker
+
+QUEUED_PER_WORKER = 2 * UNITS_IN_FLIGHT  # calls handed to a worker ahead: its next unit is always at hand
+POLL_S = 2.0  # between two looks at the workers' totals while units run
+CLOSE_S = 10.0  # longest wait for the workers to close their HTTP sessions at the end
+
+
+def run_units(store: UnitStore, missing, depth: int, found: dict, *, progress: bool
+              ) -> tuple[Accounting, EngineFigures]:
+    run = store.run
+    accounting = Accounting(run.prices)
+    if not missing:
+        return accounting, EngineFigures({}, [], None)
+    # The workers open the shared cache immutable: it must exist, with its write-ahead log folded in.
+    Cache(run.work_dir / SHARED_CACHE).close()
+    started = _connect(run.settings.ray_address)
+    broker = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)(LeaseBroker).remote(run.limits.concurrency)
+    job = ray.get_runtime_context().get_job_id()
+    worker_class = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=-1)(UnitWorker)
+    workers = [worker_class.options(name=f"glan-worker-{index}-job-{job}").remote()
+               for index in range(max(1, int(ray.cluster_resources().get("CPU", 1))))]
+    try:
+        # Put once for every worker: the resolved run and the benchmarks' n-grams.
+        build = [ray.put((store, depth)), broker]
+        totals = _Totals(accounting)
+        loop.run(_drive(store, build, workers, missing, found, totals, Progress(len(missing), accounting, progress)))
+        return accounting, EngineFigures(
+            ray.get(broker.lowest_concurrency.remote()),
+            [wait for latest in totals.latest.values() for wait in latest["retry_after_waits"]], None,
+            {worker: latest["units_done"] for worker, latest in sorted(totals.latest.items())})
+    finally:
+        ray.wait([worker.close.remote() for worker in workers], num_returns=len(workers), timeout=CLOSE_S)
+        for actor in [*workers, broker]:
+            ray.kill(actor)
+        if started:
+            ray.shutdown()
+
+
+def _connect(address: str | None) -> bool:
+    """Joins the cluster at `address` unless this process already has (then it is the caller's to end);
+    returns whether it joined."""
+    if ray.is_initialized():
+        return False
+    try:
+        ray.init(address=address, logging_level=logging.WARNING)
+    except ConnectionError as error:
+        raise ClusterError(f"--ray {address or ''}: {str(error).rstrip('.')}. Start a cluster with `ray start --head`, "
+                           "or pass the address of one (HOST:PORT).") from None
+    return True
+
+
+async def _drive(store: UnitStore, build: list, workers: list, missing, found: dict, totals: _Totals,
+                 progress: Progress) -> None:
+    pending = list(reversed(missing))
+    calls: dict[asyncio.Future, int] = {}  # -> the index of the worker that runs it
+    queued = [0] * len(workers)
+    watchers = [asyncio.ensure_future(progress.ticking()), asyncio.ensure_future(_poll(workers, totals))]
+    try:
+        while pending or calls:
+            while pending and min(queued) < QUEUED_PER_WORKER:
+                index = queued.index(min(queued))
+                calls[asyncio.wrap_future(workers[index].run.remote(build, pending.pop()).future())] = index
+                queued[index] += 1
+            done, _ = await asyncio.wait(calls, return_when=asyncio.FIRST_COMPLETED)
+            for call in done:
+                queued[calls.pop(call)] -= 1
+                reply = _reply(call)
+                unit = UnitFiles(**reply["unit"])
+                unit.directory = store.root / unit.discipline_id / unit.fingerprint
+                found[unit.discipline_id] = unit
+                totals.take([reply["totals"]])
+                progress.unit_done()
+    finally:
+        for watcher in watchers:
+            watcher.cancel()
+        progress.close()
+
+
+async def _poll(workers: list, totals: _Totals) -> None:
+    """The workers' totals every POLL_S, so that progress shows requests while units are still running."""
+    while True:
+        await asyncio.sleep(POLL_S)
+        replies = await asyncio.gather(*[asyncio.wrap_future(worker.totals.remote().future()) for worker in workers],
+                                       return_exceptions=True)  # a worker being restarted does not answer
+        totals.take([reply for reply in replies if isinstance(reply, dict)])
+
+
+class _Totals:
+    """Each worker process's latest totals, summed into the build's accounting. A restarted worker is a new
+    process: what its dead one reported stays counted."""
+
+    def __init__(self, accounting: Accounting):
+        self.accounting = accounting
+        self.latest: dict[str, dict] = {}
+
+    def take(self, replies: list[dict]) -> None:
+        for reply in replies:
+            if reply["snapshot"] > self.latest.get(reply["worker"], {"snapshot": 0})["snapshot"]:
+                self.latest[reply["worker"]] = reply
+        self.accounting.by_stage_model.clear()
+        for latest in self.latest.values():
+            for stage, model, fields in latest["usage"]:
+                self.accounting.usage(stage, model).add(Usage(**fields))
+
+
+def _reply(call: asyncio.Future) -> dict:
+    try:
+        return call.result()
+    except ray.exceptions.RayTaskError as error:
+        if isinstance(error.cause, EndpointError):  # the endpoint refused the run: the user's to fix
+            raise error.cause from None
+        raise
