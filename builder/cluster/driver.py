@@ -9,7 +9,9 @@ command again finds the units that were written and resumes the others from thei
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import time
 
 import ray
 
@@ -27,6 +29,7 @@ from .worker import SHARED_CACHE, UnitWorker
 QUEUED_PER_WORKER = 2 * UNITS_IN_FLIGHT  # calls handed to a worker ahead: its next unit is always at hand
 POLL_S = 2.0  # between two looks at the workers' totals while units run
 CLOSE_S = 10.0  # longest wait for the workers to close their HTTP sessions at the end
+EARLIER_WORKERS_S = 60.0  # longest wait for the workers of a killed driver of the same work dir to end
 
 
 def run_units(store: UnitStore, missing, depth: int, found: dict, *, progress: bool
@@ -38,10 +41,12 @@ def run_units(store: UnitStore, missing, depth: int, found: dict, *, progress: b
     # The workers open the shared cache immutable: it must exist, with its write-ahead log folded in.
     Cache(run.work_dir / SHARED_CACHE).close()
     started = _connect(run.settings.ray_address)
+    # Workers are named after the work dir they write: those of a killed driver may live on for a moment.
+    prefix = f"glan-worker-{hashlib.sha256(str(run.work_dir).encode()).hexdigest()[:12]}-"
+    _wait_for_earlier_workers(prefix)
     broker = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)(LeaseBroker).remote(run.limits.concurrency)
-    job = ray.get_runtime_context().get_job_id()
     worker_class = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=-1)(UnitWorker)
-    workers = [worker_class.options(name=f"glan-worker-{index}-job-{job}").remote()
+    workers = [worker_class.options(name=f"{prefix}{index}").remote()
                for index in range(max(1, int(ray.cluster_resources().get("CPU", 1))))]
     try:
         # Put once for every worker: the resolved run and the benchmarks' n-grams.
@@ -71,6 +76,18 @@ def _connect(address: str | None) -> bool:
         raise ClusterError(f"--ray {address or ''}: {str(error).rstrip('.')}. Start a cluster with `ray start --head`, "
                            "or pass the address of one (HOST:PORT).") from None
     return True
+
+
+def _wait_for_earlier_workers(prefix: str) -> None:
+    """Two workers never write one unit's files: a build of this work dir whose driver died leaves workers that
+    Ray ends within a few seconds; wait for that."""
+    deadline = time.monotonic() + EARLIER_WORKERS_S
+    while [actor for actor in ray.util.list_named_actors(all_namespaces=True) if actor["name"].startswith(prefix)]:
+        if time.monotonic() > deadline:
+            raise ClusterError(f"--ray: workers named {prefix}* of an earlier build of this work dir are still "
+                               f"running on the cluster after {EARLIER_WORKERS_S:g} s. End that build (its "
+                               "driver), or `ray kill` those actors, then run the same command again.")
+        time.sleep(0.2)
 
 
 async def _drive(store: UnitStore, build: list, workers: list, missing, found: dict, totals: _Totals,
