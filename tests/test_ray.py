@@ -180,6 +180,13 @@ def test_ray_refuses_what_it_cannot_do_with_one_line(tmp_path, capsys, monkeypat
     for flags, message in cases.items():
         assert main(base + list(flags)) == 2
         assert [line for line in capsys.readouterr().err.splitlines() if line.startswith("glan: --ray")] == [message]
+    # A fresh process: this one may have joined the test cluster already, and then uses it.
+    unreachable = subprocess.run([sys.executable, "-m", "builder.cli", *base, "--ray", "127.0.0.1:1"], cwd=REPO_ROOT,
+                                 capture_output=True, text=True)
+    assert unreachable.returncode == 2
+    assert unreachable.stderr.splitlines()[-1] == (
+        "glan: --ray 127.0.0.1:1: cannot connect ([Errno 111] Connection refused). Give the HOST:PORT of the "
+        "cluster's head (`ray start --head --port PORT`), and check that it is running.")
     monkeypatch.setitem(sys.modules, "ray", None)  # as if glan[ray] were not installed
     assert main(base + ["--ray", "auto"]) == 2
     assert "glan: --ray: Ray is not installed. Install it with: pip install 'glan[ray]'" in \

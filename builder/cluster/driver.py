@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import socket
 import time
 
 import ray
@@ -29,6 +30,7 @@ from .worker import SHARED_CACHE, UnitWorker
 QUEUED_PER_WORKER = 2 * UNITS_IN_FLIGHT  # calls handed to a worker ahead: its next unit is always at hand
 POLL_S = 2.0  # between two looks at the workers' totals while units run
 CLOSE_S = 10.0  # longest wait for the workers to close their HTTP sessions at the end
+CONNECT_S = 10.0  # to the cluster's head, before Ray's own long retries
 EARLIER_WORKERS_S = 60.0  # longest wait for the workers of a killed driver of the same work dir to end
 
 
@@ -70,12 +72,25 @@ def _connect(address: str | None) -> bool:
     returns whether it joined."""
     if ray.is_initialized():
         return False
+    if address and address != "auto" and "://" not in address:
+        _check_reachable(address)
     try:
         ray.init(address=address, logging_level=logging.WARNING)
     except ConnectionError as error:
-        raise ClusterError(f"--ray {address or ''}: {str(error).rstrip('.')}. Start a cluster with `ray start --head`, "
-                           "or pass the address of one (HOST:PORT).") from None
+        flag = f"--ray {address}" if address else "--ray"
+        raise ClusterError(f"{flag}: {str(error).rstrip('.')}. Start a cluster with `ray start --head`, or pass the "
+                           "address of one (HOST:PORT).") from None
     return True
+
+
+def _check_reachable(address: str) -> None:
+    """Ray retries an address that does not answer for minutes; one connection says it at once."""
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_S).close()
+    except (OSError, ValueError) as error:
+        raise ClusterError(f"--ray {address}: cannot connect ({error}). Give the HOST:PORT of the cluster's head "
+                           "(`ray start --head --port PORT`), and check that it is running.") from None
 
 
 def _wait_for_earlier_workers(prefix: str) -> None:
@@ -85,8 +100,8 @@ def _wait_for_earlier_workers(prefix: str) -> None:
     while [actor for actor in ray.util.list_named_actors(all_namespaces=True) if actor["name"].startswith(prefix)]:
         if time.monotonic() > deadline:
             raise ClusterError(f"--ray: workers named {prefix}* of an earlier build of this work dir are still "
-                               f"running on the cluster after {EARLIER_WORKERS_S:g} s. End that build (its "
-                               "driver), or `ray kill` those actors, then run the same command again.")
+                               f"running on the cluster after {EARLIER_WORKERS_S:g} s. End that build's driver "
+                               "(Ray then ends its workers), then run the same command again.")
         time.sleep(0.2)
 
 
