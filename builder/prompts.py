@@ -3,6 +3,14 @@
 What can be checked without rendering is checked when a file is loaded, each problem with its file line:
 the YAML, the keys, the sampling parameters (names the OpenAI chat API knows) and the template syntax.
 builder/preflight.py then renders every prompt once with its stage's real variables, before any request.
+
+A file may also hold `local_examples`: worked exchanges (the variables of an example item, and the JSON
+reply) that a tiny embedded model needs and a real model does not. On the embedded model's runs
+(`load_prompt(..., local_examples=True)`) each is sent as a user and an assistant message before the
+real request: as previous turns rather than text in the request, because a 135M model copies an example
+it reads in the request word for word, and two of them from unrelated disciplines, because after one it
+drifts to that one's topic (docs/embedded_models.md). Everywhere else the prompt, its fingerprint and so
+every cache key are what they are without the key.
 """
 
 from __future__ import annotations
@@ -11,7 +19,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import jinja2
 import yaml
@@ -42,12 +50,19 @@ class SamplingParams(Node):
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
 
 
+class LocalExample(Node):
+    noun: ClassVar[str] = "local example"
+    context: dict[str, Any]  # the user template's variables, for an item of another discipline
+    reply: dict[str, Any]  # the JSON the stage expects for it
+
+
 class PromptFile(Node):
     noun: ClassVar[str] = "prompt file"
     output_model: Literal[tuple(OUTPUT_MODELS)]
     params: SamplingParams
     system: str
     user: str
+    local_examples: list[LocalExample] = []
 
 
 @dataclass(frozen=True)
@@ -58,6 +73,7 @@ class Prompt:
     system_source: str
     user_source: str
     fingerprint: str
+    examples: tuple[dict, ...] = ()  # the local_examples exchanges, on the embedded model's runs only
     system: jinja2.Template = field(init=False, repr=False, compare=False)
     user: jinja2.Template = field(init=False, repr=False, compare=False)
 
@@ -68,16 +84,17 @@ class Prompt:
     def __reduce__(self):
         # A compiled template does not pickle: a Ray worker gets the sources and compiles them again.
         return Prompt, (self.stage, self.output_model, self.params, self.system_source, self.user_source,
-                        self.fingerprint)
+                        self.fingerprint, self.examples)
 
     def render(self, **context) -> list[dict]:
         return [
             {"role": "system", "content": self.system.render(**context).strip()},
+            *self.examples,
             {"role": "user", "content": self.user.render(**context).strip()},
         ]
 
 
-def load_prompt(directory: Path, stage: str) -> Prompt:
+def load_prompt(directory: Path, stage: str, local_examples: bool = False) -> Prompt:
     path = Path(directory) / f"{stage}.yaml"
     source = str(path)
     text = read_text(path, PromptError, "Every stage needs a prompt file; copy it from the prompts/ that "
@@ -92,10 +109,30 @@ def load_prompt(directory: Path, stage: str) -> Prompt:
     except ValidationError as error:
         raise first_problem(error, PromptFile, source, root, (), PromptError) from None
     system, user = (_checked_template(source, _value_node(root, part), part) for part in ("system", "user"))
+    # Only the embedded route reads the examples: a remote route neither sends nor checks them.
+    examples = _example_messages(source, root, data.get("local_examples", []), user) if local_examples else ()
     # Params keep the file's own values (1 stays 1, not 1.0): they are part of every cache key. The
-    # fingerprint covers what shapes the output.
-    fingerprint = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
-    return Prompt(stage, data["output_model"], dict(data["params"]), system, user, fingerprint)
+    # fingerprint covers what shapes the output: the examples only where they are sent, so adding them to
+    # a file changes no remote fingerprint.
+    shaping = data if examples else {key: value for key, value in data.items() if key != "local_examples"}
+    fingerprint = hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:12]
+    return Prompt(stage, data["output_model"], dict(data["params"]), system, user, fingerprint, examples)
+
+
+def _example_messages(source: str, root: yaml.MappingNode, examples: list[dict], user: str) -> tuple[dict, ...]:
+    """Rendered when the prompt is loaded, so a broken example is reported before any request."""
+    template = _jinja.from_string(user)
+    messages = []
+    for index, example in enumerate(examples):
+        try:
+            request = template.render(**example["context"]).strip()
+        except jinja2.UndefinedError as error:
+            line = _value_node(root, "local_examples").value[index].start_mark.line + 1
+            raise PromptError(source, line, f"local_examples[{index}].context",
+                              f"{error.message}. Give the example every variable the user template uses.") from None
+        messages += [{"role": "user", "content": request},
+                     {"role": "assistant", "content": json.dumps(example["reply"], ensure_ascii=False)}]
+    return tuple(messages)
 
 
 def _value_node(root: yaml.MappingNode, key: str) -> yaml.ScalarNode:

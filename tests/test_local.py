@@ -19,17 +19,21 @@ pytestmark = pytest.mark.skipif(
 from openai import OpenAI  # noqa: E402
 
 from builder.llm.local import LocalServer, LocalServerError  # noqa: E402
+from builder.llm.local_models import LOCAL_MODELS  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LEVELS = ["introductory", "intermediate", "advanced", "graduate"]
 
 
-def test_answers_a_schema_constrained_call_and_stops_on_exit():
-    with LocalServer() as server:
+@pytest.mark.parametrize("model_name", LOCAL_MODELS)
+def test_answers_a_schema_constrained_call_and_stops_on_exit(model_name):
+    with LocalServer(model_name) as server:
+        assert server.model == LOCAL_MODELS[model_name].alias
         pid = server.pid
         port = _port(server.base_url)
         assert _is_llama_server(pid) and port in _listening_ports()
         client = OpenAI(base_url=server.base_url, api_key="local", max_retries=0, timeout=60)
+        assert [model.id for model in client.models.list()] == [server.model]
         response = client.chat.completions.create(
             model=server.model,
             messages=[{"role": "user", "content": "At what level is Organic Chemistry taught?"}],

@@ -9,6 +9,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from ..llm.local_models import DEFAULT_LOCAL_MODEL, LOCAL_MODELS, demo_notice
 from ..stages import CONFIGS
 from .args import fraction, positive_number, whole_number
 
@@ -62,6 +63,7 @@ def selection_flags(preset_help: str) -> argparse.ArgumentParser:
     flags.add_argument("--batch", action="store_true",
                        help="send every stage's uncached requests through the OpenAI Batch API (half price, "
                             "done within 24 h; a rerun resumes the saved batches)")
+    flags.add_argument("--local-model", **local_model_flag())
     return flags
 
 
@@ -98,6 +100,14 @@ def preset_help(argv: list[str]) -> str:
     return f"{text}: one of {', '.join(presets)} (from {path})" if presets else f"{text} ({path} has none)"
 
 
+def local_model_flag() -> dict:
+    """argparse keywords of --local-model, which `glan serve-local` shares."""
+    return {"choices": list(LOCAL_MODELS), "default": DEFAULT_LOCAL_MODEL,
+            "help": f"the embedded model run when no endpoint is configured: "
+                    f"{', '.join(f'{name} ({model.label})' for name, model in LOCAL_MODELS.items())} "
+                    f"(default: {DEFAULT_LOCAL_MODEL})"}
+
+
 def run_settings(args):
     from ..config.run import RunSettings
 
@@ -131,7 +141,11 @@ def with_endpoint(args, run, action) -> int:
     from ..llm.local import LocalServer
 
     resolve(replace(embedded, base_url="http://127.0.0.1"))  # bad input fails before the server starts
-    with LocalServer() as server:
+    with LocalServer(args.local_model) as server:
+        scope = f"the {embedded.preset} preset" if embedded.preset else "the taxonomy's generation settings"
+        print(f"glan: no endpoint configured: running {scope} on the embedded {server.local_model.label} "
+              f"(llama.cpp at {server.base_url}).\n"
+              f"glan: {demo_notice(server.local_model)}", file=sys.stderr)
         return action(replace(embedded, base_url=server.base_url))
 
 
@@ -140,7 +154,6 @@ def embedded_run(args, run):
     minutes; None when an endpoint is named by flag, environment or taxonomy."""
     if args.base_url or os.environ.get("OPENAI_BASE_URL") or os.environ.get("OPENAI_API_KEY"):
         return None
-    from ..llm.local import MODEL_ALIAS
     from ..stages import STAGE_NAMES
     from ..taxonomy import load_taxonomy
 
@@ -149,4 +162,5 @@ def embedded_run(args, run):
     if any(getattr(settings, stage).base_urls for stage in STAGE_NAMES):
         return None
     demo = "demo" if "demo" in taxonomy.presets else None
-    return replace(run, model=args.model or MODEL_ALIAS, preset=args.preset or demo)
+    return replace(run, model=args.model or LOCAL_MODELS[args.local_model].alias, preset=args.preset or demo,
+                   local_examples=True)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import sys
 
 from .args import port
+from .run import local_model_flag
 
 
 def add_parser(commands) -> None:
     parser = commands.add_parser("serve-local", help="run the embedded llama.cpp server alone, for other tools")
     parser.add_argument("--port", type=port, help="port on 127.0.0.1 (default: a free one, printed at start)")
+    parser.add_argument("--local-model", **local_model_flag())
     parser.set_defaults(run=run)
 
 
@@ -18,7 +20,7 @@ def run(args) -> int:
     from ..llm.local import LocalServer
 
     try:
-        with LocalServer(port=args.port) as server:
+        with LocalServer(args.local_model, port=args.port) as server:
             print(f"Serving {server.model} at {server.base_url}. Point glan (or any OpenAI client) at it:")
             print(f"  export OPENAI_BASE_URL={server.base_url}")
             print("  export OPENAI_API_KEY=local   # any non-empty value; the server does not check it")

