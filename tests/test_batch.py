@@ -99,7 +99,7 @@ def online(taxonomy, tmp_path_factory):
 def test_batch_build_equals_online_build_and_uploads_exactly_the_uncached_requests(
         taxonomy, online, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(batch_module, "MAX_FILE_REQUESTS", 10)  # several files per stage
-    with start_openai_server(**FAST) as server:
+    with start_openai_server(**FAST, batch_max_requests=10) as server:  # a larger file would fail its batch
         assert build(taxonomy, server, tmp_path, "--configs", "subjects") == 0  # online: subjects cached
         cached = cache_keys(tmp_path)
         server.reset()

@@ -159,7 +159,8 @@ def test_max_cost_stops_cleanly_within_the_budget_with_prices_from_the_flag(tmp_
 
 
 def test_stages_name_their_own_models_and_spread_over_several_endpoints(tmp_path):
-    with start_openai_server() as first, start_openai_server() as second:
+    models = ["subject-model", "syllabus-model", "question-model", "answer-model"]
+    with start_openai_server(models=models) as first, start_openai_server(models=models) as second:
         urls = [first.base_url, second.base_url]
         taxonomy = taxonomy_with(tmp_path, spread={
             "subjects": {**SMOKE["subjects"], "model": "subject-model", "base_urls": urls},

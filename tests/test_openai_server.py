@@ -9,25 +9,36 @@ from typing import Literal
 
 import openai
 import pytest
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from tests.servers import start_openai_server
 from tests.servers.schema_fill import compile_schema
 
 
-class Session(BaseModel):
-    title: str = Field(min_length=3)
-    description: str = Field(min_length=60, max_length=200)
+class Strict(BaseModel):
+    """What OpenAI's strict mode accepts: no extra keys, every property required, no string lengths."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Session(Strict):
+    title: str
+    description: str
     key_concepts: list[str] = Field(min_length=3, max_length=6)
 
 
-class Syllabus(BaseModel):
+class Syllabus(Strict):
     subject: str
     level: Literal["introductory", "advanced"]
     hours: int = Field(ge=10, le=40)
     weight: float = Field(gt=0, lt=1)
-    note: str | None = None
+    note: str | None
     sessions: list[Session] = Field(min_length=10, max_length=30)
+
+
+class Described(BaseModel):
+    title: str = Field(min_length=3)
+    description: str = Field(min_length=60, max_length=200)
 
 
 MESSAGES = [{"role": "user", "content": "Write a syllabus."}]
@@ -166,7 +177,7 @@ def test_fault_hang_outlasts_the_client_timeout(openai_server):
 
 async def _chat_with_timeout(server, timeout: float):
     async with openai.AsyncOpenAI(base_url=server.base_url, api_key="t", max_retries=0) as client:
-        return await client.chat.completions.create(model="m", messages=MESSAGES, timeout=timeout)
+        return await client.chat.completions.create(model="test-model", messages=MESSAGES, timeout=timeout)
 
 
 @pytest.mark.parametrize(
@@ -237,6 +248,148 @@ def test_models_and_cli_flags():
 def test_unknown_knob_is_refused(openai_server):
     with pytest.raises(Exception, match="400"):
         openai_server.configure(latency=5)
+
+
+# -- strict like OpenAI ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("model", "params", "status", "error", "message"), [
+    ("gpt-nope", {}, 404, openai.NotFoundError, "The model `gpt-nope` does not exist"),
+    ("secret-model", {}, 403, openai.PermissionDeniedError, "does not have access to model `secret-model`"),
+    ("test-model", {"extra_body": {"max_tokenz": 5}}, 400, openai.BadRequestError,
+     "Unrecognized request argument supplied: max_tokenz"),
+    ("test-model", {"response_format": {"type": "xml"}}, 400, openai.BadRequestError, "Invalid value: 'xml'"),
+], ids=["unknown model", "forbidden model", "unknown parameter", "unknown format"])
+def test_requests_are_refused_as_openai_refuses_them(openai_server, model, params, status, error, message):
+    openai_server.configure(models=["test-model", "secret-model"], forbidden_models=["secret-model"])
+    with pytest.raises(error) as caught:
+        chat(openai_server, model=model, **params)
+    assert caught.value.status_code == status and message in caught.value.message
+    if status != 400:
+        assert caught.value.code == "model_not_found"
+    (record,) = openai_server.log()
+    assert (record["status"], record["model"]) == (status, model)
+
+
+def strict_format(schema: dict) -> dict:
+    return {"type": "json_schema", "json_schema": {"name": "S", "schema": schema, "strict": True}}
+
+
+@pytest.mark.parametrize(("schema", "problem"), [
+    ({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]},
+     "In context=(), 'additionalProperties' is required to be supplied and to be false."),
+    ({"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "string"}}, "required": ["a"],
+      "additionalProperties": False},
+     "In context=(), 'required' is required to be supplied and to be an array including every key in properties. "
+     "Missing 'b'."),
+    ({"type": "object", "properties": {"a": {"$ref": "#/$defs/A"}}, "required": ["a"], "additionalProperties": False,
+      "$defs": {"A": {"type": "object", "properties": {"x": {"type": "integer"}}, "required": []}}},
+     "In context=('$defs', 'A'), 'additionalProperties' is required to be supplied and to be false."),
+    ({"type": "object", "properties": {"a": {"type": "string", "minLength": 3}}, "required": ["a"],
+      "additionalProperties": False},
+     "In context=('properties', 'a'), 'minLength' is not permitted."),
+    ({"type": "array", "items": {"type": "string"}},
+     "schema must be a JSON Schema of 'type: \"object\"', got 'type: \"array\"'."),
+], ids=["additionalProperties", "required", "nested", "minLength", "not an object"])
+def test_strict_json_schema_rules_are_enforced(openai_server, schema, problem):
+    with pytest.raises(openai.BadRequestError) as caught:
+        chat(openai_server, response_format=strict_format(schema))
+    assert caught.value.message.endswith(f"Invalid schema for response_format 'S': {problem}")
+    assert caught.value.body["param"] == "response_format"
+    lenient = {"type": "json_schema", "json_schema": {"name": "S", "schema": schema}}  # strict off: no rules
+    if schema["type"] == "object":
+        assert chat(openai_server, response_format=lenient).choices[0].message.content
+
+
+def test_the_log_records_what_each_request_asked_for(openai_server):
+    completion = chat(openai_server, response_format=JSON_SCHEMA, max_tokens=77, seed=5)
+    chat(openai_server, messages=[{"role": "user", "content": "Hello there"}])
+    first, second = openai_server.log()
+    assert (first["model"], first["max_tokens"], first["seed"], first["response_format"], first["schema"]) == \
+        ("test-model", 77, 5, "json_schema", "Syllabus")
+    assert first["content"] == completion.choices[0].message.content
+    assert first["prompt_tokens"] == completion.usage.prompt_tokens
+    assert (second["response_format"], second["schema"], second["max_tokens"]) == (None, None, None)
+    assert first["messages_sha256"] != second["messages_sha256"]
+
+
+def test_retry_after_in_milliseconds_and_as_an_http_date(openai_server):
+    import email.utils
+    import time
+
+    force(openai_server, "429", retry_after_s=2.5, retry_after_form="ms")
+    with pytest.raises(openai.RateLimitError) as caught:
+        chat(openai_server)
+    assert caught.value.response.headers["retry-after-ms"] == "2500"
+    assert "retry-after" not in caught.value.response.headers
+    openai_server.configure(retry_after_form="date")
+    with pytest.raises(openai.RateLimitError) as caught:
+        chat(openai_server)
+    until = email.utils.parsedate_to_datetime(caught.value.response.headers["retry-after"]).timestamp()
+    assert 2.5 <= until - time.time() <= 3.6
+
+
+def test_fault_502_is_an_html_page_like_a_proxys(openai_server):
+    force(openai_server, "502")
+    with pytest.raises(openai.InternalServerError) as caught:
+        chat(openai_server)
+    assert caught.value.status_code == 502
+    assert caught.value.response.headers["content-type"].startswith("text/html")
+    assert "<title>502 Bad Gateway</title>" in caught.value.response.text
+
+
+def test_faults_at_fixed_arrivals(openai_server):
+    openai_server.configure(faults_at={"1": "500"})
+    outcomes = []
+    for _ in range(3):
+        try:
+            outcomes.append(chat(openai_server).choices[0].finish_reason)
+        except openai.InternalServerError:
+            outcomes.append("500")
+    assert outcomes == ["stop", "500", "stop"]
+
+
+def test_item_faults_hit_every_attempt_at_the_same_messages(openai_server):
+    openai_server.configure(item_faults={"schema_invalid": 0.5}, item_fault_schema="Syllabus")
+    prompts = [[{"role": "user", "content": f"Write syllabus {index}."}] for index in range(12)]
+    spoiled = []
+    for messages in prompts:
+        contents = {chat(openai_server, messages=messages, response_format=JSON_SCHEMA, seed=seed)
+                    .choices[0].message.content for seed in (1, 2)}
+        spoiled.append(contents == {"[]"})
+        assert contents == {"[]"} or "[]" not in contents  # both attempts alike
+    assert 0 < sum(spoiled) < len(prompts)
+    assert chat(openai_server, messages=prompts[spoiled.index(True)]).choices[0].message.content != "[]"  # other schema
+
+
+def test_question_pool_supplies_every_question(openai_server):
+    class Question(Strict):
+        question: str
+
+    pool = ["What is entropy?", "Why is the sky blue?"]
+    openai_server.configure(question_pool=pool)
+    fmt = {"type": "json_schema", "json_schema": {"name": "Q", "schema": Question.model_json_schema()}}
+    asked = {Question.model_validate_json(chat(openai_server, response_format=fmt, seed=seed)
+                                          .choices[0].message.content).question for seed in range(12)}
+    assert asked == set(pool)
+
+
+def test_hold_keeps_answers_until_lifted(openai_server):
+    import threading
+    import time
+
+    openai_server.configure(hold=True)
+    answers = []
+    waiting = threading.Thread(target=lambda: answers.append(chat(openai_server)))
+    waiting.start()
+    deadline = time.monotonic() + 10
+    while not openai_server.log():
+        assert time.monotonic() < deadline, "the request never arrived"
+        time.sleep(0.01)
+    assert openai_server.log()[0]["status"] is None and not answers
+    openai_server.configure(hold=False)
+    waiting.join(timeout=10)
+    assert answers and openai_server.log()[0]["status"] == 200
 
 
 # -- Files + Batch API ----------------------------------------------------------------------
@@ -345,10 +498,53 @@ def test_generated_values_always_validate():
         ratio: float = Field(ge=0.333, le=0.334)
         count: int = Field(gt=-3, lt=-1)
         flags: list[bool] = Field(max_length=2)
-        nested: list[list[Session]] = Field(min_length=1, max_length=2)
+        nested: list[list[Described]] = Field(min_length=1, max_length=2)
         mapping: dict[str, int]
 
     for model in (Syllabus, Bounds):
         generate = compile_schema(model.model_json_schema())
         for seed in range(300):
             model.model_validate_json(json.dumps(generate(random.Random(seed))))
+
+
+@pytest.mark.parametrize(("lines", "code", "message"), [
+    (batch_lines(2) + batch_lines(1), "duplicate_custom_id", "The custom_id 'req-0' is used by more than one request."),
+    (batch_lines(1) + [{**batch_lines(2)[1], "body": {**batch_lines(2)[1]["body"], "model": "other-model"}}],
+     "mismatched_model", "A batch input file may use only one model; this line uses 'other-model'."),
+    (batch_lines(4), "too_many_requests", "The input file holds 4 requests; a batch may hold at most 3."),
+    ([{**batch_lines(1)[0], "method": "GET"}], "invalid_request", "Each line needs a string custom_id, method 'POST'"),
+], ids=["duplicate custom_id", "two models", "too many requests", "not a POST"])
+def test_a_batch_the_api_would_refuse_fails_with_its_reason(openai_server, lines, code, message):
+    openai_server.configure(batch_delay_s=0.05, batch_max_requests=3)
+    batch, outputs, errors = run_batch(openai_server, lines)
+    assert batch.status == "failed" and outputs == {} and errors == {}
+    assert batch.errors.data[0].code == code and batch.errors.data[0].message.startswith(message)
+
+
+def test_batch_files_are_checked_on_upload_and_creation(openai_server):
+    openai_server.configure(batch_max_bytes=100)
+    data = "".join(json.dumps(line) + "\n" for line in batch_lines(1)).encode()
+
+    async def go():
+        async with openai.AsyncOpenAI(base_url=openai_server.base_url, api_key="t", max_retries=0) as client:
+            with pytest.raises(openai.BadRequestError, match="a batch input file may hold at most 100 bytes"):
+                await client.files.create(file=("big.jsonl", data), purpose="batch")
+            with pytest.raises(openai.BadRequestError, match="'bogus' is not one of"):
+                await client.files.create(file=("x.jsonl", data), purpose="bogus")
+            other = await client.files.create(file=("x.jsonl", data), purpose="user_data")
+            with pytest.raises(openai.BadRequestError, match="must be uploaded with purpose 'batch', not 'user_data'"):
+                await client.batches.create(input_file_id=other.id, endpoint="/v1/chat/completions",
+                                            completion_window="24h")
+
+    asyncio.run(go())
+
+
+def test_batch_lines_are_refused_like_online_requests(openai_server):
+    openai_server.configure(batch_delay_s=0.05)
+    lines = batch_lines(2)
+    lines[1]["body"]["temperatur"] = 0.5
+    batch, outputs, errors = run_batch(openai_server, lines)
+    assert batch.status == "completed" and list(outputs) == ["req-0"]
+    refused = errors["req-1"]["response"]
+    assert refused["status_code"] == 400
+    assert refused["body"]["error"]["message"] == "Unrecognized request argument supplied: temperatur"

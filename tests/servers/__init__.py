@@ -35,8 +35,11 @@ class OpenAIServer:
         return self._call("GET", "/_admin/stats")
 
     def log(self) -> list[dict]:
-        """One record per chat request in arrival order: n, body_sha256, received, responded,
-        status, fault, seed (times are the server's time.monotonic())."""
+        """One record per chat request in arrival order: n, received, responded (the server's
+        time.monotonic()), status, fault, content (the answer sent with a 200), and what the request
+        asked for: body_sha256, messages_sha256 (alike for every attempt at one prompt), model, seed,
+        max_tokens, prompt_tokens, response_format (its type, None in prompt mode) and schema (the
+        json_schema name, else the schema's title)."""
         return self._call("GET", "/_admin/log")
 
     def configure(self, **knobs: Any) -> dict:

@@ -1,11 +1,14 @@
 """The OpenAI Files and Batch APIs of the test server, kept in memory.
 
 A batch goes validating -> in_progress (after half of knob `batch_delay_s`) -> completed (after
-all of it), or ends `failed` (a bad input line), `cancelled`, or `expired`. Each request line is
-answered exactly as the online endpoint answers the same body, minus the online faults; instead,
-knob `batch_error_rate` turns lines into errors (knob `batch_error_status`: 500, or 400) and knob `batch_expire` leaves lines
-unfinished. Output lines come in a shuffled order, as OpenAI does not promise the input order:
-match them by custom_id.
+all of it), or ends `failed`, `cancelled`, or `expired`. Input is checked as the Batch API checks it:
+an upload with purpose "batch" is at most `batch_max_bytes`; a batch's input file must have that
+purpose, and the batch fails when a line is malformed or not for its endpoint, a custom_id repeats,
+the lines name more than one model, or there are more than `batch_max_requests` of them. Each request
+line is answered exactly as the online endpoint answers the same body (refusals included), minus the
+online faults; instead, knob `batch_error_rate` turns lines into errors (knob `batch_error_status`: 500,
+or 400) and knob `batch_expire` leaves lines unfinished. Output lines come in a shuffled order, as
+OpenAI does not promise the input order: match them by custom_id.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ if TYPE_CHECKING:
     from tests.servers.openai_server import FakeOpenAI
 
 CHAT_ENDPOINT = "/v1/chat/completions"
+FILE_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
 
 
 class BatchAPI:
@@ -66,7 +70,15 @@ class BatchAPI:
         if not isinstance(upload, web.FileField) or "purpose" not in form:
             message = "multipart fields 'file' and 'purpose' are required"
             return json_response(error_body(message, "invalid_request_error"), 400)
-        return json_response(self.add_file(upload.file.read(), upload.filename, str(form["purpose"])))
+        purpose, data = str(form["purpose"]), upload.file.read()
+        if purpose not in FILE_PURPOSES:
+            message = f"'{purpose}' is not one of {list(FILE_PURPOSES)} - 'purpose'"
+            return json_response(error_body(message, "invalid_request_error"), 400)
+        limit = self.server.knobs.batch_max_bytes
+        if purpose == "batch" and len(data) > limit:
+            message = f"File is too large ({len(data)} bytes): a batch input file may hold at most {limit} bytes."
+            return json_response(error_body(message, "invalid_request_error", "file_too_large"), 400)
+        return json_response(self.add_file(data, upload.filename, purpose))
 
     async def file_object(self, request: web.Request) -> web.Response:
         if denied := self.server.denied(request):
@@ -100,6 +112,10 @@ class BatchAPI:
         params = await request.json()
         if params.get("input_file_id") not in self.files:
             return not_found("File", str(params.get("input_file_id")))
+        purpose = self.files[params["input_file_id"]][0]["purpose"]
+        if purpose != "batch":
+            message = f"The input file must be uploaded with purpose 'batch', not '{purpose}'."
+            return json_response(error_body(message, "invalid_request_error", "invalid_file_purpose"), 400)
         if params.get("endpoint") != CHAT_ENDPOINT or params.get("completion_window") != "24h":
             message = f"this server batches endpoint {CHAT_ENDPOINT!r} with completion_window '24h'"
             return json_response(error_body(message, "invalid_request_error"), 400)
@@ -159,15 +175,10 @@ class BatchAPI:
     async def _run(self, batch: dict) -> None:
         knobs = self.server.knobs
         await asyncio.sleep(knobs.batch_delay_s / 2)
-        lines = self.files[batch["input_file_id"]][1].splitlines()
-        try:
-            requests = [json.loads(line) for line in lines if line.strip()]
-            if not all(map(_is_chat_request, requests)):
-                raise ValueError(f"each line needs custom_id, body and url {CHAT_ENDPOINT!r}")
-        except ValueError as error:
+        requests, problem = _read_input(self.files[batch["input_file_id"]][1], knobs.batch_max_requests)
+        if problem:
             batch["status"], batch["failed_at"] = "failed", int(time.time())
-            detail = {"code": "invalid_request", "message": str(error), "param": None, "line": None}
-            batch["errors"] = {"object": "list", "data": [detail]}
+            batch["errors"] = {"object": "list", "data": [{**problem, "param": None}]}
             return
         if batch["status"] == "validating":
             batch["status"], batch["in_progress_at"] = "in_progress", int(time.time())
@@ -227,7 +238,31 @@ class BatchAPI:
         return self.add_file(data, filename, "batch_output")
 
 
-def _is_chat_request(line: object) -> bool:
-    if not isinstance(line, dict):
-        return False
-    return line.get("url") == CHAT_ENDPOINT and {"custom_id", "body"} <= line.keys()
+def _read_input(data: bytes, max_requests: int) -> tuple[list[dict], dict | None]:
+    """(request lines, None) or ([], {code, message, line}) for the first reason the Batch API refuses the file."""
+    requests, custom_ids, models = [], set(), set()
+    for number, line in enumerate(data.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            request = json.loads(line)
+        except ValueError:
+            return [], {"code": "invalid_json_line", "message": "This line is not parseable as valid JSON.",
+                        "line": number}
+        if not isinstance(request, dict) or request.get("method") != "POST" or request.get("url") != CHAT_ENDPOINT \
+                or not isinstance(request.get("body"), dict) or not isinstance(request.get("custom_id"), str):
+            message = f"Each line needs a string custom_id, method 'POST', url {CHAT_ENDPOINT!r} and a body object."
+            return [], {"code": "invalid_request", "message": message, "line": number}
+        if request["custom_id"] in custom_ids:
+            message = f"The custom_id {request['custom_id']!r} is used by more than one request."
+            return [], {"code": "duplicate_custom_id", "message": message, "line": number}
+        custom_ids.add(request["custom_id"])
+        models.add(request["body"].get("model"))
+        if len(models) > 1:
+            message = f"A batch input file may use only one model; this line uses {request['body'].get('model')!r}."
+            return [], {"code": "mismatched_model", "message": message, "line": number}
+        requests.append(request)
+    if len(requests) > max_requests:
+        message = f"The input file holds {len(requests)} requests; a batch may hold at most {max_requests}."
+        return [], {"code": "too_many_requests", "message": message, "line": None}
+    return requests, None

@@ -5,7 +5,7 @@ dataset is published with `create_commit` + `create_tag` and read back with `loa
 
     POST /api/repos/create                               create_repo
     GET  /api/whoami-v2                                  whoami
-    POST /api/validate-yaml                              create_commit, when README.md is in the commit
+    POST /api/validate-yaml                              create_commit, when README.md is in the commit (hub_metadata.py)
     GET  /api/{type}s/{repo}[/revision/{rev}]            repo_info / dataset_info (HfFileSystem checks revisions)
     GET  /api/{type}s/{repo}/refs                        list_repo_refs (?include_prs=1)
     GET  /api/{type}s/{repo}/commits/{rev}               list_repo_commits
@@ -15,7 +15,8 @@ dataset is published with `create_commit` + `create_tag` and read back with `loa
     POST /{type}s/{repo}.git/info/lfs/objects/batch      LFS batch API, "basic" transfer
     PUT  /_lfs/{type}s/{repo}/{oid}                      the upload href the batch hands out
     POST /_lfs/{type}s/{repo}/{oid}/verify               the verify href
-    POST /api/{type}s/{repo}/commit/{rev}                NDJSON commit (?create_pr=1), 412 on a stale parentCommit
+    POST /api/{type}s/{repo}/commit/{rev}                NDJSON commit (?create_pr=1), 412 on a stale parentCommit,
+                                                         400 when README.md's metadata is invalid
     POST/DELETE /api/{type}s/{repo}/tag/{rev|tag}        create_tag / delete_tag
     POST /api/{type}s/{repo}/branch/{branch}             create_branch
     PUT  /api/{type}s/{repo}/settings                    update_repo_settings (visibility)
@@ -29,8 +30,10 @@ Model repos use the same paths without the `{type}s/` prefix. Path segments are 
 
 A commit is an immutable snapshot {path: Blob}; branches, tags and `refs/pr/N` point at commits, so a
 failed push can be checked against the exact previous state. The JSON body of every API call is kept
-(`state.payloads`), so a test can see what a client asked for, e.g. the visibility sent to create_repo. Knobs (`configure`) make the server fail
-the Nth LFS upload or the commit endpoint, and shrink tree pages to exercise pagination.
+(`state.payloads`), so a test can see what a client asked for, e.g. the visibility sent to create_repo.
+Knobs (`configure`) make the server fail the Nth LFS upload or the commit endpoint, shrink tree pages to
+exercise pagination, and land someone else's commit on the branch during the next preupload (a
+concurrent push).
 
     handle = start_hub_server()          # in-process, in a thread; handle.endpoint, .configure, .commits, .stop
     python -m tests.servers.hub_server --port 0
@@ -54,6 +57,8 @@ from urllib.parse import parse_qs, unquote, urlencode
 import yaml
 from aiohttp import web
 
+from tests.servers.hub_metadata import card_metadata_errors
+
 FAKE_TOKEN = "hf_glan_test_token"
 USER = "glan-tester"
 REPO_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
@@ -65,6 +70,7 @@ GITATTRIBUTES = "".join(
     for pattern in ("*.parquet", "*.arrow", "*.bin", "*.gz", "*.zip", "*.tar", "*.npy", "*.safetensors", "*.jsonl.gz")
 )
 LFS_THRESHOLD = 10 * 1024 * 1024  # the Hub stores files above 10 MB in LFS whatever their name
+CONCURRENT_FILE = "CONCURRENT.md"  # what knob commit_on_next_preupload commits
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,6 +168,7 @@ class Knobs:
     fail_status: int = 500
     fail_times: int | None = None  # per kind, how many requests fail once triggered; None = until reconfigured
     tree_page_size: int = 1000  # the Hub's page size (50 when expand=True)
+    commit_on_next_preupload: bool = False  # another client commits CONCURRENT_FILE to the branch first
 
 
 class HubError(Exception):
@@ -383,15 +390,9 @@ class HubApp:
         return web.json_response({"url": self.repo_url(request, repo), "name": repo_id, "id": repo_id})
 
     def validate_yaml(self, payload: dict) -> web.Response:
-        content = payload.get("content", "")
-        match = re.match(r"^---\n(.*?)\n---", content, re.S)
-        try:
-            metadata = yaml.safe_load(match.group(1)) if match else {}
-        except yaml.YAMLError as error:
-            return web.json_response({"errors": [{"message": f"Invalid YAML: {error}"}]}, status=400)
-        if metadata is not None and not isinstance(metadata, dict):
-            return web.json_response({"errors": [{"message": "YAML metadata must be a mapping"}]}, status=400)
-        return web.json_response({"errors": [], "warnings": []})
+        errors = card_metadata_errors(payload.get("content", ""))
+        return web.json_response({"errors": [{"message": error} for error in errors], "warnings": []},
+                                 status=400 if errors else 200)
 
     def card_data(self, commit: Commit) -> dict | None:
         readme = commit.files.get("README.md")
@@ -606,6 +607,12 @@ class HubApp:
         return by_pattern or size >= LFS_THRESHOLD or b"\0" in sample
 
     def preupload(self, repo: Repo, revision: str, payload: dict) -> web.Response:
+        knobs = self.state.knobs
+        if knobs.commit_on_next_preupload and unquote(revision) in repo.branches:
+            self.state.knobs = dataclasses.replace(knobs, commit_on_next_preupload=False)
+            branch = unquote(revision)
+            files = {**repo.commits[repo.branches[branch]].files, CONCURRENT_FILE: Blob(b"a concurrent edit\n", False)}
+            repo.branches[branch] = self.state.new_commit(repo, repo.branches[branch], "Concurrent edit", "", files).sha
         commit = self.commit_at(repo, revision)
         files = []
         for item in payload["files"]:
@@ -698,6 +705,10 @@ class HubApp:
                     del files[p]
             else:
                 raise HubError(400, f"unknown commit operation {key!r}")
+        readme = files.get("README.md")
+        if readme is not None and readme is not repo.commits[head].files.get("README.md"):
+            if errors := card_metadata_errors(readme.content.decode(errors="replace")):
+                raise HubError(400, "Invalid metadata in README.md: " + "; ".join(errors))
         title, description = header.get("summary") or "update", header.get("description") or ""
         commit = self.state.new_commit(repo, head, title, description, files)
         url = self.repo_url(request, repo)

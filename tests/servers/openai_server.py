@@ -1,5 +1,5 @@
 """An OpenAI-protocol server for tests: chat completions with schema-valid fake content, faults on
-demand, request accounting, and the Files + Batch API.
+demand, a log of what each request asked for, and the Files + Batch API.
 
 Runs in its own process so a benchmark's client does not share its CPU:
 
@@ -9,9 +9,11 @@ prints one line `listening on http://127.0.0.1:PORT`, then serves until killed. 
 `Knobs` is also a flag (`--fault-rate 0.1`, `--faults '{"429": 1}'`, `--reject-json-schema`) and
 can be changed at run time with `POST /_admin/config`.
 
+Requests are checked as OpenAI checks them (tests/servers/chat_rules.py) before anything else.
 Content is a pure function of the request body (sha256 of its canonical JSON seeds the RNG), so
 the same body always gets the same answer, online or in a batch. Faults are a function of the
-arrival index instead, so a retry of a faulted body can succeed.
+arrival index (`fault_rate`, `faults_at`), so a retry of a faulted body can succeed, or of the
+request's messages (`item_faults`), so every attempt at one item fails alike.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import email.utils
 import hashlib
 import json
+import math
 import random
 import re
 import sys
@@ -30,13 +34,22 @@ from typing import Any
 from aiohttp import web
 
 from tests.servers.batch_api import BatchAPI
+from tests.servers.chat_rules import refusal
 from tests.servers.schema_fill import Generator, compile_schema, sentence
 from tests.servers.wire import canonical, error_body, json_response
 
 FAULT_KINDS = (
-    "429", "500", "503", "hang", "reset",
+    "429", "500", "502", "503", "hang", "reset",
     "truncated", "invalid_json", "schema_invalid", "empty", "length",
 )  # fmt: skip
+# Refused at once, before the latency a completion takes: what a rate limiter or a proxy does.
+ERROR_FAULTS = ("429", "500", "502", "503")
+RETRY_AFTER_FORMS = ("seconds", "ms", "date")
+# What nginx answers when the model server behind it is down: HTML, not JSON.
+BAD_GATEWAY_HTML = (
+    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1>"
+    "</center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+)
 
 # The client's prompt mode puts the output schema in a fenced block; the last one wins.
 _FENCED_JSON = re.compile(r"```json[ \t]*\n(.*?)```", re.DOTALL)
@@ -47,24 +60,38 @@ class Knobs:
     latency_ms: float = 0
     fault_rate: float = 0.0
     faults: dict[str, float] = dataclasses.field(default_factory=dict)  # {} = all kinds alike
+    faults_at: dict[str, str] = dataclasses.field(default_factory=dict)  # arrival index -> kind, always
+    item_faults: dict[str, float] = dataclasses.field(default_factory=dict)  # kind -> share of items (messages)
+    item_fault_schema: str | None = None  # item_faults only hit requests for this output schema
     retry_after_s: float = 1
+    retry_after_form: str = "seconds"  # 429s carry Retry-After: seconds | retry-after-ms | an HTTP date
     hang_s: float = 30
     fault_seed: int = 0
     reject_json_schema: bool = False
+    reject_json_object: bool = False
     require_api_key: str | None = None
-    models: list[str] = dataclasses.field(default_factory=lambda: ["test-model"])
+    models: list[str] = dataclasses.field(default_factory=lambda: ["test-model"])  # any other: 404
+    forbidden_models: list[str] = dataclasses.field(default_factory=list)  # known, but this key may not: 403
+    question_pool: list[str] = dataclasses.field(default_factory=list)  # "question" values drawn from it
+    hold: bool = False  # answers wait (requests are still received and logged) until hold is lifted
     batch_delay_s: float = 0.5
     batch_error_rate: float = 0.0
     batch_error_status: int = 500  # 500: a server error worth resending; 400: the request's own fault
     batch_expire: bool | list[int] = False  # True: the second half of every batch expires
+    batch_max_requests: int = 50_000  # per input file, as the Batch API allows
+    batch_max_bytes: int = 200 * 1000 * 1000
 
     def merge(self, changes: dict[str, Any]) -> None:
         known = {f.name for f in dataclasses.fields(self)}
         for name, value in changes.items():
             if name not in known:
                 raise ValueError(f"unknown knob {name!r}; known: {sorted(known)}")
-            if name == "faults" and not set(value) <= set(FAULT_KINDS):
+            kinds = set(value) if name in ("faults", "item_faults") else set(value.values()) \
+                if name == "faults_at" else set()
+            if not kinds <= set(FAULT_KINDS):
                 raise ValueError(f"unknown fault kind in {value}; known: {FAULT_KINDS}")
+            if name == "retry_after_form" and value not in RETRY_AFTER_FORMS:
+                raise ValueError(f"retry_after_form {value!r}; known: {RETRY_AFTER_FORMS}")
             setattr(self, name, value)
 
 
@@ -76,6 +103,8 @@ class FakeOpenAI:
         self.fault_counts: dict[str, int] = {}
         self.generators: dict[str, Generator | None] = {}
         self.batch_api = BatchAPI(self)
+        self.released = asyncio.Event()  # set unless knob `hold` is on
+        self._apply_hold()
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -93,8 +122,9 @@ class FakeOpenAI:
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         arrival = len(self.log)
         record = {
-            "n": arrival, "body_sha256": None, "received": time.monotonic(), "responded": None,
-            "status": None, "fault": None, "seed": None,
+            "n": arrival, "body_sha256": None, "messages_sha256": None, "received": time.monotonic(),
+            "responded": None, "status": None, "fault": None, "seed": None, "model": None, "max_tokens": None,
+            "prompt_tokens": None, "response_format": None, "schema": None, "content": None,
         }  # fmt: skip
         self.log.append(record)
         try:
@@ -102,15 +132,21 @@ class FakeOpenAI:
         except ValueError:
             return self._finish(record, 400, error_body("body is not JSON", "invalid_request_error"))
         digest = hashlib.sha256(canonical(body)).digest()
-        record["body_sha256"], record["seed"] = digest.hex(), body.get("seed")
+        if isinstance(body, dict):
+            record.update(describe(body), body_sha256=digest.hex())
         if denied := self.denied(request):
             return self._finish(record, 401, denied)
+        if refused := refusal(body, self.knobs):
+            return self._finish(record, *refused)
 
         knobs = self.knobs
-        fault = self._pick_fault(arrival)
+        fault = self._pick_fault(arrival, record)
         if fault:
             record["fault"] = fault
             self.fault_counts[fault] = self.fault_counts.get(fault, 0) + 1
+        if fault in ERROR_FAULTS:
+            await self.released.wait()
+            return self._error_fault(record, fault)
         if knobs.latency_ms:
             await asyncio.sleep(knobs.latency_ms / 1000)
         if fault == "hang":
@@ -120,27 +156,43 @@ class FakeOpenAI:
             # No response at all: the client sees the connection drop mid-request.
             request.transport.abort()
             return web.Response()
-        elif fault == "429":
-            return self._finish(
-                record, 429,
-                error_body("Rate limit reached (test server)", "requests", "rate_limit_exceeded"),
-                headers={"Retry-After": f"{knobs.retry_after_s:g}"},
-            )  # fmt: skip
-        elif fault in ("500", "503"):
-            return self._finish(record, int(fault), error_body(f"fault {fault}", "server_error"))
-
+        await self.released.wait()
         status, payload = self.complete(body, digest, f"chatcmpl-{arrival}")
-        if status == 200 and fault:  # hang has become None: only content faults are left here
-            spoil(payload["choices"][0], fault)
+        if status == 200:
+            if fault:  # hang has become None: only content faults are left here
+                spoil(payload["choices"][0], fault)
+            record["content"] = payload["choices"][0]["message"]["content"]
         return self._finish(record, status, payload)
 
     def _finish(self, record: dict, status: int, payload: dict, headers=None) -> web.Response:
-        record["status"], record["responded"] = status, time.monotonic()
-        self.responses += 1
+        self._answered(record, status)
         return json_response(payload, status, headers)
 
-    def _pick_fault(self, arrival: int) -> str | None:
+    def _answered(self, record: dict, status: int) -> None:
+        record["status"], record["responded"] = status, time.monotonic()
+        self.responses += 1
+
+    def _error_fault(self, record: dict, fault: str) -> web.Response:
+        if fault == "429":
+            return self._finish(
+                record, 429, error_body("Rate limit reached (test server)", "requests", "rate_limit_exceeded"),
+                headers=retry_after_headers(self.knobs),
+            )  # fmt: skip
+        if fault == "502":
+            self._answered(record, 502)
+            return web.Response(text=BAD_GATEWAY_HTML, status=502, content_type="text/html")
+        return self._finish(record, int(fault), error_body(f"fault {fault}", "server_error"))
+
+    def _pick_fault(self, arrival: int, record: dict) -> str | None:
         knobs = self.knobs
+        if str(arrival) in knobs.faults_at:
+            return knobs.faults_at[str(arrival)]
+        if knobs.item_faults and knobs.item_fault_schema in (None, record["schema"]):
+            draw = random.Random(record["messages_sha256"]).random()
+            for kind, share in knobs.item_faults.items():
+                if draw < share:
+                    return kind
+                draw -= share
         if knobs.fault_rate <= 0:
             return None
         rng = random.Random(f"{knobs.fault_seed}:{arrival}")
@@ -158,16 +210,18 @@ class FakeOpenAI:
 
     def complete(self, body: dict, digest: bytes, completion_id: str) -> tuple[int, dict]:
         """The answer to a chat request without faults; shared by the online and batch endpoints."""
-        fmt = body.get("response_format") or {}
-        if self.knobs.reject_json_schema and fmt.get("type") == "json_schema":
-            # What llama.cpp's server answers: it knows json_object + schema, not json_schema.
-            message = "response_format 'json_schema' is not supported; use 'json_object' with 'schema'"
-            return 400, error_body(message, "invalid_request_error", "unsupported_response_format")
-        generate = self._generator(body, fmt)
+        if refused := refusal(body, self.knobs):
+            return refused
+        generate = self._generator(body)
         rng = random.Random(digest)
-        content = sentence(rng) if generate is None else json.dumps(generate(rng))
-        prompt_chars = sum(len(m.get("content") or "") for m in body.get("messages", ()))
-        prompt_tokens, completion_tokens = prompt_chars // 4 + 1, len(content) // 4 + 1
+        if generate is None:
+            content = sentence(rng)
+        else:
+            value = generate(rng)
+            if self.knobs.question_pool and isinstance(value, dict) and "question" in value:
+                value["question"] = rng.choice(self.knobs.question_pool)
+            content = json.dumps(value)
+        usage = {"prompt_tokens": prompt_tokens(body), "completion_tokens": len(content) // 4 + 1}
         return 200, {
             "id": completion_id,
             "object": "chat.completion",
@@ -179,38 +233,20 @@ class FakeOpenAI:
                 "logprobs": None,
                 "finish_reason": "stop",
             }],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
+            "usage": {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]},
         }  # fmt: skip
 
-    def _generator(self, body: dict, fmt: dict) -> Generator | None:
+    def _generator(self, body: dict) -> Generator | None:
         """The compiled schema this request asks for, or None for free text; compiled once each."""
-        schema: Any = None
-        if fmt.get("type") == "json_schema":
-            schema = fmt["json_schema"]["schema"]
-        elif fmt.get("type") == "json_object" and "schema" in fmt:
-            schema = fmt["schema"]
-        if schema is not None:
-            key = json.dumps(schema, sort_keys=True)
-        else:
-            blocks = [
-                block
-                for message in body.get("messages", ())
-                if isinstance(message.get("content"), str)
-                for block in _FENCED_JSON.findall(message["content"])
-            ]
-            if not blocks:
-                return None
-            key = blocks[-1]
-        if key not in self.generators:
+        schema_text = requested_schema(body)
+        if schema_text is None:
+            return None
+        if schema_text not in self.generators:
             try:
-                self.generators[key] = compile_schema(json.loads(key))
+                self.generators[schema_text] = compile_schema(json.loads(schema_text))
             except ValueError:  # a fenced block that is not JSON: answer in prose
-                self.generators[key] = None
-        return self.generators[key]
+                self.generators[schema_text] = None
+        return self.generators[schema_text]
 
     # -- admin ------------------------------------------------------------------------------
 
@@ -234,11 +270,74 @@ class FakeOpenAI:
             self.knobs.merge(await request.json())
         except ValueError as error:
             return json_response(error_body(str(error), "invalid_request_error"), 400)
+        self._apply_hold()
         return json_response(dataclasses.asdict(self.knobs))
+
+    def _apply_hold(self) -> None:
+        if self.knobs.hold:
+            self.released.clear()
+        else:
+            self.released.set()
 
     async def reset(self, request: web.Request) -> web.Response:
         self.log, self.responses, self.fault_counts = [], 0, {}
         return json_response({"ok": True})
+
+
+def describe(body: dict) -> dict:
+    """What the log keeps of a request: who it is (messages_sha256 is the same for every attempt at one
+    prompt) and what it asked for (schema: the json_schema name, else the schema's title)."""
+    fmt = _mapping(body.get("response_format"))
+    schema_text = requested_schema(body)
+    try:
+        schema = _mapping(json.loads(schema_text)) if schema_text else {}
+    except ValueError:
+        schema = {}
+    return {
+        "messages_sha256": hashlib.sha256(canonical(body.get("messages"))).hexdigest(),
+        "prompt_tokens": prompt_tokens(body),
+        "seed": body.get("seed"), "model": body.get("model"), "max_tokens": body.get("max_tokens"),
+        "response_format": fmt.get("type"),
+        "schema": _mapping(fmt.get("json_schema")).get("name") or schema.get("title"),
+    }  # fmt: skip
+
+
+def prompt_tokens(body: dict) -> int:
+    """The usage this server reports for a prompt: a token per 4 characters of the messages, plus one."""
+    messages = body.get("messages") if isinstance(body.get("messages"), list) else []
+    return sum(len(m.get("content") or "") for m in messages if isinstance(m, dict)) // 4 + 1
+
+
+def requested_schema(body: dict) -> str | None:
+    """The output schema a request asks for, as canonical JSON text: from response_format, or else the last
+    fenced JSON block of its messages (the client's prompt mode); None for free text."""
+    fmt = _mapping(body.get("response_format"))
+    schema = _mapping(fmt.get("json_schema")).get("schema") if fmt.get("type") == "json_schema" else \
+        fmt.get("schema") if fmt.get("type") == "json_object" else None
+    if schema is not None:
+        return json.dumps(schema, sort_keys=True)
+    messages = body.get("messages") if isinstance(body.get("messages"), list) else []
+    blocks = [
+        block
+        for message in messages
+        if isinstance(message, dict) and isinstance(message.get("content"), str)
+        for block in _FENCED_JSON.findall(message["content"])
+    ]
+    return blocks[-1] if blocks else None
+
+
+def _mapping(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def retry_after_headers(knobs: Knobs) -> dict[str, str]:
+    """A 429's wait in the form knob `retry_after_form` names; an HTTP date is rounded up to the second so
+    that waiting until it never waits less than retry_after_s."""
+    if knobs.retry_after_form == "ms":
+        return {"retry-after-ms": str(round(knobs.retry_after_s * 1000))}
+    if knobs.retry_after_form == "date":
+        return {"Retry-After": email.utils.formatdate(math.ceil(time.time() + knobs.retry_after_s), usegmt=True)}
+    return {"Retry-After": f"{knobs.retry_after_s:g}"}
 
 
 def spoil(choice: dict, fault: str) -> None:
