@@ -162,3 +162,73 @@ def test_the_prompts_a_build_uses(openai_server, tmp_path, capsys):
     shutil.copytree(mine, tmp_path / "prompts")
     assert main(["estimate", *flags]) == 2
     assert capsys.readouterr().err.startswith(f"glan: {tmp_path / 'prompts' / 'answers.yaml'}:1: output_model: ")
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory):
+    """Questions built with --seed 1 (twice, in separate work dirs) and with --seed 2."""
+    from tests.helpers import glan
+    from tests.servers import start_openai_server
+
+    tmp = tmp_path_factory.mktemp("seeded")
+    with start_openai_server() as server:
+        def build_questions(name, seed, work):
+            return glan("build", "--preset", "smoke", "--disciplines", ",".join(DISCIPLINES), "--configs", "syllabi,questions",
+                        "--model", "test-model", "--base-url", server.base_url, "--seed", seed, "--out", tmp / name,
+                        "--work-dir", tmp / work)
+
+        codes = {name: build_questions(name, seed, work)[0]
+                 for name, seed, work in (("first", 1, "w1"), ("again", 1, "w2"), ("other", 2, "w1"))}
+    return tmp, codes
+
+
+def _samples(folder):
+    return sorted((row["question_id"], row["subject_id"], row["strategy"], tuple(row["session_indices"]),
+                   tuple(row["key_concepts"])) for row in load(folder, "questions"))
+
+
+def test_the_seed_decides_the_question_samples_and_nothing_upstream(seeded):
+    tmp, codes = seeded
+    assert codes == {"first": 0, "again": 0, "other": 0}
+    assert _samples(tmp / "first") == _samples(tmp / "again")
+    assert _samples(tmp / "first") != _samples(tmp / "other")
+    assert load(tmp / "first", "syllabi") == load(tmp / "other", "syllabi")
+
+
+def test_show_config_prints_the_rows_of_that_config(seeded, capsys):
+    folder = seeded[0] / "first"
+    questions = load(folder, "questions")
+    assert main(["show", str(folder), "--config", "questions", "--rows", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith(f'load_dataset("{folder}", "questions"): {len(questions)} rows; the first 2:\n')
+    assert [line for line in printed.splitlines() if line.startswith("  question: ")] == \
+        [f"  question: {row['question']}" for row in questions[:2]]
+    assert f"  question_id: {questions[0]['question_id']}" in printed
+    assert "assistant:" not in printed
+
+
+def test_taxonomy_validate_and_diff_through_the_cli(tmp_path, capsys):
+    import yaml
+
+    assert main(["taxonomy", "validate", "taxonomy.yaml"]) == 0
+    summary = capsys.readouterr().out
+    assert summary.startswith("taxonomy.yaml: version 1.0.0, 10 fields, ") and summary.endswith(
+        " disciplines, presets: demo, paper, smoke\n")
+
+    data = yaml.safe_load(open("taxonomy.yaml"))
+    data["version"] = "1.1.0"
+    music = next(sub for field in data["fields"] for sub in field["subfields"] if sub["name"] == "Music and Performing Arts")
+    music["disciplines"].append({"name": "Music Cognition", "description": "How people perceive and remember music."})
+    (tmp_path / "new.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    assert main(["taxonomy", "diff", "taxonomy.yaml", str(tmp_path / "new.yaml")]) == 0
+    field = next(field["name"] for field in data["fields"] if music in field["subfields"])
+    assert capsys.readouterr().out == (
+        "taxonomy 1.0.0 -> 1.1.0\nadded (1):\n"
+        f'  + music-cognition: "Music Cognition" in {field} / Music and Performing Arts\n')
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("version: 1.0.0\nfields:\n  - name: Science\n    subfields: []\n")
+    assert main(["taxonomy", "validate", str(broken)]) == 2
+    assert capsys.readouterr().err.startswith(f"{broken}:4: fields[0].subfields: ")
+    assert main(["taxonomy", "diff", "taxonomy.yaml", str(broken)]) == 2
+    assert capsys.readouterr().err.startswith(f"glan: {broken}:4: fields[0].subfields: ")

@@ -38,7 +38,8 @@ def hub():
 
 @pytest.fixture
 def client(hub, tmp_path):
-    """client(*steps) runs the steps in one child interpreter and returns their results."""
+    """client(*steps) runs the steps in one child interpreter and returns their results; with token=False,
+    the child has no HF_TOKEN (and no stored login)."""
     from tests.servers.hub_server import FAKE_TOKEN
 
     env = {
@@ -53,9 +54,10 @@ def client(hub, tmp_path):
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
     }
 
-    def run(*steps: dict) -> list:
+    def run(*steps: dict, token: bool = True) -> list:
         proc = subprocess.run(
-            [sys.executable, __file__, json.dumps(steps)], cwd=ROOT, env=env, capture_output=True, text=True,
+            [sys.executable, __file__, json.dumps(steps)], cwd=ROOT,
+            env=env if token else {k: v for k, v in env.items() if k != "HF_TOKEN"}, capture_output=True, text=True,
             timeout=180,
         )
         assert proc.returncode == 0, proc.stderr[-4000:]
@@ -409,6 +411,124 @@ def test_server_resolve_serves_ranges_and_the_headers_hf_hub_download_needs(hub)
     with pytest.raises(urllib.error.HTTPError) as missing:
         urllib.request.urlopen(f"{hub.endpoint}/datasets/{repo}/resolve/{head[:7]}/nope.txt")
     assert missing.value.code == 404 and missing.value.headers["X-Error-Code"] == "EntryNotFound"
+
+
+def test_a_commit_landing_during_the_push_fails_it_cleanly_and_survives(hub, client, tmp_path):
+    """Someone else commits to main after glan read the head and before its commit (the server lands that
+    commit during glan's preupload): the release is refused (412), the other commit stays the head and no
+    tag is made; pushing again releases on top of it."""
+    from tests.servers.hub_server import CONCURRENT_FILE
+
+    repo = "glan-tester/concurrent"
+    v1, v2 = _make(tmp_path / "v1"), _v2(tmp_path)
+    first, _, raced, after_race, retried = client(
+        _push(v1, repo), _configure(commit_on_next_preupload=True), _push(v2, repo), _state(repo), _push(v2, repo))
+
+    assert first["exit"] == 0
+    assert raced["exit"] == 1
+    assert "412" in raced["err"] and "A commit has happened since" in raced["err"]
+    commits = hub.commits(repo)
+    assert [c.title for c in commits] == ["initial commit", "Release v1.0.0", "Concurrent edit", "Release v1.1.0"]
+    assert after_race["refs/heads/main"]["commit"] == commits[2].sha
+    assert CONCURRENT_FILE in after_race["refs/heads/main"]["files"]
+    assert sorted(after_race) == ["refs/heads/main", "refs/tags/v1.0.0"]
+    assert retried["exit"] == 0, retried["err"]
+    assert CONCURRENT_FILE in hub.files(repo) and hub.tags(repo)["v1.1.0"] == commits[3].sha
+
+
+def test_private_message_and_revision_reach_the_hub(hub, client, tmp_path):
+    repo, branched = "glan-tester/private", "glan-tester/branched"
+    v1 = _make(tmp_path / "v1")
+    with hub.state.lock:
+        created = hub.state.create_repo("dataset", branched, private=False)
+        created.branches["dev"] = created.branches["main"]
+    private, on_dev, no_branch = client(
+        _push(v1, repo, "--private", "--message", "Spring release"),
+        _push(v1, branched, "--revision", "dev"),
+        _push(v1, branched, "--revision", "nope"),
+    )
+
+    assert private["exit"] == 0, private["err"]
+    assert hub.state.repo(repo).private is True
+    assert [c.title for c in hub.commits(repo)] == ["initial commit", "Spring release"]
+    assert on_dev["exit"] == 0, on_dev["err"]
+    assert [c.title for c in hub.commits(branched, "dev")] == ["initial commit", "Release v1.0.0"]
+    assert [c.title for c in hub.commits(branched, "main")] == ["initial commit"]
+    assert hub.tags(branched) == {"v1.0.0": hub.head(branched, "dev")}
+    assert no_branch["exit"] == 2
+    assert "glan-tester/branched has no branch 'nope' (branches: dev, main)" in no_branch["err"]
+
+
+def test_a_push_without_hf_token_says_how_to_log_in_and_sends_nothing(hub, client, tmp_path):
+    repo = "glan-tester/anonymous"
+    (push,) = client(_push(_make(tmp_path / "v1"), repo), token=False)
+    assert push["exit"] == 2
+    assert push["err"] == "glan push: no Hugging Face token: set HF_TOKEN to a token with write access, or run `hf auth login`.\n"
+    assert ("dataset", repo) not in hub.state.repos
+    assert not [path for _, path in hub.state.requests if "anonymous" in path]
+
+
+def _post_json(url: str, payload) -> tuple[int, dict]:
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+
+
+MALFORMED_CARDS = {
+    "yaml": ("---\nconfigs: [unclosed\n---\n", "Invalid YAML in the metadata of README.md"),
+    "not a mapping": ("---\n- a\n- b\n---\n", "must be a YAML mapping"),
+    "config name": ("---\nconfigs:\n- data_files: a/*.parquet\n---\n", '"configs[0].config_name" is required'),
+    "split": ("---\nconfigs:\n- config_name: a\n  data_files:\n  - path: a/*.parquet\n---\n",
+              '"configs[0].data_files[0].split" is required'),
+    "two defaults": ("---\nconfigs:\n- config_name: a\n  default: true\n- config_name: b\n  default: true\n---\n",
+                     "at most one config may be the default"),
+    "num_examples": ("---\ndataset_info:\n- config_name: a\n  splits:\n  - name: train\n    num_examples: -1\n"
+                     "- config_name: b\n---\n", '"dataset_info[0].splits[0].num_examples" must be a non-negative'),
+    "info name": ("---\ndataset_info:\n- splits: []\n- config_name: b\n---\n", '"dataset_info[0].config_name" is required'),
+}
+
+
+@pytest.mark.parametrize("card, expected", MALFORMED_CARDS.values(), ids=MALFORMED_CARDS.keys())
+def test_server_refuses_malformed_card_metadata_and_takes_glans_card(hub, tmp_path, card, expected):
+    status, body = _post_json(f"{hub.endpoint}/api/validate-yaml", {"content": card, "repoType": "dataset"})
+    assert status == 400 and any(expected in error["message"] for error in body["errors"]), body
+    glans_card = (_make(tmp_path / "v1") / "README.md").read_text()
+    assert _post_json(f"{hub.endpoint}/api/validate-yaml", {"content": glans_card, "repoType": "dataset"}) == \
+        (200, {"errors": [], "warnings": []})
+
+
+def test_server_refuses_a_commit_whose_card_metadata_is_malformed(hub):
+    import base64
+    import urllib.error
+    import urllib.request
+
+    from tests.servers.hub_server import FAKE_TOKEN
+
+    repo = "glan-tester/bad-card"
+    with hub.state.lock:
+        hub.state.create_repo("dataset", repo, private=False)
+    head = hub.head(repo)
+    card = MALFORMED_CARDS["split"][0].encode()
+    lines = [{"key": "header", "value": {"summary": "bad card", "parentCommit": head}},
+             {"key": "file", "value": {"path": "README.md", "content": base64.b64encode(card).decode(),
+                                       "encoding": "base64"}}]
+    request = urllib.request.Request(
+        f"{hub.endpoint}/api/datasets/{repo}/commit/main", method="POST",
+        data="".join(json.dumps(line) + "\n" for line in lines).encode(),
+        headers={"Authorization": f"Bearer {FAKE_TOKEN}", "Content-Type": "application/x-ndjson"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request)
+    assert refused.value.code == 400
+    assert refused.value.headers["X-Error-Message"].startswith(
+        'Invalid metadata in README.md: "configs[0].data_files[0].split" is required')
+    assert hub.head(repo) == head
 
 
 # -- child interpreter ------------------------------------------------------------------------------

@@ -1,10 +1,14 @@
 """The embedded default server: it answers schema-constrained JSON and never outlives its owner."""
 
+import contextlib
 import importlib.util
 import json
+import queue
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -74,7 +78,10 @@ def test_dies_with_a_sigkilled_parent_even_mid_generation():
         "long_prompt = [{'role': 'user', 'content': 'Carbon forms four bonds. ' * 500}]\n"
         "threading.Thread(target=client.chat.completions.create, daemon=True,\n"
         "                 kwargs={'model': server.model, 'messages': long_prompt, 'max_tokens': 500}).start()\n"
-        "time.sleep(1)\n"
+        "from tests.test_local import _connected_to\n"
+        "port, deadline = int(server.base_url.rsplit(':', 1)[1].split('/')[0]), time.monotonic() + 30\n"
+        "while not _connected_to(port) and time.monotonic() < deadline:  # the request is in flight\n"
+        "    time.sleep(0.02)\n"
         "print(server.pid, flush=True)\n"
         "time.sleep(600)\n"
     )
@@ -93,6 +100,53 @@ def test_dies_with_a_sigkilled_parent_even_mid_generation():
     finally:
         parent.kill()
         parent.stdout.close()
+
+
+def test_serve_local_answers_until_interrupted(tmp_path):
+    """`glan serve-local` as a user runs it: it prints where it serves, answers an OpenAI client there, and
+    Ctrl-C stops it and its server cleanly."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    glan = subprocess.Popen([sys.executable, "-m", "builder.cli", "serve-local", "--port", str(port)], cwd=REPO_ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_unbuffered())
+    try:
+        printed = _lines_until(glan.stdout, "Press Ctrl-C to stop.", timeout_s=120)
+        base_url = f"http://127.0.0.1:{port}/v1"
+        assert f"  export OPENAI_BASE_URL={base_url}" in printed
+        [model] = [line.split(": ", 1)[1] for line in printed if line.startswith("  model name: ")]
+        server = _llama_server_on(port)
+        assert server is not None
+        client = OpenAI(base_url=base_url, api_key="local", max_retries=0, timeout=60)
+        reply = client.chat.completions.create(model=model, max_tokens=8, temperature=0,
+                                               messages=[{"role": "user", "content": "Name a prime number."}])
+        assert reply.choices[0].message.content and reply.usage.completion_tokens >= 1
+        glan.send_signal(signal.SIGINT)
+        assert glan.wait(timeout=30) == 0
+        assert not _is_llama_server(server) and port not in _listening_ports()
+    finally:
+        glan.kill()
+        glan.wait()
+        glan.stdout.close()
+
+
+def _unbuffered() -> dict:
+    import os
+
+    return {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def _lines_until(stream, last: str, timeout_s: float) -> list[str]:
+    """Lines read from `stream` up to and including `last`; fails after `timeout_s`."""
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line.rstrip("\n")) for line in stream], daemon=True).start()
+    read, deadline = [], time.monotonic() + timeout_s
+    while not read or read[-1] != last:
+        try:
+            read.append(lines.get(timeout=max(0.0, deadline - time.monotonic())))
+        except queue.Empty:
+            raise AssertionError(f"no {last!r} within {timeout_s} s: {read}") from None
+    return read
 
 
 def test_a_server_that_cannot_start_reports_its_output():
@@ -123,6 +177,25 @@ def _listening_ports() -> set[int]:
             if state == "0A":  # TCP_LISTEN
                 ports.add(int(local_address.rsplit(":", 1)[1], 16))
     return ports
+
+
+def _connected_to(port: int) -> bool:
+    """True while some connection to 127.0.0.1:`port` is established."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "01" and int(fields[2].rsplit(":", 1)[1], 16) == port:  # TCP_ESTABLISHED
+            return True
+    return False
+
+
+def _llama_server_on(port: int) -> int | None:
+    """The pid of the llama.cpp server listening on `port`, if one runs."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and _is_llama_server(int(entry.name)):
+            with contextlib.suppress(OSError):
+                if f"--port\0{port}\0".encode() in (entry / "cmdline").read_bytes():
+                    return int(entry.name)
+    return None
 
 
 def _port(base_url: str) -> int:

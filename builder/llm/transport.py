@@ -8,7 +8,10 @@ message, because that is what tells the user what to fix.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import email.utils
 import json
+import time
 from dataclasses import dataclass
 
 import aiohttp
@@ -31,14 +34,15 @@ class TransportError(Exception):
 
 
 def _retry_after(headers) -> float | None:
-    value = headers.get("retry-after-ms")
-    if value:
-        return float(value) / 1000
+    """Seconds to wait, from retry-after-ms (Azure OpenAI) or Retry-After in seconds or as an HTTP date."""
+    with contextlib.suppress(TypeError, ValueError):
+        return float(headers.get("retry-after-ms")) / 1000
     value = headers.get("retry-after")
-    try:
-        return float(value) if value else None
-    except ValueError:
-        return None  # an HTTP date: fall back to our own backoff
+    with contextlib.suppress(TypeError, ValueError):
+        return float(value)
+    with contextlib.suppress(TypeError, ValueError):
+        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+    return None  # absent or unreadable: our own backoff
 
 
 def _error_message(body: bytes) -> str:
@@ -46,7 +50,8 @@ def _error_message(body: bytes) -> str:
         error = json.loads(body)["error"]
         return error["message"] if isinstance(error, dict) else str(error)
     except (ValueError, KeyError, TypeError):
-        return body[:300].decode(errors="replace")
+        # Not the API's JSON (a proxy's HTML page, say): its text on one line, where a summary shows it.
+        return " ".join(body[:300].decode(errors="replace").split())
 
 
 def open_session(timeout_s: float) -> aiohttp.ClientSession:

@@ -146,6 +146,8 @@ def size_category(rows: int) -> str:
 
 def _default_rows(manifest: dict) -> int:
     configs = manifest["configs"]
+    if not configs:  # every item of the run failed
+        return 0
     name = DEFAULT_CONFIG if DEFAULT_CONFIG in configs else max(configs, key=lambda c: _config_rows(configs[c]))
     return _config_rows(configs[name])
 

@@ -27,7 +27,7 @@ import json
 from pathlib import Path, PurePosixPath
 
 import yaml
-from huggingface_hub import CommitOperationAdd, CommitOperationDelete, DatasetCard, HfApi
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete, DatasetCard, HfApi, get_token
 from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
 from huggingface_hub.hf_api import RepoFile
 from packaging.version import InvalidVersion, Version
@@ -146,6 +146,8 @@ def push(
             )
     local[CARD] = _Local.of(_card(folder, manifest, repo_id))
 
+    if get_token() is None:
+        raise PushError("no Hugging Face token: set HF_TOKEN to a token with write access, or run `hf auth login`.")
     api = HfApi()
     result.made_private = _create_repo(api, repo_id, private)
     refs = api.list_repo_refs(repo_id, repo_type=REPO_TYPE)
