@@ -19,6 +19,7 @@ from datasets import load_dataset
 from builder.llm.local_models import DEFAULT_LOCAL_MODEL, LOCAL_MODELS, demo_notice
 from builder.stages import CONFIGS
 from tests.benchmarks.embedded_models import failed_items, invalid_responses, readability
+from tests.test_local import _listening_ports
 
 pytest.importorskip("llama_cpp", reason="needs the local extra: pip install -e '.[local]'")
 
@@ -116,7 +117,10 @@ def test_a_killed_build_leaves_no_llama_server_behind(tmp_path):
     while not (ours := [pid for pid, parent in _llama_servers().items() if parent == build.pid]):
         assert build.poll() is None and time.monotonic() < deadline, "the build never started its server"
         time.sleep(0.2)
-    time.sleep(3)  # mid-run: the server is loading the model or answering
+    port = int(Path(f"/proc/{ours[0]}/cmdline").read_bytes().split(b"\0--port\0")[1].split(b"\0")[0])
+    while port not in _listening_ports():  # mid-run: the model is loaded and the build is sending to it
+        assert build.poll() is None and time.monotonic() < deadline, "the server never answered"
+        time.sleep(0.2)
     build.send_signal(signal.SIGKILL)
     build.wait()
     deadline = time.monotonic() + 10
