@@ -1,0 +1,142 @@
+"""The curated mutants: each a small, deliberate breakage of one behaviour, and the tests that must catch it.
+
+An edit names its file and an exact snippet that must occur exactly once; when the code moves (the
+snippet is gone), the runner reports the mutant as stale: point it at the new code. The first six are
+the breakages of issue 15, which every suite run must catch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    path: str
+    old: str
+    new: str
+    tests: tuple[str, ...]  # pytest arguments: test files, or one file and "-k" with an expression
+
+
+MUTANTS = [
+    # -- the six breakages of issue 15 -----------------------------------------------------------------
+    Mutant("dedup-and-decontamination-disconnected", "builder/pipeline.py",
+           "kept, self.quality = apply_quality(rows, self.settings.quality)",
+           "kept, self.quality = rows, QualityReport()",
+           ("tests/test_quality_build.py",)),
+    Mutant("max-failure-rate-ignored", "builder/build.py",
+           "if done and total.failed / done > max_failure_rate:", "if False:",
+           ("tests/test_failed_items.py",)),
+    Mutant("max-tokens-not-doubled-after-length", "builder/llm/engine.py",
+           'self.params["max_tokens"] *= 2', 'self.params["max_tokens"] *= 1',
+           ("tests/test_failed_items.py",)),
+    Mutant("batch-priced-at-the-online-price", "builder/llm/batch.py",
+           "answer.completion_tokens, batch=True)", "answer.completion_tokens, batch=False)",
+           ("tests/test_batch_budget.py",)),
+    Mutant("parent-commit-dropped", "builder/hub.py",
+           "            parent_commit=head,\n", "",
+           ("tests/test_hub.py", "-k", "commit_landing")),
+    Mutant("retry-after-never-waited", "builder/llm/engine.py",
+           "delay = error.retry_after_s if error.retry_after_s is not None else backoff_s(retries)\n"
+           "                if error.retry_after_s is not None:",
+           "delay = 0.0 if error.retry_after_s is not None else backoff_s(retries)\n"
+           "                if False:",
+           ("tests/test_endpoints.py", "-k", "retry_after")),
+    # -- endpoints: waits, limits, refusals, retries ------------------------------------------------------
+    Mutant("retry-after-sleep-only-no-endpoint-pause", "builder/llm/engine.py",
+           "state.paused_until = max(state.paused_until, time.monotonic() + delay)", "pass",
+           ("tests/test_endpoints.py", "-k", "retry_after")),
+    Mutant("retry-after-http-date-ignored", "builder/llm/transport.py",
+           "return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())", "return None",
+           ("tests/test_endpoints.py", "-k", "retry_after")),
+    Mutant("retry-after-ms-ignored", "builder/llm/transport.py",
+           'float(headers.get("retry-after-ms"))', 'float(headers.get("x-retry-after-ms"))',
+           ("tests/test_endpoints.py", "-k", "retry_after")),
+    Mutant("requests-per-minute-ignored", "builder/llm/engine.py",
+           "            if state.requests:\n", "            if False:\n",
+           ("tests/test_endpoints.py", "-k", "minute")),
+    Mutant("tokens-per-minute-ignored", "builder/llm/engine.py",
+           "            if state.tokens:\n", "            if False:\n",
+           ("tests/test_endpoints.py", "-k", "minute")),
+    Mutant("rate-limits-restart-with-each-stage", "builder/llm/engine.py",
+           "requests, tokens = self._rate_limiters.setdefault(", "requests, tokens = {}.setdefault(",
+           ("tests/test_endpoints.py", "-k", "minute")),
+    Mutant("concurrency-never-cut-on-429", "builder/llm/limits.py",
+           "if overloaded and now - self._last_cut >= self.cooldown_s:", "if False:",
+           ("tests/test_engine.py",)),
+    Mutant("403-not-fatal", "builder/llm/engine.py",
+           ' 403: "check that the key in ${env} may use this model",', "",
+           ("tests/test_endpoints.py", "-k", "refuses")),
+    Mutant("transport-retries-one-too-many", "builder/llm/engine.py",
+           "retries >= self.limits.max_retries", "retries > self.limits.max_retries",
+           ("tests/test_endpoints.py", "-k", "transport")),
+    Mutant("non-json-error-body-kept-on-many-lines", "builder/llm/transport.py",
+           'return " ".join(body[:300].decode(errors="replace").split())',
+           'return body[:300].decode(errors="replace")',
+           ("tests/test_endpoints.py", "-k", "transport")),
+    Mutant("folder-not-written-when-every-item-failed", "builder/export.py",
+           "    staging.mkdir(parents=True)", "    pass",
+           ("tests/test_endpoints.py", "-k", "transport")),
+    Mutant("one-attempt-too-few", "builder/llm/engine.py",
+           "return self.ok or self.attempt >= self.max_attempts",
+           "return self.ok or self.attempt >= self.max_attempts - 1",
+           ("tests/test_failed_items.py",)),
+    Mutant("openai-base-url-ignored", "builder/pipeline.py",
+           '[os.environ.get("OPENAI_BASE_URL") or OPENAI_URL]', "[OPENAI_URL]",
+           ("tests/test_endpoints.py", "-k", "stage_key")),
+    Mutant("stage-api-key-env-ignored", "builder/pipeline.py",
+           'key_env = stage_settings.api_key_env or "OPENAI_API_KEY"', 'key_env = "OPENAI_API_KEY"',
+           ("tests/test_endpoints.py", "-k", "stage_key")),
+    # -- structured output ------------------------------------------------------------------------------
+    Mutant("fallback-stops-at-json-object", "builder/llm/engine.py",
+           '_FALLBACK = {"json_schema": "json_object", "json_object": "prompt"}',
+           '_FALLBACK = {"json_schema": "json_object"}',
+           ("tests/test_endpoints.py", "-k", "structured")),
+    Mutant("accepted-mode-not-remembered", "builder/llm/engine.py",
+           "self.cache.remember_mode(state.endpoint.base_url, state.mode)", "pass",
+           ("tests/test_endpoints.py", "-k", "structured")),
+    Mutant("string-lengths-sent-in-strict-mode", "builder/llm/structured.py",
+           '_UNSUPPORTED_STRICT = ("minLength", "maxLength", "title")', '_UNSUPPORTED_STRICT = ("title",)',
+           ("tests/test_quality_build.py",)),
+    Mutant("output-schemas-allow-extra-keys", "builder/schemas.py",
+           'model_config = ConfigDict(extra="forbid")', 'model_config = ConfigDict(extra="ignore")',
+           ("tests/test_quality_build.py",)),
+    # -- quality ----------------------------------------------------------------------------------------
+    Mutant("exact-dedup-off", "builder/quality/__init__.py",
+           "exact=dedup_settings.exact,", "exact=False,", ("tests/test_quality_build.py",)),
+    Mutant("near-dedup-off", "builder/quality/__init__.py",
+           "near=dedup_settings.near,", "near=False,", ("tests/test_quality_build.py",)),
+    Mutant("decontamination-off", "builder/quality/__init__.py",
+           "    if benchmark_settings:", "    if False:", ("tests/test_quality_build.py",)),
+    Mutant("no-held-out-split", "builder/pipeline.py",
+           "test_ids = held_out_ids(rows, per_discipline=self.settings.quality.test_split.per_discipline)",
+           "test_ids = set()", ("tests/test_cli.py", "-k", "summary")),
+    Mutant("refusals-kept", "builder/quality/filters.py",
+           "if any(_fold(pattern) in folded_answer for pattern in refusal_patterns):", "if False:",
+           ("tests/test_quality.py",)),
+    # -- batch ------------------------------------------------------------------------------------------
+    Mutant("max-requests-not-applied-to-batches", "builder/llm/batch.py",
+           "lines = lines[: max(0, self.accounting.budget.max_requests - self.accounting.total().requests)]",
+           "lines = lines", ("tests/test_batch_budget.py", "-k", "max_requests")),
+    Mutant("batch-file-one-request-over-the-limit", "builder/llm/batch.py",
+           "len(keys) == MAX_FILE_REQUESTS or", "len(keys) == MAX_FILE_REQUESTS + 1 or",
+           ("tests/test_batch.py", "-k", "equals_online")),
+    # -- run settings, show, taxonomy -------------------------------------------------------------------
+    Mutant("seed-flag-ignored", "builder/pipeline.py",
+           "if run.seed is not None:", "if False:", ("tests/test_cli.py", "-k", "seed")),
+    Mutant("show-config-ignored", "builder/show.py",
+           'rows = datasets.load_dataset(str(folder), config, split="train")',
+           'rows = datasets.load_dataset(str(folder), "instructions", split="train")',
+           ("tests/test_cli.py", "-k", "show_config")),
+    # -- push -------------------------------------------------------------------------------------------
+    Mutant("push-private-ignored", "builder/hub.py",
+           "private=private, exist_ok=True", "private=False, exist_ok=True", ("tests/test_hub.py", "-k", "private")),
+    Mutant("push-message-ignored", "builder/hub.py",
+           'commit_message=message or f"Release {tag}",', 'commit_message=f"Release {tag}",',
+           ("tests/test_hub.py", "-k", "private")),
+    Mutant("push-revision-ignored", "builder/hub.py",
+           "revision=args.revision,", 'revision="main",', ("tests/test_hub.py", "-k", "private")),
+    Mutant("push-without-token-not-refused-up-front", "builder/hub.py",
+           "if get_token() is None:", "if False:", ("tests/test_hub.py", "-k", "token")),
+]
