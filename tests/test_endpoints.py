@@ -16,6 +16,9 @@ from tests.servers import start_openai_server
 TWO = "Organic Chemistry,Linear Algebra"
 # Server clocks and client sleeps agree to well within this (both are the machine's monotonic clock).
 CLOCK_SLACK_S = 0.05
+# How much later than its limiter let it go a request may reach the server's log: a fresh connection, a
+# busy machine. Arrivals bunch up by at most this much.
+TRANSIT_SLACK_S = 0.5
 
 
 def build_args(server, tmp_path, *flags):
@@ -51,7 +54,7 @@ def within_bucket(times: list[float], amounts: list[float], per_minute: float, s
         total = 0.0
         for last in range(first, len(times)):
             total += amounts[last]
-            allowed = burst + rate * (times[last] - times[first] + CLOCK_SLACK_S) + slack * (last - first + 1)
+            allowed = burst + rate * (times[last] - times[first] + TRANSIT_SLACK_S) + slack * (last - first + 1)
             if total > allowed:
                 return False
     return True
@@ -59,7 +62,8 @@ def within_bucket(times: list[float], amounts: list[float], per_minute: float, s
 
 def test_requests_and_tokens_per_minute_hold_at_the_endpoint_across_stages(tmp_path):
     """Limits set so that the last 15% of the build's requests (then of its tokens) must wait: the arrivals
-    stay inside the limit's envelope over the whole build, stage boundaries included."""
+    stay inside the limit's envelope over the whole build, stage boundaries included. (Without the limit
+    every request arrives at once: 15% over the burst, more than the transit slack allows.)"""
     with start_openai_server() as server:
         args = ["--disciplines", TWO, "--configs", "syllabi"]
         code, _, err = glan(*build_args(server, tmp_path / "free", "--preset", "smoke", *args))
