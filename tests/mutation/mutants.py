@@ -127,9 +127,10 @@ MUTANTS = [
            ("tests/test_cli.py", "-k", "show_config")),
     # -- push -------------------------------------------------------------------------------------------
     Mutant("push-private-ignored", "builder/publish/hub.py",
-           "private=private, exist_ok=True", "private=False, exist_ok=True", ("tests/test_hub.py", "-k", "private")),
+           "private=True if private else None, exist_ok=True", "private=None, exist_ok=True",
+           ("tests/test_hub.py", "-k", "private")),
     Mutant("push-message-ignored", "builder/publish/hub.py",
-           'commit_message=message or f"Release {tag}",', 'commit_message=f"Release {tag}",',
+           'commit_message=message or f"Release {result.tag}",', 'commit_message=f"Release {result.tag}",',
            ("tests/test_hub.py", "-k", "private")),
     Mutant("push-revision-ignored", "builder/cli/push.py",
            "revision=args.revision,", 'revision="main",', ("tests/test_hub.py", "-k", "private")),
