@@ -37,8 +37,10 @@ def copy_repository(target: Path) -> None:
                             capture_output=True).stdout.decode().split("\0")
     for relative in filter(None, listed):
         source = REPO / relative
-        if source.is_file():
-            (target / relative).parent.mkdir(parents=True, exist_ok=True)
+        (target / relative).parent.mkdir(parents=True, exist_ok=True)
+        if source.is_symlink():  # the repository links some folders (builder/defaults/): keep them links
+            os.symlink(os.readlink(source), target / relative)
+        elif source.is_file():
             shutil.copy2(source, target / relative)
 
 
