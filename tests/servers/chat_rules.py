@@ -2,8 +2,8 @@
 
 Checked before any fault or answer, online and for each Batch API line alike: required fields,
 unknown parameters (400), unknown models (404 model_not_found), models the key may not use (403),
-response formats the endpoint does not take, and the rules of strict `json_schema` (every object
-with `additionalProperties: false` and every property required; no string length keywords).
+response formats the endpoint does not take, and the rules of strict `json_schema` (a root object;
+every object with `additionalProperties: false` and every property required).
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ KNOWN_PARAMS = frozenset((
     "temperature tool_choice tools top_logprobs top_p user verbosity web_search_options"
 ).split())
 RESPONSE_FORMAT_TYPES = ("text", "json_object", "json_schema")
-# Keywords strict mode does not permit (pydantic still enforces them when a client reads the reply).
-STRICT_FORBIDDEN_KEYWORDS = ("minLength", "maxLength")
 
 Refusal = tuple[int, dict]
 
@@ -94,9 +92,6 @@ def _node_problem(node: Any, context: tuple) -> str | None:
     if not isinstance(node, dict):
         return None
     where = f"In context={context}, "
-    for keyword in STRICT_FORBIDDEN_KEYWORDS:
-        if keyword in node and not isinstance(node[keyword], dict):
-            return f"{where}'{keyword}' is not permitted."
     if node.get("type") == "object" or "properties" in node:
         if node.get("additionalProperties") is not False:
             return f"{where}'additionalProperties' is required to be supplied and to be false."
