@@ -1,7 +1,7 @@
 """Dedup and decontamination as part of `glan build`, on questions the test server repeats on purpose.
 
 The server answers every question request with a text from a small pool: one text and a variant that
-differs only in case, spacing and punctuation (an exact repeat), one text and a variant with one word
+differs only in case, inner spacing and punctuation (an exact repeat), one text and a variant with one word
 changed (a near repeat, Jaccard 19/21), one text that shares a 13-word run with a benchmark file the
 test writes, and one unrelated text. What the build must drop is computed here from what the server
 sent (its log), not from anything glan reports.
@@ -24,7 +24,7 @@ PLATES = ("Describe how tectonic plates move across the mantle and explain why e
 # text -> (its family, its wording): one row per family survives; texts of one wording are exact repeats.
 POOL = {
     BASE: ("mitochondria", "base"),
-    "  explain HOW the mitochondria convert glucose into usable energy, during aerobic respiration; "
+    "explain HOW the mitochondria  convert glucose into usable energy, during aerobic respiration; "
     "and why oxygen serves as final electron acceptor?!": ("mitochondria", "base"),
     PLATES: ("plates", "plates"),
     PLATES.replace("deep", "steep"): ("plates", "steep"),
