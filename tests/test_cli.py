@@ -229,6 +229,6 @@ def test_taxonomy_validate_and_diff_through_the_cli(tmp_path, capsys):
     broken = tmp_path / "broken.yaml"
     broken.write_text("version: 1.0.0\nfields:\n  - name: Science\n    subfields: []\n")
     assert main(["taxonomy", "validate", str(broken)]) == 2
-    assert capsys.readouterr().err.startswith(f"{broken}:4: fields[0].subfields: ")
+    assert capsys.readouterr().err.startswith(f"glan: {broken}:4: fields[0].subfields: ")
     assert main(["taxonomy", "diff", "taxonomy.yaml", str(broken)]) == 2
     assert capsys.readouterr().err.startswith(f"glan: {broken}:4: fields[0].subfields: ")

@@ -463,7 +463,7 @@ def test_a_push_without_hf_token_says_how_to_log_in_and_sends_nothing(hub, clien
     repo = "glan-tester/anonymous"
     (push,) = client(_push(_make(tmp_path / "v1"), repo), token=False)
     assert push["exit"] == 2
-    assert push["err"] == "glan push: no Hugging Face token: set HF_TOKEN to a token with write access, or run `hf auth login`.\n"
+    assert push["err"] == "glan: no Hugging Face token: set HF_TOKEN to a token with write access, or run `hf auth login`.\n"
     assert ("dataset", repo) not in hub.state.repos
     assert not [path for _, path in hub.state.requests if "anonymous" in path]
 
