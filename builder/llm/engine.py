@@ -249,6 +249,9 @@ class Engine:
             if self.stop_reason:
                 raise _BudgetSpent
             await state.concurrency.acquire()
+            if state.paused_until > time.monotonic():  # a Retry-After came while this request waited for a slot
+                state.concurrency.release_slot()
+                continue
             overloaded, delay = False, 0.0
             try:
                 if self.refused:  # an endpoint refused the run: nothing more is sent, anywhere
