@@ -25,7 +25,7 @@ from .attempts import Attempts, LLMRequest, LLMResult
 from .cache import Cache, Response
 from .limits import AdaptiveConcurrency, RateLimiter, backoff_s
 from .structured import request_fields, schema_instruction
-from .transport import TransportError, open_session, post_chat
+from .transport import TransportError, encode_body, open_session, post_chat
 
 _request_fields = functools.cache(request_fields)
 _schema_instruction = functools.cache(schema_instruction)
@@ -194,6 +194,10 @@ class Engine:
                 return self._counted(usage, LLMResult(skipped=True, attempts=attempts.attempt))
             except TransportError as error:
                 return self._counted(usage, LLMResult(failure=str(error), transient=True, attempts=attempts.attempt + 1))
+            # The slot this request held was handed to a waiting request, already rendered: let it be sent before
+            # this response is parsed and the next request rendered. Answers come back in waves as requests went
+            # out; sending first keeps the endpoint full while the wave is processed.
+            await asyncio.sleep(0)
             attempts.advance(response)
 
     @staticmethod
@@ -248,10 +252,16 @@ class Engine:
                 await state.tokens.take(sum(len(m["content"]) for m in request.messages) / 4 + params.get("max_tokens", 0))
             if self.stop_reason:
                 raise _BudgetSpent
+            # Encoded before waiting for a slot: when one frees up, sending is all that is left to do.
+            mode = state.mode
+            data = encode_body(self.request_body(route.model, request, params, key, mode))
             await state.concurrency.acquire()
             if state.paused_until > time.monotonic():  # a Retry-After came while this request waited for a slot
                 state.concurrency.release_slot()
                 continue
+            if state.mode != mode:  # the endpoint refused the mode meanwhile
+                mode = state.mode
+                data = encode_body(self.request_body(route.model, request, params, key, mode))
             overloaded, delay = False, 0.0
             try:
                 if self.refused:  # an endpoint refused the run: nothing more is sent, anywhere
@@ -262,11 +272,9 @@ class Engine:
                 if self.stop_reason:
                     raise _BudgetSpent
                 usage.requests += 1
-                mode = state.mode
-                body = self.request_body(route.model, request, params, key, mode)
                 self.accounting.reserved += worst_cost
                 try:
-                    response = await post_chat(state.session, state.endpoint.base_url, state.api_key, body)
+                    response = await post_chat(state.session, state.endpoint.base_url, state.api_key, data)
                 finally:
                     self.accounting.reserved -= worst_cost
                 # Committed before anything else happens with it: after a SIGKILL it is never paid again.

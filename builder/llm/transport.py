@@ -57,14 +57,20 @@ def _error_message(body: bytes) -> str:
 def open_session(timeout_s: float) -> aiohttp.ClientSession:
     # limit=0: the engine bounds concurrency itself (adaptively), the connector must not cap it.
     connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
-    return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout_s),
-                                 json_serialize=json.dumps)
+    return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout_s))
 
 
-async def post_chat(session: aiohttp.ClientSession, base_url: str, api_key: str | None, body: dict) -> Response:
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+def encode_body(body: dict) -> bytes:
+    return json.dumps(body).encode()
+
+
+async def post_chat(session: aiohttp.ClientSession, base_url: str, api_key: str | None, data: bytes) -> Response:
+    """POST an encoded chat-completions body (encode_body)."""
+    headers = {"Content-Type": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
     try:
-        async with session.post(f"{base_url.rstrip('/')}/chat/completions", json=body, headers=headers) as reply:
+        async with session.post(f"{base_url.rstrip('/')}/chat/completions", data=data, headers=headers) as reply:
             raw = await reply.read()
             if reply.status != 200:
                 raise TransportError(f"http_{reply.status}", _error_message(raw),
