@@ -11,6 +11,7 @@ no dedup. A unit that was interrupted resumes per request from the cache.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -168,7 +169,7 @@ async def run_unit(run: Run, engine: Engine, discipline: DisciplineRef, depth: i
     try:
         return await _run_unit(run, engine, cache, discipline, depth, benchmarks)
     finally:
-        cache.close()
+        await asyncio.to_thread(cache.close)  # it syncs the file to disk: not on the thread sending requests
 
 
 async def _run_unit(run: Run, engine: Engine, cache: Cache, discipline: DisciplineRef, depth: int,
@@ -184,7 +185,8 @@ async def _run_unit(run: Run, engine: Engine, cache: Cache, discipline: Discipli
         if result.batched:
             return result
         if stage_class.config == "questions":  # dedup and decontaminate before answering: a dropped question costs no answer
-            rows = run_steps(question_steps(quality, benchmarks), rows, result.quality)
+            # In a thread: the GIL switches every few ms, so requests keep going out while it runs.
+            rows = await asyncio.to_thread(run_steps, question_steps(quality, benchmarks), rows, result.quality)
         if stage_class.config == "instructions":
             for reason in ("truncated", "empty"):  # answers the engine gave up on
                 result.quality.record(reason, [item for item, failure in failed if failure == reason])
