@@ -170,6 +170,9 @@ class Engine:
         finally:
             for task in workers:
                 task.cancel()
+            # `worker` refers to itself (it starts the next worker), a reference cycle that would keep the stage's
+            # requests, results and the unit's cache alive until the next full garbage collection.
+            worker = None  # noqa: F841
         return results
 
     async def complete(self, stage: str, route: Route, request: LLMRequest, cache: Cache, *,
