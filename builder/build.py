@@ -149,7 +149,7 @@ async def _run_round(run, engine, disciplines, depth, benchmarks, on_result, pro
                 if result.batched:
                     batched.append(ref)
                 else:
-                    await asyncio.to_thread(on_result, ref, result)  # writing files: off the thread sending requests
+                    on_result(ref, result)
                     progress.unit_done()
     finally:
         for task in running:

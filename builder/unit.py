@@ -185,8 +185,7 @@ async def _run_unit(run: Run, engine: Engine, cache: Cache, discipline: Discipli
         if result.batched:
             return result
         if stage_class.config == "questions":  # dedup and decontaminate before answering: a dropped question costs no answer
-            # In a thread: the GIL switches every few ms, so requests keep going out while it runs.
-            rows = await asyncio.to_thread(run_steps, question_steps(quality, benchmarks), rows, result.quality)
+            rows = run_steps(question_steps(quality, benchmarks), rows, result.quality)
         if stage_class.config == "instructions":
             for reason in ("truncated", "empty"):  # answers the engine gave up on
                 result.quality.record(reason, [item for item, failure in failed if failure == reason])
