@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from builder.cli import main
-from tests.servers import REPO_ROOT, start_openai_server
+from tests.servers import REPO_ROOT, most_in_flight, start_openai_server
 
 # The glan[ray] extra, which the README's test command installs. Imported by the cluster fixture, after the
 # environment Ray reads at import is set.
@@ -48,15 +48,6 @@ def folder(out: Path) -> dict[str, bytes]:
 
 def parquet_files(out: Path) -> dict[str, bytes]:
     return {name: data for name, data in folder(out).items() if name.endswith(".parquet")}
-
-
-def most_in_flight(log: list[dict]) -> int:
-    events = sorted([(record["received"], 1) for record in log] + [(record["responded"], -1) for record in log])
-    in_flight = most = 0
-    for _, change in events:
-        in_flight += change
-        most = max(most, in_flight)
-    return most
 
 
 def ray_workers(run_dir: Path) -> dict[str, int]:

@@ -11,7 +11,7 @@ from datasets import load_dataset
 
 from builder.cli import main
 from tests.cached import cache_files
-from tests.servers import REPO_ROOT, start_openai_server
+from tests.servers import REPO_ROOT, most_in_flight, start_openai_server
 
 DISCIPLINES = ("Organic Chemistry", "Linear Algebra", "Genetics")
 
@@ -112,12 +112,7 @@ def test_disciplines_run_side_by_side_within_the_endpoint_concurrency(tmp_path):
         log = server.log()
     first_answer = min(record["responded"] for record in log)
     assert len([record for record in log if record["received"] < first_answer]) == 4
-    events = sorted([(record["received"], 1) for record in log] + [(record["responded"], -1) for record in log])
-    in_flight, most = 0, 0
-    for _, change in events:
-        in_flight += change
-        most = max(most, in_flight)
-    assert most == 4
+    assert most_in_flight(log) == 4
 
 
 def test_the_builder_streams_unit_files_in_record_batches(built, tmp_path):

@@ -26,16 +26,7 @@ import time
 from pathlib import Path
 
 from tests.benchmarks.scale_bench import write_project
-from tests.servers import REPO_ROOT, start_openai_server
-
-
-def most_in_flight(log: list[dict]) -> int:
-    events = sorted([(record["received"], 1) for record in log] + [(record["responded"], -1) for record in log])
-    in_flight = most = 0
-    for _, change in events:
-        in_flight += change
-        most = max(most, in_flight)
-    return most
+from tests.servers import REPO_ROOT, most_in_flight, start_openai_server
 
 
 def build(server, project: Path, work: Path, concurrency: int, environment: dict, *flags: str) -> dict:

@@ -71,6 +71,16 @@ class OpenAIServer:
             return json.load(response)
 
 
+def most_in_flight(log: list[dict]) -> int:
+    """The most requests the server held at once, from its log (OpenAIServer.log)."""
+    events = sorted([(record["received"], 1) for record in log] + [(record["responded"], -1) for record in log])
+    in_flight = most = 0
+    for _, change in events:
+        in_flight += change
+        most = max(most, in_flight)
+    return most
+
+
 def start_openai_server(**knobs: Any) -> OpenAIServer:
     """Start the OpenAI-protocol test server with the given knobs (see openai_server.Knobs)."""
     command = [sys.executable, "-m", "tests.servers.openai_server", "--port", "0"]
