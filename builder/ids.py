@@ -1,4 +1,4 @@
-"""Stable ids: the same inputs give the same id on every machine (DESIGN.md, "Identity")."""
+"""Stable ids: the same inputs give the same id on every machine (docs/identity.md)."""
 
 import hashlib
 import json

@@ -1,6 +1,6 @@
 """One chat-completions POST over aiohttp, in the OpenAI API's request and response shapes.
 
-The openai SDK costs ~2-3.5 ms of CPU per request (DESIGN.md table); posting JSON directly costs
+The openai SDK costs ~2-3.5 ms of CPU per request (docs/engine.md); posting JSON directly costs
 ~0.3 ms, which is what lets one core keep >1,000 requests/s in flight. Errors keep the endpoint's own
 message, because that is what tells the user what to fix.
 """
