@@ -23,12 +23,12 @@ from .config.run import RunSettings
 from .errors import UserError
 from .llm import loop
 from .llm.accounting import Accounting
-from .llm.cache import Cache
+from .llm.cache import Cache, shared_cache_path
 from .llm.engine import Engine
 from .progress import Progress
 from .project import release_inputs, reproduction
 from .publish.card import render_card
-from .publish.export import MANIFEST, write_folder
+from .publish.export import read_manifest, write_folder
 from .quality import BenchmarkIndex, ConfigStats, QualityReport, build_stats
 from .stages import CONFIGS, STAGES
 from .taxonomy import DisciplineRef
@@ -87,7 +87,7 @@ def ensure_units(store: UnitStore, depth: int, *, progress: bool = False) -> Uni
 def _run_here(store: UnitStore, missing: list[DisciplineRef], depth: int, found: dict, progress: bool
               ) -> tuple[Accounting, EngineFigures]:
     run = store.run
-    cache = Cache(run.work_dir / "cache.sqlite")
+    cache = Cache(shared_cache_path(run.work_dir))
     try:
         accounting = Accounting(run.prices, run.budget)
         engine = Engine(cache, run.limits, accounting)
@@ -109,6 +109,13 @@ def _run_here(store: UnitStore, missing: list[DisciplineRef], depth: int, found:
     finally:
         cache.close()
     return accounting, EngineFigures.of(engine)
+
+
+
+def room_for_a_unit(engine: Engine, running: int) -> bool:
+    """Another unit may start: none runs, or fewer than UNITS_IN_FLIGHT do and the endpoints could take more
+    requests than the running units have queued (a unit between stages, or near the end of one)."""
+    return not running or (running < UNITS_IN_FLIGHT and engine.wants_work)
 
 
 async def drive_units(run: Run, engine: Engine, disciplines: list[DisciplineRef], depth: int,
@@ -135,7 +142,7 @@ async def _run_round(run, engine, disciplines, depth, benchmarks, on_result, pro
     pending, running, batched = list(reversed(disciplines)), {}, []
     try:
         while pending or running:
-            while pending and len(running) < UNITS_IN_FLIGHT and (not running or engine.queued < engine.capacity):
+            while pending and room_for_a_unit(engine, len(running)):
                 ref = pending.pop()
                 running[asyncio.ensure_future(run_unit(run, engine, ref, depth, benchmarks))] = ref
                 await asyncio.sleep(0)  # let it queue its first requests before judging the demand again
@@ -186,9 +193,9 @@ def build(settings: RunSettings, out: Path, configs: list[str], max_failure_rate
                 print(f"glan: what was complete is in {_incomplete(out)}; {out} was left as it was.", file=sys.stderr)
             raise
         stopped = stop_reason(units, rate)
-        previous = _read_manifest(out)
+        previous = read_manifest(out)
         stats = _write(units, configs, _incomplete(out) if stopped else out)
-        if not stopped and (warning := unbumped_version_warning(previous, _read_manifest(out))):
+        if not stopped and (warning := unbumped_version_warning(previous, read_manifest(out))):
             print(warning, file=sys.stderr)
         write_run_report(units)
     print(summary(units, configs, stats), file=sys.stderr)
@@ -219,11 +226,6 @@ def _write(units: Units, configs: list[str], folder: Path) -> dict:
 
 class OutputError(UserError):
     """The folder could not be written (a full or read-only disk); the message says where and what to do."""
-
-
-def _read_manifest(folder: Path) -> dict | None:
-    path = Path(folder) / MANIFEST
-    return json.loads(path.read_text()) if path.exists() else None
 
 
 def unbumped_version_warning(previous: dict | None, current: dict) -> str | None:

@@ -16,15 +16,14 @@ from dataclasses import asdict
 import ray
 
 from .. import preflight
-from ..build import UNITS_IN_FLIGHT
+from ..build import room_for_a_unit
 from ..llm.accounting import Accounting
-from ..llm.cache import Cache
+from ..llm.cache import Cache, shared_cache_path
 from ..llm.engine import Engine
 from ..taxonomy import DisciplineRef
 from ..unit import UnitStore, run_unit
 from .leases import Leases
 
-SHARED_CACHE = "cache.sqlite"
 
 
 class UnitWorker:
@@ -83,13 +82,13 @@ class UnitWorker:
         run, context = self.store.run, ray.get_runtime_context()
         await preflight.check_reachable({endpoint for plan in run.stages.values() for endpoint in plan.route.endpoints})
         leases = Leases(broker, context.get_actor_id(), context.get_node_id())
-        shared = Cache(run.work_dir / SHARED_CACHE, read_only=True)
+        shared = Cache(shared_cache_path(run.work_dir), read_only=True)
         self.engine = Engine(shared, run.limits, Accounting(run.prices), endpoint_limits=leases.limits_for)
 
     async def _room(self, engine: Engine) -> None:
         """Wait until another unit may start: as in a local build, when the endpoints could take more requests
         than the running units have queued, up to UNITS_IN_FLIGHT."""
-        while self.running and not (self.running < UNITS_IN_FLIGHT and engine.queued < engine.capacity):
+        while not room_for_a_unit(engine, self.running):
             engine.hungry.clear()
             self._unit_ended.clear()
             waits = [asyncio.ensure_future(engine.hungry.wait()), asyncio.ensure_future(self._unit_ended.wait())]

@@ -119,7 +119,7 @@ class Engine:
         self._states: dict[Endpoint, _EndpointState] = {}
         self._rotations: dict[Route, Iterable[_EndpointState]] = {}
         self.queued = 0  # requests taken from the units and not done yet: the demand on the endpoints
-        self.hungry = asyncio.Event()  # set when a request is done and fewer are queued than the endpoints take
+        self.hungry = asyncio.Event()  # set when a request is done and the engine wants_work
         # Evidence that overload slowed the client, for the run report: per endpoint URL.
         self.retry_after_waits: list[float] = []
 
@@ -137,6 +137,11 @@ class Engine:
     @property
     def capacity(self) -> int:
         return sum(int(state.concurrency.limit) for state in self._states.values()) or self.limits.concurrency
+
+    @property
+    def wants_work(self) -> bool:
+        """Fewer requests are queued than the endpoints take at once."""
+        return self.queued < self.capacity
 
     async def map(self, stage: str, route: Route, requests: Iterable[LLMRequest], cache: Cache, *,
                   batch: bool = False) -> list[LLMResult]:
@@ -158,7 +163,7 @@ class Engine:
                     results[index] = await self.complete(stage, route, request, cache, batch=batch)
                 finally:
                     self.queued -= 1
-                    if self.queued < self.capacity:
+                    if self.wants_work:
                         self.hungry.set()
 
         workers.append(asyncio.ensure_future(worker()))
