@@ -18,7 +18,7 @@ from .config.resolve import Run, resolve
 from .config.run import RunSettings
 from .llm import loop
 from .llm.accounting import Accounting
-from .llm.cache import Cache
+from .llm.cache import Cache, shared_cache_path
 from .llm.engine import Engine
 from .progress import Progress
 from .stages import STAGES
@@ -76,7 +76,7 @@ def estimate(settings: RunSettings, configs: list[str]) -> list[StageEstimate]:
         for stage in stages:
             replays[stage.name].rows += sum(len(rows) for rows in result.rows.get(stage.config, {}).values())
 
-    cache = Cache(run.work_dir / "cache.sqlite")
+    cache = Cache(shared_cache_path(run.work_dir))
     try:
         accounting = Accounting(run.prices, run.budget)
         # Offline: every request missing from the cache comes back skipped, none is sent.

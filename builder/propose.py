@@ -15,7 +15,7 @@ from .config.run import RunSettings
 from .llm import loop
 from .llm.accounting import Accounting
 from .llm.attempts import LLMRequest
-from .llm.cache import Cache
+from .llm.cache import Cache, shared_cache_path
 from .llm.engine import Engine
 from .prompts import load_prompt
 from .schemas import OUTPUT_MODELS, TaxonomyProposal
@@ -33,7 +33,7 @@ def propose(settings: RunSettings, under: str, count: int) -> int:
     request = LLMRequest("propose", prompt.render(outline=_outline(taxonomy), under=under, count=count),
                          prompt.params, OUTPUT_MODELS[prompt.output_model](run.generation))
     route = run.stages["subjects"].route  # the strong model the paper uses for curriculum design
-    cache = Cache(run.work_dir / "cache.sqlite")
+    cache = Cache(shared_cache_path(run.work_dir))
     try:
         result = loop.run(_ask(Engine(cache, run.limits, Accounting(run.prices, run.budget)), route, request))
     finally:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 
 
@@ -22,10 +21,10 @@ def run(args) -> int:
     import openai
 
     from ..llm.batch import TERMINAL, BatchError, BatchStore, client, find_by_chunk
-    from ..llm.cache import Cache
+    from ..llm.cache import Cache, shared_cache_path
 
     work_dir, action, batch_ids = args.work_dir, args.action, args.batch_ids
-    path = Path(work_dir) / "cache.sqlite"
+    path = shared_cache_path(work_dir)
     if not path.exists():
         print(f"glan: {path}: no such file. Pass the --work-dir of the build that submitted the batches.",
               file=sys.stderr)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import textwrap
 from pathlib import Path
 
 from ..llm.local_models import demo_notice, embedded_writer
-from ..publish.export import MANIFEST
+from ..publish.export import read_manifest
 from ..stages import CONFIGS
 from .args import whole_number
 
@@ -34,8 +33,7 @@ def show(folder: Path, config: str, count: int) -> int:
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
     rows = datasets.load_dataset(str(folder), config, split="train")
-    manifest = folder / MANIFEST
-    writer = embedded_writer(json.loads(manifest.read_text())) if manifest.exists() else None
+    writer = embedded_writer(read_manifest(folder) or {})
     if writer:
         print(f"{demo_notice(writer)}\n")
     print(f'load_dataset("{folder}", "{config}"): {rows.num_rows} rows; the first {min(count, rows.num_rows)}:\n')

@@ -19,13 +19,13 @@ import ray
 from ..build import UNITS_IN_FLIGHT, EngineFigures
 from ..llm import loop
 from ..llm.accounting import Accounting, Usage
-from ..llm.cache import Cache
+from ..llm.cache import Cache, shared_cache_path
 from ..llm.engine import EndpointError
 from ..progress import Progress
 from ..unit import UnitFiles, UnitStore
 from . import ClusterError
 from .leases import LeaseBroker
-from .worker import SHARED_CACHE, UnitWorker
+from .worker import UnitWorker
 
 QUEUED_PER_WORKER = 2 * UNITS_IN_FLIGHT  # calls handed to a worker ahead: its next unit is always at hand
 POLL_S = 2.0  # between two looks at the workers' totals while units run
@@ -41,7 +41,7 @@ def run_units(store: UnitStore, missing, depth: int, found: dict, *, progress: b
     if not missing:
         return accounting, EngineFigures({}, [], None)
     # The workers open the shared cache immutable: it must exist, with its write-ahead log folded in.
-    Cache(run.work_dir / SHARED_CACHE).close()
+    Cache(shared_cache_path(run.work_dir)).close()
     started = _connect(run.settings.ray_address)
     # Workers are named after the work dir they write: those of a killed driver may live on for a moment.
     prefix = f"glan-worker-{hashlib.sha256(str(run.work_dir).encode()).hexdigest()[:12]}-"

@@ -153,6 +153,8 @@ class LeasedRate(RateLimiter):
     """A worker's share of an endpoint's requests or tokens per minute; counts the requests waiting for it, which
     are demand the broker must hear of."""
 
+    recheck_s = 0.1  # the broker changes the rate: a waiter looks at it again this often (seconds)
+
     def __init__(self, per_minute: float):
         super().__init__(0)
         self.per_minute = per_minute

@@ -19,6 +19,7 @@ from pathlib import Path
 from ..errors import UserError
 
 UNIT_CACHES = "cache"  # the folder of the work dir that holds one cache file per discipline
+SHARED_CACHE = "cache.sqlite"  # the Batch API's answers, glan 0.1's responses, each endpoint's mode
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
     key TEXT PRIMARY KEY, stage TEXT NOT NULL, model TEXT NOT NULL, text TEXT NOT NULL,
@@ -146,6 +147,10 @@ class Cache:
 
     def close(self) -> None:
         self.db.close()
+
+
+def shared_cache_path(work_dir: Path) -> Path:
+    return Path(work_dir) / SHARED_CACHE
 
 
 def unit_cache_path(work_dir: Path, discipline_id: str) -> Path:

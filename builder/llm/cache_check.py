@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cache import UNIT_CACHES, is_damage
+from .cache import UNIT_CACHES, is_damage, shared_cache_path
 
 _BATCH = 500
 _LARGEST_ROWID = 2**63 - 1  # SQLite numbers rows from 1 up to this
@@ -51,7 +51,7 @@ class CheckResult:
 
 
 def cache_files(work_dir: Path) -> list[Path]:
-    shared = work_dir / "cache.sqlite"
+    shared = shared_cache_path(work_dir)
     return ([shared] if shared.is_file() else []) + sorted((work_dir / UNIT_CACHES).glob("*.sqlite"))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import math
 import random
 import time
 
@@ -78,11 +79,10 @@ class AdaptiveConcurrency:
                 waiter.set_result(None)
 
 
-RECHECK_S = 0.1  # longest wait before a waiting request looks at its rate again
-
-
 class RateLimiter:
     """A token bucket of `per_minute` units (requests or tokens), holding at most 10 s worth of burst."""
+
+    recheck_s = math.inf  # a fixed rate: a waiter sleeps exactly until its tokens are there
 
     def __init__(self, per_minute: float):
         self.set_rate(per_minute)
@@ -91,7 +91,7 @@ class RateLimiter:
         self._lock = asyncio.Lock()
 
     def set_rate(self, per_minute: float) -> None:
-        """A new rate, taken by waiters within RECHECK_S (a Ray worker's share of the endpoint's rate)."""
+        """A new rate (a Ray worker's share of the endpoint's rate), taken by waiters within recheck_s."""
         self.rate = per_minute / 60
         self.capacity = max(self.rate * 10, 1.0)
 
@@ -105,7 +105,7 @@ class RateLimiter:
                 if self.available >= needed:
                     self.available -= needed
                     return
-                await asyncio.sleep(min((needed - self.available) / self.rate, RECHECK_S) if self.rate else RECHECK_S)
+                await asyncio.sleep(min((needed - self.available) / self.rate, self.recheck_s) if self.rate else self.recheck_s)
 
 
 def backoff_s(retry: int, base_s: float = 0.5, cap_s: float = 60.0) -> float:
