@@ -9,7 +9,7 @@ stage, prompt files naming the output model their stage parses), so bad input fa
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .. import schemas
@@ -57,11 +57,12 @@ class Run:
 
     @property
     def work_dir(self) -> Path:
-        # Absolute: a Ray worker reads the run with another working directory.
-        return Path(self.settings.work_dir).absolute()
+        return Path(self.settings.work_dir)
 
 
 def resolve(settings: RunSettings, taxonomy: Taxonomy | None = None) -> Run:
+    # Made absolute here, in the process that was given it: a Ray worker reads the run in another directory.
+    settings = replace(settings, work_dir=str(Path(settings.work_dir).absolute()))
     taxonomy = taxonomy or load_taxonomy(settings.taxonomy)
     generation = taxonomy.settings(settings.preset)
     if settings.seed is not None:
