@@ -81,22 +81,50 @@ def _near_duplicates(rows, texts, order, threshold, num_perm, shingle_words) -> 
         num_perm=num_perm,
         seed=MINHASH_SEED,
     )
-    index_of_kept = MinHashLSH(num_perm=num_perm, params=_bands_and_rows(threshold, num_perm))
+    index_of_kept = BandIndex(*_bands_and_rows(threshold, num_perm))
     shingles_of_kept: dict[int, frozenset[str]] = {}
     found = {}
     for index, shingle_set, minhash in zip(order, shingle_sets, minhashes):
+        bands = index_of_kept.bands(minhash)
         matches = [
             candidate
-            for candidate in index_of_kept.query(minhash)
+            for candidate in index_of_kept.candidates(bands)
             if jaccard(shingle_set, shingles_of_kept[candidate]) >= threshold
         ]
         if matches:
             survivor = min(matches, key=lambda candidate: rows[candidate]["question_id"])
             found[index] = Duplicate(rows[index], "near", rows[survivor]["question_id"])
         else:
-            index_of_kept.insert(index, minhash, check_duplication=False)
+            index_of_kept.insert(index, bands)
             shingles_of_kept[index] = shingle_set
     return found
+
+
+class BandIndex:
+    """MinHash LSH: each signature cut into `bands` bands of `rows` values; the candidates of a signature are
+    the items that share a whole band with it. The banding of datasketch's MinHashLSH, which costs a numpy
+    call per band and refers to itself (so its tables wait for the cyclic garbage collector); here a
+    signature's bytes are cut once, and the tables are plain dicts that go when the index does."""
+
+    def __init__(self, bands: int, rows: int):
+        self.rows = rows
+        self.tables: list[dict[bytes, list[int]]] = [{} for _ in range(bands)]
+
+    def bands(self, minhash: MinHash) -> list[bytes]:
+        values = minhash.hashvalues
+        width = self.rows * values.itemsize
+        signature = values.tobytes()
+        return [signature[band * width:(band + 1) * width] for band in range(len(self.tables))]
+
+    def candidates(self, bands: list[bytes]) -> set[int]:
+        found = set()
+        for band, table in zip(bands, self.tables):
+            found.update(table.get(band, ()))
+        return found
+
+    def insert(self, item: int, bands: list[bytes]) -> None:
+        for band, table in zip(bands, self.tables):
+            table.setdefault(band, []).append(item)
 
 
 def shingles(words: list[str], size: int) -> frozenset[str]:
