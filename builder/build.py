@@ -98,8 +98,9 @@ def _run_here(store: UnitStore, missing: list[DisciplineRef], depth: int, found:
             engine.batches = BatchRunner(engine, run.generation.limits.batch_poll_s,
                                          {name: plan.batch_fallback for name, plan in run.stages.items()})
 
-        def write(ref: DisciplineRef, result: UnitResult) -> None:
-            found[ref.discipline_id] = store.write(ref, result)
+        async def write(ref: DisciplineRef, result: UnitResult) -> None:
+            # Parquet, checksums and stats: in a thread, so the other units' requests go on meanwhile.
+            found[ref.discipline_id] = await asyncio.to_thread(store.write, ref, result)
 
         if missing:
             loop.run(preflight.check_reachable({endpoint for plan in run.stages.values()
@@ -120,8 +121,8 @@ def room_for_a_unit(engine: Engine, running: int) -> bool:
 
 async def drive_units(run: Run, engine: Engine, disciplines: list[DisciplineRef], depth: int,
                       benchmarks: list[BenchmarkIndex], on_result, progress: Progress) -> None:
-    """Run the units of `disciplines`, handing each finished one to `on_result`; in Batch API rounds when some
-    stage goes through batches."""
+    """Run the units of `disciplines`, handing each finished one to `await on_result(ref, result)`; in Batch API
+    rounds when some stage goes through batches."""
     waiting = list(disciplines)
     async with engine:
         ticker = asyncio.ensure_future(progress.ticking())
@@ -144,7 +145,7 @@ async def _run_round(run, engine, disciplines, depth, benchmarks, on_result, pro
         while pending or running:
             while pending and room_for_a_unit(engine, len(running)):
                 ref = pending.pop()
-                running[asyncio.ensure_future(run_unit(run, engine, ref, depth, benchmarks))] = ref
+                running[asyncio.ensure_future(_unit(run, engine, ref, depth, benchmarks, on_result))] = ref
                 await asyncio.sleep(0)  # let it queue its first requests before judging the demand again
             engine.hungry.clear()
             hunger = asyncio.ensure_future(engine.hungry.wait())
@@ -156,13 +157,19 @@ async def _run_round(run, engine, disciplines, depth, benchmarks, on_result, pro
                 if result.batched:
                     batched.append(ref)
                 else:
-                    on_result(ref, result)
                     progress.unit_done()
     finally:
         for task in running:
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
     return batched
+
+
+async def _unit(run, engine, ref, depth, benchmarks, on_result) -> UnitResult:
+    result = await run_unit(run, engine, ref, depth, benchmarks)
+    if not result.batched:
+        await on_result(ref, result)
+    return result
 
 
 def build(settings: RunSettings, out: Path, configs: list[str], max_failure_rate: float | None = None) -> int:

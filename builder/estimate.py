@@ -72,7 +72,7 @@ def estimate(settings: RunSettings, configs: list[str]) -> list[StageEstimate]:
             replays[stage.name].answered += answered
             replays[stage.name].rows += sum(split["rows"] for split in unit.files.get(stage.config, {}).values())
 
-    def tally(ref, result) -> None:
+    async def tally(ref, result) -> None:
         for stage in stages:
             replays[stage.name].rows += sum(len(rows) for rows in result.rows.get(stage.config, {}).values())
 

@@ -184,20 +184,28 @@ async def _run_unit(run: Run, engine: Engine, cache: Cache, discipline: Discipli
         rows, failed = await _run_stage(engine, cache, plan, plan.make(), parents, result)
         if result.batched:
             return result
+        # The quality steps take tens of milliseconds of CPU: in a thread, not on the event loop, where they would
+        # hold up every other unit's requests meanwhile.
         if stage_class.config == "questions":  # dedup and decontaminate before answering: a dropped question costs no answer
-            rows = run_steps(question_steps(quality, benchmarks), rows, result.quality)
+            rows = await asyncio.to_thread(run_steps, question_steps(quality, benchmarks), rows, result.quality)
         if stage_class.config == "instructions":
-            for reason in ("truncated", "empty"):  # answers the engine gave up on
-                result.quality.record(reason, [item for item, failure in failed if failure == reason])
-            rows = AnswerFilter(quality.answer_filters, answer_of=lambda row: row["messages"][1]["content"])(
-                rows, result.quality)
-            test_ids = held_out_ids(rows, per_discipline=quality.test_split.per_discipline)
-            result.rows["instructions"] = {"train": [row for row in rows if row["question_id"] not in test_ids],
-                                           "test": [row for row in rows if row["question_id"] in test_ids]}
+            result.rows["instructions"] = await asyncio.to_thread(_instruction_splits, quality, rows, failed,
+                                                                  result.quality)
         else:
             result.rows[stage_class.config] = {"train": rows}
         parents = rows
     return result
+
+
+def _instruction_splits(quality, rows: list[dict], failed: list[tuple[dict, str]], report: QualityReport
+                        ) -> dict[str, list[dict]]:
+    """The answered questions that pass the answer filters, split into train and the held-out test split."""
+    for reason in ("truncated", "empty"):  # answers the engine gave up on
+        report.record(reason, [item for item, failure in failed if failure == reason])
+    rows = AnswerFilter(quality.answer_filters, answer_of=lambda row: row["messages"][1]["content"])(rows, report)
+    test_ids = held_out_ids(rows, per_discipline=quality.test_split.per_discipline)
+    return {"train": [row for row in rows if row["question_id"] not in test_ids],
+            "test": [row for row in rows if row["question_id"] in test_ids]}
 
 
 async def _run_stage(engine: Engine, cache: Cache, plan: StagePlan, stage: Stage, parents: list[dict],

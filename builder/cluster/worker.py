@@ -58,7 +58,7 @@ class UnitWorker:
         finally:
             self.running -= 1
             self._unit_ended.set()
-        written = self.store.write(discipline, result)
+        written = await asyncio.to_thread(self.store.write, discipline, result)  # off the loop the other units use
         self.units_done += 1
         return {"unit": written.to_json(), "totals": self.totals()}
 
