@@ -158,7 +158,7 @@ def _config_rows(config: dict) -> int:
 
 def _dataset_info(folder: Path, name: str, config: dict) -> DatasetInfo:
     """Features from the first shard's schema; rows checked against the shards' parquet metadata."""
-    features = None
+    schema = None
     splits = SplitDict()
     download_size = 0
     for split_name, split in config["splits"].items():
@@ -171,10 +171,13 @@ def _dataset_info(folder: Path, name: str, config: dict) -> DatasetInfo:
                     f"{folder}. Re-export the folder."
                 )
             metadata = pq.read_metadata(path)
-            shard_features = Features.from_arrow_schema(metadata.schema.to_arrow_schema())
-            if features is None:
-                features = shard_features
-            elif shard_features != features:
+            # Columns and types compared, Features made once: a folder has a shard per discipline, and making Features
+            # costs a millisecond a shard. (Not the metadata: shards written by other datasets versions may word it
+            # differently.)
+            shard_schema = metadata.schema.to_arrow_schema()
+            if schema is None:
+                schema = shard_schema
+            elif not shard_schema.equals(schema):
                 raise CardError(
                     f"{path}: columns differ from the other shards of config {name!r}. Re-export the folder."
                 )
@@ -187,7 +190,7 @@ def _dataset_info(folder: Path, name: str, config: dict) -> DatasetInfo:
             )
         splits.add(SplitInfo(name=split_name, num_bytes=split["num_bytes"], num_examples=rows))
     return DatasetInfo(
-        features=features,
+        features=Features.from_arrow_schema(schema) if schema is not None else None,
         splits=splits,
         download_size=download_size,
         dataset_size=sum(split["num_bytes"] for split in config["splits"].values()),
