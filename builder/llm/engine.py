@@ -17,7 +17,6 @@ import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from ..errors import UserError
 from .accounting import Accounting
@@ -25,7 +24,7 @@ from .attempts import Attempts, LLMRequest, LLMResult
 from .cache import Cache, Response
 from .limits import AdaptiveConcurrency, RateLimiter, backoff_s
 from .structured import request_fields, schema_instruction
-from .transport import TransportError, encode_body, open_session, post_chat
+from .transport import ChatEndpoint, TransportError, encode_body
 
 _request_fields = functools.cache(request_fields)
 _schema_instruction = functools.cache(schema_instruction)
@@ -76,7 +75,7 @@ class _EndpointState:
     concurrency: AdaptiveConcurrency
     requests: RateLimiter | None
     tokens: RateLimiter | None
-    session: Any
+    client: ChatEndpoint
     paused_until: float = 0.0
 
 
@@ -128,7 +127,7 @@ class Engine:
 
     async def __aexit__(self, *exc_info) -> None:
         for state in self._states.values():
-            await state.session.close()
+            await state.client.close()
 
     @property
     def lowest_concurrency(self) -> dict[str, int]:
@@ -235,9 +234,10 @@ class Engine:
 
     def _state(self, endpoint: Endpoint) -> _EndpointState:
         if endpoint not in self._states:
+            api_key = os.environ.get(endpoint.api_key_env)
             self._states[endpoint] = _EndpointState(
-                endpoint, os.environ.get(endpoint.api_key_env), self.mode(endpoint),
-                *self.endpoint_limits(endpoint, self.limits), open_session(self.limits.timeout_s))
+                endpoint, api_key, self.mode(endpoint), *self.endpoint_limits(endpoint, self.limits),
+                ChatEndpoint(endpoint.base_url, api_key, self.limits.timeout_s))
         return self._states[endpoint]
 
     def _next_state(self, route: Route) -> _EndpointState:
@@ -282,7 +282,7 @@ class Engine:
                 usage.requests += 1
                 self.accounting.reserved += worst_cost
                 try:
-                    response = await post_chat(state.session, state.endpoint.base_url, state.api_key, data)
+                    response = await state.client.post(data)
                 finally:
                     self.accounting.reserved -= worst_cost
                 # Committed before anything else happens with it: after a SIGKILL it is never paid again.

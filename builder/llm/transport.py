@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import aiohttp
 import orjson
+import yarl
 
 from .cache import Response
 
@@ -56,31 +57,40 @@ def _error_message(body: bytes) -> str:
         return " ".join(body[:300].decode(errors="replace").split())
 
 
-def open_session(timeout_s: float) -> aiohttp.ClientSession:
-    # limit=0: the engine bounds concurrency itself (adaptively), the connector must not cap it.
-    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
-    return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout_s))
+class ChatEndpoint:
+    """One endpoint's chat completions over one aiohttp session. Its URL is parsed and its headers (the API key
+    among them) are set once, not for every request."""
+
+    def __init__(self, base_url: str, api_key: str | None, timeout_s: float):
+        self.url = yarl.URL(f"{base_url.rstrip('/')}/chat/completions")
+        headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {api_key}"} if api_key else {})}
+        # limit=0: the engine bounds concurrency itself (adaptively), the connector must not cap it.
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+                                             timeout=aiohttp.ClientTimeout(total=timeout_s), headers=headers)
+
+    async def close(self) -> None:
+        await self.session.close()
+
+    async def post(self, data: bytes) -> Response:
+        """POST an encoded chat-completions body (encode_body)."""
+        try:
+            async with self.session.post(self.url, data=data) as reply:
+                raw = await reply.read()
+                if reply.status != 200:
+                    raise TransportError(f"http_{reply.status}", _error_message(raw),
+                                         reply.status in RETRYABLE_STATUS, _retry_after(reply.headers), reply.status)
+        except asyncio.TimeoutError:
+            raise TransportError("timeout", "no response within the timeout", True)
+        except aiohttp.ClientError as error:
+            raise TransportError("connection", str(error) or type(error).__name__, True)
+        return _response(raw)
 
 
 def encode_body(body: dict) -> bytes:
     return orjson.dumps(body)
 
 
-async def post_chat(session: aiohttp.ClientSession, base_url: str, api_key: str | None, data: bytes) -> Response:
-    """POST an encoded chat-completions body (encode_body)."""
-    headers = {"Content-Type": "application/json"}
-    if api_key:
-        headers["Authorization"] = f"Bearer {api_key}"
-    try:
-        async with session.post(f"{base_url.rstrip('/')}/chat/completions", data=data, headers=headers) as reply:
-            raw = await reply.read()
-            if reply.status != 200:
-                raise TransportError(f"http_{reply.status}", _error_message(raw),
-                                     reply.status in RETRYABLE_STATUS, _retry_after(reply.headers), reply.status)
-    except asyncio.TimeoutError:
-        raise TransportError("timeout", "no response within the timeout", True)
-    except aiohttp.ClientError as error:
-        raise TransportError("connection", str(error) or type(error).__name__, True)
+def _response(raw: bytes) -> Response:
     try:
         data = orjson.loads(raw)
         choice = data["choices"][0]
