@@ -1,8 +1,8 @@
 """`glan build`: run the discipline units that are missing, then assemble the folder from unit files.
 
-Units run concurrently in one event loop and share each endpoint's limits. A new unit starts when the
-endpoints could take more requests than the units in flight queue (a unit between stages, or near the end
-of one, leaves room), up to UNITS_IN_FLIGHT: memory holds only those units' rows. In Batch API mode the
+Units run concurrently in one event loop and share each endpoint's limits; builder/admission.py decides
+when each may start and go on to its questions, so that memory holds only the rows of the units the
+endpoints need to stay full. In Batch API mode the
 units run in rounds: each round runs every unfinished unit until it needs answers a batch must give, the
 collected lines are submitted and waited for, and the next round resumes the units from the cache.
 """
@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import preflight
+from .admission import Admission
 from .config.resolve import Run, resolve
 from .config.run import RunSettings
 from .errors import UserError
@@ -34,8 +35,6 @@ from .stages import CONFIGS, STAGES
 from .taxonomy import DisciplineRef
 from .unit import FAILURES_FILE, UnitFiles, UnitResult, UnitStore, run_unit
 from .workdir import exclusive
-
-UNITS_IN_FLIGHT = 8
 
 
 @dataclass
@@ -113,12 +112,6 @@ def _run_here(store: UnitStore, missing: list[DisciplineRef], depth: int, found:
 
 
 
-def room_for_a_unit(engine: Engine, running: int) -> bool:
-    """Another unit may start: none runs, or fewer than UNITS_IN_FLIGHT do and the endpoints could take more
-    requests than the running units have queued (a unit between stages, or near the end of one)."""
-    return not running or (running < UNITS_IN_FLIGHT and engine.wants_work)
-
-
 async def drive_units(run: Run, engine: Engine, disciplines: list[DisciplineRef], depth: int,
                       benchmarks: list[BenchmarkIndex], on_result, progress: Progress) -> None:
     """Run the units of `disciplines`, handing each finished one to `await on_result(ref, result)`; in Batch API
@@ -139,37 +132,26 @@ async def drive_units(run: Run, engine: Engine, disciplines: list[DisciplineRef]
 
 
 async def _run_round(run, engine, disciplines, depth, benchmarks, on_result, progress) -> list[DisciplineRef]:
-    """One pass over `disciplines`; returns those that wait for a batch."""
-    pending, running, batched = list(reversed(disciplines)), {}, []
+    """One pass over `disciplines`, as many at once as `Admission` lets; returns those that wait for a batch."""
+    admission, batched = Admission(engine), []
+
+    async def one(ref: DisciplineRef) -> None:
+        async with admission.unit() as wait_for_room:
+            result = await run_unit(run, engine, ref, depth, benchmarks, wait_for_room)
+        if result.batched:
+            batched.append(ref)
+        else:
+            await on_result(ref, result)
+            progress.unit_done()
+
+    units = [asyncio.ensure_future(one(ref)) for ref in disciplines]  # each waits for its turn to start
     try:
-        while pending or running:
-            while pending and room_for_a_unit(engine, len(running)):
-                ref = pending.pop()
-                running[asyncio.ensure_future(_unit(run, engine, ref, depth, benchmarks, on_result))] = ref
-                await asyncio.sleep(0)  # let it queue its first requests before judging the demand again
-            engine.hungry.clear()
-            hunger = asyncio.ensure_future(engine.hungry.wait())
-            done, _ = await asyncio.wait([*running, hunger], return_when=asyncio.FIRST_COMPLETED)
-            hunger.cancel()
-            for task in done & running.keys():
-                ref = running.pop(task)
-                result = task.result()
-                if result.batched:
-                    batched.append(ref)
-                else:
-                    progress.unit_done()
+        await asyncio.gather(*units)
     finally:
-        for task in running:
-            task.cancel()
-        await asyncio.gather(*running, return_exceptions=True)
+        for unit in units:
+            unit.cancel()
+        await asyncio.gather(*units, return_exceptions=True)
     return batched
-
-
-async def _unit(run, engine, ref, depth, benchmarks, on_result) -> UnitResult:
-    result = await run_unit(run, engine, ref, depth, benchmarks)
-    if not result.batched:
-        await on_result(ref, result)
-    return result
 
 
 def build(settings: RunSettings, out: Path, configs: list[str], max_failure_rate: float | None = None) -> int:

@@ -16,7 +16,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -162,18 +162,23 @@ def _texts(row: dict) -> dict:
 
 
 async def run_unit(run: Run, engine: Engine, discipline: DisciplineRef, depth: int,
-                   benchmarks: list[BenchmarkIndex]) -> UnitResult:
+                   benchmarks: list[BenchmarkIndex], wait_for_room: Callable[[], Awaitable] | None = None
+                   ) -> UnitResult:
     """The discipline's rows of the first `depth` stages, with the quality steps between them; its requests go
-    through its own cache file, so whichever process runs the unit is the only one writing it."""
+    through its own cache file, so whichever process runs the unit is the only one writing it.
+
+    `wait_for_room` is awaited before the questions stage: from there on a unit holds nearly all its rows and
+    sends nearly all its requests, so the caller bounds how many units are past it (its subjects and syllabi
+    are few rows, and can be ready before there is room)."""
     cache = Cache(unit_cache_path(run.work_dir, discipline.discipline_id), fallback=engine.cache)
     try:
-        return await _run_unit(run, engine, cache, discipline, depth, benchmarks)
+        return await _run_unit(run, engine, cache, discipline, depth, benchmarks, wait_for_room)
     finally:
         await asyncio.to_thread(cache.close)  # it syncs the file to disk: not on the thread sending requests
 
 
 async def _run_unit(run: Run, engine: Engine, cache: Cache, discipline: DisciplineRef, depth: int,
-                    benchmarks: list[BenchmarkIndex]) -> UnitResult:
+                    benchmarks: list[BenchmarkIndex], wait_for_room) -> UnitResult:
     result = UnitResult(depth=depth)
     discipline_row = vars(discipline)
     result.rows["taxonomy"] = {"train": [{key: discipline_row[key] for key in FEATURES["taxonomy"]}]}
@@ -181,6 +186,8 @@ async def _run_unit(run: Run, engine: Engine, cache: Cache, discipline: Discipli
     parents = [discipline_row]
     for stage_class in STAGES[:depth]:
         plan = run.stages[stage_class.name]
+        if stage_class.config == "questions" and wait_for_room is not None:
+            await wait_for_room()
         rows, failed = await _run_stage(engine, cache, plan, plan.make(), parents, result)
         if result.batched:
             return result
@@ -220,7 +227,8 @@ async def _run_stage(engine: Engine, cache: Cache, plan: StagePlan, stage: Stage
             for sample_index in stage.samples(item):
                 yield LLMRequest(stage.item_id(item), messages, plan.params, context.output_model, sample_index)
 
-    results = iter(await engine.map(plan.name, plan.route, requests(), cache, batch=plan.batch))
+    count = sum(len(stage.samples(item)) for item in items)
+    results = iter(await engine.map(plan.name, plan.route, requests(), cache, count=count, batch=plan.batch))
     counts = result.requests.setdefault(plan.name, {"succeeded": 0, "failed": 0})
     rows, failed = [], []
     for item in items:

@@ -16,7 +16,8 @@ import time
 
 import ray
 
-from ..build import UNITS_IN_FLIGHT, EngineFigures
+from ..admission import UNITS_AHEAD, UNITS_IN_FLIGHT
+from ..build import EngineFigures
 from ..llm import loop
 from ..llm.accounting import Accounting, Usage
 from ..llm.cache import Cache, shared_cache_path
@@ -27,7 +28,7 @@ from . import ClusterError
 from .leases import LeaseBroker
 from .worker import UnitWorker
 
-QUEUED_PER_WORKER = 2 * UNITS_IN_FLIGHT  # calls handed to a worker ahead: its next unit is always at hand
+QUEUED_PER_WORKER = 2 * (UNITS_IN_FLIGHT + UNITS_AHEAD)  # calls handed to a worker ahead: its next unit is always at hand
 POLL_S = 2.0  # between two looks at the workers' totals while units run
 CLOSE_S = 10.0  # longest wait for the workers to close their HTTP sessions at the end
 CONNECT_S = 10.0  # to the cluster's head, before Ray's own long retries

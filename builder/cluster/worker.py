@@ -1,5 +1,5 @@
-"""A Ray worker: a process that runs discipline units, each call one unit, up to UNITS_IN_FLIGHT at once in one
-event loop sharing one engine, as a local build does. Its engine takes its endpoint limits from leases on the
+"""A Ray worker: a process that runs discipline units, each call one unit, as many at once as
+builder/admission.py lets, in one event loop sharing one engine, as a local build does. Its engine takes its endpoint limits from leases on the
 cluster-wide ones, reads the work dir's shared cache immutable (never writing it), writes each unit's own cache
 file and unit folder, and hands back the unit's unit.json and the worker's running totals.
 
@@ -16,7 +16,7 @@ from dataclasses import asdict
 import ray
 
 from .. import preflight
-from ..build import room_for_a_unit
+from ..admission import Admission
 from ..llm.accounting import Accounting
 from ..llm.cache import Cache, shared_cache_path
 from ..llm.engine import Engine
@@ -25,19 +25,16 @@ from ..unit import UnitStore, run_unit
 from .leases import Leases
 
 
-
 class UnitWorker:
     def __init__(self):
         self.name = f"{ray.util.get_node_ip_address()}:{os.getpid()}"
         self.store: UnitStore | None = None
         self.depth = 0
         self.engine: Engine | None = None
-        self.running = 0
+        self.admission: Admission | None = None
         self.units_done = 0
         self.snapshots = 0  # orders this process's totals: replies may reach the driver out of order
         self._starting = asyncio.Lock()
-        self._admission = asyncio.Lock()
-        self._unit_ended = asyncio.Event()
 
     async def run(self, build: list, discipline: DisciplineRef) -> dict:
         """One unit, written to its folder; returns its unit.json and this worker's totals so far. `build` is
@@ -46,19 +43,10 @@ class UnitWorker:
         async with self._starting:
             if self.engine is None:
                 await self._start(*build)
-        engine = self.engine
-        async with self._admission:
-            await self._room(engine)
-            self.running += 1
-            store = self.store
-            unit = asyncio.ensure_future(run_unit(store.run, engine, discipline, self.depth, store.benchmarks))
-            await asyncio.sleep(0)  # let it queue its first requests before the next unit judges the demand
-        try:
-            result = await unit
-        finally:
-            self.running -= 1
-            self._unit_ended.set()
-        written = await asyncio.to_thread(self.store.write, discipline, result)  # off the loop the other units use
+        store = self.store
+        async with self.admission.unit() as wait_for_room:  # as in a local build
+            result = await run_unit(store.run, self.engine, discipline, self.depth, store.benchmarks, wait_for_room)
+        written = await asyncio.to_thread(store.write, discipline, result)  # off the loop the other units use
         self.units_done += 1
         return {"unit": written.to_json(), "totals": self.totals()}
 
@@ -84,14 +72,4 @@ class UnitWorker:
         leases = Leases(broker, context.get_actor_id(), context.get_node_id())
         shared = Cache(shared_cache_path(run.work_dir), read_only=True)
         self.engine = Engine(shared, run.limits, Accounting(run.prices), endpoint_limits=leases.limits_for)
-
-    async def _room(self, engine: Engine) -> None:
-        """Wait until another unit may start: as in a local build, when the endpoints could take more requests
-        than the running units have queued, up to UNITS_IN_FLIGHT."""
-        while not room_for_a_unit(engine, self.running):
-            engine.hungry.clear()
-            self._unit_ended.clear()
-            waits = [asyncio.ensure_future(engine.hungry.wait()), asyncio.ensure_future(self._unit_ended.wait())]
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            for wait in waits:
-                wait.cancel()
+        self.admission = Admission(self.engine)

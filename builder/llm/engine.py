@@ -117,8 +117,8 @@ class Engine:
         self.refused: EndpointError | None = None
         self._states: dict[Endpoint, _EndpointState] = {}
         self._rotations: dict[Route, Iterable[_EndpointState]] = {}
-        self.queued = 0  # requests taken from the units and not done yet: the demand on the endpoints
-        self.hungry = asyncio.Event()  # set when a request is done and the engine wants_work
+        self.queued = 0  # the requests the units' stages keep in flight (their workers): the demand on the endpoints
+        self.hungry = asyncio.Event()  # set when the demand drops below what the endpoints take, or a unit ends
         # Evidence that overload slowed the client, for the run report: per endpoint URL.
         self.retry_after_waits: list[float] = []
 
@@ -143,40 +143,36 @@ class Engine:
         return self.queued < self.capacity
 
     async def map(self, stage: str, route: Route, requests: Iterable[LLMRequest], cache: Cache, *,
-                  batch: bool = False) -> list[LLMResult]:
-        """One result per request, in order, through `cache` (a unit's own). At most a window's worth of
-        requests exists at a time: the next one is taken from `requests` (and so rendered) only when an
-        earlier one is done."""
+                  count: int | None = None, batch: bool = False) -> list[LLMResult]:
+        """One result per request, in order, through `cache` (a unit's own); `count` is how many `requests`
+        holds, when it is a generator. At most a window's worth of requests exists at a time: the next one is
+        taken from `requests` (and so rendered) only when an earlier one is done."""
+        count = len(requests) if count is None else count
         pending = enumerate(requests)
-        results: list[LLMResult | None] = []
-        window = self.limits.concurrency * len(route.endpoints)
-        workers: list[asyncio.Task] = []
+        results: list[LLMResult | None] = [None] * count
+        # One worker per request the stage keeps in flight, counted as demand at once, before any is sent:
+        # whoever judges the demand next (builder/admission.py) sees this stage's.
+        width = min(count, self.limits.concurrency * len(route.endpoints))
+        self.queued += width
 
         async def worker() -> None:
-            for index, request in pending:  # taken, and so rendered, only when this worker is free
-                if len(workers) < window:  # another worker, only while there is work for it
-                    workers.append(asyncio.ensure_future(worker()))
-                results.append(None)
-                self.queued += 1
-                try:
+            try:
+                for index, request in pending:  # taken, and so rendered, only when this worker is free
                     results[index] = await self.complete(stage, route, request, cache, batch=batch)
-                finally:
-                    self.queued -= 1
-                    if self.wants_work:
-                        self.hungry.set()
+            finally:
+                self.queued -= 1  # the stage has fewer requests left than workers
+                if self.wants_work:
+                    self.hungry.set()
 
-        workers.append(asyncio.ensure_future(worker()))
+        workers = [asyncio.ensure_future(worker()) for _ in range(width)]
         try:
-            while not all(task.done() for task in workers):
+            if workers:
                 await asyncio.wait(workers)
             for task in workers:
                 task.result()  # an endpoint that refused the run stops the stage here
         finally:
             for task in workers:
                 task.cancel()
-            # `worker` refers to itself (it starts the next worker), a reference cycle that would keep the stage's
-            # requests, results and the unit's cache alive until the next full garbage collection.
-            worker = None  # noqa: F841
         return results
 
     async def complete(self, stage: str, route: Route, request: LLMRequest, cache: Cache, *,

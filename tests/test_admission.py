@@ -1,0 +1,85 @@
+"""When units start and go on to their questions (builder/admission.py), against an engine whose demand the test sets."""
+
+import asyncio
+
+from builder.admission import UNITS_AHEAD, UNITS_IN_FLIGHT, Admission
+
+
+class Demand:
+    """What Admission reads of an engine: whether the endpoints could take more requests, and its wake-up."""
+
+    def __init__(self):
+        self.wants_work = False
+        self.hungry = asyncio.Event()
+
+    def drops(self):
+        self.wants_work = True
+        self.hungry.set()
+
+
+async def settle():
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+def run_units(count: int, scenario):
+    async def main():
+        engine = Demand()
+        admission = Admission(engine)
+        started, admitted, finish = [], [], {unit: asyncio.Event() for unit in range(count)}
+
+        async def unit(number: int):
+            async with admission.unit() as wait_for_room:
+                started.append(number)
+                await wait_for_room()
+                admitted.append(number)
+                await finish[number].wait()
+
+        tasks = [asyncio.ensure_future(unit(number)) for number in range(count)]
+        await scenario(engine, started, admitted, finish)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    asyncio.run(main())
+
+
+def test_the_first_unit_goes_on_at_once_and_others_only_run_ahead_while_the_endpoints_are_full():
+    async def scenario(engine, started, admitted, finish):
+        await settle()
+        # One unit goes on to its questions with nothing else in flight; UNITS_AHEAD more run their syllabi.
+        assert admitted == [0]
+        assert started == list(range(1 + UNITS_AHEAD))
+
+    run_units(10, scenario)
+
+
+def test_a_unit_goes_on_when_the_demand_drops_up_to_units_in_flight():
+    async def scenario(engine, started, admitted, finish):
+        await settle()
+        engine.drops()  # and stays low: every waiting unit may go on, up to the bound
+        await settle()
+        assert len(admitted) == UNITS_IN_FLIGHT
+        assert len(started) == UNITS_IN_FLIGHT + UNITS_AHEAD
+        engine.wants_work = False
+        finish[0].set()  # a place is free, but the endpoints are full: the units ahead wait
+        await settle()
+        assert len(admitted) == UNITS_IN_FLIGHT
+        assert len(started) == UNITS_IN_FLIGHT + UNITS_AHEAD
+        engine.drops()  # the next goes on, and the one after it starts ahead
+        await settle()
+        assert admitted == list(range(UNITS_IN_FLIGHT + 1))
+        assert started == list(range(UNITS_IN_FLIGHT + UNITS_AHEAD + 1))
+
+    run_units(20, scenario)
+
+
+def test_an_ended_unit_lets_the_next_one_start_when_the_endpoints_stay_full():
+    async def scenario(engine, started, admitted, finish):
+        await settle()
+        finish[0].set()
+        await settle()
+        assert admitted == [0, 1]  # none other was past its syllabi: the next goes on
+        assert started == list(range(2 + UNITS_AHEAD))
+
+    run_units(10, scenario)
