@@ -174,6 +174,7 @@ async def run_unit(run: Run, engine: Engine, discipline: DisciplineRef, depth: i
     try:
         return await _run_unit(run, engine, cache, discipline, depth, benchmarks, wait_for_room)
     finally:
+        cache.commit()  # here, on the loop's thread, where the responses were put
         await asyncio.to_thread(cache.close)  # it syncs the file to disk: not on the thread sending requests
 
 

@@ -1,13 +1,16 @@
 """The content-addressed response cache.
 
-SQLite files in WAL mode. A response is committed the moment it arrives, so SIGKILL loses at most
-what was in flight. Raw text is stored, never the parsed object: a parser fix never re-pays a call.
+SQLite files in WAL mode. A response is committed before the request that got it goes on (in an event
+loop, with the others that arrived in the same pass of the loop: one transaction instead of one each, a
+tenth of a build's CPU at 1,000 requests/s), so SIGKILL loses at most what was in flight. Raw text is
+stored, never the parsed object: a parser fix never re-pays a call.
 A damaged file (truncated, overwritten, corrupted pages) is a CacheDamaged error the moment SQLite meets
 the damage; `glan cache check` (builder/llm/cache_check.py) keeps what can still be read.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import json
@@ -112,9 +115,12 @@ class Cache:
         # misses) cost no query, and a shared cache with no response costs no second lookup.
         self.has_responses = self.db.execute("SELECT 1 FROM responses LIMIT 1").fetchone() is not None
         self._put_since_empty: set[str] | None = None if self.has_responses else set()
+        self._unwritten: dict[str, tuple] = {}  # put, and not committed yet: the rows of the next commit
 
     @_damage_is_an_error
     def get(self, key: str) -> Response | None:
+        if key in self._unwritten:
+            return Response(*self._unwritten[key][3:7])
         row = None
         if self._put_since_empty is None or key in self._put_since_empty:
             row = self.db.execute(
@@ -126,14 +132,28 @@ class Cache:
 
     @_damage_is_an_error
     def put(self, key: str, stage: str, model: str, response: Response) -> None:
-        self.db.execute(
-            "INSERT OR REPLACE INTO responses VALUES (?,?,?,?,?,?,?,?)",
-            (key, stage, model, response.text, response.finish_reason, response.prompt_tokens,
-             response.completion_tokens, time.time()),
-        )
+        """In an event loop, committed by a callback that runs before the task that put it goes on (it yields
+        first: Engine.complete); elsewhere, at once."""
+        self._unwritten[key] = (key, stage, model, response.text, response.finish_reason, response.prompt_tokens,
+                                response.completion_tokens, time.time())
         self.has_responses = True
         if self._put_since_empty is not None:
             self._put_since_empty.add(key)
+        if len(self._unwritten) == 1:
+            try:
+                asyncio.get_running_loop().call_soon(self.commit)
+            except RuntimeError:  # no event loop in this thread (Batch API answers are read in a thread)
+                self.commit()
+
+    @_damage_is_an_error
+    def commit(self) -> None:
+        """Writes what was put since the last commit, in one transaction."""
+        if not self._unwritten:
+            return
+        rows, self._unwritten = list(self._unwritten.values()), {}
+        self.db.execute("BEGIN")
+        self.db.executemany("INSERT OR REPLACE INTO responses VALUES (?,?,?,?,?,?,?,?)", rows)
+        self.db.execute("COMMIT")
 
     @_damage_is_an_error
     def token_sums(self, stage: str) -> tuple[int, int, int]:
@@ -158,6 +178,7 @@ class Cache:
             self.db.execute("INSERT OR REPLACE INTO endpoint_modes VALUES (?,?)", (endpoint, mode))
 
     def close(self) -> None:
+        self.commit()
         self.db.close()
 
 

@@ -199,7 +199,8 @@ class Engine:
                 return self._counted(usage, LLMResult(failure=str(error), transient=True, attempts=attempts.attempt + 1))
             # The slot this request held was handed to a waiting request, already rendered: let it be sent before
             # this response is parsed and the next request rendered. Answers come back in waves as requests went
-            # out; sending first keeps the endpoint full while the wave is processed.
+            # out; sending first keeps the endpoint full while the wave is processed. Meanwhile the cache commits
+            # the response (Cache.put).
             await asyncio.sleep(0)
             attempts.advance(response)
 
@@ -281,7 +282,8 @@ class Engine:
                     response = await state.client.post(data)
                 finally:
                     self.accounting.reserved -= worst_cost
-                # Committed before anything else happens with it: after a SIGKILL it is never paid again.
+                # Put before anything else happens with it, and committed before this task goes on (Cache.put):
+                # after a SIGKILL it is never paid again.
                 cache.put(key, stage, route.model, response)
                 usage.prompt_tokens += response.prompt_tokens
                 usage.completion_tokens += response.completion_tokens
