@@ -22,7 +22,8 @@ class Mutant:
 MUTANTS = [
     # -- the six breakages of issue 15 -----------------------------------------------------------------
     Mutant("dedup-and-decontamination-disconnected", "builder/unit.py",
-           "rows = run_steps(question_steps(quality, benchmarks), rows, result.quality)", "pass",
+           "rows = await asyncio.to_thread(run_steps, question_steps(quality, benchmarks), rows, result.quality)",
+           "pass",
            ("tests/test_quality_build.py",)),
     Mutant("max-failure-rate-ignored", "builder/build.py",
            "if failed and failed / (succeeded + failed) > max_failure_rate:", "if False:",
@@ -108,6 +109,18 @@ MUTANTS = [
     Mutant("refusals-kept", "builder/quality/filters.py",
            "if any(_fold(pattern) in folded_answer for pattern in refusal_patterns):", "if False:",
            ("tests/test_quality.py",)),
+    Mutant("near-duplicates-looked-up-in-the-first-band-only", "builder/quality/dedup.py",
+           "found.update(table.get(band, ()))", "found.update(table.get(band, ()) if table is self.tables[0] else ())",
+           ("tests/test_quality.py",)),
+    # -- admission --------------------------------------------------------------------------------------
+    Mutant("units-in-flight-unbounded", "builder/admission.py",
+           "(self.admitted < UNITS_IN_FLIGHT and self.engine.wants_work)", "self.engine.wants_work",
+           ("tests/test_admission.py",)),
+    Mutant("units-ahead-unbounded", "builder/admission.py",
+           "self.started - self.admitted < UNITS_AHEAD", "True", ("tests/test_admission.py",)),
+    Mutant("units-go-on-while-the-endpoints-are-full", "builder/admission.py",
+           "(self.admitted < UNITS_IN_FLIGHT and self.engine.wants_work)", "self.admitted < UNITS_IN_FLIGHT",
+           ("tests/test_admission.py",)),
     # -- batch ------------------------------------------------------------------------------------------
     Mutant("max-requests-not-applied-to-batches", "builder/llm/batch.py",
            "if stop := self.accounting.budget_exhausted(worst_cost):", "if stop := None:",
