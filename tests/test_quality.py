@@ -88,6 +88,29 @@ def test_survivors_do_not_depend_on_input_order():
         assert result.dropped == expected.dropped
 
 
+def test_the_band_index_proposes_exactly_the_candidates_of_datasketchs_lsh():
+    from datasketch import MinHash, MinHashLSH
+
+    from builder.quality.dedup import MINHASH_SEED, BandIndex, _bands_and_rows
+
+    words = [f"w{number}" for number in range(60)]
+    rng = random.Random(7)
+    texts = [rng.sample(words, 30) for _ in range(40)]
+    texts += [text[:29] + ["other"] for text in texts]  # a near duplicate of each: one word of 30 changed
+    bands, rows = _bands_and_rows(0.8, 128)
+    ours, theirs = BandIndex(bands, rows), MinHashLSH(num_perm=128, params=(bands, rows))
+    signatures = MinHash.generator(([word.encode() for word in text] for text in texts), num_perm=128,
+                                   seed=MINHASH_SEED)
+    proposed = 0
+    for item, signature in enumerate(signatures):
+        candidates = ours.candidates(ours.bands(signature))
+        assert candidates == set(theirs.query(signature)), item
+        proposed += len(candidates)
+        ours.insert(item, ours.bands(signature))
+        theirs.insert(item, signature, check_duplication=False)
+    assert proposed >= 40  # every planted near duplicate found its original, and these are not all empty sets
+
+
 BENCHMARK_ITEM = (
     "A train leaves the station at noon traveling at sixty miles per hour toward a city "
     "that lies two hundred and forty miles away across the plains"
