@@ -2,9 +2,9 @@
 
 Units run concurrently in one event loop and share each endpoint's limits; builder/admission.py decides
 when each may start and go on to its questions, so that memory holds only the rows of the units the
-endpoints need to stay full. In Batch API mode the
-units run in rounds: each round runs every unfinished unit until it needs answers a batch must give, the
-collected lines are submitted and waited for, and the next round resumes the units from the cache.
+endpoints need to stay full. In Batch API mode the units run in rounds: each round runs every unfinished
+unit until it needs answers a batch must give, the collected lines are submitted and waited for, and the
+next round resumes the units from the cache.
 """
 
 from __future__ import annotations
@@ -109,7 +109,6 @@ def _run_here(store: UnitStore, missing: list[DisciplineRef], depth: int, found:
     finally:
         cache.close()
     return accounting, EngineFigures.of(engine)
-
 
 
 async def drive_units(run: Run, engine: Engine, disciplines: list[DisciplineRef], depth: int,

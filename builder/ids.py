@@ -4,7 +4,11 @@ import hashlib
 import json
 
 
+def canonical_json(value) -> str:
+    """Keys sorted, no spaces, characters as they are (UTF-8 once encoded): the text every id hashes."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
 def content_id(*parts) -> str:
     """16 hex digits of sha256 over the canonical JSON of `parts` (64 bits: no collision at 10M rows)."""
-    canonical = json.dumps(parts, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    return hashlib.sha256(canonical_json(parts).encode()).hexdigest()[:16]

@@ -221,22 +221,22 @@ def _instruction_splits(quality, rows: list[dict], failed: list[tuple[dict, str]
 async def _run_stage(engine: Engine, cache: Cache, plan: StagePlan, stage: Stage, parents: list[dict],
                      result: UnitResult) -> tuple[list[dict], list[tuple[dict, str]]]:
     """The stage's rows, and the items that got no valid output with their last failure reason."""
-    items = list(stage.inputs(parents))
+    items = [(item, stage.samples(item)) for item in stage.inputs(parents)]
     context = plan.context
 
     def requests() -> Iterator[LLMRequest]:  # rendered one at a time, as the engine takes them
-        for item in items:
+        for item, samples in items:
             messages = context.prompt.render(**stage.context(item))
-            for sample_index in stage.samples(item):
+            for sample_index in samples:
                 yield LLMRequest(stage.item_id(item), messages, plan.params, context.output_model, sample_index)
 
-    count = sum(len(stage.samples(item)) for item in items)
+    count = sum(len(samples) for _, samples in items)
     results = iter(await engine.map(plan.name, plan.route, requests(), cache, count=count, batch=plan.batch))
     counts = result.requests.setdefault(plan.name, {"succeeded": 0, "failed": 0})
     rows, failed = [], []
-    for item in items:
-        item_results: list[LLMResult] = [next(results) for _ in stage.samples(item)]
-        for sample_index, item_result in zip(stage.samples(item), item_results):
+    for item, samples in items:
+        item_results: list[LLMResult] = [next(results) for _ in samples]
+        for sample_index, item_result in zip(samples, item_results):
             counts["succeeded"] += item_result.ok
             if item_result.failure is not None:
                 counts["failed"] += 1

@@ -1,7 +1,8 @@
 """A Ray worker: a process that runs discipline units, each call one unit, as many at once as
-builder/admission.py lets, in one event loop sharing one engine, as a local build does. Its engine takes its endpoint limits from leases on the
-cluster-wide ones, reads the work dir's shared cache immutable (never writing it), writes each unit's own cache
-file and unit folder, and hands back the unit's unit.json and the worker's running totals.
+builder/admission.py lets, in one event loop sharing one engine, as a local build does. Its engine takes its
+endpoint limits from leases on the cluster-wide ones, reads the work dir's shared cache immutable (never
+writing it), writes each unit's own cache file and unit folder, and hands back the unit's unit.json and the
+worker's running totals.
 
 Ray restarts a worker whose process died and calls it again with the units it held; each resumes from its
 cache, so only the requests that were in flight are sent twice.

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
-import json
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pathlib import Path
 import orjson
 
 from ..errors import UserError
+from ..ids import canonical_json
 
 UNIT_CACHES = "cache"  # the folder of the work dir that holds one cache file per discipline
 SHARED_CACHE = "cache.sqlite"  # the Batch API's answers, glan 0.1's responses, each endpoint's mode
@@ -83,10 +83,6 @@ def cache_key(*, model: str, messages: list[dict[str, str]], params: dict, schem
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def canonical_json(value) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-
-
 class Cache:
     """One SQLite file. A unit's cache (`<work dir>/cache/<discipline_id>.sqlite`, written only by the process
     running that unit) falls back on the work dir's shared `cache.sqlite`, which holds the responses of Batch
@@ -115,12 +111,13 @@ class Cache:
         # misses) cost no query, and a shared cache with no response costs no second lookup.
         self.has_responses = self.db.execute("SELECT 1 FROM responses LIMIT 1").fetchone() is not None
         self._put_since_empty: set[str] | None = None if self.has_responses else set()
-        self._unwritten: dict[str, tuple] = {}  # put, and not committed yet: the rows of the next commit
+        # Put and not committed yet: key -> (stage, model, response, when it was put).
+        self._unwritten: dict[str, tuple[str, str, Response, float]] = {}
 
     @_damage_is_an_error
     def get(self, key: str) -> Response | None:
         if key in self._unwritten:
-            return Response(*self._unwritten[key][3:7])
+            return self._unwritten[key][2]
         row = None
         if self._put_since_empty is None or key in self._put_since_empty:
             row = self.db.execute(
@@ -134,8 +131,7 @@ class Cache:
     def put(self, key: str, stage: str, model: str, response: Response) -> None:
         """In an event loop, committed by a callback that runs before the task that put it goes on (it yields
         first: Engine.complete); elsewhere, at once."""
-        self._unwritten[key] = (key, stage, model, response.text, response.finish_reason, response.prompt_tokens,
-                                response.completion_tokens, time.time())
+        self._unwritten[key] = (stage, model, response, time.time())
         self.has_responses = True
         if self._put_since_empty is not None:
             self._put_since_empty.add(key)
@@ -150,7 +146,10 @@ class Cache:
         """Writes what was put since the last commit, in one transaction."""
         if not self._unwritten:
             return
-        rows, self._unwritten = list(self._unwritten.values()), {}
+        rows = [(key, stage, model, response.text, response.finish_reason, response.prompt_tokens,
+                 response.completion_tokens, created)
+                for key, (stage, model, response, created) in self._unwritten.items()]
+        self._unwritten = {}
         self.db.execute("BEGIN")
         self.db.executemany("INSERT OR REPLACE INTO responses VALUES (?,?,?,?,?,?,?,?)", rows)
         self.db.execute("COMMIT")

@@ -22,13 +22,13 @@ from huggingface_hub.utils.sha import sha_fileobj
 from ..stages import FEATURES
 
 MANIFEST = "glan_manifest.json"
+TAXONOMY_FILE = "taxonomy/train-00000-of-00001.parquet"
 
 
 def read_manifest(folder: Path) -> dict | None:
     """The folder's manifest, or None when it has none (not built yet)."""
     path = Path(folder) / MANIFEST
     return json.loads(path.read_text()) if path.exists() else None
-TAXONOMY_FILE = "taxonomy/train-00000-of-00001.parquet"
 
 
 def write_folder(out: Path, units: list, configs: list[str], manifest: dict, render_card,
