@@ -31,7 +31,8 @@ import openai
 
 from ..errors import UserError
 from .attempts import Attempts, LLMResult
-from .cache import Cache, Response
+from .cache import Cache
+from .reply import read_completion
 
 # The Batch API's input file limits.
 MAX_FILE_REQUESTS = 50_000
@@ -261,15 +262,17 @@ class BatchRunner:
     def _collect(self, api, batch: SavedBatch, remote) -> None:
         """Writes every answered line into the cache; records why the others were not answered."""
         usage = self.accounting.usage(batch.stage, batch.model)
-        expected, answered = set(batch.keys), 0
+        expected, answered, unkept = set(batch.keys), 0, {}
         for line in _lines(api, batch, remote.output_file_id):
-            response = line.get("response") or {}
-            if line.get("custom_id") not in expected or response.get("status_code") != 200:
+            response = line.get("response")
+            if line.get("custom_id") not in expected or not isinstance(response, dict) \
+                    or response.get("status_code") != 200:
                 continue
-            body = response["body"]
-            choice, tokens = body["choices"][0], body.get("usage") or {}
-            answer = Response(choice["message"].get("content") or "", choice.get("finish_reason"),
-                              tokens.get("prompt_tokens", 0), tokens.get("completion_tokens", 0))
+            try:  # an answer is untrusted as an online reply is: one glan cannot keep is the request's failure
+                answer = read_completion(response.get("body"), os.environ.get(batch.api_key_env))
+            except ValueError as error:
+                unkept[line["custom_id"]] = f"bad_response: {error}"
+                continue
             self.cache.put(line["custom_id"], batch.stage, batch.model, answer)
             usage.prompt_tokens += answer.prompt_tokens
             usage.completion_tokens += answer.completion_tokens
@@ -278,6 +281,7 @@ class BatchRunner:
             self.unanswered.pop(line["custom_id"], None)
             answered += 1
         reasons = {line.get("custom_id"): _line_error(line) for line in _lines(api, batch, remote.error_file_id)}
+        reasons.update(unkept)
         missing = f"batch_{remote.status}" if remote.status in ("expired", "cancelled") else "server_error"
         for key in expected:
             self.unanswered[key] = reasons.get(key) or f"{missing}: batch {batch.batch_id} returned no line for it"
@@ -300,12 +304,15 @@ class BatchRunner:
 
 def _line_error(line: dict) -> str:
     """'<code>: <message>' of an error file line: a whole-line error, or the response's own error body."""
-    error = line.get("error") or ((line.get("response") or {}).get("body") or {}).get("error") or {}
-    status = (line.get("response") or {}).get("status_code")
-    code = error.get("code") or error.get("type") or (f"http_{status}" if status else "unknown")
-    if status == 429 or (status or 0) >= 500:
-        code = "server_error" if status != 429 else "rate_limit_exceeded"
-    return f"{code}: {error.get('message') or 'no message'}"
+    try:
+        error = line.get("error") or ((line.get("response") or {}).get("body") or {}).get("error") or {}
+        status = (line.get("response") or {}).get("status_code")
+        code = error.get("code") or error.get("type") or (f"http_{status}" if status else "unknown")
+        if status == 429 or (status or 0) >= 500:
+            code = "server_error" if status != 429 else "rate_limit_exceeded"
+        return f"{code}: {error.get('message') or 'no message'}"
+    except (AttributeError, TypeError):  # the endpoint's line is not shaped as the Batch API's
+        return "unknown: an error line glan cannot read"
 
 
 def find_by_chunk(api, batch: SavedBatch):
@@ -327,4 +334,12 @@ def _lines(api, batch: SavedBatch, file_id: str | None) -> list[dict]:
         text = api.files.content(file_id).text
     except openai.APIError as error:
         raise refused(batch.base_url, f"download of {file_id}", error) from error
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    return [line for line in map(_json_or_none, text.splitlines()) if isinstance(line, dict)]
+
+
+def _json_or_none(text: str):
+    """A line of a batch file, decoded; None when it is not JSON (the endpoint's fault: its request is unanswered)."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None

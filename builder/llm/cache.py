@@ -36,10 +36,37 @@ CREATE TABLE IF NOT EXISTS endpoint_modes (endpoint TEXT PRIMARY KEY, mode TEXT 
 
 @dataclass(frozen=True)
 class Response:
+    """A reply as the cache keeps it. It comes from an endpoint (or a cache file glan may not have written), so it
+    is checked as it is made: a text SQLite can store (a str without lone surrogates), a finish reason that is a
+    str or nothing, and token counts that are non-negative integers (a budget adds them up). Anything else raises
+    ValueError saying which field is wrong."""
+
     text: str
     finish_reason: str | None
     prompt_tokens: int
     completion_tokens: int
+
+    def __post_init__(self):
+        if not isinstance(self.text, str):
+            raise ValueError(f"the content is {kind_of(self.text)}, not a string")
+        try:
+            self.text.encode()
+        except UnicodeEncodeError:
+            raise ValueError("the content holds a lone surrogate, which is not text") from None
+        if self.finish_reason is not None and not isinstance(self.finish_reason, str):
+            raise ValueError(f"finish_reason is {kind_of(self.finish_reason)}, not a string")
+        for name in ("prompt_tokens", "completion_tokens"):
+            count = getattr(self, name)
+            if type(count) is not int or count < 0:  # not isinstance: True is an int to Python
+                raise ValueError(f"usage {name} is {count!r:.40}, not a whole number of at least 0")
+
+
+def kind_of(value) -> str:
+    """What a JSON or SQLite value is, for a message: "null", "a list", "an int"."""
+    if value is None:
+        return "null"
+    name = type(value).__name__
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
 
 
 class CacheDamaged(UserError):

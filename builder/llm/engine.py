@@ -23,6 +23,7 @@ from .accounting import Accounting
 from .attempts import Attempts, LLMRequest, LLMResult
 from .cache import Cache, Response
 from .limits import AdaptiveConcurrency, RateLimiter, backoff_s
+from .reply import reply_limit
 from .structured import request_fields, schema_instruction
 from .transport import ChatEndpoint, TransportError, encode_body
 
@@ -279,7 +280,7 @@ class Engine:
                 usage.requests += 1
                 self.accounting.reserved += worst_cost
                 try:
-                    response = await state.client.post(data)
+                    response = await state.client.post(data, reply_limit(params))
                 finally:
                     self.accounting.reserved -= worst_cost
                 # Put before anything else happens with it, and committed before this task goes on (Cache.put):
@@ -290,8 +291,8 @@ class Engine:
                 usage.cost += self.accounting.cost(route.model, response.prompt_tokens, response.completion_tokens)
                 return response
             except TransportError as error:
-                if state.api_key:  # some endpoints echo the key back in their error message
-                    error.message = error.message.replace(state.api_key, "***")
+                if error.status == 200:  # a reply glan refused: it may be billed, at a cost it did not say
+                    usage.cost += worst_cost
                 overloaded = error.status == 429
                 if (request.output_model is not None and state.endpoint.mode == "auto"
                         and mode in _FALLBACK and _rejects_schema(error)):

@@ -13,7 +13,8 @@ Requests are checked as OpenAI checks them (tests/servers/chat_rules.py) before 
 Content is a pure function of the request body (sha256 of its canonical JSON seeds the RNG), so
 the same body always gets the same answer, online or in a batch. Faults are a function of the
 arrival index (`fault_rate`, `faults_at`), so a retry of a faulted body can succeed, or of the
-request's messages (`item_faults`), so every attempt at one item fails alike.
+request's messages (`item_faults`), so every attempt at one item fails alike. Hostile endpoints:
+`raw_reply` answers with any body at all, `huge_reply_bytes` streams a reply of any size.
 """
 
 from __future__ import annotations
@@ -80,6 +81,14 @@ class Knobs:
     batch_expire: bool | list[int] = False  # True: the second half of every batch expires
     batch_max_requests: int = 50_000  # per input file, as the Batch API allows
     batch_max_bytes: int = 200 * 1000 * 1000
+    # A hostile or broken endpoint. raw_reply: this body exactly, "{api_key}" replaced by the request's bearer key,
+    # with raw_reply_status, to the first raw_reply_count arrivals (None: to every request); and as the body of
+    # every batch line (then it must be JSON).
+    raw_reply: str | None = None
+    raw_reply_status: int = 200
+    raw_reply_count: int | None = None
+    huge_reply_bytes: int = 0  # answers stream a valid reply of this many bytes; the log counts those sent
+    huge_reply_gzip: bool = False  # ... gzip-compressed (a few KB on the wire)
 
     def merge(self, changes: dict[str, Any]) -> None:
         known = {f.name for f in dataclasses.fields(self)}
@@ -124,7 +133,7 @@ class FakeOpenAI:
         record = {
             "n": arrival, "body_sha256": None, "messages_sha256": None, "received": time.monotonic(),
             "responded": None, "status": None, "fault": None, "seed": None, "model": None, "max_tokens": None,
-            "prompt_tokens": None, "response_format": None, "schema": None, "content": None,
+            "prompt_tokens": None, "response_format": None, "schema": None, "content": None, "sent_bytes": None,
         }  # fmt: skip
         self.log.append(record)
         try:
@@ -140,6 +149,13 @@ class FakeOpenAI:
             return self._finish(record, *refused)
 
         knobs = self.knobs
+        if knobs.raw_reply is not None and (knobs.raw_reply_count is None or arrival < knobs.raw_reply_count):
+            key = request.headers.get("Authorization", "").removeprefix("Bearer ")
+            self._answered(record, knobs.raw_reply_status)
+            return web.Response(body=knobs.raw_reply.replace("{api_key}", key).encode(errors="surrogatepass"),
+                                status=knobs.raw_reply_status, content_type="application/json")
+        if knobs.huge_reply_bytes:
+            return await self._huge_reply(request, record)
         fault = self._pick_fault(arrival, record)
         if fault:
             record["fault"] = fault
@@ -163,6 +179,27 @@ class FakeOpenAI:
                 spoil(payload["choices"][0], fault)
             record["content"] = payload["choices"][0]["message"]["content"]
         return self._finish(record, status, payload)
+
+    async def _huge_reply(self, request: web.Request, record: dict) -> web.StreamResponse:
+        """A chat completion whose content fills huge_reply_bytes, streamed (no Content-Length) until it ends or
+        the client hangs up; record["sent_bytes"] counts what was written."""
+        head = b'{"choices":[{"index":0,"message":{"role":"assistant","content":"'
+        tail = b'"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1}}'
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        if self.knobs.huge_reply_gzip:
+            response.enable_compression(web.ContentCoding.gzip)
+        await response.prepare(request)
+        record["sent_bytes"], filler = 0, b"x" * 65536
+        remaining = self.knobs.huge_reply_bytes - len(head) - len(tail)
+        try:
+            for chunk in (head, *([filler] * (remaining // len(filler))), filler[:remaining % len(filler)], tail):
+                await response.write(chunk)
+                record["sent_bytes"] += len(chunk)
+            await response.write_eof()
+        except ConnectionError:  # the client stopped reading
+            pass
+        self._answered(record, 200)
+        return response
 
     def _finish(self, record: dict, status: int, payload: dict, headers=None) -> web.Response:
         self._answered(record, status)

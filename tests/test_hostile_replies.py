@@ -1,0 +1,327 @@
+"""Endpoint replies are untrusted, and endpoints die: what `glan build` makes of a hostile or broken endpoint.
+
+Every reply glan cannot read is a failed try with its reason (never a traceback, never a cache entry that
+breaks the next run); usage that is not a count cannot lift a budget; a reply over its bound is refused as
+it arrives; the API key is redacted before anything cuts a text. Through the CLI against the OpenAI test
+server (its knobs raw_reply, huge_reply_bytes), plus the reply reader and the output parser on their own.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+import yaml
+
+from builder.llm import structured
+from builder.llm.attempts import Attempts, LLMRequest
+from builder.llm.cache import Cache, Response
+from builder.llm.reply import read_completion, reply_limit
+from builder.schemas import subject_list_model
+from tests.helpers import REPO, SMOKE, glan, project, rows
+from tests.servers import start_openai_server
+
+ONE = "Organic Chemistry"
+TWO = "Organic Chemistry,Linear Algebra"
+UNIT_CACHE = "cache/organic-chemistry.sqlite"
+SUBJECTS_PARAMS = yaml.safe_load((REPO / "prompts" / "subjects.yaml").read_text())["params"]
+NESTED = "[" * 10_000 + "]" * 10_000  # RecursionError in the standard library's JSON decoder
+
+
+def completion(content="{}", usage=None, **choice) -> str:
+    """A chat completion body, as text, with these fields in its first choice."""
+    usage = {"prompt_tokens": 10, "completion_tokens": 10} if usage is None else usage
+    return json.dumps({"id": "x", "object": "chat.completion", "model": "test-model", "usage": usage, "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop", **choice}]})
+
+
+def build_args(server, tmp: Path, *flags) -> list:
+    return ["build", "--model", "test-model", "--base-url", server.base_url, "--out", tmp / "dist",
+            "--work-dir", tmp / ".glan", *flags]
+
+
+def failures(work: Path) -> list[dict]:
+    return [json.loads(line) for path in sorted((work / "units").glob("*/*/failures.jsonl"))
+            for line in path.read_text().splitlines()]
+
+
+def cached(path: Path) -> list[tuple]:
+    db = sqlite3.connect(path)
+    try:
+        return db.execute("SELECT key, text, prompt_tokens, completion_tokens FROM responses").fetchall()
+    finally:
+        db.close()
+
+
+def no_bug(err: str) -> bool:
+    return "Traceback" not in err and "bug in glan" not in err
+
+
+# -- the reply reader and the output parser ------------------------------------------------------------------
+
+@pytest.mark.parametrize(("body", "problem"), [
+    ([], "the reply is a list, not a JSON object"),
+    ({"choices": {"0": {}}}, "choices is a dict, not a list"),
+    ({"choices": []}, "choices is empty"),
+    ({"choices": [7]}, "choices[0].message is missing"),
+    ({"choices": [{"finish_reason": "stop"}]}, "choices[0].message is missing"),
+    ({"choices": [{"message": {"content": [{"type": "text", "text": "hi"}]}}]}, "the content is a list, not a string"),
+    ({"choices": [{"message": {"content": 42}}]}, "the content is an int, not a string"),
+    ({"choices": [{"message": {"content": "\ud800"}}]}, "the content holds a lone surrogate, which is not text"),
+    ({"choices": [{"message": {"content": "x"}, "finish_reason": ["stop"]}]}, "finish_reason is a list, not a string"),
+    ({"choices": [{"message": {"content": "x"}}], "usage": "12"}, "usage is a str, not an object"),
+    ({"choices": [{"message": {"content": "x"}}], "usage": {"prompt_tokens": "12"}},
+     "usage prompt_tokens is '12', not a whole number of at least 0"),
+    ({"choices": [{"message": {"content": "x"}}], "usage": {"prompt_tokens": 1.5}},
+     "usage prompt_tokens is 1.5, not a whole number of at least 0"),
+    ({"choices": [{"message": {"content": "x"}}], "usage": {"completion_tokens": -10**12}},
+     "usage completion_tokens is -1000000000000, not a whole number of at least 0"),
+    ({"choices": [{"message": {"content": "x"}}], "usage": {"completion_tokens": True}},
+     "usage completion_tokens is True, not a whole number of at least 0"),
+])
+def test_a_reply_glan_cannot_keep_is_refused_with_what_is_wrong(body, problem):
+    with pytest.raises(ValueError) as refused:
+        read_completion(body, None)
+    assert str(refused.value) == problem
+
+
+def test_what_a_reply_leaves_out_is_read_as_before():
+    """No usage: 0 tokens (some servers report none); no content: the empty output, which fails as "empty"."""
+    assert read_completion({"choices": [{"message": {"content": None}}]}, None) == Response("", None, 0, 0)
+    assert read_completion({"choices": [{"message": {"content": "x"}, "finish_reason": "length"}],
+                            "usage": {"prompt_tokens": 3}}, None) == Response("x", "length", 3, 0)
+
+
+def test_the_key_is_taken_out_of_what_a_reply_keeps():
+    key = "sk-test-" + "0123456789" * 4
+    body = {"choices": [{"message": {"content": f"echo {key}!"}, "finish_reason": key}]}
+    assert read_completion(body, key) == Response("echo ***!", "***", 0, 0)
+
+
+@pytest.mark.parametrize(("params", "limit"), [
+    ({"max_tokens": 1024}, 2**20 + 32 * 1024),
+    ({"max_completion_tokens": 100}, 2**20 + 32 * 100),
+    ({"temperature": 1.0}, 4 * 2**20),
+])
+def test_a_replys_bound_follows_max_tokens(params, limit):
+    assert reply_limit(params) == limit
+
+
+def test_a_cached_text_the_parser_chokes_on_is_an_invalid_attempt_and_replays_alike(tmp_path):
+    """A text of 10,000 nested arrays (RecursionError inside the json module) is attempt 0's failure; attempt 1
+    has a key of its own; replayed from the cache, it fails the same way."""
+    cache = Cache(tmp_path / "cache.sqlite")
+    request = LLMRequest("item", [{"role": "user", "content": "hi"}], {"max_tokens": 10},
+                          subject_list_model(["college"], 1, 3))
+    first = Attempts("test-model", request, max_attempts=2)
+    cache.put(first.key, "subjects", "test-model", Response(NESTED, "stop", 1, 1))
+    first.replay(cache)
+    assert first.reason == ("unparseable: RecursionError: maximum recursion depth exceeded while decoding a JSON "
+                            "array from a unicode string")
+    assert (first.attempt, first.done) == (1, False)
+    cache.close()
+
+    again = Attempts("test-model", request, max_attempts=2)
+    assert again.replay(Cache(tmp_path / "cache.sqlite")) == 1
+    assert (again.reason, again.attempt, again.key) == (first.reason, 1, first.key)
+
+
+def test_the_lenient_json_reader_tries_a_bounded_number_of_starts(monkeypatch):
+    """Each failed start costs up to the text's length (the decode error counts its lines): a reply of a million
+    "{" would take minutes. Only the first 32 brackets are tried."""
+    tried = []
+
+    class Counting(json.JSONDecoder):
+        def raw_decode(self, text, start=0):
+            tried.append(start)
+            return super().raw_decode(text, start)
+
+    monkeypatch.setattr(structured, "_decoder", Counting(strict=False))
+    with pytest.raises(ValueError, match="no JSON value"):
+        structured.first_json_value("{" * 1_000_000)
+    assert tried == list(range(32))
+    tried.clear()
+    assert structured.first_json_value('see [note] and {x}: ```json\n{"a": [1]}\n```') == {"a": [1]}
+
+
+# -- through `glan build` ------------------------------------------------------------------------------------
+
+NOT_JSON = r"bad_response: not JSON \(.*\)"  # orjson's words for what is wrong, then the body's start
+HOSTILE = {  # body -> the reason each item fails with (a regular expression)
+    "content a list": (completion([{"type": "text", "text": "hi"}]),
+                       "bad_response: the content is a list, not a string"),
+    "content a number": (completion(42), "bad_response: the content is an int, not a string"),
+    "choices not a list": ('{"choices": {"0": {"message": {"content": "{}"}}}}',
+                           "bad_response: choices is a dict, not a list"),
+    "choices empty": ('{"choices": []}', "bad_response: choices is empty"),
+    "message missing": ('{"choices": [{"index": 0, "finish_reason": "stop"}]}',
+                        r"bad_response: choices\[0\].message is missing"),
+    "usage strings": (completion(usage={"prompt_tokens": "12", "completion_tokens": "3"}),
+                      "bad_response: usage prompt_tokens is '12', not a whole number of at least 0"),
+    "usage floats": (completion(usage={"prompt_tokens": 12.5, "completion_tokens": 3}),
+                     r"bad_response: usage prompt_tokens is 12\.5, not a whole number of at least 0"),
+    "usage negative": (completion(usage={"prompt_tokens": 12, "completion_tokens": -10**12}),
+                       "bad_response: usage completion_tokens is -1000000000000, not a whole number of at least 0"),
+    "usage bools": (completion(usage={"prompt_tokens": True, "completion_tokens": 3}),
+                    "bad_response: usage prompt_tokens is True, not a whole number of at least 0"),
+    "finish_reason an object": (completion(finish_reason={"type": "stop"}),
+                                "bad_response: finish_reason is a dict, not a string"),
+    "lone surrogate escaped": (completion("\ud800"), NOT_JSON + r': \{"id": "x"'),
+    "lone surrogate raw": ('{"choices": [{"message": {"content": "\ud800"}}]}', NOT_JSON + r': \{"choices"'),
+    "html": ("<html><body><h1>It works!</h1></body></html>", NOT_JSON + ": <html><body><h1>It works!</h1>"),
+    "nested body": (NESTED, NOT_JSON + r": \[\[\[\["),
+}
+
+
+@pytest.mark.parametrize("body, reason", HOSTILE.values(), ids=HOSTILE.keys())
+def test_a_reply_glan_cannot_read_is_a_failed_try_with_its_reason(tmp_path, body, reason):
+    """Every reply is hostile: each item's tries (1 + max_retries) are refused, the item fails with the reason in
+    failures.jsonl and the summary, nothing is cached, and the cache is sound for the next run."""
+    taxonomy = project(tmp_path, hostile={"limits": {"max_retries": 1}})
+    with start_openai_server(raw_reply=body) as server:
+        code, _, err = glan(*build_args(server, tmp_path, "--taxonomy", taxonomy, "--preset", "hostile",
+                                        "--disciplines", ONE, "--configs", "subjects"))
+        log = server.log()
+    samples = SMOKE["subjects"]["samples"]
+    assert code == 1 and no_bug(err), err
+    assert len(log) == 2 * samples and {record["status"] for record in log} == {200}
+    failed = failures(tmp_path / ".glan")
+    assert len(failed) == samples and all(re.match(reason, failure["reason"]) for failure in failed), failed
+    assert len([line for line in err.splitlines() if re.match(rf"  subjects \S+ {reason}", line)]) == samples
+    assert cached(tmp_path / ".glan" / UNIT_CACHE) == []
+    assert glan("cache", "check", "--work-dir", tmp_path / ".glan")[0] == 0
+
+
+def test_a_reply_that_cannot_be_parsed_is_an_invalid_attempt_and_the_rerun_replays_it(tmp_path):
+    """The first two replies (attempt 0 of both subject samples) are 10,000 nested arrays: cached, invalid, and
+    attempt 1 is asked for. A rerun replays both attempts from the cache, against a healthy endpoint too."""
+    with start_openai_server(raw_reply=completion(NESTED), raw_reply_count=2) as server:
+        args = build_args(server, tmp_path, "--preset", "smoke", "--disciplines", ONE, "--configs", "subjects")
+        code, _, err = glan(*args)
+        first = server.log()
+        subjects = rows(tmp_path / "dist", "subjects")
+        assert code == 0 and no_bug(err), err
+        assert len(first) == 4 and len({record["body_sha256"] for record in first}) == 4  # 2 attempts x 2 samples
+        assert sorted(text == NESTED for _, text, _, _ in cached(tmp_path / ".glan" / UNIT_CACHE)) == \
+            [False, False, True, True]
+
+        server.configure(raw_reply=None)
+        server.reset()
+        shutil.rmtree(tmp_path / ".glan" / "units")  # else the complete unit is not even replayed
+        code, _, err = glan(*args)
+        assert code == 0 and no_bug(err), err
+        assert server.stats()["requests"] == 0
+        assert rows(tmp_path / "dist", "subjects") == subjects
+
+
+def test_an_unparseable_reply_at_the_last_attempt_is_the_items_failure_and_replays_alike(tmp_path):
+    taxonomy = project(tmp_path, once={"limits": {"max_attempts": 1}})
+    reason = "unparseable: RecursionError: maximum recursion depth exceeded while decoding a JSON array"
+    with start_openai_server(raw_reply=completion(NESTED)) as server:
+        args = build_args(server, tmp_path, "--taxonomy", taxonomy, "--preset", "once", "--disciplines", ONE,
+                          "--configs", "subjects")
+        runs = [glan(*args)]
+        server.configure(raw_reply=None)
+        server.reset()
+        shutil.rmtree(tmp_path / ".glan" / "units")
+        runs.append(glan(*args))
+        assert server.stats()["requests"] == 0
+    for code, _, err in runs:
+        assert code == 1 and no_bug(err), err
+        assert len([line for line in err.splitlines() if line.startswith("  subjects ") and reason in line]) == \
+            SMOKE["subjects"]["samples"]
+    assert [failure["reason"][:len(reason)] for failure in failures(tmp_path / ".glan")] == \
+        [reason] * SMOKE["subjects"]["samples"]
+
+
+@pytest.mark.parametrize("count", [None, 1], ids=["every reply", "the first reply"])
+def test_usage_that_is_not_a_count_cannot_lift_the_budget(tmp_path, count):
+    """Usage of -10^12 tokens once let --max-cost through (the summary said -4,400,000,000 USD). Such a reply is
+    refused, and counted at the most it could have cost (its prompt and all of max_tokens): the budget stops the
+    build within itself whether every reply lies or one does."""
+    negative = completion(usage={"prompt_tokens": -10**12, "completion_tokens": 5})
+    with start_openai_server(raw_reply=negative, raw_reply_count=count) as server:
+        code, _, err = glan(*build_args(server, tmp_path, "--preset", "smoke", "--disciplines", TWO,
+                                        "--price", "test-model=100,100", "--max-cost", "1"))
+        log = server.log()
+    report = json.loads((tmp_path / ".glan" / "run_report.json").read_text())
+    spent = sum(usage["cost"] for usage in report["usage"])
+    assert code == 1 and no_bug(err), err
+    assert report["stop_reason"].startswith("--max-cost 1 USD reached")
+    assert 0 < spent <= 1
+    assert "glan: the build is incomplete: --max-cost 1 USD reached" in err
+    refused = [record for record in log if count is None or record["n"] < count]
+    assert refused and all(record["status"] == 200 for record in refused)
+    responses = [row for path in (tmp_path / ".glan" / "cache").glob("*.sqlite") for row in cached(path)]
+    assert all(prompt >= 0 and completion >= 0 for _, _, prompt, completion in responses)
+    assert len(responses) == len(log) - len(refused)
+
+
+def test_a_batch_answer_glan_cannot_read_is_its_requests_failure(tmp_path):
+    """Batch API answers are read as online replies are: usage of -10^12 tokens is refused, never cached or
+    counted, and its request fails with the reason."""
+    reason = "batch: bad_response: usage prompt_tokens is -1000000000000, not a whole number of at least 0"
+    negative = completion(usage={"prompt_tokens": -10**12, "completion_tokens": 5})
+    with start_openai_server(raw_reply=negative, batch_delay_s=0.1) as server:
+        code, _, err = glan(*build_args(server, tmp_path, "--preset", "smoke", "--disciplines", ONE, "--configs",
+                                        "subjects", "--batch", "--price", "test-model=10,10"))
+    report = json.loads((tmp_path / ".glan" / "run_report.json").read_text())
+    assert code == 1 and no_bug(err), err
+    assert [failure["reason"] for failure in failures(tmp_path / ".glan")] == [reason] * SMOKE["subjects"]["samples"]
+    assert [(usage["prompt_tokens"], usage["cost"]) for usage in report["usage"]] == [(0, 0)]
+    assert cached(tmp_path / ".glan" / "cache.sqlite") == []
+
+
+@pytest.mark.parametrize("gzip", [False, True], ids=["plain", "gzip"])
+def test_a_reply_over_its_bound_is_refused_while_it_is_read(tmp_path, gzip):
+    """50 MB replies (streamed, no Content-Length; or a few KB of gzip that inflate to 50 MB): each is refused once
+    it passes its bound, derived from the request's max_tokens; the server is cut off long before the end, and
+    the cache keeps nothing."""
+    taxonomy = project(tmp_path, hostile={"limits": {"max_retries": 1}})
+    size = 50_000_000
+    with start_openai_server(huge_reply_bytes=size, huge_reply_gzip=gzip) as server:
+        code, _, err = glan(*build_args(server, tmp_path, "--taxonomy", taxonomy, "--preset", "hostile",
+                                        "--disciplines", ONE, "--configs", "subjects"))
+        log = server.log()
+    limit = reply_limit(SUBJECTS_PARAMS)
+    reason = (f"too_large: HTTP 200: the reply passed {limit:,} bytes, the most glan reads of a reply to this "
+              "request's max_tokens; refused as it arrived")
+    assert code == 1 and no_bug(err), err
+    assert [failure["reason"] for failure in failures(tmp_path / ".glan")] == [reason] * SMOKE["subjects"]["samples"]
+    assert len(log) == 2 * SMOKE["subjects"]["samples"]
+    if not gzip:  # (compressed, the whole body is a few KB on the wire)
+        assert all(record["sent_bytes"] < size // 2 for record in log)
+    assert cached(tmp_path / ".glan" / UNIT_CACHE) == []
+    assert sum(path.stat().st_size for path in (tmp_path / ".glan").rglob("*") if path.is_file()) < limit
+
+
+KEY = "sk-test-" + "Zq8vN2kLw4Rt6Yp0Hs3Jd5Fg7Bx9Cm1Ea2Ui4Oo6"
+ECHOES = {  # where the endpoint echoes the key: status, body; each straddles a cut glan makes
+    "200 page, cut at 200": (200, "<html>" + "x" * 186 + "{api_key} and again {api_key}</html>"),
+    "500 page, cut at 300": (500, "<html>" + "x" * 286 + "{api_key}</html>"),
+    "400 error message, cut at 160 in the summary": (400, json.dumps({"error": {
+        "message": "x" * 142 + "{api_key}", "type": "invalid_request_error"}})),
+    "200 content, cut at 200 in failures.jsonl": (200, completion("y" * 190 + "{api_key}")),
+}
+
+
+@pytest.mark.parametrize("status, body", ECHOES.values(), ids=ECHOES.keys())
+def test_the_api_key_is_redacted_before_any_cut(tmp_path, monkeypatch, status, body):
+    """An endpoint echoes the key where glan cuts the text: no 8 characters of it are left in any file the build
+    wrote or any line it printed; where it stood, failures.jsonl says ***."""
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    taxonomy = project(tmp_path, hostile={"limits": {"max_retries": 1}})
+    with start_openai_server(raw_reply=body, raw_reply_status=status) as server:
+        code, out, err = glan(*build_args(server, tmp_path, "--taxonomy", taxonomy, "--preset", "hostile",
+                                          "--disciplines", ONE, "--configs", "subjects"))
+    assert code == 1 and no_bug(err), err
+    assert all("***" in failure["reason"] + failure["last_output"] for failure in failures(tmp_path / ".glan"))
+    pieces = {KEY[start:start + 8] for start in range(len(KEY) - 7)}
+    written = [path.read_bytes().decode(errors="replace") for path in tmp_path.rglob("*")
+               if path.is_file() and not path.is_symlink()]
+    for text in [out, err, *written]:
+        assert not any(piece in text for piece in pieces)
