@@ -2,8 +2,10 @@
 
 Every reply glan cannot read is a failed try with its reason (never a traceback, never a cache entry that
 breaks the next run); usage that is not a count cannot lift a budget; a reply over its bound is refused as
-it arrives; the API key is redacted before anything cuts a text. Through the CLI against the OpenAI test
-server (its knobs raw_reply, huge_reply_bytes), plus the reply reader and the output parser on their own.
+it arrives; the API key is redacted before anything cuts a text; a dead endpoint stops the build with one
+line and the same command resumes.
+Through the CLI against the OpenAI test server (its knobs raw_reply, huge_reply_bytes, down_from), plus the
+reply reader and the output parser on their own.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import json
 import re
 import shutil
 import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -325,3 +329,108 @@ def test_the_api_key_is_redacted_before_any_cut(tmp_path, monkeypatch, status, b
                if path.is_file() and not path.is_symlink()]
     for text in [out, err, *written]:
         assert not any(piece in text for piece in pieces)
+
+
+# -- a dead endpoint -----------------------------------------------------------------------------------------
+
+DEAD_AFTER_S = 1
+ANSWERED = 6  # requests the endpoint answers before it dies
+
+
+def _kill_after_answers(server) -> None:
+    deadline = time.monotonic() + 120
+    while server.stats()["responses"] < ANSWERED and time.monotonic() < deadline:
+        time.sleep(0.01)
+    server.process.kill()
+    server.process.wait()
+
+
+def _files(folder: Path) -> dict[Path, bytes]:
+    return {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()}
+
+
+@pytest.mark.parametrize("how", ["killed", "reset", "hang"])
+def test_a_dead_endpoint_stops_the_build_and_the_same_command_resumes(tmp_path, how):
+    """The endpoint dies mid-build: its process killed (connections refused), or every connection dropped, or every
+    request left hanging past the timeout. After limits.dead_after_s of that the build stops: exit 1, one line
+    naming the endpoint, every response received cached, the complete folder at --out as it was. The same command,
+    the endpoint back, sends only what is missing: with what was cached, exactly the requests of an uninterrupted
+    build, and the same rows."""
+    taxonomy = project(tmp_path, mortal={"limits": {"dead_after_s": DEAD_AFTER_S, "timeout_s": 2}})
+    out, work = tmp_path / "dist", tmp_path / ".glan"
+    server = start_openai_server(latency_ms=20 if how == "killed" else 0, hang_s=60)
+    try:
+        base = ["build", "--taxonomy", taxonomy, "--preset", "mortal", "--model", "test-model", "--base-url",
+                server.base_url, "--out", out, "--work-dir", work, "--concurrency", "4"]
+        assert glan(*base, "--disciplines", "Genetics")[0] == 0
+        complete = _files(out)
+        server.reset()
+
+        args = [*base, "--disciplines", f"Genetics,{TWO}"]  # Genetics is built: the unit is not run again
+        if how == "killed":
+            killer = threading.Thread(target=_kill_after_answers, args=(server,))
+            killer.start()
+            code, _, err = glan(*args)
+            killer.join()
+        else:
+            server.configure(down_from=ANSWERED, down_fault=how)
+            code, _, err = glan(*args)
+            log = server.log()
+            assert [record["status"] for record in log[:ANSWERED]] == [200] * ANSWERED
+            assert {record["fault"] for record in log[ANSWERED:]} == {"down"}
+        assert code == 1 and no_bug(err), err
+        assert re.fullmatch(
+            rf"glan: the build is incomplete: the endpoint {re.escape(server.base_url)} has answered nothing for "
+            rf"\d+ s \((connection|timeout): [^;]+; limits.dead_after_s is {DEAD_AFTER_S}\). What was complete is in "
+            rf"{re.escape(str(out))}.incomplete; {re.escape(str(out))} was left as it was. Run the same command to go "
+            "on: nothing received is paid twice.", err.splitlines()[-1]), err
+        assert sum(line.startswith("glan: ") for line in err.splitlines()) == 2  # the plan, and this
+        assert _files(out) == complete
+        received = {key for path in (work / "cache").glob("*.sqlite") if path.name != "genetics.sqlite"
+                    for key, *_ in cached(path)}
+        if how == "killed":
+            assert len(received) >= ANSWERED
+        else:
+            assert len(received) == ANSWERED
+            answered_bodies = {record["body_sha256"] for record in log[:ANSWERED]}
+
+        if how == "killed":
+            server.stop()
+            server = start_openai_server(port=server.port)
+        else:
+            server.configure(down_from=None)
+            server.reset()
+        code, _, err = glan(*args)
+        resumed = server.log()
+    finally:
+        server.stop()
+    assert code == 0, err
+    assert {record["status"] for record in resumed} == {200}
+    if how != "killed":
+        assert not answered_bodies & {record["body_sha256"] for record in resumed}
+    with start_openai_server() as clean:
+        assert glan("build", "--taxonomy", taxonomy, "--preset", "mortal", "--model", "test-model", "--base-url",
+                    clean.base_url, "--out", tmp_path / "clean", "--work-dir", tmp_path / ".clean",
+                    "--disciplines", TWO)[0] == 0
+        uninterrupted = clean.log()
+    sent = [record["body_sha256"] for record in resumed]
+    assert len(set(sent)) == len(sent) and set(sent) <= {record["body_sha256"] for record in uninterrupted}
+    assert len(sent) + len(received) == len(uninterrupted)
+    for config in ("subjects", "syllabi", "questions", "instructions"):
+        splits = ("train", "test") if config == "instructions" else ("train",)
+        assert sorted(json.dumps(row, sort_keys=True) for row in rows(out, config, splits)
+                      if row["discipline"] != "Genetics") == \
+            sorted(json.dumps(row, sort_keys=True) for row in rows(tmp_path / "clean", config, splits))
+
+
+def test_a_dead_endpoint_does_not_wait_for_its_requests_in_flight(tmp_path):
+    """One request hangs (for longer than the build would wait), the next ones find the endpoint gone: the build
+    stops on those, and does not wait for the hanging one, whose answer never came."""
+    taxonomy = project(tmp_path, mortal={"limits": {"dead_after_s": DEAD_AFTER_S, "timeout_s": 300}})
+    with start_openai_server(faults_at={str(ANSWERED): "hang"}, hang_s=300, down_from=ANSWERED + 1) as server:
+        code, _, err = glan(*build_args(server, tmp_path, "--taxonomy", taxonomy, "--preset", "mortal",
+                                        "--disciplines", TWO, "--concurrency", "4"))
+        hanging = server.log()[ANSWERED]
+    assert code == 1 and no_bug(err), err
+    assert "has answered nothing for" in err.splitlines()[-1]
+    assert hanging["fault"] == "hang" and hanging["responded"] is None

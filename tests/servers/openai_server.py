@@ -14,7 +14,8 @@ Content is a pure function of the request body (sha256 of its canonical JSON see
 the same body always gets the same answer, online or in a batch. Faults are a function of the
 arrival index (`fault_rate`, `faults_at`), so a retry of a faulted body can succeed, or of the
 request's messages (`item_faults`), so every attempt at one item fails alike. Hostile endpoints:
-`raw_reply` answers with any body at all, `huge_reply_bytes` streams a reply of any size.
+`raw_reply` answers with any body at all, `huge_reply_bytes` streams a reply of any size, `down_from`
+makes the endpoint die (connections dropped, or left hanging) from a given arrival on.
 """
 
 from __future__ import annotations
@@ -89,6 +90,8 @@ class Knobs:
     raw_reply_count: int | None = None
     huge_reply_bytes: int = 0  # answers stream a valid reply of this many bytes; the log counts those sent
     huge_reply_gzip: bool = False  # ... gzip-compressed (a few KB on the wire)
+    down_from: int | None = None  # from this arrival index on, no answer: the endpoint has died
+    down_fault: str = "reset"  # how it died: "reset" (connections dropped) or "hang" (hang_s, then dropped)
 
     def merge(self, changes: dict[str, Any]) -> None:
         known = {f.name for f in dataclasses.fields(self)}
@@ -101,6 +104,8 @@ class Knobs:
                 raise ValueError(f"unknown fault kind in {value}; known: {FAULT_KINDS}")
             if name == "retry_after_form" and value not in RETRY_AFTER_FORMS:
                 raise ValueError(f"retry_after_form {value!r}; known: {RETRY_AFTER_FORMS}")
+            if name == "down_fault" and value not in ("reset", "hang"):
+                raise ValueError(f"down_fault {value!r}; known: reset, hang")
             setattr(self, name, value)
 
 
@@ -149,6 +154,12 @@ class FakeOpenAI:
             return self._finish(record, *refused)
 
         knobs = self.knobs
+        if knobs.down_from is not None and arrival >= knobs.down_from:
+            record["fault"] = "down"
+            if knobs.down_fault == "hang":
+                await asyncio.sleep(knobs.hang_s)
+            request.transport.abort()
+            return web.Response()
         if knobs.raw_reply is not None and (knobs.raw_reply_count is None or arrival < knobs.raw_reply_count):
             key = request.headers.get("Authorization", "").removeprefix("Bearer ")
             self._answered(record, knobs.raw_reply_status)
