@@ -3,7 +3,7 @@
 Every reply glan cannot read is a failed try with its reason (never a traceback, never a cache entry that
 breaks the next run); usage that is not a count cannot lift a budget; a reply over its bound is refused as
 it arrives; the API key is redacted before anything cuts a text; a dead endpoint stops the build with one
-line and the same command resumes.
+line and the same command resumes; `glan cache check` moves aside what an older glan kept of such replies.
 Through the CLI against the OpenAI test server (its knobs raw_reply, huge_reply_bytes, down_from), plus the
 reply reader and the output parser on their own.
 """
@@ -23,7 +23,7 @@ import yaml
 
 from builder.llm import structured
 from builder.llm.attempts import Attempts, LLMRequest
-from builder.llm.cache import Cache, Response
+from builder.llm.cache import Cache, CacheEntryUnreadable, Response
 from builder.llm.reply import read_completion, reply_limit
 from builder.schemas import subject_list_model
 from tests.helpers import REPO, SMOKE, glan, project, rows
@@ -329,6 +329,81 @@ def test_the_api_key_is_redacted_before_any_cut(tmp_path, monkeypatch, status, b
                if path.is_file() and not path.is_symlink()]
     for text in [out, err, *written]:
         assert not any(piece in text for piece in pieces)
+
+
+UNREADABLE = {  # a change to a cached row -> why glan cannot read it
+    "prompt_tokens = -1000000000000": "usage prompt_tokens is -1000000000000, not a whole number of at least 0",
+    "completion_tokens = 2.5": "usage completion_tokens is 2.5, not a whole number of at least 0",
+    "text = CAST(text AS BLOB)": "the content is a bytes, not a string",
+    "text = CAST(x'ff00ff' AS TEXT)": "its text is not UTF-8",
+}
+
+
+@pytest.mark.parametrize("change, problem", UNREADABLE.items(), ids=UNREADABLE.values())
+def test_reading_a_cached_response_glan_cannot_read_is_one_line(tmp_path, change, problem):
+    path = tmp_path / "cache" / "x.sqlite"
+    cache = Cache(path)
+    cache.put("k" * 64, "subjects", "test-model", Response("{}", "stop", 1, 1))
+    cache.db.execute(f"UPDATE responses SET {change}")
+    with pytest.raises(CacheEntryUnreadable) as unreadable:
+        cache.get("k" * 64)
+    assert str(unreadable.value).startswith(f"{path}: the cached response {'k' * 64} cannot be read ({problem}); ")
+    assert unreadable.value.exit_code == 2
+
+
+def test_cache_check_moves_aside_the_responses_glan_cannot_read(tmp_path):
+    """Rows an older glan kept of hostile replies (usage of -10^12, of 2.5 tokens; a text that is bytes, or not
+    UTF-8) stop a build with one line naming the file; `glan cache check` moves them, as they are, into a file
+    beside the cache; the next build pays for exactly those and writes the same rows."""
+    work = tmp_path / ".glan"
+    with start_openai_server() as server:
+        args = build_args(server, tmp_path, "--preset", "smoke", "--disciplines", ONE, "--configs", "syllabi")
+        assert glan(*args)[0] == 0
+        syllabi = rows(tmp_path / "dist", "syllabi")
+        cache = work / UNIT_CACHE
+        db = sqlite3.connect(cache)
+        keys = [key for (key,) in db.execute("SELECT key FROM responses ORDER BY key LIMIT 4")]
+        problems = {}
+        for key, (change, problem) in zip(keys, UNREADABLE.items()):
+            db.execute(f"UPDATE responses SET {change} WHERE key = ?", (key,))
+            problems[key] = problem
+        db.commit()
+        db.text_factory = bytes  # one text is not UTF-8
+        before = db.execute("SELECT * FROM responses WHERE key IN (?,?,?,?) ORDER BY key", keys).fetchall()
+        (first,) = db.execute("SELECT key FROM responses WHERE key IN (?,?,?,?) ORDER BY rowid", keys).fetchone()
+        db.close()
+        shutil.rmtree(work / "units")  # replayed from the cache, as after an interrupted build
+        server.reset()
+
+        code, _, err = glan(*args)
+        assert code == 2 and no_bug(err), err
+        assert re.fullmatch(
+            rf"glan: {re.escape(str(cache))}: the cached response ({'|'.join(keys)}) cannot be read "
+            rf"\(({'|'.join(map(re.escape, UNREADABLE.values()))})\); an older glan or another program wrote it. Run `glan cache check --work-dir "
+            rf"{re.escape(str(work))}` to move such responses aside \(into a file beside the cache\), then run the "
+            r"same command again: it sends those requests again.", err.splitlines()[-1])
+        assert server.stats()["requests"] == 0
+
+        code, out, _ = glan("cache", "check", "--work-dir", work)
+        assert code == 1
+        (moved_to,) = [path for path in cache.parent.iterdir()
+                       if re.fullmatch(rf"{cache.name}\.unreadable-\d{{8}}T\d{{6}}", path.name)]
+        assert out.splitlines()[-2:] == [
+            f"{cache}: 4 responses glan cannot read (the first: {problems[first.decode()]}), moved to {moved_to}",
+            f"{work}: 2 cache files, 1 with responses moved aside. Run the build again: it sends the requests whose "
+            "responses were moved aside."]
+        aside = sqlite3.connect(moved_to)
+        aside.text_factory = bytes
+        assert aside.execute("SELECT * FROM responses ORDER BY key").fetchall() == before
+        aside.close()
+        assert not {key for key, *_ in cached(cache)} & set(keys)
+
+        code, _, err = glan(*args)
+        assert code == 0, err
+        assert server.stats()["requests"] == 4
+        assert rows(tmp_path / "dist", "syllabi") == syllabi
+        assert glan("cache", "check", "--work-dir", work)[:2] == (
+            0, f"{work}: 2 cache files, no damage found by SQLite's integrity check, every response readable.\n")
 
 
 # -- a dead endpoint -----------------------------------------------------------------------------------------

@@ -77,6 +77,14 @@ class CacheDamaged(UserError):
             "what can still be read (the damaged file is kept aside), then run the same command again.")
 
 
+class CacheEntryUnreadable(UserError):
+    def __init__(self, path: Path, key: str, problem: str):
+        super().__init__(
+            f"{path}: the cached response {key} cannot be read ({problem}); an older glan or another program wrote "
+            f"it. Run `glan cache check --work-dir {work_dir_of(path)}` to move such responses aside (into a file "
+            "beside the cache), then run the same command again: it sends those requests again.")
+
+
 def is_damage(error: sqlite3.DatabaseError) -> bool:
     # sqlite3 raises exactly DatabaseError for SQLITE_CORRUPT and SQLITE_NOTADB; a locked, full or read-only
     # file is an OperationalError.
@@ -147,12 +155,22 @@ class Cache:
             return self._unwritten[key][2]
         row = None
         if self._put_since_empty is None or key in self._put_since_empty:
-            row = self.db.execute(
-                "SELECT text, finish_reason, prompt_tokens, completion_tokens FROM responses WHERE key=?", (key,)
-            ).fetchone()
+            try:
+                row = self.db.execute(
+                    "SELECT text, finish_reason, prompt_tokens, completion_tokens FROM responses WHERE key=?", (key,)
+                ).fetchone()
+            except sqlite3.OperationalError as error:
+                if not str(error).startswith("Could not decode to UTF-8"):
+                    raise
+                raise CacheEntryUnreadable(self.path, key, "its text is not UTF-8") from None
         if row is None and self.fallback is not None and self.fallback.has_responses:
             return self.fallback.get(key)
-        return Response(*row) if row else None
+        if row is None:
+            return None
+        try:
+            return Response(*row)
+        except ValueError as error:
+            raise CacheEntryUnreadable(self.path, key, str(error)) from None
 
     @_damage_is_an_error
     def put(self, key: str, stage: str, model: str, response: Response) -> None:
