@@ -331,6 +331,24 @@ def test_the_api_key_is_redacted_before_any_cut(tmp_path, monkeypatch, status, b
         assert not any(piece in text for piece in pieces)
 
 
+def test_the_api_key_is_redacted_from_batch_errors(tmp_path, monkeypatch):
+    """A Batch API endpoint that echoes the key in the error of every line: the failures say ***, and no 8
+    characters of the key are left anywhere."""
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    error = json.dumps({"error": {"message": "x" * 142 + KEY, "type": "invalid_request_error"}})
+    with start_openai_server(raw_reply=error, raw_reply_status=400, batch_delay_s=0.1) as server:
+        code, out, err = glan(*build_args(server, tmp_path, "--preset", "smoke", "--disciplines", ONE, "--configs",
+                                          "subjects", "--batch"))
+    assert code == 1 and no_bug(err), err
+    assert [failure["reason"] for failure in failures(tmp_path / ".glan")] == \
+        [f"batch: invalid_request_error: {'x' * 142}***"] * SMOKE["subjects"]["samples"]
+    pieces = {KEY[start:start + 8] for start in range(len(KEY) - 7)}
+    written = [path.read_bytes().decode(errors="replace") for path in tmp_path.rglob("*")
+               if path.is_file() and not path.is_symlink()]
+    for text in [out, err, *written]:
+        assert not any(piece in text for piece in pieces)
+
+
 UNREADABLE = {  # a change to a cached row -> why glan cannot read it
     "prompt_tokens = -1000000000000": "usage prompt_tokens is -1000000000000, not a whole number of at least 0",
     "completion_tokens = 2.5": "usage completion_tokens is 2.5, not a whole number of at least 0",
