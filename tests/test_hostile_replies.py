@@ -25,6 +25,7 @@ from builder.llm import structured
 from builder.llm.attempts import Attempts, LLMRequest
 from builder.llm.cache import Cache, CacheEntryUnreadable, Response
 from builder.llm.reply import read_completion, reply_limit
+from builder.llm.transport import MAX_RETRY_AFTER_S, _retry_after
 from builder.schemas import subject_list_model
 from tests.helpers import REPO, SMOKE, glan, project, rows
 from tests.servers import start_openai_server
@@ -113,6 +114,21 @@ def test_the_key_is_taken_out_of_what_a_reply_keeps():
 ])
 def test_a_replys_bound_follows_max_tokens(params, limit):
     assert reply_limit(params) == limit
+
+
+@pytest.mark.parametrize(("headers", "wait"), [
+    ({"retry-after": "2.5"}, 2.5),
+    ({"retry-after-ms": "1500"}, 1.5),
+    ({"retry-after": "1e9"}, MAX_RETRY_AFTER_S),
+    ({"retry-after": "inf"}, MAX_RETRY_AFTER_S),
+    ({"retry-after": "Wed, 21 Oct 2999 07:28:00 GMT"}, MAX_RETRY_AFTER_S),
+    ({"retry-after": "nan"}, None),
+    ({"retry-after-ms": "-5"}, None),
+    ({"retry-after": "soon"}, None),
+])
+def test_a_stated_wait_is_believed_up_to_ten_minutes(headers, wait):
+    """A Retry-After of "inf" or of a date in 2999 once held every request to the endpoint for good."""
+    assert _retry_after(headers) == wait
 
 
 def test_a_cached_text_the_parser_chokes_on_is_an_invalid_attempt_and_replays_alike(tmp_path):

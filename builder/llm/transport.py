@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import email.utils
 import json
+import math
 import time
 from dataclasses import dataclass
 
@@ -24,6 +25,7 @@ from .cache import Response
 from .reply import read_completion, redact
 
 RETRYABLE_STATUS = {408, 409, 429} | set(range(500, 600))
+MAX_RETRY_AFTER_S = 600.0
 
 
 @dataclass
@@ -39,15 +41,23 @@ class TransportError(Exception):
 
 
 def _retry_after(headers) -> float | None:
-    """Seconds to wait, from retry-after-ms (Azure OpenAI) or Retry-After in seconds or as an HTTP date."""
+    """Seconds to wait, from retry-after-ms (Azure OpenAI) or Retry-After in seconds or as an HTTP date; at most
+    MAX_RETRY_AFTER_S (a reply saying "inf", or a date in 2999, would stop every request to the endpoint)."""
+    wait = _stated_wait(headers)
+    if wait is None or math.isnan(wait) or wait < 0:
+        return None  # absent or unreadable: our own backoff
+    return min(wait, MAX_RETRY_AFTER_S)
+
+
+def _stated_wait(headers) -> float | None:
     with contextlib.suppress(TypeError, ValueError):
         return float(headers.get("retry-after-ms")) / 1000
     value = headers.get("retry-after")
     with contextlib.suppress(TypeError, ValueError):
         return float(value)
-    with contextlib.suppress(TypeError, ValueError):
+    with contextlib.suppress(TypeError, ValueError, OverflowError):
         return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
-    return None  # absent or unreadable: our own backoff
+    return None
 
 
 def _error_message(body: bytes, api_key: str | None) -> str:
