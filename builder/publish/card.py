@@ -284,8 +284,9 @@ def _terms(model: str) -> str:
 def _failures_table(manifest: dict) -> str:
     failures = manifest["failures"]
     return (markdown_table(["stage", "items without a valid output"], [[stage, count] for stage, count in failures.items()])
-            + "\n\nAn item fails after its retries all gave output that is not valid JSON, breaks the schema, "
-            "is empty or was cut off; it yields no row.")
+            + "\n\nAn item fails after its retries all gave output that is not valid JSON or breaks the schema "
+            "(subjects, syllabi), is too short or too long (questions, answers), holds a control character, is empty "
+            "or was cut off; it yields no row.")
 
 
 def _inputs_table(manifest: dict) -> str:
