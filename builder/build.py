@@ -28,8 +28,9 @@ from .llm.cache import Cache, shared_cache_path
 from .llm.engine import Engine
 from .progress import Progress
 from .project import release_inputs, reproduction
-from .publish.card import render_card
+from .publish.card import check_template, render_card
 from .publish.export import read_manifest, write_folder
+from .publish.template import DEFAULT_TEMPLATE
 from .quality import BenchmarkIndex, ConfigStats, QualityReport, build_stats
 from .stages import CONFIGS, STAGES
 from .taxonomy import DisciplineRef
@@ -163,6 +164,7 @@ def build(settings: RunSettings, out: Path, configs: list[str], max_failure_rate
     preflight.check_paths(out, run.work_dir)
     preflight.check_prices(run)
     preflight.check_templates(run)
+    check_card_template(run, configs)
     rate = run.generation.limits.max_failure_rate if max_failure_rate is None else max_failure_rate
     store = UnitStore(run)
     with exclusive(run.work_dir):
@@ -193,6 +195,13 @@ def build(settings: RunSettings, out: Path, configs: list[str], max_failure_rate
         return 1
     shutil.rmtree(_incomplete(out), ignore_errors=True)  # superseded
     return 0
+
+
+def check_card_template(run: Run, configs: list[str]) -> None:
+    """The card template rendered with the manifest of this build before it made any row, before any request."""
+    template = run.taxonomy.card.template
+    path = Path(run.settings.taxonomy).parent / template if template else DEFAULT_TEMPLATE
+    check_template(path, {**manifest(run, [], configs), "configs": {}, "checksums": {}})
 
 
 def _incomplete(out: Path) -> Path:

@@ -7,17 +7,13 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
-import traceback
 from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import urlsplit
 
-import jinja2
-
 from .config.resolve import Run
 from .errors import UserError
 from .llm.engine import Endpoint, EndpointError
-from .prompts import PromptError
 
 CONNECT_TRIES = 3
 CONNECT_TIMEOUT_S = 5.0
@@ -60,23 +56,15 @@ def check_prices(run: Run) -> None:
 
 def check_templates(run: Run) -> None:
     """Render each stage's prompt once, with variables made the way the stage makes them from an example output
-    of the stage before, under StrictUndefined: a misspelt variable fails here, not after requests are paid."""
+    of the stage before, under StrictUndefined and in the template sandbox: a misspelt variable, or an access the
+    sandbox refuses, fails here, not after requests are paid."""
     parents = [vars(run.disciplines[0])] if run.disciplines else []
     for name, plan in run.stages.items():
         if not parents:
             return
         stage = plan.make()
         item = stage.inputs(parents)[0]
-        context = stage.context(item)
-        try:
-            plan.context.prompt.render(**context)
-        except jinja2.TemplateError as error:
-            path = run.settings.prompts_dir / f"{name}.yaml"
-            line = next((frame.lineno for frame in traceback.extract_tb(error.__traceback__)
-                         if frame.filename == "<template>"), None)
-            where = f"template line {line}: " if line else ""
-            raise PromptError(str(path), None, "", f"{where}{error.message}. The {name} prompt can use: "
-                              f"{', '.join(sorted(context))}.") from None
+        plan.context.prompt.render(**stage.context(item))  # a PromptError names the file and the template line
         parents = stage.parse(item, [_as_output(stage.example)])
 
 
