@@ -1,6 +1,7 @@
 """Everything that can be checked before the first request is checked here, so that bad input costs nothing:
-where the folder and the work dir go, prices when a budget is set in USD, every stage's prompt rendered with
-that stage's real variables, and that each endpoint the missing units need can be reached at all."""
+where the folder and the work dir go (a build replaces only a folder glan wrote, never one that holds the
+project, the current directory or the work dir), prices when a budget is set in USD, every stage's prompt
+rendered with that stage's real variables, and that each endpoint the missing units need can be reached at all."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from urllib.parse import urlsplit
 from .config.resolve import Run
 from .errors import UserError
 from .llm.engine import Endpoint, EndpointError
+from .publish.export import check_replaceable, incomplete_folder
 
 CONNECT_TRIES = 3
 CONNECT_TIMEOUT_S = 5.0
@@ -23,11 +25,26 @@ class PreflightError(UserError):
     """Bad input found before any request; the message says what and what to do."""
 
 
-def check_paths(out: Path, work_dir: Path) -> None:
+def check_paths(out: Path, run: Run) -> None:
+    """--out names a folder the build may replace, and nothing it must not touch; both folders can be written."""
     if out.exists() and not out.is_dir():
         raise PreflightError(f"{out}: --out names an existing file, not a folder. Pass a folder path for the dataset "
                              "(it is created, or replaced only by a complete build).")
-    for folder, flag in ((out.parent, "--out"), (work_dir, "--work-dir")):
+    target, work_dir = out.resolve(), run.work_dir.resolve()
+    kept = (("the current directory", Path.cwd().resolve()),
+            ("the taxonomy's folder", Path(run.settings.taxonomy).resolve().parent),
+            ("the work dir", work_dir))
+    for name, folder in kept:
+        if folder.is_relative_to(target):
+            what = name if folder == target else f"a folder that holds {name} ({folder})"
+            raise PreflightError(f"{out}: --out is {what}, and a build replaces the whole folder at --out. Pass a "
+                                 "folder of its own, e.g. dist beside the taxonomy.")
+    if target.is_relative_to(work_dir):
+        raise PreflightError(f"{out}: --out is inside the work dir ({work_dir}), which glan manages. Pass a folder "
+                             "outside it, e.g. dist beside the taxonomy.")
+    for folder in (out, incomplete_folder(out)):
+        check_replaceable(folder)
+    for folder, flag in ((out.parent, "--out"), (run.work_dir, "--work-dir")):
         _check_writable(folder, flag)
 
 
