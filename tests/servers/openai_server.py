@@ -74,6 +74,7 @@ class Knobs:
     forbidden_models: list[str] = dataclasses.field(default_factory=list)  # known, but this key may not: 403
     question_pool: list[str] = dataclasses.field(default_factory=list)  # "question" values drawn from it
     hold: bool = False  # answers wait (requests are still received and logged) until hold is lifted
+    log_bodies: bool = False  # the log keeps each request's body as received (text), e.g. to look for a secret
     batch_delay_s: float = 0.5
     batch_error_rate: float = 0.0
     batch_error_status: int = 500  # 500: a server error worth resending; 400: the request's own fault
@@ -127,8 +128,11 @@ class FakeOpenAI:
             "prompt_tokens": None, "response_format": None, "schema": None, "content": None,
         }  # fmt: skip
         self.log.append(record)
+        raw = await request.read()
+        if self.knobs.log_bodies:
+            record["body"] = raw.decode(errors="replace")
         try:
-            body = json.loads(await request.read())
+            body = json.loads(raw)
         except ValueError:
             return self._finish(record, 400, error_body("body is not JSON", "invalid_request_error"))
         digest = hashlib.sha256(canonical(body)).digest()
