@@ -180,7 +180,8 @@ def build(settings: RunSettings, out: Path, configs: list[str], max_failure_rate
             units = Units(run, [unit for unit in written if unit], Accounting(run.prices), None, 0)
             if units.files:
                 _write(units, configs, incomplete_folder(out))
-                print(f"glan: what was complete is in {incomplete_folder(out)}; {out} was left as it was.", file=sys.stderr)
+                print(f"glan: what was complete is in {incomplete_folder(out)}; {out} was left as it was.",
+                      file=sys.stderr)
             raise
         stopped = stop_reason(units, rate)
         previous = read_manifest(out)

@@ -98,7 +98,10 @@ def _pull(repo_id: str, revision: str, directory: Path) -> PullResult:
                         "this revision. Pick another --revision, or read the repo's files yourself.")
     files = {relative: taxonomy if relative == TAXONOMY else _fetch(where, repo_id, f"{INPUTS_DIR}/{relative}", commit)
              for relative in sorted(sizes)}
-    manifest = _manifest(_fetch(where, repo_id, MANIFEST, commit))
+    try:
+        manifest = _manifest(_fetch(where, repo_id, MANIFEST, commit))
+    except EntryNotFoundError:  # the advice then says less; the project is complete without it
+        manifest = {}
     write_project(directory, files)
     version = manifest.get("taxonomy_version")
     return PullResult(repo_id, revision, commit, directory, list(files),
@@ -112,7 +115,8 @@ def _check_file(where: str, relative: str, size: int) -> None:
                         "revision. Pick another --revision.")
     if size > MAX_FILE_BYTES:
         raise PullError(f"{where}: {INPUTS_DIR}/{relative} is {size:,} bytes, more than a project file may be "
-                        f"({MAX_FILE_BYTES:,}), so glan pull writes nothing from this revision. Pick another --revision.")
+                        f"({MAX_FILE_BYTES:,}), so glan pull writes nothing from this revision. Pick another "
+                        "--revision.")
 
 
 def _fetch(where: str, repo_id: str, path: str, commit: str) -> bytes:
@@ -167,7 +171,7 @@ def rebuild_command(manifest: dict) -> str | None:
         return None
     if not all(value.isprintable() and 0 < len(value) <= 10_000 for value in flags.values()):
         return None
-    seed = flags.get("--seed", "0")
-    if not (seed.isascii() and seed.isdigit()) or not set(flags.get("--configs", CONFIGS[0]).split(",")) <= set(CONFIGS):
+    seed, configs = flags.get("--seed", "0"), flags.get("--configs", CONFIGS[0]).split(",")
+    if not (seed.isascii() and seed.isdigit()) or not set(configs) <= set(CONFIGS):
         return None
     return shlex.join(["glan", "build", *(word for pair in flags.items() for word in pair)])

@@ -103,12 +103,14 @@ class _BoundedTransport(httpx2.HTTPTransport):
             if left <= 0:
                 raise _unreachable(bound, host, request, reason)
             wait = min(left, ATTEMPT_TIMEOUT_S) if read else left
+            timeouts = request.extensions["timeout"]
             request.extensions = {**request.extensions, "timeout": {
-                name: wait if value is None else min(value, wait) for name, value in request.extensions["timeout"].items()}}
+                name: wait if value is None else min(value, wait) for name, value in timeouts.items()}}
             try:
                 response = super().handle_request(request)
             except (httpx2.TimeoutException, httpx2.NetworkError, httpx2.RemoteProtocolError) as error:
-                reason = "timed out" if isinstance(error, httpx2.TimeoutException) else str(error) or type(error).__name__
+                timed_out = isinstance(error, httpx2.TimeoutException)
+                reason = "timed out" if timed_out else str(error) or type(error).__name__
                 bound.failing_since.setdefault(host, started)
                 sent = not isinstance(error, (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout))
                 if sent and not read:

@@ -57,7 +57,8 @@ class Discipline(Named):
         if len(self._discipline_id) > MAX_NAME_CHARS:
             raise problem(f'the id made from this name ("{self._discipline_id[:40]}...") has '
                           f"{len(self._discipline_id):,} characters, more than {MAX_NAME_CHARS} (it names the "
-                          'discipline\'s files). Shorten the name, or add a shorter explicit id, e.g. "id: my-discipline"')
+                          "discipline's files). Shorten the name, or add a shorter explicit id, e.g. "
+                          '"id: my-discipline"')
         return self
 
     @property

@@ -33,7 +33,8 @@ failed push can be checked against the exact previous state. The JSON body of ev
 (`state.payloads`), so a test can see what a client asked for, e.g. the visibility sent to create_repo.
 Knobs (`configure`) make the server fail the Nth LFS upload or the commit endpoint, shrink tree pages to
 exercise pagination, land someone else's commit on the branch during the next preupload (a
-concurrent push), and stall: hold every request unanswered, and never handle it. An in-process test
+concurrent push), answer the next reads with a 503, and stall: hold every request unanswered, and never
+handle it. An in-process test
 may also set `state.on_request` to act while a client waits on a request.
 
     handle = start_hub_server()          # in-process, in a thread; handle.endpoint, .configure, .commits, .stop
@@ -172,6 +173,7 @@ class Knobs:
     tree_page_size: int = 1000  # the Hub's page size (50 when expand=True)
     commit_on_next_preupload: bool = False  # another client commits CONCURRENT_FILE to the branch first
     stall: bool = False  # every request (but /_test/configure) gets no answer while set, then a 503: never handled
+    fail_reads: int = 0  # the next N GET and HEAD requests get a 503 (a Hub that is briefly overloaded)
 
 
 class HubError(Exception):
@@ -272,6 +274,11 @@ class HubApp:
             while self.state.knobs.stall:
                 await asyncio.sleep(0.05)
             return HubError(503, "stalled (injected by the test); not handled").response()
+        if request.method in ("GET", "HEAD") and self.state.knobs.fail_reads > 0:
+            with self.state.lock:
+                self.state.knobs.fail_reads -= 1
+                self.state.failures["read"] = self.state.failures.get("read", 0) + 1
+            return HubError(503, "Service Unavailable (injected by the test)").response()
         if self.state.on_request is not None:
             self.state.on_request(request.method, request.raw_path)
         with self.state.lock:
