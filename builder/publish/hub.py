@@ -134,8 +134,8 @@ def push(
     The token comes from HF_TOKEN or the huggingface_hub login. Raises PushError for a refused release,
     huggingface_hub / network errors for failures, HubUnreachable when the Hub stops answering (the repo is
     then unchanged unless a commit was made, and pushing again resumes: uploaded shards are not sent twice, a
-    missing tag is created). The folder is held for the whole push (builder/workdir.py): a build into it waits
-    for none and is refused, as this push is while a build holds it.
+    missing tag is created). The folder is held for the whole push (builder/workdir.py): a build into it
+    meanwhile is refused, and so is this push while a build holds it.
     """
     folder = Path(folder)
     if not folder.is_dir():
