@@ -84,6 +84,7 @@ class Knobs:
     question_pool: list[str] = dataclasses.field(default_factory=list)  # questions served from it, in turn
     answer_pool: list[str] = dataclasses.field(default_factory=list)  # answers served from it, in turn
     hold: bool = False  # answers wait (requests are still received and logged) until hold is lifted
+    log_bodies: bool = False  # the log keeps each request's body as received (text), e.g. to look for a secret
     batch_delay_s: float = 0.5
     batch_error_rate: float = 0.0
     batch_error_status: int = 500  # 500: a server error worth resending; 400: the request's own fault
@@ -138,8 +139,11 @@ class FakeOpenAI:
             "prompt_tokens": None, "response_format": None, "schema": None, "output": None, "content": None,
         }  # fmt: skip
         self.log.append(record)
+        raw = await request.read()
+        if self.knobs.log_bodies:
+            record["body"] = raw.decode(errors="replace")
         try:
-            body = json.loads(await request.read())
+            body = json.loads(raw)
         except ValueError:
             return self._finish(record, 400, error_body("body is not JSON", "invalid_request_error"))
         digest = hashlib.sha256(canonical(body)).digest()
