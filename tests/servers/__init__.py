@@ -39,7 +39,7 @@ class OpenAIServer:
         time.monotonic()), status, fault, content (the answer sent with a 200), and what the request
         asked for: body_sha256, messages_sha256 (alike for every attempt at one prompt), model, seed,
         max_tokens, prompt_tokens, response_format (its type, None in prompt mode) and schema (the
-        json_schema name, else the schema's title)."""
+        json_schema name, else the schema's title); with the log_bodies knob, body (the request as received)."""
         return self._call("GET", "/_admin/log")
 
     def configure(self, **knobs: Any) -> dict:
