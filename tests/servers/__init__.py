@@ -81,9 +81,10 @@ def most_in_flight(log: list[dict]) -> int:
     return most
 
 
-def start_openai_server(**knobs: Any) -> OpenAIServer:
-    """Start the OpenAI-protocol test server with the given knobs (see openai_server.Knobs)."""
-    command = [sys.executable, "-m", "tests.servers.openai_server", "--port", "0"]
+def start_openai_server(port: int = 0, **knobs: Any) -> OpenAIServer:
+    """Start the OpenAI-protocol test server with the given knobs (see openai_server.Knobs), on `port` (0: a free
+    one; a port a killed server used, to bring the same endpoint back)."""
+    command = [sys.executable, "-m", "tests.servers.openai_server", "--port", str(port)]
     for name, value in knobs.items():
         command += ["--" + name.replace("_", "-"), json.dumps(value)]
     process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
