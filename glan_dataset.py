@@ -18,12 +18,12 @@ import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from builder.build import depth_of, ensure_units
-from builder.config.resolve import resolve
-from builder.config.run import RunSettings
-from builder.stages import CONFIGS, FEATURES
-from builder.unit import UnitStore
-from builder.workdir import exclusive
+from glan.build import depth_of, ensure_units
+from glan.config.resolve import resolve
+from glan.config.run import RunSettings
+from glan.stages import CONFIGS, FEATURES
+from glan.unit import UnitStore
+from glan.workdir import exclusive
 
 _CITATION = """@article{li2024glan,
   title={Synthetic Data (Almost) from Scratch: Generalized Instruction Tuning for Language Models},

@@ -15,10 +15,10 @@ import pytest
 import yaml
 from openai import OpenAI
 
-from builder.cli import main
-from builder.llm import batch as batch_module
-from builder.llm.accounting import Accounting
-from builder.llm.batch import BatchRunner, BatchStore
+from glan.cli import main
+from glan.llm import batch as batch_module
+from glan.llm.accounting import Accounting
+from glan.llm.batch import BatchRunner, BatchStore
 from tests.cached import responses
 from tests.servers import REPO_ROOT, start_openai_server
 from tests.servers.openai_server import output_of
@@ -143,7 +143,7 @@ def test_a_killed_build_resumes_its_saved_batch_without_submitting_it_again(taxo
         api = OpenAI(base_url=server.base_url, api_key="test")
         with (tmp_path / "first.log").open("w") as log:
             first = subprocess.Popen(
-                [sys.executable, "-m", "builder.cli", *args(taxonomy, server, tmp_path, "--batch")],
+                [sys.executable, "-m", "glan.cli", *args(taxonomy, server, tmp_path, "--batch")],
                 cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
             deadline = time.monotonic() + 60
             while not api.batches.list().data:

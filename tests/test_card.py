@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from builder.publish.card import CITATION, CardError, render_card, size_category
-from builder.publish.hub import changelog
-from builder.taxonomy.model import Card
+from glan.publish.card import CITATION, CardError, render_card, size_category
+from glan.publish.hub import changelog
+from glan.taxonomy.model import Card
 
 DISCIPLINES = [
     ("Natural Sciences", "Chemistry", "Organic Chemistry", "organic-chemistry"),

@@ -3,9 +3,9 @@
 
 import json
 
-from builder.cli import main
-from builder.llm.local_models import LOCAL_MODELS
-from builder.publish.card import render_card
+from glan.cli import main
+from glan.llm.local_models import LOCAL_MODELS
+from glan.publish.card import render_card
 from tests.test_card import make_release
 
 NOTICE = ("DEMO DATA: these rows are written by the embedded {label} on a CPU to show that the pipeline runs; they "

@@ -2,9 +2,9 @@
 
 from dataclasses import replace
 
-from builder.cli import main
-from builder.estimate import estimate
-from builder.config.run import RunSettings
+from glan.cli import main
+from glan.estimate import estimate
+from glan.config.run import RunSettings
 from tests.servers import start_openai_server
 
 DISCIPLINES = ("Organic Chemistry", "Linear Algebra", "Genetics", "Geology", "Microeconomics", "Ecology")

@@ -9,14 +9,14 @@ from collections import defaultdict
 import pytest
 from openai import OpenAI
 
-from builder.llm.engine import Engine, Limits
-from builder.llm.accounting import Accounting
-from builder.llm.attempts import LLMRequest
-from builder.llm.cache import Cache
-from builder.llm.free_text import CONTROL_CHARACTER
-from builder.llm.structured import MODES
-from builder.schemas import OUTPUT_MODELS
-from builder.taxonomy import load_taxonomy
+from glan.llm.engine import Engine, Limits
+from glan.llm.accounting import Accounting
+from glan.llm.attempts import LLMRequest
+from glan.llm.cache import Cache
+from glan.llm.free_text import CONTROL_CHARACTER
+from glan.llm.structured import MODES
+from glan.schemas import OUTPUT_MODELS
+from glan.taxonomy import load_taxonomy
 from tests.helpers import REPO, SMOKE, glan, project, rows
 from tests.servers import start_openai_server
 from tests.servers.openai_server import output_of

@@ -22,8 +22,8 @@ pytestmark = pytest.mark.skipif(
 
 from openai import OpenAI  # noqa: E402
 
-from builder.llm.local import LocalServer, LocalServerError  # noqa: E402
-from builder.llm.local_models import LOCAL_MODELS  # noqa: E402
+from glan.llm.local import LocalServer, LocalServerError  # noqa: E402
+from glan.llm.local_models import LOCAL_MODELS  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LEVELS = ["introductory", "intermediate", "advanced", "graduate"]
@@ -71,7 +71,7 @@ def test_dies_with_a_sigkilled_parent_even_mid_generation():
     child_code = (
         "import threading, time\n"
         "from openai import OpenAI\n"
-        "from builder.llm.local import LocalServer\n"
+        "from glan.llm.local import LocalServer\n"
         "server = LocalServer()\n"
         "server.start()\n"
         "client = OpenAI(base_url=server.base_url, api_key='local', max_retries=0)\n"
@@ -108,7 +108,7 @@ def test_serve_local_answers_until_interrupted(tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    glan = subprocess.Popen([sys.executable, "-m", "builder.cli", "serve-local", "--port", str(port)], cwd=REPO_ROOT,
+    glan = subprocess.Popen([sys.executable, "-m", "glan.cli", "serve-local", "--port", str(port)], cwd=REPO_ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_unbuffered())
     try:
         printed = _lines_until(glan.stdout, "Press Ctrl-C to stop.", timeout_s=120)

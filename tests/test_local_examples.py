@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from builder import schemas
-from builder.llm.cache import cache_key
-from builder.prompts import PromptError, load_prompt
-from builder.stages import STAGE_NAMES
-from builder.taxonomy import load_taxonomy
+from glan import schemas
+from glan.llm.cache import cache_key
+from glan.prompts import PromptError, load_prompt
+from glan.stages import STAGE_NAMES
+from glan.taxonomy import load_taxonomy
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = load_taxonomy(REPO / "taxonomy.yaml").settings("demo")

@@ -5,8 +5,8 @@ import json
 import pytest
 from datasets import load_dataset
 
-from builder.cli import main
-from builder.taxonomy import load_taxonomy
+from glan.cli import main
+from glan.taxonomy import load_taxonomy
 from tests.cached import responses
 
 DISCIPLINES = ("Organic Chemistry", "Linear Algebra")

@@ -1,4 +1,4 @@
-"""builder.quality on planted data: every number asserted is known from how the data was built."""
+"""glan.quality on planted data: every number asserted is known from how the data was built."""
 
 import json
 import random
@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from builder.quality import (
+from glan.quality import (
     AnswerFilter,
     BenchmarkError,
     ConfigStats,
@@ -24,7 +24,7 @@ from builder.quality import (
     question_steps,
     run_steps,
 )
-from builder.quality.text import normalize
+from glan.quality.text import normalize
 
 # 20 distinct words, so one changed word gives Jaccard 19/21 and two give 18/22 (threshold 0.8).
 BASE = (
@@ -91,7 +91,7 @@ def test_survivors_do_not_depend_on_input_order():
 def test_the_band_index_proposes_exactly_the_candidates_of_datasketchs_lsh():
     from datasketch import MinHash, MinHashLSH
 
-    from builder.quality.dedup import MINHASH_SEED, BandIndex, _bands_and_rows
+    from glan.quality.dedup import MINHASH_SEED, BandIndex, _bands_and_rows
 
     words = [f"w{number}" for number in range(60)]
     rng = random.Random(7)

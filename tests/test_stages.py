@@ -2,12 +2,12 @@
 
 from pathlib import Path
 
-from builder import schemas
-from builder.prompts import load_prompt
-from builder.stages import StageContext
-from builder.stages.questions import Questions
-from builder.stages.subjects import Subjects
-from builder.taxonomy import load_taxonomy
+from glan import schemas
+from glan.prompts import load_prompt
+from glan.stages import StageContext
+from glan.stages.questions import Questions
+from glan.stages.subjects import Subjects
+from glan.taxonomy import load_taxonomy
 
 SETTINGS = load_taxonomy("taxonomy.yaml").settings("smoke")
 PROMPTS = {name: load_prompt(Path("prompts"), name) for name in ("subjects", "questions")}

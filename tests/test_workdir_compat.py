@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from builder.cli import main
+from glan.cli import main
 
 FIXTURE = Path(__file__).parent / "fixtures" / "workdir_v1"
 SPLITS = {"taxonomy": ["train"], "subjects": ["train"], "syllabi": ["train"], "questions": ["train"],

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from builder.cli import main
-from builder.taxonomy import TaxonomyError, load_taxonomy
+from glan.cli import main
+from glan.taxonomy import TaxonomyError, load_taxonomy
 
 FIELDS = ("fields:\n  - name: Science\n    subfields:\n      - name: Chemistry\n        disciplines:\n"
           "          - name: Organic Chemistry\n")

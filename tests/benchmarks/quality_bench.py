@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from builder.quality import QualityReport, index_benchmark, load_benchmark, question_steps, run_steps
-from builder.quality.dedup import jaccard, shingles
-from builder.quality.text import normalize
+from glan.quality import QualityReport, index_benchmark, load_benchmark, question_steps, run_steps
+from glan.quality.dedup import jaccard, shingles
+from glan.quality.text import normalize
 
 QUESTIONS = 20_000
 BENCHMARK_ITEMS = 10_000

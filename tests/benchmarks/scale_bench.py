@@ -3,7 +3,7 @@
     .venv/bin/python -m tests.benchmarks.scale_bench [--questions 10 30 100] [--disciplines-limit K]
         [--skip scale noop extend throughput] [--throughput-questions 10] [--json PATH] [--repo PATH]
 
-Every build is `python -m builder.cli build` in a subprocess under `/usr/bin/time -v`, run from --repo
+Every build is `python -m glan.cli build` in a subprocess under `/usr/bin/time -v`, run from --repo
 against the OpenAI-protocol test server, which runs in its own process: the CPU and peak RSS are the
 glan process's alone, and the server counts the requests. Each build gets a copy of the repo's
 taxonomy.yaml and prompts/ with a `bench` preset (2 subject samples, N questions per subject, every other
@@ -47,7 +47,7 @@ SCENARIOS = ("scale", "noop", "extend", "throughput")
 def glan_build(repo: Path, server, project: Path, work: Path, out: Path, *flags: str) -> dict:
     """One `glan build` of project/taxonomy.yaml under /usr/bin/time -v; its figures and the requests the
     server received."""
-    command = [sys.executable, "-m", "builder.cli", "build", "--taxonomy", str(project / "taxonomy.yaml"),
+    command = [sys.executable, "-m", "glan.cli", "build", "--taxonomy", str(project / "taxonomy.yaml"),
                "--preset", "bench", "--model", "test-model", "--base-url", server.base_url,
                "--work-dir", str(work), "--out", str(out), *flags]
     environment = {name: value for name, value in os.environ.items()
