@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from glan.build import depth_of, ensure_units
-from glan.config.resolve import resolve
+from glan.plan import resolve
 from glan.config.run import RunSettings
 from glan.stages import CONFIGS, FEATURES
 from glan.unit import UnitStore

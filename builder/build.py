@@ -19,8 +19,7 @@ from pathlib import Path
 
 from . import preflight
 from .admission import Admission
-from .config.resolve import Run, resolve
-from .config.run import RunSettings
+from .plan import Run
 from .errors import UserError
 from .llm import loop
 from .llm.accounting import Accounting
@@ -95,7 +94,7 @@ def _run_here(store: UnitStore, missing: list[DisciplineRef], depth: int, found:
             # Imported here: it imports openai, a second of CPU that a build without batches skips.
             from .llm.batch import BatchRunner
 
-            engine.batches = BatchRunner(engine, run.generation.limits.batch_poll_s,
+            engine.batches = BatchRunner(engine, run.limits.batch_poll_s,
                                          {name: plan.batch_fallback for name, plan in run.stages.items()})
 
         async def write(ref: DisciplineRef, result: UnitResult) -> None:
@@ -154,23 +153,21 @@ async def _run_round(run, engine, disciplines, depth, benchmarks, on_result, pro
     return batched
 
 
-def build(settings: RunSettings, out: Path, configs: list[str], max_failure_rate: float | None = None) -> int:
+def build(run: Run, out: Path, configs: list[str]) -> int:
     """Returns the exit code: 0 done, 1 stopped by the budget or too many failures.
 
     The folder at `out` is replaced only by a complete build; a build that stops early writes what was complete
     to `<out>.incomplete` beside it and leaves `out` as it was."""
-    run = resolve(settings)
     out = Path(out)
     preflight.check_prices(run)
     preflight.check_templates(run)
     check_card_template(run, configs)
     preflight.check_paths(out, run)
-    rate = run.generation.limits.max_failure_rate if max_failure_rate is None else max_failure_rate
     store = UnitStore(run)
     with folder_held(out, "glan build"), exclusive(run.work_dir):
         print(plan_line(run), file=sys.stderr)
         try:
-            units = ensure_units(store, depth_of(configs), progress=settings.progress)
+            units = ensure_units(store, depth_of(configs), progress=run.settings.progress)
         except (sqlite3.OperationalError, OSError) as error:  # a full or read-only disk under the work dir
             raise OutputError(f"{getattr(error, 'filename', None) or run.work_dir}: cannot write the work dir "
                               f"({getattr(error, 'strerror', None) or error}). Free some space or pass another "
@@ -183,7 +180,7 @@ def build(settings: RunSettings, out: Path, configs: list[str], max_failure_rate
                 print(f"glan: what was complete is in {incomplete_folder(out)}; {out} was left as it was.",
                       file=sys.stderr)
             raise
-        stopped = stop_reason(units, rate)
+        stopped = stop_reason(units, run.limits.max_failure_rate)
         previous = read_manifest(out)
         stats = _write(units, configs, incomplete_folder(out) if stopped else out)
         if not stopped and (warning := unbumped_version_warning(previous, read_manifest(out))):
@@ -211,7 +208,7 @@ def _write(units: Units, configs: list[str], folder: Path) -> dict:
     try:
         run = units.run
         write_folder(folder, units.files, configs, {**manifest(run, units.files, configs), "stats": stats}, render_card,
-                     release_inputs(run.settings.taxonomy, run.settings.prompts_dir, run.taxonomy.card.template))
+                     release_inputs(run.settings.taxonomy, run.prompts_dir, run.taxonomy.card.template))
     except OSError as error:
         raise OutputError(f"{error.filename or folder}: cannot write the dataset folder ({error.strerror or error}). "
                           f"Free some space or pass another --out; every response is cached, so running the same "

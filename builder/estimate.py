@@ -10,12 +10,11 @@ stage's max_tokens, an upper bound.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from . import preflight
 from .build import check_card_template, depth_of, drive_units
-from .config.resolve import Run, resolve
-from .config.run import RunSettings
+from .plan import Run
 from .llm import loop
 from .llm.accounting import Accounting
 from .llm.cache import Cache, shared_cache_path
@@ -54,8 +53,7 @@ class _Replay:
     prompt_chars: int = 0  # of the planned requests not answered
 
 
-def estimate(settings: RunSettings, configs: list[str]) -> list[StageEstimate]:
-    run = resolve(replace(settings, progress=False))
+def estimate(run: Run, configs: list[str]) -> list[StageEstimate]:
     preflight.check_templates(run)
     check_card_template(run, configs)
     store, depth = UnitStore(run), depth_of(configs)
@@ -137,7 +135,7 @@ def _stage_estimate(run: Run, cache: Cache, stage: str, replay: _Replay, request
 
 def _template_tokens(run: Run, stage: str) -> float:
     """A stage with nothing to render yet (its inputs come from requests not made): the templates' own length."""
-    path = run.settings.prompts_dir / f"{stage}.yaml"
+    path = run.prompts_dir / f"{stage}.yaml"
     return len(path.read_text()) / CHARS_PER_TOKEN
 
 
@@ -156,6 +154,6 @@ def format_estimate(estimates: list[StageEstimate]) -> str:
     return "\n".join(lines)
 
 
-def estimate_command(settings: RunSettings, configs: list[str]) -> int:
-    print(format_estimate(estimate(settings, configs)), file=sys.stdout)
+def estimate_command(run: Run, configs: list[str]) -> int:
+    print(format_estimate(estimate(run, configs)), file=sys.stdout)
     return 0

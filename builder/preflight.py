@@ -12,7 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import urlsplit
 
-from .config.resolve import Run
+from .plan import Run
 from .errors import UserError
 from .llm.engine import Endpoint, EndpointError
 from .publish.export import check_replaceable, incomplete_folder

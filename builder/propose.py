@@ -10,8 +10,7 @@ import sys
 
 import yaml
 
-from .config.resolve import resolve
-from .config.run import RunSettings
+from .plan import Run
 from .llm import loop
 from .llm.accounting import Accounting
 from .llm.attempts import LLMRequest
@@ -22,14 +21,13 @@ from .schemas import OUTPUT_MODELS, TaxonomyProposal
 from .taxonomy import TaxonomyError, slugify
 
 
-def propose(settings: RunSettings, under: str, count: int) -> int:
-    run = resolve(settings)
+def propose(run: Run, under: str, count: int) -> int:
     taxonomy = run.taxonomy
     field_name, _, subfield_name = under.partition("/")
     if under and not _exists(taxonomy, field_name, subfield_name):
-        raise TaxonomyError(settings.taxonomy, None, "--under", f'no field or sub-field "{under}". '
+        raise TaxonomyError(run.settings.taxonomy, None, "--under", f'no field or sub-field "{under}". '
                             'Name one as written in the taxonomy, e.g. --under "Mathematics/Elementary Mathematics".')
-    prompt = load_prompt(settings.prompts_dir, "propose")
+    prompt = load_prompt(run.prompts_dir, "propose")
     request = LLMRequest("propose", prompt.render(outline=_outline(taxonomy), under=under, count=count),
                          prompt.params, OUTPUT_MODELS[prompt.output_model](run.generation))
     route = run.stages["subjects"].route  # the strong model the paper uses for curriculum design
@@ -43,7 +41,7 @@ def propose(settings: RunSettings, under: str, count: int) -> int:
               file=sys.stderr)
         return 1
     fields = _new_only(result.value, {ref.discipline_id for ref in taxonomy.disciplines()}, field_name, subfield_name)
-    print(f"# Proposed by {route.model} for {settings.taxonomy} (version {taxonomy.version}).\n"
+    print(f"# Proposed by {route.model} for {run.settings.taxonomy} (version {taxonomy.version}).\n"
           "# Review it, then merge what you keep into taxonomy.yaml by hand and bump its version.")
     print(yaml.safe_dump({"fields": fields}, sort_keys=False, allow_unicode=True), end="")
     return 0

@@ -23,7 +23,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .config.resolve import Run, StagePlan
+from .plan import Run, StagePlan
 from .llm.attempts import LLMRequest, LLMResult, schema_of
 from .llm.cache import Cache, unit_cache_path
 from .llm.engine import Engine

@@ -9,7 +9,8 @@ from collections import defaultdict
 import pytest
 from openai import OpenAI
 
-from glan.llm.engine import Engine, Limits
+from glan.config.settings import Limits
+from glan.llm.engine import Engine
 from glan.llm.accounting import Accounting
 from glan.llm.attempts import LLMRequest
 from glan.llm.cache import Cache

@@ -13,7 +13,9 @@ import pytest
 from glan.llm.accounting import Accounting
 from glan.llm.cache import Cache
 from glan.llm.attempts import LLMRequest
-from glan.llm.engine import Endpoint, Engine, Limits, Route
+from glan.config.settings import Limits
+from glan.llm.engine import Engine
+from glan.llm.routes import Endpoint, Route
 from glan.llm.free_text import FreeText, control_character
 from glan.llm.structured import parse_output
 from glan.schemas import answer_model, question_model, subject_list_model

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from glan.cli import main
-from glan.config.resolve import resolve
+from glan.plan import resolve
 from glan.config.run import RunSettings
 from glan.config.settings import Generation
 from glan.taxonomy import (

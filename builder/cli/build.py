@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
-from .run import build_flags, run_settings, selection_flags, with_endpoint
+from .run import build_flags, resolved, selection_flags
 
 
 def add_parser(commands, preset_help: str) -> None:
@@ -25,10 +23,10 @@ def run(args) -> int:
     import datasets
 
     from ..build import build
+    from ..execute.serve import serving
 
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
-    settings = run_settings(args)
-    if args.ray is not None:
-        settings = replace(settings, executor="ray", ray_address=args.ray or None)
-    return with_endpoint(args, settings, lambda run: build(run, args.out, args.configs, args.max_failure_rate))
+    ray = {"executor": "ray", "ray_address": args.ray or None} if args.ray is not None else {}
+    with serving(resolved(args, **ray)) as run:
+        return build(run, args.out, args.configs)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .run import embedded_run, run_settings, selection_flags
+from .run import resolved, selection_flags
 
 
 def add_parser(commands, preset_help: str) -> None:
@@ -17,5 +17,5 @@ def add_parser(commands, preset_help: str) -> None:
 def run(args) -> int:
     from ..estimate import estimate_command
 
-    settings = run_settings(args)  # priced as `glan build` would run it, on the embedded model if no endpoint
-    return estimate_command(embedded_run(args, settings) or settings, args.configs)
+    # Priced as `glan build` would run it, on the embedded model if no endpoint is configured (no server is started).
+    return estimate_command(resolved(args, progress=False), args.configs)

@@ -38,8 +38,8 @@ def run_validate(args) -> int:
     it, else glan's) and its card template, each rendered with the variables a build gives it."""
     from .. import preflight
     from ..build import check_card_template
-    from ..config.resolve import resolve
     from ..config.run import RunSettings
+    from ..plan import resolve
     from ..stages import CONFIGS
     from ..taxonomy import load_taxonomy
 
@@ -64,10 +64,9 @@ def run_diff(args) -> int:
 
 
 def run_propose(args) -> int:
-    from ..config.run import RunSettings
+    from ..execute.serve import serving
     from ..propose import propose
-    from .run import prompts_for, with_endpoint
+    from .run import resolved
 
-    run = RunSettings(taxonomy=args.taxonomy, prompts=prompts_for(args.taxonomy, args.prompts), work_dir=args.work_dir,
-                      preset=args.preset, model=args.model, base_url=args.base_url, progress=False)
-    return with_endpoint(args, run, lambda run: propose(run, args.under, args.count))
+    with serving(resolved(args, progress=False)) as run:
+        return propose(run, args.under, args.count)

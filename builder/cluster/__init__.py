@@ -11,7 +11,7 @@ Ray is an optional extra (`pip install 'glan[ray]'`); nothing here imports it un
 
 from __future__ import annotations
 
-from ..config.resolve import Run
+from ..plan import Run
 from ..errors import UserError
 
 INSTALL = "pip install 'glan[ray]'"

@@ -25,7 +25,8 @@ from urllib.parse import urlparse
 
 import ray
 
-from ..llm.engine import Endpoint, Limits
+from ..config.settings import Limits
+from ..llm.routes import Endpoint
 from ..llm.limits import AdaptiveConcurrency, RateLimiter
 
 TICK_S = 0.05

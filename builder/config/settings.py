@@ -111,12 +111,16 @@ class AnswersSettings(StageSettings):
 
 
 class Limits(Node):
-    concurrency: int = Field(default=64, ge=1)
+    """How a run treats its endpoints and its failures: the engine's limits, the Batch API's polling, the failure
+    threshold. The one Limits of a run: the plan applies the command's overrides (--concurrency,
+    --max-failure-rate) to the taxonomy's."""
+
+    concurrency: int = Field(default=64, ge=1)  # requests in flight per endpoint
     requests_per_minute: int | None = Field(default=None, ge=1)
     tokens_per_minute: int | None = Field(default=None, ge=1)
     timeout_s: float = Field(default=120, gt=0)
-    max_retries: int = Field(default=6, ge=0)
-    max_attempts: int = Field(default=3, ge=1)
+    max_retries: int = Field(default=6, ge=0)  # transport retries within one attempt
+    max_attempts: int = Field(default=3, ge=1)  # outputs that fail validation
     dead_after_s: float = Field(default=30, gt=0)  # an endpoint failing to connect or answer this long stops the build
     batch_poll_s: float = Field(default=60, gt=0)  # longest wait between two polls of a running batch
     max_failure_rate: float = Field(default=0.01, ge=0, le=1)  # above it, `glan build` exits 1

@@ -21,12 +21,14 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ..config.settings import Limits
 from ..errors import UserError
 from .accounting import Accounting
 from .attempts import Attempts, LLMRequest, LLMResult, schema_of
 from .cache import Cache, Response
 from .limits import AdaptiveConcurrency, RateLimiter, backoff_s
 from .reply import reply_limit
+from .routes import Endpoint, Route
 from .structured import request_fields, schema_instruction
 from .transport import ChatEndpoint, TransportError, encode_body
 
@@ -44,32 +46,6 @@ class EndpointError(UserError):
 
 class _Stopped(Exception):
     """The build stops (a budget is spent, an endpoint is dead): the request is not sent."""
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    base_url: str
-    api_key_env: str = "OPENAI_API_KEY"  # the NAME of the variable: keys never enter settings or the cache
-    mode: str = "auto"
-
-
-@dataclass(frozen=True)
-class Route:
-    """Where one stage's requests go: a model served by one or more endpoints (spread round-robin)."""
-
-    model: str
-    endpoints: tuple[Endpoint, ...]
-
-
-@dataclass(frozen=True)
-class Limits:
-    concurrency: int = 64  # per endpoint
-    requests_per_minute: float | None = None
-    tokens_per_minute: float | None = None
-    timeout_s: float = 120
-    max_retries: int = 6  # transport retries within one attempt
-    max_attempts: int = 3  # outputs that fail validation
-    dead_after_s: float = 30  # an endpoint that answered nothing for this long (refused, timed out) stops the build
 
 
 @dataclass

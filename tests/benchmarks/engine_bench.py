@@ -40,7 +40,9 @@ def client_run(base_url: str, requests: int, concurrency: int, structured: bool,
     from glan.llm.accounting import Accounting
     from glan.llm.attempts import LLMRequest
     from glan.llm.cache import Cache
-    from glan.llm.engine import Endpoint, Engine, Limits, Route
+    from glan.config.settings import Limits
+    from glan.llm.engine import Engine
+    from glan.llm.routes import Endpoint, Route
 
     async def run_all(engine, route, batch):
         async with engine:

@@ -79,10 +79,10 @@ MUTANTS = [
            "return self.ok or self.attempt >= self.max_attempts",
            "return self.ok or self.attempt >= self.max_attempts - 1",
            ("tests/test_failed_items.py",)),
-    Mutant("openai-base-url-ignored", "builder/config/resolve.py",
+    Mutant("openai-base-url-ignored", "builder/plan.py",
            '[os.environ.get("OPENAI_BASE_URL") or OPENAI_URL]', "[OPENAI_URL]",
            ("tests/test_endpoints.py", "-k", "stage_key")),
-    Mutant("stage-api-key-env-ignored", "builder/config/resolve.py",
+    Mutant("stage-api-key-env-ignored", "builder/plan.py",
            'key_env = stage_settings.api_key_env or "OPENAI_API_KEY"', 'key_env = "OPENAI_API_KEY"',
            ("tests/test_endpoints.py", "-k", "stage_key")),
     # -- structured output ------------------------------------------------------------------------------
@@ -147,8 +147,8 @@ MUTANTS = [
            "len(chunk.saved.keys) == MAX_FILE_REQUESTS or", "len(chunk.saved.keys) == MAX_FILE_REQUESTS + 1 or",
            ("tests/test_batch.py", "-k", "equals_online")),
     # -- run settings, show, taxonomy -------------------------------------------------------------------
-    Mutant("seed-flag-ignored", "builder/config/resolve.py",
-           "if settings.seed is not None:", "if False:", ("tests/test_cli.py", "-k", "seed")),
+    Mutant("seed-flag-ignored", "builder/plan.py",
+           '{"seed": settings.seed} if settings.seed is not None else {}', "{}", ("tests/test_cli.py", "-k", "seed")),
     Mutant("show-config-ignored", "builder/cli/show.py",
            'rows = datasets.load_dataset(str(folder), config, split="train")',
            'rows = datasets.load_dataset(str(folder), "instructions", split="train")',
