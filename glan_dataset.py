@@ -21,8 +21,9 @@ import pyarrow.parquet as pq
 from glan.build import depth_of, ensure_units
 from glan.plan import resolve
 from glan.config.run import RunSettings
+from glan.execute.serve import serving
 from glan.stages import CONFIGS, FEATURES
-from glan.unit import UnitStore
+from glan.unit.store import UnitStore
 from glan.workdir import exclusive
 
 _CITATION = """@article{li2024glan,
@@ -75,8 +76,8 @@ class Glan(datasets.ArrowBasedBuilder):
     def _split_generators(self, dl_manager):
         config = self.config.name
         run = self._units.run
-        with exclusive(run.work_dir):
-            units = ensure_units(self._units, depth_of([config]), progress=run.settings.progress)
+        with exclusive(run.work_dir), serving(run) as served:
+            units = ensure_units(served, self._units, depth_of([config]), progress=run.settings.progress)
         files: dict[str, list[str]] = {}
         for unit in sorted(units.files, key=lambda unit: unit.discipline_id):  # as load_dataset reads the folder
             for split in unit.files.get(config, {}):

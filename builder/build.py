@@ -1,15 +1,8 @@
-"""`glan build`: run the discipline units that are missing, then assemble the folder from unit files.
-
-Units run concurrently in one event loop and share each endpoint's limits; builder/admission.py decides
-when each may start and go on to its questions, so that memory holds only the rows of the units the
-endpoints need to stay full. In Batch API mode the units run in rounds: each round runs every unfinished
-unit until it needs answers a batch must give, the collected lines are submitted and waited for, and the
-next round resumes the units from the cache.
-"""
+"""`glan build`: run the discipline units that are missing on the run's executor (builder/execute/), then
+assemble the folder from unit files."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import sqlite3
@@ -18,38 +11,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import preflight
-from .admission import Admission
-from .plan import Run
 from .errors import UserError
-from .llm import loop
+from .execute.base import EngineFigures, Executor
+from .execute.local import LocalExecutor
 from .llm.accounting import Accounting
-from .llm.cache import Cache, shared_cache_path
-from .llm.engine import Engine
-from .progress import Progress
+from .plan import Run
 from .project import release_inputs, reproduction
 from .publish.card import check_template, render_card
 from .publish.export import MANIFEST, incomplete_folder, read_manifest, write_folder
 from .publish.template import DEFAULT_TEMPLATE
-from .quality import BenchmarkIndex, ConfigStats, QualityReport, build_stats
+from .quality import ConfigStats, QualityReport, build_stats
 from .stages import CONFIGS, STAGES
-from .taxonomy import DisciplineRef
-from .unit import FAILURES_FILE, UnitFiles, UnitResult, UnitStore, run_unit
+from .unit.store import FAILURES_FILE, UnitFiles, UnitStore
 from .workdir import exclusive, folder_held
-
-
-@dataclass
-class EngineFigures:
-    """How the endpoints took the build, for its summary and run report: from its engine, or on Ray merged from
-    the workers' engines and the cluster-wide leases."""
-
-    lowest_concurrency: dict[str, int]
-    retry_after_waits: list[float]
-    stop_reason: str | None
-    workers: dict[str, int] = field(default_factory=dict)  # on Ray: units run per worker (node address:pid)
-
-    @classmethod
-    def of(cls, engine: Engine) -> EngineFigures:
-        return cls(engine.lowest_concurrency, engine.retry_after_waits, engine.stop_reason)
 
 
 @dataclass
@@ -68,89 +42,25 @@ def depth_of(configs: list[str]) -> int:
     return max(CONFIGS.index(config) for config in configs)
 
 
-def ensure_units(store: UnitStore, depth: int, *, progress: bool = False) -> Units:
-    """Every selected discipline's unit of at least `depth` stages, running the ones that are missing."""
-    run = store.run
+def ensure_units(run: Run, store: UnitStore, depth: int, *, progress: bool = False) -> Units:
+    """Every selected discipline's unit of at least `depth` stages, running the ones that are missing on the run's
+    executor."""
     store.clean()
     found = {ref.discipline_id: store.find(ref, depth) for ref in run.disciplines}
     missing = [ref for ref in run.disciplines if found[ref.discipline_id] is None]
+    executed = executor_for(run, store, progress).execute(missing, depth)
+    found.update({unit.discipline_id: unit for unit in executed.units})
+    return Units(run, [found[ref.discipline_id] for ref in run.disciplines], executed.accounting, executed.figures,
+                 len(missing))
+
+
+def executor_for(run: Run, store: UnitStore, progress: bool) -> Executor:
+    """The executor the plan names. A new one is a sibling module of builder/execute/ and a line here."""
     if run.executor == "ray":
-        from .cluster import run_on_ray
+        from .execute.ray import RayExecutor  # Ray is an optional extra: imported only when a build asks for it
 
-        accounting, figures = run_on_ray(store, missing, depth, found, progress=progress)
-    else:
-        accounting, figures = _run_here(store, missing, depth, found, progress)
-    return Units(run, [found[ref.discipline_id] for ref in run.disciplines], accounting, figures, len(missing))
-
-
-def _run_here(store: UnitStore, missing: list[DisciplineRef], depth: int, found: dict, progress: bool
-              ) -> tuple[Accounting, EngineFigures]:
-    run = store.run
-    cache = Cache(shared_cache_path(run.work_dir))
-    try:
-        accounting = Accounting(run.prices, run.budget)
-        engine = Engine(cache, run.limits, accounting)
-        if any(plan.batch for plan in run.stages.values()):
-            # Imported here: it imports openai, a second of CPU that a build without batches skips.
-            from .llm.batch import BatchRunner
-
-            engine.batches = BatchRunner(engine, run.limits.batch_poll_s,
-                                         {name: plan.batch_fallback for name, plan in run.stages.items()})
-
-        async def write(ref: DisciplineRef, result: UnitResult) -> None:
-            # Parquet, checksums and stats: in a thread, so the other units' requests go on meanwhile.
-            found[ref.discipline_id] = await asyncio.to_thread(store.write, ref, result)
-
-        if missing:
-            loop.run(preflight.check_reachable({endpoint for plan in run.stages.values()
-                                                for endpoint in plan.route.endpoints}))
-        loop.run(drive_units(run, engine, missing, depth, store.benchmarks, write,
-                             Progress(len(missing), accounting, progress)))
-    finally:
-        cache.close()
-    return accounting, EngineFigures.of(engine)
-
-
-async def drive_units(run: Run, engine: Engine, disciplines: list[DisciplineRef], depth: int,
-                      benchmarks: list[BenchmarkIndex], on_result, progress: Progress) -> None:
-    """Run the units of `disciplines`, handing each finished one to `await on_result(ref, result)`; in Batch API
-    rounds when some stage goes through batches."""
-    waiting = list(disciplines)
-    async with engine:
-        ticker = asyncio.ensure_future(progress.ticking())
-        try:
-            while waiting:
-                batched = await _run_round(run, engine, waiting, depth, benchmarks, on_result, progress)
-                if not batched:
-                    break
-                await asyncio.to_thread(engine.batches.submit_and_wait)
-                waiting = batched
-        finally:
-            ticker.cancel()
-            progress.close()
-
-
-async def _run_round(run, engine, disciplines, depth, benchmarks, on_result, progress) -> list[DisciplineRef]:
-    """One pass over `disciplines`, as many at once as `Admission` lets; returns those that wait for a batch."""
-    admission, batched = Admission(engine), []
-
-    async def one(ref: DisciplineRef) -> None:
-        async with admission.unit() as wait_for_room:
-            result = await run_unit(run, engine, ref, depth, benchmarks, wait_for_room)
-        if result.batched:
-            batched.append(ref)
-        else:
-            await on_result(ref, result)
-            progress.unit_done()
-
-    units = [asyncio.ensure_future(one(ref)) for ref in disciplines]  # each waits for its turn to start
-    try:
-        await asyncio.gather(*units)
-    finally:
-        for unit in units:
-            unit.cancel()
-        await asyncio.gather(*units, return_exceptions=True)
-    return batched
+        return RayExecutor(run, store, progress)
+    return LocalExecutor(run, store, progress)
 
 
 def build(run: Run, out: Path, configs: list[str]) -> int:
@@ -167,7 +77,7 @@ def build(run: Run, out: Path, configs: list[str]) -> int:
     with folder_held(out, "glan build"), exclusive(run.work_dir):
         print(plan_line(run), file=sys.stderr)
         try:
-            units = ensure_units(store, depth_of(configs), progress=run.settings.progress)
+            units = ensure_units(run, store, depth_of(configs), progress=run.settings.progress)
         except (sqlite3.OperationalError, OSError) as error:  # a full or read-only disk under the work dir
             raise OutputError(f"{getattr(error, 'filename', None) or run.work_dir}: cannot write the work dir "
                               f"({getattr(error, 'strerror', None) or error}). Free some space or pass another "

@@ -13,15 +13,16 @@ import sys
 from dataclasses import dataclass
 
 from . import preflight
-from .build import check_card_template, depth_of, drive_units
-from .plan import Run
+from .build import check_card_template, depth_of
+from .execute.engine import engine_for
+from .execute.local import drive_units
+from .execute.progress import Progress
 from .llm import loop
 from .llm.accounting import Accounting
-from .llm.cache import Cache, shared_cache_path
-from .llm.engine import Engine
-from .progress import Progress
+from .llm.cache import Cache
+from .plan import Run
 from .stages import STAGES
-from .unit import UnitStore
+from .unit.store import UnitStore
 
 CHARS_PER_TOKEN = 4
 DEFAULT_COMPLETION_TOKENS = 1024  # a stage whose prompt file sets no max_tokens
@@ -75,21 +76,17 @@ def estimate(run: Run, configs: list[str]) -> list[StageEstimate]:
         for stage in stages:
             replays[stage.name].rows += sum(len(rows) for rows in result.rows.get(stage.config, {}).values())
 
-    cache = Cache(shared_cache_path(run.work_dir))
-    try:
-        accounting = Accounting(run.prices, run.budget)
-        # Offline: every request missing from the cache comes back skipped, none is sent.
-        engine = Engine(cache, run.limits, accounting, offline=True)
+    # Offline: every request missing from the cache comes back skipped, none is sent.
+    with engine_for(run, offline=True) as engine:
+        accounting = engine.accounting
         loop.run(drive_units(run, engine, missing, depth, store.benchmarks, tally, Progress(0, accounting, False)))
         for stage in stages:
             usage = accounting.stage_total(stage.name)
             replays[stage.name].planned += usage.succeeded + usage.failed + usage.skipped
             replays[stage.name].answered += usage.succeeded + usage.failed
             replays[stage.name].prompt_chars += usage.prompt_chars
-        return [_stage_estimate(run, cache, stage, replays[stage], requests)
+        return [_stage_estimate(run, engine.cache, stage, replays[stage], requests)
                 for stage, requests in _requests(run, replays, depth).items()]
-    finally:
-        cache.close()
 
 
 def _requests(run: Run, replays: dict[str, _Replay], last: int) -> dict[str, float]:

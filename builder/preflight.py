@@ -1,24 +1,18 @@
 """Everything that can be checked before the first request is checked here, so that bad input costs nothing:
 where the folder and the work dir go (a build replaces only a folder glan wrote, never one that holds the
 project, the current directory or the work dir), prices when a budget is set in USD, every stage's prompt
-rendered with that stage's real variables, and that each endpoint the missing units need can be reached at all."""
+rendered with that stage's real variables. (That each endpoint the missing units need can be reached at all is
+checked by the executors, where the units run: builder/llm/reach.py.)"""
 
 from __future__ import annotations
 
-import asyncio
-import errno
 import os
 from pathlib import Path
 from types import SimpleNamespace
-from urllib.parse import urlsplit
 
 from .plan import Run
 from .errors import UserError
-from .llm.engine import Endpoint, EndpointError
 from .publish.export import check_replaceable, incomplete_folder
-
-CONNECT_TRIES = 3
-CONNECT_TIMEOUT_S = 5.0
 
 
 class PreflightError(UserError):
@@ -92,33 +86,3 @@ def _as_output(value):
     if isinstance(value, list):
         return [_as_output(item) for item in value]
     return value
-
-
-async def check_reachable(endpoints: set[Endpoint]) -> None:
-    """One connection to each endpoint, a few tries each: a refused connection or an unknown host stops the build
-    here with one line, instead of every request retrying for minutes."""
-    await asyncio.gather(*(_connect(endpoint.base_url) for endpoint in endpoints))
-
-
-async def _connect(url: str) -> None:
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    problem = None
-    for attempt in range(CONNECT_TRIES):
-        try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(parts.hostname, port), CONNECT_TIMEOUT_S)
-            writer.close()
-            return
-        except (OSError, asyncio.TimeoutError) as error:
-            problem = _reason(error)
-            await asyncio.sleep(0.5 * 2**attempt)
-    raise EndpointError(f"{url}: cannot connect ({problem}) after {CONNECT_TRIES} tries. Check the URL and that "
-                        "the server is running and reachable from this machine.")
-
-
-def _reason(error: BaseException) -> str:
-    if isinstance(error, asyncio.TimeoutError):
-        return f"no answer within {CONNECT_TIMEOUT_S:g} s"
-    if isinstance(error, ConnectionRefusedError) or getattr(error, "errno", None) == errno.ECONNREFUSED:
-        return "connection refused"
-    return str(error) or type(error).__name__

@@ -12,9 +12,8 @@ import yaml
 
 from .plan import Run
 from .llm import loop
-from .llm.accounting import Accounting
+from .execute.engine import engine_for
 from .llm.attempts import LLMRequest
-from .llm.cache import Cache, shared_cache_path
 from .llm.engine import Engine
 from .prompts import load_prompt
 from .schemas import OUTPUT_MODELS, TaxonomyProposal
@@ -31,11 +30,8 @@ def propose(run: Run, under: str, count: int) -> int:
     request = LLMRequest("propose", prompt.render(outline=_outline(taxonomy), under=under, count=count),
                          prompt.params, OUTPUT_MODELS[prompt.output_model](run.generation))
     route = run.stages["subjects"].route  # the strong model the paper uses for curriculum design
-    cache = Cache(shared_cache_path(run.work_dir))
-    try:
-        result = loop.run(_ask(Engine(cache, run.limits, Accounting(run.prices, run.budget)), route, request))
-    finally:
-        cache.close()
+    with engine_for(run) as engine:
+        result = loop.run(_ask(engine, route, request))
     if not result.ok:
         print(f"glan: the model gave no usable proposal ({result.failure}); run again or use another model.",
               file=sys.stderr)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from glan import progress
+from glan.execute import progress
 from glan.cli import main
 from glan.publish import export
 from tests.servers import REPO_ROOT, start_openai_server

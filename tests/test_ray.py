@@ -237,7 +237,7 @@ def test_leases_never_add_up_to_more_than_the_concurrency_whatever_the_timing():
     endpoint's concurrency, and every worker with demand gets slots."""
     import random
 
-    from glan.cluster.leases import EndpointLimits
+    from glan.execute.ray.leases import EndpointLimits
 
     concurrency, rng = 7, random.Random(11)
     limits = EndpointLimits(concurrency)

@@ -67,7 +67,7 @@ class _EndpointState:
 
 def local_limits(endpoint: Endpoint, limits: Limits) -> tuple[AdaptiveConcurrency, RateLimiter | None, RateLimiter | None]:
     """One process's own limits on an endpoint: its concurrency, requests and tokens per minute. (On Ray, each
-    worker's come from leases on the endpoint's cluster-wide limits instead: builder/cluster/leases.py.)"""
+    worker's come from leases on the endpoint's cluster-wide limits instead: builder/execute/ray/leases.py.)"""
     rpm, tpm = limits.requests_per_minute, limits.tokens_per_minute
     return AdaptiveConcurrency(limits.concurrency), RateLimiter(rpm) if rpm else None, RateLimiter(tpm) if tpm else None
 
@@ -138,7 +138,7 @@ class Engine:
         pending = enumerate(requests)
         results: list[LLMResult | None] = [None] * count
         # One worker per request the stage keeps in flight, counted as demand at once, before any is sent:
-        # whoever judges the demand next (builder/admission.py) sees this stage's.
+        # whoever judges the demand next (builder/execute/admission.py) sees this stage's.
         width = min(count, self.limits.concurrency * len(route.endpoints))
         self.queued += width
 

@@ -21,7 +21,7 @@ class Mutant:
 
 MUTANTS = [
     # -- the six breakages of issue 15 -----------------------------------------------------------------
-    Mutant("dedup-and-decontamination-disconnected", "builder/unit.py",
+    Mutant("dedup-and-decontamination-disconnected", "builder/unit/chain.py",
            "rows = await asyncio.to_thread(run_steps, question_steps(quality, benchmarks), rows, result.quality)",
            "pass",
            ("tests/test_quality_build.py",)),
@@ -121,7 +121,7 @@ MUTANTS = [
            "near=settings.near, threshold", "near=False, threshold", ("tests/test_quality_build.py",)),
     Mutant("decontamination-off", "builder/quality/steps.py",
            "    if benchmarks:\n", "    if False:\n", ("tests/test_quality_build.py",)),
-    Mutant("no-held-out-split", "builder/unit.py",
+    Mutant("no-held-out-split", "builder/unit/chain.py",
            "test_ids = held_out_ids(rows, per_discipline=quality.test_split.per_discipline)",
            "test_ids = set()", ("tests/test_cli.py", "-k", "summary")),
     Mutant("refusals-kept", "builder/quality/filters.py",
@@ -131,12 +131,12 @@ MUTANTS = [
            "found.update(table.get(band, ()))", "found.update(table.get(band, ()) if table is self.tables[0] else ())",
            ("tests/test_quality.py",)),
     # -- admission --------------------------------------------------------------------------------------
-    Mutant("units-in-flight-unbounded", "builder/admission.py",
+    Mutant("units-in-flight-unbounded", "builder/execute/admission.py",
            "(self.admitted < UNITS_IN_FLIGHT and self.engine.wants_work)", "self.engine.wants_work",
            ("tests/test_admission.py",)),
-    Mutant("units-ahead-unbounded", "builder/admission.py",
+    Mutant("units-ahead-unbounded", "builder/execute/admission.py",
            "self.started - self.admitted < UNITS_AHEAD", "True", ("tests/test_admission.py",)),
-    Mutant("units-go-on-while-the-endpoints-are-full", "builder/admission.py",
+    Mutant("units-go-on-while-the-endpoints-are-full", "builder/execute/admission.py",
            "(self.admitted < UNITS_IN_FLIGHT and self.engine.wants_work)", "self.admitted < UNITS_IN_FLIGHT",
            ("tests/test_admission.py",)),
     # -- batch ------------------------------------------------------------------------------------------

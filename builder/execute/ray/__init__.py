@@ -2,8 +2,8 @@
 
 The driver (the `glan build` process) resolves the run, finds the missing units as a local build does, and
 hands them, one call per discipline, to Ray workers: one per CPU of the cluster, each a process running several
-units at once as a local build does (builder/cluster/worker.py). Endpoint limits hold across the workers through
-leases (builder/cluster/leases.py). Every worker reads and writes the work dir, which must be one shared path;
+units at once as a local build does (worker.py). Endpoint limits hold across the workers through leases
+(leases.py). Every worker reads and writes the work dir, which must be one shared path;
 the driver then assembles the folder from the unit files exactly as a local build does.
 
 Ray is an optional extra (`pip install 'glan[ray]'`); nothing here imports it until a build asks for Ray.
@@ -11,8 +11,11 @@ Ray is an optional extra (`pip install 'glan[ray]'`); nothing here imports it un
 
 from __future__ import annotations
 
-from ..plan import Run
-from ..errors import UserError
+from ...errors import UserError
+from ...plan import Run
+from ...taxonomy import DisciplineRef
+from ...unit.store import UnitStore
+from ..base import Executed, Executor
 
 INSTALL = "pip install 'glan[ray]'"
 
@@ -35,9 +38,12 @@ def check_ray_run(run: Run) -> None:
         raise ClusterError(f"--ray: Ray is not installed. Install it with: {INSTALL}") from None
 
 
-def run_on_ray(store, missing, depth, found, *, progress):
-    """Run the `missing` units on Ray, putting each written unit into `found`; returns (accounting, figures)."""
-    check_ray_run(store.run)
-    from .driver import run_units
+class RayExecutor(Executor):
+    def __init__(self, run: Run, store: UnitStore, progress: bool):
+        check_ray_run(run)
+        super().__init__(run, store, progress)
 
-    return run_units(store, missing, depth, found, progress=progress)
+    def execute(self, disciplines: list[DisciplineRef], depth: int) -> Executed:
+        from .driver import run_units
+
+        return run_units(self.run, self.store, disciplines, depth, progress=self.progress)

@@ -16,14 +16,15 @@ import time
 
 import ray
 
+from ...llm import loop
+from ...llm.accounting import Accounting, Usage
+from ...llm.cache import Cache, shared_cache_path
+from ...llm.engine import EndpointError
+from ...plan import Run
+from ...unit.store import UnitFiles, UnitStore
 from ..admission import UNITS_AHEAD, UNITS_IN_FLIGHT
-from ..build import EngineFigures
-from ..llm import loop
-from ..llm.accounting import Accounting, Usage
-from ..llm.cache import Cache, shared_cache_path
-from ..llm.engine import EndpointError
+from ..base import EngineFigures, Executed
 from ..progress import Progress
-from ..unit import UnitFiles, UnitStore
 from . import ClusterError
 from .leases import LeaseBroker
 from .worker import UnitWorker
@@ -35,12 +36,10 @@ CONNECT_S = 10.0  # to the cluster's head, before Ray's own long retries
 EARLIER_WORKERS_S = 60.0  # longest wait for the workers of a killed driver of the same work dir to end
 
 
-def run_units(store: UnitStore, missing, depth: int, found: dict, *, progress: bool
-              ) -> tuple[Accounting, EngineFigures]:
-    run = store.run
+def run_units(run: Run, store: UnitStore, missing, depth: int, *, progress: bool) -> Executed:
     accounting = Accounting(run.prices)
     if not missing:
-        return accounting, EngineFigures({}, [], None)
+        return Executed([], accounting, EngineFigures({}, [], None))
     # The workers open the shared cache immutable: it must exist, with its write-ahead log folded in.
     Cache(shared_cache_path(run.work_dir)).close()
     started = _connect(run.settings.ray_address)
@@ -53,14 +52,16 @@ def run_units(store: UnitStore, missing, depth: int, found: dict, *, progress: b
                for index in range(max(1, int(ray.cluster_resources().get("CPU", 1))))]
     try:
         # Put once for every worker: the resolved run and the benchmarks' n-grams.
-        build = [ray.put((store, depth)), broker]
+        build = [ray.put((run, store, depth)), broker]
         totals = _Totals(accounting)
-        loop.run(_drive(store, build, workers, missing, found, totals, Progress(len(missing), accounting, progress)))
-        return accounting, EngineFigures(
+        written: list[UnitFiles] = []
+        loop.run(_drive(store, build, workers, missing, written, totals,
+                        Progress(len(missing), accounting, progress)))
+        return Executed(written, accounting, EngineFigures(
             ray.get(broker.lowest_concurrency.remote()),
             [wait for latest in totals.latest.values() for wait in latest["retry_after_waits"]],
             next((latest["stop_reason"] for latest in totals.latest.values() if latest["stop_reason"]), None),
-            {worker: latest["units_done"] for worker, latest in sorted(totals.latest.items())})
+            {worker: latest["units_done"] for worker, latest in sorted(totals.latest.items())}))
     finally:
         ray.wait([worker.close.remote() for worker in workers], num_returns=len(workers), timeout=CLOSE_S)
         for actor in [*workers, broker]:
@@ -107,7 +108,7 @@ def _wait_for_earlier_workers(prefix: str) -> None:
         time.sleep(0.2)
 
 
-async def _drive(store: UnitStore, build: list, workers: list, missing, found: dict, totals: _Totals,
+async def _drive(store: UnitStore, build: list, workers: list, missing, written: list[UnitFiles], totals: _Totals,
                  progress: Progress) -> None:
     pending = list(reversed(missing))
     calls: dict[asyncio.Future, int] = {}  # -> the index of the worker that runs it
@@ -125,7 +126,7 @@ async def _drive(store: UnitStore, build: list, workers: list, missing, found: d
                 reply = _reply(call)
                 unit = UnitFiles(**reply["unit"])
                 unit.directory = store.root / unit.discipline_id / unit.fingerprint
-                found[unit.discipline_id] = unit
+                written.append(unit)
                 totals.take([reply["totals"]])
                 progress.unit_done()
     finally:

@@ -1,5 +1,5 @@
 """A Ray worker: a process that runs discipline units, each call one unit, as many at once as
-builder/admission.py lets, in one event loop sharing one engine, as a local build does. Its engine takes its
+builder/execute/admission.py lets, in one event loop sharing one engine, as a local build does. Its engine takes its
 endpoint limits from leases on the cluster-wide ones, reads the work dir's shared cache immutable (never
 writing it), writes each unit's own cache file and unit folder, and hands back the unit's unit.json and the
 worker's running totals.
@@ -16,19 +16,21 @@ from dataclasses import asdict
 
 import ray
 
-from .. import preflight
+from ...llm.cache import Cache, shared_cache_path
+from ...llm.engine import Engine
+from ...llm.reach import check_reachable
+from ...plan import Run
+from ...taxonomy import DisciplineRef
+from ...unit.store import UnitStore
 from ..admission import Admission
-from ..llm.accounting import Accounting
-from ..llm.cache import Cache, shared_cache_path
-from ..llm.engine import Engine
-from ..taxonomy import DisciplineRef
-from ..unit import UnitStore, run_unit
+from ..engine import new_engine
 from .leases import Leases
 
 
 class UnitWorker:
     def __init__(self):
         self.name = f"{ray.util.get_node_ip_address()}:{os.getpid()}"
+        self.run: Run | None = None
         self.store: UnitStore | None = None
         self.depth = 0
         self.engine: Engine | None = None
@@ -39,15 +41,13 @@ class UnitWorker:
 
     async def run(self, build: list, discipline: DisciplineRef) -> dict:
         """One unit, written to its folder; returns its unit.json and this worker's totals so far. `build` is
-        [reference to (UnitStore, depth), the LeaseBroker]: the first call fetches the store (in a list, Ray
+        [reference to (Run, UnitStore, depth), the LeaseBroker]: the first call fetches them (in a list, Ray
         does not fetch it for every call; not constructor arguments, which Ray warns a restart may lose)."""
         async with self._starting:
             if self.engine is None:
                 await self._start(*build)
-        store = self.store
-        async with self.admission.unit() as wait_for_room:  # as in a local build
-            result = await run_unit(store.run, self.engine, discipline, self.depth, store.benchmarks, wait_for_room)
-        written = await asyncio.to_thread(store.write, discipline, result)  # off the loop the other units use
+        result = await self.admission.run(self.run, discipline, self.depth, self.store.benchmarks)  # as locally
+        written = await self.store.put(discipline, result)
         self.units_done += 1
         return {"unit": written.to_json(), "totals": self.totals()}
 
@@ -69,10 +69,10 @@ class UnitWorker:
     async def _start(self, shipped: ray.ObjectRef, broker) -> None:
         """In the actor's event loop, where the engine's HTTP sessions and the leases' keeper live. A `localhost`
         endpoint is this node's own server: whether it answers is checked here, on the node."""
-        self.store, self.depth = await shipped
-        run, context = self.store.run, ray.get_runtime_context()
-        await preflight.check_reachable({endpoint for plan in run.stages.values() for endpoint in plan.route.endpoints})
+        self.run, self.store, self.depth = await shipped
+        run, context = self.run, ray.get_runtime_context()
+        await check_reachable({endpoint for plan in run.stages.values() for endpoint in plan.route.endpoints})
         leases = Leases(broker, context.get_actor_id(), context.get_node_id())
         shared = Cache(shared_cache_path(run.work_dir), read_only=True)
-        self.engine = Engine(shared, run.limits, Accounting(run.prices), endpoint_limits=leases.limits_for)
+        self.engine = new_engine(run, shared, endpoint_limits=leases.limits_for)
         self.admission = Admission(self.engine)

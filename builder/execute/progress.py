@@ -10,7 +10,7 @@ import time
 
 from tqdm import tqdm
 
-from .llm.accounting import Accounting
+from ..llm.accounting import Accounting
 
 INTERVAL_S = 10.0  # between two status lines off a terminal
 REFRESH_S = 0.5  # between two refreshes of the bar
