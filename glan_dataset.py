@@ -18,11 +18,11 @@ import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from glan.build import depth_of, ensure_units
+from glan.build import ensure_units
 from glan.plan import resolve
 from glan.config.run import RunSettings
 from glan.execute.serve import serving
-from glan.stages import CONFIGS, FEATURES
+from glan.stages import CONFIGS, DEFAULT_CONFIG, FEATURES, depth_of
 from glan.unit.store import UnitStore
 from glan.workdir import exclusive
 
@@ -51,7 +51,7 @@ GlanConfig = make_dataclass(
 class Glan(datasets.ArrowBasedBuilder):
     BUILDER_CONFIG_CLASS = GlanConfig
     BUILDER_CONFIGS = [GlanConfig(name=name) for name in CONFIGS]
-    DEFAULT_CONFIG_NAME = "instructions"
+    DEFAULT_CONFIG_NAME = DEFAULT_CONFIG
 
     def __init__(self, *args, **kwargs):
         config = GlanConfig(name=kwargs.get("config_name") or self.DEFAULT_CONFIG_NAME,

@@ -21,7 +21,7 @@ from .publish.card import check_template, render_card
 from .publish.export import MANIFEST, incomplete_folder, read_manifest, write_folder
 from .publish.template import DEFAULT_TEMPLATE
 from .quality import ConfigStats, QualityReport, build_stats
-from .stages import CONFIGS, STAGES
+from .stages import CONFIGS, STAGES, depth_of
 from .unit.store import FAILURES_FILE, UnitFiles, UnitStore
 from .workdir import exclusive, folder_held
 
@@ -35,11 +35,6 @@ class Units:
     accounting: Accounting
     engine: EngineFigures
     built: int  # units run by this build (the others were complete already)
-
-
-def depth_of(configs: list[str]) -> int:
-    """How many stages the deepest wanted config needs."""
-    return max(CONFIGS.index(config) for config in configs)
 
 
 def ensure_units(run: Run, store: UnitStore, depth: int, *, progress: bool = False) -> Units:
@@ -139,15 +134,11 @@ def unbumped_version_warning(previous: dict | None, current: dict) -> str | None
 
 
 def plan_line(run: Run) -> str:
-    settings = run.generation
-    disciplines = len(run.disciplines)
-    subject_calls = disciplines * settings.subjects.samples
-    subjects = subject_calls * (settings.subjects.per_sample.min + settings.subjects.per_sample.max) // 2
-    questions = subjects * settings.questions.per_subject
-    total = subject_calls + subjects + 2 * questions
-    return (f"glan: about to make up to {total:,} requests for {disciplines} disciplines "
-            f"(subjects {subject_calls:,}, syllabi ~{subjects:,}, questions ~{questions:,}, answers ~{questions:,}); "
-            "cached responses are not requested again.")
+    """How many requests the build may make, per config, by the settings (the first stage's count is exact)."""
+    requests = dict(zip((stage.config for stage in STAGES), run.expected_requests(whole=True).values()))
+    shown = [f"{config} {'' if index == 0 else '~'}{count:,.0f}" for index, (config, count) in enumerate(requests.items())]
+    return (f"glan: about to make up to {sum(requests.values()):,.0f} requests for {len(run.disciplines)} disciplines "
+            f"({', '.join(shown)}); cached responses are not requested again.")
 
 
 def manifest(run: Run, units: list[UnitFiles], configs: list[str]) -> dict:
@@ -165,7 +156,7 @@ def manifest(run: Run, units: list[UnitFiles], configs: list[str]) -> dict:
             for ref, unit in zip(run.disciplines, units)
         ],
         "stages": {name: {"model": plan.route.model, "params": plan.params,
-                          "prompt_fingerprint": plan.context.prompt.fingerprint}
+                          "prompt_fingerprint": plan.prompt.fingerprint}
                    for name, plan in run.stages.items()},
     }
 

@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 
 from . import preflight
-from .build import check_card_template, depth_of
+from .build import check_card_template
 from .execute.engine import engine_for
 from .execute.local import drive_units
 from .execute.progress import Progress
@@ -21,7 +21,8 @@ from .llm import loop
 from .llm.accounting import Accounting
 from .llm.cache import Cache
 from .plan import Run
-from .stages import STAGES
+from .prompts import prompt_path
+from .stages import STAGES, depth_of
 from .unit.store import UnitStore
 
 CHARS_PER_TOKEN = 4
@@ -86,27 +87,8 @@ def estimate(run: Run, configs: list[str]) -> list[StageEstimate]:
             replays[stage.name].answered += usage.succeeded + usage.failed
             replays[stage.name].prompt_chars += usage.prompt_chars
         return [_stage_estimate(run, engine.cache, stage, replays[stage], requests)
-                for stage, requests in _requests(run, replays, depth).items()]
-
-
-def _requests(run: Run, replays: dict[str, _Replay], last: int) -> dict[str, float]:
-    """Requests per stage: the replayed items, plus what the items missing upstream would add."""
-    settings = run.generation
-    subjects, syllabi, questions = replays["subjects"], replays["syllabus"], replays["questions"]
-    per_sample = (settings.subjects.per_sample.min + settings.subjects.per_sample.max) / 2
-    # An item not answered from the cache yields what the answered ones did on average, or what the settings imply.
-    subject_rows = subjects.rows + (subjects.planned - subjects.answered) * _rate(subjects, per_sample)
-    syllabus_rows = syllabi.rows + (subject_rows - syllabi.answered) * _rate(syllabi, 1)
-    question_rows = questions.rows + (syllabus_rows * settings.questions.per_subject - questions.answered) \
-        * _rate(questions, 1)
-    counts = {"subjects": subjects.planned, "syllabus": subject_rows,
-              "questions": syllabus_rows * settings.questions.per_subject, "answers": question_rows}
-    return dict(list(counts.items())[: last])
-
-
-def _rate(replay: _Replay, default: float) -> float:
-    """Rows per answered request, observed when the cache answered some of this stage."""
-    return replay.rows / replay.answered if replay.answered else default
+                for stage, requests in run.expected_requests(depth, {
+                    name: (replay.answered, replay.rows) for name, replay in replays.items()}).items()]
 
 
 def _stage_estimate(run: Run, cache: Cache, stage: str, replay: _Replay, requests: float) -> StageEstimate:
@@ -132,7 +114,7 @@ def _stage_estimate(run: Run, cache: Cache, stage: str, replay: _Replay, request
 
 def _template_tokens(run: Run, stage: str) -> float:
     """A stage with nothing to render yet (its inputs come from requests not made): the templates' own length."""
-    path = run.prompts_dir / f"{stage}.yaml"
+    path = prompt_path(run.prompts_dir, stage)
     return len(path.read_text()) / CHARS_PER_TOKEN
 
 

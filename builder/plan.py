@@ -11,18 +11,21 @@ endpoint URLs, prompt files naming the output model their stage parses), so bad 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from . import schemas
+from pydantic import BaseModel
+
 from .config.run import RunSettings
 from .config.settings import Generation, Limits, url_problem
 from .llm.accounting import Budget
 from .llm.local_models import LOCAL_MODELS, LocalModel
 from .llm.routes import OPENAI_URL, Endpoint, Route
 from .project import SHIPPED_PROMPTS, prompts_dir
-from .prompts import PromptError, load_prompt
-from .stages import STAGES, Stage, StageContext
+from .llm.free_text import FreeText
+from .prompts import Prompt, PromptError, load_prompt, prompt_path
+from .stages import OUTPUTS, STAGES, Stage, StageContext
 from .taxonomy import DisciplineRef, Taxonomy, TaxonomyError, load_taxonomy
 
 # Where each stage's requests go, the first that applies: --base-url; else the stage's base_urls in the taxonomy;
@@ -36,10 +39,13 @@ LOCAL_SERVER_PENDING = "http://127.0.0.1"
 
 @dataclass(frozen=True)
 class StagePlan:
-    """How one stage runs: its context (settings, prompt, model, output model) and where its requests go."""
+    """How one stage runs: its context (settings, model, prompt fingerprint), its prompt and output model, and
+    where its requests go."""
 
     stage: type[Stage]
     context: StageContext
+    prompt: Prompt
+    output_model: type[BaseModel] | FreeText  # as its requests ask for it, bounded by the run's settings
     route: Route
     params: dict  # sampling params sent with every request: the prompt file's, then the taxonomy's
     batch: bool
@@ -82,6 +88,25 @@ class Run:
     def prompts_shipped(self) -> bool:
         """The run uses the prompts shipped with glan (there is no prompts/ beside its taxonomy)."""
         return self.prompts_dir == SHIPPED_PROMPTS
+
+    def expected_requests(self, depth: int = len(STAGES), observed: Mapping[str, tuple[int, int]] | None = None,
+                          whole: bool = False) -> dict[str, float]:
+        """Requests per stage of the first `depth`, in chain order. A stage's inputs are the rows of the stage before
+        (the disciplines, for the first), and it makes `requests_per_input` requests for each; an answered request
+        yields `rows_per_request` rows by the settings, or, for a stage `observed` (stage -> (requests answered,
+        rows they gave)), as many as it gave where the cache answered it. `whole`: rows are whole at every step."""
+        observed = observed or {}
+        inputs: float = len(self.disciplines)
+        counts = {}
+        for stage in STAGES[:depth]:
+            requests = inputs * stage.requests_per_input(self.generation)
+            answered, rows = observed.get(stage.name, (0, 0))
+            rate = rows / answered if answered else stage.rows_per_request(self.generation)
+            inputs = rows + (requests - answered) * rate
+            if whole:
+                inputs = int(inputs)
+            counts[stage.name] = requests
+        return counts
 
     def on_local_server(self, base_url: str) -> Run:
         """The embedded run, its requests going to the embedded server that has started at `base_url`."""
@@ -161,11 +186,10 @@ def _stage_plan(settings: RunSettings, generation: Generation, stage: type[Stage
                 base_url: str | None, embedded: bool) -> StagePlan:
     stage_settings = getattr(generation, stage.name)
     prompt = load_prompt(prompts, stage.name, embedded)
-    json_form = schemas.JSON_FORMS.get(stage.output_model)
-    if prompt.output_model not in (stage.output_model, json_form):
-        accepted = f"{stage.output_model} (free text), or {json_form} (JSON, as glan 0.1 asked)" if json_form \
-            else stage.output_model
-        raise PromptError(str(prompts / f"{stage.name}.yaml"), None, "output_model",
+    output, json_form = stage.output.name, stage.output.json_form
+    if prompt.output_model not in (output, json_form):
+        accepted = f"{output} (free text), or {json_form} (JSON, as glan 0.1 asked)" if json_form else output
+        raise PromptError(str(prompt_path(prompts, stage.name)), None, "output_model",
                           f"{prompt.output_model} is not what the {stage.name} stage reads. Write output_model: "
                           f"{accepted}.")
     model = settings.model or stage_settings.model
@@ -183,6 +207,6 @@ def _stage_plan(settings: RunSettings, generation: Generation, stage: type[Stage
     for name in ("temperature", "top_p", "max_tokens"):
         if getattr(stage_settings, name) is not None:
             params[name] = getattr(stage_settings, name)
-    output_model = schemas.OUTPUT_MODELS[prompt.output_model](generation)
-    return StagePlan(stage, StageContext(generation, prompt, model, output_model), route, params,
+    return StagePlan(stage, StageContext(generation, model, prompt.fingerprint), prompt,
+                     OUTPUTS[prompt.output_model].model(generation), route, params,
                      settings.batch or stage_settings.batch, stage_settings.batch_fallback)

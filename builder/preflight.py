@@ -75,7 +75,7 @@ def check_templates(run: Run) -> None:
             return
         stage = plan.make()
         item = stage.inputs(parents)[0]
-        plan.context.prompt.render(**stage.context(item))  # a PromptError names the file and the template line
+        plan.prompt.render(**stage.context(item))  # a PromptError names the file and the template line
         parents = stage.parse(item, [_as_output(stage.example)])
 
 

@@ -13,7 +13,7 @@ it reads in the request word for word, and two of them from unrelated discipline
 drifts to that one's topic (docs/embedded_models.md). Everywhere else the prompt, its fingerprint and so
 every cache key are what they are without the key.
 
-The embedded runs also ask for a free-text output (questions, answers) in its JSON form (schemas.JSON_FORMS),
+The embedded runs also ask for a free-text output (questions, answers) in its JSON form (stages.JSON_FORMS),
 so the examples' replies are JSON there too: under llama.cpp's JSON grammar a 135M model stops where the
 string closes; as free text it wrote statements where a question was asked for, and answers past their
 bounds (docs/embedded_models.md).
@@ -33,7 +33,7 @@ from pydantic import Field, ValidationError
 
 from .config.base import Node, describe
 from .config.yamlfile import FileError, first_problem, parse_yaml, read_text
-from .schemas import JSON_FORMS, OUTPUT_MODELS
+from .stages import JSON_FORMS, OUTPUTS
 from .templates import Sandbox, error_line, refused_access
 
 
@@ -67,7 +67,7 @@ class LocalExample(Node):
 
 class PromptFile(Node):
     noun: ClassVar[str] = "prompt file"
-    output_model: Literal[tuple(OUTPUT_MODELS)]
+    output_model: Literal[tuple(OUTPUTS)]
     params: SamplingParams
     system: str
     user: str
@@ -112,8 +112,13 @@ class Prompt:
                               f"can use: {', '.join(sorted(context))}.") from None
 
 
+def prompt_path(directory: str | Path, name: str) -> Path:
+    """The prompt file of a stage (or of `propose`): prompts/<name>.yaml."""
+    return Path(directory) / f"{name}.yaml"
+
+
 def load_prompt(directory: Path, stage: str, embedded: bool = False) -> Prompt:
-    path = Path(directory) / f"{stage}.yaml"
+    path = prompt_path(directory, stage)
     source = str(path)
     text = read_text(path, PromptError, "Every stage needs a prompt file; copy it from the prompts/ that "
                                         "`glan init` writes.")

@@ -16,7 +16,8 @@ from .execute.engine import engine_for
 from .llm.attempts import LLMRequest
 from .llm.engine import Engine
 from .prompts import load_prompt
-from .schemas import OUTPUT_MODELS, TaxonomyProposal
+from .schemas import TaxonomyProposal
+from .stages import OUTPUTS
 from .taxonomy import TaxonomyError, slugify
 
 
@@ -28,7 +29,7 @@ def propose(run: Run, under: str, count: int) -> int:
                             'Name one as written in the taxonomy, e.g. --under "Mathematics/Elementary Mathematics".')
     prompt = load_prompt(run.prompts_dir, "propose")
     request = LLMRequest("propose", prompt.render(outline=_outline(taxonomy), under=under, count=count),
-                         prompt.params, OUTPUT_MODELS[prompt.output_model](run.generation))
+                         prompt.params, OUTPUTS[prompt.output_model].model(run.generation))
     route = run.stages["subjects"].route  # the strong model the paper uses for curriculum design
     with engine_for(run) as engine:
         result = loop.run(_ask(engine, route, request))

@@ -5,21 +5,26 @@
 the prompt carries the whole syllabus and says the student has learned up to the later session.
 """
 
+import asyncio
 import random
 
 from datasets import Features, Value
 
 from ..ids import content_id
-from ..schemas import PROVENANCE, SAMPLED, SUBJECT
-from .base import Stage, subject_lineage
+from ..quality import question_steps, run_steps
+from ..schemas import PROVENANCE, SAMPLED, SUBJECT, question_model
+from .base import Output, Stage, subject_lineage
 
 SINGLE, TWO = "single_session", "two_sessions"
 
 
 class Questions(Stage):
-    name, config, output_model = "questions", "questions", "QuestionText"
+    name, config = "questions", "questions"
     features = Features({"question_id": Value("string"), **SUBJECT, **SAMPLED, "sample_index": Value("int32"),
                          "question": Value("string"), **PROVENANCE})
+    output = Output("QuestionText", lambda settings: question_model(settings.questions.max_chars), free_text=True,
+                    label="Question", json_form="HomeworkQuestion")
+    holds_the_unit = True
     example = {"question": "An example homework question on the chosen key concepts?"}
 
     def inputs(self, syllabi):
@@ -47,6 +52,10 @@ class Questions(Stage):
             })
         return plans
 
+    @staticmethod
+    def requests_per_input(settings):
+        return settings.questions.per_subject
+
     def item_id(self, plan):
         return plan["question_id"]
 
@@ -65,6 +74,13 @@ class Questions(Stage):
             **{key: plan[key] for key in ("strategy", "session_indices", "sessions", "key_concepts", "sample_index")},
             "question": values[0].question.strip(), **self.ctx.provenance(),
         }]
+
+    async def finish(self, rows, failed, benchmarks, report):
+        """Deduplicated and decontaminated before any answer is paid for: a dropped question costs no answer. The
+        steps take tens of milliseconds of CPU: in a thread, not on the event loop, where they would hold up every
+        other unit's requests meanwhile."""
+        return {"train": await asyncio.to_thread(run_steps, question_steps(self.ctx.settings.quality, benchmarks),
+                                                 rows, report)}
 
 
 def _single_session(rng, sessions, bounds):

@@ -1,19 +1,22 @@
 from datasets import Features, List, Value
 
-from ..schemas import PROVENANCE, SUBJECT
-from .base import Stage, clean, subject_lineage
+from ..schemas import PROVENANCE, SUBJECT, syllabus_model
+from .base import Output, Stage, clean, subject_lineage
 
 
 class Syllabi(Stage):
     """One syllabus per subject: class sessions, each with a description and its key concepts."""
 
-    name, config, output_model = "syllabus", "syllabi", "Syllabus"
+    name, config = "syllabus", "syllabi"
     features = Features({
         **SUBJECT,
         "sessions": List({"index": Value("int32"), "title": Value("string"), "description": Value("string"),
                           "key_concepts": List(Value("string"))}),
         **PROVENANCE,
     })
+    output = Output("Syllabus", lambda settings: syllabus_model(
+        settings.syllabus.sessions.min, settings.syllabus.sessions.max, settings.syllabus.key_concepts.min,
+        settings.syllabus.key_concepts.max))
     example = {"sessions": [{"title": f"Example session {number}", "description": "What the session teaches.",
                              "key_concepts": [f"concept {number}a", f"concept {number}b"]} for number in (1, 2)]}
 

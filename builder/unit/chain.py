@@ -11,8 +11,8 @@ from ..llm.attempts import LLMRequest, LLMResult
 from ..llm.cache import Cache, unit_cache_path
 from ..llm.engine import Engine
 from ..plan import Run, StagePlan
-from ..quality import AnswerFilter, BenchmarkIndex, QualityReport, held_out_ids, question_steps, run_steps
-from ..stages import FEATURES, STAGES, Stage
+from ..quality import BenchmarkIndex
+from ..stages import FEATURES, STAGES, TAXONOMY, Stage
 from ..taxonomy import DisciplineRef
 from .store import UnitResult
 
@@ -23,9 +23,9 @@ async def run_unit(run: Run, engine: Engine, discipline: DisciplineRef, depth: i
     """The discipline's rows of the first `depth` stages, with the quality steps between them; its requests go
     through its own cache file, so whichever process runs the unit is the only one writing it.
 
-    `wait_for_room` is awaited before the questions stage: from there on a unit holds nearly all its rows and
-    sends nearly all its requests, so the caller bounds how many units are past it (its subjects and syllabi
-    are few rows, and can be ready before there is room)."""
+    `wait_for_room` is awaited before the stage that holds the unit (the questions): from there on a unit holds
+    nearly all its rows and sends nearly all its requests, so the caller bounds how many units are past it (its
+    subjects and syllabi are few rows, and can be ready before there is room)."""
     cache = Cache(unit_cache_path(run.work_dir, discipline.discipline_id), fallback=engine.cache)
     try:
         return await _run_unit(run, engine, cache, discipline, depth, benchmarks, wait_for_room)
@@ -38,51 +38,32 @@ async def _run_unit(run: Run, engine: Engine, cache: Cache, discipline: Discipli
                     benchmarks: list[BenchmarkIndex], wait_for_room) -> UnitResult:
     result = UnitResult(depth=depth)
     discipline_row = vars(discipline)
-    result.rows["taxonomy"] = {"train": [{key: discipline_row[key] for key in FEATURES["taxonomy"]}]}
-    quality = run.generation.quality
+    result.rows[TAXONOMY] = {"train": [{key: discipline_row[key] for key in FEATURES[TAXONOMY]}]}
     parents = [discipline_row]
     for stage_class in STAGES[:depth]:
         plan = run.stages[stage_class.name]
-        if stage_class.config == "questions" and wait_for_room is not None:
+        stage = plan.make()
+        if stage.holds_the_unit and wait_for_room is not None:
             await wait_for_room()
-        rows, failed = await _run_stage(engine, cache, plan, plan.make(), parents, result)
+        rows, failed = await _run_stage(engine, cache, plan, stage, parents, result)
         if result.batched:
             return result
-        # The quality steps take tens of milliseconds of CPU: in a thread, not on the event loop, where they would
-        # hold up every other unit's requests meanwhile.
-        if stage_class.config == "questions":  # dedup and decontaminate before answering: a dropped question costs no answer
-            rows = await asyncio.to_thread(run_steps, question_steps(quality, benchmarks), rows, result.quality)
-        if stage_class.config == "instructions":
-            result.rows["instructions"] = await asyncio.to_thread(_instruction_splits, quality, rows, failed,
-                                                                  result.quality)
-        else:
-            result.rows[stage_class.config] = {"train": rows}
-        parents = rows
+        splits = await stage.finish(rows, failed, benchmarks, result.quality)
+        result.rows[stage.config] = splits
+        parents = [row for split in splits.values() for row in split]
     return result
-
-
-def _instruction_splits(quality, rows: list[dict], failed: list[tuple[dict, str]], report: QualityReport
-                        ) -> dict[str, list[dict]]:
-    """The answered questions that pass the answer filters, split into train and the held-out test split."""
-    for reason in ("truncated", "empty"):  # answers the engine gave up on
-        report.record(reason, [item for item, failure in failed if failure == reason])
-    rows = AnswerFilter(quality.answer_filters, answer_of=lambda row: row["messages"][1]["content"])(rows, report)
-    test_ids = held_out_ids(rows, per_discipline=quality.test_split.per_discipline)
-    return {"train": [row for row in rows if row["question_id"] not in test_ids],
-            "test": [row for row in rows if row["question_id"] in test_ids]}
 
 
 async def _run_stage(engine: Engine, cache: Cache, plan: StagePlan, stage: Stage, parents: list[dict],
                      result: UnitResult) -> tuple[list[dict], list[tuple[dict, str]]]:
     """The stage's rows, and the items that got no valid output with their last failure reason."""
     items = [(item, stage.samples(item)) for item in stage.inputs(parents)]
-    context = plan.context
 
     def requests() -> Iterator[LLMRequest]:  # rendered one at a time, as the engine takes them
         for item, samples in items:
-            messages = context.prompt.render(**stage.context(item))
+            messages = plan.prompt.render(**stage.context(item))
             for sample_index in samples:
-                yield LLMRequest(stage.item_id(item), messages, plan.params, context.output_model, sample_index)
+                yield LLMRequest(stage.item_id(item), messages, plan.params, plan.output_model, sample_index)
 
     count = sum(len(samples) for _, samples in items)
     results = iter(await engine.map(plan.name, plan.route, requests(), cache, count=count, batch=plan.batch))

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from ..llm.attempts import schema_of
 from ..plan import Run
 from ..quality import BenchmarkIndex, ConfigStats, QualityReport, index_benchmark, load_benchmark
-from ..stages import FEATURES
+from ..stages import FEATURES, TEXTS
 from ..taxonomy import DisciplineRef
 
 # Bump when a row's columns or how they are derived change, or what unit.json records: every unit is then
@@ -134,8 +134,8 @@ def _run_fingerprint(run: Run, benchmarks: list[BenchmarkIndex]) -> str:
     generation = run.generation.model_dump(exclude={"limits", "prices", "discipline_ids", "executor"})
     for name in run.stages:
         generation[name] = {key: value for key, value in generation[name].items() if key not in _ROUTING_KEYS}
-    stages = {name: {"model": plan.route.model, "params": plan.params, "prompt": plan.context.prompt.fingerprint,
-                     "schema": schema_of(plan.context.output_model)} for name, plan in run.stages.items()}
+    stages = {name: {"model": plan.route.model, "params": plan.params, "prompt": plan.prompt.fingerprint,
+                     "schema": schema_of(plan.output_model)} for name, plan in run.stages.items()}
     decided_by = {"row_format": ROW_FORMAT, "generation": generation, "stages": stages,
                   "benchmarks": [(index.name, index.ngram, hashlib.sha256(index.hashes.tobytes()).hexdigest())
                                  for index in benchmarks]}
@@ -153,12 +153,10 @@ class UnitResult:
     batched: bool = False  # waits for a Batch API answer: nothing is written, the unit runs again after it
 
     def stats(self) -> dict[str, ConfigStats]:
-        return {(config if split == "train" else f"{config}/{split}"): ConfigStats.of(rows, _texts)
+        return {(config if split == "train" else f"{config}/{split}"): ConfigStats.of(rows, *_texts_of(config))
                 for config, splits in self.rows.items() for split, rows in splits.items()}
 
 
-def _texts(row: dict) -> dict:
-    """The text columns stats measure; an instruction keeps its question and answer in `messages`."""
-    if "messages" in row:
-        return {"question": row["messages"][0]["content"], "answer": row["messages"][1]["content"]}
-    return row
+def _texts_of(config: str) -> tuple:
+    """How a config's rows give their text columns to stats (the taxonomy's rows: as they are)."""
+    return (TEXTS[config],) if config in TEXTS else ()

@@ -35,11 +35,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import yaml
 
-from glan import schemas
 from glan.llm.local_models import LOCAL_MODELS
 from glan.llm.structured import parse_output
 from glan.prompts import load_prompt
-from glan.stages import STAGE_NAMES
+from glan.stages import OUTPUTS, STAGE_NAMES
 from glan.taxonomy import load_taxonomy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -93,7 +92,7 @@ def invalid_responses(root: Path) -> dict[str, tuple[int, int]]:
                 responses[stage].append((text, finish))
     counts = {}
     for stage, replies in responses.items():
-        output_model = schemas.OUTPUT_MODELS[load_prompt(root / "prompts", stage, embedded=True).output_model](settings)
+        output_model = OUTPUTS[load_prompt(root / "prompts", stage, embedded=True).output_model].model(settings)
         invalid = sum(finish == "length" or parse_output(text, output_model)[1] is not None
                       for text, finish in replies)  # cut off at max_tokens: the engine never accepts it
         counts[stage] = (invalid, len(replies))

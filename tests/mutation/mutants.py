@@ -21,9 +21,10 @@ class Mutant:
 
 MUTANTS = [
     # -- the six breakages of issue 15 -----------------------------------------------------------------
-    Mutant("dedup-and-decontamination-disconnected", "builder/unit/chain.py",
-           "rows = await asyncio.to_thread(run_steps, question_steps(quality, benchmarks), rows, result.quality)",
-           "pass",
+    Mutant("dedup-and-decontamination-disconnected", "builder/stages/questions.py",
+           "await asyncio.to_thread(run_steps, question_steps(self.ctx.settings.quality, benchmarks),\n"
+           "                                                 rows, report)",
+           "rows",
            ("tests/test_quality_build.py",)),
     Mutant("max-failure-rate-ignored", "builder/build.py",
            "if failed and failed / (succeeded + failed) > max_failure_rate:", "if False:",
@@ -110,9 +111,9 @@ MUTANTS = [
     Mutant("question-wrappers-kept", "builder/llm/free_text.py",
            "text = self._unwrapped(text.strip()) if self.label else text.strip()", "text = text.strip()",
            ("tests/test_structured.py", "-k", "wraps")),
-    Mutant("answer-unwrapped-like-a-question", "builder/schemas.py",
-           '"AnswerText": lambda g: FreeText(answer_model(g.answers.max_chars)),',
-           '"AnswerText": lambda g: FreeText(answer_model(g.answers.max_chars), label="Answer"),',
+    Mutant("answer-unwrapped-like-a-question", "builder/stages/answers.py",
+           'free_text=True,\n                    json_form="Answer")',
+           'free_text=True,\n                    label="Answer", json_form="Answer")',
            ("tests/test_free_text.py", "-k", "byte_for_byte")),
     # -- quality ----------------------------------------------------------------------------------------
     Mutant("exact-dedup-off", "builder/quality/steps.py",
@@ -121,7 +122,7 @@ MUTANTS = [
            "near=settings.near, threshold", "near=False, threshold", ("tests/test_quality_build.py",)),
     Mutant("decontamination-off", "builder/quality/steps.py",
            "    if benchmarks:\n", "    if False:\n", ("tests/test_quality_build.py",)),
-    Mutant("no-held-out-split", "builder/unit/chain.py",
+    Mutant("no-held-out-split", "builder/stages/answers.py",
            "test_ids = held_out_ids(rows, per_discipline=quality.test_split.per_discipline)",
            "test_ids = set()", ("tests/test_cli.py", "-k", "summary")),
     Mutant("refusals-kept", "builder/quality/filters.py",
