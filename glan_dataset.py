@@ -20,19 +20,12 @@ import pyarrow.parquet as pq
 
 from glan.build import ensure_units
 from glan.plan import resolve
+from glan.publish.card import CITATION
 from glan.config.run import RunSettings
 from glan.execute.serve import serving
 from glan.stages import CONFIGS, DEFAULT_CONFIG, FEATURES, depth_of
 from glan.unit.store import UnitStore
 from glan.workdir import exclusive
-
-_CITATION = """@article{li2024glan,
-  title={Synthetic Data (Almost) from Scratch: Generalized Instruction Tuning for Language Models},
-  author={Li, Haoran and Dong, Qingxiu and Tang, Zhengyang and Wang, Chaojun and Zhang, Xingxing and Huang, Haoyang and Huang, Shaohan and Huang, Xiaolong and Huang, Zeqiang and Zhang, Dongdong and Gu, Yuxian and Cheng, Xin and Wang, Xun and Chen, Si-Qing and Dong, Li and Lu, Wei and Sui, Zhifang and Wang, Benyou and Lam, Wai and Wei, Furu},
-  journal={arXiv preprint arXiv:2402.13064},
-  year={2024}
-}"""
-
 
 def _run_settings(config) -> RunSettings:
     return RunSettings(**{setting.name: getattr(config, setting.name) for setting in fields(RunSettings)})
@@ -69,7 +62,7 @@ class Glan(datasets.ArrowBasedBuilder):
         return datasets.DatasetInfo(
             description="GLAN synthetic instruction data generated from a taxonomy of human knowledge.",
             features=FEATURES[self.config.name],
-            citation=_CITATION,
+            citation=CITATION,
             homepage="https://arxiv.org/abs/2402.13064",
         )
 

@@ -3,6 +3,7 @@ assemble the folder from unit files."""
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import sqlite3
@@ -16,13 +17,13 @@ from .execute.base import EngineFigures, Executor
 from .execute.local import LocalExecutor
 from .llm.accounting import Accounting
 from .plan import Run
-from .project import release_inputs, reproduction
-from .publish.card import check_template, render_card
-from .publish.export import MANIFEST, incomplete_folder, read_manifest, write_folder
-from .publish.template import DEFAULT_TEMPLATE
+from .project import release_inputs
+from .publish.card import check_card_template, render_card
+from .publish.export import incomplete_folder, write_folder
+from .publish.manifest import MANIFEST, Manifest, read_manifest
 from .quality import ConfigStats, QualityReport, build_stats
 from .stages import CONFIGS, STAGES, depth_of
-from .unit.store import FAILURES_FILE, UnitFiles, UnitStore
+from .unit.store import FAILURES_FILE, UnitFiles, UnitStore, request_outcomes
 from .workdir import exclusive, folder_held
 
 
@@ -35,6 +36,15 @@ class Units:
     accounting: Accounting
     engine: EngineFigures
     built: int  # units run by this build (the others were complete already)
+
+    @functools.cached_property
+    def outcomes(self) -> dict[str, dict[str, int]]:
+        """Per stage, the units' requests that succeeded and failed."""
+        return request_outcomes(self.files)
+
+    def requests(self, outcome: str) -> int:
+        """The units' requests of every stage that had `outcome` ("succeeded" or "failed")."""
+        return sum(counts[outcome] for counts in self.outcomes.values())
 
 
 def ensure_units(run: Run, store: UnitStore, depth: int, *, progress: bool = False) -> Units:
@@ -101,18 +111,11 @@ def build(run: Run, out: Path, configs: list[str]) -> int:
     return 0
 
 
-def check_card_template(run: Run, configs: list[str]) -> None:
-    """The card template rendered with the manifest of this build before it made any row, before any request."""
-    template = run.taxonomy.card.template
-    path = Path(run.settings.taxonomy).parent / template if template else DEFAULT_TEMPLATE
-    check_template(path, {**manifest(run, [], configs), "configs": {}, "checksums": {}})
-
-
 def _write(units: Units, configs: list[str], folder: Path) -> dict:
     stats = merged_stats(units.files, configs)
     try:
         run = units.run
-        write_folder(folder, units.files, configs, {**manifest(run, units.files, configs), "stats": stats}, render_card,
+        write_folder(folder, units.files, configs, Manifest.of(run, units.files, configs, stats), render_card,
                      release_inputs(run.settings.taxonomy, run.prompts_dir, run.taxonomy.card.template))
     except OSError as error:
         raise OutputError(f"{error.filename or folder}: cannot write the dataset folder ({error.strerror or error}). "
@@ -125,10 +128,9 @@ class OutputError(UserError):
     """The folder could not be written (a full or read-only disk); the message says where and what to do."""
 
 
-def unbumped_version_warning(previous: dict | None, current: dict) -> str | None:
-    if previous and previous["taxonomy_version"] == current["taxonomy_version"] \
-            and previous["checksums"] != current["checksums"]:
-        return (f"glan: warning: the data changed but the taxonomy version is still {current['taxonomy_version']}. "
+def unbumped_version_warning(previous: Manifest | None, current: Manifest | None) -> str | None:
+    if previous and current and previous.taxonomy_version == current.taxonomy_version and previous.checksums != current.checksums:
+        return (f"glan: warning: the data changed but the taxonomy version is still {current.taxonomy_version}. "
                 "Bump `version:` in taxonomy.yaml: `glan push` refuses new content under an existing version.")
     return None
 
@@ -139,26 +141,6 @@ def plan_line(run: Run) -> str:
     shown = [f"{config} {'' if index == 0 else '~'}{count:,.0f}" for index, (config, count) in enumerate(requests.items())]
     return (f"glan: about to make up to {sum(requests.values()):,.0f} requests for {len(run.disciplines)} disciplines "
             f"({', '.join(shown)}); cached responses are not requested again.")
-
-
-def manifest(run: Run, units: list[UnitFiles], configs: list[str]) -> dict:
-    return {
-        "taxonomy_version": run.taxonomy.version,
-        "license": run.taxonomy.license,
-        "card": run.taxonomy.card.model_dump(),
-        "reproduce": reproduction(run.settings, configs, run.generation.seed),
-        "failures": {stage.name: sum(unit.requests.get(stage.name, {}).get("failed", 0) for unit in units)
-                     for stage in STAGES},
-        "disciplines": [
-            {**{key: getattr(ref, key) for key in ("field", "subfield", "discipline", "discipline_id")},
-             "rows": {config: sum(split["rows"] for split in unit.files.get(config, {}).values())
-                      for config in CONFIGS[1:unit.depth + 1]}}
-            for ref, unit in zip(run.disciplines, units)
-        ],
-        "stages": {name: {"model": plan.route.model, "params": plan.params,
-                          "prompt_fingerprint": plan.prompt.fingerprint}
-                   for name, plan in run.stages.items()},
-    }
 
 
 def merged_stats(units: list[UnitFiles], configs: list[str]) -> dict:
@@ -179,7 +161,7 @@ def write_run_report(units: Units) -> None:
     report = {
         "usage": [{"stage": stage, "model": model, **asdict(usage)}
                   for (stage, model), usage in units.accounting.by_stage_model.items()],
-        "failures": sum(counts["failed"] for unit in units.files for counts in unit.requests.values()),
+        "failures": units.requests("failed"),
         "lowest_concurrency": engine.lowest_concurrency,
         "retry_after_waits_s": engine.retry_after_waits,
         "stop_reason": engine.stop_reason,
@@ -194,7 +176,7 @@ def summary(units: Units, configs: list[str], stats: dict) -> str:
     for stage in STAGES:
         usage = units.accounting.stage_total(stage.name)
         rows = sum(split["rows"] for unit in units.files for split in unit.files.get(stage.config, {}).values())
-        failed = sum(unit.requests.get(stage.name, {}).get("failed", 0) for unit in units.files)
+        failed = units.outcomes[stage.name]["failed"]
         lines.append(f"{stage.config:<12} {rows:>8,} {usage.requests:>9,} {usage.cache_hits:>10,} "
                      f"{usage.prompt_tokens:>10,} {usage.completion_tokens:>10,} {failed:>7,} {usage.cost:>9.4f}")
     skipped = len(units.files) - units.built
@@ -206,7 +188,7 @@ def summary(units: Units, configs: list[str], stats: dict) -> str:
     lines.append(f"quality: dropped {dropped}; held-out test split {test_rows:,} rows (details in stats.json)")
     if quality["benchmark_hits"]:
         lines.append("benchmark hits: " + ", ".join(f"{name} {n:,}" for name, n in quality["benchmark_hits"].items()))
-    lines += _failure_lines(units.files)
+    lines += _failure_lines(units)
     engine = units.engine
     if engine.workers:
         lines.append(f"ran on Ray: {len(engine.workers)} workers ran {sum(engine.workers.values())} units "
@@ -220,9 +202,9 @@ def summary(units: Units, configs: list[str], stats: dict) -> str:
     return "\n".join(lines)
 
 
-def _failure_lines(units: list[UnitFiles], shown: int = 20) -> list[str]:
-    with_failures = [unit for unit in units if any(counts["failed"] for counts in unit.requests.values())]
-    total = sum(counts["failed"] for unit in with_failures for counts in unit.requests.values())
+def _failure_lines(units: Units, shown: int = 20) -> list[str]:
+    with_failures = [unit for unit in units.files if any(counts["failed"] for counts in unit.requests.values())]
+    total = units.requests("failed")
     if not total:
         return []
     lines = [f"{total} failures (stage, item, reason, attempts):"]
@@ -234,7 +216,7 @@ def _failure_lines(units: list[UnitFiles], shown: int = 20) -> list[str]:
             lines.append(f"  {failure['stage']} {failure['item_id']} {failure['reason'].splitlines()[0][:160]} "
                          f"x{failure['attempts']}")
     if total > shown:
-        lines.append(f"  ... and {total - shown} more in {units[0].directory.parent.parent}/*/*/{FAILURES_FILE}")
+        lines.append(f"  ... and {total - shown} more in {units.files[0].directory.parent.parent}/*/*/{FAILURES_FILE}")
     return lines
 
 
@@ -246,8 +228,7 @@ def stop_reason(units: Units, max_failure_rate: float) -> str | None:
     if incomplete:
         return (f"{len(incomplete)} of {len(units.files)} disciplines have requests the endpoint failed after every "
                 f"retry ({', '.join(incomplete[:3])}{', ...' if len(incomplete) > 3 else ''})")
-    succeeded = sum(counts["succeeded"] for unit in units.files for counts in unit.requests.values())
-    failed = sum(counts["failed"] for unit in units.files for counts in unit.requests.values())
+    succeeded, failed = units.requests("succeeded"), units.requests("failed")
     if failed and failed / (succeeded + failed) > max_failure_rate:
         return (f"{failed:,} of {succeeded + failed:,} requests failed ({failed / (succeeded + failed):.1%}), more "
                 f"than --max-failure-rate {max_failure_rate:g} allows (their reasons are listed above)")

@@ -13,7 +13,6 @@ import sys
 from dataclasses import dataclass
 
 from . import preflight
-from .build import check_card_template
 from .execute.engine import engine_for
 from .execute.local import drive_units
 from .execute.progress import Progress
@@ -22,6 +21,7 @@ from .llm.accounting import Accounting
 from .llm.cache import Cache
 from .plan import Run
 from .prompts import prompt_path
+from .publish.card import check_card_template
 from .stages import STAGES, depth_of
 from .unit.store import UnitStore
 

@@ -9,7 +9,6 @@ so `glan pull` gives anyone the files to rebuild or extend it.
 from __future__ import annotations
 
 import os
-import shlex
 from pathlib import Path
 
 from .errors import UserError
@@ -98,27 +97,3 @@ def release_inputs(taxonomy: str | Path, prompts: Path, card_template: str | Non
     if card_template:
         inputs[f"{INPUTS_DIR}/{card_template}"] = taxonomy.parent / card_template
     return inputs
-
-
-def reproduction(run, configs: list[str], seed: int) -> dict:
-    """What the card's "how to reproduce" section says: glan's version, the build command, seed and preset.
-
-    The command names what decides the rows (preset, disciplines, configs, model, seed), not where it
-    ran (endpoint, work dir, output folder), so the card is the same wherever the release is rebuilt.
-    """
-    from . import __version__
-    from .stages import CONFIGS
-
-    flags = []
-    if run.preset:
-        flags += ["--preset", run.preset]
-    if run.disciplines:
-        flags += ["--disciplines", ",".join(run.disciplines)]
-    if set(configs) != set(CONFIGS):
-        flags += ["--configs", ",".join(config for config in CONFIGS if config in configs)]
-    if run.model:
-        flags += ["--model", run.model]
-    if run.seed is not None:
-        flags += ["--seed", str(run.seed)]
-    return {"glan_version": __version__, "command": shlex.join(["glan", "build", *flags]), "seed": seed,
-            "preset": run.preset}

@@ -37,9 +37,9 @@ def run_validate(args) -> int:
     """Exit 0 with a one-line summary, or 2 with the first problem on stderr: the taxonomy, then its prompts (beside
     it, else glan's) and its card template, each rendered with the variables a build gives it."""
     from .. import preflight
-    from ..build import check_card_template
     from ..config.run import RunSettings
     from ..plan import resolve
+    from ..publish.card import check_card_template
     from ..stages import CONFIGS
     from ..taxonomy import load_taxonomy
 

@@ -60,12 +60,6 @@ LOCAL_MODELS = {
 DEFAULT_LOCAL_MODEL = "smollm2-135m"
 
 
-def embedded_writer(manifest: dict) -> LocalModel | None:
-    """The embedded model that wrote a built folder's rows (its glan_manifest.json names each stage's model)."""
-    models = {info.get("model") for info in (manifest.get("stages") or {}).values()}
-    return next((model for model in LOCAL_MODELS.values() if model.alias in models), None)
-
-
 def demo_notice(model: LocalModel) -> str:
     """What every view of embedded-model data says: it is a demo, and how to get real data."""
     return (f"DEMO DATA: these rows are written by the embedded {model.label} on a CPU to show that the "

@@ -10,7 +10,6 @@ composed here from checked manifest fields, never copied from the manifest (docs
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 from dataclasses import dataclass
@@ -25,8 +24,8 @@ from ..config.yamlfile import TaxonomyError, parse_yaml
 from ..errors import UserError
 from ..project import INPUTS_DIR, PROMPTS, TAXONOMY, relative_path_problem, write_project
 from ..stages import CONFIGS
-from .export import MANIFEST
 from .hub import REPO_TYPE
+from .manifest import MANIFEST, Manifest, ManifestError, parse_manifest
 from .session import bounded_hub_calls
 
 MAX_FILE_BYTES = 4 * 1024 * 1024  # a project file or the manifest; the shipped taxonomy is about 30 kB
@@ -99,14 +98,13 @@ def _pull(repo_id: str, revision: str, directory: Path) -> PullResult:
     files = {relative: taxonomy if relative == TAXONOMY else _fetch(where, repo_id, f"{INPUTS_DIR}/{relative}", commit)
              for relative in sorted(sizes)}
     try:
-        manifest = _manifest(_fetch(where, repo_id, MANIFEST, commit))
-    except EntryNotFoundError:  # the advice then says less; the project is complete without it
-        manifest = {}
+        manifest = parse_manifest(_fetch(where, repo_id, MANIFEST, commit), f"{where}:{MANIFEST}")
+    except (EntryNotFoundError, ManifestError):  # the advice then says less; the project is complete without it
+        manifest = None
     write_project(directory, files)
-    version = manifest.get("taxonomy_version")
+    version = manifest.taxonomy_version if manifest else None
     return PullResult(repo_id, revision, commit, directory, list(files),
-                      version if isinstance(version, str) and _VERSION.match(version) else None,
-                      rebuild_command(manifest))
+                      version if version and _VERSION.match(version) else None, rebuild_command(manifest))
 
 
 def _check_file(where: str, relative: str, size: int) -> None:
@@ -147,21 +145,12 @@ def _card_template(where: str, taxonomy: bytes) -> str | None:
     return template if isinstance(template, str) else None
 
 
-def _manifest(data: bytes) -> dict:
-    try:
-        manifest = json.loads(data)
-    except ValueError:
-        return {}
-    return manifest if isinstance(manifest, dict) else {}
-
-
-def rebuild_command(manifest: dict) -> str | None:
+def rebuild_command(manifest: Manifest | None) -> str | None:
     """`glan build` with the flags the manifest's reproduce.command names, each checked and quoted again; None
     when the command is not one glan writes (only REBUILD_FLAGS, each once, with plain values)."""
-    reproduce = manifest.get("reproduce")
-    command = reproduce.get("command") if isinstance(reproduce, dict) else None
+    command = manifest.reproduce.command if manifest and manifest.reproduce else None
     try:
-        words = shlex.split(command) if isinstance(command, str) else []
+        words = shlex.split(command) if command is not None else []
     except ValueError:
         return None
     if words[:2] != ["glan", "build"] or len(words) % 2:

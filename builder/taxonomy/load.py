@@ -10,10 +10,10 @@ from pydantic import ValidationError
 
 from ..config.base import describe
 from ..config.settings import Generation
-from ..publish.template import template_problem
 from ..config.yamlfile import (
     START_FROM_SHIPPED, TaxonomyError, collector_paused, first_problem, format_path, locate, parse_yaml, read_text,
 )
+from .card_template import template_problem
 from .model import Discipline, Taxonomy
 
 

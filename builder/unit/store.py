@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from ..llm.attempts import schema_of
 from ..plan import Run
 from ..quality import BenchmarkIndex, ConfigStats, QualityReport, index_benchmark, load_benchmark
-from ..stages import FEATURES, TEXTS
+from ..stages import FEATURES, STAGE_NAMES, TEXTS
 from ..taxonomy import DisciplineRef
 
 # Bump when a row's columns or how they are derived change, or what unit.json records: every unit is then
@@ -59,6 +59,16 @@ class UnitFiles:
 
     def to_json(self) -> dict:
         return {key: value for key, value in self.__dict__.items() if key != "directory"}
+
+
+def request_outcomes(units: list[UnitFiles]) -> dict[str, dict[str, int]]:
+    """Per stage, the requests of `units` that succeeded and failed (samples included): the one sum of them."""
+    outcomes: dict[str, dict[str, int]] = {stage: {"succeeded": 0, "failed": 0} for stage in STAGE_NAMES}
+    for unit in units:
+        for stage, counts in unit.requests.items():
+            for outcome in ("succeeded", "failed"):
+                outcomes[stage][outcome] += counts[outcome]
+    return outcomes
 
 
 class UnitStore:

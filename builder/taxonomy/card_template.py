@@ -1,15 +1,14 @@
-"""The card template: glan's own (card.md beside this file) or the one taxonomy.yaml names (`card.template`).
+"""What a card template may hold: glan's own (builder/publish/card.md) or the one taxonomy.yaml names
+(`card.template`).
 
 A template is markdown with jinja2 variables, rendered in the template sandbox (builder/templates.py: a
-pulled release carries its card template, so it is untrusted) the way `DatasetCard.from_template` renders.
-It is checked when the taxonomy loads: it must parse, begin with the YAML header the Hub reads, use only
-the variables below (docs/card.md describes each) and name nothing the sandbox refuses; before any
-request, builder/preflight.py renders it with real variables.
+pulled release carries its card template, so it is untrusted) the way `DatasetCard.from_template` renders
+(builder/publish/card.py). It is checked when the taxonomy loads: it must parse, begin with the YAML header the
+Hub reads, use only the variables below (docs/card.md describes each) and name nothing the sandbox refuses;
+before any request, the build renders it with real variables.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import jinja2
 import jinja2.meta
@@ -17,9 +16,7 @@ import jinja2.meta
 from ..config.yamlfile import FileError
 from ..templates import Sandbox, refused_access
 
-DEFAULT_TEMPLATE = Path(__file__).parent / "card.md"
 HEADER = "---\n{{ card_data }}\n---"
-REPO_ID = "<repo_id>"  # written where the repo id goes; `glan push` replaces it, and nothing else in the card
 
 VARIABLES = frozenset({
     # the YAML header, and its fields one by one (huggingface_hub passes the card data's fields too)
