@@ -86,6 +86,17 @@ def test_hub_file_and_glan_0_1_entries_load(tmp_path):
     assert [b.source for b in benchmarks] == [f"openai/gsm8k@{SHA}", "HumanEval.jsonl.gz", "planted.jsonl"]
 
 
+def test_the_shipped_list_is_the_papers_seven_and_the_test_presets_turn_it_off():
+    shipped = load_taxonomy("taxonomy.yaml")
+    benchmarks = shipped.generation.quality.decontamination.benchmarks
+    assert [b.name for b in benchmarks] == ["gsm8k", "math", "humaneval", "mbpp", "bbh", "arc", "mmlu"]
+    assert all(b.dataset and b.revision for b in benchmarks)
+    assert len(next(b for b in benchmarks if b.name == "bbh").configs) == 27
+    assert len(shipped.settings("paper").quality.decontamination.benchmarks) == 7
+    assert shipped.settings("demo").quality.decontamination.benchmarks == []
+    assert shipped.settings("smoke").quality.decontamination.benchmarks == []
+
+
 BAD_ENTRIES = {
     "neither": ("- {name: x, text_columns: q}", 'benchmark "x" needs either "dataset:" (a Hugging Face dataset '
                 'id, with revision, configs and splits) or "path:" (a local file), not both or neither.'),
