@@ -2,7 +2,7 @@
 
 A unit is keyed by a fingerprint of everything that decides its rows: the discipline's own taxonomy entry,
 the resolved generation settings, each stage's model, sampling params, prompt and output schema, the
-benchmark files it is decontaminated against, and glan's row format. Its files live in
+benchmarks it is decontaminated against, and glan's row format. Its files live in
 `<work dir>/units/<discipline_id>/<fingerprint>/`: one parquet file per config and split, `unit.json`
 (rows, Arrow bytes, sha256 and stats per file; requests and failures per stage) and `failures.jsonl`. A build
 that finds a complete unit for a fingerprint does not touch that discipline: no cache replay, no parsing,
