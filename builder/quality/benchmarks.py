@@ -129,7 +129,7 @@ def _cached_revision(splits: datasets.DatasetDict) -> str | None:
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     """Offline, datasets warns twice per config that it reads its cache, and it draws a bar per split it prepares:
-    the shipped list has 40 configs, and the build's own output says what it reads."""
+    over the shipped list's 40 configs, some 80 lines that would bury glan's own."""
     verbosity, bars = datasets.logging.get_verbosity(), datasets.is_progress_bar_enabled()
     datasets.logging.set_verbosity_error()
     datasets.disable_progress_bars()
