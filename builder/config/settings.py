@@ -117,6 +117,7 @@ class Limits(Node):
     timeout_s: float = Field(default=120, gt=0)
     max_retries: int = Field(default=6, ge=0)
     max_attempts: int = Field(default=3, ge=1)
+    dead_after_s: float = Field(default=30, gt=0)  # an endpoint failing to connect or answer this long stops the build
     batch_poll_s: float = Field(default=60, gt=0)  # longest wait between two polls of a running batch
     max_failure_rate: float = Field(default=0.01, ge=0, le=1)  # above it, `glan build` exits 1
 
