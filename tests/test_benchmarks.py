@@ -235,6 +235,9 @@ def test_a_short_item_from_min_words_up_is_matched_whole_and_a_shorter_one_never
         {"question": "How many moons does the planet Mars hold, and how many does it have?"},
     ]
     assert contaminated(pairs, [index]) == {0: [("short", "question")], 1: [("short", "answer")]}
+    only_too_short = index_of("too-short", SUN, BOILING)
+    assert (only_too_short.items, only_too_short.too_short, only_too_short.lengths) == (2, 2, ())
+    assert contaminated([{"question": f"{SUN} {BOILING}"}], [only_too_short]) == {}
 
 
 def test_a_13_word_run_is_contamination_and_12_words_are_not():

@@ -88,10 +88,12 @@ def contaminated(pairs: Sequence[dict[str, str]], benchmarks: Sequence[Benchmark
     """Pair index -> its (benchmark, side) hits, benchmarks in the order given and each side in `SIDES` order.
 
     A pair is {side: text}, e.g. {"question": ..., "answer": ...}; a side it lacks is not checked."""
+    lengths = sorted({length for benchmark in benchmarks for length in benchmark.lengths})
+    if not lengths:  # no benchmark, or none with an item long enough to match
+        return {}
     found: set[tuple[int, int, int]] = set()  # (pair, side, benchmark) by position
     texts = [(pair_index, SIDES.index(side), text) for pair_index, pair in enumerate(pairs)
              for side, text in pair.items()]
-    lengths = sorted({length for benchmark in benchmarks for length in benchmark.lengths})
     for chunk in _chunks(texts, text_of=lambda entry: entry[2]):
         words, word_counts = _word_hashes([text for _, _, text in chunk])
         for length in lengths:
