@@ -62,7 +62,7 @@ def ensure_units(run: Run, store: UnitStore, depth: int, *, progress: bool = Fal
 def executor_for(run: Run, store: UnitStore, progress: bool) -> Executor:
     """The executor the plan names. A new one is a sibling module of builder/execute/ and a line here."""
     if run.executor == "ray":
-        from .execute.ray import RayExecutor  # Ray is an optional extra: imported only when a build asks for it
+        from .execute.ray.executor import RayExecutor  # Ray is an optional extra: imported only when asked for
 
         return RayExecutor(run, store, progress)
     return LocalExecutor(run, store, progress)
