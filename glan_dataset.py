@@ -19,13 +19,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from glan.build import ensure_units
-from glan.plan import resolve
-from glan.publish.card import CITATION
 from glan.config.run import RunSettings
 from glan.execute.serve import serving
+from glan.plan import resolve
+from glan.publish.card import CITATION
 from glan.stages import CONFIGS, DEFAULT_CONFIG, FEATURES, depth_of
 from glan.unit.store import UnitStore
 from glan.workdir import exclusive
+
 
 def _run_settings(config) -> RunSettings:
     return RunSettings(**{setting.name: getattr(config, setting.name) for setting in fields(RunSettings)})

@@ -8,7 +8,7 @@ import json
 import shutil
 import sqlite3
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from . import preflight
@@ -51,8 +51,8 @@ def ensure_units(run: Run, store: UnitStore, depth: int, *, progress: bool = Fal
     """Every selected discipline's unit of at least `depth` stages, running the ones that are missing on the run's
     executor."""
     store.clean()
-    found = {ref.discipline_id: store.find(ref, depth) for ref in run.disciplines}
-    missing = [ref for ref in run.disciplines if found[ref.discipline_id] is None]
+    found = {ref.discipline_id: unit for ref in run.disciplines if (unit := store.find(ref, depth)) is not None}
+    missing = [ref for ref in run.disciplines if ref.discipline_id not in found]
     executed = executor_for(run, store, progress).execute(missing, depth)
     found.update({unit.discipline_id: unit for unit in executed.units})
     return Units(run, [found[ref.discipline_id] for ref in run.disciplines], executed.accounting, executed.figures,
@@ -89,7 +89,8 @@ def build(run: Run, out: Path, configs: list[str]) -> int:
                               "--work-dir; every response received so far is cached.") from None
         except KeyboardInterrupt:
             written = [store.find(ref, depth_of(configs), complete=False) for ref in run.disciplines]
-            units = Units(run, [unit for unit in written if unit], Accounting(run.prices), None, 0)
+            units = Units(run, [unit for unit in written if unit], Accounting(run.prices), EngineFigures({}, [], None),
+                          0)
             if units.files:
                 _write(units, configs, incomplete_folder(out))
                 print(f"glan: what was complete is in {incomplete_folder(out)}; {out} was left as it was.",
@@ -129,7 +130,8 @@ class OutputError(UserError):
 
 
 def unbumped_version_warning(previous: Manifest | None, current: Manifest | None) -> str | None:
-    if previous and current and previous.taxonomy_version == current.taxonomy_version and previous.checksums != current.checksums:
+    if previous and current and previous.taxonomy_version == current.taxonomy_version \
+            and previous.checksums != current.checksums:
         return (f"glan: warning: the data changed but the taxonomy version is still {current.taxonomy_version}. "
                 "Bump `version:` in taxonomy.yaml: `glan push` refuses new content under an existing version.")
     return None
@@ -137,8 +139,8 @@ def unbumped_version_warning(previous: Manifest | None, current: Manifest | None
 
 def plan_line(run: Run) -> str:
     """How many requests the build may make, per config, by the settings (the first stage's count is exact)."""
-    requests = dict(zip((stage.config for stage in STAGES), run.expected_requests(whole=True).values()))
-    shown = [f"{config} {'' if index == 0 else '~'}{count:,.0f}" for index, (config, count) in enumerate(requests.items())]
+    requests = dict(zip((stage.config for stage in STAGES), run.expected_requests(whole=True).values(), strict=True))
+    shown = [f"{config} {'~' if index else ''}{count:,.0f}" for index, (config, count) in enumerate(requests.items())]
     return (f"glan: about to make up to {sum(requests.values()):,.0f} requests for {len(run.disciplines)} disciplines "
             f"({', '.join(shown)}); cached responses are not requested again.")
 

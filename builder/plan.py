@@ -20,10 +20,10 @@ from pydantic import BaseModel
 from .config.run import RunSettings
 from .config.settings import Generation, Limits, url_problem
 from .llm.accounting import Budget
+from .llm.free_text import FreeText
 from .llm.local_models import LOCAL_MODELS, LocalModel
 from .llm.routes import OPENAI_URL, Endpoint, Route
 from .project import SHIPPED_PROMPTS, prompts_dir
-from .llm.free_text import FreeText
 from .prompts import Prompt, PromptError, load_prompt, prompt_path
 from .stages import OUTPUTS, STAGES, Stage, StageContext
 from .taxonomy import DisciplineRef, Taxonomy, TaxonomyError, load_taxonomy

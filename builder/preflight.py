@@ -10,8 +10,8 @@ import os
 from pathlib import Path
 from types import SimpleNamespace
 
-from .plan import Run
 from .errors import UserError
+from .plan import Run
 from .publish.export import check_replaceable, incomplete_folder
 
 
@@ -70,7 +70,7 @@ def check_templates(run: Run) -> None:
     of the stage before, under StrictUndefined and in the template sandbox: a misspelt variable, or an access the
     sandbox refuses, fails here, not after requests are paid."""
     parents = [vars(run.disciplines[0])] if run.disciplines else []
-    for name, plan in run.stages.items():
+    for plan in run.stages.values():
         if not parents:
             return
         stage = plan.make()

@@ -9,6 +9,7 @@ so `glan pull` gives anyone the files to rebuild or extend it.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from .errors import UserError
@@ -35,12 +36,12 @@ def prompts_dir(taxonomy: str | Path, prompts: str | Path | None = None) -> Path
 
 def init_project(directory: str | Path) -> list[Path]:
     """Write the shipped taxonomy.yaml and prompts/ into `directory`; never overwrites a file."""
-    files = {TAXONOMY: SHIPPED_TAXONOMY}
+    files: dict[str, Path | bytes] = {TAXONOMY: SHIPPED_TAXONOMY}
     files.update({f"{PROMPTS}/{path.name}": path for path in sorted(SHIPPED_PROMPTS.glob("*.yaml"))})
     return write_project(directory, files)
 
 
-def write_project(directory: str | Path, files: dict[str, Path | bytes]) -> list[Path]:
+def write_project(directory: str | Path, files: Mapping[str, Path | bytes]) -> list[Path]:
     """Write `files` (a relative path: a source file or bytes) into `directory`; returns the paths written.
 
     Each file lands where its path says, inside `directory`, and nowhere else: the path must be relative and

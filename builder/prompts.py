@@ -29,13 +29,13 @@ from typing import Any, ClassVar, Literal
 
 import jinja2
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, create_model
 
 from .config.base import Node, describe
 from .config.yamlfile import FileError, first_problem, parse_yaml, read_text
+from .schemas import one_of
 from .stages import JSON_FORMS, OUTPUTS
 from .templates import Sandbox, error_line, refused_access
-
 
 # Prompt files are untrusted (a pulled release carries them): they render in the sandbox (builder/templates.py).
 _jinja = Sandbox(undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
@@ -65,13 +65,14 @@ class LocalExample(Node):
     reply: dict[str, Any]  # the JSON the stage expects for it (of a free-text output: its JSON form)
 
 
-class PromptFile(Node):
+class _PromptFile(Node):
     noun: ClassVar[str] = "prompt file"
-    output_model: Literal[tuple(OUTPUTS)]
-    params: SamplingParams
-    system: str
-    user: str
-    local_examples: list[LocalExample] = []
+
+
+# The output models a prompt file may name come from the stage registry, so the model is made at run time.
+PromptFile: type[Node] = create_model(
+    "PromptFile", __base__=_PromptFile, output_model=(one_of(OUTPUTS), ...), params=(SamplingParams, ...),
+    system=(str, ...), user=(str, ...), local_examples=(list[LocalExample], []))
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ class Prompt:
         except jinja2.TemplateError as error:
             line = error_line(error)
             where = f"template line {line}: " if line else ""
-            raise PromptError(self.path, None, "", f"{where}{error.message.rstrip('.')}. The {self.stage} prompt "
+            raise PromptError(self.path, None, "", f"{where}{(error.message or '').rstrip('.')}. The {self.stage} prompt "
                               f"can use: {', '.join(sorted(context))}.") from None
 
 
@@ -123,7 +124,7 @@ def load_prompt(directory: Path, stage: str, embedded: bool = False) -> Prompt:
     text = read_text(path, PromptError, "Every stage needs a prompt file; copy it from the prompts/ that "
                                         "`glan init` writes.")
     root, data = parse_yaml(text, source, PromptError)
-    if not isinstance(data, dict):
+    if not isinstance(data, dict) or not isinstance(root, yaml.MappingNode):
         raise PromptError(source, root.start_mark.line + 1 if root else 1, "",
                           f"the file holds {describe(data)}, not a prompt: a mapping with output_model, params, "
                           "system and user. Compare with the prompt files that `glan init` writes.")
@@ -134,7 +135,8 @@ def load_prompt(directory: Path, stage: str, embedded: bool = False) -> Prompt:
     system, user = (_checked_template(source, _value_node(root, part), part) for part in ("system", "user"))
     # Only the embedded route reads the examples: a remote route neither sends nor checks them.
     examples = _example_messages(source, root, data.get("local_examples", []), user) if embedded else ()
-    output_model = JSON_FORMS.get(data["output_model"], data["output_model"]) if embedded else data["output_model"]
+    named: str = data["output_model"]
+    output_model = JSON_FORMS.get(named, named) if embedded else named
     # Params keep the file's own values (1 stays 1, not 1.0): they are part of every cache key. The
     # fingerprint covers what shapes the output: the examples only where they are sent, so adding them to
     # a file changes no remote fingerprint, and the output model as it is asked for.
@@ -156,7 +158,7 @@ def _example_messages(source: str, root: yaml.MappingNode, examples: list[dict],
             hint = "Give the example every variable the user template uses" \
                 if isinstance(error, jinja2.UndefinedError) else "Use only the prompt's variables (docs/security.md)"
             raise PromptError(source, line, f"local_examples[{index}].context",
-                              f"{error.message.rstrip('.')}. {hint}.") from None
+                              f"{(error.message or '').rstrip('.')}. {hint}.") from None
         messages += [{"role": "user", "content": request},
                      {"role": "assistant", "content": json.dumps(example["reply"], ensure_ascii=False)}]
     return tuple(messages)
@@ -174,7 +176,7 @@ def _checked_template(source: str, node: yaml.ScalarNode, part: str) -> str:
         refused = refused_access(node.value, _jinja)
     except jinja2.TemplateSyntaxError as error:
         raise PromptError(source, first_line + (error.lineno or 1) - 1, part,
-                          f"template syntax error: {error.message.rstrip('.')}. Check the {{{{ }}}} and {{% %}} tags "
+                          f"template syntax error: {(error.message or '').rstrip('.')}. Check the {{{{ }}}} and {{% %}} tags "
                           "on this line.") from None
     if refused:
         line, name = refused

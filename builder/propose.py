@@ -10,11 +10,11 @@ import sys
 
 import yaml
 
-from .plan import Run
-from .llm import loop
 from .execute.engine import engine_for
+from .llm import loop
 from .llm.attempts import LLMRequest
 from .llm.engine import Engine
+from .plan import Run
 from .prompts import load_prompt
 from .schemas import TaxonomyProposal
 from .stages import OUTPUTS

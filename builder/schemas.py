@@ -3,14 +3,15 @@ groups every config shares (datasets).
 
 Subjects and syllabi are structured (pydantic models, asked for as JSON); questions and answers are free
 text, as the paper asked for them (builder/llm/free_text.py), validated as a one-field model. Output models are
-built from the run's settings so that the bounds the paper gives (sessions per syllabus, key concepts per session, subjects
-per sample) are part of the schema the endpoint enforces: a grammar-constrained local model then cannot
+built from the run's settings so that the bounds the paper gives (sessions per syllabus, key concepts per session,
+subjects per sample) are part of the schema the endpoint enforces: a grammar-constrained local model then cannot
 emit an empty list or an empty name. A free-text output is validated against the same bounds on read.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Iterable
+from typing import Annotated, Any, Literal, cast
 
 from datasets import Features, List, Value
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
@@ -20,16 +21,22 @@ Name = (str, Field(min_length=3, max_length=120))
 Phrase = Annotated[str, StringConstraints(min_length=2, max_length=120)]
 
 
+def one_of(values: Iterable[str]) -> Any:
+    """The type `Literal[...]` of `values`, made at run time."""
+    return cast(Any, Literal)[tuple(values)]
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
 def subject_list_model(levels: list[str], min_subjects: int, max_subjects: int) -> type[BaseModel]:
-    subject = create_model(
+    # Made at run time from the settings: to a type checker, a model of no type it can know.
+    subject: Any = create_model(
         "Subject",
         __base__=Strict,
         name=Name,
-        level=(Literal[tuple(levels)], ...),
+        level=(one_of(levels), ...),
         subtopics=(list[Phrase], Field(min_length=1, max_length=8)),
     )
     return create_model(
@@ -40,7 +47,7 @@ def subject_list_model(levels: list[str], min_subjects: int, max_subjects: int) 
 
 
 def syllabus_model(min_sessions: int, max_sessions: int, min_concepts: int, max_concepts: int) -> type[BaseModel]:
-    session = create_model(
+    session: Any = create_model(
         "ClassSession",
         __base__=Strict,
         title=Name,

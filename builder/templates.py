@@ -47,11 +47,12 @@ def refused_access(source: str, environment: jinja2.Environment) -> tuple[int, s
     The source must parse (a syntax error raises TemplateSyntaxError)."""
     found = []
     for node in environment.parse(source).find_all((nodes.Getattr, nodes.Getitem, nodes.Filter)):
+        name: object
         if isinstance(node, nodes.Getattr):
             name = node.attr
         elif isinstance(node, nodes.Getitem):
             name = node.arg.value if isinstance(node.arg, nodes.Const) else None
-        else:
+        elif isinstance(node, nodes.Filter):
             name = node.args[0].value if node.name == "attr" and node.args and isinstance(node.args[0], nodes.Const) \
                 else None
         if isinstance(name, str) and name.startswith("_"):

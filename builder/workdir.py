@@ -51,28 +51,25 @@ def _held(lock_path: Path, holder: str, remove: bool = False):
     removed when done is removed before it is unlocked, and a lock taken on a file that was removed meanwhile is
     taken again on the new one."""
     while True:
-        lock = open(lock_path, "a+")
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.seek(0)
-            busy = lock.read().strip()
-            lock.close()
-            yield busy
+        with open(lock_path, "a+") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock.seek(0)
+                yield lock.read().strip()
+                return
+            if remove and not _same_file(lock, lock_path):
+                continue  # the file was removed meanwhile: take the lock again, on the new one
+            try:
+                lock.seek(0)
+                lock.truncate()
+                lock.write(holder)
+                lock.flush()
+                yield None
+            finally:
+                if remove:
+                    lock_path.unlink(missing_ok=True)
             return
-        if not remove or _same_file(lock, lock_path):
-            break
-        lock.close()
-    try:
-        lock.seek(0)
-        lock.truncate()
-        lock.write(holder)
-        lock.flush()
-        yield None
-    finally:
-        if remove:
-            lock_path.unlink(missing_ok=True)
-        lock.close()
 
 
 def _same_file(lock, lock_path: Path) -> bool:

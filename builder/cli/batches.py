@@ -8,7 +8,6 @@ import sys
 import time
 
 
-
 def add_parser(commands) -> None:
     parser = commands.add_parser("batches", help="list the Batch API batches of a work dir, or cancel them")
     parser.add_argument("action", nargs="?", choices=("list", "cancel"), default="list")
@@ -20,7 +19,7 @@ def add_parser(commands) -> None:
 def run(args) -> int:
     import openai
 
-    from ..llm.batch import TERMINAL, BatchError, BatchStore, client, find_by_chunk
+    from ..llm.batch import TERMINAL, BatchError, BatchStore, client, counts, find_by_chunk
     from ..llm.cache import Cache, shared_cache_path
 
     work_dir, action, batch_ids = args.work_dir, args.action, args.batch_ids
@@ -46,8 +45,9 @@ def run(args) -> int:
         print(f"glan: {', '.join(unknown)}: not a batch saved in {work_dir}; `glan batches` lists them.",
               file=sys.stderr)
         return 2
-    running = [batch for batch in saved if batch.batch_id and batch.status not in TERMINAL]
-    for batch in running:
+    for batch in saved:
+        if batch.batch_id is None or batch.status in TERMINAL:  # never created, or ended
+            continue
         try:
             api = client(batch.base_url, batch.api_key_env)
             wanted = action == "cancel" and (not batch_ids or batch.batch_id in batch_ids)
@@ -55,7 +55,7 @@ def run(args) -> int:
         except openai.APIError as error:  # still list what was saved
             print(f"glan: {batch.base_url}: {batch.batch_id}: {error}", file=sys.stderr)
             continue
-        batch.status, batch.counts = remote.status, remote.request_counts.model_dump()
+        batch.status, batch.counts = remote.status, counts(remote)
         store.update(batch)
     print(_table(saved))
     return 0

@@ -91,7 +91,7 @@ def preset_help(argv: list[str]) -> str:
         return text
     from ..taxonomy import TaxonomyError, load_taxonomy
 
-    path = next((value for flag, value in zip(argv, argv[1:]) if flag == "--taxonomy"), None)
+    path = next((value for flag, value in zip(argv, argv[1:], strict=False) if flag == "--taxonomy"), None)
     path = path or next((arg.split("=", 1)[1] for arg in argv if arg.startswith("--taxonomy=")), DEFAULT_TAXONOMY)
     try:
         presets = sorted(load_taxonomy(path).presets)

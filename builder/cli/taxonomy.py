@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from .args import whole_number
-
 from .run import local_model_flag
 
 

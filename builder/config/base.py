@@ -8,7 +8,6 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic_core import PydanticCustomError
 
-
 MAX_NAME_CHARS = 120  # names make ids, and ids name files (builder/taxonomy/model.py)
 
 

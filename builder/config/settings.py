@@ -4,8 +4,8 @@ limits, prices and quality steps. Defaults are the paper's scale; taxonomy.yaml 
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
 from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
@@ -201,7 +201,7 @@ class Benchmark(Named):
     @property
     def source(self) -> str:
         """Where the items come from, as a person reads it: `openai/gsm8k@<revision>` or the file's path."""
-        return f"{self.dataset}@{self.revision}" if self.dataset else self.path
+        return f"{self.dataset}@{self.revision}" if self.dataset else str(self.path)
 
 
 class Decontamination(Node):

@@ -14,9 +14,10 @@ import difflib
 import gc
 import re
 import types
+from collections.abc import Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin
+from typing import Any, Union, cast, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -126,10 +127,12 @@ def _compose(loader, source: str, error: type[FileError]) -> yaml.Node | None:
     if loader.check_event(yaml.StreamEndEvent):
         return None
     loader.get_event()  # document start
-    root, stack, parent = None, [], None
+    root, parent = None, None
+    stack: list[_Open] = []
     anchors: dict[str, tuple[yaml.Node, int]] = {}  # anchor -> (node, values it expands to)
     written = expanded = 0  # values written in the file; values the document holds once aliases are expanded
     while (kind := type(event := loader.get_event())) is not yaml.DocumentEndEvent:
+        node: yaml.Node
         if kind is yaml.SequenceEndEvent or kind is yaml.MappingEndEvent:
             closed = stack.pop()
             if closed.anchor is not None:
@@ -177,7 +180,7 @@ def _compose(loader, source: str, error: type[FileError]) -> yaml.Node | None:
             parent.node.value.append((parent.key, node))
             parent.key = None
         if kind is yaml.SequenceStartEvent or kind is yaml.MappingStartEvent:
-            parent = _Open(node, loc, event.anchor, expanded)
+            parent = _Open(cast(yaml.CollectionNode, node), loc, event.anchor, expanded)
             stack.append(parent)
             written, expanded = written + 1, expanded + 1
     if not loader.check_event(yaml.StreamEndEvent):
@@ -226,12 +229,12 @@ def _check_new_key(mapping: _Open, key: yaml.Node, source: str, error: type[File
 
 def _syntax_error(problem: yaml.MarkedYAMLError, source: str, error: type[FileError]) -> FileError:
     mark = problem.problem_mark or problem.context_mark
-    text = problem.problem or problem.context
+    text = problem.problem or problem.context or ""
     if problem.context and text.startswith("but "):  # yaml splits "expected X" / "but found Y"
         text = f"{problem.context} {text}"
     return error(
-        source, mark.line + 1, "",
-        f"YAML syntax error: {text} (column {mark.column + 1}). Check the indentation, and quote "
+        source, mark.line + 1 if mark else None, "",
+        f"YAML syntax error: {text} (column {mark.column + 1 if mark else '?'}). Check the indentation, and quote "
         'text that contains ": " or starts with a special character.',
     )
 
@@ -313,7 +316,7 @@ EMPTY_LIST_HINTS = {
 }
 
 
-def _message(error: dict, model: type[BaseModel], example: str) -> str:
+def _message(error: Mapping[str, Any], model: type[BaseModel], example: str) -> str:
     loc, kind, value = error["loc"], error["type"], error.get("input")
     key = loc[-1] if loc else ""
     if kind == "taxonomy":

@@ -17,9 +17,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from ..llm.engine import Engine
 from ..plan import Run
+from ..quality import BenchmarkIndex
 from ..taxonomy import DisciplineRef
 from ..unit.chain import run_unit
-from ..quality import BenchmarkIndex
 from ..unit.store import UnitResult
 
 UNITS_IN_FLIGHT = 8

@@ -13,8 +13,8 @@ from ..llm import loop
 from ..llm.engine import Engine
 from ..llm.reach import check_reachable
 from ..plan import Run
-from ..taxonomy import DisciplineRef
 from ..quality import BenchmarkIndex
+from ..taxonomy import DisciplineRef
 from ..unit.store import UnitFiles, UnitResult
 from .admission import Admission
 from .base import EngineFigures, Executed, Executor

@@ -94,7 +94,7 @@ class BatchStore:
 
     def all(self) -> list[SavedBatch]:
         rows = self.db.execute("SELECT * FROM batches ORDER BY created")
-        return [SavedBatch(*row[:5], json.loads(row[5]), row[6], row[7], row[8],
+        return [SavedBatch(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), row[6], row[7], row[8],
                            json.loads(row[9]) if row[9] else None, bool(row[10]), row[11]) for row in rows]
 
 
@@ -248,10 +248,10 @@ class BatchRunner:
             for batch in list(waiting):
                 api = self._api(batch)
                 try:
-                    remote = api.batches.retrieve(batch.batch_id)
+                    remote = api.batches.retrieve(_created(batch))
                 except openai.APIError as error:
                     raise refused(batch, f"status of batch {batch.batch_id}", error) from error
-                batch.status, batch.counts = remote.status, remote.request_counts.model_dump()
+                batch.status, batch.counts = remote.status, counts(remote)
                 self.store.update(batch)
                 if remote.status in TERMINAL:
                     self._collect(api, batch, remote)
@@ -304,6 +304,18 @@ class BatchRunner:
     def _say(self, message: str) -> None:
         # Always, not only on a terminal: batch ids in a days-long run's log are what a person checks.
         print(f"glan: {message}", file=sys.stderr)
+
+
+def _created(batch: SavedBatch) -> str:
+    """The id of a batch that was created (whose batch_id is saved)."""
+    if batch.batch_id is None:
+        raise ValueError(f"chunk {batch.chunk_id} has no batch yet")
+    return batch.batch_id
+
+
+def counts(remote) -> dict | None:
+    """A batch's request counts as the API gave them (None when it gave none)."""
+    return remote.request_counts.model_dump() if remote.request_counts is not None else None
 
 
 def _line_error(line: dict) -> str:

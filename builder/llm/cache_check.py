@@ -185,9 +185,10 @@ def _readable_rows(db: sqlite3.Connection, table: str) -> Iterator[list[tuple]]:
             if batch > 1:  # read up to the damage one row at a time
                 batch = 1
                 continue
-            after = _past_damage(db, table, after)
-            if after is None:
+            past = _past_damage(db, table, after)
+            if past is None:
                 return
+            after = past
             batch = _BATCH
             continue
         if not rows:

@@ -18,8 +18,9 @@ import functools
 import itertools
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import cast
 
 from ..config.settings import Limits
 from ..errors import UserError
@@ -65,7 +66,10 @@ class _EndpointState:
         self.answered_at, self.failing_since = time.monotonic(), None
 
 
-def local_limits(endpoint: Endpoint, limits: Limits) -> tuple[AdaptiveConcurrency, RateLimiter | None, RateLimiter | None]:
+EndpointLimiters = tuple[AdaptiveConcurrency, RateLimiter | None, RateLimiter | None]  # concurrency, requests, tokens
+
+
+def local_limits(endpoint: Endpoint, limits: Limits) -> EndpointLimiters:
     """One process's own limits on an endpoint: its concurrency, requests and tokens per minute. (On Ray, each
     worker's come from leases on the endpoint's cluster-wide limits instead: builder/execute/ray/leases.py.)"""
     rpm, tpm = limits.requests_per_minute, limits.tokens_per_minute
@@ -92,7 +96,7 @@ class Engine:
     """
 
     def __init__(self, cache: Cache, limits: Limits, accounting: Accounting, *, offline: bool = False, batches=None,
-                 endpoint_limits=local_limits):
+                 endpoint_limits: Callable[[Endpoint, Limits], EndpointLimiters] = local_limits):
         self.cache = cache
         self.limits = limits
         self.endpoint_limits = endpoint_limits
@@ -103,7 +107,7 @@ class Engine:
         self._stopping = asyncio.Event()  # set when an endpoint is found dead: waiting requests give up at once
         self.refused: EndpointError | None = None
         self._states: dict[Endpoint, _EndpointState] = {}
-        self._rotations: dict[Route, Iterable[_EndpointState]] = {}
+        self._rotations: dict[Route, Iterator[_EndpointState]] = {}
         self.queued = 0  # the requests the units' stages keep in flight (their workers): the demand on the endpoints
         self.hungry = asyncio.Event()  # set when the demand drops below what the endpoints take, or a unit ends
         # Evidence that overload slowed the client, for the run report: per endpoint URL.
@@ -134,7 +138,9 @@ class Engine:
         """One result per request, in order, through `cache` (a unit's own); `count` is how many `requests`
         holds, when it is a generator. At most a window's worth of requests exists at a time: the next one is
         taken from `requests` (and so rendered) only when an earlier one is done."""
-        count = len(requests) if count is None else count
+        if count is None:
+            requests = list(requests)
+            count = len(requests)
         pending = enumerate(requests)
         results: list[LLMResult | None] = [None] * count
         # One worker per request the stage keeps in flight, counted as demand at once, before any is sent:
@@ -160,7 +166,7 @@ class Engine:
         finally:
             for task in workers:
                 task.cancel()
-        return results
+        return cast(list[LLMResult], results)  # every request's result is in
 
     async def complete(self, stage: str, route: Route, request: LLMRequest, cache: Cache, *,
                        batch: bool = False) -> LLMResult:

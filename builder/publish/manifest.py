@@ -22,7 +22,7 @@ from ..errors import UserError
 from ..llm.local_models import LOCAL_MODELS, LocalModel
 from ..plan import Run
 from ..stages import CONFIGS, STAGES
-from ..taxonomy.model import Card
+from ..taxonomy.model import Card, DisciplineRef
 from ..unit.store import UnitFiles, request_outcomes
 
 MANIFEST = "glan_manifest.json"
@@ -51,6 +51,12 @@ class DisciplineEntry(_Entry):
     discipline: str
     discipline_id: str
     rows: dict[str, int] = {}  # config -> rows of the discipline
+
+    @classmethod
+    def of(cls, ref: DisciplineRef, unit: UnitFiles) -> DisciplineEntry:
+        return cls(field=ref.field, subfield=ref.subfield, discipline=ref.discipline, discipline_id=ref.discipline_id,
+                   rows={config: sum(split["rows"] for split in unit.files.get(config, {}).values())
+                         for config in CONFIGS[1:unit.depth + 1]})
 
 
 class StageEntry(_Entry):
@@ -90,17 +96,14 @@ class Manifest(_Entry):
         """The manifest of a build of `run` writing `configs` from `units` (in taxonomy order), before export lists
         its files."""
         outcomes = request_outcomes(units)
+        refs = {ref.discipline_id: ref for ref in run.disciplines}
         return cls(
             taxonomy_version=run.taxonomy.version,
             license=run.taxonomy.license,
             card=run.taxonomy.card,
             reproduce=reproduction(run, configs),
             failures={stage.name: outcomes[stage.name]["failed"] for stage in STAGES},
-            disciplines=[DisciplineEntry(
-                field=ref.field, subfield=ref.subfield, discipline=ref.discipline, discipline_id=ref.discipline_id,
-                rows={config: sum(split["rows"] for split in unit.files.get(config, {}).values())
-                      for config in CONFIGS[1:unit.depth + 1]})
-                for ref, unit in zip(run.disciplines, units)],
+            disciplines=[DisciplineEntry.of(refs[unit.discipline_id], unit) for unit in units],
             stages={name: StageEntry(model=plan.route.model, params=plan.params,
                                      prompt_fingerprint=plan.prompt.fingerprint)
                     for name, plan in run.stages.items()},

@@ -75,8 +75,10 @@ def pull(repo_id: str, revision: str, directory: str | Path) -> PullResult:
 
 def _pull(repo_id: str, revision: str, directory: Path) -> PullResult:
     api = HfApi()
-    commit = api.repo_info(repo_id, repo_type=REPO_TYPE, revision=revision).sha
     where = f"{repo_id}@{revision}"
+    commit = api.repo_info(repo_id, repo_type=REPO_TYPE, revision=revision).sha
+    if commit is None:
+        raise PullError(f"{where}: the Hub names no commit for this revision. Pick another --revision.")
     try:
         entries = [entry for entry in api.list_repo_tree(repo_id, INPUTS_DIR, recursive=True, revision=commit,
                                                          repo_type=REPO_TYPE) if isinstance(entry, RepoFile)]
@@ -155,7 +157,7 @@ def rebuild_command(manifest: Manifest | None) -> str | None:
         return None
     if words[:2] != ["glan", "build"] or len(words) % 2:
         return None
-    flags = dict(zip(words[2::2], words[3::2]))
+    flags = dict(zip(words[2::2], words[3::2], strict=True))
     if len(flags) != len(words[2:]) // 2 or not set(flags) <= set(REBUILD_FLAGS):
         return None
     if not all(value.isprintable() and 0 < len(value) <= 10_000 for value in flags.values()):

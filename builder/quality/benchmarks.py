@@ -74,6 +74,7 @@ def _check_hub_reachable(benchmarks: list[Benchmark]) -> None:
     """Once, up front: behind a dead network each config would cost huggingface_hub's retries (about 23 s) before
     datasets falls back to its cache, minutes for the shipped list."""
     first = benchmarks[0]
+    assert first.dataset is not None  # a Hub benchmark (Benchmark's validator)
     try:
         huggingface_hub.HfApi().dataset_info(first.dataset, revision=first.revision, timeout=_PROBE_TIMEOUT_S)
     except HfHubHTTPError:
@@ -143,6 +144,7 @@ def _quiet() -> Iterator[None]:
 
 def _described(benchmark: Benchmark, config: str, split: str | None) -> str:
     where = f"config {config}" + (f", split {split}" if split else "")
+    assert benchmark.revision is not None  # a Hub benchmark has one (Benchmark's validator)
     return f'benchmark "{benchmark.name}" ({benchmark.dataset} at {benchmark.revision[:12]}, {where})'
 
 
@@ -170,6 +172,7 @@ def _first_line(error: BaseException) -> str:
 
 
 def _file_texts(benchmark: Benchmark) -> Iterator[str]:
+    assert benchmark.path is not None  # a file benchmark (Benchmark's validator)
     path = Path(benchmark.path)
     if path.name.endswith((".jsonl", ".jsonl.gz")):
         return _jsonl_texts(path, benchmark.text_columns)

@@ -84,7 +84,7 @@ def _near_duplicates(rows, texts, order, threshold, num_perm, shingle_words) -> 
     index_of_kept = BandIndex(*_bands_and_rows(threshold, num_perm))
     shingles_of_kept: dict[int, frozenset[str]] = {}
     found = {}
-    for index, shingle_set, minhash in zip(order, shingle_sets, minhashes):
+    for index, shingle_set, minhash in zip(order, shingle_sets, minhashes, strict=True):
         bands = index_of_kept.bands(minhash)
         matches = [
             candidate
@@ -117,13 +117,13 @@ class BandIndex:
         return [signature[band * width:(band + 1) * width] for band in range(len(self.tables))]
 
     def candidates(self, bands: list[bytes]) -> set[int]:
-        found = set()
-        for band, table in zip(bands, self.tables):
+        found: set[int] = set()
+        for band, table in zip(bands, self.tables, strict=True):
             found.update(table.get(band, ()))
         return found
 
     def insert(self, item: int, bands: list[bytes]) -> None:
-        for band, table in zip(bands, self.tables):
+        for band, table in zip(bands, self.tables, strict=True):
             table.setdefault(band, []).append(item)
 
 

@@ -9,7 +9,7 @@ def answer_drop_reason(answer: str | None, refusal_patterns: list[str]) -> str |
     answer, ignoring case."""
     if not (answer or "").strip():
         return "empty"
-    folded_answer = _fold(answer)
+    folded_answer = _fold(answer or "")
     if any(_fold(pattern) in folded_answer for pattern in refusal_patterns):
         return "refusal"
     return None

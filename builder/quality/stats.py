@@ -104,9 +104,9 @@ def _nearest_rank(ordered: list[tuple[int, int]], count: int, percent: int) -> i
 
 
 def _histogram(lengths: Counter) -> dict[str, int]:
-    labels = [f"{low}-{high - 1}" for low, high in zip(WORD_BIN_EDGES, WORD_BIN_EDGES[1:])]
+    labels = [f"{low}-{high - 1}" for low, high in zip(WORD_BIN_EDGES, WORD_BIN_EDGES[1:], strict=False)]
     labels.append(f"{WORD_BIN_EDGES[-1]}+")
-    counts = Counter()
+    counts: Counter[int] = Counter()
     for length, n in lengths.items():
         counts[bisect.bisect_right(WORD_BIN_EDGES, length) - 1] += n
     return {label: counts[bin_index] for bin_index, label in enumerate(labels)}

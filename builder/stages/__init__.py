@@ -28,7 +28,7 @@ OUTPUTS: dict[str, Output] = {
        for stage in STAGES if stage.output.json_form},
     PROPOSAL.name: PROPOSAL,
 }
-JSON_FORMS = {stage.output.name: stage.output.json_form for stage in STAGES if stage.output.json_form}
+JSON_FORMS = {stage.output.name: json_form for stage in STAGES if (json_form := stage.output.json_form)}
 
 
 def depth_of(configs: list[str]) -> int:

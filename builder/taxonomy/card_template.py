@@ -46,7 +46,7 @@ def template_problem(text: str) -> str | None:
         variables = jinja2.meta.find_undeclared_variables(SANDBOX.parse(text))
         refused = refused_access(text, SANDBOX)
     except jinja2.TemplateSyntaxError as error:
-        return f"line {error.lineno}: {error.message.rstrip('.')}. Fix the jinja2 syntax"
+        return f"line {error.lineno}: {(error.message or '').rstrip('.')}. Fix the jinja2 syntax"
     if refused:
         return (f"line {refused[0]}: reaches for {refused[1]!r}, which the template sandbox refuses (names starting "
                 "with _). Use only the card's variables and their fields (docs/card.md, docs/security.md)")

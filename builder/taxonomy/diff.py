@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,7 +86,7 @@ def format_diff(diff: TaxonomyDiff) -> str:
     lines = [f"taxonomy {diff.old_version} -> {diff.new_version}"]
     if diff.is_empty:
         return lines[0] + ": no changes"
-    sections = [
+    sections: list[tuple[str, list[Any], Callable[[Any], str]]] = [
         ("added", diff.added, lambda ref: f'+ {ref.discipline_id}: "{ref.discipline}" in {_place(ref)}'),
         ("removed", diff.removed, lambda ref: f'- {ref.discipline_id}: "{ref.discipline}" in {_place(ref)}'),
         ("renamed", diff.renamed, lambda pair: f'~ {pair[1].discipline_id}: "{pair[0].discipline}" -> "{pair[1].discipline}"'),

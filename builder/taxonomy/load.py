@@ -11,7 +11,14 @@ from pydantic import ValidationError
 from ..config.base import describe
 from ..config.settings import Generation
 from ..config.yamlfile import (
-    START_FROM_SHIPPED, TaxonomyError, collector_paused, first_problem, format_path, locate, parse_yaml, read_text,
+    START_FROM_SHIPPED,
+    TaxonomyError,
+    collector_paused,
+    first_problem,
+    format_path,
+    locate,
+    parse_yaml,
+    read_text,
 )
 from .card_template import template_problem
 from .model import Discipline, Taxonomy

@@ -71,7 +71,7 @@ async def _run_stage(engine: Engine, cache: Cache, plan: StagePlan, stage: Stage
     rows, failed = [], []
     for item, samples in items:
         item_results: list[LLMResult] = [next(results) for _ in samples]
-        for sample_index, item_result in zip(samples, item_results):
+        for sample_index, item_result in zip(samples, item_results, strict=True):
             counts["succeeded"] += item_result.ok
             if item_result.failure is not None:
                 counts["failed"] += 1

@@ -52,7 +52,7 @@ class UnitFiles:
     stats: dict[str, dict]  # "config" or "config/split" -> ConfigStats raw
     quality: dict  # QualityReport.to_dict()
     requests: dict[str, dict[str, int]]  # stage -> {"succeeded", "failed"} (per request, samples included)
-    directory: Path = field(default=None, compare=False)
+    directory: Path = field(compare=False)  # where its files are
 
     def path(self, config: str, split: str) -> Path:
         return self.directory / self.files[config][split]["file"]
@@ -104,7 +104,7 @@ class UnitStore:
         home = self.root / discipline.discipline_id
         staging = home / f"{_STAGING}{fingerprint}-{os.getpid()}"
         staging.mkdir(parents=True)
-        files = {}
+        files: dict[str, dict[str, dict]] = {}
         for config, splits in result.rows.items():
             for split, rows in splits.items():
                 if not rows:  # datasets cannot read an empty file back; the unit records 0 rows
@@ -120,7 +120,7 @@ class UnitStore:
             out.writelines(json.dumps(failure, ensure_ascii=False) + "\n" for failure in result.failures)
         unit = UnitFiles(discipline.discipline_id, fingerprint, result.complete, result.depth, files,
                          {name: stats.to_raw() for name, stats in result.stats().items()},
-                         result.quality.to_dict(), result.requests)
+                         result.quality.to_dict(), result.requests, staging)
         (staging / UNIT_FILE).write_text(json.dumps(unit.to_json(), indent=1, ensure_ascii=False))
         for old in home.iterdir():  # a discipline keeps one unit: the newest
             if old != staging:

@@ -13,6 +13,7 @@ import hashlib
 import logging
 import socket
 import time
+from typing import Any
 
 import ray
 
@@ -29,7 +30,8 @@ from . import ClusterError
 from .leases import LeaseBroker
 from .worker import UnitWorker
 
-QUEUED_PER_WORKER = 2 * (UNITS_IN_FLIGHT + UNITS_AHEAD)  # calls handed to a worker ahead: its next unit is always at hand
+# Calls handed to a worker ahead: its next unit is always at hand.
+QUEUED_PER_WORKER = 2 * (UNITS_IN_FLIGHT + UNITS_AHEAD)
 POLL_S = 2.0  # between two looks at the workers' totals while units run
 CLOSE_S = 10.0  # longest wait for the workers to close their HTTP sessions at the end
 CONNECT_S = 10.0  # to the cluster's head, before Ray's own long retries
@@ -46,10 +48,12 @@ def run_units(run: Run, store: UnitStore, missing, depth: int, *, progress: bool
     # Workers are named after the work dir they write: those of a killed driver may live on for a moment.
     prefix = f"glan-worker-{hashlib.sha256(str(run.work_dir).encode()).hexdigest()[:12]}-"
     _wait_for_earlier_workers(prefix)
-    broker = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)(LeaseBroker).remote(run.limits.concurrency)
-    worker_class = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=-1)(UnitWorker)
-    workers = [worker_class.options(name=f"{prefix}{index}").remote()
-               for index in range(max(1, int(ray.cluster_resources().get("CPU", 1))))]
+    # Actor handles: their methods are called by name through Ray (`.remote`), which a type checker cannot follow.
+    broker: Any = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)(LeaseBroker).remote(
+        run.limits.concurrency)
+    worker_class: Any = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=-1)(UnitWorker)
+    workers: list[Any] = [worker_class.options(name=f"{prefix}{index}").remote()
+                          for index in range(max(1, int(ray.cluster_resources().get("CPU", 1))))]
     try:
         # Put once for every worker: the resolved run and the benchmarks' n-grams.
         build = [ray.put((run, store, depth)), broker]
@@ -124,9 +128,8 @@ async def _drive(store: UnitStore, build: list, workers: list, missing, written:
             for call in done:
                 queued[calls.pop(call)] -= 1
                 reply = _reply(call)
-                unit = UnitFiles(**reply["unit"])
-                unit.directory = store.root / unit.discipline_id / unit.fingerprint
-                written.append(unit)
+                written.append(UnitFiles(**reply["unit"], directory=store.root / reply["unit"]["discipline_id"]
+                                         / reply["unit"]["fingerprint"]))
                 totals.take([reply["totals"]])
                 progress.unit_done()
     finally:

@@ -26,8 +26,8 @@ from urllib.parse import urlparse
 import ray
 
 from ...config.settings import Limits
-from ...llm.routes import Endpoint
 from ...llm.limits import AdaptiveConcurrency, RateLimiter
+from ...llm.routes import Endpoint
 
 TICK_S = 0.05
 LEASE_VALID_S = 20.0
