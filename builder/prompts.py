@@ -6,11 +6,16 @@ builder/preflight.py then renders every prompt once with its stage's real variab
 
 A file may also hold `local_examples`: worked exchanges (the variables of an example item, and the JSON
 reply) that a tiny embedded model needs and a real model does not. On the embedded model's runs
-(`load_prompt(..., local_examples=True)`) each is sent as a user and an assistant message before the
+(`load_prompt(..., embedded=True)`) each is sent as a user and an assistant message before the
 real request: as previous turns rather than text in the request, because a 135M model copies an example
 it reads in the request word for word, and two of them from unrelated disciplines, because after one it
 drifts to that one's topic (docs/embedded_models.md). Everywhere else the prompt, its fingerprint and so
 every cache key are what they are without the key.
+
+The embedded runs also ask for a free-text output (questions, answers) in its JSON form (schemas.JSON_FORMS),
+so the examples' replies are JSON there too: under llama.cpp's JSON grammar a 135M model stops where the
+string closes; as free text it wrote statements where a question was asked for, and answers past their
+bounds (docs/embedded_models.md).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from pydantic import Field, ValidationError
 
 from .config.base import Node, describe
 from .config.yamlfile import FileError, first_problem, parse_yaml, read_text
-from .schemas import OUTPUT_MODELS
+from .schemas import JSON_FORMS, OUTPUT_MODELS
 
 
 class _PromptEnvironment(jinja2.Environment):
@@ -69,7 +74,7 @@ class SamplingParams(Node):
 class LocalExample(Node):
     noun: ClassVar[str] = "local example"
     context: dict[str, Any]  # the user template's variables, for an item of another discipline
-    reply: dict[str, Any]  # the JSON the stage expects for it
+    reply: dict[str, Any]  # the JSON the stage expects for it (of a free-text output: its JSON form)
 
 
 class PromptFile(Node):
@@ -110,7 +115,7 @@ class Prompt:
         ]
 
 
-def load_prompt(directory: Path, stage: str, local_examples: bool = False) -> Prompt:
+def load_prompt(directory: Path, stage: str, embedded: bool = False) -> Prompt:
     path = Path(directory) / f"{stage}.yaml"
     source = str(path)
     text = read_text(path, PromptError, "Every stage needs a prompt file; copy it from the prompts/ that "
@@ -126,13 +131,15 @@ def load_prompt(directory: Path, stage: str, local_examples: bool = False) -> Pr
         raise first_problem(error, PromptFile, source, root, (), PromptError) from None
     system, user = (_checked_template(source, _value_node(root, part), part) for part in ("system", "user"))
     # Only the embedded route reads the examples: a remote route neither sends nor checks them.
-    examples = _example_messages(source, root, data.get("local_examples", []), user) if local_examples else ()
+    examples = _example_messages(source, root, data.get("local_examples", []), user) if embedded else ()
+    output_model = JSON_FORMS.get(data["output_model"], data["output_model"]) if embedded else data["output_model"]
     # Params keep the file's own values (1 stays 1, not 1.0): they are part of every cache key. The
     # fingerprint covers what shapes the output: the examples only where they are sent, so adding them to
-    # a file changes no remote fingerprint.
+    # a file changes no remote fingerprint, and the output model as it is asked for.
     shaping = data if examples else {key: value for key, value in data.items() if key != "local_examples"}
+    shaping = {**shaping, "output_model": output_model}
     fingerprint = hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:12]
-    return Prompt(stage, data["output_model"], dict(data["params"]), system, user, fingerprint, examples)
+    return Prompt(stage, output_model, dict(data["params"]), system, user, fingerprint, examples)
 
 
 def _example_messages(source: str, root: yaml.MappingNode, examples: list[dict], user: str) -> tuple[dict, ...]:

@@ -1,8 +1,10 @@
-"""What the LLM must return at each stage (pydantic), and the column groups every config shares (datasets).
+"""What the LLM must return at each stage, and the column groups every config shares (datasets).
 
-Output models are built from the run's settings so that the bounds the paper gives (sessions per
-syllabus, key concepts per session, subjects per sample) are part of the schema the endpoint enforces:
-a grammar-constrained local model then cannot emit an empty list or an empty name.
+Subjects and syllabi are structured (pydantic models, asked for as JSON); questions and answers are free
+text, as the paper asked for them (builder/llm/free_text.py). Output models are built from the run's
+settings so that the bounds the paper gives (sessions per syllabus, key concepts per session, subjects
+per sample) are part of the schema the endpoint enforces: a grammar-constrained local model then cannot
+emit an empty list or an empty name. A free-text output is validated against the same bounds on read.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from typing import Annotated, Literal
 
 from datasets import Features, List, Value
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
+
+from .llm.free_text import FreeText
 
 # Short strings stay short: a small model under a grammar otherwise rambles into max_tokens.
 Name = (str, Field(min_length=3, max_length=120))
@@ -84,10 +88,16 @@ OUTPUT_MODELS = {
     "SubjectList": lambda g: subject_list_model(g.levels, g.subjects.per_sample.min, g.subjects.per_sample.max),
     "Syllabus": lambda g: syllabus_model(g.syllabus.sessions.min, g.syllabus.sessions.max,
                                          g.syllabus.key_concepts.min, g.syllabus.key_concepts.max),
+    "QuestionText": lambda g: FreeText(question_model(g.questions.max_chars), label="Question"),
+    "AnswerText": lambda g: FreeText(answer_model(g.answers.max_chars)),
     "HomeworkQuestion": lambda g: question_model(g.questions.max_chars),
     "Answer": lambda g: answer_model(g.answers.max_chars),
     "TaxonomyProposal": lambda g: TaxonomyProposal,
 }
+# The free-text outputs, each with its JSON form: what glan 0.1's prompt files named. A prompt file that names
+# the JSON form keeps it (its requests, cache keys and rows), so a prompts folder of one's own built with 0.1
+# needs no request again; the prompt files glan ships name the free-text outputs.
+JSON_FORMS = {"QuestionText": "HomeworkQuestion", "AnswerText": "Answer"}
 
 # Column groups the configs share (each stage declares its own Features from them).
 LINEAGE = {

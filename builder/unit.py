@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .config.resolve import Run, StagePlan
-from .llm.attempts import LLMRequest, LLMResult
+from .llm.attempts import LLMRequest, LLMResult, schema_of
 from .llm.cache import Cache, unit_cache_path
 from .llm.engine import Engine
 from .quality import (AnswerFilter, BenchmarkIndex, ConfigStats, QualityReport, held_out_ids, index_benchmark,
@@ -33,8 +33,9 @@ from .stages import FEATURES, STAGES, Stage
 from .taxonomy import DisciplineRef
 
 # Bump when a row's columns or how they are derived change, or what unit.json records: every unit is then
-# rebuilt (from the cache). 2: files record their Arrow bytes.
-ROW_FORMAT = 2
+# rebuilt (from the cache). 2: files record their Arrow bytes. 3: a text field holding a control character fails
+# its attempt (builder/llm/free_text.py), so a row of an older unit may no longer stand.
+ROW_FORMAT = 3
 UNITS = "units"
 UNIT_FILE = "unit.json"
 FAILURES_FILE = "failures.jsonl"
@@ -134,7 +135,7 @@ def _run_fingerprint(run: Run, benchmarks: list[BenchmarkIndex]) -> str:
     for name in run.stages:
         generation[name] = {key: value for key, value in generation[name].items() if key not in _ROUTING_KEYS}
     stages = {name: {"model": plan.route.model, "params": plan.params, "prompt": plan.context.prompt.fingerprint,
-                     "schema": plan.context.output_model.model_json_schema()} for name, plan in run.stages.items()}
+                     "schema": schema_of(plan.context.output_model)} for name, plan in run.stages.items()}
     decided_by = {"row_format": ROW_FORMAT, "generation": generation, "stages": stages,
                   "benchmarks": [(index.name, index.ngram, hashlib.sha256(index.hashes.tobytes()).hexdigest())
                                  for index in benchmarks]}

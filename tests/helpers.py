@@ -18,9 +18,10 @@ from builder.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = yaml.safe_load((REPO / "taxonomy.yaml").read_text())["presets"]["smoke"]
-# The output schema a request asks for (the test server logs it) -> the config its rows fill.
-CONFIG_OF_SCHEMA = {"SubjectList": "subjects", "Syllabus": "syllabi", "HomeworkQuestion": "questions",
-                    "Answer": "instructions"}
+# What a request asks for (the test server's output_of, in its log as `output`) -> the config its rows fill:
+# the structured stages' schemas, the free-text questions and answers, and their JSON forms (glan 0.1's prompts).
+CONFIG_OF_OUTPUT = {"SubjectList": "subjects", "Syllabus": "syllabi", "question": "questions", "answer": "instructions",
+                    "HomeworkQuestion": "questions", "Answer": "instructions"}
 # How long a test waits for anything before it fails, saying what it waited for: far longer than anything takes on
 # a quiet machine (seconds; loading the embedded model, under a minute), so a machine whose every core is busy with
 # other work passes too. A bound exists to turn a hang into a failure with a reason, never to time anything.

@@ -21,6 +21,7 @@ from builder.llm.batch import BatchRunner, BatchStore
 from tests.cached import responses
 from tests.helpers import PATIENCE_S, wait_until
 from tests.servers import REPO_ROOT, start_openai_server
+from tests.servers.openai_server import output_of
 from tests.servers.wire import canonical
 
 DISCIPLINES = "Organic Chemistry,Linear Algebra"
@@ -132,10 +133,9 @@ def test_batch_build_equals_online_build_and_uploads_exactly_the_uncached_reques
 
 
 def _stage(inputs):
-    """The stage a batch served, from its model's schema name."""
-    fmt = inputs[0]["body"].get("response_format")
-    return {"SubjectList": "subjects", "Syllabus": "syllabus", "HomeworkQuestion": "questions",
-            "Answer": "answers"}[fmt["json_schema"]["name"]]
+    """The stage a batch served, from what its first line asks for (the test server's output_of)."""
+    return {"SubjectList": "subjects", "Syllabus": "syllabus", "question": "questions",
+            "answer": "answers"}[output_of(inputs[0]["body"])]
 
 
 def test_a_killed_build_resumes_its_saved_batch_without_submitting_it_again(taxonomy, online, tmp_path):

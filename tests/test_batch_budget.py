@@ -7,8 +7,9 @@ from collections import defaultdict
 import pytest
 from openai import OpenAI
 
-from tests.helpers import CONFIG_OF_SCHEMA, glan, project
+from tests.helpers import CONFIG_OF_OUTPUT, glan, project
 from tests.servers import start_openai_server
+from tests.servers.openai_server import output_of
 
 TWO = "Organic Chemistry,Linear Algebra"
 PRICE_IN, PRICE_OUT = 1000.0, 3000.0  # USD per million tokens: large enough to show in 4 decimals
@@ -40,7 +41,7 @@ def summary_costs(err: str) -> dict[str, float]:
     lines = err.splitlines()
     header = next(index for index, line in enumerate(lines) if line.rstrip().endswith("cost USD"))
     return {line.split()[0]: float(line.split()[-1]) for line in lines[header + 1:]
-            if line.split() and line.split()[0] in CONFIG_OF_SCHEMA.values()}
+            if line.split() and line.split()[0] in CONFIG_OF_OUTPUT.values()}
 
 
 def test_batch_answers_cost_half_the_price_of_the_tokens_the_server_reported(taxonomy, tmp_path):
@@ -52,13 +53,13 @@ def test_batch_answers_cost_half_the_price_of_the_tokens_the_server_reported(tax
     assert online == 0
     tokens = defaultdict(lambda: [0, 0])  # config -> [prompt, completion] tokens billed
     for inputs, outputs in batches:
-        config = CONFIG_OF_SCHEMA[inputs[0]["body"]["response_format"]["json_schema"]["name"]]
+        config = CONFIG_OF_OUTPUT[output_of(inputs[0]["body"])]
         for line in outputs:
             usage = line["response"]["body"]["usage"]
             tokens[config][0] += usage["prompt_tokens"]
             tokens[config][1] += usage["completion_tokens"]
     shown = summary_costs(err)
-    assert set(shown) == set(tokens) == set(CONFIG_OF_SCHEMA.values())
+    assert set(shown) == set(tokens) == set(CONFIG_OF_OUTPUT.values())
     for config, (prompt, completion) in tokens.items():
         online_price = (prompt * PRICE_IN + completion * PRICE_OUT) / 1e6
         assert shown[config] == pytest.approx(online_price / 2, abs=5e-5), config

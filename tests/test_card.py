@@ -308,3 +308,33 @@ def test_card_refuses_a_manifest_that_disagrees_with_the_shards(tmp_path):
 def test_size_categories():
     assert [size_category(n) for n in (0, 999, 1_000, 250_000, 10_000_000)] == [
         "n<1K", "n<1K", "1K<n<10K", "100K<n<1M", "10M<n<100M"]
+
+
+def test_a_release_of_the_paper_preset_says_how_it_follows_the_paper_and_where_it_differs(tmp_path):
+    """The shipped paper preset's models and sampling, at smoke scale: questions by the strong model, answers by the
+    cheaper one, and the card says what the paper did and what this release did instead."""
+    from tests.helpers import REPO, SMOKE, glan, project
+    from tests.servers import start_openai_server
+
+    shipped = yaml.safe_load((REPO / "taxonomy.yaml").read_text())["presets"]["paper"]
+    paper_at_smoke_scale = {stage: {**SMOKE.get(stage, {}), **shipped[stage]} for stage in shipped}
+    taxonomy = project(tmp_path / "project", paper=paper_at_smoke_scale)
+    with start_openai_server(models=["gpt-4o", "gpt-4o-mini"]) as server:
+        code, _, err = glan("build", "--taxonomy", taxonomy, "--preset", "paper", "--disciplines", "Ethics",
+                            "--base-url", server.base_url, "--out", tmp_path / "dist", "--work-dir", tmp_path / ".glan")
+        asked = {(record["output"], record["model"]) for record in server.log()}
+    assert code == 0, err
+    assert asked == {("SubjectList", "gpt-4o"), ("Syllabus", "gpt-4o"), ("question", "gpt-4o"),
+                     ("answer", "gpt-4o-mini")}
+    card = (tmp_path / "dist" / "README.md").read_text()
+    assert "| questions | gpt-4o | max_tokens=1024, temperature=1.0, top_p=0.95 |" in card
+    assert "| answers | gpt-4o-mini | max_tokens=2048, temperature=0.7, top_p=0.95 |" in card
+    assert ("The GLAN paper wrote the subjects, syllabi and homework questions with GPT-4 (temperature 1.0, top_p "
+            "0.95) and the answers with GPT-3.5-turbo (temperature 0.7, top_p 0.95), and asked for questions and "
+            "answers as free text, as glan does. This release was built with glan's `paper` preset, which follows "
+            "that split with today's models: `gpt-4o` in place of GPT-4 and `gpt-4o-mini` in place of "
+            "GPT-3.5-turbo, with the paper's sampling parameters. It differs from the paper in those models") in card
+    other = tmp_path / "other"
+    make_release(other)
+    other_card = (other / "README.md").read_text()
+    assert "as glan does. This release" not in other_card and "as glan does.\n" in other_card

@@ -17,8 +17,9 @@ from tests.servers.openai_server import FAULT_KINDS
 REPO = Path(__file__).resolve().parents[1]
 DISCIPLINES = "Organic Chemistry,Linear Algebra,Genetics,Geology"
 SMOKE = yaml.safe_load((REPO / "taxonomy.yaml").read_text())["presets"]["smoke"]
-# What the test server answers in free text: one sentence of lower-case clauses.
-SERVER_SENTENCE = re.compile(r"[A-Z][a-z]*( [a-z]+)+\.")
+# What the test server writes for a free-text question, and for an answer: sentences of lower-case clauses.
+SERVER_QUESTION = re.compile(r"How does( [a-z]+)+ explain( [a-z]+)+\?")
+SERVER_ANSWER = re.compile(r"[A-Z][a-z]*( [a-z]+)+\.( [A-Z][a-z]*( [a-z]+)+\.)+")
 
 
 def taxonomy_with(tmp: Path, **presets) -> Path:
@@ -53,11 +54,15 @@ def report(work: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def faulted(tmp_path_factory):
-    """One build with 20% of responses faulted, every kind mixed, behind an API key."""
+    """One build with 20% of responses faulted, every kind mixed, behind an API key. The faults that break JSON
+    hit structured requests only, a few of the whole build: the first arrivals (subject samples, the first
+    requests of every unit) get one each."""
     tmp = tmp_path_factory.mktemp("faults")
     taxonomy = taxonomy_with(tmp, faulty={"limits": {"timeout_s": 1.0, "concurrency": 16}})
     key = "sk-test-" + "k3y" * 12
-    with start_openai_server(fault_rate=0.2, fault_seed=7, retry_after_s=0.4, hang_s=5, require_api_key=key) as server:
+    json_faults = {"0": "truncated", "1": "invalid_json", "2": "schema_invalid"}
+    with start_openai_server(fault_rate=0.2, fault_seed=7, faults_at=json_faults, retry_after_s=0.4, hang_s=5,
+                             require_api_key=key) as server:
         mp = pytest.MonkeyPatch()
         mp.setenv("OPENAI_API_KEY", key)
         try:
@@ -92,9 +97,9 @@ def test_succeeded_plus_failed_is_exactly_what_was_planned(faulted):
 
 def test_no_faulted_output_becomes_a_row(faulted):
     for row in rows(faulted["out"], "instructions"):
-        assert SERVER_SENTENCE.fullmatch(row["messages"][1]["content"]), row["messages"][1]["content"]
+        assert SERVER_ANSWER.fullmatch(row["messages"][1]["content"]), row["messages"][1]["content"]
     for row in rows(faulted["out"], "questions"):
-        assert SERVER_SENTENCE.fullmatch(row["question"])
+        assert SERVER_QUESTION.fullmatch(row["question"]), row["question"]
 
 
 def test_429s_slowed_the_client(faulted):

@@ -89,7 +89,7 @@ def test_editing_the_questions_prompt_repays_exactly_questions_and_answers(serve
     assert build(server, taxonomy, work, out)[0] == 0
     before = rows_by_discipline(out)
     prompt = tmp_path / "p" / "prompts" / "questions.yaml"
-    prompt.write_text(prompt.read_text().replace("Do not include the answer.", "Do not include the answer or hints."))
+    prompt.write_text(prompt.read_text().replace("no hints, no answer.", "no hints, no answer, no preamble."))
     code, requests = build(server, taxonomy, work, out)
     assert code == 0
     syllabi = load_dataset(str(out), "syllabi", split="train").num_rows

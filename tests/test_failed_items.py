@@ -1,8 +1,8 @@
 """Items whose every attempt fails, as the endpoint sees it and as the user sees it.
 
 The test server spoils the answers of a fixed share of questions on every attempt (keyed by the
-request's messages): some are cut off at the token limit (finish_reason "length"), some break the
-schema. An item is one planned request: a subject sample, a syllabus, a question, an answer.
+request's messages): some are cut off at the token limit (finish_reason "length"), some hold a form
+feed. An item is one planned request: a subject sample, a syllabus, a question, an answer.
 """
 
 import json
@@ -15,7 +15,7 @@ from tests.helpers import REPO, SMOKE, glan, rows
 from tests.servers import start_openai_server
 
 DISCIPLINES = "Organic Chemistry,Linear Algebra"
-ITEM_FAULTS = {"length": 0.2, "schema_invalid": 0.2}
+ITEM_FAULTS = {"length": 0.2, "form_feed": 0.2}
 ANSWER_MAX_TOKENS = yaml.safe_load((REPO / "prompts" / "answers.yaml").read_text())["params"]["max_tokens"]
 
 
@@ -26,7 +26,7 @@ def failing(tmp_path_factory):
     threshold is incomplete: it leaves --out alone and writes what it has beside it."""
     tmp = tmp_path_factory.mktemp("failing")
     out, incomplete = tmp / "dist", tmp / "dist.incomplete"
-    with start_openai_server(item_faults=ITEM_FAULTS, item_fault_schema="Answer") as server:
+    with start_openai_server(item_faults=ITEM_FAULTS, item_fault_output="answer") as server:
         args = ["build", "--preset", "smoke", "--disciplines", DISCIPLINES, "--model", "test-model",
                 "--base-url", server.base_url, "--out", out, "--work-dir", tmp / ".glan"]
         first = glan(*args)
@@ -34,7 +34,7 @@ def failing(tmp_path_factory):
         log = server.log()
         answers = defaultdict(list)  # messages -> the requests for that answer, in arrival order
         for record in log:
-            if record["schema"] == "Answer":
+            if record["output"] == "answer":
                 answers[record["messages_sha256"]].append(record)
         failed = sum(requests[0]["fault"] is not None for requests in answers.values())
         subjects, syllabi = rows(incomplete, "subjects"), rows(incomplete, "syllabi")
@@ -60,8 +60,7 @@ def test_the_faulted_answers_fail_and_no_other(failing):
     assert kinds == {None, *ITEM_FAULTS}
     instructions = rows(failing["out"], "instructions", ("train", "test"))
     assert len(instructions) == len(questions) - failing["failed"]
-    answered = {json.loads(requests[0]["content"])["answer"] for requests in answers.values()
-                if requests[0]["fault"] is None}
+    answered = {requests[0]["content"] for requests in answers.values() if requests[0]["fault"] is None}
     assert {row["messages"][1]["content"] for row in instructions} == answered
 
 
@@ -71,7 +70,7 @@ def test_an_answer_cut_off_at_the_token_limit_is_asked_again_with_twice_the_toke
         fault = requests[0]["fault"]
         if fault == "length":  # doubled once: the same limit would cut it again, a larger one might not
             assert asked == [ANSWER_MAX_TOKENS, 2 * ANSWER_MAX_TOKENS, 2 * ANSWER_MAX_TOKENS]
-        elif fault == "schema_invalid":
+        elif fault == "form_feed":
             assert asked == [ANSWER_MAX_TOKENS] * 3
         else:
             assert asked == [ANSWER_MAX_TOKENS]

@@ -18,6 +18,7 @@ from datasets import load_dataset
 from builder.llm.local_models import DEFAULT_LOCAL_MODEL, LOCAL_MODELS, demo_notice
 from builder.stages import CONFIGS
 from tests.benchmarks.embedded_models import failed_items, invalid_responses, readability
+from tests.cached import responses
 from tests.helpers import wait_until
 from tests.test_local import _listening_ports
 
@@ -85,6 +86,16 @@ def test_the_default_models_failures_per_stage_are_under_the_bounds(demo):
         assert items and count / items <= MAX_FAILED_ITEMS, (stage, failed, invalid)
     for stage, (count, texts) in unreadable.items():
         assert texts and count / texts <= MAX_UNREADABLE, (stage, unreadable)
+
+
+def test_the_embedded_model_writes_questions_and_answers_as_json_under_its_grammar(demo):
+    """A real endpoint gets questions and answers as free text; the 135M model gets their JSON form, whose grammar
+    lets it stop (docs/embedded_models.md)."""
+    root, _ = demo
+    replies = {stage: [text for stage_, text in responses(root / ".glan", "stage, text") if stage_ == stage]
+               for stage in ("questions", "answers")}
+    for stage, field in (("questions", "question"), ("answers", "answer")):
+        assert replies[stage] and all(list(json.loads(text, strict=False)) == [field] for text in replies[stage])
 
 
 def test_a_rerun_of_the_demo_calls_the_model_zero_times(demo):

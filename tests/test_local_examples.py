@@ -46,6 +46,15 @@ def test_every_stage_ships_two_examples_that_its_demo_schema_accepts():
             output_model.model_validate_json(reply["content"])
 
 
+def test_the_embedded_route_asks_for_questions_and_answers_in_their_json_form():
+    """A 135M model stops under a JSON grammar; as free text it did not (docs/embedded_models.md)."""
+    remote, local = load_prompts(REPO / "prompts"), load_prompts(REPO / "prompts", local_examples=True)
+    assert [remote[stage].output_model for stage in STAGE_NAMES] == ["SubjectList", "Syllabus", "QuestionText",
+                                                                     "AnswerText"]
+    assert [local[stage].output_model for stage in STAGE_NAMES] == ["SubjectList", "Syllabus", "HomeworkQuestion",
+                                                                    "Answer"]
+
+
 def test_remote_prompts_fingerprints_and_cache_keys_ignore_the_examples(tmp_path):
     shipped = load_prompts(REPO / "prompts")
     stripped = load_prompts(without_local_examples(tmp_path))

@@ -191,6 +191,53 @@ def test_content_faults_answer_200_with_unusable_content(openai_server, kind, fi
         json.loads(choice.message.content)
 
 
+QUESTION_PROMPT = [{"role": "system", "content": "You are a teacher. You write homework."},
+                   {"role": "user", "content": "Write one question on entropy."}]
+ANSWER_PROMPT = [{"role": "system", "content": "You are a tutor."}, {"role": "user", "content": "What is entropy?"}]
+
+
+def test_free_text_gets_a_question_or_an_answer_by_the_prompt(openai_server):
+    questions = {chat(openai_server, messages=QUESTION_PROMPT, seed=seed).choices[0].message.content
+                 for seed in range(5)}
+    answers = {chat(openai_server, messages=ANSWER_PROMPT, seed=seed).choices[0].message.content for seed in range(5)}
+    assert len(questions) == len(answers) == 5
+    assert all(text.startswith("How does ") and text.endswith("?") and text.count("?") == 1 for text in questions)
+    assert all(2 <= text.count(". ") + 1 <= 4 and text.endswith(".") and "?" not in text for text in answers)
+    assert [(record["output"], record["schema"], record["response_format"]) for record in openai_server.log()] == \
+        [("question", None, None)] * 5 + [("answer", None, None)] * 5
+
+
+def test_pools_serve_their_texts_in_turn_to_free_text_and_json_alike(openai_server):
+    questions, answers = ["What is \\frac{a}{b}?", "Is 2 > 1?"], ["Yes.", "No.", "print(\"a\\nb\")"]
+    openai_server.configure(question_pool=questions, answer_pool=answers)
+    asked = [chat(openai_server, messages=QUESTION_PROMPT, seed=seed).choices[0].message.content for seed in range(3)]
+    answered = [chat(openai_server, messages=ANSWER_PROMPT, seed=1).choices[0].message.content for _ in range(3)]
+    assert (asked, answered) == (questions + questions[:1], answers)
+    answer_schema = {"type": "json_schema", "json_schema": {"name": "A", "schema": {
+        "type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}}}
+    assert json.loads(chat(openai_server, response_format=answer_schema).choices[0].message.content) == \
+        {"answer": answers[0]}
+
+
+@pytest.mark.parametrize(("kind", "character"), [("form_feed", "\f"), ("nul", "\x00")])
+def test_control_character_faults_put_the_character_first(openai_server, kind, character):
+    force(openai_server, kind)
+    free_text = chat(openai_server, messages=ANSWER_PROMPT).choices[0].message.content
+    structured = json.loads(chat(openai_server, response_format=JSON_SCHEMA).choices[0].message.content)
+    assert free_text[0] == character and free_text[1:2].isupper()
+    first_string = next(value for value in structured.values() if isinstance(value, str))
+    assert first_string[0] == character and first_string[1:].isalpha()
+
+
+def test_json_faults_spare_free_text(openai_server):
+    for kind in ("truncated", "invalid_json", "schema_invalid"):
+        force(openai_server, kind)
+        text = chat(openai_server, messages=ANSWER_PROMPT, seed=1).choices[0].message.content
+        assert text.endswith(".") and text[0].isupper(), kind
+    assert [record["fault"] for record in openai_server.log()] == [None] * 3
+    assert openai_server.stats()["faults"] == {}
+
+
 def test_faults_follow_arrival_so_a_retry_can_succeed(openai_server):
     openai_server.configure(fault_rate=0.5, faults={"500": 1}, fault_seed=3)
     outcomes = []
@@ -299,11 +346,12 @@ def test_the_log_records_what_each_request_asked_for(openai_server):
     completion = chat(openai_server, response_format=JSON_SCHEMA, max_tokens=77, seed=5)
     chat(openai_server, messages=[{"role": "user", "content": "Hello there"}])
     first, second = openai_server.log()
-    assert (first["model"], first["max_tokens"], first["seed"], first["response_format"], first["schema"]) == \
-        ("test-model", 77, 5, "json_schema", "Syllabus")
+    assert (first["model"], first["max_tokens"], first["seed"], first["response_format"], first["schema"],
+            first["output"]) == ("test-model", 77, 5, "json_schema", "Syllabus", "Syllabus")
     assert first["content"] == completion.choices[0].message.content
     assert first["prompt_tokens"] == completion.usage.prompt_tokens
-    assert (second["response_format"], second["schema"], second["max_tokens"]) == (None, None, None)
+    assert (second["response_format"], second["schema"], second["max_tokens"], second["output"]) == \
+        (None, None, None, "answer")
     assert first["messages_sha256"] != second["messages_sha256"]
 
 
@@ -346,7 +394,7 @@ def test_faults_at_fixed_arrivals(openai_server):
 
 
 def test_item_faults_hit_every_attempt_at_the_same_messages(openai_server):
-    openai_server.configure(item_faults={"schema_invalid": 0.5}, item_fault_schema="Syllabus")
+    openai_server.configure(item_faults={"schema_invalid": 0.5}, item_fault_output="Syllabus")
     prompts = [[{"role": "user", "content": f"Write syllabus {index}."}] for index in range(12)]
     spoiled = []
     for messages in prompts:

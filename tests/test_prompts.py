@@ -13,9 +13,9 @@ QUESTIONS = (REPO / "prompts" / "questions.yaml").read_text()
 
 BAD_PROMPTS = {
     "unknown output model": (
-        QUESTIONS.replace("output_model: HomeworkQuestion", "output_model: Essay"),
-        "5: output_model: expected 'SubjectList', 'Syllabus', 'HomeworkQuestion', 'Answer' or 'TaxonomyProposal', "
-        'got text ("Essay"). Use one of those values.',
+        QUESTIONS.replace("output_model: QuestionText", "output_model: Essay"),
+        "5: output_model: expected 'SubjectList', 'Syllabus', 'QuestionText', 'AnswerText', 'HomeworkQuestion', "
+        """'Answer' or 'TaxonomyProposal', got text ("Essay"). Use one of those values.""",
     ),
     "YAML error": (
         QUESTIONS.replace("max_tokens: 1024}", "max_tokens: 1024"),
@@ -77,4 +77,14 @@ def test_a_prompt_that_is_not_utf8_names_the_line(openai_server, tmp_path, capsy
     assert build(openai_server, tmp_path) == 2
     assert capsys.readouterr().err == (f"glan: {path}:21: not UTF-8 text: byte 0xe9 (column 24) is not valid UTF-8. "
                                        "Save the file with the UTF-8 encoding.\n")
+    assert openai_server.stats()["requests"] == 0
+
+
+def test_a_prompt_naming_another_stages_output_names_both_forms_of_its_own(openai_server, tmp_path, capsys):
+    path = copy_inputs(tmp_path)
+    path.write_text(QUESTIONS.replace("output_model: QuestionText", "output_model: Syllabus"))
+    assert build(openai_server, tmp_path) == 2
+    assert capsys.readouterr().err == (f"glan: {path}: output_model: Syllabus is not what the questions stage reads. "
+                                       "Write output_model: QuestionText (free text), or HomeworkQuestion (JSON, as "
+                                       "glan 0.1 asked).\n")
     assert openai_server.stats()["requests"] == 0

@@ -50,8 +50,7 @@ def built(tmp_path_factory):
                             "Organic Chemistry", "--model", "test-model", "--base-url", server.base_url,
                             "--out", tmp / "dist", "--work-dir", tmp / ".glan")
         log = server.log()
-    sent = Counter(json.loads(record["content"])["question"] for record in log
-                   if record["schema"] == "HomeworkQuestion" and record["status"] == 200)
+    sent = Counter(record["content"] for record in log if record["output"] == "question" and record["status"] == 200)
     return {"code": code, "err": err, "out": tmp / "dist", "log": log, "sent": sent}
 
 
@@ -66,8 +65,10 @@ def expected_drops(sent: Counter) -> dict[str, int]:
 
 def test_every_kind_of_repeat_was_served(built):
     assert built["code"] == 0, built["err"]
-    # The strict endpoint took every request in OpenAI's own structured-output mode: nothing was refused.
-    assert {(record["response_format"], record["status"]) for record in built["log"]} == {("json_schema", 200)}
+    # The strict endpoint took every structured request in OpenAI's own mode, and questions and answers as free text.
+    assert {(record["output"], record["response_format"], record["status"]) for record in built["log"]} == {
+        ("SubjectList", "json_schema", 200), ("Syllabus", "json_schema", 200), ("question", None, 200),
+        ("answer", None, 200)}
     assert set(built["sent"]) == set(POOL)  # each text at least once, so every step has work
     assert sum(built["sent"].values()) > 2 * len(POOL)
 
@@ -77,7 +78,7 @@ def test_one_question_per_family_survives_and_the_contaminated_one_is_gone(built
     assert Counter(POOL[row["question"]][0] for row in questions) == {"mitochondria": 1, "plates": 1, "genetics": 1}
     instructions = rows(built["out"], "instructions", ("train", "test"))
     assert sorted(row["question_id"] for row in instructions) == sorted(row["question_id"] for row in questions)
-    answers_asked = [record for record in built["log"] if record["schema"] == "Answer"]
+    answers_asked = [record for record in built["log"] if record["output"] == "answer"]
     assert len(answers_asked) == len(questions)  # a dropped question costs no answer
 
 

@@ -76,7 +76,7 @@ def test_the_wheel_installs_and_works_from_an_empty_directory(server, hub, tmp_p
                            cwd=project, env=env, capture_output=True, text=True, check=True,
                            timeout=PATIENCE_S).stdout.split()
     assert all(path.startswith(site) for path in where), where
-    assert glan("--version").stdout == "glan 0.1.0\n"
+    assert glan("--version").stdout == "glan 0.2.0\n"
     missing = glan("estimate")
     assert missing.returncode == 2
     assert missing.stderr == ("glan: taxonomy.yaml: file not found. Pass the path of a taxonomy YAML, or run "

@@ -3,6 +3,8 @@ from pathlib import Path
 import pytest
 
 from builder.cli import main
+from builder.config.resolve import resolve
+from builder.config.run import RunSettings
 from builder.config.settings import Generation
 from builder.taxonomy import (
     ABSENT,
@@ -97,10 +99,14 @@ def test_demo_preset_overrides_only_what_it_names():
 
 
 def test_paper_preset_sets_models_and_sampling():
-    paper = load_taxonomy(SHIPPED).settings("paper")
-    assert (paper.subjects.model, paper.subjects.temperature, paper.subjects.top_p) == ("gpt-4o", 1.0, 0.95)
-    assert (paper.answers.model, paper.answers.temperature) == ("gpt-4o-mini", 0.7)
-    assert paper.questions.per_subject == 300
+    """As the paper: the strong model writes subjects, syllabi and questions at T=1.0, top_p=0.95, the cheaper
+    one answers at T=0.7, top_p=0.95 (GPT-4 and GPT-3.5 then, their successors now)."""
+    paper = resolve(RunSettings(taxonomy=str(SHIPPED), preset="paper"))
+    assert {name: (plan.route.model, plan.params["temperature"], plan.params["top_p"])
+            for name, plan in paper.stages.items()} == {
+        "subjects": ("gpt-4o", 1.0, 0.95), "syllabus": ("gpt-4o", 1.0, 0.95), "questions": ("gpt-4o", 1.0, 0.95),
+        "answers": ("gpt-4o-mini", 0.7, 0.95)}
+    assert paper.generation.questions.per_subject == 300
 
 
 def test_unknown_preset_lists_the_known_ones(write):

@@ -32,3 +32,32 @@ def test_a_work_dir_of_glan_0_1_builds_with_zero_requests_and_the_same_rows(open
             expected = rows(root / "rows", config, split)
             assert expected, (config, split)
             assert rows(tmp_path / "dist", config, split) == expected, (config, split)
+
+
+def test_a_prompts_folder_naming_the_json_forms_keeps_asking_for_json(openai_server, tmp_path):
+    """The fixture's prompts are glan 0.1's own: questions and answers as JSON (output_model HomeworkQuestion and
+    Answer). A discipline the fixture's cache never saw is asked for them as JSON, and its rebuild, units
+    removed, replays its work dir with zero requests into the same rows."""
+    shutil.copytree(FIXTURE, tmp_path / "v1")
+    root = tmp_path / "v1"
+
+    def build(out):
+        return main(["build", "--taxonomy", str(root / "taxonomy.yaml"), "--preset", "smoke", "--disciplines",
+                     "Genetics", "--model", "test-model", "--base-url", openai_server.base_url, "--work-dir",
+                     str(root / "work"), "--out", str(tmp_path / out)])
+
+    assert build("first") == 0
+    asked = {(record["output"], record["response_format"]) for record in openai_server.log()}
+    assert asked == {("SubjectList", "json_schema"), ("Syllabus", "json_schema"), ("HomeworkQuestion", "json_schema"),
+                     ("Answer", "json_schema")}
+    answers = [json.loads(record["content"])["answer"] for record in openai_server.log()
+               if record["output"] == "Answer"]
+    shutil.rmtree(root / "work" / "units")
+    openai_server.reset()
+    assert build("again") == 0
+    assert openai_server.stats()["requests"] == 0
+    for config, splits in SPLITS.items():
+        for split in splits:
+            assert rows(tmp_path / "again", config, split) == rows(tmp_path / "first", config, split), (config, split)
+    instructions = rows(tmp_path / "again", "instructions", "train") | rows(tmp_path / "again", "instructions", "test")
+    assert sorted(json.loads(row)["messages"][1]["content"] for row in instructions) == sorted(answers)

@@ -163,4 +163,4 @@ def embedded_run(args, run):
         return None
     demo = "demo" if "demo" in taxonomy.presets else None
     return replace(run, model=args.model or LOCAL_MODELS[args.local_model].alias, preset=args.preset or demo,
-                   local_examples=True)
+                   embedded=True)

@@ -102,11 +102,14 @@ def _selected_disciplines(settings: RunSettings, taxonomy: Taxonomy, generation:
 
 def _stage_plan(settings: RunSettings, generation: Generation, stage: type[Stage]) -> StagePlan:
     stage_settings = getattr(generation, stage.name)
-    prompt = load_prompt(settings.prompts_dir, stage.name, settings.local_examples)
-    if prompt.output_model != stage.output_model:
+    prompt = load_prompt(settings.prompts_dir, stage.name, settings.embedded)
+    json_form = schemas.JSON_FORMS.get(stage.output_model)
+    if prompt.output_model not in (stage.output_model, json_form):
+        accepted = f"{stage.output_model} (free text), or {json_form} (JSON, as glan 0.1 asked)" if json_form \
+            else stage.output_model
         raise PromptError(str(settings.prompts_dir / f"{stage.name}.yaml"), None, "output_model",
                           f"{prompt.output_model} is not what the {stage.name} stage reads. Write output_model: "
-                          f"{stage.output_model}.")
+                          f"{accepted}.")
     model = settings.model or stage_settings.model
     if not model:
         raise TaxonomyError(

@@ -26,7 +26,8 @@ class RunSettings:
     ray_address: str | None = None  # "auto", "HOST:PORT", or None: as ray.init() finds or starts a cluster
     prices: tuple[tuple[str, float, float], ...] = ()  # --price: (model, USD/M in, USD/M out), over the taxonomy
     progress: bool = True
-    local_examples: bool = False  # the embedded model's run: prompts carry their `local_examples` (builder/prompts.py)
+    # The embedded model's run: prompts carry their `local_examples`, free text is asked for as JSON (prompts.py)
+    embedded: bool = False
 
     @property
     def prompts_dir(self) -> Path:

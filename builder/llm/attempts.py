@@ -15,10 +15,14 @@ from typing import Any
 from pydantic import BaseModel
 
 from .cache import Cache, Response, cache_key
+from .free_text import FreeText
 from .structured import parse_output
 
-# Built once per output model: pydantic's schema generation costs more than a request's I/O.
-schema_of = functools.cache(lambda output_model: output_model.model_json_schema())
+
+@functools.cache  # once per output model: pydantic's schema generation costs more than a request's I/O
+def schema_of(output_model: type[BaseModel] | FreeText) -> dict | None:
+    """The JSON schema a request asks for; None for free text, which asks for none."""
+    return None if isinstance(output_model, FreeText) else output_model.model_json_schema()
 
 
 @dataclass
@@ -26,7 +30,7 @@ class LLMRequest:
     item_id: str
     messages: list[dict]
     params: dict
-    output_model: type[BaseModel] | None
+    output_model: type[BaseModel] | FreeText
     sample_index: int = 0
 
 
@@ -88,7 +92,6 @@ class Attempts:
         return LLMResult(failure=self.reason, attempts=self.attempt, last_output=self.last_text)
 
     def _key(self) -> str:
-        output_model = self.request.output_model
         return cache_key(model=self.model, messages=self.request.messages, params=self.params,
-                         schema=schema_of(output_model) if output_model else None,
+                         schema=schema_of(self.request.output_model),
                          sample_index=self.request.sample_index, attempt=self.attempt)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from ..errors import UserError
 from .accounting import Accounting
-from .attempts import Attempts, LLMRequest, LLMResult
+from .attempts import Attempts, LLMRequest, LLMResult, schema_of
 from .cache import Cache, Response
 from .limits import AdaptiveConcurrency, RateLimiter, backoff_s
 from .structured import request_fields, schema_instruction
@@ -218,10 +218,11 @@ class Engine:
         return self.cache.mode(endpoint.base_url) or "json_schema"
 
     def request_body(self, model: str, request: LLMRequest, params: dict, key: str, mode: str) -> dict:
-        """The chat-completions body of one attempt in a structured-output mode; Batch API lines use it too."""
+        """The chat-completions body of one attempt in a structured-output mode (free text: as it is); Batch API
+        lines use it too."""
         messages = request.messages
         body = {"model": model, **params, "seed": int(key[:8], 16) % 2**31}
-        if request.output_model is not None:
+        if schema_of(request.output_model) is not None:
             if mode == "prompt":
                 system, *rest = messages
                 messages = [{**system, "content": system["content"] + "\n\n" + _schema_instruction(request.output_model)}, *rest]
@@ -293,7 +294,7 @@ class Engine:
                 if state.api_key:  # some endpoints echo the key back in their error message
                     error.message = error.message.replace(state.api_key, "***")
                 overloaded = error.status == 429
-                if (request.output_model is not None and state.endpoint.mode == "auto"
+                if (schema_of(request.output_model) is not None and state.endpoint.mode == "auto"
                         and mode in _FALLBACK and _rejects_schema(error)):
                     if state.mode == mode:  # requests in flight with the old mode fail too: step down once
                         state.mode = _FALLBACK[mode]

@@ -6,7 +6,9 @@ strict mode enforces minLength/maxLength (as the openai SDK's own `parse()` send
 vLLM's and llama.cpp's grammars; an endpoint that refuses them in `auto` mode steps down to the next
 mode, down to `prompt`, where the bounds are in the system message. Reading is lenient in every mode:
 code fences and prose around the first JSON value are ignored, and raw newlines inside strings (which
-small local models emit) are accepted. A reply is validated against the same schema it was asked for.
+small local models emit) are accepted. A reply is validated against the same schema it was asked for, and
+a string in it that holds a control character fails it (builder/llm/free_text.py says which and why).
+A free-text output (FreeText) sends no schema and is read by its own `read`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import re
 from pydantic import BaseModel, ValidationError
 
 from ..config.yamlfile import format_path
+from .free_text import FreeText, control_character
 
 MODES = ("json_schema", "json_object", "prompt")
 
@@ -56,18 +59,33 @@ def first_json_value(text: str):
     raise ValueError("no JSON value in the output")
 
 
-def parse_output(text: str, output_model: type[BaseModel] | None):
-    """(value, None) or (None, reason): empty, invalid_json, or "schema_invalid: <field>: <rule that failed>"."""
+def parse_output(text: str, output_model: type[BaseModel] | FreeText):
+    """(value, None) or (None, reason): empty, invalid_json, "control_character: <field>: U+000C", or
+    "schema_invalid: <field>: <rule that failed>"; a free-text output's own reasons (FreeText.read)."""
     if not text or not text.strip():
         return None, "empty"
-    if output_model is None:
-        return text.strip(), None
+    if isinstance(output_model, FreeText):
+        return output_model.read(text)
     try:
         data = first_json_value(text)
     except ValueError:
         return None, "invalid_json"
+    if found := _control_character(data, ()):
+        return None, f"control_character: {found}"
     try:
         return output_model.model_validate(data), None
     except ValidationError as error:
         first = error.errors()[0]
         return None, f"schema_invalid: {format_path(first['loc']) or 'the reply'}: {first['msg']}"
+
+
+def _control_character(value, path: tuple) -> str | None:
+    """'<field>: U+000C' for the first string of a decoded reply that holds a control character, or None."""
+    if isinstance(value, str):
+        found = control_character(value)
+        return f"{format_path(path) or 'the reply'}: {found}" if found else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if found := _control_character(item, (*path, key)):
+            return found
+    return None

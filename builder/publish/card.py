@@ -262,7 +262,30 @@ def _generation_table(manifest: dict) -> str:
         ]
         for stage, info in (manifest.get("stages") or {}).items()
     ]
-    return markdown_table(["stage", "model", "sampling params", "prompt fingerprint"], rows)
+    table = markdown_table(["stage", "model", "sampling params", "prompt fingerprint"], rows)
+    return f"{table}\n\n{_paper_note(manifest)}"
+
+
+PAPER = ("The GLAN paper wrote the subjects, syllabi and homework questions with GPT-4 (temperature 1.0, top_p "
+         "0.95) and the answers with GPT-3.5-turbo (temperature 0.7, top_p 0.95), and asked for questions and "
+         "answers as free text, as glan does.")
+
+
+def _paper_note(manifest: dict) -> str:
+    """What the paper did and, for a release of the `paper` preset, where the release differs from it."""
+    if manifest["reproduce"].get("preset") != "paper":
+        return PAPER
+    stages = manifest.get("stages") or {}
+
+    def models(*names: str) -> str:
+        return " and ".join(f"`{model}`" for model in dict.fromkeys(stages[name]["model"] for name in names
+                                                                         if name in stages))
+
+    return (f"{PAPER} This release was built with glan's `paper` preset, which follows that split with today's models: "
+            f"{models('subjects', 'syllabus', 'questions')} in place of GPT-4 and {models('answers')} in place of "
+            "GPT-3.5-turbo, with the paper's sampling parameters. It differs from the paper in those models, in the "
+            "wording of the prompts (glan's own, under `glan/prompts/`), and in the subjects and syllabi, which are "
+            "asked for as JSON so that their fields can be read.")
 
 
 def _models_table(manifest: dict) -> str:
@@ -284,8 +307,9 @@ def _terms(model: str) -> str:
 def _failures_table(manifest: dict) -> str:
     failures = manifest["failures"]
     return (markdown_table(["stage", "items without a valid output"], [[stage, count] for stage, count in failures.items()])
-            + "\n\nAn item fails after its retries all gave output that is not valid JSON, breaks the schema, "
-            "is empty or was cut off; it yields no row.")
+            + "\n\nAn item fails after its retries all gave output that is not valid JSON or breaks the schema "
+            "(subjects, syllabi), is too short or too long (questions, answers), holds a control character, is empty "
+            "or was cut off; it yields no row.")
 
 
 def _inputs_table(manifest: dict) -> str:

@@ -7,7 +7,7 @@ from .base import Stage, subject_lineage
 class Answers(Stage):
     """The answer to each question, as a chat pair: the `messages` column trainers load."""
 
-    name, config, output_model = "answers", "instructions", "Answer"
+    name, config, output_model = "answers", "instructions", "AnswerText"
     features = Features({
         "messages": List({"role": Value("string"), "content": Value("string")}),
         "question_id": Value("string"), **SUBJECT, **SAMPLED, "question_model": Value("string"), **PROVENANCE,

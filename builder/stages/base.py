@@ -5,8 +5,9 @@
 
 A stage never calls the network: the unit renders its prompts as the engine sends them, and gives
 `parse` the validated outputs of the item's successful samples. Each stage declares once what it is:
-its prompt file (`name`), the dataset config its rows fill, the output model its prompt file must name,
-and the config's columns.
+its prompt file (`name`), the dataset config its rows fill, the output model its prompt file must name
+(structured: a pydantic model the reply is JSON of; free text: a FreeText, whose reply is the text), and
+the config's columns.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from datasets import Features
 from pydantic import BaseModel
 
+from ..llm.free_text import FreeText
 from ..prompts import Prompt
 
 
@@ -26,7 +28,7 @@ class StageContext:
     settings: Any  # the run's resolved taxonomy Generation
     prompt: Prompt
     model: str
-    output_model: type[BaseModel] | None
+    output_model: type[BaseModel] | FreeText
 
     def provenance(self) -> dict:
         return {"model": self.model, "prompt_fingerprint": self.prompt.fingerprint}
@@ -35,7 +37,7 @@ class StageContext:
 class Stage:
     name: str  # prompt file and settings key
     config: str  # the dataset config its rows fill
-    output_model: str  # the schemas.OUTPUT_MODELS name its prompt file must give
+    output_model: str  # the schemas.OUTPUT_MODELS name its prompt file must give (or its schemas.JSON_FORMS)
     features: Features  # the config's columns
     example: dict  # an output as the LLM gives it, for checking the prompt before any request
 

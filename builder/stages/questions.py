@@ -17,7 +17,7 @@ SINGLE, TWO = "single_session", "two_sessions"
 
 
 class Questions(Stage):
-    name, config, output_model = "questions", "questions", "HomeworkQuestion"
+    name, config, output_model = "questions", "questions", "QuestionText"
     features = Features({"question_id": Value("string"), **SUBJECT, **SAMPLED, "sample_index": Value("int32"),
                          "question": Value("string"), **PROVENANCE})
     example = {"question": "An example homework question on the chosen key concepts?"}

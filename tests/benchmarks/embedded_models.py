@@ -93,7 +93,7 @@ def invalid_responses(root: Path) -> dict[str, tuple[int, int]]:
                 responses[stage].append((text, finish))
     counts = {}
     for stage, replies in responses.items():
-        output_model = schemas.OUTPUT_MODELS[load_prompt(root / "prompts", stage).output_model](settings)
+        output_model = schemas.OUTPUT_MODELS[load_prompt(root / "prompts", stage, embedded=True).output_model](settings)
         invalid = sum(finish == "length" or parse_output(text, output_model)[1] is not None
                       for text, finish in replies)  # cut off at max_tokens: the engine never accepts it
         counts[stage] = (invalid, len(replies))

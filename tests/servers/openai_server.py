@@ -1,5 +1,6 @@
-"""An OpenAI-protocol server for tests: chat completions with schema-valid fake content, faults on
-demand, a log of what each request asked for, and the Files + Batch API.
+"""An OpenAI-protocol server for tests: chat completions with schema-valid fake content (or, for a
+free-text request, a plausible question or answer), faults on demand, a log of what each request asked
+for, and the Files + Batch API.
 
 Runs in its own process so a benchmark's client does not share its CPU:
 
@@ -11,9 +12,14 @@ can be changed at run time with `POST /_admin/config`.
 
 Requests are checked as OpenAI checks them (tests/servers/chat_rules.py) before anything else.
 Content is a pure function of the request body (sha256 of its canonical JSON seeds the RNG), so
-the same body always gets the same answer, online or in a batch. Faults are a function of the
-arrival index (`fault_rate`, `faults_at`), so a retry of a faulted body can succeed, or of the
-request's messages (`item_faults`), so every attempt at one item fails alike.
+the same body always gets the same answer, online or in a batch; except the texts of `question_pool`
+and `answer_pool`, served in turn so that as many requests as a pool holds texts serve each of them.
+Faults are a function of the arrival index (`fault_rate`, `faults_at`), so a retry of a faulted body
+can succeed, or of the request's messages (`item_faults`), so every attempt at one item fails alike.
+
+What a request asks for (`output_of`, logged as `output`): the name of the schema it sends, or for free
+text (no schema) "question" when its system message speaks of homework (glan's questions prompt) and
+"answer" otherwise.
 """
 
 from __future__ import annotations
@@ -35,15 +41,18 @@ from aiohttp import web
 
 from tests.servers.batch_api import BatchAPI
 from tests.servers.chat_rules import refusal
-from tests.servers.schema_fill import Generator, compile_schema, sentence
+from tests.servers.schema_fill import Generator, answer, compile_schema, question
 from tests.servers.wire import canonical, error_body, json_response
 
 FAULT_KINDS = (
     "429", "500", "502", "503", "hang", "reset",
-    "truncated", "invalid_json", "schema_invalid", "empty", "length",
+    "truncated", "invalid_json", "schema_invalid", "empty", "length", "form_feed", "nul",
 )  # fmt: skip
 # Refused at once, before the latency a completion takes: what a rate limiter or a proxy does.
 ERROR_FAULTS = ("429", "500", "502", "503")
+# Break the JSON of a reply (a string cut off without finish_reason "length" included): a free-text request has
+# none to break, and is answered as if no fault was drawn.
+JSON_FAULTS = ("truncated", "invalid_json", "schema_invalid")
 RETRY_AFTER_FORMS = ("seconds", "ms", "date")
 # What nginx answers when the model server behind it is down: HTML, not JSON.
 BAD_GATEWAY_HTML = (
@@ -62,7 +71,7 @@ class Knobs:
     faults: dict[str, float] = dataclasses.field(default_factory=dict)  # {} = all kinds alike
     faults_at: dict[str, str] = dataclasses.field(default_factory=dict)  # arrival index -> kind, always
     item_faults: dict[str, float] = dataclasses.field(default_factory=dict)  # kind -> share of items (messages)
-    item_fault_schema: str | None = None  # item_faults only hit requests for this output schema
+    item_fault_output: str | None = None  # item_faults only hit requests for this output (output_of)
     retry_after_s: float = 1
     retry_after_form: str = "seconds"  # 429s carry Retry-After: seconds | retry-after-ms | an HTTP date
     hang_s: float = 30
@@ -72,7 +81,8 @@ class Knobs:
     require_api_key: str | None = None
     models: list[str] = dataclasses.field(default_factory=lambda: ["test-model"])  # any other: 404
     forbidden_models: list[str] = dataclasses.field(default_factory=list)  # known, but this key may not: 403
-    question_pool: list[str] = dataclasses.field(default_factory=list)  # "question" values drawn from it
+    question_pool: list[str] = dataclasses.field(default_factory=list)  # questions served from it, in turn
+    answer_pool: list[str] = dataclasses.field(default_factory=list)  # answers served from it, in turn
     hold: bool = False  # answers wait (requests are still received and logged) until hold is lifted
     batch_delay_s: float = 0.5
     batch_error_rate: float = 0.0
@@ -102,6 +112,7 @@ class FakeOpenAI:
         self.responses = 0
         self.fault_counts: dict[str, int] = {}
         self.generators: dict[str, Generator | None] = {}
+        self.drawn = {"question": 0, "answer": 0}  # texts served from each pool so far
         self.batch_api = BatchAPI(self)
         self.released = asyncio.Event()  # set unless knob `hold` is on
         self._apply_hold()
@@ -124,7 +135,7 @@ class FakeOpenAI:
         record = {
             "n": arrival, "body_sha256": None, "messages_sha256": None, "received": time.monotonic(),
             "responded": None, "status": None, "fault": None, "seed": None, "model": None, "max_tokens": None,
-            "prompt_tokens": None, "response_format": None, "schema": None, "content": None,
+            "prompt_tokens": None, "response_format": None, "schema": None, "output": None, "content": None,
         }  # fmt: skip
         self.log.append(record)
         try:
@@ -141,6 +152,8 @@ class FakeOpenAI:
 
         knobs = self.knobs
         fault = self._pick_fault(arrival, record)
+        if fault in JSON_FAULTS and record["schema"] is None:
+            fault = None
         if fault:
             record["fault"] = fault
             self.fault_counts[fault] = self.fault_counts.get(fault, 0) + 1
@@ -187,7 +200,7 @@ class FakeOpenAI:
         knobs = self.knobs
         if str(arrival) in knobs.faults_at:
             return knobs.faults_at[str(arrival)]
-        if knobs.item_faults and knobs.item_fault_schema in (None, record["schema"]):
+        if knobs.item_faults and knobs.item_fault_output in (None, record["output"]):
             draw = random.Random(record["messages_sha256"]).random()
             for kind, share in knobs.item_faults.items():
                 if draw < share:
@@ -215,11 +228,13 @@ class FakeOpenAI:
         generate = self._generator(body)
         rng = random.Random(digest)
         if generate is None:
-            content = sentence(rng)
+            kind = output_of(body)
+            content = self._drawn(kind) or (question(rng) if kind == "question" else answer(rng))
         else:
             value = generate(rng)
-            if self.knobs.question_pool and isinstance(value, dict) and "question" in value:
-                value["question"] = rng.choice(self.knobs.question_pool)
+            for kind in ("question", "answer"):
+                if isinstance(value, dict) and kind in value:
+                    value[kind] = self._drawn(kind) or value[kind]
             content = json.dumps(value)
         usage = {"prompt_tokens": prompt_tokens(body), "completion_tokens": len(content) // 4 + 1}
         return 200, {
@@ -235,6 +250,14 @@ class FakeOpenAI:
             }],
             "usage": {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]},
         }  # fmt: skip
+
+    def _drawn(self, kind: str) -> str | None:
+        """The next text of the pool of `kind` ("question" or "answer"), if the pool has any."""
+        pool = self.knobs.question_pool if kind == "question" else self.knobs.answer_pool
+        if not pool:
+            return None
+        self.drawn[kind] += 1
+        return pool[(self.drawn[kind] - 1) % len(pool)]
 
     def _generator(self, body: dict) -> Generator | None:
         """The compiled schema this request asks for, or None for free text; compiled once each."""
@@ -286,7 +309,7 @@ class FakeOpenAI:
 
 def describe(body: dict) -> dict:
     """What the log keeps of a request: who it is (messages_sha256 is the same for every attempt at one
-    prompt) and what it asked for (schema: the json_schema name, else the schema's title)."""
+    prompt) and what it asked for (schema: the json_schema name, else the schema's title; output: output_of)."""
     fmt = _mapping(body.get("response_format"))
     schema_text = requested_schema(body)
     try:
@@ -299,7 +322,24 @@ def describe(body: dict) -> dict:
         "seed": body.get("seed"), "model": body.get("model"), "max_tokens": body.get("max_tokens"),
         "response_format": fmt.get("type"),
         "schema": _mapping(fmt.get("json_schema")).get("name") or schema.get("title"),
+        "output": output_of(body),
     }  # fmt: skip
+
+
+def output_of(body: dict) -> str | None:
+    """What a request asks for: its schema's name (json_schema name, else title), or for free text "question"
+    when its system message speaks of homework (glan's questions prompt), else "answer"."""
+    schema_text = requested_schema(body)
+    if schema_text is not None:
+        fmt = _mapping(body.get("response_format"))
+        try:
+            schema = _mapping(json.loads(schema_text))
+        except ValueError:
+            schema = {}
+        return _mapping(fmt.get("json_schema")).get("name") or schema.get("title")
+    messages = body.get("messages") if isinstance(body.get("messages"), list) else []
+    system = next((m.get("content") for m in messages if isinstance(m, dict) and m.get("role") == "system"), None)
+    return "question" if isinstance(system, str) and "homework" in system.lower() else "answer"
 
 
 def prompt_tokens(body: dict) -> int:
@@ -342,10 +382,17 @@ def retry_after_headers(knobs: Knobs) -> dict[str, str]:
 
 def spoil(choice: dict, fault: str) -> None:
     """Faults that still answer 200 but with content the client must reject. schema_invalid is a
-    JSON array: valid JSON that fails every object schema, even one without required fields."""
+    JSON array: valid JSON that fails every object schema, even one without required fields. form_feed and
+    nul put that character first in the text: in a JSON reply as its escape at the start of the first
+    string (what `\frac` written inside JSON becomes), in free text as the character itself."""
     message = choice["message"]
     if fault in ("truncated", "length"):
         message["content"] = message["content"][: len(message["content"]) // 2]
+    elif fault in ("form_feed", "nul"):
+        content = message["content"]
+        escape, character = {"form_feed": ("\\f", "\f"), "nul": ("\\u0000", "\x00")}[fault]
+        message["content"] = re.sub(r'(?<=: ")', lambda _: escape, content, count=1) \
+            if content.startswith(("{", "[")) else character + content
     else:
         message["content"] = {"invalid_json": "not json {", "schema_invalid": "[]", "empty": ""}[fault]
     if fault == "length":

@@ -5,7 +5,8 @@ only the random draws, not a walk over the schema; strings are picked from pools
 one draw each, because a test server answering 1,000+ requests/s cannot spend much per string.
 Labels (names, titles, list items) are 1-3 words from a vocabulary of 40, so separate samples
 sometimes repeat a value (the pipeline deduplicates subject names and must be tested on that);
-other strings are sentences of three random 3-5 word clauses, practically never repeated.
+other strings are sentences of three random 3-5 word clauses, practically never repeated. Free text (a
+request with no schema) is a question ending in "?" or an answer of a few such sentences.
 """
 
 from __future__ import annotations
@@ -54,6 +55,16 @@ def sentence(rng: random.Random) -> str:
     mask = (1 << _POOL_BITS) - 1
     first, second, third = bits & mask, (bits >> _POOL_BITS) & mask, bits >> (2 * _POOL_BITS)
     return f"{_OPENINGS[first]} {_CLAUSES[second]} {_CLAUSES[third]}."
+
+
+def question(rng: random.Random) -> str:
+    bits = rng.getrandbits(2 * _POOL_BITS)
+    mask = (1 << _POOL_BITS) - 1
+    return f"How does {_CLAUSES[bits & mask]} explain {_CLAUSES[bits >> _POOL_BITS]}?"
+
+
+def answer(rng: random.Random) -> str:
+    return " ".join(sentence(rng) for _ in range(2 + rng.randrange(3)))
 
 
 class _Compiler:
