@@ -344,3 +344,20 @@ def test_a_release_of_the_paper_preset_says_how_it_follows_the_paper_and_where_i
     make_release(other)
     other_card = (other / "README.md").read_text()
     assert "as glan does. This release" not in other_card and "as glan does.\n" in other_card
+
+
+def test_the_manifest_of_a_build_cut_short_names_each_written_unit_by_its_own_discipline(tmp_path):
+    """An interrupted build writes what was complete: units of some disciplines, not of those before them. Each
+    unit's rows are counted under its own discipline, never under the one at its place in the taxonomy."""
+    from glan.config.run import RunSettings
+    from glan.plan import resolve
+    from glan.unit.store import UnitFiles
+
+    run = resolve(RunSettings(preset="smoke", disciplines=("Organic Chemistry", "Linear Algebra"), model="m",
+                              base_url="http://127.0.0.1:9/v1", work_dir=str(tmp_path / ".glan")))
+    first, second = run.disciplines
+    written = UnitFiles(second.discipline_id, "f", True, 4, {"questions": {"train": {"rows": 7}}}, {}, {}, {},
+                        tmp_path)
+    [entry] = Manifest.of(run, [written], ["questions"]).disciplines
+    assert (entry.discipline_id, entry.discipline, entry.rows["questions"]) == \
+        (second.discipline_id, second.discipline, 7)
