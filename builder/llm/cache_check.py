@@ -94,8 +94,8 @@ def _move_unreadable(path: Path) -> tuple[list[str], Path | None]:
         if not db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='responses'").fetchone():
             return [], None  # a salvage that found nothing
         unreadable = {rowid: problem for rowid, *entry in db.execute(
-            "SELECT rowid, typeof(text), text, typeof(finish_reason), finish_reason, prompt_tokens, completion_tokens "
-            "FROM responses") if (problem := _unreadable(*entry))}
+            "SELECT rowid, typeof(text), text, typeof(finish_reason), finish_reason, prompt_tokens, "
+            "completion_tokens FROM responses") if (problem := _unreadable(*entry))}
         if not unreadable:
             return [], None
         moved_to = path.with_name(f"{path.name}.unreadable-{time.strftime('%Y%m%dT%H%M%S')}")
