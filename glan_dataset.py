@@ -48,9 +48,10 @@ class Glan(datasets.ArrowBasedBuilder):
     DEFAULT_CONFIG_NAME = DEFAULT_CONFIG
 
     def __init__(self, *args, **kwargs):
-        config = GlanConfig(name=kwargs.get("config_name") or self.DEFAULT_CONFIG_NAME,
-                            **{setting.name: kwargs[setting.name] for setting in fields(RunSettings)
-                               if setting.name in kwargs})
+        config = GlanConfig(
+            name=kwargs.get("config_name") or self.DEFAULT_CONFIG_NAME,
+            **{setting.name: kwargs[setting.name] for setting in fields(RunSettings) if setting.name in kwargs},
+        )
         self._units = UnitStore(resolve(config.run_settings()))
         run = self._units.run
         # The config version is the taxonomy's; the datasets cache is keyed by the units' fingerprints (what

@@ -55,8 +55,9 @@ def ensure_units(run: Run, store: UnitStore, depth: int, *, progress: bool = Fal
     missing = [ref for ref in run.disciplines if ref.discipline_id not in found]
     executed = executor_for(run, store, progress).execute(missing, depth)
     found.update({unit.discipline_id: unit for unit in executed.units})
-    return Units(run, [found[ref.discipline_id] for ref in run.disciplines], executed.accounting, executed.figures,
-                 len(missing))
+    return Units(
+        run, [found[ref.discipline_id] for ref in run.disciplines], executed.accounting, executed.figures, len(missing)
+    )
 
 
 def executor_for(run: Run, store: UnitStore, progress: bool) -> Executor:
@@ -84,17 +85,22 @@ def build(run: Run, out: Path, configs: list[str]) -> int:
         try:
             units = ensure_units(run, store, depth_of(configs), progress=run.settings.progress)
         except (sqlite3.OperationalError, OSError) as error:  # a full or read-only disk under the work dir
-            raise OutputError(f"{getattr(error, 'filename', None) or run.work_dir}: cannot write the work dir "
-                              f"({getattr(error, 'strerror', None) or error}). Free some space or pass another "
-                              "--work-dir; every response received so far is cached.") from None
+            raise OutputError(
+                f"{getattr(error, 'filename', None) or run.work_dir}: cannot write the work dir "
+                f"({getattr(error, 'strerror', None) or error}). Free some space or pass another "
+                "--work-dir; every response received so far is cached."
+            ) from None
         except KeyboardInterrupt:
             written = [store.find(ref, depth_of(configs), complete=False) for ref in run.disciplines]
-            units = Units(run, [unit for unit in written if unit], Accounting(run.prices), EngineFigures({}, [], None),
-                          0)
+            units = Units(
+                run, [unit for unit in written if unit], Accounting(run.prices), EngineFigures({}, [], None), 0
+            )
             if units.files:
                 _write(units, configs, incomplete_folder(out))
-                print(f"glan: what was complete is in {incomplete_folder(out)}; {out} was left as it was.",
-                      file=sys.stderr)
+                print(
+                    f"glan: what was complete is in {incomplete_folder(out)}; {out} was left as it was.",
+                    file=sys.stderr,
+                )
             raise
         stopped = stop_reason(units, run.limits.max_failure_rate)
         previous = read_manifest(out)
@@ -104,8 +110,11 @@ def build(run: Run, out: Path, configs: list[str]) -> int:
         write_run_report(units)
     print(summary(units, configs, stats), file=sys.stderr)
     if stopped:
-        print(f"glan: the build is incomplete: {stopped}. What was complete is in {incomplete_folder(out)}; {out} was "
-              "left as it was. Run the same command to go on: nothing received is paid twice.", file=sys.stderr)
+        print(
+            f"glan: the build is incomplete: {stopped}. What was complete is in {incomplete_folder(out)}; {out} was "
+            "left as it was. Run the same command to go on: nothing received is paid twice.",
+            file=sys.stderr,
+        )
         return 1
     if (incomplete_folder(out) / MANIFEST).is_file():  # superseded; only ever a folder glan wrote
         shutil.rmtree(incomplete_folder(out), ignore_errors=True)
@@ -116,12 +125,20 @@ def _write(units: Units, configs: list[str], folder: Path) -> dict:
     stats = merged_stats(units.files, configs)
     try:
         run = units.run
-        write_folder(folder, units.files, configs, Manifest.of(run, units.files, configs, stats), render_card,
-                     release_inputs(run.settings.taxonomy, run.prompts_dir, run.taxonomy.card.template))
+        write_folder(
+            folder,
+            units.files,
+            configs,
+            Manifest.of(run, units.files, configs, stats),
+            render_card,
+            release_inputs(run.settings.taxonomy, run.prompts_dir, run.taxonomy.card.template),
+        )
     except OSError as error:
-        raise OutputError(f"{error.filename or folder}: cannot write the dataset folder ({error.strerror or error}). "
-                          f"Free some space or pass another --out; every response is cached, so running the same "
-                          f"command again costs no request.") from None
+        raise OutputError(
+            f"{error.filename or folder}: cannot write the dataset folder ({error.strerror or error}). "
+            f"Free some space or pass another --out; every response is cached, so running the same "
+            f"command again costs no request."
+        ) from None
     return stats
 
 
@@ -130,10 +147,16 @@ class OutputError(UserError):
 
 
 def unbumped_version_warning(previous: Manifest | None, current: Manifest | None) -> str | None:
-    if previous and current and previous.taxonomy_version == current.taxonomy_version \
-            and previous.checksums != current.checksums:
-        return (f"glan: warning: the data changed but the taxonomy version is still {current.taxonomy_version}. "
-                "Bump `version:` in taxonomy.yaml: `glan push` refuses new content under an existing version.")
+    if (
+        previous
+        and current
+        and previous.taxonomy_version == current.taxonomy_version
+        and previous.checksums != current.checksums
+    ):
+        return (
+            f"glan: warning: the data changed but the taxonomy version is still {current.taxonomy_version}. "
+            "Bump `version:` in taxonomy.yaml: `glan push` refuses new content under an existing version."
+        )
     return None
 
 
@@ -141,8 +164,10 @@ def plan_line(run: Run) -> str:
     """How many requests the build may make, per config, by the settings (the first stage's count is exact)."""
     requests = dict(zip((stage.config for stage in STAGES), run.expected_requests(whole=True).values(), strict=True))
     shown = [f"{config} {'~' if index else ''}{count:,.0f}" for index, (config, count) in enumerate(requests.items())]
-    return (f"glan: about to make up to {sum(requests.values()):,.0f} requests for {len(run.disciplines)} disciplines "
-            f"({', '.join(shown)}); cached responses are not requested again.")
+    return (
+        f"glan: about to make up to {sum(requests.values()):,.0f} requests for {len(run.disciplines)} disciplines "
+        f"({', '.join(shown)}); cached responses are not requested again."
+    )
 
 
 def merged_stats(units: list[UnitFiles], configs: list[str]) -> dict:
@@ -161,8 +186,10 @@ def write_run_report(units: Units) -> None:
     """<work dir>/run_report.json: what this build spent per stage and model, and how hard the endpoints pushed back."""
     engine = units.engine
     report = {
-        "usage": [{"stage": stage, "model": model, **asdict(usage)}
-                  for (stage, model), usage in units.accounting.by_stage_model.items()],
+        "usage": [
+            {"stage": stage, "model": model, **asdict(usage)}
+            for (stage, model), usage in units.accounting.by_stage_model.items()
+        ],
         "failures": units.requests("failed"),
         "lowest_concurrency": engine.lowest_concurrency,
         "retry_after_waits_s": engine.retry_after_waits,
@@ -173,17 +200,23 @@ def write_run_report(units: Units) -> None:
 
 
 def summary(units: Units, configs: list[str], stats: dict) -> str:
-    lines = [f"{'stage':<12} {'rows':>8} {'requests':>9} {'cache hits':>10} {'tokens in':>10} "
-             f"{'tokens out':>10} {'failed':>7} {'cost USD':>9}"]
+    lines = [
+        f"{'stage':<12} {'rows':>8} {'requests':>9} {'cache hits':>10} {'tokens in':>10} "
+        f"{'tokens out':>10} {'failed':>7} {'cost USD':>9}"
+    ]
     for stage in STAGES:
         usage = units.accounting.stage_total(stage.name)
         rows = sum(split["rows"] for unit in units.files for split in unit.files.get(stage.config, {}).values())
         failed = units.outcomes[stage.name]["failed"]
-        lines.append(f"{stage.config:<12} {rows:>8,} {usage.requests:>9,} {usage.cache_hits:>10,} "
-                     f"{usage.prompt_tokens:>10,} {usage.completion_tokens:>10,} {failed:>7,} {usage.cost:>9.4f}")
+        lines.append(
+            f"{stage.config:<12} {rows:>8,} {usage.requests:>9,} {usage.cache_hits:>10,} "
+            f"{usage.prompt_tokens:>10,} {usage.completion_tokens:>10,} {failed:>7,} {usage.cost:>9.4f}"
+        )
     skipped = len(units.files) - units.built
     if skipped:
-        lines.append(f"{skipped} of {len(units.files)} disciplines were already built with these settings: not run again.")
+        lines.append(
+            f"{skipped} of {len(units.files)} disciplines were already built with these settings: not run again."
+        )
     quality = stats["quality"]
     dropped = ", ".join(f"{reason} {entry['total']:,}" for reason, entry in quality["dropped"].items()) or "nothing"
     test_rows = stats["configs"].get("instructions/test", {}).get("rows", 0)
@@ -193,12 +226,15 @@ def summary(units: Units, configs: list[str], stats: dict) -> str:
     lines += _failure_lines(units)
     engine = units.engine
     if engine.workers:
-        lines.append(f"ran on Ray: {len(engine.workers)} workers ran {sum(engine.workers.values())} units "
-                     f"({', '.join(f'{name} {count}' for name, count in engine.workers.items())})")
+        lines.append(
+            f"ran on Ray: {len(engine.workers)} workers ran {sum(engine.workers.values())} units "
+            f"({', '.join(f'{name} {count}' for name, count in engine.workers.items())})"
+        )
     if engine.retry_after_waits:
         lowest = ", ".join(f"{url} {limit}" for url, limit in engine.lowest_concurrency.items())
-        lines.append(f"rate limited: waited Retry-After {len(engine.retry_after_waits)} times; "
-                     f"lowest concurrency: {lowest}")
+        lines.append(
+            f"rate limited: waited Retry-After {len(engine.retry_after_waits)} times; lowest concurrency: {lowest}"
+        )
     if engine.stop_reason:
         lines.append(f"stopped early: {engine.stop_reason}.")
     return "\n".join(lines)
@@ -215,8 +251,10 @@ def _failure_lines(units: Units, shown: int = 20) -> list[str]:
             if len(lines) > shown:
                 break
             failure = json.loads(line)
-            lines.append(f"  {failure['stage']} {failure['item_id']} {failure['reason'].splitlines()[0][:160]} "
-                         f"x{failure['attempts']}")
+            lines.append(
+                f"  {failure['stage']} {failure['item_id']} {failure['reason'].splitlines()[0][:160]} "
+                f"x{failure['attempts']}"
+            )
     if total > shown:
         lines.append(f"  ... and {total - shown} more in {units.files[0].directory.parent.parent}/*/*/{FAILURES_FILE}")
     return lines
@@ -228,10 +266,14 @@ def stop_reason(units: Units, max_failure_rate: float) -> str | None:
         return units.engine.stop_reason
     incomplete = [unit.discipline_id for unit in units.files if not unit.complete]
     if incomplete:
-        return (f"{len(incomplete)} of {len(units.files)} disciplines have requests the endpoint failed after every "
-                f"retry ({', '.join(incomplete[:3])}{', ...' if len(incomplete) > 3 else ''})")
+        return (
+            f"{len(incomplete)} of {len(units.files)} disciplines have requests the endpoint failed after every "
+            f"retry ({', '.join(incomplete[:3])}{', ...' if len(incomplete) > 3 else ''})"
+        )
     succeeded, failed = units.requests("succeeded"), units.requests("failed")
     if failed and failed / (succeeded + failed) > max_failure_rate:
-        return (f"{failed:,} of {succeeded + failed:,} requests failed ({failed / (succeeded + failed):.1%}), more "
-                f"than --max-failure-rate {max_failure_rate:g} allows (their reasons are listed above)")
+        return (
+            f"{failed:,} of {succeeded + failed:,} requests failed ({failed / (succeeded + failed):.1%}), more "
+            f"than --max-failure-rate {max_failure_rate:g} allows (their reasons are listed above)"
+        )
     return None

@@ -86,9 +86,12 @@ def estimate(run: Run, configs: list[str]) -> list[StageEstimate]:
             replays[stage.name].planned += usage.succeeded + usage.failed + usage.skipped
             replays[stage.name].answered += usage.succeeded + usage.failed
             replays[stage.name].prompt_chars += usage.prompt_chars
-        return [_stage_estimate(run, engine.cache, stage, replays[stage], requests)
-                for stage, requests in run.expected_requests(depth, {
-                    name: (replay.answered, replay.rows) for name, replay in replays.items()}).items()]
+        return [
+            _stage_estimate(run, engine.cache, stage, replays[stage], requests)
+            for stage, requests in run.expected_requests(
+                depth, {name: (replay.answered, replay.rows) for name, replay in replays.items()}
+            ).items()
+        ]
 
 
 def _stage_estimate(run: Run, cache: Cache, stage: str, replay: _Replay, requests: float) -> StageEstimate:
@@ -108,8 +111,9 @@ def _stage_estimate(run: Run, cache: Cache, stage: str, replay: _Replay, request
         completion = plan.params.get("max_tokens", DEFAULT_COMPLETION_TOKENS)
     prompt_tokens, completion_tokens = requests * prompt, requests * completion
     cost = Accounting(run.prices).cost(plan.route.model, prompt_tokens, completion_tokens, batch=plan.batch)
-    return StageEstimate(stage, plan.route.model, requests, replay.answered, prompt_tokens, completion_tokens, cost,
-                         observed)
+    return StageEstimate(
+        stage, plan.route.model, requests, replay.answered, prompt_tokens, completion_tokens, cost, observed
+    )
 
 
 def _template_tokens(run: Run, stage: str) -> float:
@@ -119,17 +123,25 @@ def _template_tokens(run: Run, stage: str) -> float:
 
 
 def format_estimate(estimates: list[StageEstimate]) -> str:
-    lines = [f"{'stage':<10} {'model':<16} {'requests':>9} {'cached':>7} {'to send':>8} {'tokens in':>11} "
-             f"{'tokens out':>11} {'cost USD':>9}  tokens from"]
+    lines = [
+        f"{'stage':<10} {'model':<16} {'requests':>9} {'cached':>7} {'to send':>8} {'tokens in':>11} "
+        f"{'tokens out':>11} {'cost USD':>9}  tokens from"
+    ]
     for e in estimates:
         source = "cached responses" if e.observed else "prompt length, max_tokens (an upper bound)"
-        lines.append(f"{e.stage:<10} {e.model:<16} {e.requests:>9,.0f} {e.cached:>7,} {e.to_send:>8,.0f} "
-                     f"{e.prompt_tokens:>11,.0f} {e.completion_tokens:>11,.0f} {e.cost:>9.4f}  {source}")
-    lines.append(f"{'total':<27} {sum(e.requests for e in estimates):>9,.0f} {sum(e.cached for e in estimates):>7,} "
-                 f"{sum(e.to_send for e in estimates):>8,.0f} {sum(e.prompt_tokens for e in estimates):>11,.0f} "
-                 f"{sum(e.completion_tokens for e in estimates):>11,.0f} {sum(e.cost for e in estimates):>9.4f}")
-    lines.append("Requests after a stage that is not cached are extrapolated from the settings; "
-                 "outputs that fail validation add retries on top.")
+        lines.append(
+            f"{e.stage:<10} {e.model:<16} {e.requests:>9,.0f} {e.cached:>7,} {e.to_send:>8,.0f} "
+            f"{e.prompt_tokens:>11,.0f} {e.completion_tokens:>11,.0f} {e.cost:>9.4f}  {source}"
+        )
+    lines.append(
+        f"{'total':<27} {sum(e.requests for e in estimates):>9,.0f} {sum(e.cached for e in estimates):>7,} "
+        f"{sum(e.to_send for e in estimates):>8,.0f} {sum(e.prompt_tokens for e in estimates):>11,.0f} "
+        f"{sum(e.completion_tokens for e in estimates):>11,.0f} {sum(e.cost for e in estimates):>9.4f}"
+    )
+    lines.append(
+        "Requests after a stage that is not cached are extrapolated from the settings; "
+        "outputs that fail validation add retries on top."
+    )
     return "\n".join(lines)
 
 

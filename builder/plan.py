@@ -31,8 +31,10 @@ from .taxonomy import DisciplineRef, Taxonomy, TaxonomyError, load_taxonomy
 # Where each stage's requests go, the first that applies: --base-url; else the stage's base_urls in the taxonomy;
 # else OPENAI_BASE_URL; else OpenAI's API. With none of these for any stage and no OPENAI_API_KEY, the embedded
 # model runs instead (glan build, estimate and taxonomy propose; glan_dataset when given a local_model).
-ENDPOINT_PRECEDENCE = ("--base-url, else the stage's base_urls in the taxonomy, else OPENAI_BASE_URL, else OpenAI "
-                       "(with OPENAI_API_KEY), else the embedded local model")
+ENDPOINT_PRECEDENCE = (
+    "--base-url, else the stage's base_urls in the taxonomy, else OPENAI_BASE_URL, else OpenAI "
+    "(with OPENAI_API_KEY), else the embedded local model"
+)
 # The embedded server's address is known once it has started (Run.on_local_server); until then its routes say this.
 LOCAL_SERVER_PENDING = "http://127.0.0.1"
 
@@ -81,7 +83,7 @@ class Run:
 
     @property
     def executor(self) -> str:
-        """"local" or "ray"."""
+        """ "local" or "ray"."""
         return self.generation.executor
 
     @property
@@ -89,8 +91,9 @@ class Run:
         """The run uses the prompts shipped with glan (there is no prompts/ beside its taxonomy)."""
         return self.prompts_dir == SHIPPED_PROMPTS
 
-    def expected_requests(self, depth: int = len(STAGES), observed: Mapping[str, tuple[int, int]] | None = None,
-                          whole: bool = False) -> dict[str, float]:
+    def expected_requests(
+        self, depth: int = len(STAGES), observed: Mapping[str, tuple[int, int]] | None = None, whole: bool = False
+    ) -> dict[str, float]:
         """Requests per stage of the first `depth`, in chain order. A stage's inputs are the rows of the stage before
         (the disciplines, for the first), and it makes `requests_per_input` requests for each; an answered request
         yields `rows_per_request` rows by the settings, or, for a stage `observed` (stage -> (requests answered,
@@ -110,9 +113,19 @@ class Run:
 
     def on_local_server(self, base_url: str) -> Run:
         """The embedded run, its requests going to the embedded server that has started at `base_url`."""
-        return replace(self, stages={name: replace(plan, route=Route(plan.route.model, tuple(
-            replace(endpoint, base_url=base_url) for endpoint in plan.route.endpoints)))
-            for name, plan in self.stages.items()})
+        return replace(
+            self,
+            stages={
+                name: replace(
+                    plan,
+                    route=Route(
+                        plan.route.model,
+                        tuple(replace(endpoint, base_url=base_url) for endpoint in plan.route.endpoints),
+                    ),
+                )
+                for name, plan in self.stages.items()
+            },
+        )
 
 
 def resolve(settings: RunSettings, taxonomy: Taxonomy | None = None) -> Run:
@@ -121,15 +134,26 @@ def resolve(settings: RunSettings, taxonomy: Taxonomy | None = None) -> Run:
     taxonomy = taxonomy or load_taxonomy(settings.taxonomy)
     embedded = _embedded_model(settings, taxonomy)
     if embedded is not None:  # the demo preset (if the taxonomy has one), so that a CPU build takes minutes
-        settings = replace(settings, model=settings.model or embedded.alias,
-                           preset=settings.preset or ("demo" if "demo" in taxonomy.presets else None))
+        settings = replace(
+            settings,
+            model=settings.model or embedded.alias,
+            preset=settings.preset or ("demo" if "demo" in taxonomy.presets else None),
+        )
     generation = taxonomy.settings(settings.preset)
-    limits = generation.limits.model_copy(update={
-        key: value for key, value in (("concurrency", settings.concurrency),
-                                      ("max_failure_rate", settings.max_failure_rate)) if value is not None})
-    generation = generation.model_copy(update={
-        "limits": limits, "executor": settings.executor or generation.executor,
-        **({"seed": settings.seed} if settings.seed is not None else {})})
+    limits = generation.limits.model_copy(
+        update={
+            key: value
+            for key, value in (("concurrency", settings.concurrency), ("max_failure_rate", settings.max_failure_rate))
+            if value is not None
+        }
+    )
+    generation = generation.model_copy(
+        update={
+            "limits": limits,
+            "executor": settings.executor or generation.executor,
+            **({"seed": settings.seed} if settings.seed is not None else {}),
+        }
+    )
     prompts = prompts_dir(settings.taxonomy, settings.prompts)
     base_url = settings.base_url or (LOCAL_SERVER_PENDING if embedded else None)
     return Run(
@@ -137,13 +161,18 @@ def resolve(settings: RunSettings, taxonomy: Taxonomy | None = None) -> Run:
         taxonomy=taxonomy,
         generation=generation,
         disciplines=tuple(_selected_disciplines(settings, taxonomy, generation)),
-        stages={stage.name: _stage_plan(settings, generation, stage, prompts, base_url, embedded is not None)
-                for stage in STAGES},
+        stages={
+            stage.name: _stage_plan(settings, generation, stage, prompts, base_url, embedded is not None)
+            for stage in STAGES
+        },
         prompts_dir=prompts,
         embedded=embedded,
-        prices={**{model: (price.input_per_million, price.output_per_million)
-                   for model, price in generation.prices.items()},
-                **{model: (input_price, output_price) for model, input_price, output_price in settings.prices}},
+        prices={
+            **{
+                model: (price.input_per_million, price.output_per_million) for model, price in generation.prices.items()
+            },
+            **{model: (input_price, output_price) for model, input_price, output_price in settings.prices},
+        },
         budget=Budget(settings.max_cost, settings.max_requests),
     )
 
@@ -151,8 +180,12 @@ def resolve(settings: RunSettings, taxonomy: Taxonomy | None = None) -> Run:
 def _embedded_model(settings: RunSettings, taxonomy: Taxonomy) -> LocalModel | None:
     """The embedded model, when the run may have one and no endpoint is named by flag, environment or taxonomy
     (ENDPOINT_PRECEDENCE)."""
-    if settings.local_model is None or settings.base_url or os.environ.get("OPENAI_BASE_URL") \
-            or os.environ.get("OPENAI_API_KEY"):
+    if (
+        settings.local_model is None
+        or settings.base_url
+        or os.environ.get("OPENAI_BASE_URL")
+        or os.environ.get("OPENAI_API_KEY")
+    ):
         return None
     generation = taxonomy.settings(settings.preset)
     if any(getattr(generation, stage.name).base_urls for stage in STAGES):
@@ -170,8 +203,12 @@ def _selected_disciplines(settings: RunSettings, taxonomy: Taxonomy, generation:
     missing = sorted(wanted - known)
     if missing:
         raise TaxonomyError(
-            settings.taxonomy, None, "--disciplines", f"no discipline named {', '.join(missing)}. "
-            "Use a discipline's name or id as written in the taxonomy (see `glan taxonomy validate`).")
+            settings.taxonomy,
+            None,
+            "--disciplines",
+            f"no discipline named {', '.join(missing)}. "
+            "Use a discipline's name or id as written in the taxonomy (see `glan taxonomy validate`).",
+        )
     return chosen
 
 
@@ -182,21 +219,34 @@ def _endpoint_urls(base_url: str | None, stage_urls: list[str]) -> list[str]:
     return list(stage_urls) or [os.environ.get("OPENAI_BASE_URL") or OPENAI_URL]
 
 
-def _stage_plan(settings: RunSettings, generation: Generation, stage: type[Stage], prompts: Path,
-                base_url: str | None, embedded: bool) -> StagePlan:
+def _stage_plan(
+    settings: RunSettings,
+    generation: Generation,
+    stage: type[Stage],
+    prompts: Path,
+    base_url: str | None,
+    embedded: bool,
+) -> StagePlan:
     stage_settings = getattr(generation, stage.name)
     prompt = load_prompt(prompts, stage.name, embedded)
     output, json_form = stage.output.name, stage.output.json_form
     if prompt.output_model not in (output, json_form):
         accepted = f"{output} (free text), or {json_form} (JSON, as glan 0.1 asked)" if json_form else output
-        raise PromptError(str(prompt_path(prompts, stage.name)), None, "output_model",
-                          f"{prompt.output_model} is not what the {stage.name} stage reads. Write output_model: "
-                          f"{accepted}.")
+        raise PromptError(
+            str(prompt_path(prompts, stage.name)),
+            None,
+            "output_model",
+            f"{prompt.output_model} is not what the {stage.name} stage reads. Write output_model: {accepted}.",
+        )
     model = settings.model or stage_settings.model
     if not model:
         raise TaxonomyError(
-            settings.taxonomy, None, f"generation.{stage.name}.model", f"no model for the {stage.name} stage. "
-            "Pass --model, or set it in the taxonomy's generation block or preset.")
+            settings.taxonomy,
+            None,
+            f"generation.{stage.name}.model",
+            f"no model for the {stage.name} stage. "
+            "Pass --model, or set it in the taxonomy's generation block or preset.",
+        )
     urls = _endpoint_urls(base_url, stage_settings.base_urls)
     for url, source in ((settings.base_url, "--base-url"), (os.environ.get("OPENAI_BASE_URL"), "OPENAI_BASE_URL")):
         if url in urls and (problem := url_problem(url)):
@@ -207,6 +257,13 @@ def _stage_plan(settings: RunSettings, generation: Generation, stage: type[Stage
     for name in ("temperature", "top_p", "max_tokens"):
         if getattr(stage_settings, name) is not None:
             params[name] = getattr(stage_settings, name)
-    return StagePlan(stage, StageContext(generation, model, prompt.fingerprint), prompt,
-                     OUTPUTS[prompt.output_model].model(generation), route, params,
-                     settings.batch or stage_settings.batch, stage_settings.batch_fallback)
+    return StagePlan(
+        stage,
+        StageContext(generation, model, prompt.fingerprint),
+        prompt,
+        OUTPUTS[prompt.output_model].model(generation),
+        route,
+        params,
+        settings.batch or stage_settings.batch,
+        stage_settings.batch_fallback,
+    )

@@ -22,20 +22,28 @@ class PreflightError(UserError):
 def check_paths(out: Path, run: Run) -> None:
     """--out names a folder the build may replace, and nothing it must not touch; both folders can be written."""
     if out.exists() and not out.is_dir():
-        raise PreflightError(f"{out}: --out names an existing file, not a folder. Pass a folder path for the dataset "
-                             "(it is created, or replaced only by a complete build).")
+        raise PreflightError(
+            f"{out}: --out names an existing file, not a folder. Pass a folder path for the dataset "
+            "(it is created, or replaced only by a complete build)."
+        )
     target, work_dir = out.resolve(), run.work_dir.resolve()
-    kept = (("the current directory", Path.cwd().resolve()),
-            ("the taxonomy's folder", Path(run.settings.taxonomy).resolve().parent),
-            ("the work dir", work_dir))
+    kept = (
+        ("the current directory", Path.cwd().resolve()),
+        ("the taxonomy's folder", Path(run.settings.taxonomy).resolve().parent),
+        ("the work dir", work_dir),
+    )
     for name, folder in kept:
         if folder.is_relative_to(target):
             what = name if folder == target else f"a folder that holds {name} ({folder})"
-            raise PreflightError(f"{out}: --out is {what}, and a build replaces the whole folder at --out. Pass a "
-                                 "folder of its own, e.g. dist beside the taxonomy.")
+            raise PreflightError(
+                f"{out}: --out is {what}, and a build replaces the whole folder at --out. Pass a "
+                "folder of its own, e.g. dist beside the taxonomy."
+            )
     if target.is_relative_to(work_dir):
-        raise PreflightError(f"{out}: --out is inside the work dir ({work_dir}), which glan manages. Pass a folder "
-                             "outside it, e.g. dist beside the taxonomy.")
+        raise PreflightError(
+            f"{out}: --out is inside the work dir ({work_dir}), which glan manages. Pass a folder "
+            "outside it, e.g. dist beside the taxonomy."
+        )
     for folder in (out, incomplete_folder(out)):
         check_replaceable(folder)
     for folder, flag in ((out.parent, "--out"), (run.work_dir, "--work-dir")):
@@ -49,8 +57,10 @@ def _check_writable(folder: Path, flag: str) -> None:
         probe.write_bytes(b"x")
         probe.unlink()
     except OSError as error:
-        raise PreflightError(f"{folder}: cannot write there ({error.strerror or error}). Pass a writable {flag}, "
-                             "or make this one writable.") from None
+        raise PreflightError(
+            f"{folder}: cannot write there ({error.strerror or error}). Pass a writable {flag}, "
+            "or make this one writable."
+        ) from None
 
 
 def check_prices(run: Run) -> None:
@@ -62,7 +72,8 @@ def check_prices(run: Run) -> None:
         raise PreflightError(
             f"--max-cost: no price for {', '.join(unpriced)}, so the cost could not be counted. Give every model a "
             f"price: --price {example}=IN,OUT (USD per million input and output tokens), or generation.prices in "
-            "the taxonomy.")
+            "the taxonomy."
+        )
 
 
 def check_templates(run: Run) -> None:

@@ -57,11 +57,15 @@ def write_project(directory: str | Path, files: Mapping[str, Path | bytes]) -> l
         target = directory.joinpath(*relative.split("/"))
         for step in (directory.joinpath(*relative.split("/")[:depth]) for depth in range(1, relative.count("/") + 2)):
             if step.is_symlink():
-                raise ProjectError(f"{step}: a symbolic link; glan never writes a project file through one. Pick an "
-                                   "empty directory, or remove the link.")
+                raise ProjectError(
+                    f"{step}: a symbolic link; glan never writes a project file through one. Pick an "
+                    "empty directory, or remove the link."
+                )
         if target.exists():
-            raise ProjectError(f"{target}: already exists. Pick an empty directory, or move the file away; "
-                               "glan never overwrites a project file.")
+            raise ProjectError(
+                f"{target}: already exists. Pick an empty directory, or move the file away; "
+                "glan never overwrites a project file."
+            )
         if not target.parent.resolve().is_relative_to(root):
             raise ProjectError(f"{target}: outside {directory} once resolved. Pick an empty directory.")
         targets[relative] = target

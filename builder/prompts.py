@@ -71,8 +71,14 @@ class _PromptFile(Node):
 
 # The output models a prompt file may name come from the stage registry, so the model is made at run time.
 PromptFile: type[Node] = create_model(
-    "PromptFile", __base__=_PromptFile, output_model=(one_of(OUTPUTS), ...), params=(SamplingParams, ...),
-    system=(str, ...), user=(str, ...), local_examples=(list[LocalExample], []))
+    "PromptFile",
+    __base__=_PromptFile,
+    output_model=(one_of(OUTPUTS), ...),
+    params=(SamplingParams, ...),
+    system=(str, ...),
+    user=(str, ...),
+    local_examples=(list[LocalExample], []),
+)
 
 
 @dataclass(frozen=True)
@@ -94,8 +100,16 @@ class Prompt:
 
     def __reduce__(self):
         # A compiled template does not pickle: a Ray worker gets the sources and compiles them again.
-        return Prompt, (self.stage, self.output_model, self.params, self.system_source, self.user_source,
-                        self.fingerprint, self.path, self.examples)
+        return Prompt, (
+            self.stage,
+            self.output_model,
+            self.params,
+            self.system_source,
+            self.user_source,
+            self.fingerprint,
+            self.path,
+            self.examples,
+        )
 
     def render(self, **context) -> list[dict]:
         """The messages; a template that fails with these variables (an undefined one, an access the sandbox
@@ -109,8 +123,13 @@ class Prompt:
         except jinja2.TemplateError as error:
             line = error_line(error)
             where = f"template line {line}: " if line else ""
-            raise PromptError(self.path, None, "", f"{where}{(error.message or '').rstrip('.')}. The {self.stage} prompt "
-                              f"can use: {', '.join(sorted(context))}.") from None
+            raise PromptError(
+                self.path,
+                None,
+                "",
+                f"{where}{(error.message or '').rstrip('.')}. The {self.stage} prompt "
+                f"can use: {', '.join(sorted(context))}.",
+            ) from None
 
 
 def prompt_path(directory: str | Path, name: str) -> Path:
@@ -121,13 +140,18 @@ def prompt_path(directory: str | Path, name: str) -> Path:
 def load_prompt(directory: Path, stage: str, embedded: bool = False) -> Prompt:
     path = prompt_path(directory, stage)
     source = str(path)
-    text = read_text(path, PromptError, "Every stage needs a prompt file; copy it from the prompts/ that "
-                                        "`glan init` writes.")
+    text = read_text(
+        path, PromptError, "Every stage needs a prompt file; copy it from the prompts/ that `glan init` writes."
+    )
     root, data = parse_yaml(text, source, PromptError)
     if not isinstance(data, dict) or not isinstance(root, yaml.MappingNode):
-        raise PromptError(source, root.start_mark.line + 1 if root else 1, "",
-                          f"the file holds {describe(data)}, not a prompt: a mapping with output_model, params, "
-                          "system and user. Compare with the prompt files that `glan init` writes.")
+        raise PromptError(
+            source,
+            root.start_mark.line + 1 if root else 1,
+            "",
+            f"the file holds {describe(data)}, not a prompt: a mapping with output_model, params, "
+            "system and user. Compare with the prompt files that `glan init` writes.",
+        )
     try:
         PromptFile.model_validate(data)
     except ValidationError as error:
@@ -155,12 +179,18 @@ def _example_messages(source: str, root: yaml.MappingNode, examples: list[dict],
             request = template.render(**example["context"]).strip()
         except jinja2.TemplateError as error:
             line = _value_node(root, "local_examples").value[index].start_mark.line + 1
-            hint = "Give the example every variable the user template uses" \
-                if isinstance(error, jinja2.UndefinedError) else "Use only the prompt's variables (docs/security.md)"
-            raise PromptError(source, line, f"local_examples[{index}].context",
-                              f"{(error.message or '').rstrip('.')}. {hint}.") from None
-        messages += [{"role": "user", "content": request},
-                     {"role": "assistant", "content": json.dumps(example["reply"], ensure_ascii=False)}]
+            hint = (
+                "Give the example every variable the user template uses"
+                if isinstance(error, jinja2.UndefinedError)
+                else "Use only the prompt's variables (docs/security.md)"
+            )
+            raise PromptError(
+                source, line, f"local_examples[{index}].context", f"{(error.message or '').rstrip('.')}. {hint}."
+            ) from None
+        messages += [
+            {"role": "user", "content": request},
+            {"role": "assistant", "content": json.dumps(example["reply"], ensure_ascii=False)},
+        ]
     return tuple(messages)
 
 
@@ -175,12 +205,20 @@ def _checked_template(source: str, node: yaml.ScalarNode, part: str) -> str:
     try:
         refused = refused_access(node.value, _jinja)
     except jinja2.TemplateSyntaxError as error:
-        raise PromptError(source, first_line + (error.lineno or 1) - 1, part,
-                          f"template syntax error: {(error.message or '').rstrip('.')}. Check the {{{{ }}}} and {{% %}} tags "
-                          "on this line.") from None
+        raise PromptError(
+            source,
+            first_line + (error.lineno or 1) - 1,
+            part,
+            f"template syntax error: {(error.message or '').rstrip('.')}. Check the {{{{ }}}} and {{% %}} tags "
+            "on this line.",
+        ) from None
     if refused:
         line, name = refused
-        raise PromptError(source, first_line + line - 1, part,
-                          f"the template reaches for {name!r}, which the template sandbox refuses (names starting "
-                          "with _). Use only the prompt's variables and their fields (docs/security.md).")
+        raise PromptError(
+            source,
+            first_line + line - 1,
+            part,
+            f"the template reaches for {name!r}, which the template sandbox refuses (names starting "
+            "with _). Use only the prompt's variables and their fields (docs/security.md).",
+        )
     return node.value

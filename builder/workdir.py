@@ -27,7 +27,8 @@ def exclusive(work_dir: Path):
         if holder is not None:
             raise WorkDirBusy(
                 f"{work_dir}: another glan build (pid {holder or 'unknown'}) is using this work dir. "
-                "Wait for it to finish, or pass a different --work-dir.")
+                "Wait for it to finish, or pass a different --work-dir."
+            )
         yield
 
 
@@ -38,9 +39,11 @@ def folder_held(folder: Path, command: str):
     folder = Path(folder).resolve()
     with _held(folder.with_name(f".{folder.name}.lock"), f"{command} (pid {os.getpid()})", remove=True) as holder:
         if holder is not None:
-            raise FolderBusy(f"{folder}: {holder or 'another glan build or push'} is using this folder, and a "
-                             f"folder is built or pushed, never both at once. Wait for it to finish, then run "
-                             f"{command} again.")
+            raise FolderBusy(
+                f"{folder}: {holder or 'another glan build or push'} is using this folder, and a "
+                f"folder is built or pushed, never both at once. Wait for it to finish, then run "
+                f"{command} again."
+            )
         yield
 
 

@@ -6,11 +6,14 @@ from .run import resolved, selection_flags
 
 
 def add_parser(commands, preset_help: str) -> None:
-    parser = commands.add_parser("estimate", parents=[selection_flags(preset_help)],
-                                 help="requests, tokens and cost per stage of the same build, without calling an LLM",
-                                 description="Requests, tokens and cost per stage of `glan build` with the same "
-                                             "flags, without calling an LLM: the cache gives exact counts for what "
-                                             "it holds, the settings extrapolate the rest.")
+    parser = commands.add_parser(
+        "estimate",
+        parents=[selection_flags(preset_help)],
+        help="requests, tokens and cost per stage of the same build, without calling an LLM",
+        description="Requests, tokens and cost per stage of `glan build` with the same "
+        "flags, without calling an LLM: the cache gives exact counts for what "
+        "it holds, the settings extrapolate the rest.",
+    )
     parser.set_defaults(run=run)
 
 

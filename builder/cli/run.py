@@ -32,8 +32,9 @@ def _price(text: str) -> tuple[str, float, float]:
     try:
         input_price, output_price = (float(part) for part in prices.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected MODEL=IN,OUT in USD per million tokens, "
-                                         "e.g. gpt-4o-mini=0.15,0.6") from None
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected MODEL=IN,OUT in USD per million tokens, e.g. gpt-4o-mini=0.15,0.6"
+        ) from None
     if not model:
         raise argparse.ArgumentTypeError(f"{text!r}: no model name before '='; e.g. gpt-4o-mini=0.15,0.6")
     return model, input_price, output_price
@@ -43,26 +44,44 @@ def selection_flags(preset_help: str) -> argparse.ArgumentParser:
     """What `glan build` and `glan estimate` share: what to build, with which models, at which prices."""
     flags = argparse.ArgumentParser(add_help=False)
     flags.add_argument("--taxonomy", default=DEFAULT_TAXONOMY, help="the taxonomy file (`glan init` writes one)")
-    flags.add_argument("--prompts", help="folder of prompt files (default: prompts/ beside the taxonomy, else the "
-                                         "prompts shipped with glan)")
+    flags.add_argument(
+        "--prompts",
+        help="folder of prompt files (default: prompts/ beside the taxonomy, else the prompts shipped with glan)",
+    )
     flags.add_argument("--work-dir", default=DEFAULT_WORK_DIR, help="the response cache and run state")
     flags.add_argument("--preset", help=preset_help)
-    flags.add_argument("--disciplines", type=_csv, default="",
-                       help="names or ids, comma-separated (default: every discipline, or the preset's)")
-    flags.add_argument("--configs", type=_configs, default=",".join(CONFIGS),
-                       help="configs to write, comma-separated")
-    flags.add_argument("--model", help="model for every stage (default: the taxonomy's per-stage models; with no "
-                                       "endpoint, the embedded local model)")
-    flags.add_argument("--base-url", help=f"OpenAI-compatible endpoint of every stage (default, per stage: "
-                                          f"{ENDPOINT_PRECEDENCE})")
-    flags.add_argument("--seed", type=whole_number(0),
-                       help="seed of question sampling (default: the taxonomy's or preset's)")
-    flags.add_argument("--price", action="append", type=_price, default=[], metavar="MODEL=IN,OUT",
-                       help="USD per million input and output tokens of MODEL (repeatable; default: the "
-                            "taxonomy's prices)")
-    flags.add_argument("--batch", action="store_true",
-                       help="send every stage's uncached requests through the OpenAI Batch API (half price, "
-                            "done within 24 h; a rerun resumes the saved batches)")
+    flags.add_argument(
+        "--disciplines",
+        type=_csv,
+        default="",
+        help="names or ids, comma-separated (default: every discipline, or the preset's)",
+    )
+    flags.add_argument("--configs", type=_configs, default=",".join(CONFIGS), help="configs to write, comma-separated")
+    flags.add_argument(
+        "--model",
+        help="model for every stage (default: the taxonomy's per-stage models; with no "
+        "endpoint, the embedded local model)",
+    )
+    flags.add_argument(
+        "--base-url", help=f"OpenAI-compatible endpoint of every stage (default, per stage: {ENDPOINT_PRECEDENCE})"
+    )
+    flags.add_argument(
+        "--seed", type=whole_number(0), help="seed of question sampling (default: the taxonomy's or preset's)"
+    )
+    flags.add_argument(
+        "--price",
+        action="append",
+        type=_price,
+        default=[],
+        metavar="MODEL=IN,OUT",
+        help="USD per million input and output tokens of MODEL (repeatable; default: the taxonomy's prices)",
+    )
+    flags.add_argument(
+        "--batch",
+        action="store_true",
+        help="send every stage's uncached requests through the OpenAI Batch API (half price, "
+        "done within 24 h; a rerun resumes the saved batches)",
+    )
     flags.add_argument("--local-model", **local_model_flag())
     return flags
 
@@ -71,15 +90,22 @@ def build_flags() -> argparse.ArgumentParser:
     """What only `glan build` takes: where the folder goes, and the limits of a run that sends requests."""
     flags = argparse.ArgumentParser(add_help=False)
     flags.add_argument("--out", default="dist", type=Path, help="the dataset folder to write")
-    flags.add_argument("--concurrency", type=whole_number(1),
-                       help="max requests in flight per endpoint (default: the taxonomy's limits.concurrency)")
-    flags.add_argument("--max-failure-rate", type=fraction,
-                       help="exit 1 when a larger share of items fails (default: the taxonomy's "
-                            "limits.max_failure_rate)")
-    flags.add_argument("--max-cost", type=positive_number,
-                       help="stop cleanly after spending this many USD (default: no limit)")
-    flags.add_argument("--max-requests", type=whole_number(1),
-                       help="stop cleanly after sending this many requests (default: no limit)")
+    flags.add_argument(
+        "--concurrency",
+        type=whole_number(1),
+        help="max requests in flight per endpoint (default: the taxonomy's limits.concurrency)",
+    )
+    flags.add_argument(
+        "--max-failure-rate",
+        type=fraction,
+        help="exit 1 when a larger share of items fails (default: the taxonomy's limits.max_failure_rate)",
+    )
+    flags.add_argument(
+        "--max-cost", type=positive_number, help="stop cleanly after spending this many USD (default: no limit)"
+    )
+    flags.add_argument(
+        "--max-requests", type=whole_number(1), help="stop cleanly after sending this many requests (default: no limit)"
+    )
     return flags
 
 
@@ -102,21 +128,35 @@ def preset_help(argv: list[str]) -> str:
 
 def local_model_flag() -> dict:
     """argparse keywords of --local-model, which `glan serve-local` shares."""
-    return {"choices": list(LOCAL_MODELS), "default": DEFAULT_LOCAL_MODEL,
-            "help": f"the embedded model run when no endpoint is configured: "
-                    f"{', '.join(f'{name} ({model.label})' for name, model in LOCAL_MODELS.items())} "
-                    f"(default: {DEFAULT_LOCAL_MODEL})"}
+    return {
+        "choices": list(LOCAL_MODELS),
+        "default": DEFAULT_LOCAL_MODEL,
+        "help": f"the embedded model run when no endpoint is configured: "
+        f"{', '.join(f'{name} ({model.label})' for name, model in LOCAL_MODELS.items())} "
+        f"(default: {DEFAULT_LOCAL_MODEL})",
+    }
 
 
 def run_settings(args, **flags) -> RunSettings:
     """The RunSettings of a command's arguments; `flags` are the command's own (e.g. the executor)."""
     asked = dict(
-        taxonomy=args.taxonomy, prompts=args.prompts, work_dir=args.work_dir, preset=args.preset,
-        disciplines=tuple(getattr(args, "disciplines", ())), model=args.model, base_url=args.base_url,
-        concurrency=getattr(args, "concurrency", None), seed=getattr(args, "seed", None),
-        max_cost=getattr(args, "max_cost", None), max_requests=getattr(args, "max_requests", None),
-        max_failure_rate=getattr(args, "max_failure_rate", None), batch=getattr(args, "batch", False),
-        prices=tuple(getattr(args, "price", ())), progress=sys.stderr.isatty(), local_model=args.local_model)
+        taxonomy=args.taxonomy,
+        prompts=args.prompts,
+        work_dir=args.work_dir,
+        preset=args.preset,
+        disciplines=tuple(getattr(args, "disciplines", ())),
+        model=args.model,
+        base_url=args.base_url,
+        concurrency=getattr(args, "concurrency", None),
+        seed=getattr(args, "seed", None),
+        max_cost=getattr(args, "max_cost", None),
+        max_requests=getattr(args, "max_requests", None),
+        max_failure_rate=getattr(args, "max_failure_rate", None),
+        batch=getattr(args, "batch", False),
+        prices=tuple(getattr(args, "price", ())),
+        progress=sys.stderr.isatty(),
+        local_model=args.local_model,
+    )
     return RunSettings(**{**asked, **flags})
 
 
@@ -124,6 +164,9 @@ def resolved(args, **flags) -> Run:
     """The command's run, planned once (builder/plan.py); says so when it uses the prompts shipped with glan."""
     run = resolve(run_settings(args, **flags))
     if run.prompts_shipped:
-        print(f"glan: no prompts/ beside {args.taxonomy}: using the prompts shipped with glan ({run.prompts_dir}). "
-              "`glan init DIR` writes a copy to edit; --prompts DIR names another folder.", file=sys.stderr)
+        print(
+            f"glan: no prompts/ beside {args.taxonomy}: using the prompts shipped with glan ({run.prompts_dir}). "
+            "`glan init DIR` writes a copy to edit; --prompts DIR names another folder.",
+            file=sys.stderr,
+        )
     return run

@@ -13,14 +13,18 @@ def add_parser(commands, preset_help: str) -> None:
     validate.add_argument("path", nargs="?", default="taxonomy.yaml", help="the taxonomy file")
     validate.set_defaults(run=run_validate)
     propose = taxonomy_commands.add_parser(
-        "propose", help="ask the LLM for new disciplines, printed as taxonomy YAML to review (never merged)")
+        "propose", help="ask the LLM for new disciplines, printed as taxonomy YAML to review (never merged)"
+    )
     propose.add_argument("--taxonomy", default="taxonomy.yaml", help="the taxonomy to grow")
-    propose.add_argument("--prompts", help="folder of prompt files (default: prompts/ beside the taxonomy, else the "
-                                           "prompts shipped with glan)")
+    propose.add_argument(
+        "--prompts",
+        help="folder of prompt files (default: prompts/ beside the taxonomy, else the prompts shipped with glan)",
+    )
     propose.add_argument("--under", default="", help='"Field" or "Field/Sub-field" to grow (default: anywhere)')
     propose.add_argument("--count", type=whole_number(1), default=10, help="how many disciplines to ask for")
-    propose.add_argument("--model", help="model to ask (default: the subjects stage's model; with no endpoint, the "
-                                         "embedded local model)")
+    propose.add_argument(
+        "--model", help="model to ask (default: the subjects stage's model; with no endpoint, the embedded local model)"
+    )
     propose.add_argument("--base-url", help="OpenAI-compatible endpoint (default: as for `glan build`)")
     propose.add_argument("--preset", help=preset_help)
     propose.add_argument("--work-dir", default=".glan", help="the response cache")
@@ -44,14 +48,17 @@ def run_validate(args) -> int:
 
     taxonomy = load_taxonomy(args.path)
     # The templates render as a build's would; the model and the endpoint are placeholders that get no request.
-    run = resolve(RunSettings(taxonomy=args.path, model="validate", base_url="http://127.0.0.1", progress=False),
-                  taxonomy)
+    run = resolve(
+        RunSettings(taxonomy=args.path, model="validate", base_url="http://127.0.0.1", progress=False), taxonomy
+    )
     preflight.check_templates(run)
     check_card_template(run, list(CONFIGS))
     subfields = sum(len(field.subfields) for field in taxonomy.fields)
     presets = ", ".join(sorted(taxonomy.presets)) or "none"
-    print(f"{args.path}: version {taxonomy.version}, {len(taxonomy.fields)} fields, {subfields} sub-fields, "
-          f"{len(taxonomy.disciplines())} disciplines, presets: {presets}")
+    print(
+        f"{args.path}: version {taxonomy.version}, {len(taxonomy.fields)} fields, {subfields} sub-fields, "
+        f"{len(taxonomy.disciplines())} disciplines, presets: {presets}"
+    )
     return 0
 
 

@@ -177,25 +177,35 @@ class Benchmark(Named):
     def _a_hub_dataset_or_a_file(self) -> Benchmark:
         hub_keys = [key for key in ("revision", "configs", "splits") if getattr(self, key)]
         if (self.dataset is None) == (self.path is None):
-            raise problem(f'benchmark "{self.name}" needs either "dataset:" (a Hugging Face dataset id, with revision, '
-                          'configs and splits) or "path:" (a local file), not both or neither')
+            raise problem(
+                f'benchmark "{self.name}" needs either "dataset:" (a Hugging Face dataset id, with revision, '
+                'configs and splits) or "path:" (a local file), not both or neither'
+            )
         if self.path is not None:
             if hub_keys:
-                raise problem(f'"{hub_keys[0]}" is for a Hugging Face dataset, not a local file (path). '
-                              f'Remove it, or name the dataset with "dataset:" instead of "path:"')
+                raise problem(
+                    f'"{hub_keys[0]}" is for a Hugging Face dataset, not a local file (path). '
+                    f'Remove it, or name the dataset with "dataset:" instead of "path:"'
+                )
             if not self.path.endswith(BENCHMARK_FILE_SUFFIXES):
-                raise problem(f'"{self.path}" is not a benchmark file glan reads. Give a '
-                              f'{", ".join(BENCHMARK_FILE_SUFFIXES)} file')
+                raise problem(
+                    f'"{self.path}" is not a benchmark file glan reads. Give a '
+                    f"{', '.join(BENCHMARK_FILE_SUFFIXES)} file"
+                )
             return self
         if self.revision is None or not COMMIT_SHA.match(self.revision):
-            wrong = "needs \"revision:\"" if self.revision is None else f'has revision "{self.revision}"; give'
-            raise problem(f'benchmark "{self.name}" {wrong} the commit sha (40 hex digits) of {self.dataset} to '
-                          "read, so that every build checks the same items. Find it in the dataset's history on "
-                          f'the Hub, or with huggingface_hub.HfApi().dataset_info("{self.dataset}").sha')
+            wrong = 'needs "revision:"' if self.revision is None else f'has revision "{self.revision}"; give'
+            raise problem(
+                f'benchmark "{self.name}" {wrong} the commit sha (40 hex digits) of {self.dataset} to '
+                "read, so that every build checks the same items. Find it in the dataset's history on "
+                f'the Hub, or with huggingface_hub.HfApi().dataset_info("{self.dataset}").sha'
+            )
         for key in ("configs", "splits"):
             if not getattr(self, key):
-                raise problem(f'benchmark "{self.name}" needs "{key}:", e.g. {key}: '
-                              f'{"[main]" if key == "configs" else "[train, test]"}')
+                raise problem(
+                    f'benchmark "{self.name}" needs "{key}:", e.g. {key}: '
+                    f"{'[main]' if key == 'configs' else '[train, test]'}"
+                )
         return self
 
     @property
@@ -217,8 +227,10 @@ class Decontamination(Node):
             raise problem(f"min_words {self.min_words} is greater than ngram {self.ngram}. Set min_words <= ngram")
         names = [benchmark.name for benchmark in self.benchmarks]
         if repeated := sorted({name for name in names if names.count(name) > 1}):
-            raise problem(f'benchmark name "{repeated[0]}" appears twice. Give each benchmark its own name: hits '
-                          "are counted per name")
+            raise problem(
+                f'benchmark name "{repeated[0]}" appears twice. Give each benchmark its own name: hits '
+                "are counted per name"
+            )
         return self
 
 

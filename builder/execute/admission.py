@@ -54,8 +54,9 @@ class Admission:
             self.admitted -= admitted
             self.engine.hungry.set()  # another may start now
 
-    async def run(self, run: Run, discipline: DisciplineRef, depth: int, benchmarks: list[BenchmarkIndex]
-                  ) -> UnitResult:
+    async def run(
+        self, run: Run, discipline: DisciplineRef, depth: int, benchmarks: list[BenchmarkIndex]
+    ) -> UnitResult:
         """The unit of `discipline`, run once admitted: how every executor runs one."""
         async with self.unit() as wait_for_room:
             return await run_unit(run, self.engine, discipline, depth, benchmarks, wait_for_room)

@@ -15,8 +15,9 @@ from ..plan import Run
 def new_engine(run: Run, cache: Cache, *, offline: bool = False, endpoint_limits=local_limits) -> Engine:
     """`cache`: the work dir's shared cache (a Ray worker opens it read-only). `offline` (an estimate) sends nothing;
     `endpoint_limits` makes each endpoint's limiters (on Ray: the worker's leases)."""
-    return Engine(cache, run.limits, Accounting(run.prices, run.budget), offline=offline,
-                  endpoint_limits=endpoint_limits)
+    return Engine(
+        cache, run.limits, Accounting(run.prices, run.budget), offline=offline, endpoint_limits=endpoint_limits
+    )
 
 
 @contextlib.contextmanager

@@ -35,19 +35,36 @@ class LocalExecutor(Executor):
                 # Imported here: it imports openai, a second of CPU that a build without batches skips.
                 from ..llm.batch import BatchRunner
 
-                engine.batches = BatchRunner(engine, run.limits.batch_poll_s,
-                                             {name: plan.batch_fallback for name, plan in run.stages.items()})
+                engine.batches = BatchRunner(
+                    engine, run.limits.batch_poll_s, {name: plan.batch_fallback for name, plan in run.stages.items()}
+                )
             if disciplines:
-                loop.run(check_reachable({endpoint for plan in run.stages.values()
-                                          for endpoint in plan.route.endpoints}))
-            loop.run(drive_units(run, engine, disciplines, depth, store.benchmarks, write,
-                                 Progress(len(disciplines), engine.accounting, self.progress)))
+                loop.run(
+                    check_reachable({endpoint for plan in run.stages.values() for endpoint in plan.route.endpoints})
+                )
+            loop.run(
+                drive_units(
+                    run,
+                    engine,
+                    disciplines,
+                    depth,
+                    store.benchmarks,
+                    write,
+                    Progress(len(disciplines), engine.accounting, self.progress),
+                )
+            )
         return Executed(written, engine.accounting, EngineFigures.of(engine))
 
 
-async def drive_units(run: Run, engine: Engine, disciplines: list[DisciplineRef], depth: int,
-                      benchmarks: list[BenchmarkIndex], on_result: Callable[[DisciplineRef, UnitResult], Awaitable],
-                      progress: Progress) -> None:
+async def drive_units(
+    run: Run,
+    engine: Engine,
+    disciplines: list[DisciplineRef],
+    depth: int,
+    benchmarks: list[BenchmarkIndex],
+    on_result: Callable[[DisciplineRef, UnitResult], Awaitable],
+    progress: Progress,
+) -> None:
     """Run the units of `disciplines`, handing each finished one to `await on_result(ref, result)`; in Batch API
     rounds when some stage goes through batches. (`glan estimate` drives units this way on an offline engine.)"""
     waiting = list(disciplines)

@@ -22,7 +22,10 @@ def serving(run: Run) -> Iterator[Run]:
     with LocalServer(run.embedded.name) as server:
         preset = run.settings.preset
         scope = f"the {preset} preset" if preset else "the taxonomy's generation settings"
-        print(f"glan: no endpoint configured: running {scope} on the embedded {server.local_model.label} "
-              f"(llama.cpp at {server.base_url}).\n"
-              f"glan: {demo_notice(server.local_model)}", file=sys.stderr)
+        print(
+            f"glan: no endpoint configured: running {scope} on the embedded {server.local_model.label} "
+            f"(llama.cpp at {server.base_url}).\n"
+            f"glan: {demo_notice(server.local_model)}",
+            file=sys.stderr,
+        )
         yield run.on_local_server(server.base_url)

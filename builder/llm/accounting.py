@@ -79,6 +79,8 @@ class Accounting:
         if self.budget.max_requests is not None and total.requests >= self.budget.max_requests:
             return f"--max-requests {self.budget.max_requests} reached"
         if self.budget.max_cost is not None and total.cost + self.reserved + next_cost > self.budget.max_cost:
-            return (f"--max-cost {self.budget.max_cost:g} USD reached (spent {total.cost:.4f} USD; the next request "
-                    f"could cost up to {next_cost:.4f} USD)")
+            return (
+                f"--max-cost {self.budget.max_cost:g} USD reached (spent {total.cost:.4f} USD; the next request "
+                f"could cost up to {next_cost:.4f} USD)"
+            )
         return None

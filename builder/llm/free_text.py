@@ -68,9 +68,14 @@ class FreeText:
             text = fenced.group(1).strip()
         labelled = re.match(rf"(\*\*|__)?{re.escape(label)}(\*\*|__)?\s*:\s*(\*\*|__)?\s*", text, re.IGNORECASE)
         if labelled:
-            text = text[labelled.end():]
+            text = text[labelled.end() :]
         closing = _QUOTES.get(text[:1])
-        if closing and len(text) > 1 and text.endswith(closing) and text[0] not in text[1:-1] \
-                and closing not in text[1:-1]:
+        if (
+            closing
+            and len(text) > 1
+            and text.endswith(closing)
+            and text[0] not in text[1:-1]
+            and closing not in text[1:-1]
+        ):
             text = text[1:-1].strip()
         return text

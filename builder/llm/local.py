@@ -53,8 +53,12 @@ class LocalServer:
     parent-death signal when the *thread* that started the server exits.
     """
 
-    def __init__(self, model_name: str = DEFAULT_LOCAL_MODEL, port: int | None = None,
-                 startup_timeout_s: float = STARTUP_TIMEOUT_S):
+    def __init__(
+        self,
+        model_name: str = DEFAULT_LOCAL_MODEL,
+        port: int | None = None,
+        startup_timeout_s: float = STARTUP_TIMEOUT_S,
+    ):
         self.local_model = LOCAL_MODELS[model_name]
         self.port = port
         self.startup_timeout_s = startup_timeout_s
@@ -82,18 +86,29 @@ class LocalServer:
         self.base_url = f"http://127.0.0.1:{port}/v1"
         cores = _cores()
         command = [
-            sys.executable, "-m", "llama_cpp.server",
-            "--model", str(model_file),
-            "--model_alias", self.model,
-            "--chat_format", self.local_model.chat_format,
-            "--n_ctx", str(N_CTX),
-            "--n_threads", str(cores),
-            "--n_threads_batch", str(cores),
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(model_file),
+            "--model_alias",
+            self.model,
+            "--chat_format",
+            self.local_model.chat_format,
+            "--n_ctx",
+            str(N_CTX),
+            "--n_threads",
+            str(cores),
+            "--n_threads_batch",
+            str(cores),
             # The server's default (True) copies n_vocab (262k) logits per prompt token; we never
             # ask for logprobs.
-            "--logits_all", "False",
-            "--host", "127.0.0.1",
-            "--port", str(port),
+            "--logits_all",
+            "False",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
         ]
         process = self._process = subprocess.Popen(
             command,

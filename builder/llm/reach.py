@@ -33,8 +33,10 @@ async def _connect(url: str) -> None:
         except (OSError, asyncio.TimeoutError) as error:
             problem = _reason(error)
             await asyncio.sleep(0.5 * 2**attempt)
-    raise EndpointError(f"{url}: cannot connect ({problem}) after {CONNECT_TRIES} tries. Check the URL and that "
-                        "the server is running and reachable from this machine.")
+    raise EndpointError(
+        f"{url}: cannot connect ({problem}) after {CONNECT_TRIES} tries. Check the URL and that "
+        "the server is running and reachable from this machine."
+    )
 
 
 def _reason(error: BaseException) -> str:

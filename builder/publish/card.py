@@ -72,8 +72,13 @@ of its parents (discipline, subject, question) and its provenance (model, prompt
 version)."""
 
 _SIZE_CATEGORIES = [
-    (1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
-    (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B"),
+    (1_000, "n<1K"),
+    (10_000, "1K<n<10K"),
+    (100_000, "10K<n<100K"),
+    (1_000_000, "100K<n<1M"),
+    (10_000_000, "1M<n<10M"),
+    (100_000_000, "10M<n<100M"),
+    (1_000_000_000, "100M<n<1B"),
     (10_000_000_000, "1B<n<10B"),
 ]
 
@@ -127,9 +132,13 @@ def _render(path: Path, manifest: Manifest, folder: Path) -> str:
     try:
         text = SANDBOX.from_string(path.read_text(encoding="utf-8")).render(card_data=data.to_yaml(), **variables)
     except jinja2.TemplateError as error:
-        raise CardTemplateError(str(path), error_line(error), "", f"{(error.message or '').rstrip('.')}. A card template "
-                                "renders in a sandbox with only the variables docs/card.md lists (docs/security.md).") \
-            from None
+        raise CardTemplateError(
+            str(path),
+            error_line(error),
+            "",
+            f"{(error.message or '').rstrip('.')}. A card template "
+            "renders in a sandbox with only the variables docs/card.md lists (docs/security.md).",
+        ) from None
     return str(DatasetCard(text)).rstrip("\n") + "\n"
 
 
@@ -266,7 +275,10 @@ def _taxonomy_tables(manifest: Manifest) -> str:
         ["field", "sub-field", "discipline", "discipline_id", *ROW_COLUMNS],
         [
             [
-                d.field, d.subfield, d.discipline, d.discipline_id,
+                d.field,
+                d.subfield,
+                d.discipline,
+                d.discipline_id,
                 *(d.rows.get(column, 0) for column in ROW_COLUMNS),
             ]
             for d in disciplines
@@ -292,9 +304,11 @@ def _generation_table(manifest: Manifest) -> str:
     return f"{table}\n\n{_paper_note(manifest)}"
 
 
-PAPER = ("The GLAN paper wrote the subjects, syllabi and homework questions with GPT-4 (temperature 1.0, top_p "
-         "0.95) and the answers with GPT-3.5-turbo (temperature 0.7, top_p 0.95), and asked for questions and "
-         "answers as free text, as glan does.")
+PAPER = (
+    "The GLAN paper wrote the subjects, syllabi and homework questions with GPT-4 (temperature 1.0, top_p "
+    "0.95) and the answers with GPT-3.5-turbo (temperature 0.7, top_p 0.95), and asked for questions and "
+    "answers as free text, as glan does."
+)
 
 
 def _paper_note(manifest: Manifest) -> str:
@@ -304,22 +318,27 @@ def _paper_note(manifest: Manifest) -> str:
     stages = manifest.stages
 
     def models(*names: str) -> str:
-        return " and ".join(f"`{model}`" for model in dict.fromkeys(stages[name].model for name in names
-                                                                         if name in stages))
+        return " and ".join(
+            f"`{model}`" for model in dict.fromkeys(stages[name].model for name in names if name in stages)
+        )
 
-    return (f"{PAPER} This release was built with glan's `paper` preset, which follows that split with today's models: "
-            f"{models('subjects', 'syllabus', 'questions')} in place of GPT-4 and {models('answers')} in place of "
-            "GPT-3.5-turbo, with the paper's sampling parameters. It differs from the paper in those models, in the "
-            "wording of the prompts (glan's own, under `glan/prompts/`), and in the subjects and syllabi, which are "
-            "asked for as JSON so that their fields can be read.")
+    return (
+        f"{PAPER} This release was built with glan's `paper` preset, which follows that split with today's models: "
+        f"{models('subjects', 'syllabus', 'questions')} in place of GPT-4 and {models('answers')} in place of "
+        "GPT-3.5-turbo, with the paper's sampling parameters. It differs from the paper in those models, in the "
+        "wording of the prompts (glan's own, under `glan/prompts/`), and in the subjects and syllabi, which are "
+        "asked for as JSON so that their fields can be read."
+    )
 
 
 def _models_table(manifest: Manifest) -> str:
     stages_of: dict[str, list[str]] = {}
     for stage, info in manifest.stages.items():
         stages_of.setdefault(info.model, []).append(stage)
-    return markdown_table(["model", "stages", "terms"],
-                  [[f"`{model}`", ", ".join(stages), _terms(model)] for model, stages in stages_of.items()])
+    return markdown_table(
+        ["model", "stages", "terms"],
+        [[f"`{model}`", ", ".join(stages), _terms(model)] for model, stages in stages_of.items()],
+    )
 
 
 def _terms(model: str) -> str:
@@ -332,10 +351,12 @@ def _terms(model: str) -> str:
 
 def _failures_table(manifest: Manifest) -> str:
     failures = manifest.failures
-    return (markdown_table(["stage", "items without a valid output"], [[stage, count] for stage, count in failures.items()])
-            + "\n\nAn item fails after its retries all gave output that is not valid JSON or breaks the schema "
-            "(subjects, syllabi), is too short or too long (questions, answers), holds a control character, is empty "
-            "or was cut off; it yields no row.")
+    return (
+        markdown_table(["stage", "items without a valid output"], [[stage, count] for stage, count in failures.items()])
+        + "\n\nAn item fails after its retries all gave output that is not valid JSON or breaks the schema "
+        "(subjects, syllabi), is too short or too long (questions, answers), holds a control character, is empty "
+        "or was cut off; it yields no row."
+    )
 
 
 def _inputs_table(manifest: Manifest) -> str:
@@ -353,20 +374,29 @@ def _quality_section(stats: dict | None) -> str:
     quality = stats.get("quality") or {}
     if dropped := quality.get("dropped"):
         parts.append("#### Rows dropped (questions, before answering)")
-        parts.append(markdown_table(["reason", "rows"], [[reason, counts.get("total", 0)] for reason, counts in dropped.items()]))
+        parts.append(
+            markdown_table(["reason", "rows"], [[reason, counts.get("total", 0)] for reason, counts in dropped.items()])
+        )
     if "benchmark_hits" in quality:
         hits = quality["benchmark_hits"]
         parts.append("#### Decontamination (questions sharing an n-gram with a benchmark)")
-        parts.append(markdown_table(["benchmark", "questions dropped"], [[name, count] for name, count in hits.items()])
-                     if hits else "No benchmark configured.")
+        parts.append(
+            markdown_table(["benchmark", "questions dropped"], [[name, count] for name, count in hits.items()])
+            if hits
+            else "No benchmark configured."
+        )
     configs = stats.get("configs") or {}
     for grouping, title in (("by_level", "Rows by level"), ("by_strategy", "Questions by sampling strategy")):
         having = {name: config[grouping] for name, config in configs.items() if config.get(grouping)}
         if having:
             columns = list(dict.fromkeys(key for counts in having.values() for key in counts))
             parts.append(f"#### {title}")
-            parts.append(markdown_table(["config", *columns], [[name, *(counts.get(c, 0) for c in columns)]
-                                                       for name, counts in having.items()]))
+            parts.append(
+                markdown_table(
+                    ["config", *columns],
+                    [[name, *(counts.get(c, 0) for c in columns)] for name, counts in having.items()],
+                )
+            )
     lengths = [
         [name, column, *(summary.get(key) for key in _LENGTH_KEYS)]
         for name, config in configs.items()

@@ -37,12 +37,16 @@ def check_replaceable(folder: Path) -> None:
     if not folder.exists():
         return
     if not folder.is_dir():
-        raise NotOurFolder(f"{folder}: a build would replace it, but it is a file, not a folder glan wrote. Pass "
-                           "another --out, or move the file away.")
+        raise NotOurFolder(
+            f"{folder}: a build would replace it, but it is a file, not a folder glan wrote. Pass "
+            "another --out, or move the file away."
+        )
     if not (folder / MANIFEST).is_file() and any(folder.iterdir()):
-        raise NotOurFolder(f"{folder}: a build would replace this folder, but it holds files and no {MANIFEST}, so "
-                           "it is not a dataset glan wrote. Pass another --out (a new or empty folder), or move "
-                           "these files away.")
+        raise NotOurFolder(
+            f"{folder}: a build would replace this folder, but it holds files and no {MANIFEST}, so "
+            "it is not a dataset glan wrote. Pass another --out (a new or empty folder), or move "
+            "these files away."
+        )
 
 
 def incomplete_folder(out: Path) -> Path:
@@ -50,8 +54,9 @@ def incomplete_folder(out: Path) -> Path:
     return out.with_name(out.name + ".incomplete")
 
 
-def write_folder(out: Path, units: list[UnitFiles], configs: list[str], manifest: Manifest, render_card,
-                 inputs: dict[str, Path]) -> None:
+def write_folder(
+    out: Path, units: list[UnitFiles], configs: list[str], manifest: Manifest, render_card, inputs: dict[str, Path]
+) -> None:
     """`units` are in taxonomy order; each config's files are listed in discipline id order, the order load_dataset
     reads a folder in, into the manifest's configs and checksums. `inputs` are copied to their paths in the folder
     (glan/...)."""
@@ -67,14 +72,16 @@ def write_folder(out: Path, units: list[UnitFiles], configs: list[str], manifest
     replace_folder(staging, out)
 
 
-def _write_staging(staging: Path, units: list[UnitFiles], configs: list[str], manifest: Manifest, render_card,
-                   inputs: dict[str, Path]) -> None:
+def _write_staging(
+    staging: Path, units: list[UnitFiles], configs: list[str], manifest: Manifest, render_card, inputs: dict[str, Path]
+) -> None:
     written, checksums = {}, {}
     for config in configs:
         splits = _write_taxonomy(staging, units) if config == TAXONOMY else _copy_unit_files(staging, units, config)
         if splits:
-            written[config] = ConfigEntry(splits={split: SplitEntry(**figures) for split, (figures, _) in
-                                                  splits.items()})
+            written[config] = ConfigEntry(
+                splits={split: SplitEntry(**figures) for split, (figures, _) in splits.items()}
+            )
             for _, sha256 in splits.values():
                 checksums.update(sha256)
     for relative, source in inputs.items():
@@ -105,12 +112,19 @@ def _copy_unit_files(staging: Path, units: list[UnitFiles], config: str) -> dict
 
 def _write_taxonomy(staging: Path, units: list[UnitFiles]) -> dict[str, tuple[dict, dict]]:
     """The taxonomy config in one file: a row per discipline is too small to be worth a file each."""
-    table = pa.concat_tables([pq.read_table(unit.path(TAXONOMY, "train")) for unit in units]).cast(
-        FEATURES[TAXONOMY].arrow_schema).combine_chunks()  # one chunk: its Arrow bytes are what datasets reads
+    table = (
+        pa.concat_tables([pq.read_table(unit.path(TAXONOMY, "train")) for unit in units])
+        .cast(FEATURES[TAXONOMY].arrow_schema)
+        .combine_chunks()
+    )  # one chunk: its Arrow bytes are what datasets reads
     (staging / "taxonomy").mkdir(parents=True)
     pq.write_table(table, staging / TAXONOMY_FILE)
-    return {"train": ({"num_rows": table.num_rows, "num_bytes": table.nbytes, "files": [TAXONOMY_FILE]},
-                      {TAXONOMY_FILE: _sha256(staging / TAXONOMY_FILE)})}
+    return {
+        "train": (
+            {"num_rows": table.num_rows, "num_bytes": table.nbytes, "files": [TAXONOMY_FILE]},
+            {TAXONOMY_FILE: _sha256(staging / TAXONOMY_FILE)},
+        )
+    }
 
 
 def _sha256(path: Path) -> str:

@@ -64,8 +64,12 @@ class PushResult:
     def summary(self) -> str:
         lines = [f"made {self.repo_id} private (it was public)"] if self.made_private else []
         if self.published_as:
-            return "\n".join([*lines, f"{self.repo_id}: already published as {self.tag} "
-                                      f"(commit {self.published_as}): nothing to do."])
+            return "\n".join(
+                [
+                    *lines,
+                    f"{self.repo_id}: already published as {self.tag} (commit {self.published_as}): nothing to do.",
+                ]
+            )
         if self.commit_oid:
             lines.append(f"commit {self.commit_oid} {self.commit_url}")
             lines.append(f"  {len(self.added)} files added or changed, {len(self.deleted)} deleted")
@@ -79,11 +83,15 @@ class PushResult:
         if self.tag_created:
             lines.append(f"tag {self.tag} created")
         elif self.pr_url:
-            lines.append(f"not tagged: merge the pull request, then run `glan push {self.repo_id}` without "
-                         f"--create-pr to tag {self.tag}")
+            lines.append(
+                f"not tagged: merge the pull request, then run `glan push {self.repo_id}` without "
+                f"--create-pr to tag {self.tag}"
+            )
         else:
-            lines.append(f"not tagged: run `glan push {self.repo_id}` without --create-pr to tag {self.tag} "
-                         "(it needs write access to the repo)")
+            lines.append(
+                f"not tagged: run `glan push {self.repo_id}` without --create-pr to tag {self.tag} "
+                "(it needs write access to the repo)"
+            )
         return "\n".join(lines)
 
 
@@ -177,8 +185,9 @@ def _push(folder: Path, repo_id: str, revision: str, private: bool, create_pr: b
     managed_dirs = {INPUTS_DIR, *manifest.configs, *(head_manifest.configs if head_manifest else {})}
 
     if result.tag in tags:
-        added, deleted = _diff(local, head_tree if tags[result.tag] == head else _tree(api, repo_id, tags[result.tag]),
-                               managed_dirs)
+        added, deleted = _diff(
+            local, head_tree if tags[result.tag] == head else _tree(api, repo_id, tags[result.tag]), managed_dirs
+        )
         if added or deleted:
             example = sorted(added + deleted, key=lambda path: (path == CARD, path))[0]  # a data file says more
             raise PushError(
@@ -221,13 +230,18 @@ def _push(folder: Path, repo_id: str, revision: str, private: bool, create_pr: b
     if not create_pr:
         try:
             api.create_tag(
-                repo_id, tag=result.tag, revision=result.commit_oid or head, repo_type=REPO_TYPE,
+                repo_id,
+                tag=result.tag,
+                revision=result.commit_oid or head,
+                repo_type=REPO_TYPE,
                 tag_message=f"GLAN {result.tag}",
             )
         except HfHubHTTPError as error:
             if result.commit_oid is None:
                 raise
-            raise RuntimeError(f"committed {result.commit_oid} but could not create tag {result.tag}: {error}") from error
+            raise RuntimeError(
+                f"committed {result.commit_oid} but could not create tag {result.tag}: {error}"
+            ) from error
         result.tag_created = True
     return result
 
@@ -247,8 +261,10 @@ def _open_pull_request(api: HfApi, repo_id: str, local: dict[str, _Local], manag
     for discussion in api.get_repo_discussions(
         repo_id, discussion_type="pull_request", discussion_status="open", repo_type=REPO_TYPE
     ):
-        if discussion.git_reference and _diff(local, _tree(api, repo_id, discussion.git_reference),
-                                              managed_dirs) == ([], []):
+        if discussion.git_reference and _diff(local, _tree(api, repo_id, discussion.git_reference), managed_dirs) == (
+            [],
+            [],
+        ):
             return discussion.url
     return None
 
@@ -262,15 +278,19 @@ def _card(folder: Path, manifest: Manifest, repo_id: str) -> bytes:
     try:
         header = DatasetCard(text).data.to_dict()
     except (ValueError, yaml.YAMLError) as error:
-        raise PushError(f"{path}: its YAML header does not parse ({' '.join(str(error).split())}). Fix it, or "
-                        "rebuild the folder for a fresh card.") from error
+        raise PushError(
+            f"{path}: its YAML header does not parse ({' '.join(str(error).split())}). Fix it, or "
+            "rebuild the folder for a fresh card."
+        ) from error
     try:
         expected = card_data(manifest, folder).to_dict()["configs"]
     except CardError as error:
         raise PushError(str(error)) from error
     if header.get("configs") != expected:
-        raise PushError(f"{path}: configs: differs from the data files {MANIFEST} lists, so load_dataset would "
-                        "not read this release. Restore the `configs:` block the build wrote, or rebuild the folder.")
+        raise PushError(
+            f"{path}: configs: differs from the data files {MANIFEST} lists, so load_dataset would "
+            "not read this release. Restore the `configs:` block the build wrote, or rebuild the folder."
+        )
     return text.replace(REPO_ID, repo_id).encode()
 
 
@@ -279,11 +299,14 @@ def _check_unchanged(local: dict[str, _Local], additions: list[CommitOperationAd
     as uploaded and on disk: a folder that changed underneath fails here, before any commit or tag."""
     for addition in additions:
         item = local[addition.path_in_repo]
-        if isinstance(item.source, Path) and (addition.upload_info.sha256.hex() != item.sha256
-                                              or _Local.of(item.source).sha256 != item.sha256):
-            raise PushError(f"{item.source}: changed while glan push was running, so it is no longer the file "
-                            f"{MANIFEST} lists. Nothing was committed: rebuild the folder, or stop what writes into "
-                            "it, then push again.")
+        if isinstance(item.source, Path) and (
+            addition.upload_info.sha256.hex() != item.sha256 or _Local.of(item.source).sha256 != item.sha256
+        ):
+            raise PushError(
+                f"{item.source}: changed while glan push was running, so it is no longer the file "
+                f"{MANIFEST} lists. Nothing was committed: rebuild the folder, or stop what writes into "
+                "it, then push again."
+            )
 
 
 def _read_manifest(folder: Path) -> tuple[Manifest, bytes]:
@@ -416,9 +439,7 @@ def changelog(manifest: Manifest, previous: Manifest | None) -> str:
     def listing(ids: list[str], source: dict) -> str:
         if not ids:
             return " none"
-        return "".join(
-            f"\n  - {source[i].discipline} (`{i}`, {source[i].field} / {source[i].subfield})" for i in ids
-        )
+        return "".join(f"\n  - {source[i].discipline} (`{i}`, {source[i].field} / {source[i].subfield})" for i in ids)
 
     added = [i for i in new if i not in old]
     removed = [i for i in old if i not in new]
@@ -437,4 +458,3 @@ def changelog(manifest: Manifest, previous: Manifest | None) -> str:
 
 def _rows(config: ConfigEntry | None) -> int:
     return config.rows if config is not None else 0
-

@@ -54,9 +54,16 @@ class DisciplineEntry(_Entry):
 
     @classmethod
     def of(cls, ref: DisciplineRef, unit: UnitFiles) -> DisciplineEntry:
-        return cls(field=ref.field, subfield=ref.subfield, discipline=ref.discipline, discipline_id=ref.discipline_id,
-                   rows={config: sum(split["rows"] for split in unit.files.get(config, {}).values())
-                         for config in CONFIGS[1:unit.depth + 1]})
+        return cls(
+            field=ref.field,
+            subfield=ref.subfield,
+            discipline=ref.discipline,
+            discipline_id=ref.discipline_id,
+            rows={
+                config: sum(split["rows"] for split in unit.files.get(config, {}).values())
+                for config in CONFIGS[1 : unit.depth + 1]
+            },
+        )
 
 
 class StageEntry(_Entry):
@@ -104,9 +111,10 @@ class Manifest(_Entry):
             reproduce=reproduction(run, configs),
             failures={stage.name: outcomes[stage.name]["failed"] for stage in STAGES},
             disciplines=[DisciplineEntry.of(refs[unit.discipline_id], unit) for unit in units],
-            stages={name: StageEntry(model=plan.route.model, params=plan.params,
-                                     prompt_fingerprint=plan.prompt.fingerprint)
-                    for name, plan in run.stages.items()},
+            stages={
+                name: StageEntry(model=plan.route.model, params=plan.params, prompt_fingerprint=plan.prompt.fingerprint)
+                for name, plan in run.stages.items()
+            },
             stats=stats,
             configs={},
         )
@@ -136,8 +144,12 @@ def reproduction(run: Run, configs: list[str]) -> Reproduction:
         flags += ["--model", asked.model]
     if asked.seed is not None:
         flags += ["--seed", str(asked.seed)]
-    return Reproduction(glan_version=__version__, command=shlex.join(["glan", "build", *flags]),
-                        seed=run.generation.seed, preset=asked.preset)
+    return Reproduction(
+        glan_version=__version__,
+        command=shlex.join(["glan", "build", *flags]),
+        seed=run.generation.seed,
+        preset=asked.preset,
+    )
 
 
 def parse_manifest(data: bytes, source: str) -> Manifest:

@@ -53,13 +53,18 @@ class PullResult:
         version = f" (taxonomy version {self.version})" if self.version else ""
         lines.append(f"Rebuild this release{version}:")
         if self.command:
-            lines.append(f"  cd {shlex.quote(str(self.directory))} && {self.command}"
-                         "   # add --base-url for an endpoint that serves its models")
+            lines.append(
+                f"  cd {shlex.quote(str(self.directory))} && {self.command}"
+                "   # add --base-url for an endpoint that serves its models"
+            )
         else:
-            lines.append(f"  cd {shlex.quote(str(self.directory))} && glan build   # with the flags its card names "
-                         "(its manifest holds no build command glan writes)")
-        lines.append("Extend it: add disciplines to taxonomy.yaml, bump its `version:`, build, then "
-                     f"`glan push {self.repo_id}`.")
+            lines.append(
+                f"  cd {shlex.quote(str(self.directory))} && glan build   # with the flags its card names "
+                "(its manifest holds no build command glan writes)"
+            )
+        lines.append(
+            f"Extend it: add disciplines to taxonomy.yaml, bump its `version:`, build, then `glan push {self.repo_id}`."
+        )
         return "\n".join(lines)
 
 
@@ -80,43 +85,64 @@ def _pull(repo_id: str, revision: str, directory: Path) -> PullResult:
     if commit is None:
         raise PullError(f"{where}: the Hub names no commit for this revision. Pick another --revision.")
     try:
-        entries = [entry for entry in api.list_repo_tree(repo_id, INPUTS_DIR, recursive=True, revision=commit,
-                                                         repo_type=REPO_TYPE) if isinstance(entry, RepoFile)]
+        entries = [
+            entry
+            for entry in api.list_repo_tree(repo_id, INPUTS_DIR, recursive=True, revision=commit, repo_type=REPO_TYPE)
+            if isinstance(entry, RepoFile)
+        ]
     except EntryNotFoundError:
         entries = []
     sizes = {entry.path.removeprefix(f"{INPUTS_DIR}/"): entry.size for entry in entries}
     if TAXONOMY not in sizes:
-        raise PullError(f"{where}: no {INPUTS_DIR}/{TAXONOMY}: this revision was not published by `glan push` (or by "
-                        "a glan older than `glan pull`). Pick another --revision.")
+        raise PullError(
+            f"{where}: no {INPUTS_DIR}/{TAXONOMY}: this revision was not published by `glan push` (or by "
+            "a glan older than `glan pull`). Pick another --revision."
+        )
     for relative, size in sizes.items():
         _check_file(where, relative, size)
     taxonomy = _fetch(where, repo_id, f"{INPUTS_DIR}/{TAXONOMY}", commit)
     allowed = {TAXONOMY, _card_template(where, taxonomy)} | {
-        relative for relative in sizes if re.fullmatch(rf"{PROMPTS}/[^/]+\.yaml", relative)}
+        relative for relative in sizes if re.fullmatch(rf"{PROMPTS}/[^/]+\.yaml", relative)
+    }
     if refused := sorted(set(sizes) - allowed):
-        raise PullError(f"{where}: {INPUTS_DIR}/{refused[0]} is not a file of a glan project (taxonomy.yaml, "
-                        "prompts/*.yaml, the card template taxonomy.yaml names), so glan pull writes nothing from "
-                        "this revision. Pick another --revision, or read the repo's files yourself.")
-    files = {relative: taxonomy if relative == TAXONOMY else _fetch(where, repo_id, f"{INPUTS_DIR}/{relative}", commit)
-             for relative in sorted(sizes)}
+        raise PullError(
+            f"{where}: {INPUTS_DIR}/{refused[0]} is not a file of a glan project (taxonomy.yaml, "
+            "prompts/*.yaml, the card template taxonomy.yaml names), so glan pull writes nothing from "
+            "this revision. Pick another --revision, or read the repo's files yourself."
+        )
+    files = {
+        relative: taxonomy if relative == TAXONOMY else _fetch(where, repo_id, f"{INPUTS_DIR}/{relative}", commit)
+        for relative in sorted(sizes)
+    }
     try:
         manifest = parse_manifest(_fetch(where, repo_id, MANIFEST, commit), f"{where}:{MANIFEST}")
     except (EntryNotFoundError, ManifestError):  # the advice then says less; the project is complete without it
         manifest = None
     write_project(directory, files)
     version = manifest.taxonomy_version if manifest else None
-    return PullResult(repo_id, revision, commit, directory, list(files),
-                      version if version and _VERSION.match(version) else None, rebuild_command(manifest))
+    return PullResult(
+        repo_id,
+        revision,
+        commit,
+        directory,
+        list(files),
+        version if version and _VERSION.match(version) else None,
+        rebuild_command(manifest),
+    )
 
 
 def _check_file(where: str, relative: str, size: int) -> None:
     if problem := relative_path_problem(relative):
-        raise PullError(f"{where}: {f'{INPUTS_DIR}/{relative}'!r}: {problem}, so glan pull writes nothing from this "
-                        "revision. Pick another --revision.")
+        raise PullError(
+            f"{where}: {f'{INPUTS_DIR}/{relative}'!r}: {problem}, so glan pull writes nothing from this "
+            "revision. Pick another --revision."
+        )
     if size > MAX_FILE_BYTES:
-        raise PullError(f"{where}: {INPUTS_DIR}/{relative} is {size:,} bytes, more than a project file may be "
-                        f"({MAX_FILE_BYTES:,}), so glan pull writes nothing from this revision. Pick another "
-                        "--revision.")
+        raise PullError(
+            f"{where}: {INPUTS_DIR}/{relative} is {size:,} bytes, more than a project file may be "
+            f"({MAX_FILE_BYTES:,}), so glan pull writes nothing from this revision. Pick another "
+            "--revision."
+        )
 
 
 def _fetch(where: str, repo_id: str, path: str, commit: str) -> bytes:
@@ -130,8 +156,10 @@ def _fetch(where: str, repo_id: str, path: str, commit: str) -> bytes:
         for chunk in response.iter_bytes():
             data += chunk
             if len(data) > MAX_FILE_BYTES:
-                raise PullError(f"{where}: {path} holds more than {MAX_FILE_BYTES:,} bytes, more than a file of a "
-                                "release may, so glan pull writes nothing from this revision. Pick another --revision.")
+                raise PullError(
+                    f"{where}: {path} holds more than {MAX_FILE_BYTES:,} bytes, more than a file of a "
+                    "release may, so glan pull writes nothing from this revision. Pick another --revision."
+                )
     return bytes(data)
 
 
@@ -140,8 +168,9 @@ def _card_template(where: str, taxonomy: bytes) -> str | None:
     try:
         _, data = parse_yaml(taxonomy.decode("utf-8"), f"{where}:{INPUTS_DIR}/{TAXONOMY}")
     except UnicodeDecodeError:
-        raise TaxonomyError(f"{where}:{INPUTS_DIR}/{TAXONOMY}", None, "", "not UTF-8 text, so not a taxonomy. Pick "
-                            "another --revision.") from None
+        raise TaxonomyError(
+            f"{where}:{INPUTS_DIR}/{TAXONOMY}", None, "", "not UTF-8 text, so not a taxonomy. Pick another --revision."
+        ) from None
     card = data.get("card") if isinstance(data, dict) else None
     template = card.get("template") if isinstance(card, dict) else None
     return template if isinstance(template, str) else None

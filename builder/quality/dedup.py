@@ -14,6 +14,8 @@ MINHASH_SEED = 2402
 # about 98.5% of the pairs at J = 0.8 instead of 40% with the default weights; the price is a few
 # more set comparisons, which are cheap.
 CANDIDATE_WEIGHTS = (0.01, 0.99)
+
+
 # The bands and rows for a threshold: datasketch integrates them numerically (~40 ms), and every discipline
 # asks for the same.
 @functools.cache
@@ -114,7 +116,7 @@ class BandIndex:
         values = minhash.hashvalues
         width = self.rows * values.itemsize
         signature = values.tobytes()
-        return [signature[band * width:(band + 1) * width] for band in range(len(self.tables))]
+        return [signature[band * width : (band + 1) * width] for band in range(len(self.tables))]
 
     def candidates(self, bands: list[bytes]) -> set[int]:
         found: set[int] = set()

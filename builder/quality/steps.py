@@ -31,8 +31,14 @@ class Deduplicate(QualityStep):
 
     def __call__(self, rows, report):
         settings = self.settings
-        result = deduplicate(rows, exact=settings.exact, near=settings.near, threshold=settings.threshold,
-                             num_perm=settings.num_perm, shingle_words=settings.shingle_words)
+        result = deduplicate(
+            rows,
+            exact=settings.exact,
+            near=settings.near,
+            threshold=settings.threshold,
+            num_perm=settings.num_perm,
+            shingle_words=settings.shingle_words,
+        )
         for reason, enabled in (("exact", settings.exact), ("near", settings.near)):
             if enabled:
                 report.record(reason, [drop.row for drop in result.dropped if drop.reason == reason])

@@ -24,8 +24,11 @@ PROPOSAL = Output("TaxonomyProposal", lambda settings: TaxonomyProposal)
 # the proposal's.
 OUTPUTS: dict[str, Output] = {
     **{stage.output.name: stage.output for stage in STAGES},
-    **{stage.output.json_form: Output(stage.output.json_form, stage.output.record)
-       for stage in STAGES if stage.output.json_form},
+    **{
+        stage.output.json_form: Output(stage.output.json_form, stage.output.record)
+        for stage in STAGES
+        if stage.output.json_form
+    },
     PROPOSAL.name: PROPOSAL,
 }
 JSON_FORMS = {stage.output.name: json_form for stage in STAGES if (json_form := stage.output.json_form)}
@@ -36,5 +39,19 @@ def depth_of(configs: list[str]) -> int:
     return max(CONFIGS.index(config) for config in configs)
 
 
-__all__ = ["CONFIGS", "DEFAULT_CONFIG", "FEATURES", "JSON_FORMS", "OUTPUTS", "PROPOSAL", "STAGES", "STAGE_NAMES",
-           "TAXONOMY", "TEXTS", "Output", "Stage", "StageContext", "depth_of"]
+__all__ = [
+    "CONFIGS",
+    "DEFAULT_CONFIG",
+    "FEATURES",
+    "JSON_FORMS",
+    "OUTPUTS",
+    "PROPOSAL",
+    "STAGES",
+    "STAGE_NAMES",
+    "TAXONOMY",
+    "TEXTS",
+    "Output",
+    "Stage",
+    "StageContext",
+    "depth_of",
+]

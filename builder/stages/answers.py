@@ -12,12 +12,19 @@ class Answers(Stage):
     held-out test split."""
 
     name, config = "answers", "instructions"
-    features = Features({
-        "messages": List({"role": Value("string"), "content": Value("string")}),
-        "question_id": Value("string"), **SUBJECT, **SAMPLED, "question_model": Value("string"), **PROVENANCE,
-    })
-    output = Output("AnswerText", lambda settings: answer_model(settings.answers.max_chars), free_text=True,
-                    json_form="Answer")
+    features = Features(
+        {
+            "messages": List({"role": Value("string"), "content": Value("string")}),
+            "question_id": Value("string"),
+            **SUBJECT,
+            **SAMPLED,
+            "question_model": Value("string"),
+            **PROVENANCE,
+        }
+    )
+    output = Output(
+        "AnswerText", lambda settings: answer_model(settings.answers.max_chars), free_text=True, json_form="Answer"
+    )
     example = {"answer": "An example answer."}
 
     def item_id(self, question):
@@ -27,13 +34,19 @@ class Answers(Stage):
         return question
 
     def parse(self, question, values):
-        return [{
-            "messages": [{"role": "user", "content": question["question"]},
-                         {"role": "assistant", "content": values[0].answer.strip()}],
-            "question_id": question["question_id"], **subject_lineage(question),
-            **{key: question[key] for key in ("strategy", "session_indices", "sessions", "key_concepts")},
-            "question_model": question["model"], **self.ctx.provenance(),
-        }]
+        return [
+            {
+                "messages": [
+                    {"role": "user", "content": question["question"]},
+                    {"role": "assistant", "content": values[0].answer.strip()},
+                ],
+                "question_id": question["question_id"],
+                **subject_lineage(question),
+                **{key: question[key] for key in ("strategy", "session_indices", "sessions", "key_concepts")},
+                "question_model": question["model"],
+                **self.ctx.provenance(),
+            }
+        ]
 
     async def finish(self, rows, failed, benchmarks, report):
         return await asyncio.to_thread(self._splits, rows, failed, report)
@@ -45,8 +58,10 @@ class Answers(Stage):
             report.record(reason, [item for item, failure in failed if failure == reason])
         rows = AnswerFilter(quality.answer_filters, answer_of=lambda row: row["messages"][1]["content"])(rows, report)
         test_ids = held_out_ids(rows, per_discipline=quality.test_split.per_discipline)
-        return {"train": [row for row in rows if row["question_id"] not in test_ids],
-                "test": [row for row in rows if row["question_id"] in test_ids]}
+        return {
+            "train": [row for row in rows if row["question_id"] not in test_ids],
+            "test": [row for row in rows if row["question_id"] in test_ids],
+        }
 
     @staticmethod
     def texts(row):

@@ -83,8 +83,9 @@ class Stage:
     def parse(self, item: dict, values: list) -> list[dict]:
         raise NotImplementedError
 
-    async def finish(self, rows: list[dict], failed: list[tuple[dict, str]], benchmarks: list[BenchmarkIndex],
-                     report: QualityReport) -> dict[str, list[dict]]:
+    async def finish(
+        self, rows: list[dict], failed: list[tuple[dict, str]], benchmarks: list[BenchmarkIndex], report: QualityReport
+    ) -> dict[str, list[dict]]:
         """The config's rows by split, once the quality steps after this stage dropped what they drop (counted in
         `report`); `failed` are the items that got no valid output, with their last failure. The next stage reads
         the rows of every split."""
@@ -117,4 +118,3 @@ def subject_lineage(row: dict) -> dict:
 def clean(text: str) -> str:
     """One line, single spaces, no trailing punctuation: how names and concepts are compared and stored."""
     return re.sub(r"\s+", " ", text).strip(" .;:,-")
-

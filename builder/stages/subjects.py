@@ -10,8 +10,12 @@ class Subjects(Stage):
 
     name, config = "subjects", "subjects"
     features = Features({**SUBJECT, "subtopics": List(Value("string")), **PROVENANCE})
-    output = Output("SubjectList", lambda settings: subject_list_model(
-        settings.levels, settings.subjects.per_sample.min, settings.subjects.per_sample.max))
+    output = Output(
+        "SubjectList",
+        lambda settings: subject_list_model(
+            settings.levels, settings.subjects.per_sample.min, settings.subjects.per_sample.max
+        ),
+    )
     example = {"subjects": [{"name": "Example subject", "level": "introductory", "subtopics": ["example topic"]}]}
 
     @staticmethod
@@ -30,7 +34,12 @@ class Subjects(Stage):
 
     def context(self, discipline):
         bounds = self.ctx.settings.subjects.per_sample
-        return {**discipline, "levels": self.ctx.settings.levels, "min_subjects": bounds.min, "max_subjects": bounds.max}
+        return {
+            **discipline,
+            "levels": self.ctx.settings.levels,
+            "min_subjects": bounds.min,
+            "max_subjects": bounds.max,
+        }
 
     def parse(self, discipline, values):
         rows, seen = [], set()
@@ -40,12 +49,14 @@ class Subjects(Stage):
             if identity in seen:
                 continue
             seen.add(identity)
-            rows.append({
-                "subject_id": content_id(discipline["discipline_id"], *identity),
-                **lineage(discipline),
-                "subject": name,
-                "level": subject.level,
-                "subtopics": [clean(topic) for topic in subject.subtopics],
-                **self.ctx.provenance(),
-            })
+            rows.append(
+                {
+                    "subject_id": content_id(discipline["discipline_id"], *identity),
+                    **lineage(discipline),
+                    "subject": name,
+                    "level": subject.level,
+                    "subtopics": [clean(topic) for topic in subject.subtopics],
+                    **self.ctx.provenance(),
+                }
+            )
         return rows

@@ -18,17 +18,45 @@ from ..templates import Sandbox, refused_access
 
 HEADER = "---\n{{ card_data }}\n---"
 
-VARIABLES = frozenset({
-    # the YAML header, and its fields one by one (huggingface_hub passes the card data's fields too)
-    "card_data", "license", "license_name", "license_link", "language", "tags", "pretty_name",
-    "task_categories", "size_categories", "configs", "dataset_info",
-    # taxonomy.yaml's card block
-    "title", "summary", "uses", "out_of_scope_uses", "limitations", "sections",
-    # the release
-    "demo_notice", "version", "tag", "repo_id", "about", "configs_table", "taxonomy_tables", "generation_table",
-    "models_table", "failures_table", "quality_section", "reproduce", "prompt_files_table", "citation",
-    "manifest",
-})
+VARIABLES = frozenset(
+    {
+        # the YAML header, and its fields one by one (huggingface_hub passes the card data's fields too)
+        "card_data",
+        "license",
+        "license_name",
+        "license_link",
+        "language",
+        "tags",
+        "pretty_name",
+        "task_categories",
+        "size_categories",
+        "configs",
+        "dataset_info",
+        # taxonomy.yaml's card block
+        "title",
+        "summary",
+        "uses",
+        "out_of_scope_uses",
+        "limitations",
+        "sections",
+        # the release
+        "demo_notice",
+        "version",
+        "tag",
+        "repo_id",
+        "about",
+        "configs_table",
+        "taxonomy_tables",
+        "generation_table",
+        "models_table",
+        "failures_table",
+        "quality_section",
+        "reproduce",
+        "prompt_files_table",
+        "citation",
+        "manifest",
+    }
+)
 
 
 SANDBOX = Sandbox()  # jinja2.Template's options, as DatasetCard.from_template renders
@@ -48,11 +76,14 @@ def template_problem(text: str) -> str | None:
     except jinja2.TemplateSyntaxError as error:
         return f"line {error.lineno}: {(error.message or '').rstrip('.')}. Fix the jinja2 syntax"
     if refused:
-        return (f"line {refused[0]}: reaches for {refused[1]!r}, which the template sandbox refuses (names starting "
-                "with _). Use only the card's variables and their fields (docs/card.md, docs/security.md)")
+        return (
+            f"line {refused[0]}: reaches for {refused[1]!r}, which the template sandbox refuses (names starting "
+            "with _). Use only the card's variables and their fields (docs/card.md, docs/security.md)"
+        )
     if not text.startswith(HEADER):
         return f"does not begin with the YAML header the Hub reads. Make its first three lines {HEADER!r}"
     if unknown := sorted(variables - VARIABLES):
-        return (f"unknown variable {', '.join(unknown)}. The variables are: {', '.join(sorted(VARIABLES))} "
-                "(docs/card.md)")
+        return (
+            f"unknown variable {', '.join(unknown)}. The variables are: {', '.join(sorted(VARIABLES))} (docs/card.md)"
+        )
     return None

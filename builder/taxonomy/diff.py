@@ -89,7 +89,11 @@ def format_diff(diff: TaxonomyDiff) -> str:
     sections: list[tuple[str, list[Any], Callable[[Any], str]]] = [
         ("added", diff.added, lambda ref: f'+ {ref.discipline_id}: "{ref.discipline}" in {_place(ref)}'),
         ("removed", diff.removed, lambda ref: f'- {ref.discipline_id}: "{ref.discipline}" in {_place(ref)}'),
-        ("renamed", diff.renamed, lambda pair: f'~ {pair[1].discipline_id}: "{pair[0].discipline}" -> "{pair[1].discipline}"'),
+        (
+            "renamed",
+            diff.renamed,
+            lambda pair: f'~ {pair[1].discipline_id}: "{pair[0].discipline}" -> "{pair[1].discipline}"',
+        ),
         ("moved", diff.moved, lambda pair: f"> {pair[1].discipline_id}: {_place(pair[0])} -> {_place(pair[1])}"),
         ("description changed", diff.redescribed, lambda pair: f"~ {pair[1].discipline_id}"),
         ("settings changed", diff.settings, lambda item: f"~ {item.path}: {shown(item.old)} -> {shown(item.new)}"),

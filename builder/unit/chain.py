@@ -17,9 +17,14 @@ from ..taxonomy import DisciplineRef
 from .store import UnitResult
 
 
-async def run_unit(run: Run, engine: Engine, discipline: DisciplineRef, depth: int,
-                   benchmarks: list[BenchmarkIndex], wait_for_room: Callable[[], Awaitable] | None = None
-                   ) -> UnitResult:
+async def run_unit(
+    run: Run,
+    engine: Engine,
+    discipline: DisciplineRef,
+    depth: int,
+    benchmarks: list[BenchmarkIndex],
+    wait_for_room: Callable[[], Awaitable] | None = None,
+) -> UnitResult:
     """The discipline's rows of the first `depth` stages, with the quality steps between them; its requests go
     through its own cache file, so whichever process runs the unit is the only one writing it.
 
@@ -34,8 +39,15 @@ async def run_unit(run: Run, engine: Engine, discipline: DisciplineRef, depth: i
         await asyncio.to_thread(cache.close)  # it syncs the file to disk: not on the thread sending requests
 
 
-async def _run_unit(run: Run, engine: Engine, cache: Cache, discipline: DisciplineRef, depth: int,
-                    benchmarks: list[BenchmarkIndex], wait_for_room) -> UnitResult:
+async def _run_unit(
+    run: Run,
+    engine: Engine,
+    cache: Cache,
+    discipline: DisciplineRef,
+    depth: int,
+    benchmarks: list[BenchmarkIndex],
+    wait_for_room,
+) -> UnitResult:
     result = UnitResult(depth=depth)
     discipline_row = vars(discipline)
     result.rows[TAXONOMY] = {"train": [{key: discipline_row[key] for key in FEATURES[TAXONOMY]}]}
@@ -54,8 +66,9 @@ async def _run_unit(run: Run, engine: Engine, cache: Cache, discipline: Discipli
     return result
 
 
-async def _run_stage(engine: Engine, cache: Cache, plan: StagePlan, stage: Stage, parents: list[dict],
-                     result: UnitResult) -> tuple[list[dict], list[tuple[dict, str]]]:
+async def _run_stage(
+    engine: Engine, cache: Cache, plan: StagePlan, stage: Stage, parents: list[dict], result: UnitResult
+) -> tuple[list[dict], list[tuple[dict, str]]]:
     """The stage's rows, and the items that got no valid output with their last failure reason."""
     items = [(item, stage.samples(item)) for item in stage.inputs(parents)]
 
@@ -75,9 +88,16 @@ async def _run_stage(engine: Engine, cache: Cache, plan: StagePlan, stage: Stage
             counts["succeeded"] += item_result.ok
             if item_result.failure is not None:
                 counts["failed"] += 1
-                result.failures.append({"stage": plan.name, "item_id": stage.item_id(item), "sample_index": sample_index,
-                                        "reason": item_result.failure, "attempts": item_result.attempts,
-                                        "last_output": item_result.last_output[:200]})
+                result.failures.append(
+                    {
+                        "stage": plan.name,
+                        "item_id": stage.item_id(item),
+                        "sample_index": sample_index,
+                        "reason": item_result.failure,
+                        "attempts": item_result.attempts,
+                        "last_output": item_result.last_output[:200],
+                    }
+                )
             result.complete &= not (item_result.skipped or item_result.transient)
             result.batched |= item_result.batched
         values = [item_result.value for item_result in item_results if item_result.ok]

@@ -36,8 +36,17 @@ UNITS = "units"
 UNIT_FILE = "unit.json"
 FAILURES_FILE = "failures.jsonl"
 # Settings that decide how requests travel, not what they return: left out of the fingerprint.
-_ROUTING_KEYS = {"model", "base_urls", "api_key_env", "structured_output", "batch", "batch_fallback",
-                 "temperature", "top_p", "max_tokens"}  # the last four enter through each stage's resolved params
+_ROUTING_KEYS = {
+    "model",
+    "base_urls",
+    "api_key_env",
+    "structured_output",
+    "batch",
+    "batch_fallback",
+    "temperature",
+    "top_p",
+    "max_tokens",
+}  # the last four enter through each stage's resolved params
 
 
 @dataclass
@@ -114,13 +123,25 @@ class UnitStore:
                 pq.write_table(table, staging / name)
                 data = (staging / name).read_bytes()
                 # Arrow bytes: what datasets reads the file into, and push_to_hub reports as a split's num_bytes
-                files.setdefault(config, {})[split] = {"file": name, "rows": len(rows), "arrow_bytes": table.nbytes,
-                                                       "sha256": hashlib.sha256(data).hexdigest()}
+                files.setdefault(config, {})[split] = {
+                    "file": name,
+                    "rows": len(rows),
+                    "arrow_bytes": table.nbytes,
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                }
         with open(staging / FAILURES_FILE, "w") as out:
             out.writelines(json.dumps(failure, ensure_ascii=False) + "\n" for failure in result.failures)
-        unit = UnitFiles(discipline.discipline_id, fingerprint, result.complete, result.depth, files,
-                         {name: stats.to_raw() for name, stats in result.stats().items()},
-                         result.quality.to_dict(), result.requests, staging)
+        unit = UnitFiles(
+            discipline.discipline_id,
+            fingerprint,
+            result.complete,
+            result.depth,
+            files,
+            {name: stats.to_raw() for name, stats in result.stats().items()},
+            result.quality.to_dict(),
+            result.requests,
+            staging,
+        )
         (staging / UNIT_FILE).write_text(json.dumps(unit.to_json(), indent=1, ensure_ascii=False))
         for old in home.iterdir():  # a discipline keeps one unit: the newest
             if old != staging:
@@ -142,10 +163,21 @@ def _run_fingerprint(run: Run, benchmarks: list[BenchmarkIndex]) -> str:
     generation = run.generation.model_dump(exclude={"limits", "prices", "discipline_ids", "executor"})
     for name in run.stages:
         generation[name] = {key: value for key, value in generation[name].items() if key not in _ROUTING_KEYS}
-    stages = {name: {"model": plan.route.model, "params": plan.params, "prompt": plan.prompt.fingerprint,
-                     "schema": schema_of(plan.output_model)} for name, plan in run.stages.items()}
-    decided_by = {"row_format": ROW_FORMAT, "generation": generation, "stages": stages,
-                  "benchmarks": [index.fingerprint for index in benchmarks]}
+    stages = {
+        name: {
+            "model": plan.route.model,
+            "params": plan.params,
+            "prompt": plan.prompt.fingerprint,
+            "schema": schema_of(plan.output_model),
+        }
+        for name, plan in run.stages.items()
+    }
+    decided_by = {
+        "row_format": ROW_FORMAT,
+        "generation": generation,
+        "stages": stages,
+        "benchmarks": [index.fingerprint for index in benchmarks],
+    }
     return hashlib.sha256(json.dumps(decided_by, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
@@ -160,8 +192,11 @@ class UnitResult:
     batched: bool = False  # waits for a Batch API answer: nothing is written, the unit runs again after it
 
     def stats(self) -> dict[str, ConfigStats]:
-        return {(config if split == "train" else f"{config}/{split}"): ConfigStats.of(rows, *_texts_of(config))
-                for config, splits in self.rows.items() for split, rows in splits.items()}
+        return {
+            (config if split == "train" else f"{config}/{split}"): ConfigStats.of(rows, *_texts_of(config))
+            for config, splits in self.rows.items()
+            for split, rows in splits.items()
+        }
 
 
 def _texts_of(config: str) -> tuple:

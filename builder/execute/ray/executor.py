@@ -24,11 +24,15 @@ class RayExecutor(Executor):
 def check_ray_run(run: Run) -> None:
     """What a Ray build refuses, before anything is sent."""
     if any(plan.batch for plan in run.stages.values()):
-        raise ClusterError("--ray: the Batch API does a build's work on OpenAI's side, not on a cluster. "
-                           "Drop --ray, or drop --batch (and `batch: true` in the taxonomy).")
+        raise ClusterError(
+            "--ray: the Batch API does a build's work on OpenAI's side, not on a cluster. "
+            "Drop --ray, or drop --batch (and `batch: true` in the taxonomy)."
+        )
     if run.budget.max_cost is not None or run.budget.max_requests is not None:
-        raise ClusterError("--ray: --max-cost and --max-requests are counted by one process and cannot stop a "
-                           "cluster's workers exactly. Run without --ray to use a budget.")
+        raise ClusterError(
+            "--ray: --max-cost and --max-requests are counted by one process and cannot stop a "
+            "cluster's workers exactly. Run without --ray to use a budget."
+        )
     try:
         import ray  # noqa: F401
     except ImportError:

@@ -70,10 +70,14 @@ class UnitWorker:
         self.snapshots += 1
         engine = self.started.engine if self.started else None
         usage = engine.accounting.by_stage_model.items() if engine else ()
-        return {"worker": self.name, "snapshot": self.snapshots, "units_done": self.units_done,
-                "usage": [[stage, model, asdict(figures)] for (stage, model), figures in usage],
-                "retry_after_waits": engine.retry_after_waits if engine else [],
-                "stop_reason": engine.stop_reason if engine else None}
+        return {
+            "worker": self.name,
+            "snapshot": self.snapshots,
+            "units_done": self.units_done,
+            "usage": [[stage, model, asdict(figures)] for (stage, model), figures in usage],
+            "retry_after_waits": engine.retry_after_waits if engine else [],
+            "stop_reason": engine.stop_reason if engine else None,
+        }
 
 
 async def _start(shipped: ray.ObjectRef, broker) -> _Started:
