@@ -47,7 +47,7 @@ SCENARIOS = ("scale", "noop", "extend", "throughput")
 def glan_build(repo: Path, server, project: Path, work: Path, out: Path, *flags: str) -> dict:
     """One `glan build` of project/taxonomy.yaml under /usr/bin/time -v; its figures and the requests the
     server received."""
-    command = [sys.executable, "-m", "glan.cli", "build", "--taxonomy", str(project / "taxonomy.yaml"),
+    command = [sys.executable, "-m", cli_module(repo), "build", "--taxonomy", str(project / "taxonomy.yaml"),
                "--preset", "bench", "--model", "test-model", "--base-url", server.base_url,
                "--work-dir", str(work), "--out", str(out), *flags]
     environment = {name: value for name, value in os.environ.items()
@@ -68,6 +68,12 @@ def glan_build(repo: Path, server, project: Path, work: Path, out: Path, *flags:
             "peak_rss_mb": round(int(figures["Maximum resident set size (kbytes)"]) / 1024), "requests": requests}
 
 
+def cli_module(repo: Path) -> str:
+    """The command line of the checkout at `repo`: `glan.cli`, or `builder.cli` in one from before glan was imported
+    as `glan` (run from the checkout, so that its own package is the one imported)."""
+    return "glan.cli" if 'glan = "glan.cli:main"' in (repo / "pyproject.toml").read_text() else "builder.cli"
+
+
 def write_project(repo: Path, project: Path, questions: int, limit: int | None) -> None:
     """A copy of the repo's taxonomy (its first `limit` disciplines) and prompts, with only a `bench` preset."""
     taxonomy = yaml.safe_load((repo / "taxonomy.yaml").read_text())
@@ -78,8 +84,10 @@ def write_project(repo: Path, project: Path, questions: int, limit: int | None) 
                 limit -= len(subfield["disciplines"])
             field["subfields"] = [subfield for subfield in field["subfields"] if subfield["disciplines"]]
         taxonomy["fields"] = [field for field in taxonomy["fields"] if field["subfields"]]
-    # The shipped presets go: they are unused, and a trimmed taxonomy may lack the disciplines they name.
-    taxonomy["presets"] = {"bench": {"subjects": {"samples": 2}, "questions": {"per_subject": questions}}}
+    # The shipped presets go: they are unused, and a trimmed taxonomy may lack the disciplines they name. No
+    # benchmark list: the shipped one is read from the Hub, out of reach here (quality_bench measures it).
+    taxonomy["presets"] = {"bench": {"subjects": {"samples": 2}, "questions": {"per_subject": questions},
+                                     "quality": {"decontamination": {"benchmarks": []}}}}
     project.mkdir(parents=True)
     (project / "taxonomy.yaml").write_text(yaml.safe_dump(taxonomy, sort_keys=False, allow_unicode=True))
     shutil.copytree(repo / "prompts", project / "prompts")
