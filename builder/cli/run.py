@@ -63,7 +63,9 @@ def selection_flags(preset_help: str) -> argparse.ArgumentParser:
         "endpoint, the embedded local model)",
     )
     flags.add_argument(
-        "--base-url", help=f"OpenAI-compatible endpoint of every stage (default, per stage: {ENDPOINT_PRECEDENCE})"
+        "--base-url",
+        help=f"OpenAI-compatible endpoint for every stage. Where a stage's requests go, the first that applies: "
+        f"{ENDPOINT_PRECEDENCE}",
     )
     flags.add_argument(
         "--seed", type=whole_number(0), help="seed of question sampling (default: the taxonomy's or preset's)"
