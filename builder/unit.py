@@ -195,10 +195,10 @@ async def _run_unit(run: Run, engine: Engine, cache: Cache, discipline: Discipli
         rows, failed = await _run_stage(engine, cache, plan, plan.make(), parents, result)
         if result.batched:
             return result
-        # The quality steps take tens of milliseconds of CPU: in a thread, not on the event loop, where they would
-        # hold up every other unit's requests meanwhile.
+        # The quality steps take tens of milliseconds of CPU or more: never in one piece on the event loop, where they
+        # would hold up every other unit's requests meanwhile (each step says how it runs).
         if stage_class.config == "questions":  # dedup and decontaminate before answering: a dropped question costs no answer
-            rows = await asyncio.to_thread(run_steps, question_steps(quality, benchmarks), rows, result.quality)
+            rows = await run_steps(question_steps(quality, benchmarks), rows, result.quality)
         if stage_class.config == "instructions":
             result.rows["instructions"] = await asyncio.to_thread(_instruction_splits, quality, rows, failed,
                                                                   result.quality)

@@ -6,6 +6,7 @@ The data is synthetic and seeded; planted near-duplicates and contaminated quest
 script check recall, not just speed.
 """
 
+import asyncio
 import hashlib
 import json
 import random
@@ -16,7 +17,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from builder.quality import QualityReport, index_benchmark, load_benchmark, question_steps, run_steps
-from builder.quality.dedup import jaccard, shingles
+from builder.quality.dedup import shingles
 from builder.quality.text import normalize
 
 QUESTIONS = 20_000
@@ -26,6 +27,10 @@ CONTAMINATED = 200
 EXACT_DUPLICATES = 100
 DISCIPLINES = 100
 THRESHOLD = 0.8
+
+
+def jaccard(first: frozenset, second: frozenset) -> float:
+    return len(first & second) / len(first | second)
 
 
 def quality_settings() -> SimpleNamespace:
@@ -94,7 +99,7 @@ def main() -> None:
         started = time.perf_counter()
         report = QualityReport()
         benchmarks = [index_benchmark(load_benchmark(benchmark_path, "question", "synthetic"), 13)]
-        kept = run_steps(question_steps(quality_settings(), benchmarks), rows, report)
+        kept = asyncio.run(run_steps(question_steps(quality_settings(), benchmarks), rows, report))
         seconds = time.perf_counter() - started
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     kept_ids = {row["question_id"] for row in kept}

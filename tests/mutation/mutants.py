@@ -22,7 +22,7 @@ class Mutant:
 MUTANTS = [
     # -- the six breakages of issue 15 -----------------------------------------------------------------
     Mutant("dedup-and-decontamination-disconnected", "builder/unit.py",
-           "rows = await asyncio.to_thread(run_steps, question_steps(quality, benchmarks), rows, result.quality)",
+           "rows = await run_steps(question_steps(quality, benchmarks), rows, result.quality)",
            "pass",
            ("tests/test_quality_build.py",)),
     Mutant("max-failure-rate-ignored", "builder/build.py",
@@ -116,9 +116,14 @@ MUTANTS = [
            ("tests/test_free_text.py", "-k", "byte_for_byte")),
     # -- quality ----------------------------------------------------------------------------------------
     Mutant("exact-dedup-off", "builder/quality/steps.py",
-           "deduplicate(rows, exact=settings.exact,", "deduplicate(rows, exact=False,", ("tests/test_quality_build.py",)),
+           "deduplicate_in_slices(rows, exact=settings.exact,", "deduplicate_in_slices(rows, exact=False,",
+           ("tests/test_quality_build.py",)),
     Mutant("near-dedup-off", "builder/quality/steps.py",
-           "near=settings.near, threshold", "near=False, threshold", ("tests/test_quality_build.py",)),
+           "exact=settings.exact, near=settings.near,", "exact=settings.exact, near=False,",
+           ("tests/test_quality_build.py",)),
+    Mutant("dedup-in-one-piece-on-the-event-loop", "builder/quality/steps.py",
+           "return await run_on_loop(self.in_slices(rows, report))", "return self(rows, report)",
+           ("tests/test_quality.py",)),
     Mutant("decontamination-off", "builder/quality/steps.py",
            "    if benchmarks:\n", "    if False:\n", ("tests/test_quality_build.py",)),
     Mutant("no-held-out-split", "builder/unit.py",
@@ -128,8 +133,10 @@ MUTANTS = [
            "if any(_fold(pattern) in folded_answer for pattern in refusal_patterns):", "if False:",
            ("tests/test_quality.py",)),
     Mutant("near-duplicates-looked-up-in-the-first-band-only", "builder/quality/dedup.py",
-           "found.update(table.get(band, ()))", "found.update(table.get(band, ()) if table is self.tables[0] else ())",
-           ("tests/test_quality.py",)),
+           "members = set(self.members[buckets].ravel().tolist())",
+           "members = set(self.members[buckets[:1]].ravel().tolist())", ("tests/test_quality.py",)),
+    Mutant("near-duplicate-candidates-unbounded", "builder/quality/dedup.py",
+           "BUCKET_CAP = 16\n", "BUCKET_CAP = 128\n", ("tests/test_quality.py",)),
     # -- admission --------------------------------------------------------------------------------------
     Mutant("units-in-flight-unbounded", "builder/admission.py",
            "(self.admitted < UNITS_IN_FLIGHT and self.engine.wants_work)", "self.engine.wants_work",
