@@ -28,13 +28,14 @@ from .llm.cache import Cache, shared_cache_path
 from .llm.engine import Engine
 from .progress import Progress
 from .project import release_inputs, reproduction
-from .publish.card import render_card
-from .publish.export import read_manifest, write_folder
+from .publish.card import check_template, render_card
+from .publish.export import MANIFEST, incomplete_folder, read_manifest, write_folder
+from .publish.template import DEFAULT_TEMPLATE
 from .quality import BenchmarkIndex, ConfigStats, QualityReport, build_stats
 from .stages import CONFIGS, STAGES
 from .taxonomy import DisciplineRef
 from .unit import FAILURES_FILE, UnitFiles, UnitResult, UnitStore, run_unit
-from .workdir import exclusive
+from .workdir import exclusive, folder_held
 
 
 @dataclass
@@ -160,12 +161,13 @@ def build(settings: RunSettings, out: Path, configs: list[str], max_failure_rate
     to `<out>.incomplete` beside it and leaves `out` as it was."""
     run = resolve(settings)
     out = Path(out)
-    preflight.check_paths(out, run.work_dir)
     preflight.check_prices(run)
     preflight.check_templates(run)
+    check_card_template(run, configs)
+    preflight.check_paths(out, run)
     rate = run.generation.limits.max_failure_rate if max_failure_rate is None else max_failure_rate
     store = UnitStore(run)
-    with exclusive(run.work_dir):
+    with folder_held(out, "glan build"), exclusive(run.work_dir):
         print(plan_line(run), file=sys.stderr)
         try:
             units = ensure_units(store, depth_of(configs), progress=settings.progress)
@@ -177,26 +179,31 @@ def build(settings: RunSettings, out: Path, configs: list[str], max_failure_rate
             written = [store.find(ref, depth_of(configs), complete=False) for ref in run.disciplines]
             units = Units(run, [unit for unit in written if unit], Accounting(run.prices), None, 0)
             if units.files:
-                _write(units, configs, _incomplete(out))
-                print(f"glan: what was complete is in {_incomplete(out)}; {out} was left as it was.", file=sys.stderr)
+                _write(units, configs, incomplete_folder(out))
+                print(f"glan: what was complete is in {incomplete_folder(out)}; {out} was left as it was.",
+                      file=sys.stderr)
             raise
         stopped = stop_reason(units, rate)
         previous = read_manifest(out)
-        stats = _write(units, configs, _incomplete(out) if stopped else out)
+        stats = _write(units, configs, incomplete_folder(out) if stopped else out)
         if not stopped and (warning := unbumped_version_warning(previous, read_manifest(out))):
             print(warning, file=sys.stderr)
         write_run_report(units)
     print(summary(units, configs, stats), file=sys.stderr)
     if stopped:
-        print(f"glan: the build is incomplete: {stopped}. What was complete is in {_incomplete(out)}; {out} was "
+        print(f"glan: the build is incomplete: {stopped}. What was complete is in {incomplete_folder(out)}; {out} was "
               "left as it was. Run the same command to go on: nothing received is paid twice.", file=sys.stderr)
         return 1
-    shutil.rmtree(_incomplete(out), ignore_errors=True)  # superseded
+    if (incomplete_folder(out) / MANIFEST).is_file():  # superseded; only ever a folder glan wrote
+        shutil.rmtree(incomplete_folder(out), ignore_errors=True)
     return 0
 
 
-def _incomplete(out: Path) -> Path:
-    return out.with_name(out.name + ".incomplete")
+def check_card_template(run: Run, configs: list[str]) -> None:
+    """The card template rendered with the manifest of this build before it made any row, before any request."""
+    template = run.taxonomy.card.template
+    path = Path(run.settings.taxonomy).parent / template if template else DEFAULT_TEMPLATE
+    check_template(path, {**manifest(run, [], configs), "configs": {}, "checksums": {}})
 
 
 def _write(units: Units, configs: list[str], folder: Path) -> dict:

@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass, replace
 
 from . import preflight
-from .build import depth_of, drive_units
+from .build import check_card_template, depth_of, drive_units
 from .config.resolve import Run, resolve
 from .config.run import RunSettings
 from .llm import loop
@@ -57,6 +57,7 @@ class _Replay:
 def estimate(settings: RunSettings, configs: list[str]) -> list[StageEstimate]:
     run = resolve(replace(settings, progress=False))
     preflight.check_templates(run)
+    check_card_template(run, configs)
     store, depth = UnitStore(run), depth_of(configs)
     stages = STAGES[:depth]
     replays = {stage.name: _Replay() for stage in STAGES}

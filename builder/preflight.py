@@ -1,23 +1,21 @@
 """Everything that can be checked before the first request is checked here, so that bad input costs nothing:
-where the folder and the work dir go, prices when a budget is set in USD, every stage's prompt rendered with
-that stage's real variables, and that each endpoint the missing units need can be reached at all."""
+where the folder and the work dir go (a build replaces only a folder glan wrote, never one that holds the
+project, the current directory or the work dir), prices when a budget is set in USD, every stage's prompt
+rendered with that stage's real variables, and that each endpoint the missing units need can be reached at all."""
 
 from __future__ import annotations
 
 import asyncio
 import errno
 import os
-import traceback
 from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import urlsplit
 
-import jinja2
-
 from .config.resolve import Run
 from .errors import UserError
 from .llm.engine import Endpoint, EndpointError
-from .prompts import PromptError
+from .publish.export import check_replaceable, incomplete_folder
 
 CONNECT_TRIES = 3
 CONNECT_TIMEOUT_S = 5.0
@@ -27,11 +25,26 @@ class PreflightError(UserError):
     """Bad input found before any request; the message says what and what to do."""
 
 
-def check_paths(out: Path, work_dir: Path) -> None:
+def check_paths(out: Path, run: Run) -> None:
+    """--out names a folder the build may replace, and nothing it must not touch; both folders can be written."""
     if out.exists() and not out.is_dir():
         raise PreflightError(f"{out}: --out names an existing file, not a folder. Pass a folder path for the dataset "
                              "(it is created, or replaced only by a complete build).")
-    for folder, flag in ((out.parent, "--out"), (work_dir, "--work-dir")):
+    target, work_dir = out.resolve(), run.work_dir.resolve()
+    kept = (("the current directory", Path.cwd().resolve()),
+            ("the taxonomy's folder", Path(run.settings.taxonomy).resolve().parent),
+            ("the work dir", work_dir))
+    for name, folder in kept:
+        if folder.is_relative_to(target):
+            what = name if folder == target else f"a folder that holds {name} ({folder})"
+            raise PreflightError(f"{out}: --out is {what}, and a build replaces the whole folder at --out. Pass a "
+                                 "folder of its own, e.g. dist beside the taxonomy.")
+    if target.is_relative_to(work_dir):
+        raise PreflightError(f"{out}: --out is inside the work dir ({work_dir}), which glan manages. Pass a folder "
+                             "outside it, e.g. dist beside the taxonomy.")
+    for folder in (out, incomplete_folder(out)):
+        check_replaceable(folder)
+    for folder, flag in ((out.parent, "--out"), (run.work_dir, "--work-dir")):
         _check_writable(folder, flag)
 
 
@@ -60,23 +73,15 @@ def check_prices(run: Run) -> None:
 
 def check_templates(run: Run) -> None:
     """Render each stage's prompt once, with variables made the way the stage makes them from an example output
-    of the stage before, under StrictUndefined: a misspelt variable fails here, not after requests are paid."""
+    of the stage before, under StrictUndefined and in the template sandbox: a misspelt variable, or an access the
+    sandbox refuses, fails here, not after requests are paid."""
     parents = [vars(run.disciplines[0])] if run.disciplines else []
     for name, plan in run.stages.items():
         if not parents:
             return
         stage = plan.make()
         item = stage.inputs(parents)[0]
-        context = stage.context(item)
-        try:
-            plan.context.prompt.render(**context)
-        except jinja2.TemplateError as error:
-            path = run.settings.prompts_dir / f"{name}.yaml"
-            line = next((frame.lineno for frame in traceback.extract_tb(error.__traceback__)
-                         if frame.filename == "<template>"), None)
-            where = f"template line {line}: " if line else ""
-            raise PromptError(str(path), None, "", f"{where}{error.message}. The {name} prompt can use: "
-                              f"{', '.join(sorted(context))}.") from None
+        plan.context.prompt.render(**stage.context(item))  # a PromptError names the file and the template line
         parents = stage.parse(item, [_as_output(stage.example)])
 
 

@@ -8,8 +8,8 @@ so `glan pull` gives anyone the files to rebuild or extend it.
 
 from __future__ import annotations
 
+import os
 import shlex
-import shutil
 from pathlib import Path
 
 from .errors import UserError
@@ -36,24 +36,58 @@ def prompts_dir(taxonomy: str | Path, prompts: str | Path | None = None) -> Path
 
 def init_project(directory: str | Path) -> list[Path]:
     """Write the shipped taxonomy.yaml and prompts/ into `directory`; never overwrites a file."""
+    files = {TAXONOMY: SHIPPED_TAXONOMY}
+    files.update({f"{PROMPTS}/{path.name}": path for path in sorted(SHIPPED_PROMPTS.glob("*.yaml"))})
+    return write_project(directory, files)
+
+
+def write_project(directory: str | Path, files: dict[str, Path | bytes]) -> list[Path]:
+    """Write `files` (a relative path: a source file or bytes) into `directory`; returns the paths written.
+
+    Each file lands where its path says, inside `directory`, and nowhere else: the path must be relative and
+    plain (relative_path_problem), no folder on its way may be a symbolic link (one already there included),
+    and no file may exist. Everything is checked before anything is written.
+    """
     directory = Path(directory)
-    files = {directory / TAXONOMY: SHIPPED_TAXONOMY}
-    files.update({directory / PROMPTS / path.name: path for path in sorted(SHIPPED_PROMPTS.glob("*.yaml"))})
-    write_project(files)
-    return list(files)
-
-
-def write_project(files: dict[Path, Path | bytes]) -> None:
-    """Write `files` (target: source file or bytes), refusing before writing anything if one exists."""
-    if existing := [path for path in files if path.exists()]:
-        raise ProjectError(f"{existing[0]}: already exists. Pick an empty directory, or move the file away; "
-                           "glan never overwrites a project file.")
-    for target, source in files.items():
+    root = directory.resolve()
+    targets = {}
+    for relative in files:
+        if problem := relative_path_problem(relative):
+            raise ProjectError(f"{relative!r}: {problem}. glan writes a project's files only inside its directory.")
+        target = directory.joinpath(*relative.split("/"))
+        for step in (directory.joinpath(*relative.split("/")[:depth]) for depth in range(1, relative.count("/") + 2)):
+            if step.is_symlink():
+                raise ProjectError(f"{step}: a symbolic link; glan never writes a project file through one. Pick an "
+                                   "empty directory, or remove the link.")
+        if target.exists():
+            raise ProjectError(f"{target}: already exists. Pick an empty directory, or move the file away; "
+                               "glan never overwrites a project file.")
+        if not target.parent.resolve().is_relative_to(root):
+            raise ProjectError(f"{target}: outside {directory} once resolved. Pick an empty directory.")
+        targets[relative] = target
+    for relative, target in targets.items():
         target.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(source, bytes):
-            target.write_bytes(source)
-        else:
-            shutil.copyfile(source, target)
+        source = files[relative]
+        data = source if isinstance(source, bytes) else source.read_bytes()
+        # O_EXCL and O_NOFOLLOW: a file or link that appeared since the check is not written through
+        with os.fdopen(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644), "wb") as file:
+            file.write(data)
+    return list(targets.values())
+
+
+def relative_path_problem(relative: str) -> str | None:
+    """Why `relative` (a path with / between its parts, from a release or a file) is not a plain path inside a
+    folder, or None: it must not be absolute, name a drive, climb out (..), or hold an empty or control-character
+    part."""
+    parts = relative.split("/")
+    if relative.startswith("/") or "\\" in relative or ":" in relative:
+        return "not a plain relative path (absolute, a drive, or a backslash)"
+    for part in parts:
+        if part in ("", ".", ".."):
+            return "not a plain relative path (an empty, . or .. part)"
+        if not part.isprintable() or len(part.encode()) > 255:
+            return "a part of the path is not a plain file name"
+    return None
 
 
 def release_inputs(taxonomy: str | Path, prompts: Path, card_template: str | None) -> dict[str, Path]:

@@ -1,8 +1,9 @@
 """Prompt files (prompts/<stage>.yaml): jinja2 templates, sampling params and the output model's name.
 
 What can be checked without rendering is checked when a file is loaded, each problem with its file line:
-the YAML, the keys, the sampling parameters (names the OpenAI chat API knows) and the template syntax.
-builder/preflight.py then renders every prompt once with its stage's real variables, before any request.
+the YAML, the keys, the sampling parameters (names the OpenAI chat API knows), the template syntax and
+names the template sandbox refuses (builder/templates.py: a prompt file is untrusted input). builder/preflight.py
+then renders every prompt once with its stage's real variables, before any request.
 
 A file may also hold `local_examples`: worked exchanges (the variables of an example item, and the JSON
 reply) that a tiny embedded model needs and a real model does not. On the embedded model's runs
@@ -33,24 +34,11 @@ from pydantic import Field, ValidationError
 from .config.base import Node, describe
 from .config.yamlfile import FileError, first_problem, parse_yaml, read_text
 from .schemas import JSON_FORMS, OUTPUT_MODELS
+from .templates import Sandbox, error_line, refused_access
 
 
-class _PromptEnvironment(jinja2.Environment):
-    """Looks a dict's key up first (`session.title`): jinja tries the attribute first and catches its
-    AttributeError, which cost ~40% of rendering the questions prompt (a syllabus of dicts, for every
-    question). The same value comes out: a key that names a dict method still finds the method."""
-
-    def getattr(self, obj, attribute):
-        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
-            try:
-                return obj[attribute]
-            except KeyError:
-                pass
-        return super().getattr(obj, attribute)
-
-
-_DICT_ATTRIBUTES = frozenset(dir(dict))
-_jinja = _PromptEnvironment(undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+# Prompt files are untrusted (a pulled release carries them): they render in the sandbox (builder/templates.py).
+_jinja = Sandbox(undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
 
 class PromptError(FileError):
@@ -94,6 +82,7 @@ class Prompt:
     system_source: str
     user_source: str
     fingerprint: str
+    path: str  # the prompt file, for errors
     examples: tuple[dict, ...] = ()  # the local_examples exchanges, on the embedded model's runs only
     system: jinja2.Template = field(init=False, repr=False, compare=False)
     user: jinja2.Template = field(init=False, repr=False, compare=False)
@@ -105,14 +94,22 @@ class Prompt:
     def __reduce__(self):
         # A compiled template does not pickle: a Ray worker gets the sources and compiles them again.
         return Prompt, (self.stage, self.output_model, self.params, self.system_source, self.user_source,
-                        self.fingerprint, self.examples)
+                        self.fingerprint, self.path, self.examples)
 
     def render(self, **context) -> list[dict]:
-        return [
-            {"role": "system", "content": self.system.render(**context).strip()},
-            *self.examples,
-            {"role": "user", "content": self.user.render(**context).strip()},
-        ]
+        """The messages; a template that fails with these variables (an undefined one, an access the sandbox
+        refuses) is a PromptError naming the file and the template line."""
+        try:
+            return [
+                {"role": "system", "content": self.system.render(**context).strip()},
+                *self.examples,
+                {"role": "user", "content": self.user.render(**context).strip()},
+            ]
+        except jinja2.TemplateError as error:
+            line = error_line(error)
+            where = f"template line {line}: " if line else ""
+            raise PromptError(self.path, None, "", f"{where}{error.message.rstrip('.')}. The {self.stage} prompt "
+                              f"can use: {', '.join(sorted(context))}.") from None
 
 
 def load_prompt(directory: Path, stage: str, embedded: bool = False) -> Prompt:
@@ -139,7 +136,7 @@ def load_prompt(directory: Path, stage: str, embedded: bool = False) -> Prompt:
     shaping = data if examples else {key: value for key, value in data.items() if key != "local_examples"}
     shaping = {**shaping, "output_model": output_model}
     fingerprint = hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:12]
-    return Prompt(stage, output_model, dict(data["params"]), system, user, fingerprint, examples)
+    return Prompt(stage, output_model, dict(data["params"]), system, user, fingerprint, source, examples)
 
 
 def _example_messages(source: str, root: yaml.MappingNode, examples: list[dict], user: str) -> tuple[dict, ...]:
@@ -149,10 +146,12 @@ def _example_messages(source: str, root: yaml.MappingNode, examples: list[dict],
     for index, example in enumerate(examples):
         try:
             request = template.render(**example["context"]).strip()
-        except jinja2.UndefinedError as error:
+        except jinja2.TemplateError as error:
             line = _value_node(root, "local_examples").value[index].start_mark.line + 1
+            hint = "Give the example every variable the user template uses" \
+                if isinstance(error, jinja2.UndefinedError) else "Use only the prompt's variables (docs/security.md)"
             raise PromptError(source, line, f"local_examples[{index}].context",
-                              f"{error.message}. Give the example every variable the user template uses.") from None
+                              f"{error.message.rstrip('.')}. {hint}.") from None
         messages += [{"role": "user", "content": request},
                      {"role": "assistant", "content": json.dumps(example["reply"], ensure_ascii=False)}]
     return tuple(messages)
@@ -167,9 +166,14 @@ def _checked_template(source: str, node: yaml.ScalarNode, part: str) -> str:
     # A block scalar ("system: |") starts on the line after its key; template line 1 is that line.
     first_line = node.start_mark.line + (2 if node.style in ("|", ">") else 1)
     try:
-        _jinja.from_string(node.value)
+        refused = refused_access(node.value, _jinja)
     except jinja2.TemplateSyntaxError as error:
         raise PromptError(source, first_line + (error.lineno or 1) - 1, part,
                           f"template syntax error: {error.message.rstrip('.')}. Check the {{{{ }}}} and {{% %}} tags "
                           "on this line.") from None
+    if refused:
+        line, name = refused
+        raise PromptError(source, first_line + line - 1, part,
+                          f"the template reaches for {name!r}, which the template sandbox refuses (names starting "
+                          "with _). Use only the prompt's variables and their fields (docs/security.md).")
     return node.value

@@ -2,7 +2,7 @@
 
 A unit is keyed by a fingerprint of everything that decides its rows: the discipline's own taxonomy entry,
 the resolved generation settings, each stage's model, sampling params, prompt and output schema, the
-benchmark files it is decontaminated against, and glan's row format. Its files live in
+benchmarks it is decontaminated against, and glan's row format. Its files live in
 `<work dir>/units/<discipline_id>/<fingerprint>/`: one parquet file per config and split, `unit.json`
 (rows, Arrow bytes, sha256 and stats per file; requests and failures per stage) and `failures.jsonl`. A build
 that finds a complete unit for a fingerprint does not touch that discipline: no cache replay, no parsing,
@@ -27,8 +27,8 @@ from .config.resolve import Run, StagePlan
 from .llm.attempts import LLMRequest, LLMResult, schema_of
 from .llm.cache import Cache, unit_cache_path
 from .llm.engine import Engine
-from .quality import (AnswerFilter, BenchmarkIndex, ConfigStats, QualityReport, held_out_ids, index_benchmark,
-                      load_benchmark, question_steps, run_steps)
+from .quality import (AnswerFilter, BenchmarkIndex, ConfigStats, QualityReport, held_out_ids, load_benchmarks,
+                      question_steps, run_steps)
 from .stages import FEATURES, STAGES, Stage
 from .taxonomy import DisciplineRef
 
@@ -70,10 +70,8 @@ class UnitStore:
     Benchmarks are read once here, for every unit's decontamination and fingerprint."""
 
     def __init__(self, run: Run):
-        decontamination = run.generation.quality.decontamination
         self.run = run
-        self.benchmarks = [index_benchmark(load_benchmark(item.path, item.text_column, item.name),
-                                           decontamination.ngram) for item in decontamination.benchmarks]
+        self.benchmarks = load_benchmarks(run.generation.quality.decontamination)
         self.root = run.work_dir / UNITS
         self.run_fingerprint = _run_fingerprint(run, self.benchmarks)
 
@@ -137,8 +135,7 @@ def _run_fingerprint(run: Run, benchmarks: list[BenchmarkIndex]) -> str:
     stages = {name: {"model": plan.route.model, "params": plan.params, "prompt": plan.context.prompt.fingerprint,
                      "schema": schema_of(plan.context.output_model)} for name, plan in run.stages.items()}
     decided_by = {"row_format": ROW_FORMAT, "generation": generation, "stages": stages,
-                  "benchmarks": [(index.name, index.ngram, hashlib.sha256(index.hashes.tobytes()).hexdigest())
-                                 for index in benchmarks]}
+                  "benchmarks": [index.fingerprint for index in benchmarks]}
     return hashlib.sha256(json.dumps(decided_by, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 

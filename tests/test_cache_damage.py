@@ -113,7 +113,7 @@ def test_a_damaged_cache_is_one_line_then_cache_check_keeps_what_can_be_read(nam
     assert rows(out) == built["rows"]
     assert main(["cache", "check", "--work-dir", str(work)]) == 0
     assert capsys.readouterr().out.endswith(
-        f"{work}: 2 cache files, no damage found by SQLite's integrity check.\n")
+        f"{work}: 2 cache files, no damage found by SQLite's integrity check, every response readable.\n")
 
 
 def test_cache_check_without_a_cache_says_where_it_looked(tmp_path, capsys):

@@ -2,9 +2,12 @@
 
 from dataclasses import replace
 
+import yaml
+
 from builder.cli import main
 from builder.estimate import estimate
 from builder.config.run import RunSettings
+from tests.helpers import REPO, project
 from tests.servers import start_openai_server
 
 DISCIPLINES = ("Organic Chemistry", "Linear Algebra", "Genetics", "Geology", "Microeconomics", "Ecology")
@@ -46,8 +49,12 @@ def test_estimate_is_within_ten_percent_of_the_build_cold_and_exact_where_cached
 
 
 def test_estimate_command_prints_requests_tokens_and_cost_per_stage(tmp_path, capsys):
-    code = main(["estimate", "--preset", "paper", "--disciplines", "Organic Chemistry", "--base-url",
-                 "http://127.0.0.1:9/v1", "--work-dir", str(tmp_path / ".glan"), "--price", "gpt-4o=2.5,10"])
+    # The shipped paper preset, with smoke's quality block: no benchmark to load from the Hub.
+    paper = yaml.safe_load((REPO / "taxonomy.yaml").read_text())["presets"]["paper"]
+    taxonomy = project(tmp_path / "project", paper=paper)
+    code = main(["estimate", "--taxonomy", str(taxonomy), "--preset", "paper", "--disciplines", "Organic Chemistry",
+                 "--base-url", "http://127.0.0.1:9/v1", "--work-dir", str(tmp_path / ".glan"), "--price",
+                 "gpt-4o=2.5,10"])
     out = capsys.readouterr().out
     assert code == 0
     lines = {line.split()[0]: line.split() for line in out.splitlines()[1:6]}

@@ -39,7 +39,7 @@ def hub():
 @pytest.fixture
 def client(hub, tmp_path):
     """client(*steps) runs the steps in one child interpreter and returns their results; with token=False,
-    the child has no HF_TOKEN (and no stored login)."""
+    the child has no HF_TOKEN (and no stored login); keywords add to its environment."""
     from tests.servers.hub_server import FAKE_TOKEN
 
     env = {
@@ -54,11 +54,12 @@ def client(hub, tmp_path):
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
     }
 
-    def run(*steps: dict, token: bool = True) -> list:
+    def run(*steps: dict, token: bool = True, **more_env: str) -> list:
+        child_env = {**env, **more_env}
         proc = subprocess.run(
             [sys.executable, __file__, json.dumps(steps)], cwd=ROOT,
-            env=env if token else {k: v for k, v in env.items() if k != "HF_TOKEN"}, capture_output=True, text=True,
-            timeout=180,
+            env=child_env if token else {k: v for k, v in child_env.items() if k != "HF_TOKEN"}, capture_output=True,
+            text=True, timeout=180,
         )
         assert proc.returncode == 0, proc.stderr[-4000:]
         return json.loads(proc.stdout.split(RESULT_MARKER, 1)[1])

@@ -3,11 +3,13 @@
 import json
 
 import pytest
+import yaml
 from datasets import load_dataset
 
 from builder.cli import main
 from builder.taxonomy import load_taxonomy
 from tests.cached import responses
+from tests.helpers import project
 
 DISCIPLINES = ("Organic Chemistry", "Linear Algebra")
 SMOKE = load_taxonomy("taxonomy.yaml").settings("smoke")
@@ -129,10 +131,13 @@ def test_ids_are_identical_in_a_fresh_work_dir(built):
         assert [r[id_column] for r in load(out, config)] == [r[id_column] for r in load(built["out"], config)]
 
 
-def test_paper_preset_prints_the_request_count_before_starting(built, capsys):
+def test_paper_preset_prints_the_request_count_before_starting(built, capsys, tmp_path):
     paper = load_taxonomy("taxonomy.yaml").settings("paper")
+    # The shipped paper preset, with smoke's quality block: no benchmark to load from the Hub.
+    taxonomy = project(tmp_path / "project", paper=yaml.safe_load(open("taxonomy.yaml"))["presets"]["paper"])
     code, _, _ = build(built["server"], built["tmp"], name="paper",
-                       extra=["--preset", "paper", "--disciplines", "Organic Chemistry", "--max-requests", "1"])
+                       extra=["--taxonomy", str(taxonomy), "--preset", "paper", "--disciplines", "Organic Chemistry",
+                              "--max-requests", "1"])
     subject_calls = paper.subjects.samples
     subjects = subject_calls * (paper.subjects.per_sample.min + paper.subjects.per_sample.max) // 2
     total = subject_calls + subjects + 2 * subjects * paper.questions.per_subject

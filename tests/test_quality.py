@@ -8,12 +8,12 @@ from collections import Counter
 from types import SimpleNamespace
 
 import numpy as np
-
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from datasketch.hashfunc import sha1_hash32
 
+from builder.config.settings import Benchmark
 from builder.quality import dedup as dedup_module
 from builder.quality import (
     AnswerFilter,
@@ -25,7 +25,6 @@ from builder.quality import (
     decontaminate,
     deduplicate,
     held_out_ids,
-    index_benchmark,
     load_benchmark,
     question_steps,
     run_steps,
@@ -295,32 +294,37 @@ def write_jsonl(path, records):
     return path
 
 
+def file_benchmark(path, column, name=None):
+    """A local-file benchmark entry as glan 0.1 wrote it (name, path, text_column), indexed."""
+    return load_benchmark(Benchmark(name=name or path.name.split(".")[0], path=str(path), text_column=column))
+
+
 def test_a_shared_13_gram_drops_a_question_and_a_12_gram_does_not(tmp_path):
-    benchmark = load_benchmark(write_jsonl(tmp_path / "trains.jsonl", [{"text": BENCHMARK_ITEM}]), "text")
+    benchmark = file_benchmark(write_jsonl(tmp_path / "trains.jsonl", [{"text": BENCHMARK_ITEM}]), "text")
     rows = [
         question("q13", f"Homework: {benchmark_words(3, 13).upper()}! How long does the trip take?"),
         question("q12", f"Homework: {benchmark_words(3, 12)}, then stops. How long does the trip take?"),
     ]
-    result = decontaminate(rows, [index_benchmark(benchmark)])
+    result = decontaminate(rows, [benchmark])
     assert [row["question_id"] for row in result.kept] == ["q12"]
     assert [(drop.row["question_id"], drop.benchmark) for drop in result.dropped] == [("q13", "trains")]
     assert result.hits_per_benchmark == {"trains": 1}
 
 
 def test_hits_are_counted_per_benchmark_from_jsonl_and_parquet(tmp_path):
-    trains = load_benchmark(
+    trains = file_benchmark(
         write_jsonl(tmp_path / "trains.jsonl", [{"id": 1, "prompt": BENCHMARK_ITEM}]), "prompt", name="gsm-like"
     )
     parquet_path = tmp_path / "atmosphere.parquet"
     pq.write_table(pa.table({"question": [OTHER_BENCHMARK_ITEM, "short item"]}), parquet_path)
-    atmosphere = load_benchmark(parquet_path, "question")
+    atmosphere = file_benchmark(parquet_path, "question")
     rows = [
         question("both", f"{benchmark_words(0, 14)} and {OTHER_BENCHMARK_ITEM}"),
         question("trains", benchmark_words(10, 15), discipline_id="physics"),
         question("air", OTHER_BENCHMARK_ITEM.lower()),
         question("clean", OTHER_TOPIC),
     ]
-    result = decontaminate(rows, [index_benchmark(trains), index_benchmark(atmosphere)])
+    result = decontaminate(rows, [trains, atmosphere])
     assert [row["question_id"] for row in result.kept] == ["clean"]
     assert [(drop.row["question_id"], drop.benchmark) for drop in result.dropped] == [
         ("both", "gsm-like"),
@@ -333,31 +337,29 @@ def test_hits_are_counted_per_benchmark_from_jsonl_and_parquet(tmp_path):
 def test_a_missing_text_column_names_the_file_and_the_columns(tmp_path):
     jsonl_path = write_jsonl(tmp_path / "bench.jsonl", [{"input": "a", "target": "b"}])
     with pytest.raises(BenchmarkError) as jsonl_error:
-        load_benchmark(jsonl_path, "question")
+        file_benchmark(jsonl_path, "question")
     assert str(jsonl_error.value) == (
         f"{jsonl_path}:1: no column 'question' (columns: input, target). "
-        "Set text_column to the column that holds the benchmark text."
+        "Set text_columns to the columns that hold the benchmark's texts."
     )
     parquet_path = tmp_path / "bench.parquet"
     pq.write_table(pa.table({"input": ["a"], "target": ["b"]}), parquet_path)
     with pytest.raises(BenchmarkError) as parquet_error:
-        load_benchmark(parquet_path, "question")
+        file_benchmark(parquet_path, "question")
     assert str(parquet_error.value) == (
         f"{parquet_path}: no column 'question' (columns: input, target). "
-        "Set text_column to the column that holds the benchmark text."
+        "Set text_columns to the columns that hold the benchmark's texts."
     )
 
 
 def test_an_unreadable_benchmark_file_is_named(tmp_path):
     missing = tmp_path / "missing.parquet"
     with pytest.raises(BenchmarkError, match=f"^{re.escape(str(missing))}: cannot read benchmark file"):
-        load_benchmark(missing, "text")
+        file_benchmark(missing, "text")
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"text": "fine"}\n{"text": \n')
     with pytest.raises(BenchmarkError, match=f"^{re.escape(str(broken))}:2: not valid JSON"):
-        load_benchmark(broken, "text")
-    with pytest.raises(BenchmarkError, match=r"unsupported benchmark format '\.csv'"):
-        load_benchmark(tmp_path / "bench.csv", "text")
+        file_benchmark(broken, "text")
 
 
 def discipline_questions(discipline_id, count):
@@ -409,7 +411,7 @@ def quality_settings(benchmarks=()):
 def test_the_question_steps_dedup_then_decontaminate_and_count_per_discipline(tmp_path):
     benchmark_path = write_jsonl(tmp_path / "trains.jsonl", [{"text": BENCHMARK_ITEM}])
     rows = planted_questions() + [question("q07", BENCHMARK_ITEM, discipline_id="physics")]
-    benchmarks = [index_benchmark(load_benchmark(benchmark_path, "text", "trains"))]
+    benchmarks = [file_benchmark(benchmark_path, "text", "trains")]
     report = QualityReport()
     # The build runs the steps per discipline; here one call over three disciplines shows dedup stays in each.
     kept = [row for discipline_id in ("biology", "chemistry", "physics")

@@ -159,6 +159,18 @@ def test_a_worker_killed_mid_run_is_retried_and_resumes_from_its_cache(cluster, 
     assert any(int(worker.rsplit(":")[1]) not in killed["pids"] for worker in workers)  # the one Ray started again
 
 
+def test_a_dead_endpoint_stops_a_ray_build_with_one_line_naming_it(cluster, tmp_path, capsys):
+    """The endpoint drops every connection after 10 answers: the workers stop their units, the driver's last line
+    names the endpoint, exit 1, and --out is not written."""
+    taxonomy = project(tmp_path, limits={"dead_after_s": 1})
+    with start_openai_server(down_from=10) as server:
+        code = main(build_args(taxonomy, server, tmp_path, "--ray"))
+    assert code == 1
+    assert capsys.readouterr().err.splitlines()[-1].startswith(
+        f"glan: the build is incomplete: the endpoint {server.base_url} has answered nothing for ")
+    assert not (tmp_path / "dist").exists()
+
+
 def test_ray_refuses_what_it_cannot_do_with_one_line(tmp_path, capsys, monkeypatch):
     taxonomy = project(tmp_path)
     base = ["build", "--taxonomy", str(taxonomy), "--preset", "smoke", "--disciplines", "Genetics", "--model", "m",

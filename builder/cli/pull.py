@@ -12,8 +12,11 @@ def add_parser(commands) -> None:
     parser = commands.add_parser("pull", help="fetch the taxonomy and prompts a release was made from, to rebuild "
                                               "or extend it",
                                  description="Write the project a release was made from (its glan/ folder: "
-                                             "taxonomy.yaml, prompts/, card template) into DIR. Existing files are "
-                                             "never overwritten. HF_TOKEN is read for private repos.",
+                                             "taxonomy.yaml, prompts/*.yaml, the card template the taxonomy names) "
+                                             "into DIR. A release whose glan/ holds any other file, a path that is "
+                                             "not plain and relative, or a file over 4 MiB is refused and nothing is "
+                                             "written; existing files are never overwritten, and nothing is written "
+                                             "through a symbolic link. HF_TOKEN is read for private repos.",
                                  intermixed=True)
     parser.add_argument("repo_id", metavar="REPO", help="dataset repo on the Hub, e.g. you/glan-data")
     parser.add_argument("directory", nargs="?", type=Path, metavar="DIR",
@@ -23,7 +26,8 @@ def add_parser(commands) -> None:
 
 
 def run(args) -> int:
-    """0 pulled, 1 failed on the way, 2 refused (no such repo, revision or project; a file would be overwritten)."""
+    """0 pulled, 1 failed on the way (the Hub stalled or failed), 2 refused (no such repo, revision or project; a file
+    glan does not write; a file would be overwritten)."""
     import httpx2  # huggingface_hub's HTTP client: its HTTPError covers HfHubHTTPError and unreachable hosts
     from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
 

@@ -12,8 +12,10 @@ def add_parser(commands) -> None:
         description="Publish the dataset folder as release v<taxonomy version> of a dataset repo: one commit (shards, "
                     "README.md as the folder holds it with the repo id filled in, glan_manifest.json, stats.json, and "
                     "the taxonomy and prompts under glan/), then the tag. The token is read from HF_TOKEN (or "
-                    "`hf auth login`). Exit 0 published or already published, 1 failed on the way (run it again), "
-                    "2 refused.")
+                    "`hf auth login`). The folder is held for the whole push: a build into it is refused meanwhile, "
+                    "and a file that changes underneath fails the push before any commit. A Hub that gives no "
+                    "answer for GLAN_HUB_STALL_S seconds (default 120) ends it. Exit 0 published or already "
+                    "published, 1 failed on the way (run it again: it resumes), 2 refused.")
     parser.add_argument("repo_id", metavar="REPO", help="dataset repo on the Hub, e.g. you/glan-data (created if missing)")
     parser.add_argument("--from", dest="from_dir", default="dist", type=Path, help="the folder `glan build` wrote")
     parser.add_argument("--revision", default="main", help="the branch to commit to")
@@ -33,11 +35,14 @@ def run(args) -> int:
     from huggingface_hub.errors import HfHubHTTPError
 
     from ..publish.hub import push
+    from ..publish.session import HubUnreachable
 
     try:
         result = push(args.from_dir, args.repo_id, revision=args.revision, private=args.private,
                       create_pr=args.create_pr, message=args.message)
     except (httpx2.HTTPError, OSError, RuntimeError, ValueError) as error:
+        if isinstance(error.__cause__, HubUnreachable):  # huggingface_hub wraps what failed an LFS upload
+            raise error.__cause__ from None
         response = error.response if isinstance(error, HfHubHTTPError) else None
         if response is not None and response.status_code == 401:
             what_to_do = "Set HF_TOKEN to a token with write access, or run `hf auth login`."

@@ -34,10 +34,21 @@ def add_parser(commands, preset_help: str) -> None:
 
 
 def run_validate(args) -> int:
-    """Exit 0 with a one-line summary, or 2 with the first problem on stderr."""
+    """Exit 0 with a one-line summary, or 2 with the first problem on stderr: the taxonomy, then its prompts (beside
+    it, else glan's) and its card template, each rendered with the variables a build gives it."""
+    from .. import preflight
+    from ..build import check_card_template
+    from ..config.resolve import resolve
+    from ..config.run import RunSettings
+    from ..stages import CONFIGS
     from ..taxonomy import load_taxonomy
 
     taxonomy = load_taxonomy(args.path)
+    # The templates render as a build's would; the model and the endpoint are placeholders that get no request.
+    run = resolve(RunSettings(taxonomy=args.path, model="validate", base_url="http://127.0.0.1", progress=False),
+                  taxonomy)
+    preflight.check_templates(run)
+    check_card_template(run, list(CONFIGS))
     subfields = sum(len(field.subfields) for field in taxonomy.fields)
     presets = ", ".join(sorted(taxonomy.presets)) or "none"
     print(f"{args.path}: version {taxonomy.version}, {len(taxonomy.fields)} fields, {subfields} sub-fields, "

@@ -58,7 +58,8 @@ def run_units(store: UnitStore, missing, depth: int, found: dict, *, progress: b
         loop.run(_drive(store, build, workers, missing, found, totals, Progress(len(missing), accounting, progress)))
         return accounting, EngineFigures(
             ray.get(broker.lowest_concurrency.remote()),
-            [wait for latest in totals.latest.values() for wait in latest["retry_after_waits"]], None,
+            [wait for latest in totals.latest.values() for wait in latest["retry_after_waits"]],
+            next((latest["stop_reason"] for latest in totals.latest.values() if latest["stop_reason"]), None),
             {worker: latest["units_done"] for worker, latest in sorted(totals.latest.items())})
     finally:
         ray.wait([worker.close.remote() for worker in workers], num_returns=len(workers), timeout=CLOSE_S)

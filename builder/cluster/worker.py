@@ -57,12 +57,14 @@ class UnitWorker:
             await self.engine.__aexit__(None, None, None)
 
     def totals(self) -> dict:
-        """What this process did so far: units, usage per stage and model, Retry-After waits."""
+        """What this process did so far: units, usage per stage and model, Retry-After waits, why it stopped (a
+        dead endpoint)."""
         self.snapshots += 1
         usage = self.engine.accounting.by_stage_model.items() if self.engine else ()
         return {"worker": self.name, "snapshot": self.snapshots, "units_done": self.units_done,
                 "usage": [[stage, model, asdict(figures)] for (stage, model), figures in usage],
-                "retry_after_waits": self.engine.retry_after_waits if self.engine else []}
+                "retry_after_waits": self.engine.retry_after_waits if self.engine else [],
+                "stop_reason": self.engine.stop_reason if self.engine else None}
 
     async def _start(self, shipped: ray.ObjectRef, broker) -> None:
         """In the actor's event loop, where the engine's HTTP sessions and the leases' keeper live. A `localhost`

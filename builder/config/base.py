@@ -9,6 +9,9 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic_core import PydanticCustomError
 
 
+MAX_NAME_CHARS = 120  # names make ids, and ids name files (builder/taxonomy/model.py)
+
+
 def problem(text: str) -> PydanticCustomError:
     """A validator error whose text is already the final "<problem>. <what to do>"."""
     return PydanticCustomError("taxonomy", "{text}", {"text": text})
@@ -46,4 +49,7 @@ class Named(Node):
     def _not_empty(cls, value: Any) -> Any:
         if value is None or (isinstance(value, str) and not value.strip()):
             raise problem(f'empty. Give the {cls.noun} a name, e.g. "name: {cls.name_example}"')
+        if isinstance(value, str) and len(value) > MAX_NAME_CHARS:
+            raise problem(f"a name of {len(value):,} characters, more than {MAX_NAME_CHARS}. Give the {cls.noun} a "
+                          f'shorter name, e.g. "name: {cls.name_example}", and say more in its description')
         return value

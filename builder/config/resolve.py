@@ -76,7 +76,8 @@ def resolve(settings: RunSettings, taxonomy: Taxonomy | None = None) -> Run:
         stages={stage.name: _stage_plan(settings, generation, stage) for stage in STAGES},
         limits=Limits(concurrency=settings.concurrency or limits.concurrency,
                       requests_per_minute=limits.requests_per_minute, tokens_per_minute=limits.tokens_per_minute,
-                      timeout_s=limits.timeout_s, max_retries=limits.max_retries, max_attempts=limits.max_attempts),
+                      timeout_s=limits.timeout_s, max_retries=limits.max_retries, max_attempts=limits.max_attempts,
+                      dead_after_s=limits.dead_after_s),
         executor=settings.executor or generation.executor,
         prices={**{model: (price.input_per_million, price.output_per_million)
                    for model, price in generation.prices.items()},

@@ -117,6 +117,7 @@ class Limits(Node):
     timeout_s: float = Field(default=120, gt=0)
     max_retries: int = Field(default=6, ge=0)
     max_attempts: int = Field(default=3, ge=1)
+    dead_after_s: float = Field(default=30, gt=0)  # an endpoint failing to connect or answer this long stops the build
     batch_poll_s: float = Field(default=60, gt=0)  # longest wait between two polls of a running batch
     max_failure_rate: float = Field(default=0.01, ge=0, le=1)  # above it, `glan build` exits 1
 
@@ -135,16 +136,86 @@ class Dedup(Node):
     shingle_words: int = Field(default=1, ge=1)
 
 
+BENCHMARK_FILE_SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet", ".csv")
+COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
+
+
 class Benchmark(Named):
+    """What decontamination checks against: a Hugging Face dataset (`dataset`, a pinned `revision`, `configs`,
+    `splits`) or a local file (`path`); each text of each of its `text_columns` is one benchmark item.
+
+    The keys of glan 0.1 (`path`, `text_column`) still read, as a file entry with one text column.
+    """
+
     noun: ClassVar[str] = "benchmark"
     name_example: ClassVar[str] = "gsm8k"
-    path: str
-    text_column: str
+    dataset: str | None = None  # a Hub dataset id, e.g. openai/gsm8k
+    revision: str | None = None  # the commit sha the dataset is read at
+    configs: list[str] = []  # every config is read with every split
+    splits: list[str] = []
+    path: str | None = None  # a local .jsonl, .jsonl.gz, .parquet or .csv file
+    text_columns: list[str] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text_column_of_glan_0_1(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "text_column" in data and "text_columns" not in data:
+            data = {**data, "text_columns": data["text_column"]}
+            del data["text_column"]
+        return data
+
+    @field_validator("configs", "splits", "text_columns", mode="before")
+    @classmethod
+    def _one_name_is_a_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _a_hub_dataset_or_a_file(self) -> Benchmark:
+        hub_keys = [key for key in ("revision", "configs", "splits") if getattr(self, key)]
+        if (self.dataset is None) == (self.path is None):
+            raise problem(f'benchmark "{self.name}" needs either "dataset:" (a Hugging Face dataset id, with revision, '
+                          'configs and splits) or "path:" (a local file), not both or neither')
+        if self.path is not None:
+            if hub_keys:
+                raise problem(f'"{hub_keys[0]}" is for a Hugging Face dataset, not a local file (path). '
+                              f'Remove it, or name the dataset with "dataset:" instead of "path:"')
+            if not self.path.endswith(BENCHMARK_FILE_SUFFIXES):
+                raise problem(f'"{self.path}" is not a benchmark file glan reads. Give a '
+                              f'{", ".join(BENCHMARK_FILE_SUFFIXES)} file')
+            return self
+        if self.revision is None or not COMMIT_SHA.match(self.revision):
+            wrong = "needs \"revision:\"" if self.revision is None else f'has revision "{self.revision}"; give'
+            raise problem(f'benchmark "{self.name}" {wrong} the commit sha (40 hex digits) of {self.dataset} to '
+                          "read, so that every build checks the same items. Find it in the dataset's history on "
+                          f'the Hub, or with huggingface_hub.HfApi().dataset_info("{self.dataset}").sha')
+        for key in ("configs", "splits"):
+            if not getattr(self, key):
+                raise problem(f'benchmark "{self.name}" needs "{key}:", e.g. {key}: '
+                              f'{"[main]" if key == "configs" else "[train, test]"}')
+        return self
+
+    @property
+    def source(self) -> str:
+        """Where the items come from, as a person reads it: `openai/gsm8k@<revision>` or the file's path."""
+        return f"{self.dataset}@{self.revision}" if self.dataset else self.path
 
 
 class Decontamination(Node):
     ngram: int = Field(default=13, ge=1)
+    # An item shorter than `ngram` words is matched whole, from this many words up: shorter ones ("the sun",
+    # "Which of the following is true?") appear inside unrelated text too often to mean contamination.
+    min_words: int = Field(default=8, ge=1)
     benchmarks: list[Benchmark] = []
+
+    @model_validator(mode="after")
+    def _distinct_names_and_min_words_within_ngram(self) -> Decontamination:
+        if self.min_words > self.ngram:
+            raise problem(f"min_words {self.min_words} is greater than ngram {self.ngram}. Set min_words <= ngram")
+        names = [benchmark.name for benchmark in self.benchmarks]
+        if repeated := sorted({name for name in names if names.count(name) > 1}):
+            raise problem(f'benchmark name "{repeated[0]}" appears twice. Give each benchmark its own name: hits '
+                          "are counted per name")
+        return self
 
 
 class HeldOutSplit(Node):

@@ -71,7 +71,10 @@ class Attempts:
         return hits
 
     def advance(self, response: Response) -> None:
-        value, reason = parse_output(response.text, self.request.output_model)
+        try:
+            value, reason = parse_output(response.text, self.request.output_model)
+        except Exception as error:  # the reply is untrusted (RecursionError on deep nesting, say): its attempt fails
+            value, reason = None, f"unparseable: {type(error).__name__}: {str(error)[:200]}"
         if response.finish_reason == "length":
             value, reason = None, "truncated"
         if reason is None:

@@ -31,7 +31,8 @@ import openai
 
 from ..errors import UserError
 from .attempts import Attempts, LLMResult
-from .cache import Cache, Response
+from .cache import Cache
+from .reply import read_completion, redact
 
 # The Batch API's input file limits.
 MAX_FILE_REQUESTS = 50_000
@@ -103,10 +104,11 @@ def client(base_url: str, api_key_env: str, max_retries: int = 2, timeout_s: flo
                          max_retries=max_retries, timeout=timeout_s)
 
 
-def refused(base_url: str, action: str, error: openai.APIError) -> BatchError:
+def refused(batch: SavedBatch, action: str, error: openai.APIError) -> BatchError:
     return BatchError(
-        f"{base_url}: Batch API {action} failed: {error}. Check the endpoint supports the OpenAI Files and "
-        "Batch APIs and the key in its api_key_env, or build without --batch (and `batch: false` per stage).")
+        f"{batch.base_url}: Batch API {action} failed: {redact(str(error), os.environ.get(batch.api_key_env))}. "
+        "Check the endpoint supports the OpenAI Files and Batch APIs and the key in its api_key_env, or build "
+        "without --batch (and `batch: false` per stage).")
 
 
 @dataclass
@@ -203,7 +205,7 @@ class BatchRunner:
             with open(chunk.path, "rb") as data:
                 batch.input_file_id = api.files.create(file=(chunk.path.name, data), purpose="batch").id
         except openai.APIError as error:
-            raise refused(batch.base_url, "file upload", error) from error
+            raise refused(batch, "file upload", error) from error
         self.store.update(batch)
         self._create(api, batch)
         chunk.path.unlink()
@@ -231,7 +233,7 @@ class BatchRunner:
             created = api.batches.create(input_file_id=batch.input_file_id, endpoint=CHAT_URL,
                                          completion_window="24h", metadata={"glan_chunk": batch.chunk_id})
         except openai.APIError as error:
-            raise refused(batch.base_url, "batch creation", error) from error
+            raise refused(batch, "batch creation", error) from error
         batch.batch_id, batch.status = created.id, created.status
         self.store.update(batch)
 
@@ -248,7 +250,7 @@ class BatchRunner:
                 try:
                     remote = api.batches.retrieve(batch.batch_id)
                 except openai.APIError as error:
-                    raise refused(batch.base_url, f"status of batch {batch.batch_id}", error) from error
+                    raise refused(batch, f"status of batch {batch.batch_id}", error) from error
                 batch.status, batch.counts = remote.status, remote.request_counts.model_dump()
                 self.store.update(batch)
                 if remote.status in TERMINAL:
@@ -261,15 +263,18 @@ class BatchRunner:
     def _collect(self, api, batch: SavedBatch, remote) -> None:
         """Writes every answered line into the cache; records why the others were not answered."""
         usage = self.accounting.usage(batch.stage, batch.model)
-        expected, answered = set(batch.keys), 0
+        api_key = os.environ.get(batch.api_key_env)  # taken out of every text the endpoint sends
+        expected, answered, unkept = set(batch.keys), 0, {}
         for line in _lines(api, batch, remote.output_file_id):
-            response = line.get("response") or {}
-            if line.get("custom_id") not in expected or response.get("status_code") != 200:
+            response = line.get("response")
+            if line.get("custom_id") not in expected or not isinstance(response, dict) \
+                    or response.get("status_code") != 200:
                 continue
-            body = response["body"]
-            choice, tokens = body["choices"][0], body.get("usage") or {}
-            answer = Response(choice["message"].get("content") or "", choice.get("finish_reason"),
-                              tokens.get("prompt_tokens", 0), tokens.get("completion_tokens", 0))
+            try:  # an answer is untrusted as an online reply is: one glan cannot keep is the request's failure
+                answer = read_completion(response.get("body"), api_key)
+            except ValueError as error:
+                unkept[line["custom_id"]] = f"bad_response: {error}"
+                continue
             self.cache.put(line["custom_id"], batch.stage, batch.model, answer)
             usage.prompt_tokens += answer.prompt_tokens
             usage.completion_tokens += answer.completion_tokens
@@ -277,13 +282,16 @@ class BatchRunner:
             expected.discard(line["custom_id"])
             self.unanswered.pop(line["custom_id"], None)
             answered += 1
-        reasons = {line.get("custom_id"): _line_error(line) for line in _lines(api, batch, remote.error_file_id)}
+        reasons = {line.get("custom_id"): redact(_line_error(line), api_key)
+                   for line in _lines(api, batch, remote.error_file_id)}
+        reasons.update(unkept)
         missing = f"batch_{remote.status}" if remote.status in ("expired", "cancelled") else "server_error"
         for key in expected:
             self.unanswered[key] = reasons.get(key) or f"{missing}: batch {batch.batch_id} returned no line for it"
         batch.collected = True
         self.store.update(batch)
-        problems = "; ".join(str(error.message) for error in (remote.errors.data if remote.errors else None) or [])
+        errors = (remote.errors.data if remote.errors else None) or []
+        problems = redact("; ".join(str(error.message) for error in errors), api_key)
         if remote.status == "failed":  # the input was refused as a whole: resending it would fail alike
             raise BatchError(f"{batch.base_url}: batch {batch.batch_id} of stage {batch.stage} failed: "
                              f"{problems or 'no reason given'}. Fix what it names and rerun; the cache keeps "
@@ -300,12 +308,15 @@ class BatchRunner:
 
 def _line_error(line: dict) -> str:
     """'<code>: <message>' of an error file line: a whole-line error, or the response's own error body."""
-    error = line.get("error") or ((line.get("response") or {}).get("body") or {}).get("error") or {}
-    status = (line.get("response") or {}).get("status_code")
-    code = error.get("code") or error.get("type") or (f"http_{status}" if status else "unknown")
-    if status == 429 or (status or 0) >= 500:
-        code = "server_error" if status != 429 else "rate_limit_exceeded"
-    return f"{code}: {error.get('message') or 'no message'}"
+    try:
+        error = line.get("error") or ((line.get("response") or {}).get("body") or {}).get("error") or {}
+        status = (line.get("response") or {}).get("status_code")
+        code = error.get("code") or error.get("type") or (f"http_{status}" if status else "unknown")
+        if status == 429 or (status or 0) >= 500:
+            code = "server_error" if status != 429 else "rate_limit_exceeded"
+        return f"{code}: {error.get('message') or 'no message'}"
+    except (AttributeError, TypeError):  # the endpoint's line is not shaped as the Batch API's
+        return "unknown: an error line glan cannot read"
 
 
 def find_by_chunk(api, batch: SavedBatch):
@@ -316,7 +327,7 @@ def find_by_chunk(api, batch: SavedBatch):
             if remote.created_at < batch.created - 3600:  # older than our chunk: it was never created
                 return None
     except openai.APIError as error:
-        raise refused(batch.base_url, "batch listing", error) from error
+        raise refused(batch, "batch listing", error) from error
     return None
 
 
@@ -326,5 +337,13 @@ def _lines(api, batch: SavedBatch, file_id: str | None) -> list[dict]:
     try:
         text = api.files.content(file_id).text
     except openai.APIError as error:
-        raise refused(batch.base_url, f"download of {file_id}", error) from error
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+        raise refused(batch, f"download of {file_id}", error) from error
+    return [line for line in map(_json_or_none, text.splitlines()) if isinstance(line, dict)]
+
+
+def _json_or_none(text: str):
+    """A line of a batch file, decoded; None when it is not JSON (the endpoint's fault: its request is unanswered)."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None

@@ -36,10 +36,37 @@ CREATE TABLE IF NOT EXISTS endpoint_modes (endpoint TEXT PRIMARY KEY, mode TEXT 
 
 @dataclass(frozen=True)
 class Response:
+    """A reply as the cache keeps it. It comes from an endpoint (or a cache file glan may not have written), so it
+    is checked as it is made: a text SQLite can store (a str without lone surrogates), a finish reason that is a
+    str or nothing, and token counts that are non-negative integers (a budget adds them up). Anything else raises
+    ValueError saying which field is wrong."""
+
     text: str
     finish_reason: str | None
     prompt_tokens: int
     completion_tokens: int
+
+    def __post_init__(self):
+        if not isinstance(self.text, str):
+            raise ValueError(f"the content is {kind_of(self.text)}, not a string")
+        try:
+            self.text.encode()
+        except UnicodeEncodeError:
+            raise ValueError("the content holds a lone surrogate, which is not text") from None
+        if self.finish_reason is not None and not isinstance(self.finish_reason, str):
+            raise ValueError(f"finish_reason is {kind_of(self.finish_reason)}, not a string")
+        for name in ("prompt_tokens", "completion_tokens"):
+            count = getattr(self, name)
+            if type(count) is not int or count < 0:  # not isinstance: True is an int to Python
+                raise ValueError(f"usage {name} is {count!r:.40}, not a whole number of at least 0")
+
+
+def kind_of(value) -> str:
+    """What a JSON or SQLite value is, for a message: "null", "a list", "an int"."""
+    if value is None:
+        return "null"
+    name = type(value).__name__
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
 
 
 class CacheDamaged(UserError):
@@ -48,6 +75,14 @@ class CacheDamaged(UserError):
             f"{path}: the response cache is damaged ({error}): the responses in its damaged part cannot be read, "
             f"and a build would pay for them again. Run `glan cache check --work-dir {work_dir_of(path)}` to keep "
             "what can still be read (the damaged file is kept aside), then run the same command again.")
+
+
+class CacheEntryUnreadable(UserError):
+    def __init__(self, path: Path, key: str, problem: str):
+        super().__init__(
+            f"{path}: the cached response {key} cannot be read ({problem}); an older glan or another program wrote "
+            f"it. Run `glan cache check --work-dir {work_dir_of(path)}` to move such responses aside (into a file "
+            "beside the cache), then run the same command again: it sends those requests again.")
 
 
 def is_damage(error: sqlite3.DatabaseError) -> bool:
@@ -120,12 +155,22 @@ class Cache:
             return self._unwritten[key][2]
         row = None
         if self._put_since_empty is None or key in self._put_since_empty:
-            row = self.db.execute(
-                "SELECT text, finish_reason, prompt_tokens, completion_tokens FROM responses WHERE key=?", (key,)
-            ).fetchone()
+            try:
+                row = self.db.execute(
+                    "SELECT text, finish_reason, prompt_tokens, completion_tokens FROM responses WHERE key=?", (key,)
+                ).fetchone()
+            except sqlite3.OperationalError as error:
+                if not str(error).startswith("Could not decode to UTF-8"):
+                    raise
+                raise CacheEntryUnreadable(self.path, key, "its text is not UTF-8") from None
         if row is None and self.fallback is not None and self.fallback.has_responses:
             return self.fallback.get(key)
-        return Response(*row) if row else None
+        if row is None:
+            return None
+        try:
+            return Response(*row)
+        except ValueError as error:
+            raise CacheEntryUnreadable(self.path, key, str(error)) from None
 
     @_damage_is_an_error
     def put(self, key: str, stage: str, model: str, response: Response) -> None:

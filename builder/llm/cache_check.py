@@ -1,10 +1,16 @@
 """`glan cache check`: SQLite's integrity check of a work dir's cache files (the shared cache.sqlite and
-one per discipline under cache/) and, for each that fails, a salvage.
+one per discipline under cache/) and, for each that fails, a salvage; then, in every file, the responses
+glan cannot read are moved aside.
 
 The salvage copies every row SQLite can still read into a new file, table by table, walking each table
 in rowid order and stepping over the rowids that sit in damaged pages; the damaged file (with its WAL)
 is kept aside under a new name, and the new file takes its place. Responses that could not be read are
 simply missing from the cache: the next build sends those requests again.
+
+A response glan cannot read (a text that is not a UTF-8 string, usage that is not a count of at least 0: what
+an older glan kept of a hostile reply, or another program wrote) would stop every build that meets it. Such
+rows move, as they are, into `<name>.unreadable-<time>` beside the file (an SQLite file of the same table), so
+nothing is lost; the next build sends their requests again.
 """
 
 from __future__ import annotations
@@ -13,10 +19,10 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cache import UNIT_CACHES, is_damage, shared_cache_path
+from .cache import UNIT_CACHES, Cache, Response, is_damage, shared_cache_path
 
 _BATCH = 500
 _LARGEST_ROWID = 2**63 - 1  # SQLite numbers rows from 1 up to this
@@ -35,6 +41,8 @@ class CheckResult:
     problems: list[str]  # empty: SQLite found nothing wrong
     tables: list[TableSalvage]
     kept_as: Path | None  # where the damaged file went
+    unreadable: list[str] = field(default_factory=list)  # why each response glan cannot read was moved aside
+    moved_to: Path | None = None  # where they went
 
     def summary(self) -> str:
         """What was damaged, kept and lost (only for a damaged file)."""
@@ -49,6 +57,11 @@ class CheckResult:
         lines.append(f"  the damaged file is kept as {self.kept_as}; {self.path} now holds what could be read")
         return "\n".join(lines)
 
+    def unreadable_summary(self) -> str:
+        """How many responses were moved aside, and why the first could not be read."""
+        return (f"{self.path}: {len(self.unreadable):,} responses glan cannot read (the first: "
+                f"{self.unreadable[0]}), moved to {self.moved_to}")
+
 
 def cache_files(work_dir: Path) -> list[Path]:
     shared = shared_cache_path(work_dir)
@@ -56,19 +69,60 @@ def cache_files(work_dir: Path) -> list[Path]:
 
 
 def check(path: Path) -> CheckResult:
-    """Check the cache at `path`; when damaged, replace it by what could be read and keep the damaged file."""
-    problems = _problems(path)
-    if not problems:
-        return CheckResult(path, [], [], None)
-    salvage = path.with_name(path.name + ".salvage")
-    salvage.unlink(missing_ok=True)
-    tables = _salvage(path, salvage)
-    kept_as = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
-    for suffix in ("-wal", "-shm", ""):  # the WAL belongs to the damaged file: it moves with it
-        if Path(f"{path}{suffix}").exists():
-            os.replace(f"{path}{suffix}", f"{kept_as}{suffix}")
-    os.replace(salvage, path)
-    return CheckResult(path, problems, tables, kept_as)
+    """Check the cache at `path`; when damaged, replace it by what could be read and keep the damaged file. Then
+    move the responses glan cannot read aside."""
+    result = CheckResult(path, _problems(path), [], None)
+    if result.problems:
+        salvage = path.with_name(path.name + ".salvage")
+        salvage.unlink(missing_ok=True)
+        result.tables = _salvage(path, salvage)
+        result.kept_as = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
+        for suffix in ("-wal", "-shm", ""):  # the WAL belongs to the damaged file: it moves with it
+            if Path(f"{path}{suffix}").exists():
+                os.replace(f"{path}{suffix}", f"{result.kept_as}{suffix}")
+        os.replace(salvage, path)
+    result.unreadable, result.moved_to = _move_unreadable(path)
+    return result
+
+
+def _move_unreadable(path: Path) -> tuple[list[str], Path | None]:
+    """Moves the responses Cache.get would refuse into a file beside `path`; returns why each was refused and
+    where they went."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.text_factory = bytes  # decoded here, where a text that is not UTF-8 is a reason, not an exception
+    try:
+        if not db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='responses'").fetchone():
+            return [], None  # a salvage that found nothing
+        unreadable = {rowid: problem for rowid, *entry in db.execute(
+            "SELECT rowid, typeof(text), text, typeof(finish_reason), finish_reason, prompt_tokens, completion_tokens "
+            "FROM responses") if (problem := _unreadable(*entry))}
+        if not unreadable:
+            return [], None
+        moved_to = path.with_name(f"{path.name}.unreadable-{time.strftime('%Y%m%dT%H%M%S')}")
+        Cache(moved_to).close()  # the cache's own tables
+        db.execute("ATTACH DATABASE ? AS aside", (str(moved_to),))
+        db.execute("CREATE TEMP TABLE moving (id INTEGER PRIMARY KEY)")
+        db.executemany("INSERT INTO moving VALUES (?)", ((rowid,) for rowid in unreadable))
+        # Copied, committed, then deleted: a kill in between leaves a copy too many, never one too few.
+        db.execute("INSERT OR REPLACE INTO aside.responses SELECT * FROM main.responses WHERE rowid IN moving")
+        db.execute("DELETE FROM main.responses WHERE rowid IN moving")
+        db.execute("DETACH DATABASE aside")
+        return list(unreadable.values()), moved_to
+    finally:
+        db.close()
+
+
+def _unreadable(text_type: bytes, text, reason_type: bytes, finish_reason, prompt_tokens, completion_tokens
+                ) -> str | None:
+    """Why Cache.get would refuse this row, or None."""
+    try:
+        Response(text.decode() if text_type == b"text" else text,
+                 finish_reason.decode() if reason_type == b"text" else finish_reason, prompt_tokens, completion_tokens)
+    except UnicodeDecodeError:
+        return "its text is not UTF-8"
+    except ValueError as error:
+        return str(error)
+    return None
 
 
 def _read_only(path: Path) -> sqlite3.Connection:

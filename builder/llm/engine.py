@@ -5,12 +5,15 @@ when a slot in the stage's window frees up, walks its attempts through the cache
 are sent), and returns one LLMResult per request, in order. Each endpoint's limits (concurrency with
 AIMD, requests and tokens per minute, Retry-After pauses) are shared by all units, so an endpoint stays
 full without run-wide stage barriers. Transport errors are retried inside one attempt (they produce no
-output to cache); an output that fails validation is the next attempt.
+output to cache); an output that fails validation is the next attempt. An endpoint that answers nothing for
+`dead_after_s` (refused connections, timeouts) stops the build, as a spent budget does: what was received is
+cached and the same command resumes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import itertools
 import os
@@ -23,6 +26,7 @@ from .accounting import Accounting
 from .attempts import Attempts, LLMRequest, LLMResult, schema_of
 from .cache import Cache, Response
 from .limits import AdaptiveConcurrency, RateLimiter, backoff_s
+from .reply import reply_limit
 from .structured import request_fields, schema_instruction
 from .transport import ChatEndpoint, TransportError, encode_body
 
@@ -38,8 +42,8 @@ class EndpointError(UserError):
     """An endpoint refused the run as a whole; the message is the endpoint's own plus what to check."""
 
 
-class _BudgetSpent(Exception):
-    pass
+class _Stopped(Exception):
+    """The build stops (a budget is spent, an endpoint is dead): the request is not sent."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,7 @@ class Limits:
     timeout_s: float = 120
     max_retries: int = 6  # transport retries within one attempt
     max_attempts: int = 3  # outputs that fail validation
+    dead_after_s: float = 30  # an endpoint that answered nothing for this long (refused, timed out) stops the build
 
 
 @dataclass
@@ -76,7 +81,12 @@ class _EndpointState:
     requests: RateLimiter | None
     tokens: RateLimiter | None
     client: ChatEndpoint
+    answered_at: float  # when the endpoint last answered (any HTTP status), or when this build first used it
     paused_until: float = 0.0
+    failing_since: float | None = None  # tries have gone unanswered since (None: the last one was answered)
+
+    def answered(self) -> None:
+        self.answered_at, self.failing_since = time.monotonic(), None
 
 
 def local_limits(endpoint: Endpoint, limits: Limits) -> tuple[AdaptiveConcurrency, RateLimiter | None, RateLimiter | None]:
@@ -114,6 +124,7 @@ class Engine:
         self.offline = offline
         self.batches = batches
         self.stop_reason: str | None = None
+        self._stopping = asyncio.Event()  # set when an endpoint is found dead: waiting requests give up at once
         self.refused: EndpointError | None = None
         self._states: dict[Endpoint, _EndpointState] = {}
         self._rotations: dict[Route, Iterable[_EndpointState]] = {}
@@ -193,7 +204,7 @@ class Engine:
                     return taken if taken.batched else self._counted(usage, taken)
             try:
                 response = await self._send(stage, route, request, attempts.params, attempts.key, cache)
-            except _BudgetSpent:
+            except _Stopped:
                 return self._counted(usage, LLMResult(skipped=True, attempts=attempts.attempt))
             except TransportError as error:
                 return self._counted(usage, LLMResult(failure=str(error), transient=True, attempts=attempts.attempt + 1))
@@ -235,7 +246,7 @@ class Engine:
             api_key = os.environ.get(endpoint.api_key_env)
             self._states[endpoint] = _EndpointState(
                 endpoint, api_key, self.mode(endpoint), *self.endpoint_limits(endpoint, self.limits),
-                ChatEndpoint(endpoint.base_url, api_key, self.limits.timeout_s))
+                ChatEndpoint(endpoint.base_url, api_key, self.limits.timeout_s), time.monotonic())
         return self._states[endpoint]
 
     def _next_state(self, route: Route) -> _EndpointState:
@@ -248,16 +259,18 @@ class Engine:
         usage = self.accounting.usage(stage, route.model)
         retries = 0
         while True:
+            if self.stop_reason:
+                raise _Stopped
             state = self._next_state(route)
             wait = state.paused_until - time.monotonic()
             if wait > 0:
-                await asyncio.sleep(wait)
+                await self._sleep(wait)
             if state.requests:
                 await state.requests.take(1)
             if state.tokens:
                 await state.tokens.take(sum(len(m["content"]) for m in request.messages) / 4 + params.get("max_tokens", 0))
             if self.stop_reason:
-                raise _BudgetSpent
+                raise _Stopped
             # Encoded before waiting for a slot: when one frees up, sending is all that is left to do.
             mode = state.mode
             data = encode_body(self.request_body(route.model, request, params, key, mode))
@@ -272,17 +285,21 @@ class Engine:
             try:
                 if self.refused:  # an endpoint refused the run: nothing more is sent, anywhere
                     raise self.refused
+                if self.stop_reason:  # the build stopped while this request waited for a slot
+                    raise _Stopped
                 # Checked and counted with no await in between, so --max-requests N sends exactly N.
                 worst_cost = self.accounting.worst_cost(route.model, request.messages, params)
                 self.stop_reason = self.accounting.budget_exhausted(worst_cost)
                 if self.stop_reason:
-                    raise _BudgetSpent
+                    raise _Stopped
                 usage.requests += 1
                 self.accounting.reserved += worst_cost
+                sent = time.monotonic()
                 try:
-                    response = await state.client.post(data)
+                    response = await state.client.post(data, reply_limit(params))
                 finally:
                     self.accounting.reserved -= worst_cost
+                state.answered()
                 # Put before anything else happens with it, and committed before this task goes on (Cache.put):
                 # after a SIGKILL it is never paid again.
                 cache.put(key, stage, route.model, response)
@@ -291,8 +308,13 @@ class Engine:
                 usage.cost += self.accounting.cost(route.model, response.prompt_tokens, response.completion_tokens)
                 return response
             except TransportError as error:
-                if state.api_key:  # some endpoints echo the key back in their error message
-                    error.message = error.message.replace(state.api_key, "***")
+                if error.status is not None:  # an answer, if not one glan takes
+                    state.answered()
+                if error.status == 200:  # a reply glan refused: it may be billed, at a cost it did not say
+                    usage.cost += worst_cost
+                if error.status is None and self._found_dead(state, sent, error):  # refused or timed out
+                    await state.client.close()  # its requests in flight end now, not at their timeouts
+                    raise _Stopped from None
                 overloaded = error.status == 429
                 if (schema_of(request.output_model) is not None and state.endpoint.mode == "auto"
                         and mode in _FALLBACK and _rejects_schema(error)):
@@ -312,6 +334,28 @@ class Engine:
                 if error.retry_after_s is not None:
                     state.paused_until = max(state.paused_until, time.monotonic() + delay)
                     self.retry_after_waits.append(delay)
+                if state.failing_since is not None:  # try again by the time the endpoint would count as dead
+                    delay = min(delay, state.failing_since + self.limits.dead_after_s - time.monotonic())
             finally:
                 state.concurrency.release(overloaded)
-            await asyncio.sleep(delay)
+            await self._sleep(delay)
+
+    def _found_dead(self, state: _EndpointState, sent: float, error: TransportError) -> bool:
+        """After a try that got no answer: whether the endpoint has answered nothing for dead_after_s, counted from
+        its last answer or, when later, from when the first unanswered try was sent. If so the build stops."""
+        if state.failing_since is None:
+            state.failing_since = max(state.answered_at, sent)
+        silent = time.monotonic() - state.failing_since
+        if silent < self.limits.dead_after_s:
+            return False
+        self.stop_reason = self.stop_reason or (f"the endpoint {state.endpoint.base_url} has answered nothing for "
+                                                f"{silent:.0f} s ({error}; limits.dead_after_s is "
+                                                f"{self.limits.dead_after_s:g})")
+        self._stopping.set()
+        return True
+
+    async def _sleep(self, delay: float) -> None:
+        """Sleeps `delay` seconds, or until the build stops."""
+        if delay > 0:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)

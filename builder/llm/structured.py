@@ -13,6 +13,7 @@ A free-text output (FreeText) sends no schema and is read by its own `read`.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 
@@ -43,19 +44,23 @@ def schema_instruction(output_model: type[BaseModel]) -> str:
 
 _decoder = json.JSONDecoder(strict=False)
 _fence = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
+_opening = re.compile(r"[{\[]")
+# Each start that fails costs up to the length of the text (a JSONDecodeError counts the lines before it): a reply
+# of a million "{" would take minutes to read. A real reply's JSON comes within its first few brackets.
+_MAX_STARTS = 32
 
 
 def first_json_value(text: str):
-    """The first JSON object or array in `text`; raises ValueError when there is none."""
+    """The first JSON object or array in `text` (tried from its first _MAX_STARTS brackets); raises ValueError when
+    there is none."""
     fenced = _fence.search(text)
     candidates = [fenced.group(1), text] if fenced else [text]
     for candidate in candidates:
-        for start, char in enumerate(candidate):
-            if char in "{[":
-                try:
-                    return _decoder.raw_decode(candidate, start)[0]
-                except json.JSONDecodeError:
-                    continue
+        for opening in itertools.islice(_opening.finditer(candidate), _MAX_STARTS):
+            try:
+                return _decoder.raw_decode(candidate, opening.start())[0]
+            except json.JSONDecodeError:
+                continue
     raise ValueError("no JSON value in the output")
 
 

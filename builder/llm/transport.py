@@ -3,7 +3,8 @@
 The openai SDK costs ~2-3.5 ms of CPU per request (docs/engine.md); posting JSON directly costs
 ~0.3 ms, which is what lets one core keep >1,000 requests/s in flight. Bodies are encoded and replies
 decoded with orjson: the standard library's json took ~30 us of each request's CPU for it. Errors keep
-the endpoint's own message, because that is what tells the user what to fix.
+the endpoint's own message, because that is what tells the user what to fix. A reply is read only up to
+its bound (builder/llm/reply.py), and the API key is taken out of its texts before any is cut or kept.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import contextlib
 import email.utils
 import json
+import math
 import time
 from dataclasses import dataclass
 
@@ -20,13 +22,15 @@ import orjson
 import yarl
 
 from .cache import Response
+from .reply import read_completion, redact
 
 RETRYABLE_STATUS = {408, 409, 429} | set(range(500, 600))
+MAX_RETRY_AFTER_S = 600.0
 
 
 @dataclass
 class TransportError(Exception):
-    reason: str  # "http_429", "timeout", "connection", "bad_response"
+    reason: str  # "http_429", "timeout", "connection", "bad_response" (a reply glan refuses), "too_large"
     message: str
     retryable: bool
     retry_after_s: float | None = None
@@ -37,24 +41,40 @@ class TransportError(Exception):
 
 
 def _retry_after(headers) -> float | None:
-    """Seconds to wait, from retry-after-ms (Azure OpenAI) or Retry-After in seconds or as an HTTP date."""
+    """Seconds to wait, from retry-after-ms (Azure OpenAI) or Retry-After in seconds or as an HTTP date; at most
+    MAX_RETRY_AFTER_S (a reply saying "inf", or a date in 2999, would stop every request to the endpoint)."""
+    wait = _stated_wait(headers)
+    if wait is None or math.isnan(wait) or wait < 0:
+        return None  # absent or unreadable: our own backoff
+    return min(wait, MAX_RETRY_AFTER_S)
+
+
+def _stated_wait(headers) -> float | None:
     with contextlib.suppress(TypeError, ValueError):
         return float(headers.get("retry-after-ms")) / 1000
     value = headers.get("retry-after")
     with contextlib.suppress(TypeError, ValueError):
         return float(value)
-    with contextlib.suppress(TypeError, ValueError):
+    with contextlib.suppress(TypeError, ValueError, OverflowError):
         return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
-    return None  # absent or unreadable: our own backoff
+    return None
 
 
-def _error_message(body: bytes) -> str:
+def _error_message(body: bytes, api_key: str | None) -> str:
     try:
         error = json.loads(body)["error"]
-        return error["message"] if isinstance(error, dict) else str(error)
-    except (ValueError, KeyError, TypeError):
-        # Not the API's JSON (a proxy's HTML page, say): its text on one line, where a summary shows it.
-        return " ".join(body[:300].decode(errors="replace").split())
+        message = error["message"] if isinstance(error, dict) else error
+        if isinstance(message, str):
+            return redact(message, api_key)
+    except (ValueError, KeyError, TypeError, RecursionError):
+        pass
+    # Not the API's JSON (a proxy's HTML page, say): its text on one line, where a summary shows it.
+    return _one_line(body, 300, api_key)
+
+
+def _one_line(body: bytes, length: int, api_key: str | None) -> str:
+    """The start of a body as one line of text: redacted whole, then cut (a cut could halve the key)."""
+    return " ".join(redact(body.decode(errors="replace"), api_key)[:length].split())
 
 
 class ChatEndpoint:
@@ -63,6 +83,7 @@ class ChatEndpoint:
 
     def __init__(self, base_url: str, api_key: str | None, timeout_s: float):
         self.url = yarl.URL(f"{base_url.rstrip('/')}/chat/completions")
+        self.api_key = api_key
         headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {api_key}"} if api_key else {})}
         # limit=0: the engine bounds concurrency itself (adaptively), the connector must not cap it.
         self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
@@ -71,31 +92,46 @@ class ChatEndpoint:
     async def close(self) -> None:
         await self.session.close()
 
-    async def post(self, data: bytes) -> Response:
-        """POST an encoded chat-completions body (encode_body)."""
+    async def post(self, data: bytes, limit: int) -> Response:
+        """POST an encoded chat-completions body (encode_body); a reply of more than `limit` bytes is refused
+        as it arrives (reply_limit)."""
         try:
             async with self.session.post(self.url, data=data) as reply:
-                raw = await reply.read()
+                raw = await _read(reply, limit)
                 if reply.status != 200:
-                    raise TransportError(f"http_{reply.status}", _error_message(raw),
+                    raise TransportError(f"http_{reply.status}", _error_message(raw, self.api_key),
                                          reply.status in RETRYABLE_STATUS, _retry_after(reply.headers), reply.status)
         except asyncio.TimeoutError:
             raise TransportError("timeout", "no response within the timeout", True)
         except aiohttp.ClientError as error:
             raise TransportError("connection", str(error) or type(error).__name__, True)
-        return _response(raw)
+        try:
+            return read_completion(orjson.loads(raw), self.api_key)
+        except orjson.JSONDecodeError as error:  # deep nesting included
+            problem = f"not JSON ({error}): {_one_line(raw, 200, self.api_key)}"
+        except ValueError as error:
+            problem = str(error)
+        raise TransportError("bad_response", problem, True, status=200)
 
 
 def encode_body(body: dict) -> bytes:
     return orjson.dumps(body)
 
 
-def _response(raw: bytes) -> Response:
-    try:
-        data = orjson.loads(raw)
-        choice = data["choices"][0]
-        usage = data.get("usage") or {}
-        return Response(choice["message"].get("content") or "", choice.get("finish_reason"),
-                        usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-        raise TransportError("bad_response", raw[:200].decode(errors="replace"), True)
+async def _read(reply: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body, read a chunk at a time until it ends or passes `limit` (compressed bodies too: aiohttp inflates
+    a chunk at a time when read like this, unlike read())."""
+    if (reply.content_length or 0) > limit:
+        raise _too_large(reply, limit)
+    blocks, size = [], 0
+    while block := await reply.content.readany():
+        size += len(block)
+        if size > limit:
+            raise _too_large(reply, limit)
+        blocks.append(block)
+    return b"".join(blocks)
+
+
+def _too_large(reply: aiohttp.ClientResponse, limit: int) -> TransportError:
+    return TransportError("too_large", f"HTTP {reply.status}: the reply passed {limit:,} bytes, the most glan reads "
+                          "of a reply to this request's max_tokens; refused as it arrived", True, status=reply.status)

@@ -20,6 +20,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import pyarrow.parquet as pq
 from datasets import DatasetInfo, Features, SplitDict, SplitInfo
 from datasets.info import DatasetInfosDict
@@ -29,7 +30,8 @@ from huggingface_hub import DatasetCard, DatasetCardData
 from ..errors import UserError
 from ..llm.local_models import demo_notice, embedded_writer
 from ..project import INPUTS_DIR
-from .template import DEFAULT_TEMPLATE, REPO_ID
+from ..templates import error_line
+from .template import DEFAULT_TEMPLATE, REPO_ID, SANDBOX, CardTemplateError
 
 DEFAULT_CONFIG = "instructions"
 ROW_COLUMNS = ("subjects", "syllabi", "questions", "instructions")  # per-discipline counts in the manifest
@@ -76,31 +78,49 @@ class CardError(UserError):
 
 
 def render_card(manifest: dict[str, Any], folder: str | Path) -> str:
-    """README.md for `folder`, from its manifest, its parquet shards and its card template."""
+    """README.md for `folder`, from its manifest, its parquet shards and its card template (the folder's copy)."""
     folder = Path(folder)
+    template = manifest["card"]["template"]
+    return _render(folder / INPUTS_DIR / template if template else DEFAULT_TEMPLATE, manifest, folder)
+
+
+def check_template(path: Path, manifest: dict[str, Any]) -> None:
+    """Render the card template at `path` with the variables of `manifest` (one with no configs: no shard is
+    read), so that a template that fails, or reaches for what the sandbox refuses, fails before any request."""
+    _render(path, manifest, path.parent)
+
+
+def _render(path: Path, manifest: dict[str, Any], folder: Path) -> str:
+    """What DatasetCard.from_template does, in the sandbox: the card data as YAML and field by field, then ours. A
+    template that fails is a CardTemplateError naming the template's file and line."""
+    data = card_data(manifest, folder)
     card = manifest["card"]
-    template = folder / INPUTS_DIR / card["template"] if card["template"] else DEFAULT_TEMPLATE
-    rendered = DatasetCard.from_template(
-        card_data(manifest, folder),
-        template_str=template.read_text(encoding="utf-8"),
+    variables = {
+        **data.to_dict(),
         **{key: card[key] for key in ("title", "summary", "uses", "out_of_scope_uses", "limitations", "sections")},
-        demo_notice=_demo_notice(manifest),
-        version=manifest["taxonomy_version"],
-        tag=f"v{manifest['taxonomy_version']}",
-        repo_id=REPO_ID,
-        about=ABOUT,
-        configs_table=_configs_table(manifest),
-        taxonomy_tables=_taxonomy_tables(manifest),
-        generation_table=_generation_table(manifest),
-        models_table=_models_table(manifest),
-        failures_table=_failures_table(manifest),
-        quality_section=_quality_section(manifest.get("stats")),
-        reproduce=manifest["reproduce"],
-        prompt_files_table=_inputs_table(manifest),
-        citation=CITATION,
-        manifest=manifest,
-    )
-    return str(rendered).rstrip("\n") + "\n"
+        "demo_notice": _demo_notice(manifest),
+        "version": manifest["taxonomy_version"],
+        "tag": f"v{manifest['taxonomy_version']}",
+        "repo_id": REPO_ID,
+        "about": ABOUT,
+        "configs_table": _configs_table(manifest),
+        "taxonomy_tables": _taxonomy_tables(manifest),
+        "generation_table": _generation_table(manifest),
+        "models_table": _models_table(manifest),
+        "failures_table": _failures_table(manifest),
+        "quality_section": _quality_section(manifest.get("stats")),
+        "reproduce": manifest["reproduce"],
+        "prompt_files_table": _inputs_table(manifest),
+        "citation": CITATION,
+        "manifest": manifest,
+    }
+    try:
+        text = SANDBOX.from_string(path.read_text(encoding="utf-8")).render(card_data=data.to_yaml(), **variables)
+    except jinja2.TemplateError as error:
+        raise CardTemplateError(str(path), error_line(error), "", f"{error.message.rstrip('.')}. A card template "
+                                "renders in a sandbox with only the variables docs/card.md lists (docs/security.md).") \
+            from None
+    return str(DatasetCard(text)).rstrip("\n") + "\n"
 
 
 def _demo_notice(manifest: dict[str, Any]) -> str:

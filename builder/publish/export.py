@@ -5,7 +5,8 @@ discipline), the card, the manifest (glan_manifest.json), the quality stats (sta
 made it (glan/: taxonomy.yaml, prompts/, the card template).
 
 The folder appears whole or not at all: it is written beside its final place and swapped in by
-rename, so a crash leaves the previous folder (or none), never half of one.
+rename, so a crash leaves the previous folder (or none), never half of one. It replaces only a folder glan
+wrote (check_replaceable): none, an empty one, or one that holds a glan_manifest.json.
 """
 
 from __future__ import annotations
@@ -19,10 +20,33 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from huggingface_hub.utils.sha import sha_fileobj
 
+from ..errors import UserError
 from ..stages import FEATURES
 
 MANIFEST = "glan_manifest.json"
 TAXONOMY_FILE = "taxonomy/train-00000-of-00001.parquet"
+
+
+class NotOurFolder(UserError):
+    """A folder a build would replace holds what glan did not write; the message says which and what to do."""
+
+
+def check_replaceable(folder: Path) -> None:
+    """glan replaces only what it wrote: `folder` may not exist, be empty, or hold a glan dataset (its manifest)."""
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise NotOurFolder(f"{folder}: a build would replace it, but it is a file, not a folder glan wrote. Pass "
+                           "another --out, or move the file away.")
+    if not (folder / MANIFEST).is_file() and any(folder.iterdir()):
+        raise NotOurFolder(f"{folder}: a build would replace this folder, but it holds files and no {MANIFEST}, so "
+                           "it is not a dataset glan wrote. Pass another --out (a new or empty folder), or move "
+                           "these files away.")
+
+
+def incomplete_folder(out: Path) -> Path:
+    """Where a build that stops early writes what was complete, leaving `out` as it was."""
+    return out.with_name(out.name + ".incomplete")
 
 
 def read_manifest(folder: Path) -> dict | None:
@@ -36,6 +60,7 @@ def write_folder(out: Path, units: list, configs: list[str], manifest: dict, ren
     """`units` are UnitFiles in taxonomy order; each config's files are listed in discipline id order, the
     order load_dataset reads a folder in. `inputs` are copied to their paths in the folder (glan/...)."""
     out = Path(out)
+    check_replaceable(out)  # again: files may have appeared there since the build's preflight
     _remove_leftovers(out)
     staging = out.with_name(f".{out.name}.partial-{os.getpid()}")
     try:

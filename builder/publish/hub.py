@@ -34,8 +34,10 @@ from packaging.version import InvalidVersion, Version
 
 from ..errors import UserError
 from ..project import INPUTS_DIR
+from ..workdir import folder_held
 from .card import CardError, card_data, markdown_table
 from .export import MANIFEST
+from .session import bounded_hub_calls
 from .template import REPO_ID
 
 CARD = "README.md"
@@ -130,14 +132,26 @@ def push(
     """Publish `folder` (the layout builder/publish/export.py writes) as release v<taxonomy version> of dataset repo `repo_id`.
 
     The token comes from HF_TOKEN or the huggingface_hub login. Raises PushError for a refused release,
-    huggingface_hub / network errors for failures (the repo is then unchanged unless a commit was made,
-    and pushing again resumes: uploaded shards are not sent twice, a missing tag is created).
+    huggingface_hub / network errors for failures, HubUnreachable when the Hub stops answering (the repo is
+    then unchanged unless a commit was made, and pushing again resumes: uploaded shards are not sent twice, a
+    missing tag is created). The folder is held for the whole push (builder/workdir.py): a build into it
+    meanwhile is refused, and so is this push while a build holds it.
     """
     folder = Path(folder)
-    manifest = _read_manifest(folder)
+    if not folder.is_dir():
+        raise PushError(f"{folder}: no such folder. Build the dataset first (`glan build`), or pass --from DIR.")
+    with folder_held(folder, "glan push"), bounded_hub_calls():
+        return _push(folder, repo_id, revision, private, create_pr, message)
+
+
+def _push(folder: Path, repo_id: str, revision: str, private: bool, create_pr: bool, message: str | None) -> PushResult:
+    manifest, manifest_bytes = _read_manifest(folder)
     version = manifest["taxonomy_version"]
     result = PushResult(repo_id, revision, f"v{version}", create_pr)
+    # What is checked is what is uploaded: every file but the shards is read once, here; a shard is hashed here and
+    # again before the commit (_check_unchanged).
     local = {path: _Local.of(source) for path, source in _release_files(folder, manifest).items()}
+    local[MANIFEST] = _Local.of(manifest_bytes)
     for path, expected in manifest.get("checksums", {}).items():
         if path in local and local[path].sha256 != expected:
             raise PushError(
@@ -190,6 +204,7 @@ def push(
         api.preupload_lfs_files(
             repo_id, additions, repo_type=REPO_TYPE, revision=revision, create_pr=create_pr, free_memory=False
         )
+        _check_unchanged(local, additions)
         previous = _previous_release(api, repo_id, Version(version), tags, head_manifest)
         info = api.create_commit(
             repo_id,
@@ -259,12 +274,26 @@ def _card(folder: Path, manifest: dict, repo_id: str) -> bytes:
     return text.replace(REPO_ID, repo_id).encode()
 
 
-def _read_manifest(folder: Path) -> dict:
+def _check_unchanged(local: dict[str, _Local], additions: list[CommitOperationAdd]) -> None:
+    """Every shard about to be committed still has the sha256 push read at its start (so the one its manifest lists),
+    as uploaded and on disk: a folder that changed underneath fails here, before any commit or tag."""
+    for addition in additions:
+        item = local[addition.path_in_repo]
+        if isinstance(item.source, Path) and (addition.upload_info.sha256.hex() != item.sha256
+                                              or _Local.of(item.source).sha256 != item.sha256):
+            raise PushError(f"{item.source}: changed while glan push was running, so it is no longer the file "
+                            f"{MANIFEST} lists. Nothing was committed: rebuild the folder, or stop what writes into "
+                            "it, then push again.")
+
+
+def _read_manifest(folder: Path) -> tuple[dict, bytes]:
+    """The manifest, and its bytes as read (what is uploaded)."""
     path = folder / MANIFEST
     if not path.is_file():
         raise PushError(f"{path}: not found. Export the dataset first (`glan build`), or pass --from DIR.")
+    data = path.read_bytes()
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        manifest = json.loads(data)
     except json.JSONDecodeError as error:
         raise PushError(f"{path}:{error.lineno}: invalid JSON ({error.msg}). Re-export the folder.") from error
     for key in ("taxonomy_version", "configs"):
@@ -277,11 +306,12 @@ def _read_manifest(folder: Path) -> dict:
             f"{path}: taxonomy_version: {manifest['taxonomy_version']!r} is not a version like 1.0.0. "
             "Fix `version:` in taxonomy.yaml and rebuild."
         ) from error
-    return manifest
+    return manifest, data
 
 
-def _release_files(folder: Path, manifest: dict) -> dict[str, Path]:
-    """The manifest's parquet files, its glan/ inputs, and the files beside it (glan_manifest.json, stats.json).
+def _release_files(folder: Path, manifest: dict) -> dict[str, Path | bytes]:
+    """The manifest's parquet files (their paths), its glan/ inputs and the files beside it (glan_manifest.json,
+    stats.json), these read now.
 
     A config folder must hold exactly the files the manifest lists, since load_dataset globs it, and
     glan/ exactly the inputs it lists. README.md is taken apart (see _card), and no *.py or hidden file.
@@ -297,7 +327,8 @@ def _release_files(folder: Path, manifest: dict) -> dict[str, Path]:
                         f"{config}/. Re-export the folder."
                     )
                 files[relative] = folder / relative
-    files.update({path: folder / path for path in manifest.get("checksums", {}) if path.startswith(f"{INPUTS_DIR}/")})
+    inputs = {path: folder / path for path in manifest.get("checksums", {}) if path.startswith(f"{INPUTS_DIR}/")}
+    files.update(inputs)
     for relative, path in files.items():
         if not path.is_file():
             raise PushError(f"{where}: lists {relative}, which does not exist in {folder}. Re-export the folder.")
@@ -317,7 +348,7 @@ def _release_files(folder: Path, manifest: dict) -> dict[str, Path]:
         for path in folder.iterdir()
         if path.is_file() and path.name != CARD and not path.name.startswith(".") and path.suffix != ".py"
     }
-    return {**files, **beside}
+    return {**files, **{relative: path.read_bytes() for relative, path in {**inputs, **beside}.items()}}
 
 
 def _tree(api: HfApi, repo_id: str, commit: str) -> dict[str, RepoFile]:

@@ -1,22 +1,41 @@
 """`glan pull`: the project a release was made from (its glan/ folder: taxonomy.yaml, prompts/, card
-template), written out to rebuild the release or extend it."""
+template), written out to rebuild the release or extend it.
+
+A release is untrusted input (anyone can publish one), so pull writes only the files a project is made of:
+taxonomy.yaml, prompts/<name>.yaml and the card template the taxonomy names, each at most MAX_FILE_BYTES,
+each path plain and relative, written inside DIR through no symbolic link (builder/project.py). Any other
+file under glan/ refuses the whole pull, before anything is downloaded or written. The advice it prints is
+composed here from checked manifest fields, never copied from the manifest (docs/security.md).
+"""
 
 from __future__ import annotations
 
 import json
+import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from huggingface_hub import HfApi
+from huggingface_hub import HfApi, get_session, hf_hub_url
+from huggingface_hub.errors import EntryNotFoundError
+from huggingface_hub.hf_api import RepoFile
+from huggingface_hub.utils import build_hf_headers, hf_raise_for_status
 
+from ..config.yamlfile import TaxonomyError, parse_yaml
 from ..errors import UserError
-from ..project import INPUTS_DIR, TAXONOMY, write_project
+from ..project import INPUTS_DIR, PROMPTS, TAXONOMY, relative_path_problem, write_project
+from ..stages import CONFIGS
 from .export import MANIFEST
 from .hub import REPO_TYPE
+from .session import bounded_hub_calls
+
+MAX_FILE_BYTES = 4 * 1024 * 1024  # a project file or the manifest; the shipped taxonomy is about 30 kB
+REBUILD_FLAGS = ("--preset", "--disciplines", "--configs", "--model", "--seed")  # what a manifest's command names
+_VERSION = re.compile(r"^\d+\.\d+\.\d+$")
 
 
 class PullError(UserError):
-    """The repo holds no glan project; str(e) says why and what to do (CLI exit 2)."""
+    """The repo holds no glan project, or one glan refuses to write; str(e) says why and what to do (exit 2)."""
 
 
 @dataclass
@@ -26,14 +45,20 @@ class PullResult:
     commit: str
     directory: Path
     files: list[str]  # paths written, relative to directory
-    manifest: dict
+    version: str | None  # the release's taxonomy version, when the manifest names a plain one
+    command: str | None  # the release's build command, re-composed from checked flags; None when it has none
 
     def summary(self) -> str:
         lines = [f"pulled {self.repo_id}@{self.revision} (commit {self.commit}) into {self.directory}:"]
         lines += [f"  {path}" for path in self.files]
-        lines.append(f"Rebuild this release (taxonomy version {self.manifest['taxonomy_version']}):")
-        lines.append(f"  cd {self.directory} && {self.manifest['reproduce']['command']}"
-                     "   # add --base-url for an endpoint that serves its models")
+        version = f" (taxonomy version {self.version})" if self.version else ""
+        lines.append(f"Rebuild this release{version}:")
+        if self.command:
+            lines.append(f"  cd {shlex.quote(str(self.directory))} && {self.command}"
+                         "   # add --base-url for an endpoint that serves its models")
+        else:
+            lines.append(f"  cd {shlex.quote(str(self.directory))} && glan build   # with the flags its card names "
+                         "(its manifest holds no build command glan writes)")
         lines.append("Extend it: add disciplines to taxonomy.yaml, bump its `version:`, build, then "
                      f"`glan push {self.repo_id}`.")
         return "\n".join(lines)
@@ -42,22 +67,111 @@ class PullResult:
 def pull(repo_id: str, revision: str, directory: str | Path) -> PullResult:
     """Write the glan/ folder of `repo_id` at `revision` into `directory` (taxonomy.yaml at its top).
 
-    Nothing is written when a file would be overwritten. Hub errors (no such repo or revision, no
-    access, network) propagate as huggingface_hub errors.
+    Nothing is written when a file would be overwritten or any file of glan/ is refused. Hub errors (no such
+    repo or revision, no access, network) propagate as huggingface_hub errors.
     """
-    directory = Path(directory)
+    with bounded_hub_calls():
+        return _pull(repo_id, revision, Path(directory))
+
+
+def _pull(repo_id: str, revision: str, directory: Path) -> PullResult:
     api = HfApi()
     commit = api.repo_info(repo_id, repo_type=REPO_TYPE, revision=revision).sha
-    published = api.list_repo_files(repo_id, repo_type=REPO_TYPE, revision=commit)
-    if f"{INPUTS_DIR}/{TAXONOMY}" not in published or MANIFEST not in published:
-        raise PullError(f"{repo_id}@{revision}: no {INPUTS_DIR}/{TAXONOMY} and {MANIFEST}: this revision was not "
-                        "published by `glan push` (or by a glan older than `glan pull`). Pick another --revision.")
-    files = {path.removeprefix(f"{INPUTS_DIR}/"): _download(api, repo_id, path, commit)
-             for path in sorted(published) if path.startswith(f"{INPUTS_DIR}/")}
-    write_project({directory / relative: source for relative, source in files.items()})
-    manifest = json.loads(_download(api, repo_id, MANIFEST, commit).read_text(encoding="utf-8"))
-    return PullResult(repo_id, revision, commit, directory, list(files), manifest)
+    where = f"{repo_id}@{revision}"
+    try:
+        entries = [entry for entry in api.list_repo_tree(repo_id, INPUTS_DIR, recursive=True, revision=commit,
+                                                         repo_type=REPO_TYPE) if isinstance(entry, RepoFile)]
+    except EntryNotFoundError:
+        entries = []
+    sizes = {entry.path.removeprefix(f"{INPUTS_DIR}/"): entry.size for entry in entries}
+    if TAXONOMY not in sizes:
+        raise PullError(f"{where}: no {INPUTS_DIR}/{TAXONOMY}: this revision was not published by `glan push` (or by "
+                        "a glan older than `glan pull`). Pick another --revision.")
+    for relative, size in sizes.items():
+        _check_file(where, relative, size)
+    taxonomy = _fetch(where, repo_id, f"{INPUTS_DIR}/{TAXONOMY}", commit)
+    allowed = {TAXONOMY, _card_template(where, taxonomy)} | {
+        relative for relative in sizes if re.fullmatch(rf"{PROMPTS}/[^/]+\.yaml", relative)}
+    if refused := sorted(set(sizes) - allowed):
+        raise PullError(f"{where}: {INPUTS_DIR}/{refused[0]} is not a file of a glan project (taxonomy.yaml, "
+                        "prompts/*.yaml, the card template taxonomy.yaml names), so glan pull writes nothing from "
+                        "this revision. Pick another --revision, or read the repo's files yourself.")
+    files = {relative: taxonomy if relative == TAXONOMY else _fetch(where, repo_id, f"{INPUTS_DIR}/{relative}", commit)
+             for relative in sorted(sizes)}
+    try:
+        manifest = _manifest(_fetch(where, repo_id, MANIFEST, commit))
+    except EntryNotFoundError:  # the advice then says less; the project is complete without it
+        manifest = {}
+    write_project(directory, files)
+    version = manifest.get("taxonomy_version")
+    return PullResult(repo_id, revision, commit, directory, list(files),
+                      version if isinstance(version, str) and _VERSION.match(version) else None,
+                      rebuild_command(manifest))
 
 
-def _download(api: HfApi, repo_id: str, path: str, commit: str) -> Path:
-    return Path(api.hf_hub_download(repo_id, path, repo_type=REPO_TYPE, revision=commit))
+def _check_file(where: str, relative: str, size: int) -> None:
+    if problem := relative_path_problem(relative):
+        raise PullError(f"{where}: {f'{INPUTS_DIR}/{relative}'!r}: {problem}, so glan pull writes nothing from this "
+                        "revision. Pick another --revision.")
+    if size > MAX_FILE_BYTES:
+        raise PullError(f"{where}: {INPUTS_DIR}/{relative} is {size:,} bytes, more than a project file may be "
+                        f"({MAX_FILE_BYTES:,}), so glan pull writes nothing from this revision. Pick another "
+                        "--revision.")
+
+
+def _fetch(where: str, repo_id: str, path: str, commit: str) -> bytes:
+    """The file's bytes, read from the Hub into memory (nothing in a cache), refused as soon as they pass the bound."""
+    url = hf_hub_url(repo_id, path, repo_type=REPO_TYPE, revision=commit)
+    data = bytearray()
+    with get_session().stream("GET", url, headers=build_hf_headers()) as response:
+        if response.status_code >= 400:
+            response.read()
+        hf_raise_for_status(response)
+        for chunk in response.iter_bytes():
+            data += chunk
+            if len(data) > MAX_FILE_BYTES:
+                raise PullError(f"{where}: {path} holds more than {MAX_FILE_BYTES:,} bytes, more than a file of a "
+                                "release may, so glan pull writes nothing from this revision. Pick another --revision.")
+    return bytes(data)
+
+
+def _card_template(where: str, taxonomy: bytes) -> str | None:
+    """The card template the pulled taxonomy names (`card.template`), or None."""
+    try:
+        _, data = parse_yaml(taxonomy.decode("utf-8"), f"{where}:{INPUTS_DIR}/{TAXONOMY}")
+    except UnicodeDecodeError:
+        raise TaxonomyError(f"{where}:{INPUTS_DIR}/{TAXONOMY}", None, "", "not UTF-8 text, so not a taxonomy. Pick "
+                            "another --revision.") from None
+    card = data.get("card") if isinstance(data, dict) else None
+    template = card.get("template") if isinstance(card, dict) else None
+    return template if isinstance(template, str) else None
+
+
+def _manifest(data: bytes) -> dict:
+    try:
+        manifest = json.loads(data)
+    except ValueError:
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def rebuild_command(manifest: dict) -> str | None:
+    """`glan build` with the flags the manifest's reproduce.command names, each checked and quoted again; None
+    when the command is not one glan writes (only REBUILD_FLAGS, each once, with plain values)."""
+    reproduce = manifest.get("reproduce")
+    command = reproduce.get("command") if isinstance(reproduce, dict) else None
+    try:
+        words = shlex.split(command) if isinstance(command, str) else []
+    except ValueError:
+        return None
+    if words[:2] != ["glan", "build"] or len(words) % 2:
+        return None
+    flags = dict(zip(words[2::2], words[3::2]))
+    if len(flags) != len(words[2:]) // 2 or not set(flags) <= set(REBUILD_FLAGS):
+        return None
+    if not all(value.isprintable() and 0 < len(value) <= 10_000 for value in flags.values()):
+        return None
+    seed, configs = flags.get("--seed", "0"), flags.get("--configs", CONFIGS[0]).split(",")
+    if not (seed.isascii() and seed.isdigit()) or not set(configs) <= set(CONFIGS):
+        return None
+    return shlex.join(["glan", "build", *(word for pair in flags.items() for word in pair)])

@@ -1,8 +1,10 @@
 """The card template: glan's own (card.md beside this file) or the one taxonomy.yaml names (`card.template`).
 
-A template is markdown with jinja2 variables, rendered by `huggingface_hub.DatasetCard.from_template`.
-It is checked when the taxonomy loads, before any request: it must parse, begin with the YAML header
-the Hub reads, and use only the variables below (docs/card.md describes each).
+A template is markdown with jinja2 variables, rendered in the template sandbox (builder/templates.py: a
+pulled release carries its card template, so it is untrusted) the way `DatasetCard.from_template` renders.
+It is checked when the taxonomy loads: it must parse, begin with the YAML header the Hub reads, use only
+the variables below (docs/card.md describes each) and name nothing the sandbox refuses; before any
+request, builder/preflight.py renders it with real variables.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ from pathlib import Path
 
 import jinja2
 import jinja2.meta
+
+from ..config.yamlfile import FileError
+from ..templates import Sandbox, refused_access
 
 DEFAULT_TEMPLATE = Path(__file__).parent / "card.md"
 HEADER = "---\n{{ card_data }}\n---"
@@ -29,12 +34,25 @@ VARIABLES = frozenset({
 })
 
 
+SANDBOX = Sandbox()  # jinja2.Template's options, as DatasetCard.from_template renders
+
+
+class CardTemplateError(FileError):
+    """A card template that fails to render; the message names the file, the line and what to fix."""
+
+    example = "glan's own card template (builder/publish/card.md)"
+
+
 def template_problem(text: str) -> str | None:
     """What is wrong with a card template, or None."""
     try:
-        variables = jinja2.meta.find_undeclared_variables(jinja2.Environment().parse(text))
+        variables = jinja2.meta.find_undeclared_variables(SANDBOX.parse(text))
+        refused = refused_access(text, SANDBOX)
     except jinja2.TemplateSyntaxError as error:
         return f"line {error.lineno}: {error.message.rstrip('.')}. Fix the jinja2 syntax"
+    if refused:
+        return (f"line {refused[0]}: reaches for {refused[1]!r}, which the template sandbox refuses (names starting "
+                "with _). Use only the card's variables and their fields (docs/card.md, docs/security.md)")
     if not text.startswith(HEADER):
         return f"does not begin with the YAML header the Hub reads. Make its first three lines {HEADER!r}"
     if unknown := sorted(variables - VARIABLES):

@@ -1,7 +1,8 @@
 """Data quality per discipline: dedup, decontamination, answer filters as steps that count what they drop;
 the held-out split; stats that merge across disciplines."""
 
-from .decontaminate import BenchmarkError, BenchmarkIndex, decontaminate, index_benchmark, load_benchmark
+from .benchmarks import BenchmarkError, load_benchmark, load_benchmarks
+from .decontaminate import BenchmarkIndex, decontaminate, index_benchmark
 from .dedup import deduplicate
 from .filters import ANSWER_DROP_REASONS, answer_drop_reason
 from .report import QualityReport
@@ -12,5 +13,6 @@ from .steps import AnswerFilter, Decontaminate, Deduplicate, QualityStep, questi
 __all__ = [
     "ANSWER_DROP_REASONS", "AnswerFilter", "BenchmarkError", "BenchmarkIndex", "ConfigStats", "Decontaminate",
     "Deduplicate", "QualityReport", "QualityStep", "answer_drop_reason", "build_stats", "decontaminate",
-    "deduplicate", "held_out_ids", "index_benchmark", "load_benchmark", "question_steps", "run_steps",
+    "deduplicate", "held_out_ids", "index_benchmark", "load_benchmark", "load_benchmarks", "question_steps",
+    "run_steps",
 ]

@@ -55,7 +55,8 @@ class Deduplicate(QualityStep):
 
 
 class Decontaminate(QualityStep):
-    """Questions sharing a word n-gram with a benchmark item are dropped, with hits counted per benchmark."""
+    """Rows sharing words with a benchmark item (decontaminate.py) are dropped, with hits counted per benchmark.
+    Before the answers stage a row has its question only, so only questions are checked here."""
 
     def __init__(self, benchmarks: list[BenchmarkIndex]):
         self.benchmarks = benchmarks

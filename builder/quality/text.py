@@ -28,5 +28,9 @@ def normalize(text: str) -> str:
 
     NFKC first, so that full-width letters and ligatures from different models compare equal.
     """
-    folded = unicodedata.normalize("NFKC", text).translate(_PUNCTUATION_TO_SPACE).casefold()
-    return " ".join(folded.split())
+    return " ".join(normalized_words(text))
+
+
+def normalized_words(text: str) -> list[str]:
+    """The words of `normalize(text)`."""
+    return unicodedata.normalize("NFKC", text).translate(_PUNCTUATION_TO_SPACE).casefold().split()

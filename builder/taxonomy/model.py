@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 import yaml
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from ..config.base import Named, Node, describe, problem
+from ..config.base import MAX_NAME_CHARS, Named, Node, describe, problem
 from ..config.settings import Generation
 from ..config.yamlfile import TaxonomyError, first_problem, locate
 
@@ -41,6 +41,9 @@ class Discipline(Named):
                 f'invalid id "{value}". An id is lowercase letters and digits joined by single '
                 'hyphens, e.g. "organic-chemistry"'
             )
+        if value is not None and len(value) > MAX_NAME_CHARS:
+            raise problem(f"id of {len(value):,} characters, more than {MAX_NAME_CHARS} (it names the discipline's "
+                          "files). Write a shorter id")
         return value
 
     @model_validator(mode="after")
@@ -51,6 +54,11 @@ class Discipline(Named):
                 f'name "{self.name}" has no ASCII letters or digits to make an id from. '
                 'Add an explicit id, e.g. "id: my-discipline"'
             )
+        if len(self._discipline_id) > MAX_NAME_CHARS:
+            raise problem(f'the id made from this name ("{self._discipline_id[:40]}...") has '
+                          f"{len(self._discipline_id):,} characters, more than {MAX_NAME_CHARS} (it names the "
+                          "discipline's files). Shorten the name, or add a shorter explicit id, e.g. "
+                          '"id: my-discipline"')
         return self
 
     @property

@@ -9,9 +9,10 @@ the checkout measured), so peak RSS is that run's own and --main measures anothe
   twins     every question a near-twin: one 24-word template with 1 to 3 words changed (from 5,000 words), at each
             count: CPU time (and its ratio to the previous count: linear is 2.0 for a doubling), peak RSS, and
             what was dropped; --main only up to --main-twins-up-to (its cost grows with the square of the count)
-  ordinary  tests/benchmarks/quality_bench.py's 20,000 synthetic questions (5% planted near-duplicates): CPU time,
-            peak RSS, the planted pairs above the threshold that were collapsed, and the rows whose fate differs
-            between --main and this checkout
+  ordinary  20,000 questions of 15 to 45 words from a 20,000-word vocabulary with Zipf-like frequencies, 5% of
+            them planted near-duplicates (1 or 2 words changed), 0.5% exact repeats: CPU time, peak RSS, the
+            planted pairs above the threshold that were collapsed, and the rows whose fate differs between --main
+            and this checkout
   loop      an event loop (builder.llm.loop, as a build runs it) ticking every millisecond while one unit's dedup of
             the largest count of twins runs in a thread (--main's way), in a thread, in a process
             (ProcessPoolExecutor, started before) or on the loop in slices (this checkout's way): the longest
@@ -29,7 +30,6 @@ import resource
 import shlex
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -41,7 +41,6 @@ VOCABULARY = [f"word{number}" for number in range(5000)]
 SETTINGS = {"exact": True, "near": True, "threshold": 0.8, "num_perm": 128, "shingle_words": 1}
 DRIVERS = ("thread", "process", "slices")
 TICK_S = 0.001
-ORDINARY_FILE = "DEDUP_BENCH_ORDINARY"  # the environment variable naming the ordinary questions' file
 
 
 def near_twins(count: int, seed: int = 2402) -> list[dict]:
@@ -58,11 +57,27 @@ def near_twins(count: int, seed: int = 2402) -> list[dict]:
     return rows
 
 
-def ordinary() -> tuple[list[dict], list[tuple[int, int]]]:
-    """tests/benchmarks/quality_bench.py's questions (the parent's; a child reads them from ORDINARY_FILE)."""
-    from tests.benchmarks.quality_bench import synthesize
-
-    rows, _, planted_pairs = synthesize(random.Random(2402))
+def ordinary(count: int = 20_000, seed: int = 2402) -> tuple[list[dict], list[tuple[int, int]]]:
+    """The ordinary questions, and the planted near-duplicate pairs (row numbers)."""
+    generator = random.Random(seed)
+    syllables = [consonant + vowel for consonant in "bcdfghklmnprstvz" for vowel in "aeiou"]
+    words = sorted({"".join(generator.choices(syllables, k=generator.randint(1, 4))) for _ in range(20_000)})
+    weights = [1 / rank for rank in range(1, len(words) + 1)]  # common words shared by unrelated questions
+    texts, planted_pairs = [], []
+    for number in range(count):
+        if number % 200 == 199:
+            texts.append([word.upper() for word in texts[generator.randrange(number)]])
+        elif number % 20 == 19:
+            original = generator.randrange(number)
+            copy = list(texts[original])
+            for position in generator.sample(range(len(copy)), generator.randint(1, 2)):
+                copy[position] = generator.choice(words)
+            planted_pairs.append((original, number))
+            texts.append(copy)
+        else:
+            texts.append(generator.choices(words, weights, k=generator.randint(15, 45)))
+    rows = [{"question_id": hashlib.sha256(f"ordinary-{number}".encode()).hexdigest()[:16],
+             "discipline_id": "biology", "question": " ".join(text) + "?"} for number, text in enumerate(texts)]
     return rows, planted_pairs
 
 
@@ -75,7 +90,7 @@ def rss_mb() -> float:
 def child_dedup(scenario: str, count: int) -> dict:
     from builder.quality.dedup import deduplicate
 
-    rows = near_twins(count) if scenario == "twins" else json.loads(Path(os.environ[ORDINARY_FILE]).read_text())
+    rows = near_twins(count) if scenario == "twins" else ordinary()[0]
     rss_before = rss_mb()
     cpu, wall = time.process_time(), time.perf_counter()
     result = deduplicate(rows, **SETTINGS)
@@ -174,8 +189,8 @@ def show_twins(label: str, runs: list[dict]) -> None:
     previous = None
     for run in runs:
         ratio = f"{run['cpu_s'] / previous['cpu_s']:.2f}" if previous else "-"
-        print(f"{run['questions']:>10,} {run['cpu_s']:>8.2f} {ratio:>6} {run['peak_rss_mb']:>8} ({run['rss_before_mb']:>4})"
-              f" {run['kept']:>10,} {run['exact']:>6,} {run['near']:>6,}   {run['load']}")
+        print(f"{run['questions']:>10,} {run['cpu_s']:>8.2f} {ratio:>6} {run['peak_rss_mb']:>8} "
+              f"({run['rss_before_mb']:>4}) {run['kept']:>10,} {run['exact']:>6,} {run['near']:>6,}   {run['load']}")
         previous = run
 
 
@@ -194,12 +209,14 @@ def show_ordinary(runs: dict[str, dict], main_label: str | None) -> None:
     print(f"{'code':>10}  CPU s  peak RSS MB (before)    kept  exact  near  planted pairs collapsed   load")
     for label, run in runs.items():
         dropped = set(run["dropped_ids"])
-        collapsed = sum(bool({rows[index]["question_id"], rows[other]["question_id"]} & dropped) for index, other in above)
+        collapsed = sum(bool({rows[index]["question_id"], rows[other]["question_id"]} & dropped)
+                        for index, other in above)
         print(f"{label:>10} {run['cpu_s']:>6.2f} {run['peak_rss_mb']:>8} ({run['rss_before_mb']:>4}) {run['kept']:>10,}"
               f" {run['exact']:>6,} {run['near']:>5,} {collapsed:>10,} of {len(above):,}   {run['load']}")
     if main_label:
         before, after = (set(runs[label]["dropped_ids"]) for label in (main_label, "this"))
-        print(f"  rows dropped by {main_label} only: {len(before - after)}; by this checkout only: {len(after - before)}")
+        print(f"  rows dropped by {main_label} only: {len(before - after)}; "
+              f"by this checkout only: {len(after - before)}")
 
 
 def show_loop(runs: list[dict]) -> None:
@@ -238,11 +255,7 @@ def main() -> None:
             counts = [count for count in args.counts if label == "this" or count <= args.main_twins_up_to]
             results["twins"][label] = [measured(repo, "twins", str(count)) for count in counts]
     if "ordinary" not in args.skip:
-        with tempfile.NamedTemporaryFile("w", suffix=".json") as questions:
-            json.dump(ordinary()[0], questions)
-            questions.flush()
-            os.environ[ORDINARY_FILE] = questions.name
-            results["ordinary"] = {label: measured(repo, "ordinary", "0") for label, repo in repos.items()}
+        results["ordinary"] = {label: measured(repo, "ordinary", "0") for label, repo in repos.items()}
     if "loop" not in args.skip:
         count = str(max(args.counts))
         if args.main:

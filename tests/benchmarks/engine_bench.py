@@ -19,13 +19,19 @@ import tempfile
 import time
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from builder.llm.free_text import FreeText
+from builder.schemas import Strict
 
 LATENCY_S = 0.1
 
 
-class Answer(BaseModel):  # a small JSON schema: the structured path without the pipeline's big models
+class Question(Strict):  # a small JSON schema (strict: as OpenAI requires): the structured path, without the big models
     question: str = Field(min_length=20)
+
+
+TEXT = FreeText(Question)  # the free-text path: the reply's content is the question
 
 
 def client_run(base_url: str, requests: int, concurrency: int, structured: bool, profile: bool) -> dict:
@@ -44,7 +50,7 @@ def client_run(base_url: str, requests: int, concurrency: int, structured: bool,
         engine = Engine(Cache(Path(work) / "cache.sqlite"), Limits(concurrency=concurrency, timeout_s=60), Accounting({}))
         batch = [LLMRequest(f"item-{i}", [{"role": "system", "content": "Write one question."},
                                           {"role": "user", "content": f"Topic number {i}."}],
-                            {"temperature": 1.0, "max_tokens": 64}, Answer if structured else None)
+                            {"temperature": 1.0, "max_tokens": 64}, Question if structured else TEXT)
                  for i in range(requests)]
         route = Route("test-model", (Endpoint(base_url, mode="json_schema"),))
         cpu_before, wall_before = time.process_time(), time.perf_counter()

@@ -39,7 +39,7 @@ class OpenAIServer:
         time.monotonic()), status, fault, content (the answer sent with a 200), and what the request
         asked for: body_sha256, messages_sha256 (alike for every attempt at one prompt), model, seed,
         max_tokens, prompt_tokens, response_format (its type, None in prompt mode) and schema (the
-        json_schema name, else the schema's title)."""
+        json_schema name, else the schema's title); with the log_bodies knob, body (the request as received)."""
         return self._call("GET", "/_admin/log")
 
     def configure(self, **knobs: Any) -> dict:
@@ -81,9 +81,10 @@ def most_in_flight(log: list[dict]) -> int:
     return most
 
 
-def start_openai_server(**knobs: Any) -> OpenAIServer:
-    """Start the OpenAI-protocol test server with the given knobs (see openai_server.Knobs)."""
-    command = [sys.executable, "-m", "tests.servers.openai_server", "--port", "0"]
+def start_openai_server(port: int = 0, **knobs: Any) -> OpenAIServer:
+    """Start the OpenAI-protocol test server with the given knobs (see openai_server.Knobs), on `port` (0: a free
+    one; a port a killed server used, to bring the same endpoint back)."""
+    command = [sys.executable, "-m", "tests.servers.openai_server", "--port", str(port)]
     for name, value in knobs.items():
         command += ["--" + name.replace("_", "-"), json.dumps(value)]
     process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)

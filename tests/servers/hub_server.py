@@ -32,8 +32,10 @@ A commit is an immutable snapshot {path: Blob}; branches, tags and `refs/pr/N` p
 failed push can be checked against the exact previous state. The JSON body of every API call is kept
 (`state.payloads`), so a test can see what a client asked for, e.g. the visibility sent to create_repo.
 Knobs (`configure`) make the server fail the Nth LFS upload or the commit endpoint, shrink tree pages to
-exercise pagination, and land someone else's commit on the branch during the next preupload (a
-concurrent push).
+exercise pagination, land someone else's commit on the branch during the next preupload (a
+concurrent push), answer the next reads with a 503, and stall: hold every request unanswered, and never
+handle it. An in-process test
+may also set `state.on_request` to act while a client waits on a request.
 
     handle = start_hub_server()          # in-process, in a thread; handle.endpoint, .configure, .commits, .stop
     python -m tests.servers.hub_server --port 0
@@ -51,6 +53,7 @@ import json
 import re
 import threading
 from datetime import datetime, timezone
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode
 
@@ -169,6 +172,8 @@ class Knobs:
     fail_times: int | None = None  # per kind, how many requests fail once triggered; None = until reconfigured
     tree_page_size: int = 1000  # the Hub's page size (50 when expand=True)
     commit_on_next_preupload: bool = False  # another client commits CONCURRENT_FILE to the branch first
+    stall: bool = False  # every request (but /_test/configure) gets no answer while set, then a 503: never handled
+    fail_reads: int = 0  # the next N GET and HEAD requests get a 503 (a Hub that is briefly overloaded)
 
 
 class HubError(Exception):
@@ -201,6 +206,10 @@ class HubState:
         self.lfs_puts = 0
         self.failures = {"lfs": 0, "commit": 0}
         self.requests: list[tuple[str, str]] = []  # (method, raw path with query) of every request
+        self.stalled: list[tuple[str, str]] = []  # the requests the stall knob held, never handled
+        # In-process tests only: called with (method, raw path) before each request is handled, in the server's thread
+        # (e.g. to change a folder while a push is under way); the client waits meanwhile.
+        self.on_request: Callable[[str, str], None] | None = None
         self.payloads: list[tuple[str, str, Any]] = []  # (method, raw path, JSON body) of every API call with one
         self.lock = threading.RLock()
         self._counter = 0
@@ -259,6 +268,19 @@ class HubApp:
         body = await request.read()
         raw_path = request.raw_path.split("?", 1)[0]
         segments = [unquote(s) for s in raw_path.strip("/").split("/")]
+        if self.state.knobs.stall and segments != ["_test", "configure"]:
+            with self.state.lock:
+                self.state.stalled.append((request.method, request.raw_path))
+            while self.state.knobs.stall:
+                await asyncio.sleep(0.05)
+            return HubError(503, "stalled (injected by the test); not handled").response()
+        if request.method in ("GET", "HEAD") and self.state.knobs.fail_reads > 0:
+            with self.state.lock:
+                self.state.knobs.fail_reads -= 1
+                self.state.failures["read"] = self.state.failures.get("read", 0) + 1
+            return HubError(503, "Service Unavailable (injected by the test)").response()
+        if self.state.on_request is not None:
+            self.state.on_request(request.method, request.raw_path)
         with self.state.lock:
             self.state.requests.append((request.method, request.raw_path))
             if request.content_type == "application/json" and body and raw_path.startswith("/api/"):

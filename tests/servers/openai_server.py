@@ -16,6 +16,8 @@ the same body always gets the same answer, online or in a batch; except the text
 and `answer_pool`, served in turn so that as many requests as a pool holds texts serve each of them.
 Faults are a function of the arrival index (`fault_rate`, `faults_at`), so a retry of a faulted body
 can succeed, or of the request's messages (`item_faults`), so every attempt at one item fails alike.
+Hostile endpoints: `raw_reply` answers with any body at all, `huge_reply_bytes` streams a reply of any
+size, `down_from` makes the endpoint die (connections dropped, or left hanging) from a given arrival on.
 
 What a request asks for (`output_of`, logged as `output`): the name of the schema it sends, or for free
 text (no schema) "question" when its system message speaks of homework (glan's questions prompt) and
@@ -84,12 +86,23 @@ class Knobs:
     question_pool: list[str] = dataclasses.field(default_factory=list)  # questions served from it, in turn
     answer_pool: list[str] = dataclasses.field(default_factory=list)  # answers served from it, in turn
     hold: bool = False  # answers wait (requests are still received and logged) until hold is lifted
+    log_bodies: bool = False  # the log keeps each request's body as received (text), e.g. to look for a secret
     batch_delay_s: float = 0.5
     batch_error_rate: float = 0.0
     batch_error_status: int = 500  # 500: a server error worth resending; 400: the request's own fault
     batch_expire: bool | list[int] = False  # True: the second half of every batch expires
     batch_max_requests: int = 50_000  # per input file, as the Batch API allows
     batch_max_bytes: int = 200 * 1000 * 1000
+    # A hostile or broken endpoint. raw_reply: this body exactly, "{api_key}" replaced by the request's bearer key,
+    # with raw_reply_status, to the first raw_reply_count arrivals (None: to every request); and as the body of
+    # every batch line (then it must be JSON).
+    raw_reply: str | None = None
+    raw_reply_status: int = 200
+    raw_reply_count: int | None = None
+    huge_reply_bytes: int = 0  # answers stream a valid reply of this many bytes; the log counts those sent
+    huge_reply_gzip: bool = False  # ... gzip-compressed (a few KB on the wire)
+    down_from: int | None = None  # from this arrival index on, no answer: the endpoint has died
+    down_fault: str = "reset"  # how it died: "reset" (connections dropped) or "hang" (hang_s, then dropped)
 
     def merge(self, changes: dict[str, Any]) -> None:
         known = {f.name for f in dataclasses.fields(self)}
@@ -102,6 +115,8 @@ class Knobs:
                 raise ValueError(f"unknown fault kind in {value}; known: {FAULT_KINDS}")
             if name == "retry_after_form" and value not in RETRY_AFTER_FORMS:
                 raise ValueError(f"retry_after_form {value!r}; known: {RETRY_AFTER_FORMS}")
+            if name == "down_fault" and value not in ("reset", "hang"):
+                raise ValueError(f"down_fault {value!r}; known: reset, hang")
             setattr(self, name, value)
 
 
@@ -136,10 +151,14 @@ class FakeOpenAI:
             "n": arrival, "body_sha256": None, "messages_sha256": None, "received": time.monotonic(),
             "responded": None, "status": None, "fault": None, "seed": None, "model": None, "max_tokens": None,
             "prompt_tokens": None, "response_format": None, "schema": None, "output": None, "content": None,
+            "sent_bytes": None,
         }  # fmt: skip
         self.log.append(record)
+        raw = await request.read()
+        if self.knobs.log_bodies:
+            record["body"] = raw.decode(errors="replace")
         try:
-            body = json.loads(await request.read())
+            body = json.loads(raw)
         except ValueError:
             return self._finish(record, 400, error_body("body is not JSON", "invalid_request_error"))
         digest = hashlib.sha256(canonical(body)).digest()
@@ -151,6 +170,19 @@ class FakeOpenAI:
             return self._finish(record, *refused)
 
         knobs = self.knobs
+        if knobs.down_from is not None and arrival >= knobs.down_from:
+            record["fault"] = "down"
+            if knobs.down_fault == "hang":
+                await asyncio.sleep(knobs.hang_s)
+            request.transport.abort()
+            return web.Response()
+        if knobs.raw_reply is not None and (knobs.raw_reply_count is None or arrival < knobs.raw_reply_count):
+            key = request.headers.get("Authorization", "").removeprefix("Bearer ")
+            self._answered(record, knobs.raw_reply_status)
+            return web.Response(body=knobs.raw_reply.replace("{api_key}", key).encode(errors="surrogatepass"),
+                                status=knobs.raw_reply_status, content_type="application/json")
+        if knobs.huge_reply_bytes:
+            return await self._huge_reply(request, record)
         fault = self._pick_fault(arrival, record)
         if fault in JSON_FAULTS and record["schema"] is None:
             fault = None
@@ -176,6 +208,27 @@ class FakeOpenAI:
                 spoil(payload["choices"][0], fault)
             record["content"] = payload["choices"][0]["message"]["content"]
         return self._finish(record, status, payload)
+
+    async def _huge_reply(self, request: web.Request, record: dict) -> web.StreamResponse:
+        """A chat completion whose content fills huge_reply_bytes, streamed (no Content-Length) until it ends or
+        the client hangs up; record["sent_bytes"] counts what was written."""
+        head = b'{"choices":[{"index":0,"message":{"role":"assistant","content":"'
+        tail = b'"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1}}'
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        if self.knobs.huge_reply_gzip:
+            response.enable_compression(web.ContentCoding.gzip)
+        await response.prepare(request)
+        record["sent_bytes"], filler = 0, b"x" * 65536
+        remaining = self.knobs.huge_reply_bytes - len(head) - len(tail)
+        try:
+            for chunk in (head, *([filler] * (remaining // len(filler))), filler[:remaining % len(filler)], tail):
+                await response.write(chunk)
+                record["sent_bytes"] += len(chunk)
+            await response.write_eof()
+        except ConnectionError:  # the client stopped reading
+            pass
+        self._answered(record, 200)
+        return response
 
     def _finish(self, record: dict, status: int, payload: dict, headers=None) -> web.Response:
         self._answered(record, status)
