@@ -13,10 +13,12 @@ the checkout measured), so peak RSS is that run's own and --main measures anothe
             them planted near-duplicates (1 or 2 words changed), 0.5% exact repeats: CPU time, peak RSS, the
             planted pairs above the threshold that were collapsed, and the rows whose fate differs between --main
             and this checkout
-  loop      an event loop (builder.llm.loop, as a build runs it) ticking every millisecond while one unit's dedup of
-            the largest count of twins runs in a thread (--main's way), in a thread, in a process
-            (ProcessPoolExecutor, started before) or on the loop in slices (this checkout's way): the longest
-            stall of the loop, the 99th percentile, and the share of the ticks a free loop would have made
+  loop      an event loop (builder.llm.loop, as a build runs it) handling the responses of 128 requests in flight
+            at 100 ms latency (JSON parsing and a socket round trip each, as a build does) while one unit's dedup of
+            the largest count of twins (--main: at most --main-twins-up-to) runs in a thread (--main's way), in a
+            thread, in a process (ProcessPoolExecutor, started before) or on the loop a step at a time (this
+            checkout's way): the responses handled per second during the dedup as a share of the free loop's rate
+            just before, and the longest gap between two responses
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ import json
 import os
 import random
 import resource
+import operator
 import shlex
+import socket
 import subprocess
 import sys
 import time
@@ -40,7 +44,14 @@ TEMPLATE = ("explain how the mitochondria convert glucose into usable energy dur
 VOCABULARY = [f"word{number}" for number in range(5000)]
 SETTINGS = {"exact": True, "near": True, "threshold": 0.8, "num_perm": 128, "shingle_words": 1}
 DRIVERS = ("thread", "process", "slices")
-TICK_S = 0.001
+# The event loop's traffic meanwhile, as in scale_bench's throughput build: IN_FLIGHT requests answered after
+# LATENCY_S, each response handled on the loop (ideal: 1,280 responses/s).
+IN_FLIGHT, LATENCY_S = 128, 0.1
+RESPONSE = json.dumps({"id": "chatcmpl-0", "object": "chat.completion", "model": "test-model",
+                       "choices": [{"index": 0, "finish_reason": "stop",
+                                    "message": {"role": "assistant", "content": "word " * 400}}],
+                       "usage": {"prompt_tokens": 900, "completion_tokens": 500, "total_tokens": 1400}})
+RESPONSE_PARSES = 100  # about 0.3 ms of CPU: a build spends 0.4 to 0.5 ms a request
 
 
 def near_twins(count: int, seed: int = 2402) -> list[dict]:
@@ -128,40 +139,47 @@ def child_loop(driver: str, count: int) -> dict:
         return await run_on_loop(deduplicate_in_slices(rows, **SETTINGS))
 
     async def measure():
-        gaps, done = [], asyncio.Event()
+        responses, done = [], asyncio.Event()
+        ends = socket.socketpair()
 
-        async def tick():
-            last = time.perf_counter()
+        async def requests():  # one of IN_FLIGHT: wait out the latency, handle the response, again
             while not done.is_set():
-                await asyncio.sleep(TICK_S)
-                now = time.perf_counter()
-                gaps.append(now - last)
-                last = now
+                await asyncio.sleep(LATENCY_S)
+                handle_response(ends)
+                responses.append(time.perf_counter())
 
-        ticker = asyncio.create_task(tick())
-        await asyncio.sleep(0.2)  # the ticker's pace on a free loop
-        free = sorted(gaps)
-        gaps.clear()
+        senders = [asyncio.create_task(requests()) for _ in range(IN_FLIGHT)]
+        await asyncio.sleep(1.0)
+        free_rate = sum(at > time.perf_counter() - 0.5 for at in responses) / 0.5  # a free loop's pace
         started = time.perf_counter()
         result = await dedup()
-        wall = time.perf_counter() - started
+        ended = time.perf_counter()
         done.set()
-        await ticker
-        return free, sorted(gaps), wall, result
+        await asyncio.gather(*senders)
+        during = [started, *(at for at in responses if started <= at <= ended), ended]
+        return free_rate, (len(during) - 2) / (ended - started), max(map(operator.sub, during[1:], during)), \
+            ended - started, result
 
     cpu = time.process_time()
-    free, gaps, wall, result = run(measure())
+    free_rate, rate, longest_gap, wall, result = run(measure())
     cpu = time.process_time() - cpu
     if pool:
         pool.shutdown()
-    free_tick = free[len(free) // 2]
     figures = {"driver": driver, "questions": count, "wall_s": round(wall, 3), "process_cpu_s": round(cpu, 3),
-               "kept": len(result.kept), "max_stall_ms": round(1000 * gaps[-1], 1),
-               "p99_stall_ms": round(1000 * gaps[int(len(gaps) * 0.99)], 1),
-               "ticks_share": round(len(gaps) * free_tick / wall, 3)}
+               "kept": len(result.kept), "free_rate": round(free_rate), "rate": round(rate),
+               "rate_share": round(rate / free_rate, 3), "longest_gap_ms": round(1000 * longest_gap, 1)}
     if pool:
         figures["pool_start_s"] = round(pool_start_s, 2)
     return figures
+
+
+def handle_response(ends: tuple[socket.socket, socket.socket]) -> None:
+    """About what a build spends on a response on the event loop: JSON parsing (RESPONSE_PARSES of a 2 KB reply)
+    and a socket round trip, which releases the GIL as a request's I/O does."""
+    for _ in range(RESPONSE_PARSES):
+        json.loads(RESPONSE)
+    ends[0].send(b".")
+    ends[1].recv(1)
 
 
 # -- in the parent -------------------------------------------------------------------------------------------
@@ -220,12 +238,15 @@ def show_ordinary(runs: dict[str, dict], main_label: str | None) -> None:
 
 
 def show_loop(runs: list[dict]) -> None:
-    print(f"\n## loop: a 1 ms ticker on the event loop while one unit's dedup of {runs[0]['questions']:,} twins runs")
-    print(f"{'code, driver':>18}  wall s  process CPU s  max stall ms  p99 stall ms  ticks made   kept   load")
+    print(f"\n## loop: one unit's dedup of near-twins while the event loop handles {IN_FLIGHT} requests in flight at "
+          f"{LATENCY_S * 1000:.0f} ms latency")
+    print(f"{'code, driver':>18}  questions  dedup wall s  process CPU s  responses/s free  during  share"
+          "  longest gap ms   load")
     for run in runs:
         started = f" (pool start {run['pool_start_s']} s)" if "pool_start_s" in run else ""
-        print(f"{run['label']:>18} {run['wall_s']:>7.2f} {run['process_cpu_s']:>14.2f} {run['max_stall_ms']:>13}"
-              f" {run['p99_stall_ms']:>13} {run['ticks_share']:>11.0%} {run['kept']:>6,}   {run['load']}{started}")
+        print(f"{run['label']:>18} {run['questions']:>10,} {run['wall_s']:>13.2f} {run['process_cpu_s']:>14.2f}"
+              f" {run['free_rate']:>17,} {run['rate']:>7,} {run['rate_share']:>6.0%} {run['longest_gap_ms']:>15}"
+              f"   {run['load']}{started}")
 
 
 def main() -> None:
@@ -257,11 +278,12 @@ def main() -> None:
     if "ordinary" not in args.skip:
         results["ordinary"] = {label: measured(repo, "ordinary", "0") for label, repo in repos.items()}
     if "loop" not in args.skip:
-        count = str(max(args.counts))
+        count = max(args.counts)
         if args.main:
-            results["loop"].append({**measured(repos["main"], "loop", "thread", count), "label": "main, thread"})
+            main_count = str(min(count, args.main_twins_up_to))
+            results["loop"].append({**measured(repos["main"], "loop", "thread", main_count), "label": "main, thread"})
         for driver in DRIVERS:
-            results["loop"].append({**measured(REPO_ROOT, "loop", driver, count), "label": f"this, {driver}"})
+            results["loop"].append({**measured(REPO_ROOT, "loop", driver, str(count)), "label": f"this, {driver}"})
     if args.json:
         args.json.write_text(json.dumps(results, indent=1) + "\n")
     for label, runs in results["twins"].items():
