@@ -84,7 +84,9 @@ def write_project(repo: Path, project: Path, questions: int, limit: int | None) 
             field["subfields"] = [subfield for subfield in field["subfields"] if subfield["disciplines"]]
         taxonomy["fields"] = [field for field in taxonomy["fields"] if field["subfields"]]
     # The shipped presets go: they are unused, and a trimmed taxonomy may lack the disciplines they name.
-    taxonomy["presets"] = {"bench": {"subjects": {"samples": 2}, "questions": {"per_subject": questions}}}
+    # No benchmark to decontaminate against: the shipped seven are read from the Hub, which the bench cannot reach.
+    taxonomy["presets"] = {"bench": {"subjects": {"samples": 2}, "questions": {"per_subject": questions},
+                                     "quality": {"decontamination": {"benchmarks": []}}}}
     project.mkdir(parents=True)
     (project / "taxonomy.yaml").write_text(yaml.safe_dump(taxonomy, sort_keys=False, allow_unicode=True))
     shutil.copytree(repo / "prompts", project / "prompts")
