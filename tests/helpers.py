@@ -1,10 +1,15 @@
-"""What tests need to drive glan as a user does: a project folder, the CLI in-process, rows read back."""
+"""What tests need to drive glan as a user does: a project folder, the CLI in-process, rows read back, and the one
+way to wait for something."""
 
 from __future__ import annotations
 
 import contextlib
 import io
+import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import yaml
 from datasets import load_dataset
@@ -17,6 +22,11 @@ SMOKE = yaml.safe_load((REPO / "taxonomy.yaml").read_text())["presets"]["smoke"]
 # the structured stages' schemas, the free-text questions and answers, and their JSON forms (glan 0.1's prompts).
 CONFIG_OF_OUTPUT = {"SubjectList": "subjects", "Syllabus": "syllabi", "question": "questions", "answer": "instructions",
                     "HomeworkQuestion": "questions", "Answer": "instructions"}
+# How long a test waits for anything before it fails, saying what it waited for: far longer than anything takes on
+# a quiet machine (seconds; loading the embedded model, under a minute), so a machine whose every core is busy with
+# other work passes too. A bound exists to turn a hang into a failure with a reason, never to time anything.
+PATIENCE_S = 300
+T = TypeVar("T")
 
 
 def project(root: Path, **presets: dict) -> Path:
@@ -40,3 +50,19 @@ def glan(*args: str) -> tuple[int, str, str]:
 
 def rows(out: Path, config: str, splits: tuple[str, ...] = ("train",)) -> list[dict]:
     return [row for split in splits for row in load_dataset(str(out), config, split=split).to_list()]
+
+
+def wait_until(condition: Callable[[], T], what: str, timeout_s: float = PATIENCE_S,
+               process: subprocess.Popen | None = None) -> T:
+    """The first true value of condition(), asked every 20 ms. Fails naming `what` after timeout_s, or at once,
+    with its exit code, when `process` (one that makes the condition come true) has ended and it has not."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        ended = process is not None and process.poll() is not None  # before asking: what it did is done
+        if value := condition():
+            return value
+        if ended:
+            raise AssertionError(f"{process.args} exited with code {process.returncode} before {what}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout_s:g} s for {what}")
+        time.sleep(0.02)

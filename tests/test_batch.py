@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 
 import pytest
@@ -20,6 +19,7 @@ from builder.llm import batch as batch_module
 from builder.llm.accounting import Accounting
 from builder.llm.batch import BatchRunner, BatchStore
 from tests.cached import responses
+from tests.helpers import PATIENCE_S, wait_until
 from tests.servers import REPO_ROOT, start_openai_server
 from tests.servers.openai_server import output_of
 from tests.servers.wire import canonical
@@ -139,19 +139,13 @@ def _stage(inputs):
 
 
 def test_a_killed_build_resumes_its_saved_batch_without_submitting_it_again(taxonomy, online, tmp_path):
-    with start_openai_server(batch_delay_s=3) as server:
+    with start_openai_server(batch_delay_s=2 * PATIENCE_S) as server:  # batches run until FAST lets them end
         api = OpenAI(base_url=server.base_url, api_key="test")
-        with (tmp_path / "first.log").open("w") as log:
-            first = subprocess.Popen(
-                [sys.executable, "-m", "builder.cli", *args(taxonomy, server, tmp_path, "--batch")],
-                cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
-            deadline = time.monotonic() + 60
-            while not api.batches.list().data:
-                assert first.poll() is None, (tmp_path / "first.log").read_text()
-                assert time.monotonic() < deadline, "no batch was created within 60 s"
-                time.sleep(0.05)
-            first.send_signal(signal.SIGKILL)
-            first.wait()
+        first = subprocess.Popen([sys.executable, "-m", "builder.cli", *args(taxonomy, server, tmp_path, "--batch")],
+                                 cwd=REPO_ROOT)
+        wait_until(lambda: api.batches.list().data, "the build to create its first batch", process=first)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
         [(submitted, _, _)] = server_batches(server)
         assert submitted.status in ("validating", "in_progress")  # killed while the batch was running
 

@@ -15,7 +15,6 @@ import re
 import shutil
 import sqlite3
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -27,7 +26,7 @@ from builder.llm.cache import Cache, CacheEntryUnreadable, Response
 from builder.llm.reply import read_completion, reply_limit
 from builder.llm.transport import MAX_RETRY_AFTER_S, _retry_after
 from builder.schemas import subject_list_model
-from tests.helpers import REPO, SMOKE, glan, project, rows
+from tests.helpers import REPO, SMOKE, glan, project, rows, wait_until
 from tests.servers import start_openai_server
 
 ONE = "Organic Chemistry"
@@ -447,10 +446,10 @@ ANSWERED = 6  # requests the endpoint answers before it dies
 
 
 def _kill_after_answers(server) -> None:
-    deadline = time.monotonic() + 120
-    while server.stats()["responses"] < ANSWERED and time.monotonic() < deadline:
-        time.sleep(0.01)
-    server.process.kill()
+    try:
+        wait_until(lambda: server.stats()["responses"] >= ANSWERED, f"the endpoint to answer {ANSWERED} requests")
+    finally:  # in a thread, a failed wait is not seen: the build's assertions then fail instead
+        server.process.kill()
     server.process.wait()
 
 

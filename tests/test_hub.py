@@ -40,6 +40,7 @@ def hub():
 def client(hub, tmp_path):
     """client(*steps) runs the steps in one child interpreter and returns their results; with token=False,
     the child has no HF_TOKEN (and no stored login); keywords add to its environment."""
+    from tests.helpers import PATIENCE_S
     from tests.servers.hub_server import FAKE_TOKEN
 
     env = {
@@ -59,7 +60,7 @@ def client(hub, tmp_path):
         proc = subprocess.run(
             [sys.executable, __file__, json.dumps(steps)], cwd=ROOT,
             env=child_env if token else {k: v for k, v in child_env.items() if k != "HF_TOKEN"}, capture_output=True,
-            text=True, timeout=180,
+            text=True, timeout=PATIENCE_S,
         )
         assert proc.returncode == 0, proc.stderr[-4000:]
         return json.loads(proc.stdout.split(RESULT_MARKER, 1)[1])

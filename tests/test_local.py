@@ -3,13 +3,12 @@
 import contextlib
 import importlib.util
 import json
-import queue
+import os
 import signal
 import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,7 @@ from openai import OpenAI  # noqa: E402
 
 from builder.llm.local import LocalServer, LocalServerError  # noqa: E402
 from builder.llm.local_models import LOCAL_MODELS  # noqa: E402
+from tests.helpers import PATIENCE_S, wait_until  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LEVELS = ["introductory", "intermediate", "advanced", "graduate"]
@@ -36,7 +36,7 @@ def test_answers_a_schema_constrained_call_and_stops_on_exit(model_name):
         pid = server.pid
         port = _port(server.base_url)
         assert _is_llama_server(pid) and port in _listening_ports()
-        client = OpenAI(base_url=server.base_url, api_key="local", max_retries=0, timeout=60)
+        client = OpenAI(base_url=server.base_url, api_key="local", max_retries=0, timeout=PATIENCE_S)
         assert [model.id for model in client.models.list()] == [server.model]
         response = client.chat.completions.create(
             model=server.model,
@@ -74,31 +74,28 @@ def test_dies_with_a_sigkilled_parent_even_mid_generation():
         "from builder.llm.local import LocalServer\n"
         "server = LocalServer()\n"
         "server.start()\n"
+        "print(server.pid, server.base_url, flush=True)\n"
         "client = OpenAI(base_url=server.base_url, api_key='local', max_retries=0)\n"
         "long_prompt = [{'role': 'user', 'content': 'Carbon forms four bonds. ' * 500}]\n"
         "threading.Thread(target=client.chat.completions.create, daemon=True,\n"
         "                 kwargs={'model': server.model, 'messages': long_prompt, 'max_tokens': 500}).start()\n"
-        "from tests.test_local import _connected_to\n"
-        "port, deadline = int(server.base_url.rsplit(':', 1)[1].split('/')[0]), time.monotonic() + 30\n"
-        "while not _connected_to(port) and time.monotonic() < deadline:  # the request is in flight\n"
-        "    time.sleep(0.02)\n"
-        "print(server.pid, flush=True)\n"
-        "time.sleep(600)\n"
+        "time.sleep(3600)\n"
     )
     parent = subprocess.Popen(
         [sys.executable, "-c", child_code], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True
     )
     try:
-        pid = int(parent.stdout.readline())
+        printed = _lines(parent.stdout)
+        pid, base_url = wait_until(lambda: printed, "the child to start its llama.cpp server", process=parent)[0].split()
+        pid = int(pid)
         assert _is_llama_server(pid)
+        wait_until(lambda: _connected_to(_port(base_url)), "the child's request to reach its server", process=parent)
         parent.kill()
         parent.wait()
-        deadline = time.monotonic() + 5
-        while _is_llama_server(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not _is_llama_server(pid), f"llama server {pid} outlived its SIGKILLed parent"
+        wait_until(lambda: not _is_llama_server(pid), f"llama server {pid} to die with its SIGKILLed parent")
     finally:
         parent.kill()
+        parent.wait()
         parent.stdout.close()
 
 
@@ -108,21 +105,25 @@ def test_serve_local_answers_until_interrupted(tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    glan = subprocess.Popen([sys.executable, "-m", "builder.cli", "serve-local", "--port", str(port)], cwd=REPO_ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_unbuffered())
+    with _sigint_as_from_a_terminal():
+        glan = subprocess.Popen([sys.executable, "-m", "builder.cli", "serve-local", "--port", str(port)],
+                                cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
-        printed = _lines_until(glan.stdout, "Press Ctrl-C to stop.", timeout_s=120)
+        printed = _lines(glan.stdout)
+        wait_until(lambda: "Press Ctrl-C to stop." in printed, "serve-local to say it serves", process=glan)
         base_url = f"http://127.0.0.1:{port}/v1"
         assert f"  export OPENAI_BASE_URL={base_url}" in printed
         [model] = [line.split(": ", 1)[1] for line in printed if line.startswith("  model name: ")]
         server = _llama_server_on(port)
         assert server is not None
-        client = OpenAI(base_url=base_url, api_key="local", max_retries=0, timeout=60)
+        client = OpenAI(base_url=base_url, api_key="local", max_retries=0, timeout=PATIENCE_S)
         reply = client.chat.completions.create(model=model, max_tokens=8, temperature=0,
                                                messages=[{"role": "user", "content": "Name a prime number."}])
         assert reply.choices[0].message.content and reply.usage.completion_tokens >= 1
         glan.send_signal(signal.SIGINT)
-        assert glan.wait(timeout=30) == 0
+        wait_until(lambda: glan.poll() is not None, "serve-local to exit on Ctrl-C (SIGINT)")
+        assert glan.returncode == 0
         assert not _is_llama_server(server) and port not in _listening_ports()
     finally:
         glan.kill()
@@ -130,23 +131,28 @@ def test_serve_local_answers_until_interrupted(tmp_path):
         glan.stdout.close()
 
 
-def _unbuffered() -> dict:
-    import os
+@contextlib.contextmanager
+def _sigint_as_from_a_terminal():
+    """Processes started inside take Ctrl-C as they do started from a terminal, however pytest was started. A shell
+    starts a background job (`pytest &` in a script) with SIGINT ignored; an ignored signal stays ignored across
+    fork and exec, and Python then never raises KeyboardInterrupt. A handled one is reset to the default."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
-    return {**os.environ, "PYTHONUNBUFFERED": "1"}
 
+def _lines(stream) -> list[str]:
+    """The lines `stream` has given so far, without their newlines; a thread appends them until it ends."""
+    lines: list[str] = []
 
-def _lines_until(stream, last: str, timeout_s: float) -> list[str]:
-    """Lines read from `stream` up to and including `last`; fails after `timeout_s`."""
-    lines: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line.rstrip("\n")) for line in stream], daemon=True).start()
-    read, deadline = [], time.monotonic() + timeout_s
-    while not read or read[-1] != last:
-        try:
-            read.append(lines.get(timeout=max(0.0, deadline - time.monotonic())))
-        except queue.Empty:
-            raise AssertionError(f"no {last!r} within {timeout_s} s: {read}") from None
-    return read
+    def read() -> None:
+        for line in stream:
+            lines.append(line.rstrip("\n"))
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
 
 
 def test_a_server_that_cannot_start_reports_its_output():

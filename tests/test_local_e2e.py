@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from builder.llm.local_models import DEFAULT_LOCAL_MODEL, LOCAL_MODELS, demo_not
 from builder.stages import CONFIGS
 from tests.benchmarks.embedded_models import failed_items, invalid_responses, readability
 from tests.cached import responses
+from tests.helpers import wait_until
 from tests.test_local import _listening_ports
 
 pytest.importorskip("llama_cpp", reason="needs the local extra: pip install -e '.[local]'")
@@ -124,17 +124,11 @@ def test_a_killed_build_leaves_no_llama_server_behind(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
     build = subprocess.Popen([sys.executable, "-m", "builder.cli", "build"],
                              cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while not (ours := [pid for pid, parent in _llama_servers().items() if parent == build.pid]):
-        assert build.poll() is None and time.monotonic() < deadline, "the build never started its server"
-        time.sleep(0.2)
+    ours = wait_until(lambda: [pid for pid, parent in _llama_servers().items() if parent == build.pid],
+                      "the build to start its llama.cpp server", process=build)
     port = int(Path(f"/proc/{ours[0]}/cmdline").read_bytes().split(b"\0--port\0")[1].split(b"\0")[0])
-    while port not in _listening_ports():  # mid-run: the model is loaded and the build is sending to it
-        assert build.poll() is None and time.monotonic() < deadline, "the server never answered"
-        time.sleep(0.2)
+    # Mid-run: the model is loaded and the build is sending to it.
+    wait_until(lambda: port in _listening_ports(), "the build's server to listen", process=build)
     build.send_signal(signal.SIGKILL)
     build.wait()
-    deadline = time.monotonic() + 10
-    while set(ours) & set(_llama_servers()) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not set(ours) & set(_llama_servers())
+    wait_until(lambda: not set(ours) & set(_llama_servers()), f"llama.cpp server {ours} to die with its build")

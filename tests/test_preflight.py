@@ -16,6 +16,7 @@ import pytest
 from builder import progress
 from builder.cli import main
 from builder.publish import export
+from tests.helpers import PATIENCE_S
 from tests.servers import REPO_ROOT, start_openai_server
 
 DISCIPLINES = "Organic Chemistry,Linear Algebra"
@@ -149,7 +150,7 @@ def test_a_full_disk_under_the_work_dir_is_one_line_and_the_previous_folder_stay
         done = subprocess.run([sys.executable, "-m", "builder.cli", *build_args(complete["taxonomy"], server.base_url,
                                                                               run)],
                               cwd=REPO_ROOT, preexec_fn=small_disk, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-                              capture_output=True, text=True)
+                              capture_output=True, text=True, timeout=PATIENCE_S)
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1] == (

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from builder.cli import main
+from tests.helpers import PATIENCE_S, wait_until
 from tests.servers import REPO_ROOT, most_in_flight, start_openai_server
 
 # The glan[ray] extra, which the README's test command installs. Imported by the cluster fixture, after the
@@ -116,11 +117,7 @@ def test_a_ray_build_over_a_local_work_dir_runs_nothing(local, tmp_path):
 
 def _kill_a_worker_after(ray, server, requests: int, killed: dict) -> None:
     """Once the server has received `requests` requests, SIGKILL the process of one of the two Ray workers."""
-    deadline = time.monotonic() + 120
-    while server.stats()["requests"] < requests:
-        if time.monotonic() > deadline:
-            return
-        time.sleep(0.01)
+    wait_until(lambda: server.stats()["requests"] >= requests, f"the server to receive {requests} requests")
     workers = [ray.get_actor(actor["name"], namespace=actor["namespace"])
                for actor in ray.util.list_named_actors(all_namespaces=True) if actor["name"].startswith("glan-worker-")]
     killed["pids"] = ray.get([worker.__ray_call__.remote(lambda worker: os.getpid()) for worker in workers])
@@ -185,7 +182,7 @@ def test_ray_refuses_what_it_cannot_do_with_one_line(tmp_path, capsys, monkeypat
         assert [line for line in capsys.readouterr().err.splitlines() if line.startswith("glan: --ray")] == [message]
     # A fresh process: this one may have joined the test cluster already, and then uses it.
     unreachable = subprocess.run([sys.executable, "-m", "builder.cli", *base, "--ray", "127.0.0.1:1"], cwd=REPO_ROOT,
-                                 capture_output=True, text=True)
+                                 capture_output=True, text=True, timeout=PATIENCE_S)
     assert unreachable.returncode == 2
     assert unreachable.stderr.splitlines()[-1] == (
         "glan: --ray 127.0.0.1:1: cannot connect ([Errno 111] Connection refused). Give the HOST:PORT of the "
@@ -205,13 +202,6 @@ def test_executor_must_be_local_or_ray(tmp_path, capsys):
             "Use one of those values.") in capsys.readouterr().err.splitlines()
 
 
-def _wait_until(condition, what: str, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.01)
-
-
 def test_a_killed_driver_is_resumed_by_running_the_same_command(cluster, local, tmp_path):
     with start_openai_server(latency_ms=30) as server:
         address = cluster.get_runtime_context().gcs_address
@@ -219,12 +209,13 @@ def test_a_killed_driver_is_resumed_by_running_the_same_command(cluster, local, 
                    *build_args(local["taxonomy"], server, tmp_path, "--ray", address)]
         driver = subprocess.Popen(command, cwd=REPO_ROOT, stderr=subprocess.DEVNULL)
         try:
-            _wait_until(lambda: server.stats()["requests"] >= len(local["bodies"]) // 3, "a third is requested")
+            wait_until(lambda: server.stats()["requests"] >= len(local["bodies"]) // 3,
+                       "a third of the build's requests to reach the server", process=driver)
         finally:
             driver.kill()
             driver.wait()
         # At once: the new driver waits for Ray to end the killed one's workers, which may still be sending.
-        assert subprocess.run(command, cwd=REPO_ROOT, stderr=subprocess.DEVNULL).returncode == 0
+        assert subprocess.run(command, cwd=REPO_ROOT, stderr=subprocess.DEVNULL, timeout=PATIENCE_S).returncode == 0
         bodies = [record["body_sha256"] for record in server.log()]
     assert folder(tmp_path / "dist") == local["folder"]
     assert set(bodies) == set(local["bodies"])

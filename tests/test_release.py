@@ -17,6 +17,7 @@ import yaml
 from builder.cli import main
 from builder.project import SHIPPED_PROMPTS, SHIPPED_TAXONOMY
 from builder.stages import CONFIGS
+from tests.helpers import PATIENCE_S
 from tests.test_card import SECTIONS
 from tests.test_extend import write_project
 from tests.test_hub import _card, _glan, _push, _push_to_hub, client, hub  # noqa: F401 (pytest fixtures)
@@ -48,16 +49,16 @@ def test_the_wheel_installs_and_works_from_an_empty_directory(server, hub, tmp_p
     shutil.copytree(ROOT, source, symlinks=True, ignore=shutil.ignore_patterns(
         ".git", ".venv", ".glan", "dist", "build", "*.egg-info", "__pycache__", ".pytest_cache", "tests"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", tmp_path / "wheel", source],
-                   check=True, capture_output=True)
+                   check=True, capture_output=True, timeout=PATIENCE_S)
     [wheel] = (tmp_path / "wheel").glob("glan-*.whl")
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True, timeout=PATIENCE_S)
     subprocess.run([sys.executable, "-m", "pip", "--python", venv / "bin" / "python", "install", "-q", "--no-deps",
-                    "--no-index", wheel], check=True, capture_output=True)
+                    "--no-index", wheel], check=True, capture_output=True, timeout=PATIENCE_S)
     # glan's dependencies come from the test venv: its site-packages is put on the path (not processed as a
     # site dir, so the editable install of glan there stays inactive)
     site = subprocess.run([venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          check=True, capture_output=True, text=True).stdout.strip()
+                          check=True, capture_output=True, text=True, timeout=PATIENCE_S).stdout.strip()
     deps = next(path for path in sys.path if path.endswith("site-packages") and Path(path).is_dir())
     Path(site, "test_deps.pth").write_text(deps + "\n")
     project = tmp_path / "empty"
@@ -68,11 +69,12 @@ def test_the_wheel_installs_and_works_from_an_empty_directory(server, hub, tmp_p
 
     def glan(*argv, cwd=project):
         return subprocess.run([venv / "bin" / "glan", *argv], cwd=cwd, env=env, capture_output=True, text=True,
-                              timeout=300)
+                              timeout=PATIENCE_S)
 
     where = subprocess.run([venv / "bin" / "python", "-c", "import builder, glan_dataset; "
                             "print(builder.__file__); print(glan_dataset.__file__)"],
-                           cwd=project, env=env, capture_output=True, text=True, check=True).stdout.split()
+                           cwd=project, env=env, capture_output=True, text=True, check=True,
+                           timeout=PATIENCE_S).stdout.split()
     assert all(path.startswith(site) for path in where), where
     assert glan("--version").stdout == "glan 0.2.0\n"
     missing = glan("estimate")

@@ -12,14 +12,13 @@ import json
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from builder.stages import CONFIGS
-from tests.helpers import REPO, glan
+from tests.helpers import REPO, glan, wait_until
 from tests.servers import start_openai_server
 from tests.servers.hub_server import FAKE_TOKEN, Blob
 from tests.test_extend import write_project
@@ -200,11 +199,8 @@ def test_a_push_of_a_folder_being_built_is_refused_and_the_same_push_goes_throug
     build = subprocess.Popen(build_argv(taxonomy, server, work, dist, DISCIPLINES_TWO), cwd=REPO,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + WAIT_S
-        while not (_held(tmp_path / ".dist.lock") and server.stats()["requests"]):
-            assert time.monotonic() < deadline, f"the build did not hold {dist} and send a request within {WAIT_S} s"
-            assert build.poll() is None, build.communicate()
-            time.sleep(0.1)
+        wait_until(lambda: _held(tmp_path / ".dist.lock") and server.stats()["requests"],
+                   f"the build to hold {dist} and send a request", process=build)
         (refused,) = client(_push(dist, repo))
     finally:
         server.configure(hold=False)

@@ -1,11 +1,15 @@
 """YAML that would hang, blow the stack, crash or hide a mistake is refused with one line naming file and
 line: alias bombs, alias loops, runaway nesting, duplicate keys on one line, control characters, tagged
-values that are not of their tag, a second document, non-UTF-8 bytes. Aliases within bounds (and merge keys) still work. Speed and memory: tests/benchmarks/taxonomy_bench.py."""
+values that are not of their tag, a second document, non-UTF-8 bytes. Aliases within bounds (and merge keys) still work. Speed and memory: tests/benchmarks/taxonomy_bench.py.
+Each is read with libyaml's loader and with PyYAML's own: the line is glan's, whichever of them (or glan) sees the
+problem first."""
 
 import os
 
 import pytest
+import yaml
 
+import builder.config.yamlfile
 from builder.cli import main
 from builder.taxonomy import TaxonomyError, load_taxonomy
 
@@ -40,6 +44,11 @@ REFUSED = {
         "taxonomy.yaml:2: fields: nested more than 32 levels deep; glan's files need at most 7. Check for unclosed "
         "brackets or runaway indentation.",
     ),
+    "a file of 2,000 open brackets": (
+        "[" * 2_000 + "\n",
+        "taxonomy.yaml:1: nested more than 32 levels deep; glan's files need at most 7. Check for unclosed brackets or "
+        "runaway indentation.",
+    ),
     "block lists nested 100 deep": (
         "version: 1.0.0\nfields:\n" + "".join("  " * depth + "-\n" for depth in range(1, 100)),
         "taxonomy.yaml:34: fields: nested more than 32 levels deep; glan's files need at most 7. Check for unclosed "
@@ -55,6 +64,11 @@ REFUSED = {
         'taxonomy.yaml:2: unacceptable character #x0007 (column 9): control characters are not allowed. Delete it, '
         'or write it as "\\x07" inside double quotes.',
     ),
+    "a control character after accented text": (
+        "version: 1.0.0\nfields:\n  - name: Sciénce\x1b\n",
+        'taxonomy.yaml:3: unacceptable character #x001b (column 18): control characters are not allowed. Delete it, '
+        'or write it as "\\x1b" inside double quotes.',
+    ),
     "a tagged value that is not of its tag": (
         "version: 1.0.0\ngeneration: {seed: !!int abc}\n" + FIELDS,
         "taxonomy.yaml:2: generation.seed: 'abc' cannot be read as int (invalid literal for int() with base 10: "
@@ -68,8 +82,18 @@ REFUSED = {
 }
 
 
+@pytest.fixture(params=[
+    pytest.param("CSafeLoader", marks=pytest.mark.skipif(not hasattr(yaml, "CSafeLoader"),
+                                                         reason="this PyYAML was built without libyaml")),
+    "SafeLoader",
+])
+def loader(request, monkeypatch):
+    """glan reads YAML with libyaml's loader where PyYAML has it, else with PyYAML's own: each test runs with both."""
+    monkeypatch.setattr(builder.config.yamlfile, "_Loader", getattr(yaml, request.param))
+
+
 @pytest.mark.parametrize("text, expected", REFUSED.values(), ids=REFUSED.keys())
-def test_dangerous_yaml_is_one_line_and_exit_2(text, expected, tmp_path, monkeypatch, capsys):
+def test_dangerous_yaml_is_one_line_and_exit_2(text, expected, loader, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "taxonomy.yaml").write_text(text)
     with pytest.raises(TaxonomyError) as error:
@@ -88,7 +112,7 @@ def test_a_file_that_is_not_utf8_names_the_line_and_column(tmp_path, monkeypatch
                                        "UTF-8. Save the file with the UTF-8 encoding.\n")
 
 
-def test_aliases_within_bounds_and_merge_keys_still_work(tmp_path):
+def test_aliases_within_bounds_and_merge_keys_still_work(loader, tmp_path):
     path = tmp_path / "taxonomy.yaml"
     path.write_text(
         "version: 1.0.0\n"

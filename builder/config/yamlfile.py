@@ -27,6 +27,7 @@ from .base import Node, describe
 START_FROM_SHIPPED = "run `glan init` to start from the one shipped with glan"
 MAX_DEPTH = 32  # the deepest glan file (a preset's benchmark list) nests 7 levels
 ALIAS_GROWTH, ALIAS_ALLOWANCE = 2, 10_000  # aliases may at most double the values a file writes out, plus 10,000
+LIBYAML_TOO_DEEP = "exceeded maximum nesting depth"  # libyaml's own limit (1,000 levels), in its words
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml parses about 10 times faster
 
 
@@ -68,20 +69,23 @@ def read_text(path: Path, error: type[FileError], missing: str) -> str:
 
 def parse_yaml(text: str, source: str, error: type[FileError] = TaxonomyError) -> tuple[yaml.Node | None, Any]:
     """The node tree and the data of a one-document YAML file; (None, None) when the file is empty."""
-    loader = _Loader(text)
     try:
-        root = _compose(loader, source, error)
-        data = None if root is None else loader.construct_document(root)
+        loader = _Loader(text)  # PyYAML's own reader checks every character here, libyaml's as it reads
+        try:
+            root = _compose(loader, source, error)
+            data = None if root is None else loader.construct_document(root)
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as problem:
         raise _syntax_error(problem, source, error) from None
     except yaml.reader.ReaderError as problem:  # a character YAML does not allow, e.g. a control character
-        code = problem.character if isinstance(problem.character, int) else ord(problem.character)
-        column = problem.position - text.rfind("\n", 0, problem.position)
-        raise error(source, text.count("\n", 0, problem.position) + 1, "",
-                    f"unacceptable character #x{code:04x} (column {column}): {problem.reason}. Delete it, or write "
-                    f'it as "\\x{code:02x}" inside double quotes.') from None
-    finally:
-        loader.dispose()
+        # Located in the text: libyaml counts its position in UTF-8 bytes, PyYAML in characters.
+        character = chr(problem.character) if isinstance(problem.character, int) else problem.character
+        position = text.index(character)
+        column = position - text.rfind("\n", 0, position)
+        raise error(source, text.count("\n", 0, position) + 1, "",
+                    f"unacceptable character #x{ord(character):04x} (column {column}): control characters are not "
+                    f'allowed. Delete it, or write it as "\\x{ord(character):02x}" inside double quotes.') from None
     return root, data
 
 
@@ -122,70 +126,85 @@ class _Open:
 def _compose(loader, source: str, error: type[FileError]) -> yaml.Node | None:
     """yaml's Composer without recursion, refusing deep nesting, duplicate keys, looping aliases and aliases
     that grow the document past ALIAS_GROWTH."""
-    loader.get_event()  # stream start
-    if loader.check_event(yaml.StreamEndEvent):
-        return None
-    loader.get_event()  # document start
     root, stack, parent = None, [], None
     anchors: dict[str, tuple[yaml.Node, int]] = {}  # anchor -> (node, values it expands to)
     written = expanded = 0  # values written in the file; values the document holds once aliases are expanded
-    while (kind := type(event := loader.get_event())) is not yaml.DocumentEndEvent:
-        if kind is yaml.SequenceEndEvent or kind is yaml.MappingEndEvent:
-            closed = stack.pop()
-            if closed.anchor is not None:
-                anchors[closed.anchor] = (closed.node, expanded - closed.start)
-            parent = stack[-1] if stack else None
-            continue
-        # Nodes keep only their start: errors name where a value starts, and end marks would cost 13% of the memory.
-        if kind is yaml.ScalarEvent:
-            tag = event.tag
-            if tag in (None, "!"):
-                tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)
-            node = yaml.ScalarNode(tag, event.value, event.start_mark, None, event.style)
-            if event.tag not in (None, "!"):
-                _check_tagged(loader, node, source, parent.next_loc() if parent else (), error)
-            written, expanded = written + 1, expanded + 1
-            if event.anchor is not None:
-                anchors[event.anchor] = (node, 1)
-        else:
-            loc = parent.next_loc() if parent else ()
-            line = event.start_mark.line + 1
-            if kind is yaml.AliasEvent:
-                node, size = _anchored(anchors, stack, event.anchor, source, line, loc, error)
-                expanded += size
-                if expanded > (limit := ALIAS_GROWTH * written + ALIAS_ALLOWANCE):
-                    raise error(source, line, format_path(loc),
-                                f'the alias "*{event.anchor}" grows the file past {limit:,} '
-                                f"values ({written:,} written out up to here): nested aliases grow a file "
-                                "exponentially. Write the values out instead of nesting aliases.")
-            elif len(stack) == MAX_DEPTH:  # the path would be MAX_DEPTH parts long: name where it starts
-                raise error(source, line, format_path(loc[:1]),
-                            f"nested more than {MAX_DEPTH} levels deep; glan's files need at most 7. Check for "
-                            "unclosed brackets or runaway indentation.")
+    try:
+        loader.get_event()  # stream start
+        if loader.check_event(yaml.StreamEndEvent):
+            return None
+        loader.get_event()  # document start
+        while (kind := type(event := loader.get_event())) is not yaml.DocumentEndEvent:
+            if kind is yaml.SequenceEndEvent or kind is yaml.MappingEndEvent:
+                closed = stack.pop()
+                if closed.anchor is not None:
+                    anchors[closed.anchor] = (closed.node, expanded - closed.start)
+                parent = stack[-1] if stack else None
+                continue
+            # Nodes keep only their start: errors name where a value starts; end marks would cost 13% of the memory.
+            if kind is yaml.ScalarEvent:
+                tag = event.tag
+                if tag in (None, "!"):
+                    tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+                node = yaml.ScalarNode(tag, event.value, event.start_mark, None, event.style)
+                if event.tag not in (None, "!"):
+                    _check_tagged(loader, node, source, parent.next_loc() if parent else (), error)
+                written, expanded = written + 1, expanded + 1
+                if event.anchor is not None:
+                    anchors[event.anchor] = (node, 1)
             else:
-                node_class = yaml.SequenceNode if kind is yaml.SequenceStartEvent else yaml.MappingNode
-                tag = event.tag if event.tag not in (None, "!") else loader.resolve(node_class, None, event.implicit)
-                node = node_class(tag, [], event.start_mark, None, event.flow_style)
-        if parent is None:
-            root = node
-        elif parent.is_sequence:
-            parent.node.value.append(node)
-        elif parent.key is None:
-            _check_new_key(parent, node, source, error)
-            parent.key = node
-        else:
-            parent.node.value.append((parent.key, node))
-            parent.key = None
-        if kind is yaml.SequenceStartEvent or kind is yaml.MappingStartEvent:
-            parent = _Open(node, loc, event.anchor, expanded)
-            stack.append(parent)
-            written, expanded = written + 1, expanded + 1
+                loc = parent.next_loc() if parent else ()
+                line = event.start_mark.line + 1
+                if kind is yaml.AliasEvent:
+                    node, size = _anchored(anchors, stack, event.anchor, source, line, loc, error)
+                    expanded += size
+                    if expanded > (limit := ALIAS_GROWTH * written + ALIAS_ALLOWANCE):
+                        raise error(source, line, format_path(loc),
+                                    f'the alias "*{event.anchor}" grows the file past {limit:,} '
+                                    f"values ({written:,} written out up to here): nested aliases grow a file "
+                                    "exponentially. Write the values out instead of nesting aliases.")
+                elif len(stack) == MAX_DEPTH:
+                    raise _too_deep(source, line, loc, error)
+                else:
+                    node_class = yaml.SequenceNode if kind is yaml.SequenceStartEvent else yaml.MappingNode
+                    tag = event.tag
+                    if tag in (None, "!"):
+                        tag = loader.resolve(node_class, None, event.implicit)
+                    node = node_class(tag, [], event.start_mark, None, event.flow_style)
+            if parent is None:
+                root = node
+            elif parent.is_sequence:
+                parent.node.value.append(node)
+            elif parent.key is None:
+                _check_new_key(parent, node, source, error)
+                parent.key = node
+            else:
+                parent.node.value.append((parent.key, node))
+                parent.key = None
+            if kind is yaml.SequenceStartEvent or kind is yaml.MappingStartEvent:
+                parent = _Open(node, loc, event.anchor, expanded)
+                stack.append(parent)
+                written, expanded = written + 1, expanded + 1
+    except yaml.MarkedYAMLError as problem:
+        # libyaml (0.2.6 on) refuses nesting past 1,000 levels in its scanner, which reads up to 1,024 characters
+        # ahead of the events: on a line of brackets it speaks first. Its refusal is this same problem.
+        if problem.problem != LIBYAML_TOO_DEEP:
+            raise
+        raise _too_deep(source, problem.problem_mark.line + 1, parent.next_loc() if parent else (), error) from None
     if not loader.check_event(yaml.StreamEndEvent):
         second = loader.get_event()
         raise error(source, second.start_mark.line + 1, "",
                     'a second YAML document starts here ("---"); a glan file holds one. Delete the "---" line '
                     "or move the rest to another file.")
     return root
+
+
+def _too_deep(source: str, line: int, loc: tuple, error: type[FileError]) -> FileError:
+    """Nesting past MAX_DEPTH at loc, named by the top-level key it is under (the whole path would be MAX_DEPTH
+    parts long); none when the file is a list: libyaml may refuse it before it says the file starts with one."""
+    top_key = loc[:1] if loc and isinstance(loc[0], str) else ()
+    return error(source, line, format_path(top_key), f"nested more than {MAX_DEPTH} levels deep; glan's files need "
+                 "at most 7. Check for unclosed brackets or runaway indentation.")
 
 
 def _anchored(anchors: dict, stack: list[_Open], anchor: str, source: str, line: int, loc: tuple,

@@ -1,7 +1,7 @@
 """The OpenAI Files and Batch APIs of the test server, kept in memory.
 
 A batch goes validating -> in_progress (after half of knob `batch_delay_s`) -> completed (after
-all of it), or ends `failed`, `cancelled`, or `expired`. Input is checked as the Batch API checks it:
+all of it; the knob as it is while the batch waits, so a test can hold a batch and then let it go), or ends `failed`, `cancelled`, or `expired`. Input is checked as the Batch API checks it:
 an upload with purpose "batch" is at most `batch_max_bytes`; a batch's input file must have that
 purpose, and the batch fails when a line is malformed or not for its endpoint, a custom_id repeats,
 the lines name more than one model, or there are more than `batch_max_requests` of them. Each request
@@ -172,9 +172,14 @@ class BatchAPI:
         batch["status"], batch["cancelling_at"] = "cancelling", int(time.time())
         return json_response(batch)
 
+    async def _half_the_delay(self) -> None:
+        started = time.monotonic()
+        while time.monotonic() < started + self.server.knobs.batch_delay_s / 2:
+            await asyncio.sleep(0.01)
+
     async def _run(self, batch: dict) -> None:
         knobs = self.server.knobs
-        await asyncio.sleep(knobs.batch_delay_s / 2)
+        await self._half_the_delay()
         requests, problem = _read_input(self.files[batch["input_file_id"]][1], knobs.batch_max_requests)
         if problem:
             batch["status"], batch["failed_at"] = "failed", int(time.time())
@@ -184,7 +189,7 @@ class BatchAPI:
             batch["status"], batch["in_progress_at"] = "in_progress", int(time.time())
         batch["request_counts"]["total"] = len(requests)
         batch["model"] = requests[0]["body"].get("model") if requests else None
-        await asyncio.sleep(knobs.batch_delay_s / 2)
+        await self._half_the_delay()
 
         if batch["status"] == "cancelling":
             unfinished = set(range(len(requests)))

@@ -60,6 +60,7 @@ from urllib.parse import parse_qs, unquote, urlencode
 import yaml
 from aiohttp import web
 
+from tests.servers import START_TIMEOUT_S
 from tests.servers.hub_metadata import card_metadata_errors
 
 FAKE_TOKEN = "hf_glan_test_token"
@@ -842,7 +843,8 @@ def start_hub_server(tokens: set[str] | None = None, port: int = 0) -> HubServer
 
     thread = threading.Thread(target=run, name="hub-server", daemon=True)
     thread.start()
-    ready.wait(timeout=10)
+    if not ready.wait(timeout=START_TIMEOUT_S):
+        raise RuntimeError(f"hub test server did not start within {START_TIMEOUT_S} s")
     if "error" in started:
         raise started["error"]
     return HubServerHandle(f"http://127.0.0.1:{started['port']}", state, loop, runner, thread)

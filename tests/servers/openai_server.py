@@ -87,6 +87,7 @@ class Knobs:
     answer_pool: list[str] = dataclasses.field(default_factory=list)  # answers served from it, in turn
     hold: bool = False  # answers wait (requests are still received and logged) until hold is lifted
     log_bodies: bool = False  # the log keeps each request's body as received (text), e.g. to look for a secret
+    hold_from_output: str | None = None  # the first request for this output (output_of) turns hold on
     batch_delay_s: float = 0.5
     batch_error_rate: float = 0.0
     batch_error_status: int = 500  # 500: a server error worth resending; 400: the request's own fault
@@ -164,6 +165,9 @@ class FakeOpenAI:
         digest = hashlib.sha256(canonical(body)).digest()
         if isinstance(body, dict):
             record.update(describe(body), body_sha256=digest.hex())
+        if record["output"] is not None and record["output"] == self.knobs.hold_from_output:
+            self.knobs.hold = True
+            self._apply_hold()
         if denied := self.denied(request):
             return self._finish(record, 401, denied)
         if refused := refusal(body, self.knobs):
