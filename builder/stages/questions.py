@@ -5,7 +5,6 @@
 the prompt carries the whole syllabus and says the student has learned up to the later session.
 """
 
-import asyncio
 import random
 
 from datasets import Features, Value
@@ -112,13 +111,9 @@ class Questions(Stage):
 
     async def finish(self, rows, failed, benchmarks, report):
         """Deduplicated and decontaminated before any answer is paid for: a dropped question costs no answer. The
-        steps take tens of milliseconds of CPU: in a thread, not on the event loop, where they would hold up every
-        other unit's requests meanwhile."""
-        return {
-            "train": await asyncio.to_thread(
-                run_steps, question_steps(self.ctx.settings.quality, benchmarks), rows, report
-            )
-        }
+        steps take tens of milliseconds of CPU or more: never in one piece on the event loop, where they would hold
+        up every other unit's requests meanwhile (each step says how it runs)."""
+        return {"train": await run_steps(question_steps(self.ctx.settings.quality, benchmarks), rows, report)}
 
 
 def _single_session(rng, sessions, bounds):

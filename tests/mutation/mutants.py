@@ -22,8 +22,7 @@ class Mutant:
 MUTANTS = [
     # -- the six breakages of issue 15 -----------------------------------------------------------------
     Mutant("dedup-and-decontamination-disconnected", "builder/stages/questions.py",
-           'await asyncio.to_thread(\n                run_steps, question_steps(self.ctx.settings.quality, benchmarks), rows, report\n'
-           "            )",
+           "await run_steps(question_steps(self.ctx.settings.quality, benchmarks), rows, report)",
            "rows",
            ("tests/test_quality_build.py",)),
     Mutant("max-failure-rate-ignored", "builder/build.py",
@@ -120,6 +119,9 @@ MUTANTS = [
            "exact=settings.exact,\n", "exact=False,\n", ("tests/test_quality_build.py",)),
     Mutant("near-dedup-off", "builder/quality/steps.py",
            "near=settings.near,\n", "near=False,\n", ("tests/test_quality_build.py",)),
+    Mutant("dedup-in-one-piece-on-the-event-loop", "builder/quality/steps.py",
+           "return await run_on_loop(self.in_slices(rows, report))", "return self(rows, report)",
+           ("tests/test_quality.py",)),
     Mutant("decontamination-off", "builder/quality/steps.py",
            "    if benchmarks:\n", "    if False:\n", ("tests/test_quality_build.py",)),
     Mutant("no-held-out-split", "builder/stages/answers.py",
@@ -129,8 +131,10 @@ MUTANTS = [
            "if any(_fold(pattern) in folded_answer for pattern in refusal_patterns):", "if False:",
            ("tests/test_quality.py",)),
     Mutant("near-duplicates-looked-up-in-the-first-band-only", "builder/quality/dedup.py",
-           "found.update(table.get(band, ()))", "found.update(table.get(band, ()) if table is self.tables[0] else ())",
-           ("tests/test_quality.py",)),
+           "members = set(self.members[buckets].ravel().tolist())",
+           "members = set(self.members[buckets[:1]].ravel().tolist())", ("tests/test_quality.py",)),
+    Mutant("near-duplicate-candidates-unbounded", "builder/quality/dedup.py",
+           "BUCKET_CAP = 16\n", "BUCKET_CAP = 128\n", ("tests/test_quality.py",)),
     # -- admission --------------------------------------------------------------------------------------
     Mutant("units-in-flight-unbounded", "builder/execute/admission.py",
            "(self.admitted < UNITS_IN_FLIGHT and self.engine.wants_work)", "self.engine.wants_work",
