@@ -18,19 +18,14 @@ import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from builder.build import depth_of, ensure_units
-from builder.config.resolve import resolve
-from builder.config.run import RunSettings
-from builder.stages import CONFIGS, FEATURES
-from builder.unit import UnitStore
-from builder.workdir import exclusive
-
-_CITATION = """@article{li2024glan,
-  title={Synthetic Data (Almost) from Scratch: Generalized Instruction Tuning for Language Models},
-  author={Li, Haoran and Dong, Qingxiu and Tang, Zhengyang and Wang, Chaojun and Zhang, Xingxing and Huang, Haoyang and Huang, Shaohan and Huang, Xiaolong and Huang, Zeqiang and Zhang, Dongdong and Gu, Yuxian and Cheng, Xin and Wang, Xun and Chen, Si-Qing and Dong, Li and Lu, Wei and Sui, Zhifang and Wang, Benyou and Lam, Wai and Wei, Furu},
-  journal={arXiv preprint arXiv:2402.13064},
-  year={2024}
-}"""
+from glan.build import ensure_units
+from glan.config.run import RunSettings
+from glan.execute.serve import serving
+from glan.plan import resolve
+from glan.publish.card import CITATION
+from glan.stages import CONFIGS, DEFAULT_CONFIG, FEATURES, depth_of
+from glan.unit.store import UnitStore
+from glan.workdir import exclusive
 
 
 def _run_settings(config) -> RunSettings:
@@ -50,12 +45,13 @@ GlanConfig = make_dataclass(
 class Glan(datasets.ArrowBasedBuilder):
     BUILDER_CONFIG_CLASS = GlanConfig
     BUILDER_CONFIGS = [GlanConfig(name=name) for name in CONFIGS]
-    DEFAULT_CONFIG_NAME = "instructions"
+    DEFAULT_CONFIG_NAME = DEFAULT_CONFIG
 
     def __init__(self, *args, **kwargs):
-        config = GlanConfig(name=kwargs.get("config_name") or self.DEFAULT_CONFIG_NAME,
-                            **{setting.name: kwargs[setting.name] for setting in fields(RunSettings)
-                               if setting.name in kwargs})
+        config = GlanConfig(
+            name=kwargs.get("config_name") or self.DEFAULT_CONFIG_NAME,
+            **{setting.name: kwargs[setting.name] for setting in fields(RunSettings) if setting.name in kwargs},
+        )
         self._units = UnitStore(resolve(config.run_settings()))
         run = self._units.run
         # The config version is the taxonomy's; the datasets cache is keyed by the units' fingerprints (what
@@ -68,15 +64,15 @@ class Glan(datasets.ArrowBasedBuilder):
         return datasets.DatasetInfo(
             description="GLAN synthetic instruction data generated from a taxonomy of human knowledge.",
             features=FEATURES[self.config.name],
-            citation=_CITATION,
+            citation=CITATION,
             homepage="https://arxiv.org/abs/2402.13064",
         )
 
     def _split_generators(self, dl_manager):
         config = self.config.name
         run = self._units.run
-        with exclusive(run.work_dir):
-            units = ensure_units(self._units, depth_of([config]), progress=run.settings.progress)
+        with exclusive(run.work_dir), serving(run) as served:
+            units = ensure_units(served, self._units, depth_of([config]), progress=run.settings.progress)
         files: dict[str, list[str]] = {}
         for unit in sorted(units.files, key=lambda unit: unit.discipline_id):  # as load_dataset reads the folder
             for split in unit.files.get(config, {}):

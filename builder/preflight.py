@@ -1,24 +1,18 @@
 """Everything that can be checked before the first request is checked here, so that bad input costs nothing:
 where the folder and the work dir go (a build replaces only a folder glan wrote, never one that holds the
 project, the current directory or the work dir), prices when a budget is set in USD, every stage's prompt
-rendered with that stage's real variables, and that each endpoint the missing units need can be reached at all."""
+rendered with that stage's real variables. (That each endpoint the missing units need can be reached at all is
+checked by the executors, where the units run: builder/llm/reach.py.)"""
 
 from __future__ import annotations
 
-import asyncio
-import errno
 import os
 from pathlib import Path
 from types import SimpleNamespace
-from urllib.parse import urlsplit
 
-from .config.resolve import Run
 from .errors import UserError
-from .llm.engine import Endpoint, EndpointError
+from .plan import Run
 from .publish.export import check_replaceable, incomplete_folder
-
-CONNECT_TRIES = 3
-CONNECT_TIMEOUT_S = 5.0
 
 
 class PreflightError(UserError):
@@ -28,20 +22,28 @@ class PreflightError(UserError):
 def check_paths(out: Path, run: Run) -> None:
     """--out names a folder the build may replace, and nothing it must not touch; both folders can be written."""
     if out.exists() and not out.is_dir():
-        raise PreflightError(f"{out}: --out names an existing file, not a folder. Pass a folder path for the dataset "
-                             "(it is created, or replaced only by a complete build).")
+        raise PreflightError(
+            f"{out}: --out names an existing file, not a folder. Pass a folder path for the dataset "
+            "(it is created, or replaced only by a complete build)."
+        )
     target, work_dir = out.resolve(), run.work_dir.resolve()
-    kept = (("the current directory", Path.cwd().resolve()),
-            ("the taxonomy's folder", Path(run.settings.taxonomy).resolve().parent),
-            ("the work dir", work_dir))
+    kept = (
+        ("the current directory", Path.cwd().resolve()),
+        ("the taxonomy's folder", Path(run.settings.taxonomy).resolve().parent),
+        ("the work dir", work_dir),
+    )
     for name, folder in kept:
         if folder.is_relative_to(target):
             what = name if folder == target else f"a folder that holds {name} ({folder})"
-            raise PreflightError(f"{out}: --out is {what}, and a build replaces the whole folder at --out. Pass a "
-                                 "folder of its own, e.g. dist beside the taxonomy.")
+            raise PreflightError(
+                f"{out}: --out is {what}, and a build replaces the whole folder at --out. Pass a "
+                "folder of its own, e.g. dist beside the taxonomy."
+            )
     if target.is_relative_to(work_dir):
-        raise PreflightError(f"{out}: --out is inside the work dir ({work_dir}), which glan manages. Pass a folder "
-                             "outside it, e.g. dist beside the taxonomy.")
+        raise PreflightError(
+            f"{out}: --out is inside the work dir ({work_dir}), which glan manages. Pass a folder "
+            "outside it, e.g. dist beside the taxonomy."
+        )
     for folder in (out, incomplete_folder(out)):
         check_replaceable(folder)
     for folder, flag in ((out.parent, "--out"), (run.work_dir, "--work-dir")):
@@ -55,8 +57,10 @@ def _check_writable(folder: Path, flag: str) -> None:
         probe.write_bytes(b"x")
         probe.unlink()
     except OSError as error:
-        raise PreflightError(f"{folder}: cannot write there ({error.strerror or error}). Pass a writable {flag}, "
-                             "or make this one writable.") from None
+        raise PreflightError(
+            f"{folder}: cannot write there ({error.strerror or error}). Pass a writable {flag}, "
+            "or make this one writable."
+        ) from None
 
 
 def check_prices(run: Run) -> None:
@@ -68,7 +72,8 @@ def check_prices(run: Run) -> None:
         raise PreflightError(
             f"--max-cost: no price for {', '.join(unpriced)}, so the cost could not be counted. Give every model a "
             f"price: --price {example}=IN,OUT (USD per million input and output tokens), or generation.prices in "
-            "the taxonomy.")
+            "the taxonomy."
+        )
 
 
 def check_templates(run: Run) -> None:
@@ -76,12 +81,12 @@ def check_templates(run: Run) -> None:
     of the stage before, under StrictUndefined and in the template sandbox: a misspelt variable, or an access the
     sandbox refuses, fails here, not after requests are paid."""
     parents = [vars(run.disciplines[0])] if run.disciplines else []
-    for name, plan in run.stages.items():
+    for plan in run.stages.values():
         if not parents:
             return
         stage = plan.make()
         item = stage.inputs(parents)[0]
-        plan.context.prompt.render(**stage.context(item))  # a PromptError names the file and the template line
+        plan.prompt.render(**stage.context(item))  # a PromptError names the file and the template line
         parents = stage.parse(item, [_as_output(stage.example)])
 
 
@@ -92,33 +97,3 @@ def _as_output(value):
     if isinstance(value, list):
         return [_as_output(item) for item in value]
     return value
-
-
-async def check_reachable(endpoints: set[Endpoint]) -> None:
-    """One connection to each endpoint, a few tries each: a refused connection or an unknown host stops the build
-    here with one line, instead of every request retrying for minutes."""
-    await asyncio.gather(*(_connect(endpoint.base_url) for endpoint in endpoints))
-
-
-async def _connect(url: str) -> None:
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    problem = None
-    for attempt in range(CONNECT_TRIES):
-        try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(parts.hostname, port), CONNECT_TIMEOUT_S)
-            writer.close()
-            return
-        except (OSError, asyncio.TimeoutError) as error:
-            problem = _reason(error)
-            await asyncio.sleep(0.5 * 2**attempt)
-    raise EndpointError(f"{url}: cannot connect ({problem}) after {CONNECT_TRIES} tries. Check the URL and that "
-                        "the server is running and reachable from this machine.")
-
-
-def _reason(error: BaseException) -> str:
-    if isinstance(error, asyncio.TimeoutError):
-        return f"no answer within {CONNECT_TIMEOUT_S:g} s"
-    if isinstance(error, ConnectionRefusedError) or getattr(error, "errno", None) == errno.ECONNREFUSED:
-        return "connection refused"
-    return str(error) or type(error).__name__

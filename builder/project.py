@@ -9,7 +9,7 @@ so `glan pull` gives anyone the files to rebuild or extend it.
 from __future__ import annotations
 
 import os
-import shlex
+from collections.abc import Mapping
 from pathlib import Path
 
 from .errors import UserError
@@ -36,12 +36,12 @@ def prompts_dir(taxonomy: str | Path, prompts: str | Path | None = None) -> Path
 
 def init_project(directory: str | Path) -> list[Path]:
     """Write the shipped taxonomy.yaml and prompts/ into `directory`; never overwrites a file."""
-    files = {TAXONOMY: SHIPPED_TAXONOMY}
+    files: dict[str, Path | bytes] = {TAXONOMY: SHIPPED_TAXONOMY}
     files.update({f"{PROMPTS}/{path.name}": path for path in sorted(SHIPPED_PROMPTS.glob("*.yaml"))})
     return write_project(directory, files)
 
 
-def write_project(directory: str | Path, files: dict[str, Path | bytes]) -> list[Path]:
+def write_project(directory: str | Path, files: Mapping[str, Path | bytes]) -> list[Path]:
     """Write `files` (a relative path: a source file or bytes) into `directory`; returns the paths written.
 
     Each file lands where its path says, inside `directory`, and nowhere else: the path must be relative and
@@ -57,11 +57,15 @@ def write_project(directory: str | Path, files: dict[str, Path | bytes]) -> list
         target = directory.joinpath(*relative.split("/"))
         for step in (directory.joinpath(*relative.split("/")[:depth]) for depth in range(1, relative.count("/") + 2)):
             if step.is_symlink():
-                raise ProjectError(f"{step}: a symbolic link; glan never writes a project file through one. Pick an "
-                                   "empty directory, or remove the link.")
+                raise ProjectError(
+                    f"{step}: a symbolic link; glan never writes a project file through one. Pick an "
+                    "empty directory, or remove the link."
+                )
         if target.exists():
-            raise ProjectError(f"{target}: already exists. Pick an empty directory, or move the file away; "
-                               "glan never overwrites a project file.")
+            raise ProjectError(
+                f"{target}: already exists. Pick an empty directory, or move the file away; "
+                "glan never overwrites a project file."
+            )
         if not target.parent.resolve().is_relative_to(root):
             raise ProjectError(f"{target}: outside {directory} once resolved. Pick an empty directory.")
         targets[relative] = target
@@ -98,27 +102,3 @@ def release_inputs(taxonomy: str | Path, prompts: Path, card_template: str | Non
     if card_template:
         inputs[f"{INPUTS_DIR}/{card_template}"] = taxonomy.parent / card_template
     return inputs
-
-
-def reproduction(run, configs: list[str], seed: int) -> dict:
-    """What the card's "how to reproduce" section says: glan's version, the build command, seed and preset.
-
-    The command names what decides the rows (preset, disciplines, configs, model, seed), not where it
-    ran (endpoint, work dir, output folder), so the card is the same wherever the release is rebuilt.
-    """
-    from . import __version__
-    from .stages import CONFIGS
-
-    flags = []
-    if run.preset:
-        flags += ["--preset", run.preset]
-    if run.disciplines:
-        flags += ["--disciplines", ",".join(run.disciplines)]
-    if set(configs) != set(CONFIGS):
-        flags += ["--configs", ",".join(config for config in CONFIGS if config in configs)]
-    if run.model:
-        flags += ["--model", run.model]
-    if run.seed is not None:
-        flags += ["--seed", str(run.seed)]
-    return {"glan_version": __version__, "command": shlex.join(["glan", "build", *flags]), "seed": seed,
-            "preset": run.preset}

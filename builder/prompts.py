@@ -13,7 +13,7 @@ it reads in the request word for word, and two of them from unrelated discipline
 drifts to that one's topic (docs/embedded_models.md). Everywhere else the prompt, its fingerprint and so
 every cache key are what they are without the key.
 
-The embedded runs also ask for a free-text output (questions, answers) in its JSON form (schemas.JSON_FORMS),
+The embedded runs also ask for a free-text output (questions, answers) in its JSON form (stages.JSON_FORMS),
 so the examples' replies are JSON there too: under llama.cpp's JSON grammar a 135M model stops where the
 string closes; as free text it wrote statements where a question was asked for, and answers past their
 bounds (docs/embedded_models.md).
@@ -25,17 +25,17 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import jinja2
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, create_model
 
 from .config.base import Node, describe
 from .config.yamlfile import FileError, first_problem, parse_yaml, read_text
-from .schemas import JSON_FORMS, OUTPUT_MODELS
+from .schemas import one_of
+from .stages import JSON_FORMS, OUTPUTS
 from .templates import Sandbox, error_line, refused_access
-
 
 # Prompt files are untrusted (a pulled release carries them): they render in the sandbox (builder/templates.py).
 _jinja = Sandbox(undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
@@ -65,13 +65,20 @@ class LocalExample(Node):
     reply: dict[str, Any]  # the JSON the stage expects for it (of a free-text output: its JSON form)
 
 
-class PromptFile(Node):
+class _PromptFile(Node):
     noun: ClassVar[str] = "prompt file"
-    output_model: Literal[tuple(OUTPUT_MODELS)]
-    params: SamplingParams
-    system: str
-    user: str
-    local_examples: list[LocalExample] = []
+
+
+# The output models a prompt file may name come from the stage registry, so the model is made at run time.
+PromptFile: type[Node] = create_model(
+    "PromptFile",
+    __base__=_PromptFile,
+    output_model=(one_of(OUTPUTS), ...),
+    params=(SamplingParams, ...),
+    system=(str, ...),
+    user=(str, ...),
+    local_examples=(list[LocalExample], []),
+)
 
 
 @dataclass(frozen=True)
@@ -93,8 +100,16 @@ class Prompt:
 
     def __reduce__(self):
         # A compiled template does not pickle: a Ray worker gets the sources and compiles them again.
-        return Prompt, (self.stage, self.output_model, self.params, self.system_source, self.user_source,
-                        self.fingerprint, self.path, self.examples)
+        return Prompt, (
+            self.stage,
+            self.output_model,
+            self.params,
+            self.system_source,
+            self.user_source,
+            self.fingerprint,
+            self.path,
+            self.examples,
+        )
 
     def render(self, **context) -> list[dict]:
         """The messages; a template that fails with these variables (an undefined one, an access the sandbox
@@ -108,20 +123,35 @@ class Prompt:
         except jinja2.TemplateError as error:
             line = error_line(error)
             where = f"template line {line}: " if line else ""
-            raise PromptError(self.path, None, "", f"{where}{error.message.rstrip('.')}. The {self.stage} prompt "
-                              f"can use: {', '.join(sorted(context))}.") from None
+            raise PromptError(
+                self.path,
+                None,
+                "",
+                f"{where}{(error.message or '').rstrip('.')}. The {self.stage} prompt "
+                f"can use: {', '.join(sorted(context))}.",
+            ) from None
+
+
+def prompt_path(directory: str | Path, name: str) -> Path:
+    """The prompt file of a stage (or of `propose`): prompts/<name>.yaml."""
+    return Path(directory) / f"{name}.yaml"
 
 
 def load_prompt(directory: Path, stage: str, embedded: bool = False) -> Prompt:
-    path = Path(directory) / f"{stage}.yaml"
+    path = prompt_path(directory, stage)
     source = str(path)
-    text = read_text(path, PromptError, "Every stage needs a prompt file; copy it from the prompts/ that "
-                                        "`glan init` writes.")
+    text = read_text(
+        path, PromptError, "Every stage needs a prompt file; copy it from the prompts/ that `glan init` writes."
+    )
     root, data = parse_yaml(text, source, PromptError)
-    if not isinstance(data, dict):
-        raise PromptError(source, root.start_mark.line + 1 if root else 1, "",
-                          f"the file holds {describe(data)}, not a prompt: a mapping with output_model, params, "
-                          "system and user. Compare with the prompt files that `glan init` writes.")
+    if not isinstance(data, dict) or not isinstance(root, yaml.MappingNode):
+        raise PromptError(
+            source,
+            root.start_mark.line + 1 if root else 1,
+            "",
+            f"the file holds {describe(data)}, not a prompt: a mapping with output_model, params, "
+            "system and user. Compare with the prompt files that `glan init` writes.",
+        )
     try:
         PromptFile.model_validate(data)
     except ValidationError as error:
@@ -129,7 +159,8 @@ def load_prompt(directory: Path, stage: str, embedded: bool = False) -> Prompt:
     system, user = (_checked_template(source, _value_node(root, part), part) for part in ("system", "user"))
     # Only the embedded route reads the examples: a remote route neither sends nor checks them.
     examples = _example_messages(source, root, data.get("local_examples", []), user) if embedded else ()
-    output_model = JSON_FORMS.get(data["output_model"], data["output_model"]) if embedded else data["output_model"]
+    named: str = data["output_model"]
+    output_model = JSON_FORMS.get(named, named) if embedded else named
     # Params keep the file's own values (1 stays 1, not 1.0): they are part of every cache key. The
     # fingerprint covers what shapes the output: the examples only where they are sent, so adding them to
     # a file changes no remote fingerprint, and the output model as it is asked for.
@@ -148,12 +179,18 @@ def _example_messages(source: str, root: yaml.MappingNode, examples: list[dict],
             request = template.render(**example["context"]).strip()
         except jinja2.TemplateError as error:
             line = _value_node(root, "local_examples").value[index].start_mark.line + 1
-            hint = "Give the example every variable the user template uses" \
-                if isinstance(error, jinja2.UndefinedError) else "Use only the prompt's variables (docs/security.md)"
-            raise PromptError(source, line, f"local_examples[{index}].context",
-                              f"{error.message.rstrip('.')}. {hint}.") from None
-        messages += [{"role": "user", "content": request},
-                     {"role": "assistant", "content": json.dumps(example["reply"], ensure_ascii=False)}]
+            hint = (
+                "Give the example every variable the user template uses"
+                if isinstance(error, jinja2.UndefinedError)
+                else "Use only the prompt's variables (docs/security.md)"
+            )
+            raise PromptError(
+                source, line, f"local_examples[{index}].context", f"{(error.message or '').rstrip('.')}. {hint}."
+            ) from None
+        messages += [
+            {"role": "user", "content": request},
+            {"role": "assistant", "content": json.dumps(example["reply"], ensure_ascii=False)},
+        ]
     return tuple(messages)
 
 
@@ -168,12 +205,20 @@ def _checked_template(source: str, node: yaml.ScalarNode, part: str) -> str:
     try:
         refused = refused_access(node.value, _jinja)
     except jinja2.TemplateSyntaxError as error:
-        raise PromptError(source, first_line + (error.lineno or 1) - 1, part,
-                          f"template syntax error: {error.message.rstrip('.')}. Check the {{{{ }}}} and {{% %}} tags "
-                          "on this line.") from None
+        raise PromptError(
+            source,
+            first_line + (error.lineno or 1) - 1,
+            part,
+            f"template syntax error: {(error.message or '').rstrip('.')}. Check the {{{{ }}}} and {{% %}} tags "
+            "on this line.",
+        ) from None
     if refused:
         line, name = refused
-        raise PromptError(source, first_line + line - 1, part,
-                          f"the template reaches for {name!r}, which the template sandbox refuses (names starting "
-                          "with _). Use only the prompt's variables and their fields (docs/security.md).")
+        raise PromptError(
+            source,
+            first_line + line - 1,
+            part,
+            f"the template reaches for {name!r}, which the template sandbox refuses (names starting "
+            "with _). Use only the prompt's variables and their fields (docs/security.md).",
+        )
     return node.value

@@ -10,41 +10,49 @@ import sys
 
 import yaml
 
-from .config.resolve import resolve
-from .config.run import RunSettings
+from .execute.engine import engine_for
 from .llm import loop
-from .llm.accounting import Accounting
 from .llm.attempts import LLMRequest
-from .llm.cache import Cache, shared_cache_path
 from .llm.engine import Engine
+from .plan import Run
 from .prompts import load_prompt
-from .schemas import OUTPUT_MODELS, TaxonomyProposal
+from .schemas import TaxonomyProposal
+from .stages import OUTPUTS
 from .taxonomy import TaxonomyError, slugify
 
 
-def propose(settings: RunSettings, under: str, count: int) -> int:
-    run = resolve(settings)
+def propose(run: Run, under: str, count: int) -> int:
     taxonomy = run.taxonomy
     field_name, _, subfield_name = under.partition("/")
     if under and not _exists(taxonomy, field_name, subfield_name):
-        raise TaxonomyError(settings.taxonomy, None, "--under", f'no field or sub-field "{under}". '
-                            'Name one as written in the taxonomy, e.g. --under "Mathematics/Elementary Mathematics".')
-    prompt = load_prompt(settings.prompts_dir, "propose")
-    request = LLMRequest("propose", prompt.render(outline=_outline(taxonomy), under=under, count=count),
-                         prompt.params, OUTPUT_MODELS[prompt.output_model](run.generation))
+        raise TaxonomyError(
+            run.settings.taxonomy,
+            None,
+            "--under",
+            f'no field or sub-field "{under}". '
+            'Name one as written in the taxonomy, e.g. --under "Mathematics/Elementary Mathematics".',
+        )
+    prompt = load_prompt(run.prompts_dir, "propose")
+    request = LLMRequest(
+        "propose",
+        prompt.render(outline=_outline(taxonomy), under=under, count=count),
+        prompt.params,
+        OUTPUTS[prompt.output_model].model(run.generation),
+    )
     route = run.stages["subjects"].route  # the strong model the paper uses for curriculum design
-    cache = Cache(shared_cache_path(run.work_dir))
-    try:
-        result = loop.run(_ask(Engine(cache, run.limits, Accounting(run.prices, run.budget)), route, request))
-    finally:
-        cache.close()
+    with engine_for(run) as engine:
+        result = loop.run(_ask(engine, route, request))
     if not result.ok:
-        print(f"glan: the model gave no usable proposal ({result.failure}); run again or use another model.",
-              file=sys.stderr)
+        print(
+            f"glan: the model gave no usable proposal ({result.failure}); run again or use another model.",
+            file=sys.stderr,
+        )
         return 1
     fields = _new_only(result.value, {ref.discipline_id for ref in taxonomy.disciplines()}, field_name, subfield_name)
-    print(f"# Proposed by {route.model} for {settings.taxonomy} (version {taxonomy.version}).\n"
-          "# Review it, then merge what you keep into taxonomy.yaml by hand and bump its version.")
+    print(
+        f"# Proposed by {route.model} for {run.settings.taxonomy} (version {taxonomy.version}).\n"
+        "# Review it, then merge what you keep into taxonomy.yaml by hand and bump its version."
+    )
     print(yaml.safe_dump({"fields": fields}, sort_keys=False, allow_unicode=True), end="")
     return 0
 
@@ -82,6 +90,9 @@ def _new_only(proposal: TaxonomyProposal, known_ids: set[str], field_name: str, 
                 known_ids.add(discipline_id)
                 place = fields.setdefault(field_name or field.name, {})
                 place.setdefault(subfield_name or subfield.name, []).append(
-                    {"name": discipline.name.strip(), "description": discipline.description.strip()})
-    return [{"name": field, "subfields": [{"name": sub, "disciplines": disciplines} for sub, disciplines in subs.items()]}
-            for field, subs in fields.items()]
+                    {"name": discipline.name.strip(), "description": discipline.description.strip()}
+                )
+    return [
+        {"name": field, "subfields": [{"name": sub, "disciplines": disciplines} for sub, disciplines in subs.items()]}
+        for field, subs in fields.items()
+    ]

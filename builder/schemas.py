@@ -1,24 +1,29 @@
-"""What the LLM must return at each stage, and the column groups every config shares (datasets).
+"""The models of what the LLM returns (each stage declares which it asks for, builder/stages/), and the column
+groups every config shares (datasets).
 
 Subjects and syllabi are structured (pydantic models, asked for as JSON); questions and answers are free
-text, as the paper asked for them (builder/llm/free_text.py). Output models are built from the run's
-settings so that the bounds the paper gives (sessions per syllabus, key concepts per session, subjects
-per sample) are part of the schema the endpoint enforces: a grammar-constrained local model then cannot
+text, as the paper asked for them (builder/llm/free_text.py), validated as a one-field model. Output models are
+built from the run's settings so that the bounds the paper gives (sessions per syllabus, key concepts per session,
+subjects per sample) are part of the schema the endpoint enforces: a grammar-constrained local model then cannot
 emit an empty list or an empty name. A free-text output is validated against the same bounds on read.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Iterable
+from typing import Annotated, Any, Literal, cast
 
 from datasets import Features, List, Value
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
 
-from .llm.free_text import FreeText
-
 # Short strings stay short: a small model under a grammar otherwise rambles into max_tokens.
 Name = (str, Field(min_length=3, max_length=120))
 Phrase = Annotated[str, StringConstraints(min_length=2, max_length=120)]
+
+
+def one_of(values: Iterable[str]) -> Any:
+    """The type `Literal[...]` of `values`, made at run time."""
+    return cast(Any, Literal)[tuple(values)]
 
 
 class Strict(BaseModel):
@@ -26,11 +31,12 @@ class Strict(BaseModel):
 
 
 def subject_list_model(levels: list[str], min_subjects: int, max_subjects: int) -> type[BaseModel]:
-    subject = create_model(
+    # Made at run time from the settings: to a type checker, a model of no type it can know.
+    subject: Any = create_model(
         "Subject",
         __base__=Strict,
         name=Name,
-        level=(Literal[tuple(levels)], ...),
+        level=(one_of(levels), ...),
         subtopics=(list[Phrase], Field(min_length=1, max_length=8)),
     )
     return create_model(
@@ -41,7 +47,7 @@ def subject_list_model(levels: list[str], min_subjects: int, max_subjects: int) 
 
 
 def syllabus_model(min_sessions: int, max_sessions: int, min_concepts: int, max_concepts: int) -> type[BaseModel]:
-    session = create_model(
+    session: Any = create_model(
         "ClassSession",
         __base__=Strict,
         title=Name,
@@ -82,22 +88,6 @@ class ProposedField(Strict):
 class TaxonomyProposal(Strict):
     fields: list[ProposedField] = Field(min_length=1, max_length=20)
 
-
-# The names prompt files give in `output_model`, and how each is bounded by the run's settings.
-OUTPUT_MODELS = {
-    "SubjectList": lambda g: subject_list_model(g.levels, g.subjects.per_sample.min, g.subjects.per_sample.max),
-    "Syllabus": lambda g: syllabus_model(g.syllabus.sessions.min, g.syllabus.sessions.max,
-                                         g.syllabus.key_concepts.min, g.syllabus.key_concepts.max),
-    "QuestionText": lambda g: FreeText(question_model(g.questions.max_chars), label="Question"),
-    "AnswerText": lambda g: FreeText(answer_model(g.answers.max_chars)),
-    "HomeworkQuestion": lambda g: question_model(g.questions.max_chars),
-    "Answer": lambda g: answer_model(g.answers.max_chars),
-    "TaxonomyProposal": lambda g: TaxonomyProposal,
-}
-# The free-text outputs, each with its JSON form: what glan 0.1's prompt files named. A prompt file that names
-# the JSON form keeps it (its requests, cache keys and rows), so a prompts folder of one's own built with 0.1
-# needs no request again; the prompt files glan ships name the free-text outputs.
-JSON_FORMS = {"QuestionText": "HomeworkQuestion", "AnswerText": "Answer"}
 
 # Column groups the configs share (each stage declares its own Features from them).
 LINEAGE = {

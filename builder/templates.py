@@ -47,13 +47,17 @@ def refused_access(source: str, environment: jinja2.Environment) -> tuple[int, s
     The source must parse (a syntax error raises TemplateSyntaxError)."""
     found = []
     for node in environment.parse(source).find_all((nodes.Getattr, nodes.Getitem, nodes.Filter)):
+        name: object
         if isinstance(node, nodes.Getattr):
             name = node.attr
         elif isinstance(node, nodes.Getitem):
             name = node.arg.value if isinstance(node.arg, nodes.Const) else None
-        else:
-            name = node.args[0].value if node.name == "attr" and node.args and isinstance(node.args[0], nodes.Const) \
+        elif isinstance(node, nodes.Filter):
+            name = (
+                node.args[0].value
+                if node.name == "attr" and node.args and isinstance(node.args[0], nodes.Const)
                 else None
+            )
         if isinstance(name, str) and name.startswith("_"):
             found.append((node.lineno, name))
     # An outer node is visited before the nodes inside it: the innermost of a line is the first written.
@@ -64,5 +68,11 @@ def error_line(error: jinja2.TemplateError) -> int | None:
     """The template line a rendering error was raised on, from the frames jinja2 rewrites to the template's."""
     if isinstance(error, jinja2.TemplateSyntaxError):
         return error.lineno
-    return next((frame.lineno for frame in reversed(traceback.extract_tb(error.__traceback__))
-                 if frame.filename == "<template>"), None)
+    return next(
+        (
+            frame.lineno
+            for frame in reversed(traceback.extract_tb(error.__traceback__))
+            if frame.filename == "<template>"
+        ),
+        None,
+    )

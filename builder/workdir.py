@@ -27,7 +27,8 @@ def exclusive(work_dir: Path):
         if holder is not None:
             raise WorkDirBusy(
                 f"{work_dir}: another glan build (pid {holder or 'unknown'}) is using this work dir. "
-                "Wait for it to finish, or pass a different --work-dir.")
+                "Wait for it to finish, or pass a different --work-dir."
+            )
         yield
 
 
@@ -38,9 +39,11 @@ def folder_held(folder: Path, command: str):
     folder = Path(folder).resolve()
     with _held(folder.with_name(f".{folder.name}.lock"), f"{command} (pid {os.getpid()})", remove=True) as holder:
         if holder is not None:
-            raise FolderBusy(f"{folder}: {holder or 'another glan build or push'} is using this folder, and a "
-                             f"folder is built or pushed, never both at once. Wait for it to finish, then run "
-                             f"{command} again.")
+            raise FolderBusy(
+                f"{folder}: {holder or 'another glan build or push'} is using this folder, and a "
+                f"folder is built or pushed, never both at once. Wait for it to finish, then run "
+                f"{command} again."
+            )
         yield
 
 
@@ -51,28 +54,25 @@ def _held(lock_path: Path, holder: str, remove: bool = False):
     removed when done is removed before it is unlocked, and a lock taken on a file that was removed meanwhile is
     taken again on the new one."""
     while True:
-        lock = open(lock_path, "a+")
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.seek(0)
-            busy = lock.read().strip()
-            lock.close()
-            yield busy
+        with open(lock_path, "a+") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock.seek(0)
+                yield lock.read().strip()
+                return
+            if remove and not _same_file(lock, lock_path):
+                continue  # the file was removed meanwhile: take the lock again, on the new one
+            try:
+                lock.seek(0)
+                lock.truncate()
+                lock.write(holder)
+                lock.flush()
+                yield None
+            finally:
+                if remove:
+                    lock_path.unlink(missing_ok=True)
             return
-        if not remove or _same_file(lock, lock_path):
-            break
-        lock.close()
-    try:
-        lock.seek(0)
-        lock.truncate()
-        lock.write(holder)
-        lock.flush()
-        yield None
-    finally:
-        if remove:
-            lock_path.unlink(missing_ok=True)
-        lock.close()
 
 
 def _same_file(lock, lock_path: Path) -> bool:

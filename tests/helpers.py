@@ -14,7 +14,7 @@ from typing import TypeVar
 import yaml
 from datasets import load_dataset
 
-from builder.cli import main
+from glan.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = yaml.safe_load((REPO / "taxonomy.yaml").read_text())["presets"]["smoke"]

@@ -2,7 +2,7 @@
 
 import asyncio
 
-from builder.admission import UNITS_AHEAD, UNITS_IN_FLIGHT, Admission
+from glan.execute.admission import UNITS_AHEAD, UNITS_IN_FLIGHT, Admission
 
 
 class Demand:

@@ -14,10 +14,10 @@ import pytest
 import yaml
 from openai import OpenAI
 
-from builder.cli import main
-from builder.llm import batch as batch_module
-from builder.llm.accounting import Accounting
-from builder.llm.batch import BatchRunner, BatchStore
+from glan.cli import main
+from glan.llm import batch as batch_module
+from glan.llm.accounting import Accounting
+from glan.llm.batch import BatchRunner, BatchStore
 from tests.cached import responses
 from tests.helpers import PATIENCE_S, wait_until
 from tests.servers import REPO_ROOT, start_openai_server
@@ -141,7 +141,7 @@ def _stage(inputs):
 def test_a_killed_build_resumes_its_saved_batch_without_submitting_it_again(taxonomy, online, tmp_path):
     with start_openai_server(batch_delay_s=2 * PATIENCE_S) as server:  # batches run until FAST lets them end
         api = OpenAI(base_url=server.base_url, api_key="test")
-        first = subprocess.Popen([sys.executable, "-m", "builder.cli", *args(taxonomy, server, tmp_path, "--batch")],
+        first = subprocess.Popen([sys.executable, "-m", "glan.cli", *args(taxonomy, server, tmp_path, "--batch")],
                                  cwd=REPO_ROOT)
         wait_until(lambda: api.batches.list().data, "the build to create its first batch", process=first)
         first.send_signal(signal.SIGKILL)

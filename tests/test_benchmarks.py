@@ -13,15 +13,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from builder.cli import main
-from builder.config.settings import Benchmark, Decontamination
-from builder.quality import BenchmarkError, decontaminate, index_benchmark, load_benchmark, load_benchmarks
-from builder.quality.decontaminate import contaminated, pair_texts
-from builder.quality.text import normalize
-from builder.taxonomy import TaxonomyError, load_taxonomy
+from glan.cli import main
+from glan.config.settings import Benchmark, Decontamination
+from glan.quality import BenchmarkError, decontaminate, index_benchmark, load_benchmark, load_benchmarks
+from glan.quality.decontaminate import contaminated, pair_texts
+from glan.quality.text import normalize
+from glan.taxonomy import TaxonomyError, load_taxonomy
 
-# The module, which builder.quality's function of the same name hides.
-decontaminate_module = importlib.import_module("builder.quality.decontaminate")
+# The module, which glan.quality's function of the same name hides.
+decontaminate_module = importlib.import_module("glan.quality.decontaminate")
 
 WHERE = "generation.quality.decontamination.benchmarks"
 SHA = "cc7b047b6e5bb11b4f1af84efc572db110a51b3c"

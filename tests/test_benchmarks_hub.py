@@ -202,9 +202,9 @@ def test_an_unreachable_hub_is_one_line_at_once_and_the_build_stops_before_any_r
 
 
 def _child_load(benchmarks: list[dict]) -> dict:
-    from builder.config.settings import Decontamination
-    from builder.quality import BenchmarkError, load_benchmarks
-    from builder.quality.decontaminate import contaminated
+    from glan.config.settings import Decontamination
+    from glan.quality import BenchmarkError, load_benchmarks
+    from glan.quality.decontaminate import contaminated
 
     probes = [text for benchmark in DEFAULTS for listed in (True, False) for text in expected_texts(benchmark, listed)]
     try:
@@ -218,7 +218,7 @@ def _child_load(benchmarks: list[dict]) -> dict:
 
 
 def _child_glan(argv: list[str]) -> dict:
-    from builder.cli import main
+    from glan.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

@@ -4,7 +4,7 @@ together with the others put in that pass."""
 import asyncio
 import sqlite3
 
-from builder.llm.cache import Cache, Response
+from glan.llm.cache import Cache, Response
 
 ANSWER = Response('{"answer": "4"}', "stop", 12, 5)
 

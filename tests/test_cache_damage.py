@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from builder.cli import main
+from glan.cli import main
 from tests.servers import start_openai_server
 
 CONFIGS = ("taxonomy", "subjects", "syllabi", "questions", "instructions")

@@ -3,7 +3,7 @@
 import hashlib
 import json
 
-from builder.llm.cache import cache_key
+from glan.llm.cache import cache_key
 
 
 def reference_key(**payload) -> str:

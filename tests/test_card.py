@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from builder.publish.card import CITATION, CardError, render_card, size_category
-from builder.publish.hub import changelog
-from builder.taxonomy.model import Card
+from glan.publish.card import CITATION, CardError, render_card, size_category
+from glan.publish.manifest import Manifest
+from glan.publish.hub import changelog
+from glan.taxonomy.model import Card
 
 DISCIPLINES = [
     ("Natural Sciences", "Chemistry", "Organic Chemistry", "organic-chemistry"),
@@ -124,8 +125,13 @@ def make_release(
     if stats is not None:
         manifest["stats"] = stats
     (folder / "glan_manifest.json").write_text(json.dumps(manifest, indent=2))
-    (folder / "README.md").write_text(render_card(manifest, folder))
+    (folder / "README.md").write_text(card_of(manifest, folder))
     return manifest
+
+
+def card_of(manifest: dict, folder: Path) -> str:
+    """The card of a folder whose manifest is `manifest`, as written to its glan_manifest.json."""
+    return render_card(Manifest.model_validate(manifest), folder)
 
 
 def _front_matter(card: str) -> dict:
@@ -141,7 +147,7 @@ SECTIONS = ["## Configs", "## Loading", "## Uses", "### Direct use", "### Out-of
 
 def test_card_yaml_configs_and_counts(tmp_path):
     manifest = make_release(tmp_path / "dist")
-    card = render_card(manifest, tmp_path / "dist")
+    card = card_of(manifest, tmp_path / "dist")
     meta = _front_matter(card)
 
     assert meta["license"] == "apache-2.0"
@@ -210,7 +216,7 @@ def test_the_card_block_shapes_the_card(tmp_path):
     }
     manifest = make_release(tmp_path / "dist", card=card_block)
     manifest["license"] = "other"
-    card = render_card(manifest, tmp_path / "dist")
+    card = card_of(manifest, tmp_path / "dist")
     meta = _front_matter(card)
 
     assert (meta["pretty_name"], meta["language"], meta["tags"]) == ("Homework for robots", ["en", "fr"],
@@ -233,7 +239,7 @@ def test_a_template_file_replaces_glans_card(tmp_path):
                 "{{ manifest.disciplines | length }} disciplines.\n")
     manifest = make_release(tmp_path / "dist", card={"template": "card.md", "title": "Mine"},
                             inputs={"glan/taxonomy.yaml": "version: 1.0.0\n", "glan/card.md": template})
-    card = render_card(manifest, tmp_path / "dist")
+    card = card_of(manifest, tmp_path / "dist")
 
     assert _front_matter(card)["pretty_name"] == "Mine"
     assert card.split("---\n", 2)[2] == (
@@ -249,7 +255,7 @@ def test_card_is_deterministic_and_loadable_locally(tmp_path):
 
     folder = tmp_path / "dist"
     manifest = make_release(folder)
-    assert render_card(manifest, folder) == (folder / "README.md").read_text()
+    assert card_of(manifest, folder) == (folder / "README.md").read_text()
     ds = load_dataset(str(folder), "instructions", cache_dir=str(tmp_path / "cache"))
     assert ds["train"].num_rows == 15 and ds["test"].num_rows == 3
     assert load_dataset(str(folder), cache_dir=str(tmp_path / "cache"))["train"].column_names[0] == "messages"
@@ -272,7 +278,7 @@ def test_card_quality_section(tmp_path):
         },
     }
     manifest = make_release(tmp_path / "v2", "1.1.0", DISCIPLINES[1:] + EXTRA_DISCIPLINES, stats=stats)
-    card = render_card(manifest, tmp_path / "v2")
+    card = card_of(manifest, tmp_path / "v2")
 
     quality = card.split("### Quality", 1)[1].split("## Limitations and biases", 1)[0]
     assert "| reason | rows |\n|---|---|\n| exact | 4 |\n| near | 2 |\n| contaminated | 1 |" in quality
@@ -286,10 +292,10 @@ def test_the_release_commit_describes_what_changed(tmp_path):
     old = make_release(tmp_path / "v1", "1.0.0")
     new = make_release(tmp_path / "v2", "1.1.0", DISCIPLINES[1:] + EXTRA_DISCIPLINES)
 
-    assert changelog(old, None) == (
+    assert changelog(Manifest.model_validate(old), None) == (
         "GLAN taxonomy v1.0.0, the first release.\n\n| config | rows |\n|---|---|\n| taxonomy | 3 |\n"
         "| subjects | 6 |\n| syllabi | 6 |\n| questions | 18 |\n| instructions | 18 |")
-    text = changelog(new, old)
+    text = changelog(Manifest.model_validate(new), Manifest.model_validate(old))
     assert text.startswith("GLAN taxonomy v1.1.0, since v1.0.0:\n\n- Disciplines added (2):\n"
                            "  - Number Theory (`number-theory`, Formal Sciences / Mathematics)\n"
                            "  - Ancient History (`ancient-history`, Humanities / History)\n"
@@ -302,7 +308,7 @@ def test_card_refuses_a_manifest_that_disagrees_with_the_shards(tmp_path):
     manifest = make_release(tmp_path / "dist")
     manifest["configs"]["questions"]["splits"]["train"]["num_rows"] = 99
     with pytest.raises(CardError, match=r"configs\.questions\.splits\.train\.num_rows is 99 but its parquet files hold 18"):
-        render_card(manifest, tmp_path / "dist")
+        card_of(manifest, tmp_path / "dist")
 
 
 def test_size_categories():
@@ -338,3 +344,20 @@ def test_a_release_of_the_paper_preset_says_how_it_follows_the_paper_and_where_i
     make_release(other)
     other_card = (other / "README.md").read_text()
     assert "as glan does. This release" not in other_card and "as glan does.\n" in other_card
+
+
+def test_the_manifest_of_a_build_cut_short_names_each_written_unit_by_its_own_discipline(tmp_path):
+    """An interrupted build writes what was complete: units of some disciplines, not of those before them. Each
+    unit's rows are counted under its own discipline, never under the one at its place in the taxonomy."""
+    from glan.config.run import RunSettings
+    from glan.plan import resolve
+    from glan.unit.store import UnitFiles
+
+    run = resolve(RunSettings(preset="smoke", disciplines=("Organic Chemistry", "Linear Algebra"), model="m",
+                              base_url="http://127.0.0.1:9/v1", work_dir=str(tmp_path / ".glan")))
+    first, second = run.disciplines
+    written = UnitFiles(second.discipline_id, "f", True, 4, {"questions": {"train": {"rows": 7}}}, {}, {}, {},
+                        tmp_path)
+    [entry] = Manifest.of(run, [written], ["questions"]).disciplines
+    assert (entry.discipline_id, entry.discipline, entry.rows["questions"]) == \
+        (second.discipline_id, second.discipline, 7)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from builder.cli import main
+from glan.cli import main
 from tests.test_pipeline import DISCIPLINES, build, load
 
 
@@ -71,8 +71,8 @@ def _every_parser(parser):
 def test_every_option_has_help_and_glan_has_a_version(capsys):
     import pytest
 
-    from builder import __version__
-    from builder.cli import _parser
+    from glan import __version__
+    from glan.cli import _parser
 
     commands = {parser.prog: parser for parser in _every_parser(_parser([]))}
     # batches is the Batch API's command; its help comes with that command's rework
@@ -123,7 +123,7 @@ def test_estimate_refuses_flags_that_mean_nothing_to_it(capsys):
 
 
 def test_init_writes_the_shipped_project_once(tmp_path, capsys):
-    from builder.project import SHIPPED_PROMPTS, SHIPPED_TAXONOMY
+    from glan.project import SHIPPED_PROMPTS, SHIPPED_TAXONOMY
 
     assert main(["init", str(tmp_path / "project")]) == 0
     assert (tmp_path / "project" / "taxonomy.yaml").read_bytes() == SHIPPED_TAXONOMY.read_bytes()
@@ -144,7 +144,7 @@ def test_the_prompts_a_build_uses(openai_server, tmp_path, capsys):
     """Beside the taxonomy; else the shipped ones, with a note; --prompts names another folder."""
     import shutil
 
-    from builder.project import SHIPPED_PROMPTS
+    from glan.project import SHIPPED_PROMPTS
 
     shutil.copy("taxonomy.yaml", tmp_path / "taxonomy.yaml")
     flags = ["--taxonomy", str(tmp_path / "taxonomy.yaml"), "--preset", "smoke", "--model", "test-model",

@@ -3,10 +3,9 @@
 
 import json
 
-from builder.cli import main
-from builder.llm.local_models import LOCAL_MODELS
-from builder.publish.card import render_card
-from tests.test_card import make_release
+from glan.cli import main
+from glan.llm.local_models import LOCAL_MODELS
+from tests.test_card import card_of, make_release
 
 NOTICE = ("DEMO DATA: these rows are written by the embedded {label} on a CPU to show that the pipeline runs; they "
           "are not worth training on. For real data, run glan against a real model's endpoint (--base-url, or "
@@ -18,7 +17,7 @@ def written_by(folder, model: str) -> dict:
     manifest["stages"] = {stage: {"model": model, "params": {"temperature": 1.0}, "prompt_fingerprint": "0123abcd"}
                           for stage in ("subjects", "syllabus", "questions", "answers")}
     (folder / "glan_manifest.json").write_text(json.dumps(manifest))
-    (folder / "README.md").write_text(render_card(manifest, folder))
+    (folder / "README.md").write_text(card_of(manifest, folder))
     return manifest
 
 

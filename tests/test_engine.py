@@ -9,8 +9,8 @@ import pytest
 import yaml
 from datasets import load_dataset
 
-from builder.cli import main
-from builder.workdir import exclusive
+from glan.cli import main
+from glan.workdir import exclusive
 from tests.servers import start_openai_server
 from tests.servers.openai_server import FAULT_KINDS
 

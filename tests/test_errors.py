@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from builder import cli
-from builder.cli import main
-from builder.errors import UserError
-from builder.llm.local import LocalServerError
+from glan import cli
+from glan.cli import main
+from glan.errors import UserError
+from glan.llm.local import LocalServerError
 
 REPO = Path(__file__).resolve().parents[1]
 BUG_LINE = ("glan: this is a bug in glan, not a problem with your input. Please report it with the traceback "

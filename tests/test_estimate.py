@@ -4,9 +4,10 @@ from dataclasses import replace
 
 import yaml
 
-from builder.cli import main
-from builder.estimate import estimate
-from builder.config.run import RunSettings
+from glan.cli import main
+from glan.config.run import RunSettings
+from glan.estimate import estimate
+from glan.plan import resolve
 from tests.helpers import REPO, project
 from tests.servers import start_openai_server
 
@@ -26,7 +27,7 @@ def build(run: RunSettings, tmp, *flags) -> int:
 def test_estimate_is_within_ten_percent_of_the_build_cold_and_exact_where_cached(tmp_path, capsys):
     with start_openai_server() as server:
         cold = run_settings(server, tmp_path, "cold")
-        estimated = {e.stage: e.to_send for e in estimate(cold, ["instructions"])}
+        estimated = {e.stage: e.to_send for e in estimate(resolve(cold), ["instructions"])}
         assert server.stats()["requests"] == 0
         assert build(cold, tmp_path) == 0
         made = server.stats()["requests"]
@@ -37,13 +38,13 @@ def test_estimate_is_within_ten_percent_of_the_build_cold_and_exact_where_cached
         warm = run_settings(server, tmp_path, "warm")
         assert build(warm, tmp_path / "warm", "--configs", "subjects") == 0
         server.reset()
-        estimates = estimate(warm, ["instructions"])
+        estimates = estimate(resolve(warm), ["instructions"])
         assert build(warm, tmp_path / "warm") == 0
         made = server.stats()["requests"]
         assert {e.stage: e.cached for e in estimates}["subjects"] == len(DISCIPLINES) * 2
         assert abs(sum(e.to_send for e in estimates) - made) <= 0.1 * made
         assert round({e.stage: e.requests for e in estimates}["syllabus"]) == \
-            {e.stage: e.requests for e in estimate(replace(warm, work_dir=str(tmp_path / "cold" / ".glan")),
+            {e.stage: e.requests for e in estimate(resolve(replace(warm, work_dir=str(tmp_path / "cold" / ".glan"))),
                                                     ["instructions"])}["syllabus"]
         assert server.stats()["requests"] == made  # estimating sent nothing
 

@@ -8,8 +8,8 @@ import pytest
 import yaml
 from datasets import load_dataset
 
-from builder.cli import main
-from builder.stages import CONFIGS
+from glan.cli import main
+from glan.stages import CONFIGS
 from tests.test_hub import _loads, _push, client, hub  # noqa: F401 (pytest fixtures)
 
 GENERATION = {

@@ -9,14 +9,15 @@ from collections import defaultdict
 import pytest
 from openai import OpenAI
 
-from builder.llm.engine import Engine, Limits
-from builder.llm.accounting import Accounting
-from builder.llm.attempts import LLMRequest
-from builder.llm.cache import Cache
-from builder.llm.free_text import CONTROL_CHARACTER
-from builder.llm.structured import MODES
-from builder.schemas import OUTPUT_MODELS
-from builder.taxonomy import load_taxonomy
+from glan.config.settings import Limits
+from glan.llm.engine import Engine
+from glan.llm.accounting import Accounting
+from glan.llm.attempts import LLMRequest
+from glan.llm.cache import Cache
+from glan.llm.free_text import CONTROL_CHARACTER
+from glan.llm.structured import MODES
+from glan.stages import OUTPUTS
+from glan.taxonomy import load_taxonomy
 from tests.helpers import REPO, SMOKE, glan, project, rows
 from tests.servers import start_openai_server
 from tests.servers.openai_server import output_of
@@ -126,7 +127,7 @@ def test_a_free_text_body_is_the_prompt_as_rendered_in_every_mode(tmp_path):
     messages = [{"role": "system", "content": "You write homework."}, {"role": "user", "content": "One question."}]
     engine = Engine(Cache(tmp_path / "cache.sqlite"), Limits(), Accounting({}))
     for name in ("QuestionText", "AnswerText"):
-        request = LLMRequest("q", messages, {"temperature": 1.0}, OUTPUT_MODELS[name](settings))
+        request = LLMRequest("q", messages, {"temperature": 1.0}, OUTPUTS[name].model(settings))
         for mode in MODES:
             body = engine.request_body("test-model", request, request.params, "ab" * 32, mode)
             assert body == {"model": "test-model", "temperature": 1.0, "seed": int("abababab", 16) % 2**31,

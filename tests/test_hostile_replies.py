@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from builder.llm import structured
-from builder.llm.attempts import Attempts, LLMRequest
-from builder.llm.cache import Cache, CacheEntryUnreadable, Response
-from builder.llm.reply import read_completion, reply_limit
-from builder.llm.transport import MAX_RETRY_AFTER_S, _retry_after
-from builder.schemas import subject_list_model
+from glan.llm import structured
+from glan.llm.attempts import Attempts, LLMRequest
+from glan.llm.cache import Cache, CacheEntryUnreadable, Response
+from glan.llm.reply import read_completion, reply_limit
+from glan.llm.transport import MAX_RETRY_AFTER_S, _retry_after
+from glan.schemas import subject_list_model
 from tests.helpers import REPO, SMOKE, glan, project, rows, wait_until
 from tests.servers import start_openai_server
 

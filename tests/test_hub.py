@@ -537,7 +537,7 @@ def test_server_refuses_a_commit_whose_card_metadata_is_malformed(hub):
 
 
 def _child_glan(argv: list[str]) -> dict:
-    from builder.cli import main
+    from glan.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

@@ -21,8 +21,8 @@ pytestmark = pytest.mark.skipif(
 
 from openai import OpenAI  # noqa: E402
 
-from builder.llm.local import LocalServer, LocalServerError  # noqa: E402
-from builder.llm.local_models import LOCAL_MODELS  # noqa: E402
+from glan.llm.local import LocalServer, LocalServerError  # noqa: E402
+from glan.llm.local_models import LOCAL_MODELS  # noqa: E402
 from tests.helpers import PATIENCE_S, wait_until  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -71,7 +71,7 @@ def test_dies_with_a_sigkilled_parent_even_mid_generation():
     child_code = (
         "import threading, time\n"
         "from openai import OpenAI\n"
-        "from builder.llm.local import LocalServer\n"
+        "from glan.llm.local import LocalServer\n"
         "server = LocalServer()\n"
         "server.start()\n"
         "print(server.pid, server.base_url, flush=True)\n"
@@ -106,7 +106,7 @@ def test_serve_local_answers_until_interrupted(tmp_path):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     with _sigint_as_from_a_terminal():
-        glan = subprocess.Popen([sys.executable, "-m", "builder.cli", "serve-local", "--port", str(port)],
+        glan = subprocess.Popen([sys.executable, "-m", "glan.cli", "serve-local", "--port", str(port)],
                                 cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:

@@ -15,8 +15,8 @@ import pytest
 import yaml
 from datasets import load_dataset
 
-from builder.llm.local_models import DEFAULT_LOCAL_MODEL, LOCAL_MODELS, demo_notice
-from builder.stages import CONFIGS
+from glan.llm.local_models import DEFAULT_LOCAL_MODEL, LOCAL_MODELS, demo_notice
+from glan.stages import CONFIGS
 from tests.benchmarks.embedded_models import failed_items, invalid_responses, readability
 from tests.cached import responses
 from tests.helpers import wait_until
@@ -35,7 +35,7 @@ MAX_UNREADABLE = 0.25
 
 def glan(*args, cwd: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
-    return subprocess.run([sys.executable, "-m", "builder.cli", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "glan.cli", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=1200)
 
 
@@ -122,7 +122,7 @@ def test_a_killed_build_leaves_no_llama_server_behind(tmp_path):
     shutil.copy(REPO / "taxonomy.yaml", tmp_path / "taxonomy.yaml")
     shutil.copytree(REPO / "prompts", tmp_path / "prompts")
     env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
-    build = subprocess.Popen([sys.executable, "-m", "builder.cli", "build"],
+    build = subprocess.Popen([sys.executable, "-m", "glan.cli", "build"],
                              cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ours = wait_until(lambda: [pid for pid, parent in _llama_servers().items() if parent == build.pid],
                       "the build to start its llama.cpp server", process=build)

@@ -7,11 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from builder import schemas
-from builder.llm.cache import cache_key
-from builder.prompts import PromptError, load_prompt
-from builder.stages import STAGE_NAMES
-from builder.taxonomy import load_taxonomy
+from glan.llm.cache import cache_key
+from glan.prompts import PromptError, load_prompt
+from glan.stages import OUTPUTS, STAGE_NAMES
+from glan.taxonomy import load_taxonomy
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = load_taxonomy(REPO / "taxonomy.yaml").settings("demo")
@@ -41,7 +40,7 @@ def test_every_stage_ships_two_examples_that_its_demo_schema_accepts():
     for stage in STAGE_NAMES:
         examples = local[stage].examples
         assert [message["role"] for message in examples] == ["user", "assistant"] * 2
-        output_model = schemas.OUTPUT_MODELS[local[stage].output_model](DEMO)
+        output_model = OUTPUTS[local[stage].output_model].model(DEMO)
         for reply in examples[1::2]:
             output_model.model_validate_json(reply["content"])
 

@@ -6,8 +6,8 @@ import pytest
 import yaml
 from datasets import load_dataset
 
-from builder.cli import main
-from builder.taxonomy import load_taxonomy
+from glan.cli import main
+from glan.taxonomy import load_taxonomy
 from tests.cached import responses
 from tests.helpers import project
 

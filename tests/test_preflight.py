@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from builder import progress
-from builder.cli import main
-from builder.publish import export
+from glan.execute import progress
+from glan.cli import main
+from glan.publish import export
 from tests.helpers import PATIENCE_S
 from tests.servers import REPO_ROOT, start_openai_server
 
@@ -147,7 +147,7 @@ def test_a_full_disk_under_the_work_dir_is_one_line_and_the_previous_folder_stay
         resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
 
     with start_openai_server() as server:
-        done = subprocess.run([sys.executable, "-m", "builder.cli", *build_args(complete["taxonomy"], server.base_url,
+        done = subprocess.run([sys.executable, "-m", "glan.cli", *build_args(complete["taxonomy"], server.base_url,
                                                                               run)],
                               cwd=REPO_ROOT, preexec_fn=small_disk, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
                               capture_output=True, text=True, timeout=PATIENCE_S)

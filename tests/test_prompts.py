@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.cli import main
+from glan.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 QUESTIONS = (REPO / "prompts" / "questions.yaml").read_text()

@@ -2,8 +2,8 @@
 
 import yaml
 
-from builder.cli import main
-from builder.taxonomy import load_taxonomy
+from glan.cli import main
+from glan.taxonomy import load_taxonomy
 
 
 def propose(server, tmp_path, capsys, *extra):

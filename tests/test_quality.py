@@ -1,16 +1,21 @@
-"""builder.quality on planted data: every number asserted is known from how the data was built."""
+"""glan.quality on planted data: every number asserted is known from how the data was built."""
 
+import asyncio
 import json
 import random
 import re
+from collections import Counter
 from types import SimpleNamespace
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from datasketch.hashfunc import sha1_hash32
 
-from builder.config.settings import Benchmark
-from builder.quality import (
+from glan.config.settings import Benchmark
+from glan.quality import dedup as dedup_module
+from glan.quality import (
     AnswerFilter,
     BenchmarkError,
     ConfigStats,
@@ -24,7 +29,8 @@ from builder.quality import (
     question_steps,
     run_steps,
 )
-from builder.quality.text import normalize
+from glan.quality.slices import run_to_end
+from glan.quality.text import normalize
 
 # 20 distinct words, so one changed word gives Jaccard 19/21 and two give 18/22 (threshold 0.8).
 BASE = (
@@ -37,7 +43,9 @@ SAME_TOPIC = (
     "Describe the role of NADH and FADH2 in oxidative phosphorylation and how the proton gradient "
     "drives ATP synthase in mitochondria"
 )
-OTHER_TOPIC = "Compare the structure of DNA and RNA, and explain how base pairing supports faithful replication of genes"
+OTHER_TOPIC = (
+    "Compare the structure of DNA and RNA, and explain how base pairing supports faithful replication of genes"
+)
 
 
 def question(question_id, text, discipline_id="biology", subject_id="cell-biology"):
@@ -47,8 +55,11 @@ def question(question_id, text, discipline_id="biology", subject_id="cell-biolog
 def planted_questions():
     return [
         question("q01", BASE),
-        question("q02", "  explain HOW the mitochondria convert glucose into usable energy, during aerobic respiration; "
-                        "and why oxygen serves as final electron acceptor?!"),
+        question(
+            "q02",
+            "  explain HOW the mitochondria convert glucose into usable energy, during aerobic respiration; "
+            "and why oxygen serves as final electron acceptor?!",
+        ),
         question("q03", ONE_WORD_CHANGED),
         question("q04", TWO_WORDS_CHANGED, discipline_id="chemistry", subject_id="biochemistry"),
         question("q05", SAME_TOPIC),
@@ -88,34 +99,209 @@ def test_survivors_do_not_depend_on_input_order():
         assert result.dropped == expected.dropped
 
 
-def test_the_band_index_proposes_exactly_the_candidates_of_datasketchs_lsh():
+def test_signatures_and_bands_are_datasketchs_and_propose_exactly_its_lsh_candidates():
+    """dedup computes MinHash for many questions at once with numpy: the signatures are datasketch's (seeded, its
+    default affine32 scheme), and two questions share a band key exactly when MinHashLSH would propose them."""
     from datasketch import MinHash, MinHashLSH
 
-    from builder.quality.dedup import MINHASH_SEED, BandIndex, _bands_and_rows
+    from glan.quality.dedup import MINHASH_SEED, _bands_and_rows, _permutations, _signatures, fingerprint
 
     words = [f"w{number}" for number in range(60)]
     rng = random.Random(7)
     texts = [rng.sample(words, 30) for _ in range(40)]
     texts += [text[:29] + ["other"] for text in texts]  # a near duplicate of each: one word of 30 changed
+    texts.append([])  # an empty question
+    theirs = MinHash.bulk([[word.encode() for word in text] for text in texts], num_perm=128, seed=MINHASH_SEED)
+    hashes = [sorted(sha1_hash32(word.encode()) for word in set(text)) for text in texts]
+    ours = _signatures(
+        np.array([value for text in hashes for value in text], dtype=np.uint32),
+        np.array([len(text) for text in hashes]),
+        _permutations(128),
+    )
+    assert np.array_equal(ours, np.array([minhash.hashvalues for minhash in theirs]))
+
     bands, rows = _bands_and_rows(0.8, 128)
-    ours, theirs = BandIndex(bands, rows), MinHashLSH(num_perm=128, params=(bands, rows))
-    signatures = MinHash.generator(([word.encode() for word in text] for text in texts), num_perm=128,
-                                   seed=MINHASH_SEED)
+    keys = run_to_end(
+        fingerprint([question(f"q{item}", " ".join(text)) for item, text in enumerate(texts)], 1, 128, bands, rows)
+    ).band_keys
+    lsh = MinHashLSH(num_perm=128, params=(bands, rows))
     proposed = 0
-    for item, signature in enumerate(signatures):
-        candidates = ours.candidates(ours.bands(signature))
-        assert candidates == set(theirs.query(signature)), item
+    for item, minhash in enumerate(theirs):
+        candidates = set(np.flatnonzero((keys[:item] == keys[item]).any(axis=1)).tolist())
+        assert candidates == set(lsh.query(minhash)), item
         proposed += len(candidates)
-        ours.insert(item, ours.bands(signature))
-        theirs.insert(item, signature, check_duplication=False)
+        lsh.insert(item, minhash, check_duplication=False)
     assert proposed >= 40  # every planted near duplicate found its original, and these are not all empty sets
+
+
+def lsh_and_exact_jaccard(rows: list[dict], threshold: float = 0.8) -> dict[str, tuple[str, str]]:
+    """question_id -> (reason, duplicate_of): dedup as glan did it before it was vectorised, from datasketch's own
+    MinHash and MinHashLSH: in question_id order, exact duplicates first, then each question checked by exact
+    Jaccard against every kept question its LSH bands propose."""
+    from datasketch import MinHash, MinHashLSH
+
+    from glan.quality.dedup import MINHASH_SEED, _bands_and_rows
+
+    texts = {row["question_id"]: normalize(row["question"]) for row in rows}
+    first_with_text, dropped = {}, {}
+    for question_id in sorted(texts):
+        first = first_with_text.setdefault(texts[question_id], question_id)
+        if first != question_id:
+            dropped[question_id] = ("exact", first)
+    lsh, kept_words = MinHashLSH(num_perm=128, params=_bands_and_rows(threshold, 128)), {}
+    for question_id in sorted(set(texts) - set(dropped)):
+        words = frozenset(texts[question_id].split())
+        minhash = MinHash(num_perm=128, seed=MINHASH_SEED)
+        minhash.update_batch([word.encode() for word in words])
+        similar = [
+            other
+            for other in lsh.query(minhash)
+            if len(words & kept_words[other]) / len(words | kept_words[other]) >= threshold
+        ]
+        if similar:
+            dropped[question_id] = ("near", min(similar))
+        else:
+            lsh.insert(question_id, minhash)
+            kept_words[question_id] = words
+    return dropped
+
+
+def dropped_by(result) -> dict[str, tuple[str, str]]:
+    return {drop.row["question_id"]: (drop.reason, drop.duplicate_of) for drop in result.dropped}
+
+
+def varied_questions(count: int, seed: int = 11) -> list[dict]:
+    """Questions of 12 to 40 words from a vocabulary with Zipf-like frequencies (unrelated questions share common
+    words, as real ones do); every tenth a copy of an earlier one with 1 to 3 words changed, every fiftieth an
+    exact repeat in other case."""
+    rng = random.Random(seed)
+    vocabulary = [f"v{number}" for number in range(3000)]
+    weights = [1 / rank for rank in range(1, len(vocabulary) + 1)]
+    texts = []
+    for number in range(count):
+        if number % 50 == 49:
+            words = [word.upper() for word in rng.choice(texts)]
+        elif number % 10 == 9:
+            words = list(rng.choice(texts))
+            for position in rng.sample(range(len(words)), rng.randint(1, 3)):
+                words[position] = rng.choice(vocabulary)
+        else:
+            words = rng.choices(vocabulary, weights, k=rng.randint(12, 40))
+        texts.append(words)
+    return [question(f"v{number:05d}", " ".join(words) + "?") for number, words in enumerate(texts)]
+
+
+TEMPLATE = (
+    "explain how the mitochondria convert glucose into usable energy during aerobic respiration and why "
+    "oxygen serves as the final electron acceptor in that chain"
+).split()
+
+
+def near_twins(count: int, seed: int = 5) -> list[dict]:
+    """One 24-word template with 1 to 3 words replaced, so every question shares LSH bands with every other."""
+    rng = random.Random(seed)
+    rows = []
+    for number in range(count):
+        words = list(TEMPLATE)
+        for position in rng.sample(range(len(words)), rng.randint(1, 3)):
+            words[position] = f"x{rng.randrange(400)}"
+        rows.append(question(f"t{number:05d}", " ".join(words) + "?"))
+    return rows
+
+
+def test_on_varied_questions_the_result_is_exactly_datasketchs_lsh_with_exact_jaccard():
+    rows = varied_questions(1500)
+    result = deduplicate(rows)
+    assert dropped_by(result) == lsh_and_exact_jaccard(rows)
+    assert Counter(drop.reason for drop in result.dropped) == {"near": 84, "exact": 30}
+    assert len(result.kept) == 1386
+
+
+def test_on_near_twins_the_candidate_bound_is_the_one_difference_from_datasketchs_lsh(monkeypatch):
+    from glan.quality.dedup import BUCKET_CAP, Fingerprints, _bands_and_rows
+
+    rows = near_twins(1000)
+    reference = lsh_and_exact_jaccard(rows)
+    compared = []  # per question with candidates: how many kept questions it was compared with
+    jaccards = Fingerprints.jaccards
+    monkeypatch.setattr(
+        Fingerprints,
+        "jaccards",
+        lambda self, index, others: compared.append(len(others)) or jaccards(self, index, others),
+    )
+    result = deduplicate(rows)
+    bands, _ = _bands_and_rows(0.8, 128)
+    assert len(compared) == 996 and max(compared) <= bands * BUCKET_CAP
+    # A few near twins of kept questions beyond the bound are kept (607 dropped as near without it, 604 with it);
+    # every drop names a question with a lower id that really is within the threshold, and kept unless it is the
+    # first of exact duplicates and itself a near duplicate (exact duplicates are found first).
+    assert Counter(reason for reason, _ in reference.values()) == {"near": 607, "exact": 4}
+    assert Counter(drop.reason for drop in result.dropped) == {"near": 604, "exact": 4}
+    words = {row["question_id"]: set(normalize(row["question"]).split()) for row in rows}
+    kept_ids = {row["question_id"] for row in result.kept}
+    assert len(kept_ids) == 392
+    for question_id, (reason, survivor) in dropped_by(result).items():
+        assert survivor < question_id and (survivor in kept_ids or reason == "exact")
+        shared = words[question_id] & words[survivor]
+        assert len(shared) / len(words[question_id] | words[survivor]) >= (1.0 if reason == "exact" else 0.8)
+    # Without the bound (a bucket as large as the input), the result is the reference's, and some question is
+    # compared with more kept questions than the bound allows.
+    monkeypatch.setattr(dedup_module, "BUCKET_CAP", len(rows))
+    compared.clear()
+    assert dropped_by(deduplicate(rows)) == reference
+    assert max(compared) > bands * BUCKET_CAP
+
+
+def test_a_bucket_holds_the_first_bucket_cap_kept_questions():
+    from glan.quality.dedup import BUCKET_CAP, KeptBuckets
+
+    kept = KeptBuckets(3)
+    for rank in range(20):
+        kept.insert(rank, np.array([0, 2]))
+    kept.insert(20, np.array([1]))
+    assert sorted(kept.candidates(np.array([0, 2])).tolist()) == list(range(BUCKET_CAP))
+    assert sorted(kept.candidates(np.array([2, 1])).tolist()) == [*range(BUCKET_CAP), 20]
+
+
+def test_dedup_on_the_event_loop_lets_other_tasks_run_between_its_steps(monkeypatch):
+    from glan.quality import Deduplicate, slices
+
+    settings = quality_settings().dedup
+    rows = near_twins(1000)
+    expected_kept = Deduplicate(settings)(rows, QualityReport())
+    monkeypatch.setattr(slices, "SLICE_S", 0)  # a turn for the loop after every step, however fast the machine
+
+    async def dedup_beside_a_counter():
+        turns, done = 0, asyncio.Event()
+
+        async def counter():
+            nonlocal turns
+            while not done.is_set():
+                turns += 1
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(counter())
+        await asyncio.sleep(0)
+        before = turns
+        kept = await Deduplicate(settings).run(rows, QualityReport())
+        done.set()
+        await task
+        return kept, turns - before
+
+    kept, turns = asyncio.run(dedup_beside_a_counter())
+    assert kept == expected_kept
+    # A step at least per question fingerprinted, per question looked up, per kept row collected; a dedup run in one
+    # piece would let the counter run once.
+    assert turns >= 3 * len(rows)
 
 
 BENCHMARK_ITEM = (
     "A train leaves the station at noon traveling at sixty miles per hour toward a city "
     "that lies two hundred and forty miles away across the plains"
 )
-OTHER_BENCHMARK_ITEM = "Which of the following gases makes up most of the atmosphere of the planet Earth at sea level today"
+OTHER_BENCHMARK_ITEM = (
+    "Which of the following gases makes up most of the atmosphere of the planet Earth at sea level today"
+)
 
 
 def benchmark_words(start, count):
@@ -218,19 +404,17 @@ REFUSALS = ["I'm sorry", "I cannot", "As an AI"]
 
 
 @pytest.mark.parametrize(
-    ("answer", "finish_reason", "reason"),
+    ("answer", "reason"),
     [
-        ("The derivative of x^2 is 2x.", "stop", None),
-        ("The derivative of x^2 is", "length", "truncated"),
-        ("", "length", "truncated"),
-        ("   \n", "stop", "empty"),
-        (None, "stop", "empty"),
-        ("I’M SORRY, but I can't help with that.", "stop", "refusal"),
-        ("Sure. As an AI language model, I think the answer is 4.", "stop", "refusal"),
+        ("The derivative of x^2 is 2x.", None),
+        ("   \n", "empty"),
+        (None, "empty"),
+        ("I’M SORRY, but I can't help with that.", "refusal"),
+        ("Sure. As an AI language model, I think the answer is 4.", "refusal"),
     ],
 )
-def test_answers_are_classified(answer, finish_reason, reason):
-    assert answer_drop_reason(answer, finish_reason, REFUSALS) == reason
+def test_answers_are_classified(answer, reason):
+    assert answer_drop_reason(answer, REFUSALS) == reason
 
 
 def quality_settings(benchmarks=()):
@@ -247,9 +431,17 @@ def test_the_question_steps_dedup_then_decontaminate_and_count_per_discipline(tm
     benchmarks = [file_benchmark(benchmark_path, "text", "trains")]
     report = QualityReport()
     # The build runs the steps per discipline; here one call over three disciplines shows dedup stays in each.
-    kept = [row for discipline_id in ("biology", "chemistry", "physics")
-            for row in run_steps(question_steps(quality_settings(), benchmarks),
-                                 [row for row in rows if row["discipline_id"] == discipline_id], report)]
+    kept = [
+        row
+        for discipline_id in ("biology", "chemistry", "physics")
+        for row in asyncio.run(
+            run_steps(
+                question_steps(quality_settings(), benchmarks),
+                [row for row in rows if row["discipline_id"] == discipline_id],
+                report,
+            )
+        )
+    ]
     # Dedup stays within a discipline (so adding one never drops another's rows): biology keeps q01,
     # chemistry keeps q00, though they are the same question.
     assert sorted(row["question_id"] for row in kept) == ["q00", "q01", "q05", "q06"]
@@ -263,21 +455,23 @@ def test_the_question_steps_dedup_then_decontaminate_and_count_per_discipline(tm
     }
 
 
-def instruction(question_id, answer, finish_reason="stop", **metadata):
-    return {**question(question_id, f"Question {question_id} about cells?"), "answer": answer,
-            "finish_reason": finish_reason, **metadata}
+def instruction(question_id, answer, **metadata):
+    return {**question(question_id, f"Question {question_id} about cells?"), "answer": answer, **metadata}
 
 
 def test_stats_are_exact_on_a_tiny_input():
     questions = [
         {**question("a", "one two three"), "level": "introductory", "strategy": "single_session"},
         {**question("b", " ".join(["word"] * 12)), "level": "advanced", "strategy": "two_sessions"},
-        {**question("c", " ".join(["word"] * 25), discipline_id="physics"), "level": "advanced",
-         "strategy": "single_session"},
+        {
+            **question("c", " ".join(["word"] * 25), discipline_id="physics"),
+            "level": "advanced",
+            "strategy": "single_session",
+        },
     ]
     report = QualityReport()
     instructions = AnswerFilter(quality_settings().answer_filters)(
-        [instruction("a", "Yes."), instruction("b", "I cannot answer."), instruction("c", "Half an", "length")],
+        [instruction("a", "Yes."), instruction("b", "I cannot answer."), instruction("c", "  ")],
         report,
     )
     halves = [ConfigStats.of(questions[:1]), ConfigStats.of(questions[1:])]  # as two units' figures merge
@@ -292,9 +486,22 @@ def test_stats_are_exact_on_a_tiny_input():
                 "by_strategy": {"single_session": 2, "two_sessions": 1},
                 "words": {
                     "question": {
-                        "count": 3, "min": 3, "p50": 12, "p90": 25, "max": 25, "mean": 13.33,
-                        "histogram": {"0-9": 1, "10-19": 1, "20-49": 1, "50-99": 0, "100-199": 0,
-                                      "200-499": 0, "500-999": 0, "1000+": 0},
+                        "count": 3,
+                        "min": 3,
+                        "p50": 12,
+                        "p90": 25,
+                        "max": 25,
+                        "mean": 13.33,
+                        "histogram": {
+                            "0-9": 1,
+                            "10-19": 1,
+                            "20-49": 1,
+                            "50-99": 0,
+                            "100-199": 0,
+                            "200-499": 0,
+                            "500-999": 0,
+                            "1000+": 0,
+                        },
                     }
                 },
             },
@@ -303,22 +510,47 @@ def test_stats_are_exact_on_a_tiny_input():
                 "by_discipline": {"biology": 1},
                 "words": {
                     "question": {
-                        "count": 1, "min": 4, "p50": 4, "p90": 4, "max": 4, "mean": 4.0,
-                        "histogram": {"0-9": 1, "10-19": 0, "20-49": 0, "50-99": 0, "100-199": 0,
-                                      "200-499": 0, "500-999": 0, "1000+": 0},
+                        "count": 1,
+                        "min": 4,
+                        "p50": 4,
+                        "p90": 4,
+                        "max": 4,
+                        "mean": 4.0,
+                        "histogram": {
+                            "0-9": 1,
+                            "10-19": 0,
+                            "20-49": 0,
+                            "50-99": 0,
+                            "100-199": 0,
+                            "200-499": 0,
+                            "500-999": 0,
+                            "1000+": 0,
+                        },
                     },
                     "answer": {
-                        "count": 1, "min": 1, "p50": 1, "p90": 1, "max": 1, "mean": 1.0,
-                        "histogram": {"0-9": 1, "10-19": 0, "20-49": 0, "50-99": 0, "100-199": 0,
-                                      "200-499": 0, "500-999": 0, "1000+": 0},
+                        "count": 1,
+                        "min": 1,
+                        "p50": 1,
+                        "p90": 1,
+                        "max": 1,
+                        "mean": 1.0,
+                        "histogram": {
+                            "0-9": 1,
+                            "10-19": 0,
+                            "20-49": 0,
+                            "50-99": 0,
+                            "100-199": 0,
+                            "200-499": 0,
+                            "500-999": 0,
+                            "1000+": 0,
+                        },
                     },
                 },
             },
         },
         "quality": {
             "dropped": {
-                "truncated": {"total": 1, "by_discipline": {"biology": 1}},
-                "empty": {"total": 0, "by_discipline": {}},
+                "empty": {"total": 1, "by_discipline": {"biology": 1}},
                 "refusal": {"total": 1, "by_discipline": {"biology": 1}},
             },
             "benchmark_hits": {},

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from builder.cli import main
+from glan.cli import main
 from tests.helpers import PATIENCE_S, wait_until
 from tests.servers import REPO_ROOT, most_in_flight, start_openai_server
 
@@ -181,7 +181,7 @@ def test_ray_refuses_what_it_cannot_do_with_one_line(tmp_path, capsys, monkeypat
         assert main(base + list(flags)) == 2
         assert [line for line in capsys.readouterr().err.splitlines() if line.startswith("glan: --ray")] == [message]
     # A fresh process: this one may have joined the test cluster already, and then uses it.
-    unreachable = subprocess.run([sys.executable, "-m", "builder.cli", *base, "--ray", "127.0.0.1:1"], cwd=REPO_ROOT,
+    unreachable = subprocess.run([sys.executable, "-m", "glan.cli", *base, "--ray", "127.0.0.1:1"], cwd=REPO_ROOT,
                                  capture_output=True, text=True, timeout=PATIENCE_S)
     assert unreachable.returncode == 2
     assert unreachable.stderr.splitlines()[-1] == (
@@ -205,7 +205,7 @@ def test_executor_must_be_local_or_ray(tmp_path, capsys):
 def test_a_killed_driver_is_resumed_by_running_the_same_command(cluster, local, tmp_path):
     with start_openai_server(latency_ms=30) as server:
         address = cluster.get_runtime_context().gcs_address
-        command = [sys.executable, "-m", "builder.cli",
+        command = [sys.executable, "-m", "glan.cli",
                    *build_args(local["taxonomy"], server, tmp_path, "--ray", address)]
         driver = subprocess.Popen(command, cwd=REPO_ROOT, stderr=subprocess.DEVNULL)
         try:
@@ -228,7 +228,7 @@ def test_leases_never_add_up_to_more_than_the_concurrency_whatever_the_timing():
     endpoint's concurrency, and every worker with demand gets slots."""
     import random
 
-    from builder.cluster.leases import EndpointLimits
+    from glan.execute.ray.leases import EndpointLimits
 
     concurrency, rng = 7, random.Random(11)
     limits = EndpointLimits(concurrency)

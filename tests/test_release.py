@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from builder.cli import main
-from builder.project import SHIPPED_PROMPTS, SHIPPED_TAXONOMY
-from builder.stages import CONFIGS
+from glan.cli import main
+from glan.project import SHIPPED_PROMPTS, SHIPPED_TAXONOMY
+from glan.stages import CONFIGS
 from tests.helpers import PATIENCE_S
 from tests.test_card import SECTIONS
 from tests.test_extend import write_project
@@ -71,8 +71,8 @@ def test_the_wheel_installs_and_works_from_an_empty_directory(server, hub, tmp_p
         return subprocess.run([venv / "bin" / "glan", *argv], cwd=cwd, env=env, capture_output=True, text=True,
                               timeout=PATIENCE_S)
 
-    where = subprocess.run([venv / "bin" / "python", "-c", "import builder, glan_dataset; "
-                            "print(builder.__file__); print(glan_dataset.__file__)"],
+    where = subprocess.run([venv / "bin" / "python", "-c", "import glan, glan_dataset; "
+                            "print(glan.__file__); print(glan_dataset.__file__)"],
                            cwd=project, env=env, capture_output=True, text=True, check=True,
                            timeout=PATIENCE_S).stdout.split()
     assert all(path.startswith(site) for path in where), where
@@ -103,7 +103,7 @@ def test_the_wheel_installs_and_works_from_an_empty_directory(server, hub, tmp_p
     shutil.copy(project / "taxonomy.yaml", alone / "taxonomy.yaml")
     estimated = glan("estimate", "--preset", "smoke", "--model", "test-model", "--base-url", server.base_url, cwd=alone)
     assert estimated.returncode == 0, estimated.stderr
-    shipped = Path(site) / "builder" / "defaults" / "prompts"
+    shipped = Path(site) / "glan" / "defaults" / "prompts"
     assert estimated.stderr.startswith(f"glan: no prompts/ beside taxonomy.yaml: using the prompts shipped with glan "
                                        f"({shipped}).")
 

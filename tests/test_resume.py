@@ -25,7 +25,7 @@ KILL_AT = {"Syllabus": ("subjects", "syllabus"), "question": ("syllabus", "quest
 
 
 def command(server, tmp: Path, name: str) -> list[str]:
-    return [sys.executable, "-m", "builder.cli", "build", "--preset", "smoke", "--disciplines",
+    return [sys.executable, "-m", "glan.cli", "build", "--preset", "smoke", "--disciplines",
             "Organic Chemistry,Linear Algebra", "--model", "test-model", "--base-url", server.base_url,
             "--concurrency", "4", "--out", str(tmp / name / "dist"), "--work-dir", str(tmp / name / ".glan")]
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from builder.stages import CONFIGS
+from glan.stages import CONFIGS
 from tests.helpers import REPO, glan, wait_until
 from tests.servers import start_openai_server
 from tests.servers.hub_server import FAKE_TOKEN, Blob
@@ -142,7 +142,7 @@ def test_pull_advice_is_composed_from_checked_manifest_fields(hub, client, tmp_p
 
 
 def build_argv(taxonomy: Path, server, work: Path, out: Path, disciplines: str) -> list[str]:
-    return [sys.executable, "-m", "builder.cli", "build", "--taxonomy", str(taxonomy), "--preset", "smoke",
+    return [sys.executable, "-m", "glan.cli", "build", "--taxonomy", str(taxonomy), "--preset", "smoke",
             "--disciplines", disciplines, "--model", "test-model", "--base-url", server.base_url, "--work-dir",
             str(work), "--out", str(out)]
 

@@ -2,12 +2,12 @@
 
 from pathlib import Path
 
-from builder import schemas
-from builder.prompts import load_prompt
-from builder.stages import StageContext
-from builder.stages.questions import Questions
-from builder.stages.subjects import Subjects
-from builder.taxonomy import load_taxonomy
+from glan import schemas
+from glan.prompts import load_prompt
+from glan.stages import StageContext
+from glan.stages.questions import Questions
+from glan.stages.subjects import Subjects
+from glan.taxonomy import load_taxonomy
 
 SETTINGS = load_taxonomy("taxonomy.yaml").settings("smoke")
 PROMPTS = {name: load_prompt(Path("prompts"), name) for name in ("subjects", "questions")}
@@ -15,8 +15,8 @@ DISCIPLINE = {"discipline_id": "linear-algebra", "field": "Formal Sciences", "su
               "discipline": "Linear Algebra", "description": ""}
 
 
-def context(stage, output_model):
-    return StageContext(SETTINGS, PROMPTS[stage], "m", output_model)
+def context(stage):
+    return StageContext(SETTINGS, "m", PROMPTS[stage].fingerprint)
 
 
 def test_subject_samples_are_merged_and_exact_repeats_dropped():
@@ -29,7 +29,7 @@ def test_subject_samples_are_merged_and_exact_repeats_dropped():
                                            {"name": "Eigenvalues", "level": SETTINGS.levels[1], "subtopics": ["x y"]},
                                            {"name": "Matrix Groups", "level": level, "subtopics": ["GL(n)"]}]}),
     ]
-    rows = Subjects(context("subjects", model)).parse(DISCIPLINE, samples)
+    rows = Subjects(context("subjects")).parse(DISCIPLINE, samples)
     assert [(row["subject"], row["level"]) for row in rows] == [
         ("Vector Spaces", level), ("Eigenvalues", level), ("Eigenvalues", SETTINGS.levels[1]), ("Matrix Groups", level)]
     assert rows[0]["subtopics"] == ["bases"]  # the first sample's version survives
@@ -44,7 +44,7 @@ def syllabus(subject_id, sessions):
 
 
 def test_question_plans_are_deterministic_per_subject_and_respect_the_strategies():
-    stage = Questions(context("questions", schemas.question_model(SETTINGS.questions.max_chars)))
+    stage = Questions(context("questions"))
     one = syllabus("a", [["span", "basis", "dimension"], ["kernel", "image"], ["rank"]])
     other = syllabus("b", [["x", "y"], ["z"]])
     alone = stage.plan(one)
@@ -59,7 +59,7 @@ def test_question_plans_are_deterministic_per_subject_and_respect_the_strategies
 
 
 def test_a_one_session_syllabus_only_gets_single_session_questions():
-    stage = Questions(context("questions", schemas.question_model(SETTINGS.questions.max_chars)))
+    stage = Questions(context("questions"))
     plans = stage.plan(syllabus("c", [["only"]]))
     assert {plan["strategy"] for plan in plans} == {"single_session"}
     assert all(plan["key_concepts"] == ["only"] for plan in plans)

@@ -10,13 +10,15 @@ import urllib.request
 
 import pytest
 
-from builder.llm.accounting import Accounting
-from builder.llm.cache import Cache
-from builder.llm.attempts import LLMRequest
-from builder.llm.engine import Endpoint, Engine, Limits, Route
-from builder.llm.free_text import FreeText, control_character
-from builder.llm.structured import parse_output
-from builder.schemas import answer_model, question_model, subject_list_model
+from glan.llm.accounting import Accounting
+from glan.llm.cache import Cache
+from glan.llm.attempts import LLMRequest
+from glan.config.settings import Limits
+from glan.llm.engine import Engine
+from glan.llm.routes import Endpoint, Route
+from glan.llm.free_text import FreeText, control_character
+from glan.llm.structured import parse_output
+from glan.schemas import answer_model, question_model, subject_list_model
 
 SUBJECTS = subject_list_model(["introductory", "advanced"], 1, 3)
 

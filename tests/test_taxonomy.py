@@ -2,11 +2,11 @@ from pathlib import Path
 
 import pytest
 
-from builder.cli import main
-from builder.config.resolve import resolve
-from builder.config.run import RunSettings
-from builder.config.settings import Generation
-from builder.taxonomy import (
+from glan.cli import main
+from glan.plan import resolve
+from glan.config.run import RunSettings
+from glan.config.settings import Generation
+from glan.taxonomy import (
     ABSENT,
     SettingChange,
     TaxonomyError,

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from datasets import load_dataset
 
-from builder.cli import main
+from glan.cli import main
 from tests.cached import cache_files
 from tests.servers import REPO_ROOT, most_in_flight, start_openai_server
 

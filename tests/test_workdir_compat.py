@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from builder.cli import main
+from glan import __version__
+from glan.cli import main
 
 FIXTURE = Path(__file__).parent / "fixtures" / "workdir_v1"
 SPLITS = {"taxonomy": ["train"], "subjects": ["train"], "syllabi": ["train"], "questions": ["train"],
@@ -61,3 +62,33 @@ def test_a_prompts_folder_naming_the_json_forms_keeps_asking_for_json(openai_ser
             assert rows(tmp_path / "again", config, split) == rows(tmp_path / "first", config, split), (config, split)
     instructions = rows(tmp_path / "again", "instructions", "train") | rows(tmp_path / "again", "instructions", "test")
     assert sorted(json.loads(row)["messages"][1]["content"] for row in instructions) == sorted(answers)
+
+
+CURRENT = Path(__file__).parent / "fixtures" / "workdir_v2"
+
+
+def test_a_work_dir_of_glan_0_2_builds_with_zero_requests_into_the_same_bytes(openai_server, tmp_path, capsys):
+    """tests/fixtures/workdir_v2 was made by glan 0.2 (the layout before builder/plan.py and builder/execute/): its
+    taxonomy and prompts, its work dir (units, caches) and the folder it built. Built again by this glan, every unit
+    is found complete (no request, no unit run again) and every file of the folder has the same bytes, but for the
+    version of glan the manifest and the card name."""
+    shutil.copytree(CURRENT, tmp_path / "v2")
+    root = tmp_path / "v2"
+    code = main(["build", "--taxonomy", str(root / "taxonomy.yaml"), "--preset", "smoke", "--disciplines",
+                 "Organic Chemistry,Linear Algebra", "--model", "test-model", "--base-url", openai_server.base_url,
+                 "--work-dir", str(root / "work"), "--out", str(tmp_path / "dist")])
+    assert code == 0
+    assert openai_server.stats()["requests"] == 0
+    assert "2 of 2 disciplines were already built with these settings: not run again." in capsys.readouterr().err
+    expected = {path.relative_to(root / "folder"): path.read_bytes() for path in (root / "folder").rglob("*")
+                if path.is_file()}
+    built = {path.relative_to(tmp_path / "dist"): path.read_bytes() for path in (tmp_path / "dist").rglob("*")
+             if path.is_file()}
+    assert sorted(built) == sorted(expected)
+    made_by = json.loads(expected[Path("glan_manifest.json")])["reproduce"]["glan_version"]
+    for path, data in expected.items():
+        if path.name in ("glan_manifest.json", "README.md"):
+            data = data.replace(f"glan {made_by}".encode(), f"glan {__version__}".encode()).replace(
+                f'"glan_version": "{made_by}"'.encode(), f'"glan_version": "{__version__}"'.encode()).replace(
+                f'"glan=={made_by}"'.encode(), f'"glan=={__version__}"'.encode())
+        assert built[path] == data, path

@@ -9,9 +9,9 @@ import os
 import pytest
 import yaml
 
-import builder.config.yamlfile
-from builder.cli import main
-from builder.taxonomy import TaxonomyError, load_taxonomy
+import glan.config.yamlfile
+from glan.cli import main
+from glan.taxonomy import TaxonomyError, load_taxonomy
 
 FIELDS = ("fields:\n  - name: Science\n    subfields:\n      - name: Chemistry\n        disciplines:\n"
           "          - name: Organic Chemistry\n")
@@ -89,7 +89,7 @@ REFUSED = {
 ])
 def loader(request, monkeypatch):
     """glan reads YAML with libyaml's loader where PyYAML has it, else with PyYAML's own: each test runs with both."""
-    monkeypatch.setattr(builder.config.yamlfile, "_Loader", getattr(yaml, request.param))
+    monkeypatch.setattr(glan.config.yamlfile, "_Loader", getattr(yaml, request.param))
 
 
 @pytest.mark.parametrize("text, expected", REFUSED.values(), ids=REFUSED.keys())

@@ -51,9 +51,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser(argv: list[str]) -> argparse.ArgumentParser:
-    parser = _Parser(prog="glan", description="GLAN synthetic instruction data from a taxonomy.",
-                     epilog="Exit codes: 0 ok, 1 finished with failures over the threshold, stopped by a budget, "
-                            "failed on the way or crashed on a bug (with a traceback), 2 bad input, 130 interrupted.")
+    parser = _Parser(
+        prog="glan",
+        description="GLAN synthetic instruction data from a taxonomy.",
+        epilog="Exit codes: 0 ok, 1 finished with failures over the threshold, stopped by a budget, "
+        "failed on the way or crashed on a bug (with a traceback), 2 bad input, 130 interrupted.",
+    )
     parser.add_argument("--version", action="version", version=f"glan {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     presets = preset_help(argv)
@@ -79,12 +82,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"glan: {error}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
-        print("glan: interrupted. Every response received so far is cached: run the same command to resume.",
-              file=sys.stderr)
+        print(
+            "glan: interrupted. Every response received so far is cached: run the same command to resume.",
+            file=sys.stderr,
+        )
         return 130
     except Exception:
         traceback.print_exc()
-        print("glan: this is a bug in glan, not a problem with your input. Please report it with the traceback "
-              "above and the command you ran to the issue tracker of the repository you installed glan from.",
-              file=sys.stderr)
+        print(
+            "glan: this is a bug in glan, not a problem with your input. Please report it with the traceback "
+            "above and the command you ran to the issue tracker of the repository you installed glan from.",
+            file=sys.stderr,
+        )
         return 1

@@ -8,7 +8,6 @@ import sys
 import time
 
 
-
 def add_parser(commands) -> None:
     parser = commands.add_parser("batches", help="list the Batch API batches of a work dir, or cancel them")
     parser.add_argument("action", nargs="?", choices=("list", "cancel"), default="list")
@@ -20,14 +19,15 @@ def add_parser(commands) -> None:
 def run(args) -> int:
     import openai
 
-    from ..llm.batch import TERMINAL, BatchError, BatchStore, client, find_by_chunk
+    from ..llm.batch import TERMINAL, BatchError, BatchStore, client, counts, find_by_chunk
     from ..llm.cache import Cache, shared_cache_path
 
     work_dir, action, batch_ids = args.work_dir, args.action, args.batch_ids
     path = shared_cache_path(work_dir)
     if not path.exists():
-        print(f"glan: {path}: no such file. Pass the --work-dir of the build that submitted the batches.",
-              file=sys.stderr)
+        print(
+            f"glan: {path}: no such file. Pass the --work-dir of the build that submitted the batches.", file=sys.stderr
+        )
         return 2
     store = BatchStore(Cache(path))
     saved = [batch for batch in store.all() if batch.input_file_id]
@@ -43,11 +43,13 @@ def run(args) -> int:
                 store.update(batch)
     unknown = sorted(set(batch_ids) - {batch.batch_id for batch in saved})
     if unknown:
-        print(f"glan: {', '.join(unknown)}: not a batch saved in {work_dir}; `glan batches` lists them.",
-              file=sys.stderr)
+        print(
+            f"glan: {', '.join(unknown)}: not a batch saved in {work_dir}; `glan batches` lists them.", file=sys.stderr
+        )
         return 2
-    running = [batch for batch in saved if batch.batch_id and batch.status not in TERMINAL]
-    for batch in running:
+    for batch in saved:
+        if batch.batch_id is None or batch.status in TERMINAL:  # never created, or ended
+            continue
         try:
             api = client(batch.base_url, batch.api_key_env)
             wanted = action == "cancel" and (not batch_ids or batch.batch_id in batch_ids)
@@ -55,7 +57,7 @@ def run(args) -> int:
         except openai.APIError as error:  # still list what was saved
             print(f"glan: {batch.base_url}: {batch.batch_id}: {error}", file=sys.stderr)
             continue
-        batch.status, batch.counts = remote.status, remote.request_counts.model_dump()
+        batch.status, batch.counts = remote.status, counts(remote)
         store.update(batch)
     print(_table(saved))
     return 0
@@ -67,12 +69,16 @@ def _table(saved) -> str:
     if not saved:
         return "no batches saved in this work dir"
     width = max(len("batch"), *(len(batch.batch_id or "-") for batch in saved))
-    lines = [f"{'batch':<{width}} {'stage':<10} {'status':<11} {'requests':>8} {'completed':>9} {'failed':>6} "
-             f"{'collected':<9} created"]
+    lines = [
+        f"{'batch':<{width}} {'stage':<10} {'status':<11} {'requests':>8} {'completed':>9} {'failed':>6} "
+        f"{'collected':<9} created"
+    ]
     for batch in saved:
         counts = batch.counts or {}
         created = time.strftime("%Y-%m-%d %H:%M", time.localtime(batch.created))
-        lines.append(f"{batch.batch_id or '-':<{width}} {batch.stage:<10} {batch.status:<11} {len(batch.keys):>8,} "
-                     f"{counts.get('completed', 0):>9,} {counts.get('failed', 0):>6,} "
-                     f"{'yes' if batch.collected else 'no':<9} {created}")
+        lines.append(
+            f"{batch.batch_id or '-':<{width}} {batch.stage:<10} {batch.status:<11} {len(batch.keys):>8,} "
+            f"{counts.get('completed', 0):>9,} {counts.get('failed', 0):>6,} "
+            f"{'yes' if batch.collected else 'no':<9} {created}"
+        )
     return "\n".join(lines)

@@ -13,11 +13,13 @@ def add_parser(commands) -> None:
     cache = commands.add_parser("cache", help="check the response caches of a work dir")
     cache_commands = cache.add_subparsers(dest="cache_command", required=True, help="what to do")
     check = cache_commands.add_parser(
-        "check", help="run SQLite's integrity check; when it fails, keep what can still be read (exit 1)",
+        "check",
+        help="run SQLite's integrity check; when it fails, keep what can still be read (exit 1)",
         description="Run SQLite's integrity check on every cache file of the work dir. A damaged one is replaced "
-                    "by the rows SQLite can still read, and kept aside as <name>.damaged-<time>. Responses glan "
-                    "cannot read (written by an older glan or another program) move to <name>.unreadable-<time>. "
-                    "Exit 0 intact, 1 damaged (and salvaged) or responses moved, 2 no cache there.")
+        "by the rows SQLite can still read, and kept aside as <name>.damaged-<time>. Responses glan "
+        "cannot read (written by an older glan or another program) move to <name>.unreadable-<time>. "
+        "Exit 0 intact, 1 damaged (and salvaged) or responses moved, 2 no cache there.",
+    )
     check.add_argument("--work-dir", default=".glan", help="the work dir of the build")
     check.set_defaults(run=run_check)
 
@@ -30,8 +32,10 @@ def run_check(args) -> int:
     work_dir = Path(args.work_dir)
     paths = cache_files(work_dir)
     if not paths:
-        raise UserError(f"{work_dir}: no cache here (cache.sqlite, cache/*.sqlite). Pass the --work-dir of a "
-                        "build (the default is .glan).")
+        raise UserError(
+            f"{work_dir}: no cache here (cache.sqlite, cache/*.sqlite). Pass the --work-dir of a "
+            "build (the default is .glan)."
+        )
     with exclusive(work_dir):  # no build may write while the files are checked or replaced
         results = list(map(check, paths))
     damaged = [result for result in results if result.problems]
@@ -41,12 +45,17 @@ def run_check(args) -> int:
     for result in unreadable:
         print(result.unreadable_summary())
     if not damaged and not unreadable:
-        print(f"{work_dir}: {len(paths)} cache files, no damage found by SQLite's integrity check, every response "
-              "readable.")
+        print(
+            f"{work_dir}: {len(paths)} cache files, no damage found by SQLite's integrity check, every response "
+            "readable."
+        )
         return 0
-    found = ([f"{len(damaged)} damaged"] if damaged else []) + \
-        ([f"{len(unreadable)} with responses moved aside"] if unreadable else [])
+    found = ([f"{len(damaged)} damaged"] if damaged else []) + (
+        [f"{len(unreadable)} with responses moved aside"] if unreadable else []
+    )
     what = " or ".join((["lost"] if damaged else []) + (["moved aside"] if unreadable else []))
-    print(f"{work_dir}: {len(paths)} cache files, {', '.join(found)}. Run the build again: it sends the "
-          f"requests whose responses were {what}.")
+    print(
+        f"{work_dir}: {len(paths)} cache files, {', '.join(found)}. Run the build again: it sends the "
+        f"requests whose responses were {what}."
+    )
     return 1

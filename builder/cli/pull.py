@@ -9,18 +9,21 @@ from ..errors import UserError
 
 
 def add_parser(commands) -> None:
-    parser = commands.add_parser("pull", help="fetch the taxonomy and prompts a release was made from, to rebuild "
-                                              "or extend it",
-                                 description="Write the project a release was made from (its glan/ folder: "
-                                             "taxonomy.yaml, prompts/*.yaml, the card template the taxonomy names) "
-                                             "into DIR. A release whose glan/ holds any other file, a path that is "
-                                             "not plain and relative, or a file over 4 MiB is refused and nothing is "
-                                             "written; existing files are never overwritten, and nothing is written "
-                                             "through a symbolic link. HF_TOKEN is read for private repos.",
-                                 intermixed=True)
+    parser = commands.add_parser(
+        "pull",
+        help="fetch the taxonomy and prompts a release was made from, to rebuild or extend it",
+        description="Write the project a release was made from (its glan/ folder: "
+        "taxonomy.yaml, prompts/*.yaml, the card template the taxonomy names) "
+        "into DIR. A release whose glan/ holds any other file, a path that is "
+        "not plain and relative, or a file over 4 MiB is refused and nothing is "
+        "written; existing files are never overwritten, and nothing is written "
+        "through a symbolic link. HF_TOKEN is read for private repos.",
+        intermixed=True,
+    )
     parser.add_argument("repo_id", metavar="REPO", help="dataset repo on the Hub, e.g. you/glan-data")
-    parser.add_argument("directory", nargs="?", type=Path, metavar="DIR",
-                        help="where to write the project (default: the repo's name)")
+    parser.add_argument(
+        "directory", nargs="?", type=Path, metavar="DIR", help="where to write the project (default: the repo's name)"
+    )
     parser.add_argument("--revision", default="main", help="release tag (e.g. v1.0.0), branch or commit")
     parser.set_defaults(run=run)
 
@@ -37,11 +40,13 @@ def run(args) -> int:
     try:
         result = pull(args.repo_id, args.revision, directory)
     except RepositoryNotFoundError:
-        raise UserError(f"{args.repo_id}: no such dataset repo, or it is private: set HF_TOKEN to a token that can "
-                        "read it.") from None
+        raise UserError(
+            f"{args.repo_id}: no such dataset repo, or it is private: set HF_TOKEN to a token that can read it."
+        ) from None
     except RevisionNotFoundError:
-        raise UserError(f"{args.repo_id} has no revision {args.revision!r}. Name a release tag (v<version>), "
-                        "a branch or a commit.") from None
+        raise UserError(
+            f"{args.repo_id} has no revision {args.revision!r}. Name a release tag (v<version>), a branch or a commit."
+        ) from None
     except (httpx2.HTTPError, OSError) as error:
         print(f"glan pull: failed: {error}\nRun the same command to retry.", file=sys.stderr)
         return 1

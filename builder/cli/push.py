@@ -8,23 +8,33 @@ from pathlib import Path
 
 def add_parser(commands) -> None:
     parser = commands.add_parser(
-        "push", help="publish the dataset folder to the Hub as one commit and a tag",
+        "push",
+        help="publish the dataset folder to the Hub as one commit and a tag",
         description="Publish the dataset folder as release v<taxonomy version> of a dataset repo: one commit (shards, "
-                    "README.md as the folder holds it with the repo id filled in, glan_manifest.json, stats.json, and "
-                    "the taxonomy and prompts under glan/), then the tag. The token is read from HF_TOKEN (or "
-                    "`hf auth login`). The folder is held for the whole push: a build into it is refused meanwhile, "
-                    "and a file that changes underneath fails the push before any commit. A Hub that gives no "
-                    "answer for GLAN_HUB_STALL_S seconds (default 120) ends it. Exit 0 published or already "
-                    "published, 1 failed on the way (run it again: it resumes), 2 refused.")
-    parser.add_argument("repo_id", metavar="REPO", help="dataset repo on the Hub, e.g. you/glan-data (created if missing)")
+        "README.md as the folder holds it with the repo id filled in, glan_manifest.json, stats.json, and "
+        "the taxonomy and prompts under glan/), then the tag. The token is read from HF_TOKEN (or "
+        "`hf auth login`). The folder is held for the whole push: a build into it is refused meanwhile, "
+        "and a file that changes underneath fails the push before any commit. A Hub that gives no "
+        "answer for GLAN_HUB_STALL_S seconds (default 120) ends it. Exit 0 published or already "
+        "published, 1 failed on the way (run it again: it resumes), 2 refused.",
+    )
+    parser.add_argument(
+        "repo_id", metavar="REPO", help="dataset repo on the Hub, e.g. you/glan-data (created if missing)"
+    )
     parser.add_argument("--from", dest="from_dir", default="dist", type=Path, help="the folder `glan build` wrote")
     parser.add_argument("--revision", default="main", help="the branch to commit to")
-    parser.add_argument("--private", action="store_true",
-                        help="create the repo private, or make an existing public repo private (default: a new "
-                             "repo gets the account's default visibility; an existing one keeps its own)")
-    parser.add_argument("--create-pr", action="store_true",
-                        help="open a pull request instead of committing to the branch (reusing an open one that "
-                             "holds this release); tag after the merge with a plain `glan push`")
+    parser.add_argument(
+        "--private",
+        action="store_true",
+        help="create the repo private, or make an existing public repo private (default: a new "
+        "repo gets the account's default visibility; an existing one keeps its own)",
+    )
+    parser.add_argument(
+        "--create-pr",
+        action="store_true",
+        help="open a pull request instead of committing to the branch (reusing an open one that "
+        "holds this release); tag after the merge with a plain `glan push`",
+    )
     parser.add_argument("--message", help="commit title (default: Release v<taxonomy version>)")
     parser.set_defaults(run=run)
 
@@ -38,8 +48,14 @@ def run(args) -> int:
     from ..publish.session import HubUnreachable
 
     try:
-        result = push(args.from_dir, args.repo_id, revision=args.revision, private=args.private,
-                      create_pr=args.create_pr, message=args.message)
+        result = push(
+            args.from_dir,
+            args.repo_id,
+            revision=args.revision,
+            private=args.private,
+            create_pr=args.create_pr,
+            message=args.message,
+        )
     except (httpx2.HTTPError, OSError, RuntimeError, ValueError) as error:
         if isinstance(error.__cause__, HubUnreachable):  # huggingface_hub wraps what failed an LFS upload
             raise error.__cause__ from None

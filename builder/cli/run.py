@@ -1,15 +1,16 @@
-"""What `glan build` and `glan estimate` share: the run flags, and the choice between a configured endpoint
-and the embedded default (so one command line prices the other)."""
+"""What the commands that run the pipeline share (`glan build`, `glan estimate`, `glan taxonomy propose`): the run
+flags, and the run planned from them once (builder/plan.py), on a configured endpoint or the embedded default
+(so one command line prices the other)."""
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from dataclasses import replace
 from pathlib import Path
 
-from ..llm.local_models import DEFAULT_LOCAL_MODEL, LOCAL_MODELS, demo_notice
+from ..config.run import DEFAULT_TAXONOMY, DEFAULT_WORK_DIR, RunSettings
+from ..llm.local_models import DEFAULT_LOCAL_MODEL, LOCAL_MODELS
+from ..plan import ENDPOINT_PRECEDENCE, Run, resolve
 from ..stages import CONFIGS
 from .args import fraction, positive_number, whole_number
 
@@ -31,8 +32,9 @@ def _price(text: str) -> tuple[str, float, float]:
     try:
         input_price, output_price = (float(part) for part in prices.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected MODEL=IN,OUT in USD per million tokens, "
-                                         "e.g. gpt-4o-mini=0.15,0.6") from None
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected MODEL=IN,OUT in USD per million tokens, e.g. gpt-4o-mini=0.15,0.6"
+        ) from None
     if not model:
         raise argparse.ArgumentTypeError(f"{text!r}: no model name before '='; e.g. gpt-4o-mini=0.15,0.6")
     return model, input_price, output_price
@@ -41,28 +43,47 @@ def _price(text: str) -> tuple[str, float, float]:
 def selection_flags(preset_help: str) -> argparse.ArgumentParser:
     """What `glan build` and `glan estimate` share: what to build, with which models, at which prices."""
     flags = argparse.ArgumentParser(add_help=False)
-    flags.add_argument("--taxonomy", default="taxonomy.yaml", help="the taxonomy file (`glan init` writes one)")
-    flags.add_argument("--prompts", help="folder of prompt files (default: prompts/ beside the taxonomy, else the "
-                                         "prompts shipped with glan)")
-    flags.add_argument("--work-dir", default=".glan", help="the response cache and run state")
+    flags.add_argument("--taxonomy", default=DEFAULT_TAXONOMY, help="the taxonomy file (`glan init` writes one)")
+    flags.add_argument(
+        "--prompts",
+        help="folder of prompt files (default: prompts/ beside the taxonomy, else the prompts shipped with glan)",
+    )
+    flags.add_argument("--work-dir", default=DEFAULT_WORK_DIR, help="the response cache and run state")
     flags.add_argument("--preset", help=preset_help)
-    flags.add_argument("--disciplines", type=_csv, default="",
-                       help="names or ids, comma-separated (default: every discipline, or the preset's)")
-    flags.add_argument("--configs", type=_configs, default=",".join(CONFIGS),
-                       help="configs to write, comma-separated")
-    flags.add_argument("--model", help="model for every stage (default: the taxonomy's per-stage models; with no "
-                                       "endpoint, the embedded local model)")
-    flags.add_argument("--base-url", help="OpenAI-compatible endpoint (default: OPENAI_BASE_URL, else the "
-                                          "taxonomy's base_urls, else OpenAI with OPENAI_API_KEY, else the "
-                                          "embedded local model)")
-    flags.add_argument("--seed", type=whole_number(0),
-                       help="seed of question sampling (default: the taxonomy's or preset's)")
-    flags.add_argument("--price", action="append", type=_price, default=[], metavar="MODEL=IN,OUT",
-                       help="USD per million input and output tokens of MODEL (repeatable; default: the "
-                            "taxonomy's prices)")
-    flags.add_argument("--batch", action="store_true",
-                       help="send every stage's uncached requests through the OpenAI Batch API (half price, "
-                            "done within 24 h; a rerun resumes the saved batches)")
+    flags.add_argument(
+        "--disciplines",
+        type=_csv,
+        default="",
+        help="names or ids, comma-separated (default: every discipline, or the preset's)",
+    )
+    flags.add_argument("--configs", type=_configs, default=",".join(CONFIGS), help="configs to write, comma-separated")
+    flags.add_argument(
+        "--model",
+        help="model for every stage (default: the taxonomy's per-stage models; with no "
+        "endpoint, the embedded local model)",
+    )
+    flags.add_argument(
+        "--base-url",
+        help=f"OpenAI-compatible endpoint for every stage. Where a stage's requests go, the first that applies: "
+        f"{ENDPOINT_PRECEDENCE}",
+    )
+    flags.add_argument(
+        "--seed", type=whole_number(0), help="seed of question sampling (default: the taxonomy's or preset's)"
+    )
+    flags.add_argument(
+        "--price",
+        action="append",
+        type=_price,
+        default=[],
+        metavar="MODEL=IN,OUT",
+        help="USD per million input and output tokens of MODEL (repeatable; default: the taxonomy's prices)",
+    )
+    flags.add_argument(
+        "--batch",
+        action="store_true",
+        help="send every stage's uncached requests through the OpenAI Batch API (half price, "
+        "done within 24 h; a rerun resumes the saved batches)",
+    )
     flags.add_argument("--local-model", **local_model_flag())
     return flags
 
@@ -71,15 +92,22 @@ def build_flags() -> argparse.ArgumentParser:
     """What only `glan build` takes: where the folder goes, and the limits of a run that sends requests."""
     flags = argparse.ArgumentParser(add_help=False)
     flags.add_argument("--out", default="dist", type=Path, help="the dataset folder to write")
-    flags.add_argument("--concurrency", type=whole_number(1),
-                       help="max requests in flight per endpoint (default: the taxonomy's limits.concurrency)")
-    flags.add_argument("--max-failure-rate", type=fraction,
-                       help="exit 1 when a larger share of items fails (default: the taxonomy's "
-                            "limits.max_failure_rate)")
-    flags.add_argument("--max-cost", type=positive_number,
-                       help="stop cleanly after spending this many USD (default: no limit)")
-    flags.add_argument("--max-requests", type=whole_number(1),
-                       help="stop cleanly after sending this many requests (default: no limit)")
+    flags.add_argument(
+        "--concurrency",
+        type=whole_number(1),
+        help="max requests in flight per endpoint (default: the taxonomy's limits.concurrency)",
+    )
+    flags.add_argument(
+        "--max-failure-rate",
+        type=fraction,
+        help="exit 1 when a larger share of items fails (default: the taxonomy's limits.max_failure_rate)",
+    )
+    flags.add_argument(
+        "--max-cost", type=positive_number, help="stop cleanly after spending this many USD (default: no limit)"
+    )
+    flags.add_argument(
+        "--max-requests", type=whole_number(1), help="stop cleanly after sending this many requests (default: no limit)"
+    )
     return flags
 
 
@@ -91,8 +119,8 @@ def preset_help(argv: list[str]) -> str:
         return text
     from ..taxonomy import TaxonomyError, load_taxonomy
 
-    path = next((value for flag, value in zip(argv, argv[1:]) if flag == "--taxonomy"), None)
-    path = path or next((arg.split("=", 1)[1] for arg in argv if arg.startswith("--taxonomy=")), "taxonomy.yaml")
+    path = next((value for flag, value in zip(argv, argv[1:], strict=False) if flag == "--taxonomy"), None)
+    path = path or next((arg.split("=", 1)[1] for arg in argv if arg.startswith("--taxonomy=")), DEFAULT_TAXONOMY)
     try:
         presets = sorted(load_taxonomy(path).presets)
     except TaxonomyError:
@@ -102,65 +130,45 @@ def preset_help(argv: list[str]) -> str:
 
 def local_model_flag() -> dict:
     """argparse keywords of --local-model, which `glan serve-local` shares."""
-    return {"choices": list(LOCAL_MODELS), "default": DEFAULT_LOCAL_MODEL,
-            "help": f"the embedded model run when no endpoint is configured: "
-                    f"{', '.join(f'{name} ({model.label})' for name, model in LOCAL_MODELS.items())} "
-                    f"(default: {DEFAULT_LOCAL_MODEL})"}
+    return {
+        "choices": list(LOCAL_MODELS),
+        "default": DEFAULT_LOCAL_MODEL,
+        "help": f"the embedded model run when no endpoint is configured: "
+        f"{', '.join(f'{name} ({model.label})' for name, model in LOCAL_MODELS.items())} "
+        f"(default: {DEFAULT_LOCAL_MODEL})",
+    }
 
 
-def run_settings(args):
-    from ..config.run import RunSettings
-
-    return RunSettings(
-        taxonomy=args.taxonomy, prompts=prompts_for(args.taxonomy, args.prompts), work_dir=args.work_dir,
-        preset=args.preset, disciplines=tuple(args.disciplines), model=args.model, base_url=args.base_url,
-        concurrency=getattr(args, "concurrency", None), seed=args.seed, max_cost=getattr(args, "max_cost", None),
-        max_requests=getattr(args, "max_requests", None), batch=args.batch, prices=tuple(args.price),
-        progress=sys.stderr.isatty())
-
-
-def prompts_for(taxonomy: str, prompts: str | None) -> str:
-    """The prompts folder a run uses; says so when it is the one shipped with glan."""
-    from ..project import SHIPPED_PROMPTS, prompts_dir
-    from ..taxonomy import load_taxonomy
-
-    chosen = prompts_dir(taxonomy, prompts)
-    if chosen == SHIPPED_PROMPTS:
-        load_taxonomy(taxonomy)  # a bad taxonomy's error is the one line bad input gets, with no note before it
-        print(f"glan: no prompts/ beside {taxonomy}: using the prompts shipped with glan ({chosen}). "
-              "`glan init DIR` writes a copy to edit; --prompts DIR names another folder.", file=sys.stderr)
-    return str(chosen)
-
-
-def with_endpoint(args, run, action) -> int:
-    """Run `action(run)` against the configured endpoint, or else against the embedded default."""
-    embedded = embedded_run(args, run)
-    if embedded is None:
-        return action(run)
-    from ..config.resolve import resolve
-    from ..llm.local import LocalServer
-
-    resolve(replace(embedded, base_url="http://127.0.0.1"))  # bad input fails before the server starts
-    with LocalServer(args.local_model) as server:
-        scope = f"the {embedded.preset} preset" if embedded.preset else "the taxonomy's generation settings"
-        print(f"glan: no endpoint configured: running {scope} on the embedded {server.local_model.label} "
-              f"(llama.cpp at {server.base_url}).\n"
-              f"glan: {demo_notice(server.local_model)}", file=sys.stderr)
-        return action(replace(embedded, base_url=server.base_url))
+def run_settings(args, **flags) -> RunSettings:
+    """The RunSettings of a command's arguments; `flags` are the command's own (e.g. the executor)."""
+    asked = dict(
+        taxonomy=args.taxonomy,
+        prompts=args.prompts,
+        work_dir=args.work_dir,
+        preset=args.preset,
+        disciplines=tuple(getattr(args, "disciplines", ())),
+        model=args.model,
+        base_url=args.base_url,
+        concurrency=getattr(args, "concurrency", None),
+        seed=getattr(args, "seed", None),
+        max_cost=getattr(args, "max_cost", None),
+        max_requests=getattr(args, "max_requests", None),
+        max_failure_rate=getattr(args, "max_failure_rate", None),
+        batch=getattr(args, "batch", False),
+        prices=tuple(getattr(args, "price", ())),
+        progress=sys.stderr.isatty(),
+        local_model=args.local_model,
+    )
+    return RunSettings(**{**asked, **flags})
 
 
-def embedded_run(args, run):
-    """`run` on the embedded model, with the demo preset (if the taxonomy has one) so a CPU build takes
-    minutes; None when an endpoint is named by flag, environment or taxonomy."""
-    if args.base_url or os.environ.get("OPENAI_BASE_URL") or os.environ.get("OPENAI_API_KEY"):
-        return None
-    from ..stages import STAGE_NAMES
-    from ..taxonomy import load_taxonomy
-
-    taxonomy = load_taxonomy(args.taxonomy)
-    settings = taxonomy.settings(args.preset)
-    if any(getattr(settings, stage).base_urls for stage in STAGE_NAMES):
-        return None
-    demo = "demo" if "demo" in taxonomy.presets else None
-    return replace(run, model=args.model or LOCAL_MODELS[args.local_model].alias, preset=args.preset or demo,
-                   embedded=True)
+def resolved(args, **flags) -> Run:
+    """The command's run, planned once (builder/plan.py); says so when it uses the prompts shipped with glan."""
+    run = resolve(run_settings(args, **flags))
+    if run.prompts_shipped:
+        print(
+            f"glan: no prompts/ beside {args.taxonomy}: using the prompts shipped with glan ({run.prompts_dir}). "
+            "`glan init DIR` writes a copy to edit; --prompts DIR names another folder.",
+            file=sys.stderr,
+        )
+    return run

@@ -28,8 +28,7 @@ def run(args) -> int:
             print("Press Ctrl-C to stop.", flush=True)
             returncode = server.wait()
             print(
-                f"glan: the embedded server exited with code {returncode}. Its last output:\n"
-                f"{server.output_tail()}",
+                f"glan: the embedded server exited with code {returncode}. Its last output:\n{server.output_tail()}",
                 file=sys.stderr,
             )
             return 1

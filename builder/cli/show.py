@@ -6,16 +6,16 @@ import sys
 import textwrap
 from pathlib import Path
 
-from ..llm.local_models import demo_notice, embedded_writer
-from ..publish.export import read_manifest
-from ..stages import CONFIGS
+from ..llm.local_models import demo_notice
+from ..publish.manifest import read_manifest
+from ..stages import CONFIGS, DEFAULT_CONFIG
 from .args import whole_number
 
 
 def add_parser(commands) -> None:
     parser = commands.add_parser("show", help="print a few rows of a built folder, read back with load_dataset")
     parser.add_argument("folder", nargs="?", default="dist", type=Path, help="a folder `glan build` wrote")
-    parser.add_argument("--config", default="instructions", choices=CONFIGS, help="the config to read")
+    parser.add_argument("--config", default=DEFAULT_CONFIG, choices=CONFIGS, help="the config to read")
     parser.add_argument("--rows", type=whole_number(1), default=3, help="how many rows to print")
     parser.set_defaults(run=run)
 
@@ -33,13 +33,14 @@ def show(folder: Path, config: str, count: int) -> int:
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
     rows = datasets.load_dataset(str(folder), config, split="train")
-    writer = embedded_writer(read_manifest(folder) or {})
+    manifest = read_manifest(folder)
+    writer = manifest.embedded_model if manifest else None
     if writer:
         print(f"{demo_notice(writer)}\n")
     print(f'load_dataset("{folder}", "{config}"): {rows.num_rows} rows; the first {min(count, rows.num_rows)}:\n')
     for row in rows.select(range(min(count, rows.num_rows))):
         print(f"[{row['discipline']}{' / ' + row['subject'] if 'subject' in row else ''}]")
-        if config == "instructions":
+        if "messages" in rows.column_names:
             for message in row["messages"]:
                 print(f"  {message['role']}: {_short(message['content'])}")
         else:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from .args import whole_number
-
 from .run import local_model_flag
 
 
@@ -14,14 +13,18 @@ def add_parser(commands, preset_help: str) -> None:
     validate.add_argument("path", nargs="?", default="taxonomy.yaml", help="the taxonomy file")
     validate.set_defaults(run=run_validate)
     propose = taxonomy_commands.add_parser(
-        "propose", help="ask the LLM for new disciplines, printed as taxonomy YAML to review (never merged)")
+        "propose", help="ask the LLM for new disciplines, printed as taxonomy YAML to review (never merged)"
+    )
     propose.add_argument("--taxonomy", default="taxonomy.yaml", help="the taxonomy to grow")
-    propose.add_argument("--prompts", help="folder of prompt files (default: prompts/ beside the taxonomy, else the "
-                                           "prompts shipped with glan)")
+    propose.add_argument(
+        "--prompts",
+        help="folder of prompt files (default: prompts/ beside the taxonomy, else the prompts shipped with glan)",
+    )
     propose.add_argument("--under", default="", help='"Field" or "Field/Sub-field" to grow (default: anywhere)')
     propose.add_argument("--count", type=whole_number(1), default=10, help="how many disciplines to ask for")
-    propose.add_argument("--model", help="model to ask (default: the subjects stage's model; with no endpoint, the "
-                                         "embedded local model)")
+    propose.add_argument(
+        "--model", help="model to ask (default: the subjects stage's model; with no endpoint, the embedded local model)"
+    )
     propose.add_argument("--base-url", help="OpenAI-compatible endpoint (default: as for `glan build`)")
     propose.add_argument("--preset", help=preset_help)
     propose.add_argument("--work-dir", default=".glan", help="the response cache")
@@ -37,22 +40,25 @@ def run_validate(args) -> int:
     """Exit 0 with a one-line summary, or 2 with the first problem on stderr: the taxonomy, then its prompts (beside
     it, else glan's) and its card template, each rendered with the variables a build gives it."""
     from .. import preflight
-    from ..build import check_card_template
-    from ..config.resolve import resolve
     from ..config.run import RunSettings
+    from ..plan import resolve
+    from ..publish.card import check_card_template
     from ..stages import CONFIGS
     from ..taxonomy import load_taxonomy
 
     taxonomy = load_taxonomy(args.path)
     # The templates render as a build's would; the model and the endpoint are placeholders that get no request.
-    run = resolve(RunSettings(taxonomy=args.path, model="validate", base_url="http://127.0.0.1", progress=False),
-                  taxonomy)
+    run = resolve(
+        RunSettings(taxonomy=args.path, model="validate", base_url="http://127.0.0.1", progress=False), taxonomy
+    )
     preflight.check_templates(run)
     check_card_template(run, list(CONFIGS))
     subfields = sum(len(field.subfields) for field in taxonomy.fields)
     presets = ", ".join(sorted(taxonomy.presets)) or "none"
-    print(f"{args.path}: version {taxonomy.version}, {len(taxonomy.fields)} fields, {subfields} sub-fields, "
-          f"{len(taxonomy.disciplines())} disciplines, presets: {presets}")
+    print(
+        f"{args.path}: version {taxonomy.version}, {len(taxonomy.fields)} fields, {subfields} sub-fields, "
+        f"{len(taxonomy.disciplines())} disciplines, presets: {presets}"
+    )
     return 0
 
 
@@ -64,10 +70,9 @@ def run_diff(args) -> int:
 
 
 def run_propose(args) -> int:
-    from ..config.run import RunSettings
+    from ..execute.serve import serving
     from ..propose import propose
-    from .run import prompts_for, with_endpoint
+    from .run import resolved
 
-    run = RunSettings(taxonomy=args.taxonomy, prompts=prompts_for(args.taxonomy, args.prompts), work_dir=args.work_dir,
-                      preset=args.preset, model=args.model, base_url=args.base_url, progress=False)
-    return with_endpoint(args, run, lambda run: propose(run, args.under, args.count))
+    with serving(resolved(args, progress=False)) as run:
+        return propose(run, args.under, args.count)

@@ -8,7 +8,6 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic_core import PydanticCustomError
 
-
 MAX_NAME_CHARS = 120  # names make ids, and ids name files (builder/taxonomy/model.py)
 
 
@@ -50,6 +49,8 @@ class Named(Node):
         if value is None or (isinstance(value, str) and not value.strip()):
             raise problem(f'empty. Give the {cls.noun} a name, e.g. "name: {cls.name_example}"')
         if isinstance(value, str) and len(value) > MAX_NAME_CHARS:
-            raise problem(f"a name of {len(value):,} characters, more than {MAX_NAME_CHARS}. Give the {cls.noun} a "
-                          f'shorter name, e.g. "name: {cls.name_example}", and say more in its description')
+            raise problem(
+                f"a name of {len(value):,} characters, more than {MAX_NAME_CHARS}. Give the {cls.noun} a "
+                f'shorter name, e.g. "name: {cls.name_example}", and say more in its description'
+            )
         return value

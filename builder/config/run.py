@@ -1,18 +1,19 @@
-"""What a build is asked to do: the command line's flags (or glan_dataset's config fields), before resolving."""
+"""What a command asks for: its flags (or glan_dataset's config fields), as given, before the plan decides the run
+(builder/plan.py). The defaults here are the command line's too."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-from ..project import prompts_dir
+DEFAULT_TAXONOMY = "taxonomy.yaml"
+DEFAULT_WORK_DIR = ".glan"
 
 
 @dataclass(frozen=True)
 class RunSettings:
-    taxonomy: str = "taxonomy.yaml"
+    taxonomy: str = DEFAULT_TAXONOMY
     prompts: str | None = None  # default: prompts/ beside the taxonomy file, else the prompts shipped with glan
-    work_dir: str = ".glan"
+    work_dir: str = DEFAULT_WORK_DIR
     preset: str | None = None
     disciplines: tuple[str, ...] = ()
     model: str | None = None
@@ -21,14 +22,12 @@ class RunSettings:
     seed: int | None = None
     max_cost: float | None = None
     max_requests: int | None = None
+    max_failure_rate: float | None = None  # None: the taxonomy's limits.max_failure_rate
     batch: bool = False  # every stage through the OpenAI Batch API (a stage's `batch: true` does it for one)
     executor: str | None = None  # "ray": the units run on a Ray cluster; None: the taxonomy's generation.executor
     ray_address: str | None = None  # "auto", "HOST:PORT", or None: as ray.init() finds or starts a cluster
     prices: tuple[tuple[str, float, float], ...] = ()  # --price: (model, USD/M in, USD/M out), over the taxonomy
     progress: bool = True
-    # The embedded model's run: prompts carry their `local_examples`, free text is asked for as JSON (prompts.py)
-    embedded: bool = False
-
-    @property
-    def prompts_dir(self) -> Path:
-        return prompts_dir(self.taxonomy, self.prompts)
+    # The embedded model (a name of llm/local_models.py) run when no endpoint is configured; None: no embedded
+    # default, a run with no endpoint goes to OpenAI's.
+    local_model: str | None = None

@@ -4,8 +4,8 @@ limits, prices and quality steps. Defaults are the paper's scale; taxonomy.yaml 
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
 from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
@@ -111,12 +111,16 @@ class AnswersSettings(StageSettings):
 
 
 class Limits(Node):
-    concurrency: int = Field(default=64, ge=1)
+    """How a run treats its endpoints and its failures: the engine's limits, the Batch API's polling, the failure
+    threshold. The one Limits of a run: the plan applies the command's overrides (--concurrency,
+    --max-failure-rate) to the taxonomy's."""
+
+    concurrency: int = Field(default=64, ge=1)  # requests in flight per endpoint
     requests_per_minute: int | None = Field(default=None, ge=1)
     tokens_per_minute: int | None = Field(default=None, ge=1)
     timeout_s: float = Field(default=120, gt=0)
-    max_retries: int = Field(default=6, ge=0)
-    max_attempts: int = Field(default=3, ge=1)
+    max_retries: int = Field(default=6, ge=0)  # transport retries within one attempt
+    max_attempts: int = Field(default=3, ge=1)  # outputs that fail validation
     dead_after_s: float = Field(default=30, gt=0)  # an endpoint failing to connect or answer this long stops the build
     batch_poll_s: float = Field(default=60, gt=0)  # longest wait between two polls of a running batch
     max_failure_rate: float = Field(default=0.01, ge=0, le=1)  # above it, `glan build` exits 1
@@ -173,31 +177,41 @@ class Benchmark(Named):
     def _a_hub_dataset_or_a_file(self) -> Benchmark:
         hub_keys = [key for key in ("revision", "configs", "splits") if getattr(self, key)]
         if (self.dataset is None) == (self.path is None):
-            raise problem(f'benchmark "{self.name}" needs either "dataset:" (a Hugging Face dataset id, with revision, '
-                          'configs and splits) or "path:" (a local file), not both or neither')
+            raise problem(
+                f'benchmark "{self.name}" needs either "dataset:" (a Hugging Face dataset id, with revision, '
+                'configs and splits) or "path:" (a local file), not both or neither'
+            )
         if self.path is not None:
             if hub_keys:
-                raise problem(f'"{hub_keys[0]}" is for a Hugging Face dataset, not a local file (path). '
-                              f'Remove it, or name the dataset with "dataset:" instead of "path:"')
+                raise problem(
+                    f'"{hub_keys[0]}" is for a Hugging Face dataset, not a local file (path). '
+                    f'Remove it, or name the dataset with "dataset:" instead of "path:"'
+                )
             if not self.path.endswith(BENCHMARK_FILE_SUFFIXES):
-                raise problem(f'"{self.path}" is not a benchmark file glan reads. Give a '
-                              f'{", ".join(BENCHMARK_FILE_SUFFIXES)} file')
+                raise problem(
+                    f'"{self.path}" is not a benchmark file glan reads. Give a '
+                    f"{', '.join(BENCHMARK_FILE_SUFFIXES)} file"
+                )
             return self
         if self.revision is None or not COMMIT_SHA.match(self.revision):
-            wrong = "needs \"revision:\"" if self.revision is None else f'has revision "{self.revision}"; give'
-            raise problem(f'benchmark "{self.name}" {wrong} the commit sha (40 hex digits) of {self.dataset} to '
-                          "read, so that every build checks the same items. Find it in the dataset's history on "
-                          f'the Hub, or with huggingface_hub.HfApi().dataset_info("{self.dataset}").sha')
+            wrong = 'needs "revision:"' if self.revision is None else f'has revision "{self.revision}"; give'
+            raise problem(
+                f'benchmark "{self.name}" {wrong} the commit sha (40 hex digits) of {self.dataset} to '
+                "read, so that every build checks the same items. Find it in the dataset's history on "
+                f'the Hub, or with huggingface_hub.HfApi().dataset_info("{self.dataset}").sha'
+            )
         for key in ("configs", "splits"):
             if not getattr(self, key):
-                raise problem(f'benchmark "{self.name}" needs "{key}:", e.g. {key}: '
-                              f'{"[main]" if key == "configs" else "[train, test]"}')
+                raise problem(
+                    f'benchmark "{self.name}" needs "{key}:", e.g. {key}: '
+                    f"{'[main]' if key == 'configs' else '[train, test]'}"
+                )
         return self
 
     @property
     def source(self) -> str:
         """Where the items come from, as a person reads it: `openai/gsm8k@<revision>` or the file's path."""
-        return f"{self.dataset}@{self.revision}" if self.dataset else self.path
+        return f"{self.dataset}@{self.revision}" if self.dataset else str(self.path)
 
 
 class Decontamination(Node):
@@ -213,8 +227,10 @@ class Decontamination(Node):
             raise problem(f"min_words {self.min_words} is greater than ngram {self.ngram}. Set min_words <= ngram")
         names = [benchmark.name for benchmark in self.benchmarks]
         if repeated := sorted({name for name in names if names.count(name) > 1}):
-            raise problem(f'benchmark name "{repeated[0]}" appears twice. Give each benchmark its own name: hits '
-                          "are counted per name")
+            raise problem(
+                f'benchmark name "{repeated[0]}" appears twice. Give each benchmark its own name: hits '
+                "are counted per name"
+            )
         return self
 
 

@@ -14,9 +14,10 @@ import difflib
 import gc
 import re
 import types
+from collections.abc import Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin
+from typing import Any, Union, cast, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -55,16 +56,21 @@ def read_text(path: Path, error: type[FileError], missing: str) -> str:
     except FileNotFoundError:
         raise error(str(path), None, "", f"file not found. {missing}") from None
     except OSError as problem:
-        raise error(str(path), None, "", f"cannot read the file ({problem.strerror}). Check the path and its "
-                    "permissions.") from None
+        raise error(
+            str(path), None, "", f"cannot read the file ({problem.strerror}). Check the path and its permissions."
+        ) from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as problem:
         line_start = data.rfind(b"\n", 0, problem.start) + 1
-        column = len(data[line_start:problem.start].decode("utf-8", "replace")) + 1
-        raise error(str(path), data.count(b"\n", 0, problem.start) + 1, "",
-                    f"not UTF-8 text: byte 0x{data[problem.start]:02x} (column {column}) is not valid UTF-8. "
-                    "Save the file with the UTF-8 encoding.") from None
+        column = len(data[line_start : problem.start].decode("utf-8", "replace")) + 1
+        raise error(
+            str(path),
+            data.count(b"\n", 0, problem.start) + 1,
+            "",
+            f"not UTF-8 text: byte 0x{data[problem.start]:02x} (column {column}) is not valid UTF-8. "
+            "Save the file with the UTF-8 encoding.",
+        ) from None
 
 
 def parse_yaml(text: str, source: str, error: type[FileError] = TaxonomyError) -> tuple[yaml.Node | None, Any]:
@@ -83,9 +89,13 @@ def parse_yaml(text: str, source: str, error: type[FileError] = TaxonomyError) -
         character = chr(problem.character) if isinstance(problem.character, int) else problem.character
         position = text.index(character)
         column = position - text.rfind("\n", 0, position)
-        raise error(source, text.count("\n", 0, position) + 1, "",
-                    f"unacceptable character #x{ord(character):04x} (column {column}): control characters are not "
-                    f'allowed. Delete it, or write it as "\\x{ord(character):02x}" inside double quotes.') from None
+        raise error(
+            source,
+            text.count("\n", 0, position) + 1,
+            "",
+            f"unacceptable character #x{ord(character):04x} (column {column}): control characters are not "
+            f'allowed. Delete it, or write it as "\\x{ord(character):02x}" inside double quotes.',
+        ) from None
     return root, data
 
 
@@ -126,7 +136,8 @@ class _Open:
 def _compose(loader, source: str, error: type[FileError]) -> yaml.Node | None:
     """yaml's Composer without recursion, refusing deep nesting, duplicate keys, looping aliases and aliases
     that grow the document past ALIAS_GROWTH."""
-    root, stack, parent = None, [], None
+    root, parent = None, None
+    stack: list[_Open] = []
     anchors: dict[str, tuple[yaml.Node, int]] = {}  # anchor -> (node, values it expands to)
     written = expanded = 0  # values written in the file; values the document holds once aliases are expanded
     try:
@@ -135,6 +146,7 @@ def _compose(loader, source: str, error: type[FileError]) -> yaml.Node | None:
             return None
         loader.get_event()  # document start
         while (kind := type(event := loader.get_event())) is not yaml.DocumentEndEvent:
+            node: yaml.Node
             if kind is yaml.SequenceEndEvent or kind is yaml.MappingEndEvent:
                 closed = stack.pop()
                 if closed.anchor is not None:
@@ -159,10 +171,14 @@ def _compose(loader, source: str, error: type[FileError]) -> yaml.Node | None:
                     node, size = _anchored(anchors, stack, event.anchor, source, line, loc, error)
                     expanded += size
                     if expanded > (limit := ALIAS_GROWTH * written + ALIAS_ALLOWANCE):
-                        raise error(source, line, format_path(loc),
-                                    f'the alias "*{event.anchor}" grows the file past {limit:,} '
-                                    f"values ({written:,} written out up to here): nested aliases grow a file "
-                                    "exponentially. Write the values out instead of nesting aliases.")
+                        raise error(
+                            source,
+                            line,
+                            format_path(loc),
+                            f'the alias "*{event.anchor}" grows the file past {limit:,} '
+                            f"values ({written:,} written out up to here): nested aliases grow a file "
+                            "exponentially. Write the values out instead of nesting aliases.",
+                        )
                 elif len(stack) == MAX_DEPTH:
                     raise _too_deep(source, line, loc, error)
                 else:
@@ -182,7 +198,7 @@ def _compose(loader, source: str, error: type[FileError]) -> yaml.Node | None:
                 parent.node.value.append((parent.key, node))
                 parent.key = None
             if kind is yaml.SequenceStartEvent or kind is yaml.MappingStartEvent:
-                parent = _Open(node, loc, event.anchor, expanded)
+                parent = _Open(cast(yaml.CollectionNode, node), loc, event.anchor, expanded)
                 stack.append(parent)
                 written, expanded = written + 1, expanded + 1
     except yaml.MarkedYAMLError as problem:
@@ -190,32 +206,44 @@ def _compose(loader, source: str, error: type[FileError]) -> yaml.Node | None:
         # ahead of the events: on a line of brackets it speaks first. Its refusal is this same problem.
         if problem.problem != LIBYAML_TOO_DEEP:
             raise
-        raise _too_deep(source, problem.problem_mark.line + 1, parent.next_loc() if parent else (), error) from None
+        line = problem.problem_mark.line + 1 if problem.problem_mark else None
+        raise _too_deep(source, line, parent.next_loc() if parent else (), error) from None
     if not loader.check_event(yaml.StreamEndEvent):
         second = loader.get_event()
-        raise error(source, second.start_mark.line + 1, "",
-                    'a second YAML document starts here ("---"); a glan file holds one. Delete the "---" line '
-                    "or move the rest to another file.")
+        raise error(
+            source,
+            second.start_mark.line + 1,
+            "",
+            'a second YAML document starts here ("---"); a glan file holds one. Delete the "---" line '
+            "or move the rest to another file.",
+        )
     return root
 
 
-def _too_deep(source: str, line: int, loc: tuple, error: type[FileError]) -> FileError:
+def _too_deep(source: str, line: int | None, loc: tuple, error: type[FileError]) -> FileError:
     """Nesting past MAX_DEPTH at loc, named by the top-level key it is under (the whole path would be MAX_DEPTH
     parts long); none when the file is a list: libyaml may refuse it before it says the file starts with one."""
     top_key = loc[:1] if loc and isinstance(loc[0], str) else ()
-    return error(source, line, format_path(top_key), f"nested more than {MAX_DEPTH} levels deep; glan's files need "
-                 "at most 7. Check for unclosed brackets or runaway indentation.")
+    return error(
+        source,
+        line,
+        format_path(top_key),
+        f"nested more than {MAX_DEPTH} levels deep; glan's files need "
+        "at most 7. Check for unclosed brackets or runaway indentation.",
+    )
 
 
-def _anchored(anchors: dict, stack: list[_Open], anchor: str, source: str, line: int, loc: tuple,
-              error: type[FileError]) -> tuple[yaml.Node, int]:
+def _anchored(
+    anchors: dict, stack: list[_Open], anchor: str, source: str, line: int, loc: tuple, error: type[FileError]
+) -> tuple[yaml.Node, int]:
     if anchor in anchors:
         return anchors[anchor]
     if any(open_node.anchor == anchor for open_node in stack):
         problem = f'the alias "*{anchor}" is inside the value it names, a loop. Write the value out instead.'
     else:
-        problem = (f'the alias "*{anchor}" names no value: there is no "&{anchor}" before it. Add the anchor or '
-                   "fix the name.")
+        problem = (
+            f'the alias "*{anchor}" names no value: there is no "&{anchor}" before it. Add the anchor or fix the name.'
+        )
     raise error(source, line, format_path(loc), problem)
 
 
@@ -224,9 +252,13 @@ def _check_tagged(loader, node: yaml.ScalarNode, source: str, loc: tuple, error:
     try:
         loader.construct_object(node)
     except (ValueError, TypeError) as problem:
-        raise error(source, node.start_mark.line + 1, format_path(loc),
-                    f"{node.value!r} cannot be read as {node.tag.rpartition(':')[2]} ({problem}). Fix the value or "
-                    "remove the tag.") from None
+        raise error(
+            source,
+            node.start_mark.line + 1,
+            format_path(loc),
+            f"{node.value!r} cannot be read as {node.tag.rpartition(':')[2]} ({problem}). Fix the value or "
+            "remove the tag.",
+        ) from None
 
 
 def _check_new_key(mapping: _Open, key: yaml.Node, source: str, error: type[FileError]) -> None:
@@ -236,7 +268,9 @@ def _check_new_key(mapping: _Open, key: yaml.Node, source: str, error: type[File
     line = key.start_mark.line + 1
     if key.value in mapping.key_lines:
         raise error(
-            source, line, format_path(mapping.loc + (key.value,)),
+            source,
+            line,
+            format_path(mapping.loc + (key.value,)),
             f"key appears twice (lines {mapping.key_lines[key.value]} and {line}). YAML would silently keep only "
             "the last one; delete or rename one of them.",
         )
@@ -245,12 +279,14 @@ def _check_new_key(mapping: _Open, key: yaml.Node, source: str, error: type[File
 
 def _syntax_error(problem: yaml.MarkedYAMLError, source: str, error: type[FileError]) -> FileError:
     mark = problem.problem_mark or problem.context_mark
-    text = problem.problem or problem.context
+    text = problem.problem or problem.context or ""
     if problem.context and text.startswith("but "):  # yaml splits "expected X" / "but found Y"
         text = f"{problem.context} {text}"
     return error(
-        source, mark.line + 1, "",
-        f"YAML syntax error: {text} (column {mark.column + 1}). Check the indentation, and quote "
+        source,
+        mark.line + 1 if mark else None,
+        "",
+        f"YAML syntax error: {text} (column {mark.column + 1 if mark else '?'}). Check the indentation, and quote "
         'text that contains ": " or starts with a special character.',
     )
 
@@ -332,7 +368,7 @@ EMPTY_LIST_HINTS = {
 }
 
 
-def _message(error: dict, model: type[BaseModel], example: str) -> str:
+def _message(error: Mapping[str, Any], model: type[BaseModel], example: str) -> str:
     loc, kind, value = error["loc"], error["type"], error.get("input")
     key = loc[-1] if loc else ""
     if kind == "taxonomy":
@@ -371,7 +407,11 @@ def _message(error: dict, model: type[BaseModel], example: str) -> str:
 
 
 def first_problem(
-    error: ValidationError, model: type[BaseModel], source: str | None, root: yaml.Node | None, prefix: tuple,
+    error: ValidationError,
+    model: type[BaseModel],
+    source: str | None,
+    root: yaml.Node | None,
+    prefix: tuple,
     error_class: type[FileError] = TaxonomyError,
 ) -> FileError:
     """The problem written earliest in the file: users fix files top-down."""

@@ -20,7 +20,7 @@ class Usage:
     skipped: int = 0  # not sent because the budget ran out
     prompt_chars: int = 0  # of the requests `glan estimate` skipped: their prompt size when none is cached yet
 
-    def add(self, other: "Usage") -> None:
+    def add(self, other: Usage) -> None:
         for name in _USAGE_FIELDS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
@@ -44,7 +44,7 @@ class Accounting:
     def usage(self, stage: str, model: str) -> Usage:
         return self.by_stage_model[(stage, model)]
 
-    def cost(self, model: str, prompt_tokens: int, completion_tokens: int, batch: bool = False) -> float:
+    def cost(self, model: str, prompt_tokens: float, completion_tokens: float, batch: bool = False) -> float:
         input_price, output_price = self.prices.get(model, (0.0, 0.0))
         cost = (prompt_tokens * input_price + completion_tokens * output_price) / 1e6
         return cost * BATCH_PRICE_FACTOR if batch else cost
@@ -79,6 +79,8 @@ class Accounting:
         if self.budget.max_requests is not None and total.requests >= self.budget.max_requests:
             return f"--max-requests {self.budget.max_requests} reached"
         if self.budget.max_cost is not None and total.cost + self.reserved + next_cost > self.budget.max_cost:
-            return (f"--max-cost {self.budget.max_cost:g} USD reached (spent {total.cost:.4f} USD; the next request "
-                    f"could cost up to {next_cost:.4f} USD)")
+            return (
+                f"--max-cost {self.budget.max_cost:g} USD reached (spent {total.cost:.4f} USD; the next request "
+                f"could cost up to {next_cost:.4f} USD)"
+            )
         return None

@@ -95,6 +95,11 @@ class Attempts:
         return LLMResult(failure=self.reason, attempts=self.attempt, last_output=self.last_text)
 
     def _key(self) -> str:
-        return cache_key(model=self.model, messages=self.request.messages, params=self.params,
-                         schema=schema_of(self.request.output_model),
-                         sample_index=self.request.sample_index, attempt=self.attempt)
+        return cache_key(
+            model=self.model,
+            messages=self.request.messages,
+            params=self.params,
+            schema=schema_of(self.request.output_model),
+            sample_index=self.request.sample_index,
+            attempt=self.attempt,
+        )

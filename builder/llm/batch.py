@@ -82,33 +82,74 @@ class BatchStore:
         self.db.executescript(_SCHEMA)
 
     def add(self, batch: SavedBatch) -> None:
-        self.db.execute("INSERT INTO batches VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", (
-            batch.chunk_id, batch.stage, batch.model, batch.base_url, batch.api_key_env, json.dumps(batch.keys),
-            batch.input_file_id, batch.batch_id, batch.status, None, 0, batch.created))
+        self.db.execute(
+            "INSERT INTO batches VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                batch.chunk_id,
+                batch.stage,
+                batch.model,
+                batch.base_url,
+                batch.api_key_env,
+                json.dumps(batch.keys),
+                batch.input_file_id,
+                batch.batch_id,
+                batch.status,
+                None,
+                0,
+                batch.created,
+            ),
+        )
 
     def update(self, batch: SavedBatch) -> None:
         self.db.execute(
             "UPDATE batches SET input_file_id=?, batch_id=?, status=?, counts=?, collected=? WHERE chunk_id=?",
-            (batch.input_file_id, batch.batch_id, batch.status, json.dumps(batch.counts), int(batch.collected),
-             batch.chunk_id))
+            (
+                batch.input_file_id,
+                batch.batch_id,
+                batch.status,
+                json.dumps(batch.counts),
+                int(batch.collected),
+                batch.chunk_id,
+            ),
+        )
 
     def all(self) -> list[SavedBatch]:
         rows = self.db.execute("SELECT * FROM batches ORDER BY created")
-        return [SavedBatch(*row[:5], json.loads(row[5]), row[6], row[7], row[8],
-                           json.loads(row[9]) if row[9] else None, bool(row[10]), row[11]) for row in rows]
+        return [
+            SavedBatch(
+                row[0],
+                row[1],
+                row[2],
+                row[3],
+                row[4],
+                json.loads(row[5]),
+                row[6],
+                row[7],
+                row[8],
+                json.loads(row[9]) if row[9] else None,
+                bool(row[10]),
+                row[11],
+            )
+            for row in rows
+        ]
 
 
 def client(base_url: str, api_key_env: str, max_retries: int = 2, timeout_s: float = 60) -> openai.OpenAI:
     # Local servers take no key; OpenAI answers a missing one with a 401 that names the problem.
-    return openai.OpenAI(base_url=base_url, api_key=os.environ.get(api_key_env) or "no-key-set",
-                         max_retries=max_retries, timeout=timeout_s)
+    return openai.OpenAI(
+        base_url=base_url,
+        api_key=os.environ.get(api_key_env) or "no-key-set",
+        max_retries=max_retries,
+        timeout=timeout_s,
+    )
 
 
 def refused(batch: SavedBatch, action: str, error: openai.APIError) -> BatchError:
     return BatchError(
         f"{batch.base_url}: Batch API {action} failed: {redact(str(error), os.environ.get(batch.api_key_env))}. "
         "Check the endpoint supports the OpenAI Files and Batch APIs and the key in its api_key_env, or build "
-        "without --batch (and `batch: false` per stage).")
+        "without --batch (and `batch: false` per stage)."
+    )
 
 
 @dataclass
@@ -132,8 +173,9 @@ class BatchRunner:
         self.chunks: dict[tuple[str, str, str], _Chunk] = {}  # (stage, model, base_url) -> chunk being filled
         self.full: list[_Chunk] = []
         # Keys a saved batch still has to answer: their units wait for it instead of collecting them again.
-        self.in_batches = {key for batch in self.store.all() if not batch.collected and batch.input_file_id
-                           for key in batch.keys}
+        self.in_batches = {
+            key for batch in self.store.all() if not batch.collected and batch.input_file_id for key in batch.keys
+        }
         self.unanswered: dict[str, str] = {}  # key -> why a finished batch did not answer it
         self.tries: dict[str, int] = {}  # key -> batches it went through in this build
         self.held = 0.0  # worst costs of the lines collected since the last batches ended
@@ -160,8 +202,9 @@ class BatchRunner:
         self.held += worst_cost
         endpoint = route.endpoints[0]  # one Batch API: a batch cannot be spread over endpoints
         body = self.engine.request_body(route.model, attempts.request, attempts.params, key, self.engine.mode(endpoint))
-        self._spool(stage, route.model, endpoint, key, {"custom_id": key, "method": "POST", "url": CHAT_URL,
-                                                        "body": body})
+        self._spool(
+            stage, route.model, endpoint, key, {"custom_id": key, "method": "POST", "url": CHAT_URL, "body": body}
+        )
         self.accounting.usage(stage, route.model).requests += 1
         self.tries[key] = self.tries.get(key, 0) + 1
         self.in_batches.add(key)
@@ -174,10 +217,24 @@ class BatchRunner:
             self.full.append(self.chunks.pop((stage, model, endpoint.base_url)))
             chunk = None
         if chunk is None:
-            saved = SavedBatch(secrets.token_hex(8), stage, model, endpoint.base_url, endpoint.api_key_env, [],
-                               None, None, "preparing", None, False, time.time())
+            saved = SavedBatch(
+                secrets.token_hex(8),
+                stage,
+                model,
+                endpoint.base_url,
+                endpoint.api_key_env,
+                [],
+                None,
+                None,
+                "preparing",
+                None,
+                False,
+                time.time(),
+            )
             self.spool.mkdir(exist_ok=True)
-            chunk = self.chunks[(stage, model, endpoint.base_url)] = _Chunk(saved, self.spool / f"{saved.chunk_id}.jsonl")
+            chunk = self.chunks[(stage, model, endpoint.base_url)] = _Chunk(
+                saved, self.spool / f"{saved.chunk_id}.jsonl"
+            )
         with open(chunk.path, "ab") as out:
             out.write(data)
         chunk.saved.keys.append(key)
@@ -230,8 +287,12 @@ class BatchRunner:
 
     def _create(self, api, batch: SavedBatch) -> None:
         try:
-            created = api.batches.create(input_file_id=batch.input_file_id, endpoint=CHAT_URL,
-                                         completion_window="24h", metadata={"glan_chunk": batch.chunk_id})
+            created = api.batches.create(
+                input_file_id=batch.input_file_id,
+                endpoint=CHAT_URL,
+                completion_window="24h",
+                metadata={"glan_chunk": batch.chunk_id},
+            )
         except openai.APIError as error:
             raise refused(batch, "batch creation", error) from error
         batch.batch_id, batch.status = created.id, created.status
@@ -248,10 +309,10 @@ class BatchRunner:
             for batch in list(waiting):
                 api = self._api(batch)
                 try:
-                    remote = api.batches.retrieve(batch.batch_id)
+                    remote = api.batches.retrieve(_created(batch))
                 except openai.APIError as error:
                     raise refused(batch, f"status of batch {batch.batch_id}", error) from error
-                batch.status, batch.counts = remote.status, remote.request_counts.model_dump()
+                batch.status, batch.counts = remote.status, counts(remote)
                 self.store.update(batch)
                 if remote.status in TERMINAL:
                     self._collect(api, batch, remote)
@@ -267,8 +328,11 @@ class BatchRunner:
         expected, answered, unkept = set(batch.keys), 0, {}
         for line in _lines(api, batch, remote.output_file_id):
             response = line.get("response")
-            if line.get("custom_id") not in expected or not isinstance(response, dict) \
-                    or response.get("status_code") != 200:
+            if (
+                line.get("custom_id") not in expected
+                or not isinstance(response, dict)
+                or response.get("status_code") != 200
+            ):
                 continue
             try:  # an answer is untrusted as an online reply is: one glan cannot keep is the request's failure
                 answer = read_completion(response.get("body"), api_key)
@@ -282,8 +346,10 @@ class BatchRunner:
             expected.discard(line["custom_id"])
             self.unanswered.pop(line["custom_id"], None)
             answered += 1
-        reasons = {line.get("custom_id"): redact(_line_error(line), api_key)
-                   for line in _lines(api, batch, remote.error_file_id)}
+        reasons = {
+            line.get("custom_id"): redact(_line_error(line), api_key)
+            for line in _lines(api, batch, remote.error_file_id)
+        }
         reasons.update(unkept)
         missing = f"batch_{remote.status}" if remote.status in ("expired", "cancelled") else "server_error"
         for key in expected:
@@ -293,17 +359,32 @@ class BatchRunner:
         errors = (remote.errors.data if remote.errors else None) or []
         problems = redact("; ".join(str(error.message) for error in errors), api_key)
         if remote.status == "failed":  # the input was refused as a whole: resending it would fail alike
-            raise BatchError(f"{batch.base_url}: batch {batch.batch_id} of stage {batch.stage} failed: "
-                             f"{problems or 'no reason given'}. Fix what it names and rerun; the cache keeps "
-                             "every answer so far.")
+            raise BatchError(
+                f"{batch.base_url}: batch {batch.batch_id} of stage {batch.stage} failed: "
+                f"{problems or 'no reason given'}. Fix what it names and rerun; the cache keeps "
+                "every answer so far."
+            )
         seen = sorted({reason for key, reason in self.unanswered.items() if key in set(batch.keys)})
         why = f" (unanswered: {'; '.join(seen[:3])})" if seen else ""
-        self._say(f"{batch.stage}: batch {batch.batch_id} {remote.status}: {answered:,} of {len(batch.keys):,} "
-                  f"answered{why}")
+        self._say(
+            f"{batch.stage}: batch {batch.batch_id} {remote.status}: {answered:,} of {len(batch.keys):,} answered{why}"
+        )
 
     def _say(self, message: str) -> None:
         # Always, not only on a terminal: batch ids in a days-long run's log are what a person checks.
         print(f"glan: {message}", file=sys.stderr)
+
+
+def _created(batch: SavedBatch) -> str:
+    """The id of a batch that was created (whose batch_id is saved)."""
+    if batch.batch_id is None:
+        raise ValueError(f"chunk {batch.chunk_id} has no batch yet")
+    return batch.batch_id
+
+
+def counts(remote) -> dict | None:
+    """A batch's request counts as the API gave them (None when it gave none)."""
+    return remote.request_counts.model_dump() if remote.request_counts is not None else None
 
 
 def _line_error(line: dict) -> str:

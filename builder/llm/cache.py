@@ -74,7 +74,8 @@ class CacheDamaged(UserError):
         super().__init__(
             f"{path}: the response cache is damaged ({error}): the responses in its damaged part cannot be read, "
             f"and a build would pay for them again. Run `glan cache check --work-dir {work_dir_of(path)}` to keep "
-            "what can still be read (the damaged file is kept aside), then run the same command again.")
+            "what can still be read (the damaged file is kept aside), then run the same command again."
+        )
 
 
 class CacheEntryUnreadable(UserError):
@@ -82,7 +83,8 @@ class CacheEntryUnreadable(UserError):
         super().__init__(
             f"{path}: the cached response {key} cannot be read ({problem}); an older glan or another program wrote "
             f"it. Run `glan cache check --work-dir {work_dir_of(path)}` to move such responses aside (into a file "
-            "beside the cache), then run the same command again: it sends those requests again.")
+            "beside the cache), then run the same command again: it sends those requests again."
+        )
 
 
 def is_damage(error: sqlite3.DatabaseError) -> bool:
@@ -104,8 +106,9 @@ def _damage_is_an_error(method):
     return guarded
 
 
-def cache_key(*, model: str, messages: list[dict[str, str]], params: dict, schema: dict | None, sample_index: int,
-              attempt: int) -> str:
+def cache_key(
+    *, model: str, messages: list[dict[str, str]], params: dict, schema: dict | None, sample_index: int, attempt: int
+) -> str:
     """Everything that shapes the response and nothing that doesn't (no URL, key or concurrency): the sha256 of
     the canonical JSON (keys sorted, no spaces, UTF-8) of {attempt, messages, model, params, sample_index, schema}.
 
@@ -113,8 +116,10 @@ def cache_key(*, model: str, messages: list[dict[str, str]], params: dict, schem
     library does (tests/test_cache_key.py checks every code point) in a twentieth of the time; the rest by the
     standard library, whose floats (1e-05) orjson would write otherwise (1e-5)."""
     messages_json = orjson.dumps(messages, option=orjson.OPT_SORT_KEYS).decode()
-    canonical = (f'{{"attempt":{attempt:d},"messages":{messages_json},"model":{canonical_json(model)},'
-                 f'"params":{canonical_json(params)},"sample_index":{sample_index:d},"schema":{canonical_json(schema)}}}')
+    canonical = (
+        f'{{"attempt":{attempt:d},"messages":{messages_json},"model":{canonical_json(model)},'
+        f'"params":{canonical_json(params)},"sample_index":{sample_index:d},"schema":{canonical_json(schema)}}}'
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -133,8 +138,12 @@ class Cache:
         self.read_only = read_only
         self._modes: dict[str, str] = {}
         if read_only:
-            self.db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro&immutable=1", uri=True,
-                                      isolation_level=None, check_same_thread=False)
+            self.db = sqlite3.connect(
+                f"{self.path.resolve().as_uri()}?mode=ro&immutable=1",
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,
+            )
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -191,9 +200,19 @@ class Cache:
         """Writes what was put since the last commit, in one transaction."""
         if not self._unwritten:
             return
-        rows = [(key, stage, model, response.text, response.finish_reason, response.prompt_tokens,
-                 response.completion_tokens, created)
-                for key, (stage, model, response, created) in self._unwritten.items()]
+        rows = [
+            (
+                key,
+                stage,
+                model,
+                response.text,
+                response.finish_reason,
+                response.prompt_tokens,
+                response.completion_tokens,
+                created,
+            )
+            for key, (stage, model, response, created) in self._unwritten.items()
+        ]
         self._unwritten = {}
         self.db.execute("BEGIN")
         self.db.executemany("INSERT OR REPLACE INTO responses VALUES (?,?,?,?,?,?,?,?)", rows)

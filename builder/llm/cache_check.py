@@ -46,11 +46,14 @@ class CheckResult:
 
     def summary(self) -> str:
         """What was damaged, kept and lost (only for a damaged file)."""
-        lines = [f"{self.path}: damaged: {self.problems[0]}"
-                 + (f" (and {len(self.problems) - 1} more problems)" if len(self.problems) > 1 else "")]
+        lines = [
+            f"{self.path}: damaged: {self.problems[0]}"
+            + (f" (and {len(self.problems) - 1} more problems)" if len(self.problems) > 1 else "")
+        ]
         for salvaged in self.tables:
-            lost = ("an unknown number lost" if salvaged.stored is None
-                    else f"{salvaged.stored - salvaged.copied:,} lost")
+            lost = (
+                "an unknown number lost" if salvaged.stored is None else f"{salvaged.stored - salvaged.copied:,} lost"
+            )
             lines.append(f"  {salvaged.table}: {salvaged.copied:,} rows kept, {lost}")
         if not self.tables:
             lines.append("  nothing could be read: the cache starts empty")
@@ -59,8 +62,10 @@ class CheckResult:
 
     def unreadable_summary(self) -> str:
         """How many responses were moved aside, and why the first could not be read."""
-        return (f"{self.path}: {len(self.unreadable):,} responses glan cannot read (the first: "
-                f"{self.unreadable[0]}), moved to {self.moved_to}")
+        return (
+            f"{self.path}: {len(self.unreadable):,} responses glan cannot read (the first: "
+            f"{self.unreadable[0]}), moved to {self.moved_to}"
+        )
 
 
 def cache_files(work_dir: Path) -> list[Path]:
@@ -93,9 +98,14 @@ def _move_unreadable(path: Path) -> tuple[list[str], Path | None]:
     try:
         if not db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='responses'").fetchone():
             return [], None  # a salvage that found nothing
-        unreadable = {rowid: problem for rowid, *entry in db.execute(
-            "SELECT rowid, typeof(text), text, typeof(finish_reason), finish_reason, prompt_tokens, completion_tokens "
-            "FROM responses") if (problem := _unreadable(*entry))}
+        unreadable = {
+            rowid: problem
+            for rowid, *entry in db.execute(
+                "SELECT rowid, typeof(text), text, typeof(finish_reason), finish_reason, prompt_tokens, "
+                "completion_tokens FROM responses"
+            )
+            if (problem := _unreadable(*entry))
+        }
         if not unreadable:
             return [], None
         moved_to = path.with_name(f"{path.name}.unreadable-{time.strftime('%Y%m%dT%H%M%S')}")
@@ -112,12 +122,17 @@ def _move_unreadable(path: Path) -> tuple[list[str], Path | None]:
         db.close()
 
 
-def _unreadable(text_type: bytes, text, reason_type: bytes, finish_reason, prompt_tokens, completion_tokens
-                ) -> str | None:
+def _unreadable(
+    text_type: bytes, text, reason_type: bytes, finish_reason, prompt_tokens, completion_tokens
+) -> str | None:
     """Why Cache.get would refuse this row, or None."""
     try:
-        Response(text.decode() if text_type == b"text" else text,
-                 finish_reason.decode() if reason_type == b"text" else finish_reason, prompt_tokens, completion_tokens)
+        Response(
+            text.decode() if text_type == b"text" else text,
+            finish_reason.decode() if reason_type == b"text" else finish_reason,
+            prompt_tokens,
+            completion_tokens,
+        )
     except UnicodeDecodeError:
         return "its text is not UTF-8"
     except ValueError as error:
@@ -150,7 +165,8 @@ def _salvage(damaged_path: Path, salvage_path: Path) -> list[TableSalvage]:
     try:
         try:
             schema = damaged.execute(
-                "SELECT name, sql FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'").fetchall()
+                "SELECT name, sql FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
+            ).fetchall()
         except sqlite3.DatabaseError as error:
             if not is_damage(error):
                 raise
@@ -177,17 +193,19 @@ def _readable_rows(db: sqlite3.Connection, table: str) -> Iterator[list[tuple]]:
     after, batch = 0, _BATCH
     while True:
         try:
-            rows = db.execute(f'SELECT rowid, * FROM "{table}" WHERE rowid > ? ORDER BY rowid LIMIT ?',
-                              (after, batch)).fetchall()
+            rows = db.execute(
+                f'SELECT rowid, * FROM "{table}" WHERE rowid > ? ORDER BY rowid LIMIT ?', (after, batch)
+            ).fetchall()
         except sqlite3.DatabaseError as error:
             if not is_damage(error):
                 raise
             if batch > 1:  # read up to the damage one row at a time
                 batch = 1
                 continue
-            after = _past_damage(db, table, after)
-            if after is None:
+            past = _past_damage(db, table, after)
+            if past is None:
                 return
+            after = past
             batch = _BATCH
             continue
         if not rows:

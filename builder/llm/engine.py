@@ -18,15 +18,18 @@ import functools
 import itertools
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import cast
 
+from ..config.settings import Limits
 from ..errors import UserError
 from .accounting import Accounting
 from .attempts import Attempts, LLMRequest, LLMResult, schema_of
 from .cache import Cache, Response
 from .limits import AdaptiveConcurrency, RateLimiter, backoff_s
 from .reply import reply_limit
+from .routes import Endpoint, Route
 from .structured import request_fields, schema_instruction
 from .transport import ChatEndpoint, TransportError, encode_body
 
@@ -34,8 +37,11 @@ _request_fields = functools.cache(request_fields)
 _schema_instruction = functools.cache(schema_instruction)
 
 # The endpoint refuses every request alike (bad key, no access, wrong URL or model): stop, don't retry.
-_FATAL_STATUS = {401: "check the API key in ${env}", 403: "check that the key in ${env} may use this model",
-                 404: "check the base URL and the model name"}
+_FATAL_STATUS = {
+    401: "check the API key in ${env}",
+    403: "check that the key in ${env} may use this model",
+    404: "check the base URL and the model name",
+}
 
 
 class EndpointError(UserError):
@@ -44,32 +50,6 @@ class EndpointError(UserError):
 
 class _Stopped(Exception):
     """The build stops (a budget is spent, an endpoint is dead): the request is not sent."""
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    base_url: str
-    api_key_env: str = "OPENAI_API_KEY"  # the NAME of the variable: keys never enter settings or the cache
-    mode: str = "auto"
-
-
-@dataclass(frozen=True)
-class Route:
-    """Where one stage's requests go: a model served by one or more endpoints (spread round-robin)."""
-
-    model: str
-    endpoints: tuple[Endpoint, ...]
-
-
-@dataclass(frozen=True)
-class Limits:
-    concurrency: int = 64  # per endpoint
-    requests_per_minute: float | None = None
-    tokens_per_minute: float | None = None
-    timeout_s: float = 120
-    max_retries: int = 6  # transport retries within one attempt
-    max_attempts: int = 3  # outputs that fail validation
-    dead_after_s: float = 30  # an endpoint that answered nothing for this long (refused, timed out) stops the build
 
 
 @dataclass
@@ -89,9 +69,12 @@ class _EndpointState:
         self.answered_at, self.failing_since = time.monotonic(), None
 
 
-def local_limits(endpoint: Endpoint, limits: Limits) -> tuple[AdaptiveConcurrency, RateLimiter | None, RateLimiter | None]:
+EndpointLimiters = tuple[AdaptiveConcurrency, RateLimiter | None, RateLimiter | None]  # concurrency, requests, tokens
+
+
+def local_limits(endpoint: Endpoint, limits: Limits) -> EndpointLimiters:
     """One process's own limits on an endpoint: its concurrency, requests and tokens per minute. (On Ray, each
-    worker's come from leases on the endpoint's cluster-wide limits instead: builder/cluster/leases.py.)"""
+    worker's come from leases on the endpoint's cluster-wide limits instead: builder/execute/ray/leases.py.)"""
     rpm, tpm = limits.requests_per_minute, limits.tokens_per_minute
     return AdaptiveConcurrency(limits.concurrency), RateLimiter(rpm) if rpm else None, RateLimiter(tpm) if tpm else None
 
@@ -103,7 +86,9 @@ _FALLBACK = {"json_schema": "json_object", "json_object": "prompt"}
 def _rejects_schema(error: TransportError) -> bool:
     # llama-cpp-python's server answers a json_schema response_format with a 500 and a validation error.
     text = error.message.lower()
-    return error.status in (400, 422, 500) and any(word in text for word in ("response_format", "json_schema", "grammar"))
+    return error.status in (400, 422, 500) and any(
+        word in text for word in ("response_format", "json_schema", "grammar")
+    )
 
 
 class Engine:
@@ -115,8 +100,16 @@ class Engine:
     `endpoint_limits(endpoint, limits)` makes each endpoint's (concurrency, requests, tokens) limiters.
     """
 
-    def __init__(self, cache: Cache, limits: Limits, accounting: Accounting, *, offline: bool = False, batches=None,
-                 endpoint_limits=local_limits):
+    def __init__(
+        self,
+        cache: Cache,
+        limits: Limits,
+        accounting: Accounting,
+        *,
+        offline: bool = False,
+        batches=None,
+        endpoint_limits: Callable[[Endpoint, Limits], EndpointLimiters] = local_limits,
+    ):
         self.cache = cache
         self.limits = limits
         self.endpoint_limits = endpoint_limits
@@ -127,7 +120,7 @@ class Engine:
         self._stopping = asyncio.Event()  # set when an endpoint is found dead: waiting requests give up at once
         self.refused: EndpointError | None = None
         self._states: dict[Endpoint, _EndpointState] = {}
-        self._rotations: dict[Route, Iterable[_EndpointState]] = {}
+        self._rotations: dict[Route, Iterator[_EndpointState]] = {}
         self.queued = 0  # the requests the units' stages keep in flight (their workers): the demand on the endpoints
         self.hungry = asyncio.Event()  # set when the demand drops below what the endpoints take, or a unit ends
         # Evidence that overload slowed the client, for the run report: per endpoint URL.
@@ -153,16 +146,26 @@ class Engine:
         """Fewer requests are queued than the endpoints take at once."""
         return self.queued < self.capacity
 
-    async def map(self, stage: str, route: Route, requests: Iterable[LLMRequest], cache: Cache, *,
-                  count: int | None = None, batch: bool = False) -> list[LLMResult]:
+    async def map(
+        self,
+        stage: str,
+        route: Route,
+        requests: Iterable[LLMRequest],
+        cache: Cache,
+        *,
+        count: int | None = None,
+        batch: bool = False,
+    ) -> list[LLMResult]:
         """One result per request, in order, through `cache` (a unit's own); `count` is how many `requests`
         holds, when it is a generator. At most a window's worth of requests exists at a time: the next one is
         taken from `requests` (and so rendered) only when an earlier one is done."""
-        count = len(requests) if count is None else count
+        if count is None:
+            requests = list(requests)
+            count = len(requests)
         pending = enumerate(requests)
         results: list[LLMResult | None] = [None] * count
         # One worker per request the stage keeps in flight, counted as demand at once, before any is sent:
-        # whoever judges the demand next (builder/admission.py) sees this stage's.
+        # whoever judges the demand next (builder/execute/admission.py) sees this stage's.
         width = min(count, self.limits.concurrency * len(route.endpoints))
         self.queued += width
 
@@ -184,10 +187,11 @@ class Engine:
         finally:
             for task in workers:
                 task.cancel()
-        return results
+        return cast(list[LLMResult], results)  # every request's result is in
 
-    async def complete(self, stage: str, route: Route, request: LLMRequest, cache: Cache, *,
-                       batch: bool = False) -> LLMResult:
+    async def complete(
+        self, stage: str, route: Route, request: LLMRequest, cache: Cache, *, batch: bool = False
+    ) -> LLMResult:
         usage = self.accounting.usage(stage, route.model)
         attempts = Attempts(route.model, request, self.limits.max_attempts)
         while True:
@@ -207,7 +211,9 @@ class Engine:
             except _Stopped:
                 return self._counted(usage, LLMResult(skipped=True, attempts=attempts.attempt))
             except TransportError as error:
-                return self._counted(usage, LLMResult(failure=str(error), transient=True, attempts=attempts.attempt + 1))
+                return self._counted(
+                    usage, LLMResult(failure=str(error), transient=True, attempts=attempts.attempt + 1)
+                )
             # The slot this request held was handed to a waiting request, already rendered: let it be sent before
             # this response is parsed and the next request rendered. Answers come back in waves as requests went
             # out; sending first keeps the endpoint full while the wave is processed. Meanwhile the cache commits
@@ -236,7 +242,10 @@ class Engine:
         if schema_of(request.output_model) is not None:
             if mode == "prompt":
                 system, *rest = messages
-                messages = [{**system, "content": system["content"] + "\n\n" + _schema_instruction(request.output_model)}, *rest]
+                messages = [
+                    {**system, "content": system["content"] + "\n\n" + _schema_instruction(request.output_model)},
+                    *rest,
+                ]
             body.update(_request_fields(mode, request.output_model))
         body["messages"] = messages
         return body
@@ -245,8 +254,13 @@ class Engine:
         if endpoint not in self._states:
             api_key = os.environ.get(endpoint.api_key_env)
             self._states[endpoint] = _EndpointState(
-                endpoint, api_key, self.mode(endpoint), *self.endpoint_limits(endpoint, self.limits),
-                ChatEndpoint(endpoint.base_url, api_key, self.limits.timeout_s), time.monotonic())
+                endpoint,
+                api_key,
+                self.mode(endpoint),
+                *self.endpoint_limits(endpoint, self.limits),
+                ChatEndpoint(endpoint.base_url, api_key, self.limits.timeout_s),
+                time.monotonic(),
+            )
         return self._states[endpoint]
 
     def _next_state(self, route: Route) -> _EndpointState:
@@ -254,8 +268,9 @@ class Engine:
             self._rotations[route] = itertools.cycle([self._state(endpoint) for endpoint in route.endpoints])
         return next(self._rotations[route])
 
-    async def _send(self, stage: str, route: Route, request: LLMRequest, params: dict, key: str, cache: Cache
-                    ) -> Response:
+    async def _send(
+        self, stage: str, route: Route, request: LLMRequest, params: dict, key: str, cache: Cache
+    ) -> Response:
         usage = self.accounting.usage(stage, route.model)
         retries = 0
         while True:
@@ -268,7 +283,9 @@ class Engine:
             if state.requests:
                 await state.requests.take(1)
             if state.tokens:
-                await state.tokens.take(sum(len(m["content"]) for m in request.messages) / 4 + params.get("max_tokens", 0))
+                await state.tokens.take(
+                    sum(len(m["content"]) for m in request.messages) / 4 + params.get("max_tokens", 0)
+                )
             if self.stop_reason:
                 raise _Stopped
             # Encoded before waiting for a slot: when one frees up, sending is all that is left to do.
@@ -316,16 +333,22 @@ class Engine:
                     await state.client.close()  # its requests in flight end now, not at their timeouts
                     raise _Stopped from None
                 overloaded = error.status == 429
-                if (schema_of(request.output_model) is not None and state.endpoint.mode == "auto"
-                        and mode in _FALLBACK and _rejects_schema(error)):
+                if (
+                    schema_of(request.output_model) is not None
+                    and state.endpoint.mode == "auto"
+                    and mode in _FALLBACK
+                    and _rejects_schema(error)
+                ):
                     if state.mode == mode:  # requests in flight with the old mode fail too: step down once
                         state.mode = _FALLBACK[mode]
                         self.cache.remember_mode(state.endpoint.base_url, state.mode)
                     continue
                 if error.status in _FATAL_STATUS:
                     advice = _FATAL_STATUS[error.status].replace("${env}", "$" + state.endpoint.api_key_env)
-                    self.refused = EndpointError(f"{state.endpoint.base_url}: HTTP {error.status}: {error.message} "
-                                                 f"(model {route.model}); {advice}.")
+                    self.refused = EndpointError(
+                        f"{state.endpoint.base_url}: HTTP {error.status}: {error.message} "
+                        f"(model {route.model}); {advice}."
+                    )
                     raise self.refused from None
                 if not error.retryable or retries >= self.limits.max_retries:
                     raise
@@ -348,9 +371,11 @@ class Engine:
         silent = time.monotonic() - state.failing_since
         if silent < self.limits.dead_after_s:
             return False
-        self.stop_reason = self.stop_reason or (f"the endpoint {state.endpoint.base_url} has answered nothing for "
-                                                f"{silent:.0f} s ({error}; limits.dead_after_s is "
-                                                f"{self.limits.dead_after_s:g})")
+        self.stop_reason = self.stop_reason or (
+            f"the endpoint {state.endpoint.base_url} has answered nothing for "
+            f"{silent:.0f} s ({error}; limits.dead_after_s is "
+            f"{self.limits.dead_after_s:g})"
+        )
         self._stopping.set()
         return True
 

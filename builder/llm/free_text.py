@@ -52,7 +52,7 @@ class FreeText:
         "text_invalid: <field>: <rule that failed>"."""
         if found := control_character(text):
             return None, f"control_character: {found}"
-        text = self._unwrapped(text.strip()) if self.label else text.strip()
+        text = self._unwrapped(text.strip(), self.label) if self.label else text.strip()
         if not text:
             return None, "empty"
         field = next(iter(self.record.model_fields))
@@ -62,15 +62,20 @@ class FreeText:
             first = error.errors()[0]
             return None, f"text_invalid: {format_path(first['loc'])}: {first['msg']}"
 
-    def _unwrapped(self, text: str) -> str:
+    def _unwrapped(self, text: str, label: str) -> str:
         fenced = _FENCED.fullmatch(text)
         if fenced and "```" not in fenced.group(1):
             text = fenced.group(1).strip()
-        label = re.match(rf"(\*\*|__)?{re.escape(self.label)}(\*\*|__)?\s*:\s*(\*\*|__)?\s*", text, re.IGNORECASE)
-        if label:
-            text = text[label.end():]
+        labelled = re.match(rf"(\*\*|__)?{re.escape(label)}(\*\*|__)?\s*:\s*(\*\*|__)?\s*", text, re.IGNORECASE)
+        if labelled:
+            text = text[labelled.end() :]
         closing = _QUOTES.get(text[:1])
-        if closing and len(text) > 1 and text.endswith(closing) and text[0] not in text[1:-1] \
-                and closing not in text[1:-1]:
+        if (
+            closing
+            and len(text) > 1
+            and text.endswith(closing)
+            and text[0] not in text[1:-1]
+            and closing not in text[1:-1]
+        ):
             text = text[1:-1].strip()
         return text

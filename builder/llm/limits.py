@@ -105,7 +105,9 @@ class RateLimiter:
                 if self.available >= needed:
                     self.available -= needed
                     return
-                await asyncio.sleep(min((needed - self.available) / self.rate, self.recheck_s) if self.rate else self.recheck_s)
+                await asyncio.sleep(
+                    min((needed - self.available) / self.rate, self.recheck_s) if self.rate else self.recheck_s
+                )
 
 
 def backoff_s(retry: int, base_s: float = 0.5, cap_s: float = 60.0) -> float:

@@ -53,8 +53,12 @@ class LocalServer:
     parent-death signal when the *thread* that started the server exits.
     """
 
-    def __init__(self, model_name: str = DEFAULT_LOCAL_MODEL, port: int | None = None,
-                 startup_timeout_s: float = STARTUP_TIMEOUT_S):
+    def __init__(
+        self,
+        model_name: str = DEFAULT_LOCAL_MODEL,
+        port: int | None = None,
+        startup_timeout_s: float = STARTUP_TIMEOUT_S,
+    ):
         self.local_model = LOCAL_MODELS[model_name]
         self.port = port
         self.startup_timeout_s = startup_timeout_s
@@ -82,20 +86,31 @@ class LocalServer:
         self.base_url = f"http://127.0.0.1:{port}/v1"
         cores = _cores()
         command = [
-            sys.executable, "-m", "llama_cpp.server",
-            "--model", str(model_file),
-            "--model_alias", self.model,
-            "--chat_format", self.local_model.chat_format,
-            "--n_ctx", str(N_CTX),
-            "--n_threads", str(cores),
-            "--n_threads_batch", str(cores),
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(model_file),
+            "--model_alias",
+            self.model,
+            "--chat_format",
+            self.local_model.chat_format,
+            "--n_ctx",
+            str(N_CTX),
+            "--n_threads",
+            str(cores),
+            "--n_threads_batch",
+            str(cores),
             # The server's default (True) copies n_vocab (262k) logits per prompt token; we never
             # ask for logprobs.
-            "--logits_all", "False",
-            "--host", "127.0.0.1",
-            "--port", str(port),
+            "--logits_all",
+            "False",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
         ]
-        self._process = subprocess.Popen(
+        process = self._process = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -105,12 +120,12 @@ class LocalServer:
             preexec_fn=_die_with_parent() if sys.platform == "linux" else None,
         )
         atexit.register(self.stop)
-        self._output_reader = threading.Thread(
-            target=_keep_tail, args=(self._process.stdout, self._output_tail), daemon=True
+        reader = self._output_reader = threading.Thread(
+            target=_keep_tail, args=(process.stdout, self._output_tail), daemon=True
         )
-        self._output_reader.start()
+        reader.start()
         try:
-            self._wait_until_ready()
+            self._wait_until_ready(process, reader)
         except BaseException:
             self.stop()
             raise
@@ -131,23 +146,25 @@ class LocalServer:
                 process.wait()
         if self._output_reader is not None:
             self._output_reader.join(timeout=1)
-        process.stdout.close()
+        if process.stdout is not None:
+            process.stdout.close()
 
     def wait(self) -> int:
         """Block until the server exits; returns its exit code."""
+        assert self._process is not None, "the server was never started"
         return self._process.wait()
 
     def output_tail(self) -> str:
         return "\n".join(self._output_tail)
 
-    def _wait_until_ready(self) -> None:
+    def _wait_until_ready(self, process: subprocess.Popen, reader: threading.Thread) -> None:
         # The server loads the model before it opens its port, so the first answer means ready.
         no_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         deadline = time.monotonic() + self.startup_timeout_s
         while True:
-            returncode = self._process.poll()
+            returncode = process.poll()
             if returncode is not None:
-                self._output_reader.join(timeout=1)
+                reader.join(timeout=1)
                 raise LocalServerError(
                     f"the embedded llama.cpp server exited with code {returncode} before answering "
                     f"on {self.base_url}. Its last output:\n{self.output_tail()}"

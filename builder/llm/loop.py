@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 try:
     import uvloop
+
+    _run_loop: Callable[[Coroutine[Any, Any, Any]], Any] = uvloop.run
 except ImportError:  # Windows: uvloop does not exist there
-    uvloop = None
+    _run_loop = asyncio.run
 
 
 GC_THRESHOLD = 100_000  # Python's default: 700
@@ -31,7 +34,7 @@ def run(coroutine: Coroutine):
     gc.freeze()
     gc.set_threshold(GC_THRESHOLD, *thresholds[1:])
     try:
-        return uvloop.run(coroutine) if uvloop else asyncio.run(coroutine)
+        return _run_loop(coroutine)
     finally:
         gc.set_threshold(*thresholds)
         gc.unfreeze()

@@ -52,8 +52,12 @@ def read_completion(body: Any, api_key: str | None) -> Response:
     if not isinstance(usage, dict):
         raise ValueError(f"usage is {kind_of(usage)}, not an object")
     content, finish_reason = message.get("content"), choice.get("finish_reason")
-    return Response("" if content is None else _redacted(content, api_key), _redacted(finish_reason, api_key),
-                    usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
+    return Response(
+        "" if content is None else _redacted(content, api_key),
+        _redacted(finish_reason, api_key),
+        usage.get("prompt_tokens", 0),
+        usage.get("completion_tokens", 0),
+    )
 
 
 def _redacted(value: Any, api_key: str | None) -> Any:

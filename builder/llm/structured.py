@@ -29,8 +29,12 @@ def request_fields(mode: str, output_model: type[BaseModel]) -> dict:
     """The chat-completions body fields that ask for this schema in this mode."""
     schema = output_model.model_json_schema()
     if mode == "json_schema":
-        return {"response_format": {"type": "json_schema", "json_schema": {
-            "name": output_model.__name__, "schema": schema, "strict": True}}}
+        return {
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": output_model.__name__, "schema": schema, "strict": True},
+            }
+        }
     if mode == "json_object":
         return {"response_format": {"type": "json_object", "schema": schema}}
     return {}

@@ -86,8 +86,11 @@ class ChatEndpoint:
         self.api_key = api_key
         headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {api_key}"} if api_key else {})}
         # limit=0: the engine bounds concurrency itself (adaptively), the connector must not cap it.
-        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
-                                             timeout=aiohttp.ClientTimeout(total=timeout_s), headers=headers)
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+            timeout=aiohttp.ClientTimeout(total=timeout_s),
+            headers=headers,
+        )
 
     async def close(self) -> None:
         await self.session.close()
@@ -99,12 +102,17 @@ class ChatEndpoint:
             async with self.session.post(self.url, data=data) as reply:
                 raw = await _read(reply, limit)
                 if reply.status != 200:
-                    raise TransportError(f"http_{reply.status}", _error_message(raw, self.api_key),
-                                         reply.status in RETRYABLE_STATUS, _retry_after(reply.headers), reply.status)
+                    raise TransportError(
+                        f"http_{reply.status}",
+                        _error_message(raw, self.api_key),
+                        reply.status in RETRYABLE_STATUS,
+                        _retry_after(reply.headers),
+                        reply.status,
+                    )
         except asyncio.TimeoutError:
-            raise TransportError("timeout", "no response within the timeout", True)
+            raise TransportError("timeout", "no response within the timeout", True) from None
         except aiohttp.ClientError as error:
-            raise TransportError("connection", str(error) or type(error).__name__, True)
+            raise TransportError("connection", str(error) or type(error).__name__, True) from None
         try:
             return read_completion(orjson.loads(raw), self.api_key)
         except orjson.JSONDecodeError as error:  # deep nesting included
@@ -133,5 +141,10 @@ async def _read(reply: aiohttp.ClientResponse, limit: int) -> bytes:
 
 
 def _too_large(reply: aiohttp.ClientResponse, limit: int) -> TransportError:
-    return TransportError("too_large", f"HTTP {reply.status}: the reply passed {limit:,} bytes, the most glan reads "
-                          "of a reply to this request's max_tokens; refused as it arrived", True, status=reply.status)
+    return TransportError(
+        "too_large",
+        f"HTTP {reply.status}: the reply passed {limit:,} bytes, the most glan reads "
+        "of a reply to this request's max_tokens; refused as it arrived",
+        True,
+        status=reply.status,
+    )

@@ -7,7 +7,8 @@ Its body is what a person reads: the release, its configs, how to load it, uses 
 how it was made (taxonomy, models and their terms, failures, quality), limitations and biases, how to
 reproduce or extend it, and the paper to cite. taxonomy.yaml's `card:` block supplies the title,
 summary, language, tags, license name and link, the texts of uses and limitations, more sections, or
-a whole template of its own (builder/publish/template.py).
+a whole template of its own (card.md beside this file is glan's; what a template may hold is checked when the
+taxonomy loads: builder/taxonomy/card_template.py).
 
 The card is a pure function of (manifest, folder): rendering it twice gives the same bytes. The repo
 id is not known yet, so the card says `<repo_id>` where it goes and `glan push` fills it in; the rest
@@ -28,13 +29,17 @@ from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from ..errors import UserError
-from ..llm.local_models import demo_notice, embedded_writer
+from ..llm.local_models import demo_notice
+from ..plan import Run
 from ..project import INPUTS_DIR
+from ..stages import CONFIGS, DEFAULT_CONFIG, TAXONOMY
+from ..taxonomy.card_template import SANDBOX, CardTemplateError
 from ..templates import error_line
-from .template import DEFAULT_TEMPLATE, REPO_ID, SANDBOX, CardTemplateError
+from .manifest import ConfigEntry, Manifest
 
-DEFAULT_CONFIG = "instructions"
-ROW_COLUMNS = ("subjects", "syllabi", "questions", "instructions")  # per-discipline counts in the manifest
+DEFAULT_TEMPLATE = Path(__file__).parent / "card.md"
+REPO_ID = "<repo_id>"  # written where the repo id goes; `glan push` replaces it, and nothing else in the card
+ROW_COLUMNS = tuple(config for config in CONFIGS if config != TAXONOMY)  # per-discipline counts in the manifest
 # The terms that bind what a model family generates; other models: "their own license and terms".
 MODEL_TERMS = (
     (("gpt-", "o1", "o3", "o4", "chatgpt"), "[OpenAI Terms of Use](https://openai.com/policies/terms-of-use/)"),
@@ -67,8 +72,13 @@ of its parents (discipline, subject, question) and its provenance (model, prompt
 version)."""
 
 _SIZE_CATEGORIES = [
-    (1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
-    (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B"),
+    (1_000, "n<1K"),
+    (10_000, "1K<n<10K"),
+    (100_000, "10K<n<100K"),
+    (1_000_000, "100K<n<1M"),
+    (10_000_000, "1M<n<10M"),
+    (100_000_000, "10M<n<100M"),
+    (1_000_000_000, "100M<n<1B"),
     (10_000_000_000, "1B<n<10B"),
 ]
 
@@ -77,30 +87,35 @@ class CardError(UserError):
     """The folder and its glan_manifest.json disagree; str(e) says where and what to do."""
 
 
-def render_card(manifest: dict[str, Any], folder: str | Path) -> str:
+def render_card(manifest: Manifest, folder: str | Path) -> str:
     """README.md for `folder`, from its manifest, its parquet shards and its card template (the folder's copy)."""
     folder = Path(folder)
-    template = manifest["card"]["template"]
+    template = manifest.card.template
     return _render(folder / INPUTS_DIR / template if template else DEFAULT_TEMPLATE, manifest, folder)
 
 
-def check_template(path: Path, manifest: dict[str, Any]) -> None:
-    """Render the card template at `path` with the variables of `manifest` (one with no configs: no shard is
+def check_card_template(run: Run, configs: list[str]) -> None:
+    """The run's card template rendered with the manifest of a build of it before it made any row (no shard is
     read), so that a template that fails, or reaches for what the sandbox refuses, fails before any request."""
-    _render(path, manifest, path.parent)
+    template = run.taxonomy.card.template
+    path = Path(run.settings.taxonomy).parent / template if template else DEFAULT_TEMPLATE
+    _render(path, Manifest.of(run, [], configs), path.parent)
 
 
-def _render(path: Path, manifest: dict[str, Any], folder: Path) -> str:
+def _render(path: Path, manifest: Manifest, folder: Path) -> str:
     """What DatasetCard.from_template does, in the sandbox: the card data as YAML and field by field, then ours. A
     template that fails is a CardTemplateError naming the template's file and line."""
     data = card_data(manifest, folder)
-    card = manifest["card"]
+    card = manifest.card.model_dump()
+    as_written = manifest.model_dump(mode="json")  # the manifest as glan_manifest.json holds it
+    if manifest.stats is None:  # a manifest without stats (the template check's) shows none
+        del as_written["stats"]
     variables = {
         **data.to_dict(),
         **{key: card[key] for key in ("title", "summary", "uses", "out_of_scope_uses", "limitations", "sections")},
         "demo_notice": _demo_notice(manifest),
-        "version": manifest["taxonomy_version"],
-        "tag": f"v{manifest['taxonomy_version']}",
+        "version": manifest.taxonomy_version,
+        "tag": f"v{manifest.taxonomy_version}",
         "repo_id": REPO_ID,
         "about": ABOUT,
         "configs_table": _configs_table(manifest),
@@ -108,51 +123,55 @@ def _render(path: Path, manifest: dict[str, Any], folder: Path) -> str:
         "generation_table": _generation_table(manifest),
         "models_table": _models_table(manifest),
         "failures_table": _failures_table(manifest),
-        "quality_section": _quality_section(manifest.get("stats")),
-        "reproduce": manifest["reproduce"],
+        "quality_section": _quality_section(manifest.stats),
+        "reproduce": as_written["reproduce"],
         "prompt_files_table": _inputs_table(manifest),
         "citation": CITATION,
-        "manifest": manifest,
+        "manifest": as_written,
     }
     try:
         text = SANDBOX.from_string(path.read_text(encoding="utf-8")).render(card_data=data.to_yaml(), **variables)
     except jinja2.TemplateError as error:
-        raise CardTemplateError(str(path), error_line(error), "", f"{error.message.rstrip('.')}. A card template "
-                                "renders in a sandbox with only the variables docs/card.md lists (docs/security.md).") \
-            from None
+        raise CardTemplateError(
+            str(path),
+            error_line(error),
+            "",
+            f"{(error.message or '').rstrip('.')}. A card template "
+            "renders in a sandbox with only the variables docs/card.md lists (docs/security.md).",
+        ) from None
     return str(DatasetCard(text)).rstrip("\n") + "\n"
 
 
-def _demo_notice(manifest: dict[str, Any]) -> str:
+def _demo_notice(manifest: Manifest) -> str:
     """The banner of a folder whose rows the embedded model wrote; empty for any other."""
-    writer = embedded_writer(manifest)
+    writer = manifest.embedded_model
     return demo_notice(writer) if writer else ""
 
 
-def card_data(manifest: dict[str, Any], folder: Path) -> DatasetCardData:
+def card_data(manifest: Manifest, folder: Path) -> DatasetCardData:
     """The YAML header: license, language, tags, name, and the `configs` and `dataset_info` load_dataset reads."""
-    card = manifest["card"]
+    card = manifest.card
     data = DatasetCardData(
-        license=manifest["license"],
-        license_name=card["license_name"],
-        license_link=card["license_link"],
-        language=card["language"],
+        license=manifest.license,
+        license_name=card.license_name,
+        license_link=card.license_link,
+        language=list(card.language),
         task_categories=["text-generation"],
         size_categories=[size_category(_default_rows(manifest))],
-        tags=card["tags"],
-        pretty_name=card["title"],
+        tags=list(card.tags),
+        pretty_name=card.title,
     )
     MetadataConfigs(
         {
             name: {
-                "data_files": [{"split": split, "path": f"{name}/{split}-*"} for split in config["splits"]],
+                "data_files": [{"split": split, "path": f"{name}/{split}-*"} for split in config.splits],
                 **({"default": True} if name == DEFAULT_CONFIG else {}),
             }
-            for name, config in manifest["configs"].items()
+            for name, config in manifest.configs.items()
         }
     ).to_dataset_card_data(data)
     DatasetInfosDict(
-        {name: _dataset_info(folder, name, config) for name, config in manifest["configs"].items()}
+        {name: _dataset_info(folder, name, config) for name, config in manifest.configs.items()}
     ).to_dataset_card_data(data)
     return data
 
@@ -164,26 +183,22 @@ def size_category(rows: int) -> str:
     return "n>10B"
 
 
-def _default_rows(manifest: dict) -> int:
-    configs = manifest["configs"]
+def _default_rows(manifest: Manifest) -> int:
+    configs = manifest.configs
     if not configs:  # every item of the run failed
         return 0
-    name = DEFAULT_CONFIG if DEFAULT_CONFIG in configs else max(configs, key=lambda c: _config_rows(configs[c]))
-    return _config_rows(configs[name])
+    name = DEFAULT_CONFIG if DEFAULT_CONFIG in configs else max(configs, key=lambda c: configs[c].rows)
+    return configs[name].rows
 
 
-def _config_rows(config: dict) -> int:
-    return sum(split["num_rows"] for split in config["splits"].values())
-
-
-def _dataset_info(folder: Path, name: str, config: dict) -> DatasetInfo:
+def _dataset_info(folder: Path, name: str, config: ConfigEntry) -> DatasetInfo:
     """Features from the first shard's schema; rows checked against the shards' parquet metadata."""
     schema = None
     splits = SplitDict()
     download_size = 0
-    for split_name, split in config["splits"].items():
+    for split_name, split in config.splits.items():
         rows = 0
-        for relative in split["files"]:
+        for relative in split.files:
             path = folder / relative
             if not path.is_file():
                 raise CardError(
@@ -203,17 +218,17 @@ def _dataset_info(folder: Path, name: str, config: dict) -> DatasetInfo:
                 )
             rows += metadata.num_rows
             download_size += path.stat().st_size
-        if rows != split["num_rows"]:
+        if rows != split.num_rows:
             raise CardError(
-                f"{folder / 'glan_manifest.json'}: configs.{name}.splits.{split_name}.num_rows is {split['num_rows']} "
+                f"{folder / 'glan_manifest.json'}: configs.{name}.splits.{split_name}.num_rows is {split.num_rows} "
                 f"but its parquet files hold {rows} rows. Re-export the folder."
             )
-        splits.add(SplitInfo(name=split_name, num_bytes=split["num_bytes"], num_examples=rows))
+        splits.add(SplitInfo(name=split_name, num_bytes=split.num_bytes, num_examples=rows))
     return DatasetInfo(
         features=Features.from_arrow_schema(schema) if schema is not None else None,
         splits=splits,
         download_size=download_size,
-        dataset_size=sum(split["num_bytes"] for split in config["splits"].values()),
+        dataset_size=sum(split.num_bytes for split in config.splits.values()),
     )
 
 
@@ -231,27 +246,27 @@ def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
-def _configs_table(manifest: dict) -> str:
+def _configs_table(manifest: Manifest) -> str:
     rows = []
-    for name, config in manifest["configs"].items():
+    for name, config in manifest.configs.items():
         label = f"`{name}` (default)" if name == DEFAULT_CONFIG else f"`{name}`"
-        for split_name, split in config["splits"].items():
-            rows.append([label, split_name, split["num_rows"], len(split["files"])])
+        for split_name, split in config.splits.items():
+            rows.append([label, split_name, split.num_rows, len(split.files)])
     return markdown_table(["config", "split", "rows", "parquet shards"], rows)
 
 
-def _taxonomy_tables(manifest: dict) -> str:
-    disciplines = manifest.get("disciplines", [])
+def _taxonomy_tables(manifest: Manifest) -> str:
+    disciplines = manifest.disciplines
     fields: dict[str, dict[str, Any]] = {}
     for item in disciplines:
         summary = fields.setdefault(
-            item["field"], {"subfields": set(), "disciplines": 0, **{column: 0 for column in ROW_COLUMNS}}
+            item.field, {"subfields": set(), "disciplines": 0, **{column: 0 for column in ROW_COLUMNS}}
         )
-        summary["subfields"].add(item["subfield"])
+        summary["subfields"].add(item.subfield)
         summary["disciplines"] += 1
         for column in ROW_COLUMNS:
-            summary[column] += item.get("rows", {}).get(column, 0)
-    subfields = {(item["field"], item["subfield"]) for item in disciplines}
+            summary[column] += item.rows.get(column, 0)
+    subfields = {(item.field, item.subfield) for item in disciplines}
     per_field = markdown_table(
         ["field", "sub-fields", "disciplines", *ROW_COLUMNS],
         [[name, len(s["subfields"]), s["disciplines"], *(s[c] for c in ROW_COLUMNS)] for name, s in fields.items()],
@@ -260,8 +275,11 @@ def _taxonomy_tables(manifest: dict) -> str:
         ["field", "sub-field", "discipline", "discipline_id", *ROW_COLUMNS],
         [
             [
-                d["field"], d["subfield"], d["discipline"], d["discipline_id"],
-                *(d.get("rows", {}).get(column, 0) for column in ROW_COLUMNS),
+                d.field,
+                d.subfield,
+                d.discipline,
+                d.discipline_id,
+                *(d.rows.get(column, 0) for column in ROW_COLUMNS),
             ]
             for d in disciplines
         ],
@@ -272,48 +290,55 @@ def _taxonomy_tables(manifest: dict) -> str:
     )
 
 
-def _generation_table(manifest: dict) -> str:
+def _generation_table(manifest: Manifest) -> str:
     rows = [
         [
             stage,
-            info.get("model") or "",
-            ", ".join(f"{key}={_cell(value)}" for key, value in sorted((info.get("params") or {}).items())),
-            f"`{info['prompt_fingerprint']}`" if info.get("prompt_fingerprint") else "",
+            info.model,
+            ", ".join(f"{key}={_cell(value)}" for key, value in sorted(info.params.items())),
+            f"`{info.prompt_fingerprint}`" if info.prompt_fingerprint else "",
         ]
-        for stage, info in (manifest.get("stages") or {}).items()
+        for stage, info in manifest.stages.items()
     ]
     table = markdown_table(["stage", "model", "sampling params", "prompt fingerprint"], rows)
     return f"{table}\n\n{_paper_note(manifest)}"
 
 
-PAPER = ("The GLAN paper wrote the subjects, syllabi and homework questions with GPT-4 (temperature 1.0, top_p "
-         "0.95) and the answers with GPT-3.5-turbo (temperature 0.7, top_p 0.95), and asked for questions and "
-         "answers as free text, as glan does.")
+PAPER = (
+    "The GLAN paper wrote the subjects, syllabi and homework questions with GPT-4 (temperature 1.0, top_p "
+    "0.95) and the answers with GPT-3.5-turbo (temperature 0.7, top_p 0.95), and asked for questions and "
+    "answers as free text, as glan does."
+)
 
 
-def _paper_note(manifest: dict) -> str:
+def _paper_note(manifest: Manifest) -> str:
     """What the paper did and, for a release of the `paper` preset, where the release differs from it."""
-    if manifest["reproduce"].get("preset") != "paper":
+    if manifest.reproduce is None or manifest.reproduce.preset != "paper":
         return PAPER
-    stages = manifest.get("stages") or {}
+    stages = manifest.stages
 
     def models(*names: str) -> str:
-        return " and ".join(f"`{model}`" for model in dict.fromkeys(stages[name]["model"] for name in names
-                                                                         if name in stages))
+        return " and ".join(
+            f"`{model}`" for model in dict.fromkeys(stages[name].model for name in names if name in stages)
+        )
 
-    return (f"{PAPER} This release was built with glan's `paper` preset, which follows that split with today's models: "
-            f"{models('subjects', 'syllabus', 'questions')} in place of GPT-4 and {models('answers')} in place of "
-            "GPT-3.5-turbo, with the paper's sampling parameters. It differs from the paper in those models, in the "
-            "wording of the prompts (glan's own, under `glan/prompts/`), and in the subjects and syllabi, which are "
-            "asked for as JSON so that their fields can be read.")
+    return (
+        f"{PAPER} This release was built with glan's `paper` preset, which follows that split with today's models: "
+        f"{models('subjects', 'syllabus', 'questions')} in place of GPT-4 and {models('answers')} in place of "
+        "GPT-3.5-turbo, with the paper's sampling parameters. It differs from the paper in those models, in the "
+        "wording of the prompts (glan's own, under `glan/prompts/`), and in the subjects and syllabi, which are "
+        "asked for as JSON so that their fields can be read."
+    )
 
 
-def _models_table(manifest: dict) -> str:
+def _models_table(manifest: Manifest) -> str:
     stages_of: dict[str, list[str]] = {}
-    for stage, info in (manifest.get("stages") or {}).items():
-        stages_of.setdefault(info.get("model") or "", []).append(stage)
-    return markdown_table(["model", "stages", "terms"],
-                  [[f"`{model}`", ", ".join(stages), _terms(model)] for model, stages in stages_of.items()])
+    for stage, info in manifest.stages.items():
+        stages_of.setdefault(info.model, []).append(stage)
+    return markdown_table(
+        ["model", "stages", "terms"],
+        [[f"`{model}`", ", ".join(stages), _terms(model)] for model, stages in stages_of.items()],
+    )
 
 
 def _terms(model: str) -> str:
@@ -324,17 +349,19 @@ def _terms(model: str) -> str:
     return "the model's own license and terms of use"
 
 
-def _failures_table(manifest: dict) -> str:
-    failures = manifest["failures"]
-    return (markdown_table(["stage", "items without a valid output"], [[stage, count] for stage, count in failures.items()])
-            + "\n\nAn item fails after its retries all gave output that is not valid JSON or breaks the schema "
-            "(subjects, syllabi), is too short or too long (questions, answers), holds a control character, is empty "
-            "or was cut off; it yields no row.")
+def _failures_table(manifest: Manifest) -> str:
+    failures = manifest.failures
+    return (
+        markdown_table(["stage", "items without a valid output"], [[stage, count] for stage, count in failures.items()])
+        + "\n\nAn item fails after its retries all gave output that is not valid JSON or breaks the schema "
+        "(subjects, syllabi), is too short or too long (questions, answers), holds a control character, is empty "
+        "or was cut off; it yields no row."
+    )
 
 
-def _inputs_table(manifest: dict) -> str:
-    inputs = sorted(path for path in manifest.get("checksums", {}) if path.startswith(f"{INPUTS_DIR}/"))
-    return markdown_table(["file", "sha256"], [[f"`{path}`", f"`{manifest['checksums'][path]}`"] for path in inputs])
+def _inputs_table(manifest: Manifest) -> str:
+    inputs = sorted(path for path in manifest.checksums if path.startswith(f"{INPUTS_DIR}/"))
+    return markdown_table(["file", "sha256"], [[f"`{path}`", f"`{manifest.checksums[path]}`"] for path in inputs])
 
 
 def _quality_section(stats: dict | None) -> str:
@@ -347,20 +374,29 @@ def _quality_section(stats: dict | None) -> str:
     quality = stats.get("quality") or {}
     if dropped := quality.get("dropped"):
         parts.append("#### Rows dropped (questions, before answering)")
-        parts.append(markdown_table(["reason", "rows"], [[reason, counts.get("total", 0)] for reason, counts in dropped.items()]))
+        parts.append(
+            markdown_table(["reason", "rows"], [[reason, counts.get("total", 0)] for reason, counts in dropped.items()])
+        )
     if "benchmark_hits" in quality:
         hits = quality["benchmark_hits"]
         parts.append("#### Decontamination (questions sharing an n-gram with a benchmark)")
-        parts.append(markdown_table(["benchmark", "questions dropped"], [[name, count] for name, count in hits.items()])
-                     if hits else "No benchmark configured.")
+        parts.append(
+            markdown_table(["benchmark", "questions dropped"], [[name, count] for name, count in hits.items()])
+            if hits
+            else "No benchmark configured."
+        )
     configs = stats.get("configs") or {}
     for grouping, title in (("by_level", "Rows by level"), ("by_strategy", "Questions by sampling strategy")):
         having = {name: config[grouping] for name, config in configs.items() if config.get(grouping)}
         if having:
             columns = list(dict.fromkeys(key for counts in having.values() for key in counts))
             parts.append(f"#### {title}")
-            parts.append(markdown_table(["config", *columns], [[name, *(counts.get(c, 0) for c in columns)]
-                                                       for name, counts in having.items()]))
+            parts.append(
+                markdown_table(
+                    ["config", *columns],
+                    [[name, *(counts.get(c, 0) for c in columns)] for name, counts in having.items()],
+                )
+            )
     lengths = [
         [name, column, *(summary.get(key) for key in _LENGTH_KEYS)]
         for name, config in configs.items()

@@ -21,9 +21,10 @@ import pyarrow.parquet as pq
 from huggingface_hub.utils.sha import sha_fileobj
 
 from ..errors import UserError
-from ..stages import FEATURES
+from ..stages import FEATURES, TAXONOMY
+from ..unit.store import UnitFiles
+from .manifest import MANIFEST, ConfigEntry, Manifest, SplitEntry, write_manifest
 
-MANIFEST = "glan_manifest.json"
 TAXONOMY_FILE = "taxonomy/train-00000-of-00001.parquet"
 
 
@@ -36,12 +37,16 @@ def check_replaceable(folder: Path) -> None:
     if not folder.exists():
         return
     if not folder.is_dir():
-        raise NotOurFolder(f"{folder}: a build would replace it, but it is a file, not a folder glan wrote. Pass "
-                           "another --out, or move the file away.")
+        raise NotOurFolder(
+            f"{folder}: a build would replace it, but it is a file, not a folder glan wrote. Pass "
+            "another --out, or move the file away."
+        )
     if not (folder / MANIFEST).is_file() and any(folder.iterdir()):
-        raise NotOurFolder(f"{folder}: a build would replace this folder, but it holds files and no {MANIFEST}, so "
-                           "it is not a dataset glan wrote. Pass another --out (a new or empty folder), or move "
-                           "these files away.")
+        raise NotOurFolder(
+            f"{folder}: a build would replace this folder, but it holds files and no {MANIFEST}, so "
+            "it is not a dataset glan wrote. Pass another --out (a new or empty folder), or move "
+            "these files away."
+        )
 
 
 def incomplete_folder(out: Path) -> Path:
@@ -49,16 +54,12 @@ def incomplete_folder(out: Path) -> Path:
     return out.with_name(out.name + ".incomplete")
 
 
-def read_manifest(folder: Path) -> dict | None:
-    """The folder's manifest, or None when it has none (not built yet)."""
-    path = Path(folder) / MANIFEST
-    return json.loads(path.read_text()) if path.exists() else None
-
-
-def write_folder(out: Path, units: list, configs: list[str], manifest: dict, render_card,
-                 inputs: dict[str, Path]) -> None:
-    """`units` are UnitFiles in taxonomy order; each config's files are listed in discipline id order, the
-    order load_dataset reads a folder in. `inputs` are copied to their paths in the folder (glan/...)."""
+def write_folder(
+    out: Path, units: list[UnitFiles], configs: list[str], manifest: Manifest, render_card, inputs: dict[str, Path]
+) -> None:
+    """`units` are in taxonomy order; each config's files are listed in discipline id order, the order load_dataset
+    reads a folder in, into the manifest's configs and checksums. `inputs` are copied to their paths in the folder
+    (glan/...)."""
     out = Path(out)
     check_replaceable(out)  # again: files may have appeared there since the build's preflight
     _remove_leftovers(out)
@@ -71,48 +72,59 @@ def write_folder(out: Path, units: list, configs: list[str], manifest: dict, ren
     replace_folder(staging, out)
 
 
-def _write_staging(staging: Path, units: list, configs: list[str], manifest: dict, render_card,
-                   inputs: dict[str, Path]) -> None:
-    manifest["configs"], manifest["checksums"] = {}, {}
+def _write_staging(
+    staging: Path, units: list[UnitFiles], configs: list[str], manifest: Manifest, render_card, inputs: dict[str, Path]
+) -> None:
+    written, checksums = {}, {}
     for config in configs:
-        splits = _write_taxonomy(staging, units) if config == "taxonomy" else _copy_unit_files(staging, units, config)
+        splits = _write_taxonomy(staging, units) if config == TAXONOMY else _copy_unit_files(staging, units, config)
         if splits:
-            manifest["configs"][config] = {"splits": splits}
-    for spec in manifest["configs"].values():
-        for split in spec["splits"].values():
-            manifest["checksums"].update(split.pop("sha256"))
+            written[config] = ConfigEntry(
+                splits={split: SplitEntry(**figures) for split, (figures, _) in splits.items()}
+            )
+            for _, sha256 in splits.values():
+                checksums.update(sha256)
     for relative, source in inputs.items():
         (staging / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, staging / relative)
-        manifest["checksums"][relative] = _sha256(staging / relative)
-    (staging / "stats.json").write_text(json.dumps(manifest["stats"], indent=2, ensure_ascii=False) + "\n")
-    (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+        checksums[relative] = _sha256(staging / relative)
+    manifest = manifest.model_copy(update={"configs": written, "checksums": checksums})
+    (staging / "stats.json").write_text(json.dumps(manifest.stats, indent=2, ensure_ascii=False) + "\n")
+    write_manifest(staging, manifest)
     (staging / "README.md").write_text(render_card(manifest, staging))
 
 
-def _copy_unit_files(staging: Path, units: list, config: str) -> dict:
-    splits: dict[str, dict] = {}
+def _copy_unit_files(staging: Path, units: list[UnitFiles], config: str) -> dict[str, tuple[dict, dict]]:
+    """split -> (its manifest figures, sha256 of each file)."""
+    splits: dict[str, tuple[dict, dict]] = {}
     for unit in sorted(units, key=lambda unit: unit.discipline_id):
         for split, figures in unit.files.get(config, {}).items():
             name = f"{config}/{split}-{unit.discipline_id}.parquet"
             (staging / config).mkdir(parents=True, exist_ok=True)
             shutil.copyfile(unit.path(config, split), staging / name)
-            entry = splits.setdefault(split, {"num_rows": 0, "num_bytes": 0, "files": [], "sha256": {}})
+            entry, sha256 = splits.setdefault(split, ({"num_rows": 0, "num_bytes": 0, "files": []}, {}))
             entry["num_rows"] += figures["rows"]
             entry["num_bytes"] += figures["arrow_bytes"]
             entry["files"].append(name)
-            entry["sha256"][name] = figures["sha256"]
+            sha256[name] = figures["sha256"]
     return splits
 
 
-def _write_taxonomy(staging: Path, units: list) -> dict:
+def _write_taxonomy(staging: Path, units: list[UnitFiles]) -> dict[str, tuple[dict, dict]]:
     """The taxonomy config in one file: a row per discipline is too small to be worth a file each."""
-    table = pa.concat_tables([pq.read_table(unit.path("taxonomy", "train")) for unit in units]).cast(
-        FEATURES["taxonomy"].arrow_schema).combine_chunks()  # one chunk: its Arrow bytes are what datasets reads
+    table = (
+        pa.concat_tables([pq.read_table(unit.path(TAXONOMY, "train")) for unit in units])
+        .cast(FEATURES[TAXONOMY].arrow_schema)
+        .combine_chunks()
+    )  # one chunk: its Arrow bytes are what datasets reads
     (staging / "taxonomy").mkdir(parents=True)
     pq.write_table(table, staging / TAXONOMY_FILE)
-    return {"train": {"num_rows": table.num_rows, "num_bytes": table.nbytes,
-                      "files": [TAXONOMY_FILE], "sha256": {TAXONOMY_FILE: _sha256(staging / TAXONOMY_FILE)}}}
+    return {
+        "train": (
+            {"num_rows": table.num_rows, "num_bytes": table.nbytes, "files": [TAXONOMY_FILE]},
+            {TAXONOMY_FILE: _sha256(staging / TAXONOMY_FILE)},
+        )
+    }
 
 
 def _sha256(path: Path) -> str:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 from pathlib import Path, PurePosixPath
 
 import yaml
@@ -35,10 +34,9 @@ from packaging.version import InvalidVersion, Version
 from ..errors import UserError
 from ..project import INPUTS_DIR
 from ..workdir import folder_held
-from .card import CardError, card_data, markdown_table
-from .export import MANIFEST
+from .card import REPO_ID, CardError, card_data, markdown_table
+from .manifest import MANIFEST, ConfigEntry, Manifest, parse_manifest
 from .session import bounded_hub_calls
-from .template import REPO_ID
 
 CARD = "README.md"
 REPO_TYPE = "dataset"
@@ -66,8 +64,12 @@ class PushResult:
     def summary(self) -> str:
         lines = [f"made {self.repo_id} private (it was public)"] if self.made_private else []
         if self.published_as:
-            return "\n".join([*lines, f"{self.repo_id}: already published as {self.tag} "
-                                      f"(commit {self.published_as}): nothing to do."])
+            return "\n".join(
+                [
+                    *lines,
+                    f"{self.repo_id}: already published as {self.tag} (commit {self.published_as}): nothing to do.",
+                ]
+            )
         if self.commit_oid:
             lines.append(f"commit {self.commit_oid} {self.commit_url}")
             lines.append(f"  {len(self.added)} files added or changed, {len(self.deleted)} deleted")
@@ -81,11 +83,15 @@ class PushResult:
         if self.tag_created:
             lines.append(f"tag {self.tag} created")
         elif self.pr_url:
-            lines.append(f"not tagged: merge the pull request, then run `glan push {self.repo_id}` without "
-                         f"--create-pr to tag {self.tag}")
+            lines.append(
+                f"not tagged: merge the pull request, then run `glan push {self.repo_id}` without "
+                f"--create-pr to tag {self.tag}"
+            )
         else:
-            lines.append(f"not tagged: run `glan push {self.repo_id}` without --create-pr to tag {self.tag} "
-                         "(it needs write access to the repo)")
+            lines.append(
+                f"not tagged: run `glan push {self.repo_id}` without --create-pr to tag {self.tag} "
+                "(it needs write access to the repo)"
+            )
         return "\n".join(lines)
 
 
@@ -129,7 +135,8 @@ def push(
     create_pr: bool = False,
     message: str | None = None,
 ) -> PushResult:
-    """Publish `folder` (the layout builder/publish/export.py writes) as release v<taxonomy version> of dataset repo `repo_id`.
+    """Publish `folder` (the layout builder/publish/export.py writes) as release v<taxonomy version> of dataset repo
+    `repo_id`.
 
     The token comes from HF_TOKEN or the huggingface_hub login. Raises PushError for a refused release,
     huggingface_hub / network errors for failures, HubUnreachable when the Hub stops answering (the repo is
@@ -146,13 +153,13 @@ def push(
 
 def _push(folder: Path, repo_id: str, revision: str, private: bool, create_pr: bool, message: str | None) -> PushResult:
     manifest, manifest_bytes = _read_manifest(folder)
-    version = manifest["taxonomy_version"]
+    version = manifest.taxonomy_version
     result = PushResult(repo_id, revision, f"v{version}", create_pr)
     # What is checked is what is uploaded: every file but the shards is read once, here; a shard is hashed here and
     # again before the commit (_check_unchanged).
     local = {path: _Local.of(source) for path, source in _release_files(folder, manifest).items()}
     local[MANIFEST] = _Local.of(manifest_bytes)
-    for path, expected in manifest.get("checksums", {}).items():
+    for path, expected in manifest.checksums.items():
         if path in local and local[path].sha256 != expected:
             raise PushError(
                 f"{folder / path}: its sha256 differs from checksums.{path} in {folder / MANIFEST}: the file "
@@ -175,11 +182,12 @@ def _push(folder: Path, repo_id: str, revision: str, private: bool, create_pr: b
     head = branches[revision]
     head_tree = _tree(api, repo_id, head)
     head_manifest = _manifest_at(api, repo_id, head) if MANIFEST in head_tree else None
-    managed_dirs = {INPUTS_DIR, *manifest["configs"], *(head_manifest or {}).get("configs", {})}
+    managed_dirs = {INPUTS_DIR, *manifest.configs, *(head_manifest.configs if head_manifest else {})}
 
     if result.tag in tags:
-        added, deleted = _diff(local, head_tree if tags[result.tag] == head else _tree(api, repo_id, tags[result.tag]),
-                               managed_dirs)
+        added, deleted = _diff(
+            local, head_tree if tags[result.tag] == head else _tree(api, repo_id, tags[result.tag]), managed_dirs
+        )
         if added or deleted:
             example = sorted(added + deleted, key=lambda path: (path == CARD, path))[0]  # a data file says more
             raise PushError(
@@ -191,7 +199,7 @@ def _push(folder: Path, repo_id: str, revision: str, private: bool, create_pr: b
         return result
     if head_manifest is not None and _version(head_manifest) > Version(version):
         raise PushError(
-            f"{repo_id}@{revision} already holds taxonomy version {head_manifest['taxonomy_version']}, newer than "
+            f"{repo_id}@{revision} already holds taxonomy version {head_manifest.taxonomy_version}, newer than "
             f"{version} in {folder / MANIFEST}, and {result.tag} was never published. Bump `version:` in "
             "taxonomy.yaml above it and rebuild."
         )
@@ -222,13 +230,18 @@ def _push(folder: Path, repo_id: str, revision: str, private: bool, create_pr: b
     if not create_pr:
         try:
             api.create_tag(
-                repo_id, tag=result.tag, revision=result.commit_oid or head, repo_type=REPO_TYPE,
+                repo_id,
+                tag=result.tag,
+                revision=result.commit_oid or head,
+                repo_type=REPO_TYPE,
                 tag_message=f"GLAN {result.tag}",
             )
         except HfHubHTTPError as error:
             if result.commit_oid is None:
                 raise
-            raise RuntimeError(f"committed {result.commit_oid} but could not create tag {result.tag}: {error}") from error
+            raise RuntimeError(
+                f"committed {result.commit_oid} but could not create tag {result.tag}: {error}"
+            ) from error
         result.tag_created = True
     return result
 
@@ -248,12 +261,15 @@ def _open_pull_request(api: HfApi, repo_id: str, local: dict[str, _Local], manag
     for discussion in api.get_repo_discussions(
         repo_id, discussion_type="pull_request", discussion_status="open", repo_type=REPO_TYPE
     ):
-        if _diff(local, _tree(api, repo_id, discussion.git_reference), managed_dirs) == ([], []):
+        if discussion.git_reference and _diff(local, _tree(api, repo_id, discussion.git_reference), managed_dirs) == (
+            [],
+            [],
+        ):
             return discussion.url
     return None
 
 
-def _card(folder: Path, manifest: dict, repo_id: str) -> bytes:
+def _card(folder: Path, manifest: Manifest, repo_id: str) -> bytes:
     """README.md as the folder holds it, with the repo id filled in, once its YAML header is checked."""
     path = folder / CARD
     if not path.is_file():
@@ -262,15 +278,19 @@ def _card(folder: Path, manifest: dict, repo_id: str) -> bytes:
     try:
         header = DatasetCard(text).data.to_dict()
     except (ValueError, yaml.YAMLError) as error:
-        raise PushError(f"{path}: its YAML header does not parse ({' '.join(str(error).split())}). Fix it, or "
-                        "rebuild the folder for a fresh card.") from error
+        raise PushError(
+            f"{path}: its YAML header does not parse ({' '.join(str(error).split())}). Fix it, or "
+            "rebuild the folder for a fresh card."
+        ) from error
     try:
         expected = card_data(manifest, folder).to_dict()["configs"]
     except CardError as error:
         raise PushError(str(error)) from error
     if header.get("configs") != expected:
-        raise PushError(f"{path}: configs: differs from the data files {MANIFEST} lists, so load_dataset would "
-                        "not read this release. Restore the `configs:` block the build wrote, or rebuild the folder.")
+        raise PushError(
+            f"{path}: configs: differs from the data files {MANIFEST} lists, so load_dataset would "
+            "not read this release. Restore the `configs:` block the build wrote, or rebuild the folder."
+        )
     return text.replace(REPO_ID, repo_id).encode()
 
 
@@ -279,37 +299,34 @@ def _check_unchanged(local: dict[str, _Local], additions: list[CommitOperationAd
     as uploaded and on disk: a folder that changed underneath fails here, before any commit or tag."""
     for addition in additions:
         item = local[addition.path_in_repo]
-        if isinstance(item.source, Path) and (addition.upload_info.sha256.hex() != item.sha256
-                                              or _Local.of(item.source).sha256 != item.sha256):
-            raise PushError(f"{item.source}: changed while glan push was running, so it is no longer the file "
-                            f"{MANIFEST} lists. Nothing was committed: rebuild the folder, or stop what writes into "
-                            "it, then push again.")
+        if isinstance(item.source, Path) and (
+            addition.upload_info.sha256.hex() != item.sha256 or _Local.of(item.source).sha256 != item.sha256
+        ):
+            raise PushError(
+                f"{item.source}: changed while glan push was running, so it is no longer the file "
+                f"{MANIFEST} lists. Nothing was committed: rebuild the folder, or stop what writes into "
+                "it, then push again."
+            )
 
 
-def _read_manifest(folder: Path) -> tuple[dict, bytes]:
+def _read_manifest(folder: Path) -> tuple[Manifest, bytes]:
     """The manifest, and its bytes as read (what is uploaded)."""
     path = folder / MANIFEST
     if not path.is_file():
         raise PushError(f"{path}: not found. Export the dataset first (`glan build`), or pass --from DIR.")
     data = path.read_bytes()
+    manifest = parse_manifest(data, str(path))
     try:
-        manifest = json.loads(data)
-    except json.JSONDecodeError as error:
-        raise PushError(f"{path}:{error.lineno}: invalid JSON ({error.msg}). Re-export the folder.") from error
-    for key in ("taxonomy_version", "configs"):
-        if key not in manifest:
-            raise PushError(f"{path}: {key}: missing. Re-export the folder.")
-    try:
-        Version(manifest["taxonomy_version"])
+        Version(manifest.taxonomy_version)
     except InvalidVersion as error:
         raise PushError(
-            f"{path}: taxonomy_version: {manifest['taxonomy_version']!r} is not a version like 1.0.0. "
+            f"{path}: taxonomy_version: {manifest.taxonomy_version!r} is not a version like 1.0.0. "
             "Fix `version:` in taxonomy.yaml and rebuild."
         ) from error
     return manifest, data
 
 
-def _release_files(folder: Path, manifest: dict) -> dict[str, Path | bytes]:
+def _release_files(folder: Path, manifest: Manifest) -> dict[str, Path | bytes]:
     """The manifest's parquet files (their paths), its glan/ inputs and the files beside it (glan_manifest.json,
     stats.json), these read now.
 
@@ -318,21 +335,21 @@ def _release_files(folder: Path, manifest: dict) -> dict[str, Path | bytes]:
     """
     where = folder / MANIFEST
     files: dict[str, Path] = {}
-    for config, spec in manifest["configs"].items():
-        for split, split_spec in spec["splits"].items():
-            for relative in split_spec["files"]:
+    for config, spec in manifest.configs.items():
+        for split, split_spec in spec.splits.items():
+            for relative in split_spec.files:
                 if relative.endswith(".py") or PurePosixPath(relative).parts[0] != config:
                     raise PushError(
                         f"{where}: configs.{config}.splits.{split}.files: {relative} is not a data file of folder "
                         f"{config}/. Re-export the folder."
                     )
                 files[relative] = folder / relative
-    inputs = {path: folder / path for path in manifest.get("checksums", {}) if path.startswith(f"{INPUTS_DIR}/")}
+    inputs = {path: folder / path for path in manifest.checksums if path.startswith(f"{INPUTS_DIR}/")}
     files.update(inputs)
     for relative, path in files.items():
         if not path.is_file():
             raise PushError(f"{where}: lists {relative}, which does not exist in {folder}. Re-export the folder.")
-    for directory in (*manifest["configs"], INPUTS_DIR):
+    for directory in (*manifest.configs, INPUTS_DIR):
         on_disk = {
             path.relative_to(folder).as_posix()
             for path in (folder / directory).rglob("*")
@@ -359,21 +376,21 @@ def _tree(api: HfApi, repo_id: str, commit: str) -> dict[str, RepoFile]:
     }
 
 
-def _manifest_at(api: HfApi, repo_id: str, commit: str) -> dict | None:
+def _manifest_at(api: HfApi, repo_id: str, commit: str) -> Manifest | None:
     try:
         path = api.hf_hub_download(repo_id, MANIFEST, repo_type=REPO_TYPE, revision=commit)
     except EntryNotFoundError:
         return None
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    return parse_manifest(Path(path).read_bytes(), f"{repo_id}@{commit[:12]}:{MANIFEST}")
 
 
-def _version(manifest: dict) -> Version:
-    return Version(manifest["taxonomy_version"])
+def _version(manifest: Manifest) -> Version:
+    return Version(manifest.taxonomy_version)
 
 
 def _previous_release(
-    api: HfApi, repo_id: str, version: Version, tags: dict[str, str], head_manifest: dict | None
-) -> dict | None:
+    api: HfApi, repo_id: str, version: Version, tags: dict[str, str], head_manifest: Manifest | None
+) -> Manifest | None:
     """The manifest of the newest tagged release older than `version` (else the branch's, if older).
 
     Anchoring the changelog on tags, not on the branch head, keeps it the same however often the
@@ -409,29 +426,27 @@ def _source(source: Path | bytes) -> str | bytes:
     return str(source) if isinstance(source, Path) else source
 
 
-def changelog(manifest: dict, previous: dict | None) -> str:
+def changelog(manifest: Manifest, previous: Manifest | None) -> str:
     """The release commit's description: disciplines added and removed, and rows per config, since `previous`."""
-    version = manifest["taxonomy_version"]
+    version = manifest.taxonomy_version
     if previous is None:
-        rows = [[name, _rows(spec)] for name, spec in manifest["configs"].items()]
+        rows = [[name, spec.rows] for name, spec in manifest.configs.items()]
         return f"GLAN taxonomy v{version}, the first release.\n\n" + markdown_table(["config", "rows"], rows)
-    before = previous["taxonomy_version"]
-    old = {d["discipline_id"]: d for d in previous.get("disciplines", [])}
-    new = {d["discipline_id"]: d for d in manifest.get("disciplines", [])}
+    before = previous.taxonomy_version
+    old = {d.discipline_id: d for d in previous.disciplines}
+    new = {d.discipline_id: d for d in manifest.disciplines}
 
     def listing(ids: list[str], source: dict) -> str:
         if not ids:
             return " none"
-        return "".join(
-            f"\n  - {source[i]['discipline']} (`{i}`, {source[i]['field']} / {source[i]['subfield']})" for i in ids
-        )
+        return "".join(f"\n  - {source[i].discipline} (`{i}`, {source[i].field} / {source[i].subfield})" for i in ids)
 
     added = [i for i in new if i not in old]
     removed = [i for i in old if i not in new]
     rows = []
-    for name in dict.fromkeys([*manifest["configs"], *previous.get("configs", {})]):
-        now = _rows(manifest["configs"][name]) if name in manifest["configs"] else 0
-        then = _rows(previous["configs"][name]) if name in previous.get("configs", {}) else 0
+    for name in dict.fromkeys([*manifest.configs, *previous.configs]):
+        now = _rows(manifest.configs.get(name))
+        then = _rows(previous.configs.get(name))
         rows.append([name, then, now, f"{now - then:+d}"])
     return (
         f"GLAN taxonomy v{version}, since v{before}:\n\n"
@@ -441,6 +456,5 @@ def changelog(manifest: dict, previous: dict | None) -> str:
     )
 
 
-def _rows(config: dict) -> int:
-    return sum(split["num_rows"] for split in config["splits"].values())
-
+def _rows(config: ConfigEntry | None) -> int:
+    return config.rows if config is not None else 0

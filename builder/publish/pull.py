@@ -10,7 +10,6 @@ composed here from checked manifest fields, never copied from the manifest (docs
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 from dataclasses import dataclass
@@ -25,8 +24,8 @@ from ..config.yamlfile import TaxonomyError, parse_yaml
 from ..errors import UserError
 from ..project import INPUTS_DIR, PROMPTS, TAXONOMY, relative_path_problem, write_project
 from ..stages import CONFIGS
-from .export import MANIFEST
 from .hub import REPO_TYPE
+from .manifest import MANIFEST, Manifest, ManifestError, parse_manifest
 from .session import bounded_hub_calls
 
 MAX_FILE_BYTES = 4 * 1024 * 1024  # a project file or the manifest; the shipped taxonomy is about 30 kB
@@ -54,13 +53,18 @@ class PullResult:
         version = f" (taxonomy version {self.version})" if self.version else ""
         lines.append(f"Rebuild this release{version}:")
         if self.command:
-            lines.append(f"  cd {shlex.quote(str(self.directory))} && {self.command}"
-                         "   # add --base-url for an endpoint that serves its models")
+            lines.append(
+                f"  cd {shlex.quote(str(self.directory))} && {self.command}"
+                "   # add --base-url for an endpoint that serves its models"
+            )
         else:
-            lines.append(f"  cd {shlex.quote(str(self.directory))} && glan build   # with the flags its card names "
-                         "(its manifest holds no build command glan writes)")
-        lines.append("Extend it: add disciplines to taxonomy.yaml, bump its `version:`, build, then "
-                     f"`glan push {self.repo_id}`.")
+            lines.append(
+                f"  cd {shlex.quote(str(self.directory))} && glan build   # with the flags its card names "
+                "(its manifest holds no build command glan writes)"
+            )
+        lines.append(
+            f"Extend it: add disciplines to taxonomy.yaml, bump its `version:`, build, then `glan push {self.repo_id}`."
+        )
         return "\n".join(lines)
 
 
@@ -76,47 +80,69 @@ def pull(repo_id: str, revision: str, directory: str | Path) -> PullResult:
 
 def _pull(repo_id: str, revision: str, directory: Path) -> PullResult:
     api = HfApi()
-    commit = api.repo_info(repo_id, repo_type=REPO_TYPE, revision=revision).sha
     where = f"{repo_id}@{revision}"
+    commit = api.repo_info(repo_id, repo_type=REPO_TYPE, revision=revision).sha
+    if commit is None:
+        raise PullError(f"{where}: the Hub names no commit for this revision. Pick another --revision.")
     try:
-        entries = [entry for entry in api.list_repo_tree(repo_id, INPUTS_DIR, recursive=True, revision=commit,
-                                                         repo_type=REPO_TYPE) if isinstance(entry, RepoFile)]
+        entries = [
+            entry
+            for entry in api.list_repo_tree(repo_id, INPUTS_DIR, recursive=True, revision=commit, repo_type=REPO_TYPE)
+            if isinstance(entry, RepoFile)
+        ]
     except EntryNotFoundError:
         entries = []
     sizes = {entry.path.removeprefix(f"{INPUTS_DIR}/"): entry.size for entry in entries}
     if TAXONOMY not in sizes:
-        raise PullError(f"{where}: no {INPUTS_DIR}/{TAXONOMY}: this revision was not published by `glan push` (or by "
-                        "a glan older than `glan pull`). Pick another --revision.")
+        raise PullError(
+            f"{where}: no {INPUTS_DIR}/{TAXONOMY}: this revision was not published by `glan push` (or by "
+            "a glan older than `glan pull`). Pick another --revision."
+        )
     for relative, size in sizes.items():
         _check_file(where, relative, size)
     taxonomy = _fetch(where, repo_id, f"{INPUTS_DIR}/{TAXONOMY}", commit)
     allowed = {TAXONOMY, _card_template(where, taxonomy)} | {
-        relative for relative in sizes if re.fullmatch(rf"{PROMPTS}/[^/]+\.yaml", relative)}
+        relative for relative in sizes if re.fullmatch(rf"{PROMPTS}/[^/]+\.yaml", relative)
+    }
     if refused := sorted(set(sizes) - allowed):
-        raise PullError(f"{where}: {INPUTS_DIR}/{refused[0]} is not a file of a glan project (taxonomy.yaml, "
-                        "prompts/*.yaml, the card template taxonomy.yaml names), so glan pull writes nothing from "
-                        "this revision. Pick another --revision, or read the repo's files yourself.")
-    files = {relative: taxonomy if relative == TAXONOMY else _fetch(where, repo_id, f"{INPUTS_DIR}/{relative}", commit)
-             for relative in sorted(sizes)}
+        raise PullError(
+            f"{where}: {INPUTS_DIR}/{refused[0]} is not a file of a glan project (taxonomy.yaml, "
+            "prompts/*.yaml, the card template taxonomy.yaml names), so glan pull writes nothing from "
+            "this revision. Pick another --revision, or read the repo's files yourself."
+        )
+    files = {
+        relative: taxonomy if relative == TAXONOMY else _fetch(where, repo_id, f"{INPUTS_DIR}/{relative}", commit)
+        for relative in sorted(sizes)
+    }
     try:
-        manifest = _manifest(_fetch(where, repo_id, MANIFEST, commit))
-    except EntryNotFoundError:  # the advice then says less; the project is complete without it
-        manifest = {}
+        manifest = parse_manifest(_fetch(where, repo_id, MANIFEST, commit), f"{where}:{MANIFEST}")
+    except (EntryNotFoundError, ManifestError):  # the advice then says less; the project is complete without it
+        manifest = None
     write_project(directory, files)
-    version = manifest.get("taxonomy_version")
-    return PullResult(repo_id, revision, commit, directory, list(files),
-                      version if isinstance(version, str) and _VERSION.match(version) else None,
-                      rebuild_command(manifest))
+    version = manifest.taxonomy_version if manifest else None
+    return PullResult(
+        repo_id,
+        revision,
+        commit,
+        directory,
+        list(files),
+        version if version and _VERSION.match(version) else None,
+        rebuild_command(manifest),
+    )
 
 
 def _check_file(where: str, relative: str, size: int) -> None:
     if problem := relative_path_problem(relative):
-        raise PullError(f"{where}: {f'{INPUTS_DIR}/{relative}'!r}: {problem}, so glan pull writes nothing from this "
-                        "revision. Pick another --revision.")
+        raise PullError(
+            f"{where}: {f'{INPUTS_DIR}/{relative}'!r}: {problem}, so glan pull writes nothing from this "
+            "revision. Pick another --revision."
+        )
     if size > MAX_FILE_BYTES:
-        raise PullError(f"{where}: {INPUTS_DIR}/{relative} is {size:,} bytes, more than a project file may be "
-                        f"({MAX_FILE_BYTES:,}), so glan pull writes nothing from this revision. Pick another "
-                        "--revision.")
+        raise PullError(
+            f"{where}: {INPUTS_DIR}/{relative} is {size:,} bytes, more than a project file may be "
+            f"({MAX_FILE_BYTES:,}), so glan pull writes nothing from this revision. Pick another "
+            "--revision."
+        )
 
 
 def _fetch(where: str, repo_id: str, path: str, commit: str) -> bytes:
@@ -130,8 +156,10 @@ def _fetch(where: str, repo_id: str, path: str, commit: str) -> bytes:
         for chunk in response.iter_bytes():
             data += chunk
             if len(data) > MAX_FILE_BYTES:
-                raise PullError(f"{where}: {path} holds more than {MAX_FILE_BYTES:,} bytes, more than a file of a "
-                                "release may, so glan pull writes nothing from this revision. Pick another --revision.")
+                raise PullError(
+                    f"{where}: {path} holds more than {MAX_FILE_BYTES:,} bytes, more than a file of a "
+                    "release may, so glan pull writes nothing from this revision. Pick another --revision."
+                )
     return bytes(data)
 
 
@@ -140,33 +168,25 @@ def _card_template(where: str, taxonomy: bytes) -> str | None:
     try:
         _, data = parse_yaml(taxonomy.decode("utf-8"), f"{where}:{INPUTS_DIR}/{TAXONOMY}")
     except UnicodeDecodeError:
-        raise TaxonomyError(f"{where}:{INPUTS_DIR}/{TAXONOMY}", None, "", "not UTF-8 text, so not a taxonomy. Pick "
-                            "another --revision.") from None
+        raise TaxonomyError(
+            f"{where}:{INPUTS_DIR}/{TAXONOMY}", None, "", "not UTF-8 text, so not a taxonomy. Pick another --revision."
+        ) from None
     card = data.get("card") if isinstance(data, dict) else None
     template = card.get("template") if isinstance(card, dict) else None
     return template if isinstance(template, str) else None
 
 
-def _manifest(data: bytes) -> dict:
-    try:
-        manifest = json.loads(data)
-    except ValueError:
-        return {}
-    return manifest if isinstance(manifest, dict) else {}
-
-
-def rebuild_command(manifest: dict) -> str | None:
+def rebuild_command(manifest: Manifest | None) -> str | None:
     """`glan build` with the flags the manifest's reproduce.command names, each checked and quoted again; None
     when the command is not one glan writes (only REBUILD_FLAGS, each once, with plain values)."""
-    reproduce = manifest.get("reproduce")
-    command = reproduce.get("command") if isinstance(reproduce, dict) else None
+    command = manifest.reproduce.command if manifest and manifest.reproduce else None
     try:
-        words = shlex.split(command) if isinstance(command, str) else []
+        words = shlex.split(command) if command is not None else []
     except ValueError:
         return None
     if words[:2] != ["glan", "build"] or len(words) % 2:
         return None
-    flags = dict(zip(words[2::2], words[3::2]))
+    flags = dict(zip(words[2::2], words[3::2], strict=True))
     if len(flags) != len(words[2:]) // 2 or not set(flags) <= set(REBUILD_FLAGS):
         return None
     if not all(value.isprintable() and 0 < len(value) <= 10_000 for value in flags.values()):

@@ -68,8 +68,9 @@ def _install() -> None:
     global _installed
     hooks = get_session().event_hooks
     # timeout=None as huggingface_hub's own client has it: the transport sets each request's
-    set_client_factory(lambda: httpx2.Client(transport=_BoundedTransport(), event_hooks=hooks, follow_redirects=True,
-                                             timeout=None))
+    set_client_factory(
+        lambda: httpx2.Client(transport=_BoundedTransport(), event_hooks=hooks, follow_redirects=True, timeout=None)
+    )
     _installed = True
 
 
@@ -82,8 +83,10 @@ def _stall_bound() -> float:
     except ValueError:
         value = 0.0
     if not value > 0:
-        raise UserError(f"{STALL_ENV}={text!r}: not a number of seconds above 0. Unset it for the default of "
-                        f"{DEFAULT_STALL_S:g} s, or set e.g. {STALL_ENV}=300.")
+        raise UserError(
+            f"{STALL_ENV}={text!r}: not a number of seconds above 0. Unset it for the default of "
+            f"{DEFAULT_STALL_S:g} s, or set e.g. {STALL_ENV}=300."
+        )
     return value
 
 
@@ -104,8 +107,10 @@ class _BoundedTransport(httpx2.HTTPTransport):
                 raise _unreachable(bound, host, request, reason)
             wait = min(left, ATTEMPT_TIMEOUT_S) if read else left
             timeouts = request.extensions["timeout"]
-            request.extensions = {**request.extensions, "timeout": {
-                name: wait if value is None else min(value, wait) for name, value in timeouts.items()}}
+            request.extensions = {
+                **request.extensions,
+                "timeout": {name: wait if value is None else min(value, wait) for name, value in timeouts.items()},
+            }
             try:
                 response = super().handle_request(request)
             except (httpx2.TimeoutException, httpx2.NetworkError, httpx2.RemoteProtocolError) as error:
@@ -131,4 +136,5 @@ def _unreachable(bound: _Bound, host: str, request: httpx2.Request, reason: str)
     return HubUnreachable(
         f"{host}: no answer from the Hub for {waited:.0f} s ({reason}, at {request.method} {request.url.path}). "
         f"Run the same command again once the Hub answers: it resumes. {STALL_ENV} sets how long glan waits "
-        f"(now {bound.stall_s:g} s).")
+        f"(now {bound.stall_s:g} s)."
+    )

@@ -11,8 +11,23 @@ from .stats import ConfigStats, build_stats
 from .steps import AnswerFilter, Decontaminate, Deduplicate, QualityStep, question_steps, run_steps
 
 __all__ = [
-    "ANSWER_DROP_REASONS", "AnswerFilter", "BenchmarkError", "BenchmarkIndex", "ConfigStats", "Decontaminate",
-    "Deduplicate", "QualityReport", "QualityStep", "answer_drop_reason", "build_stats", "decontaminate",
-    "deduplicate", "held_out_ids", "index_benchmark", "load_benchmark", "load_benchmarks", "question_steps",
+    "ANSWER_DROP_REASONS",
+    "AnswerFilter",
+    "BenchmarkError",
+    "BenchmarkIndex",
+    "ConfigStats",
+    "Decontaminate",
+    "Deduplicate",
+    "QualityReport",
+    "QualityStep",
+    "answer_drop_reason",
+    "build_stats",
+    "decontaminate",
+    "deduplicate",
+    "held_out_ids",
+    "index_benchmark",
+    "load_benchmark",
+    "load_benchmarks",
+    "question_steps",
     "run_steps",
 ]

@@ -55,17 +55,24 @@ def _hub_texts(benchmark: Benchmark) -> Iterator[str]:
         splits = _load_config(benchmark, config)
         for split in benchmark.splits:
             if split not in splits:
-                raise _spec_error(benchmark, config, split, f"no split {split!r} (splits: {', '.join(splits)})",
-                                  "splits")
+                raise _spec_error(
+                    benchmark, config, split, f"no split {split!r} (splits: {', '.join(splits)})", "splits"
+                )
             table = splits[split]
             for column in benchmark.text_columns:
                 if column not in table.column_names:
-                    raise _spec_error(benchmark, config, split, f"no column {column!r} (columns: "
-                                      f"{', '.join(table.column_names)})", "text_columns")
+                    raise _spec_error(
+                        benchmark,
+                        config,
+                        split,
+                        f"no column {column!r} (columns: {', '.join(table.column_names)})",
+                        "text_columns",
+                    )
                 values = table.data.column(column)
                 if values.type not in _TEXT_TYPES:
-                    raise _spec_error(benchmark, config, split, f"column {column!r} holds {values.type}, not text",
-                                      "text_columns")
+                    raise _spec_error(
+                        benchmark, config, split, f"column {column!r} holds {values.type}, not text", "text_columns"
+                    )
                 for chunk in values.chunks:
                     yield from filter(None, chunk.to_pylist())
 
@@ -74,6 +81,7 @@ def _check_hub_reachable(benchmarks: list[Benchmark]) -> None:
     """Once, up front: behind a dead network each config would cost huggingface_hub's retries (about 23 s) before
     datasets falls back to its cache, minutes for the shipped list."""
     first = benchmarks[0]
+    assert first.dataset is not None  # a Hub benchmark (Benchmark's validator)
     try:
         huggingface_hub.HfApi().dataset_info(first.dataset, revision=first.revision, timeout=_PROBE_TIMEOUT_S)
     except HfHubHTTPError:
@@ -97,24 +105,32 @@ def _load_config(benchmark: Benchmark, config: str) -> datasets.DatasetDict:
     except DatasetNotFoundError as error:  # no such repo (or gated, private), or no such revision
         raise _unavailable(benchmark, config, f"not found on the Hub ({_first_line(error)})") from None
     except ConnectionError as error:  # what datasets raises when offline or unreachable, OfflineModeIsEnabled too
-        why = ("HF_HUB_OFFLINE is set and it is not in the Hugging Face cache" if offline
-               else f"the Hub cannot be reached ({_first_line(error)})")
+        why = (
+            "HF_HUB_OFFLINE is set and it is not in the Hugging Face cache"
+            if offline
+            else f"the Hub cannot be reached ({_first_line(error)})"
+        )
         raise _unavailable(benchmark, config, why) from None
     except ValueError as error:
         message = _first_line(error)
         if message.startswith("BuilderConfig"):  # "BuilderConfig 'x' not found. Available: [...]"
             raise _spec_error(benchmark, config, None, f"no config {config!r} ({message})", "configs") from None
         if offline and message.startswith("Couldn't find cache"):  # another config of it is cached, not this one
-            raise _unavailable(benchmark, config, "HF_HUB_OFFLINE is set and this config is not in the Hugging "
-                                                  "Face cache") from None
+            raise _unavailable(
+                benchmark, config, "HF_HUB_OFFLINE is set and this config is not in the Hugging Face cache"
+            ) from None
         raise _unavailable(benchmark, config, f"datasets could not load it (ValueError: {message})") from None
     except Exception as error:  # noqa: BLE001 -- whatever datasets or the Hub raise: one line, never a traceback
-        raise _unavailable(benchmark, config, f"datasets could not load it ({type(error).__name__}: "
-                                              f"{_first_line(error)})") from None
+        raise _unavailable(
+            benchmark, config, f"datasets could not load it ({type(error).__name__}: {_first_line(error)})"
+        ) from None
     cached_revision = _cached_revision(splits)
     if cached_revision not in (None, benchmark.revision):  # offline, datasets falls back to the newest cached copy
-        raise _unavailable(benchmark, config, f"HF_HUB_OFFLINE is set and the Hugging Face cache holds revision "
-                                              f"{cached_revision}, not this one")
+        raise _unavailable(
+            benchmark,
+            config,
+            f"HF_HUB_OFFLINE is set and the Hugging Face cache holds revision {cached_revision}, not this one",
+        )
     return splits
 
 
@@ -143,12 +159,15 @@ def _quiet() -> Iterator[None]:
 
 def _described(benchmark: Benchmark, config: str, split: str | None) -> str:
     where = f"config {config}" + (f", split {split}" if split else "")
+    assert benchmark.revision is not None  # a Hub benchmark has one (Benchmark's validator)
     return f'benchmark "{benchmark.name}" ({benchmark.dataset} at {benchmark.revision[:12]}, {where})'
 
 
 def _unavailable(benchmark: Benchmark, config: str, why: str) -> BenchmarkError:
-    fetch = (f"python -c \"import datasets; datasets.load_dataset('{benchmark.dataset}', '{config}', "
-             f"revision='{benchmark.revision}')\"")
+    fetch = (
+        f"python -c \"import datasets; datasets.load_dataset('{benchmark.dataset}', '{config}', "
+        f"revision='{benchmark.revision}')\""
+    )
     return BenchmarkError(
         f"{_described(benchmark, config, None)}: {why}. Either pre-fetch it where the Hub is reachable ({fetch} "
         "fills the Hugging Face cache under HF_HOME; copy that folder here) or point the entry at a local copy "
@@ -157,8 +176,9 @@ def _unavailable(benchmark: Benchmark, config: str, why: str) -> BenchmarkError:
 
 
 def _spec_error(benchmark: Benchmark, config: str, split: str | None, why: str, key: str) -> BenchmarkError:
-    return BenchmarkError(f'{_described(benchmark, config, split)}: {why}. Fix its "{key}", or remove '
-                          f'"{benchmark.name}" from {_WHERE}.')
+    return BenchmarkError(
+        f'{_described(benchmark, config, split)}: {why}. Fix its "{key}", or remove "{benchmark.name}" from {_WHERE}.'
+    )
 
 
 def _first_line(error: BaseException) -> str:
@@ -170,6 +190,7 @@ def _first_line(error: BaseException) -> str:
 
 
 def _file_texts(benchmark: Benchmark) -> Iterator[str]:
+    assert benchmark.path is not None  # a file benchmark (Benchmark's validator)
     path = Path(benchmark.path)
     if path.name.endswith((".jsonl", ".jsonl.gz")):
         return _jsonl_texts(path, benchmark.text_columns)
@@ -188,8 +209,9 @@ def _jsonl_texts(path: Path, columns: list[str]) -> Iterator[str]:
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError as error:
-                    raise BenchmarkError(f"{where}: not valid JSON ({error.msg}). Write one JSON object per "
-                                         "line.") from None
+                    raise BenchmarkError(
+                        f"{where}: not valid JSON ({error.msg}). Write one JSON object per line."
+                    ) from None
                 if not isinstance(record, dict):
                     raise BenchmarkError(f"{where}: expected a JSON object, found {type(record).__name__}.")
                 for column in columns:
@@ -237,8 +259,10 @@ def _unreadable(path: Path, error: Exception) -> BenchmarkError:
 
 
 def _missing_column(where: str, column: str, columns: list[str]) -> BenchmarkError:
-    return BenchmarkError(f"{where}: no column {column!r} (columns: {', '.join(columns)}). Set text_columns to the "
-                          "columns that hold the benchmark's texts.")
+    return BenchmarkError(
+        f"{where}: no column {column!r} (columns: {', '.join(columns)}). Set text_columns to the "
+        "columns that hold the benchmark's texts."
+    )
 
 
 def _checked_text(value, where: str, column: str) -> str | None:

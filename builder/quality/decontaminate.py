@@ -79,12 +79,14 @@ def index_benchmark(name: str, texts: Iterable[str], ngram: int = 13, min_words:
                 keys.append(_keys_at(words, short, length))
                 lengths.add(length)
     all_keys = _sorted_unique(np.concatenate(keys)) if keys else np.empty(0, dtype=np.uint64)
-    return BenchmarkIndex(name, ngram, min_words, all_keys, tuple(sorted(lengths)), items, too_short,
-                          _slot_bits(all_keys))
+    return BenchmarkIndex(
+        name, ngram, min_words, all_keys, tuple(sorted(lengths)), items, too_short, _slot_bits(all_keys)
+    )
 
 
-def contaminated(pairs: Sequence[dict[str, str]], benchmarks: Sequence[BenchmarkIndex]
-                 ) -> dict[int, list[tuple[str, str]]]:
+def contaminated(
+    pairs: Sequence[dict[str, str]], benchmarks: Sequence[BenchmarkIndex]
+) -> dict[int, list[tuple[str, str]]]:
     """Pair index -> its (benchmark, side) hits, benchmarks in the order given and each side in `SIDES` order.
 
     A pair is {side: text}, e.g. {"question": ..., "answer": ...}; a side it lacks is not checked."""
@@ -92,8 +94,9 @@ def contaminated(pairs: Sequence[dict[str, str]], benchmarks: Sequence[Benchmark
     if not lengths:  # no benchmark, or none with an item long enough to match
         return {}
     found: set[tuple[int, int, int]] = set()  # (pair, side, benchmark) by position
-    texts = [(pair_index, SIDES.index(side), text) for pair_index, pair in enumerate(pairs)
-             for side, text in pair.items()]
+    texts = [
+        (pair_index, SIDES.index(side), text) for pair_index, pair in enumerate(pairs) for side, text in pair.items()
+    ]
     for chunk in _chunks(texts, text_of=lambda entry: entry[2]):
         words, word_counts = _word_hashes([text for _, _, text in chunk])
         for length in lengths:
@@ -146,8 +149,9 @@ class DecontamResult:
         return {name: sum(any(hit == name for hit, _ in drop.hits) for drop in self.dropped) for name in self.hits}
 
 
-def decontaminate(rows: list[dict], benchmarks: Sequence[BenchmarkIndex],
-                  texts_of: Callable[[dict], dict[str, str]] = pair_texts) -> DecontamResult:
+def decontaminate(
+    rows: list[dict], benchmarks: Sequence[BenchmarkIndex], texts_of: Callable[[dict], dict[str, str]] = pair_texts
+) -> DecontamResult:
     """Drop every row whose question or answer (`texts_of`) shares words with a benchmark item."""
     pairs = [texts_of(row) for row in rows]
     found = contaminated(pairs, benchmarks)
@@ -180,8 +184,11 @@ def _word_hashes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Every word of every text (after `normalize`), hashed, end to end; and the word count of each text."""
     words_per_text = [normalized_words(text) for text in texts]
     word_counts = np.fromiter(map(len, words_per_text), dtype=np.int64, count=len(words_per_text))
-    words = np.fromiter(map(_WordHashes().__getitem__, chain.from_iterable(words_per_text)), dtype=np.uint64,
-                        count=int(word_counts.sum()))
+    words = np.fromiter(
+        map(_WordHashes().__getitem__, chain.from_iterable(words_per_text)),
+        dtype=np.uint64,
+        count=int(word_counts.sum()),
+    )
     return words, word_counts
 
 
@@ -199,10 +206,10 @@ def _window_keys(words: np.ndarray, word_counts: np.ndarray, length: int) -> tup
     if count <= 0:
         return np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.int64)
     owners = np.repeat(np.arange(len(word_counts)), word_counts)
-    inside = owners[:count] == owners[length - 1:]
+    inside = owners[:count] == owners[length - 1 :]
     keys = np.full(count, _salt(length), dtype=np.uint64)
     for offset, factor in enumerate(_factors(length)):  # every window at once, then those inside one text
-        keys += words[offset:offset + count] * factor
+        keys += words[offset : offset + count] * factor
     return keys[inside], owners[:count][inside]
 
 

@@ -1,19 +1,15 @@
-"""Answers a trainer should not see: cut off, empty, or a refusal."""
+"""Answers a trainer should not see: empty, or a refusal. (An answer cut off at the token limit never reaches a
+row: its attempt fails, builder/llm/attempts.py, and the answers stage counts it as dropped, "truncated".)"""
 
-ANSWER_DROP_REASONS = ("truncated", "empty", "refusal")
+ANSWER_DROP_REASONS = ("empty", "refusal")
 
 
-def answer_drop_reason(answer: str | None, finish_reason: str | None, refusal_patterns: list[str]) -> str | None:
-    """Why an answer must not become a row, or None when it may.
-
-    "truncated" comes first: the engine retries those once with more tokens, whatever the text.
-    A refusal is any pattern found anywhere in the answer, ignoring case.
-    """
-    if finish_reason == "length":
-        return "truncated"
+def answer_drop_reason(answer: str | None, refusal_patterns: list[str]) -> str | None:
+    """Why an answer must not become a row, or None when it may. A refusal is any pattern found anywhere in the
+    answer, ignoring case."""
     if not (answer or "").strip():
         return "empty"
-    folded_answer = _fold(answer)
+    folded_answer = _fold(answer or "")
     if any(_fold(pattern) in folded_answer for pattern in refusal_patterns):
         return "refusal"
     return None

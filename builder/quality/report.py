@@ -33,5 +33,7 @@ class QualityReport:
 
     @classmethod
     def from_dict(cls, data: dict) -> QualityReport:
-        return cls({reason: Counter(entry["by_discipline"]) for reason, entry in data["dropped"].items()},
-                   dict(data["benchmark_hits"]))
+        return cls(
+            {reason: Counter(entry["by_discipline"]) for reason, entry in data["dropped"].items()},
+            dict(data["benchmark_hits"]),
+        )

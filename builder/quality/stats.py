@@ -49,23 +49,35 @@ class ConfigStats:
 
     def to_raw(self) -> dict:
         """JSON for a unit's own file; word lengths keyed by their text form, as JSON requires."""
-        return {"rows": self.rows, "groupings": {key: dict(counts) for key, counts in self.groupings.items()},
-                "word_lengths": {column: {str(length): n for length, n in counts.items()}
-                                 for column, counts in self.word_lengths.items()}}
+        return {
+            "rows": self.rows,
+            "groupings": {key: dict(counts) for key, counts in self.groupings.items()},
+            "word_lengths": {
+                column: {str(length): n for length, n in counts.items()} for column, counts in self.word_lengths.items()
+            },
+        }
 
     @classmethod
     def from_raw(cls, raw: dict) -> ConfigStats:
-        return cls(raw["rows"], {key: Counter(counts) for key, counts in raw["groupings"].items()},
-                   {column: Counter({int(length): n for length, n in counts.items()})
-                    for column, counts in raw["word_lengths"].items()})
+        return cls(
+            raw["rows"],
+            {key: Counter(counts) for key, counts in raw["groupings"].items()},
+            {
+                column: Counter({int(length): n for length, n in counts.items()})
+                for column, counts in raw["word_lengths"].items()
+            },
+        )
 
     def to_dict(self) -> dict:
         stats: dict = {"rows": self.rows}
         for key, name in GROUPINGS.items():
             if key in self.groupings:
                 stats[name] = dict(sorted(self.groupings[key].items()))
-        words = {column: word_length_summary(self.word_lengths[column])
-                 for column in TEXT_COLUMNS if column in self.word_lengths}
+        words = {
+            column: word_length_summary(self.word_lengths[column])
+            for column in TEXT_COLUMNS
+            if column in self.word_lengths
+        }
         if words:
             stats["words"] = words
         return stats
@@ -104,9 +116,9 @@ def _nearest_rank(ordered: list[tuple[int, int]], count: int, percent: int) -> i
 
 
 def _histogram(lengths: Counter) -> dict[str, int]:
-    labels = [f"{low}-{high - 1}" for low, high in zip(WORD_BIN_EDGES, WORD_BIN_EDGES[1:])]
+    labels = [f"{low}-{high - 1}" for low, high in zip(WORD_BIN_EDGES, WORD_BIN_EDGES[1:], strict=False)]
     labels.append(f"{WORD_BIN_EDGES[-1]}+")
-    counts = Counter()
+    counts: Counter[int] = Counter()
     for length, n in lengths.items():
         counts[bisect.bisect_right(WORD_BIN_EDGES, length) - 1] += n
     return {label: counts[bin_index] for bin_index, label in enumerate(labels)}

@@ -6,13 +6,15 @@ another.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable
 from operator import itemgetter
 
 from .decontaminate import BenchmarkIndex, decontaminate
-from .dedup import deduplicate
+from .dedup import deduplicate_in_slices
 from .filters import ANSWER_DROP_REASONS, answer_drop_reason
 from .report import QualityReport
+from .slices import Slices, run_on_loop, run_to_end
 
 
 class QualityStep:
@@ -22,6 +24,11 @@ class QualityStep:
     def __call__(self, rows: list[dict], report: QualityReport) -> list[dict]:
         raise NotImplementedError
 
+    async def run(self, rows: list[dict], report: QualityReport) -> list[dict]:
+        """The step as a unit runs it, on the event loop that sends every unit's requests: in a thread, so that its
+        numpy calls over the unit's rows do not hold up those requests."""
+        return await asyncio.to_thread(self, rows, report)
+
 
 class Deduplicate(QualityStep):
     """Exact, then near duplicates (MinHash LSH confirmed by exact Jaccard); the lowest question_id survives."""
@@ -30,9 +37,22 @@ class Deduplicate(QualityStep):
         self.settings = settings
 
     def __call__(self, rows, report):
+        return run_to_end(self.in_slices(rows, report))
+
+    async def run(self, rows, report):
+        """On the event loop itself, a few milliseconds at a time (builder/quality/dedup.py has the measurements)."""
+        return await run_on_loop(self.in_slices(rows, report))
+
+    def in_slices(self, rows: list[dict], report: QualityReport) -> Slices[list[dict]]:
         settings = self.settings
-        result = deduplicate(rows, exact=settings.exact, near=settings.near, threshold=settings.threshold,
-                             num_perm=settings.num_perm, shingle_words=settings.shingle_words)
+        result = yield from deduplicate_in_slices(
+            rows,
+            exact=settings.exact,
+            near=settings.near,
+            threshold=settings.threshold,
+            num_perm=settings.num_perm,
+            shingle_words=settings.shingle_words,
+        )
         for reason, enabled in (("exact", settings.exact), ("near", settings.near)):
             if enabled:
                 report.record(reason, [drop.row for drop in result.dropped if drop.reason == reason])
@@ -55,7 +75,7 @@ class Decontaminate(QualityStep):
 
 
 class AnswerFilter(QualityStep):
-    """Answers cut off at the token limit, empty, or a refusal (a configured pattern anywhere, any case)."""
+    """Answers that are empty or a refusal (a configured pattern anywhere, any case)."""
 
     def __init__(self, settings, answer_of: Callable[[dict], str] = itemgetter("answer")):
         self.refusal_patterns, self.answer_of = settings.refusal_patterns, answer_of
@@ -63,7 +83,7 @@ class AnswerFilter(QualityStep):
     def __call__(self, rows, report):
         kept, dropped = [], {reason: [] for reason in ANSWER_DROP_REASONS}
         for row in rows:
-            reason = answer_drop_reason(self.answer_of(row), row.get("finish_reason"), self.refusal_patterns)
+            reason = answer_drop_reason(self.answer_of(row), self.refusal_patterns)
             (dropped[reason] if reason else kept).append(row)
         for reason, rows_dropped in dropped.items():
             report.record(reason, rows_dropped)
@@ -78,7 +98,7 @@ def question_steps(settings, benchmarks: list[BenchmarkIndex]) -> list[QualitySt
     return steps
 
 
-def run_steps(steps: Iterable[QualityStep], rows: list[dict], report: QualityReport) -> list[dict]:
+async def run_steps(steps: Iterable[QualityStep], rows: list[dict], report: QualityReport) -> list[dict]:
     for step in steps:
-        rows = step(rows, report)
+        rows = await step.run(rows, report)
     return rows

@@ -1,17 +1,30 @@
+import asyncio
+
 from datasets import Features, List, Value
 
-from ..schemas import PROVENANCE, SAMPLED, SUBJECT
-from .base import Stage, subject_lineage
+from ..quality import AnswerFilter, held_out_ids
+from ..schemas import PROVENANCE, SAMPLED, SUBJECT, answer_model
+from .base import Output, Stage, subject_lineage
 
 
 class Answers(Stage):
-    """The answer to each question, as a chat pair: the `messages` column trainers load."""
+    """The answer to each question, as a chat pair: the `messages` column trainers load, in a train split and the
+    held-out test split."""
 
-    name, config, output_model = "answers", "instructions", "AnswerText"
-    features = Features({
-        "messages": List({"role": Value("string"), "content": Value("string")}),
-        "question_id": Value("string"), **SUBJECT, **SAMPLED, "question_model": Value("string"), **PROVENANCE,
-    })
+    name, config = "answers", "instructions"
+    features = Features(
+        {
+            "messages": List({"role": Value("string"), "content": Value("string")}),
+            "question_id": Value("string"),
+            **SUBJECT,
+            **SAMPLED,
+            "question_model": Value("string"),
+            **PROVENANCE,
+        }
+    )
+    output = Output(
+        "AnswerText", lambda settings: answer_model(settings.answers.max_chars), free_text=True, json_form="Answer"
+    )
     example = {"answer": "An example answer."}
 
     def item_id(self, question):
@@ -21,10 +34,36 @@ class Answers(Stage):
         return question
 
     def parse(self, question, values):
-        return [{
-            "messages": [{"role": "user", "content": question["question"]},
-                         {"role": "assistant", "content": values[0].answer.strip()}],
-            "question_id": question["question_id"], **subject_lineage(question),
-            **{key: question[key] for key in ("strategy", "session_indices", "sessions", "key_concepts")},
-            "question_model": question["model"], **self.ctx.provenance(),
-        }]
+        return [
+            {
+                "messages": [
+                    {"role": "user", "content": question["question"]},
+                    {"role": "assistant", "content": values[0].answer.strip()},
+                ],
+                "question_id": question["question_id"],
+                **subject_lineage(question),
+                **{key: question[key] for key in ("strategy", "session_indices", "sessions", "key_concepts")},
+                "question_model": question["model"],
+                **self.ctx.provenance(),
+            }
+        ]
+
+    async def finish(self, rows, failed, benchmarks, report):
+        return await asyncio.to_thread(self._splits, rows, failed, report)
+
+    def _splits(self, rows, failed, report):
+        """The answered questions that pass the answer filters, split into train and the held-out test split."""
+        quality = self.ctx.settings.quality
+        for reason in ("truncated", "empty"):  # answers the engine gave up on
+            report.record(reason, [item for item, failure in failed if failure == reason])
+        rows = AnswerFilter(quality.answer_filters, answer_of=lambda row: row["messages"][1]["content"])(rows, report)
+        test_ids = held_out_ids(rows, per_discipline=quality.test_split.per_discipline)
+        return {
+            "train": [row for row in rows if row["question_id"] not in test_ids],
+            "test": [row for row in rows if row["question_id"] in test_ids],
+        }
+
+    @staticmethod
+    def texts(row):
+        """An instruction keeps its question and answer in `messages`."""
+        return {"question": row["messages"][0]["content"], "answer": row["messages"][1]["content"]}

@@ -1,45 +1,69 @@
 """The shape every LLM stage has (like a curator `LLM` subclass):
 
     inputs(parents) -> items;  samples(item) -> sample indices;  context(item) -> prompt variables;
-    parse(item, values) -> output rows.
+    parse(item, values) -> output rows;  finish(rows, ...) -> the config's rows by split.
 
-A stage never calls the network: the unit renders its prompts as the engine sends them, and gives
-`parse` the validated outputs of the item's successful samples. Each stage declares once what it is:
-its prompt file (`name`), the dataset config its rows fill, the output model its prompt file must name
-(structured: a pydantic model the reply is JSON of; free text: a FreeText, whose reply is the text), and
-the config's columns.
+A stage never calls the network: the unit renders its prompts as the engine sends them, and gives `parse` the
+validated outputs of the item's successful samples. Each stage declares once what it is: its prompt file and
+settings key (`name`), the dataset config its rows fill and that config's columns, its output (structured or free
+text, and the name its prompt file gives it), the quality steps and splits its rows go through, and how many
+requests and rows it makes by the settings. The unit runs the registry's stages in order without naming one.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import ClassVar
 
 from datasets import Features
 from pydantic import BaseModel
 
+from ..config.settings import Generation
 from ..llm.free_text import FreeText
-from ..prompts import Prompt
+from ..quality import BenchmarkIndex, QualityReport
+
+
+@dataclass(frozen=True)
+class Output:
+    """What a stage asks the LLM for. `name` is what its prompt file's `output_model` says; `record` builds the
+    pydantic model of one output from the run's settings (the bounds the paper gives are in the schema the endpoint
+    enforces). A free-text output (`free_text`) is the reply's text, validated as the record's one field, with
+    `label` unwrapped when the model writes it ("Question:"); its `json_form` (what glan 0.1's prompt files named)
+    asks for the same record as JSON."""
+
+    name: str
+    record: Callable[[Generation], type[BaseModel]]
+    free_text: bool = False
+    label: str | None = None
+    json_form: str | None = None
+
+    def model(self, generation: Generation) -> type[BaseModel] | FreeText:
+        """The output model a request carries."""
+        record = self.record(generation)
+        return FreeText(record, self.label) if self.free_text else record
 
 
 @dataclass(frozen=True)
 class StageContext:
-    settings: Any  # the run's resolved taxonomy Generation
-    prompt: Prompt
+    settings: Generation  # the run's resolved generation settings
     model: str
-    output_model: type[BaseModel] | FreeText
+    prompt_fingerprint: str
 
     def provenance(self) -> dict:
-        return {"model": self.model, "prompt_fingerprint": self.prompt.fingerprint}
+        return {"model": self.model, "prompt_fingerprint": self.prompt_fingerprint}
 
 
 class Stage:
-    name: str  # prompt file and settings key
-    config: str  # the dataset config its rows fill
-    output_model: str  # the schemas.OUTPUT_MODELS name its prompt file must give (or its schemas.JSON_FORMS)
-    features: Features  # the config's columns
-    example: dict  # an output as the LLM gives it, for checking the prompt before any request
+    name: ClassVar[str]  # prompt file and settings key
+    config: ClassVar[str]  # the dataset config its rows fill
+    features: ClassVar[Features]  # the config's columns
+    output: ClassVar[Output]
+    example: ClassVar[dict]  # an output as the LLM gives it, for checking the prompt before any request
+    # From this stage on a unit holds nearly all its rows and sends nearly all its requests: it waits for room first
+    # (builder/execute/admission.py).
+    holds_the_unit: ClassVar[bool] = False
 
     def __init__(self, context: StageContext):
         self.ctx = context
@@ -58,6 +82,29 @@ class Stage:
 
     def parse(self, item: dict, values: list) -> list[dict]:
         raise NotImplementedError
+
+    async def finish(
+        self, rows: list[dict], failed: list[tuple[dict, str]], benchmarks: list[BenchmarkIndex], report: QualityReport
+    ) -> dict[str, list[dict]]:
+        """The config's rows by split, once the quality steps after this stage dropped what they drop (counted in
+        `report`); `failed` are the items that got no valid output, with their last failure. The next stage reads
+        the rows of every split."""
+        return {"train": rows}
+
+    @staticmethod
+    def texts(row: dict) -> dict:
+        """The text columns of a row that stats measure (builder/quality/stats.py), by name."""
+        return row
+
+    @staticmethod
+    def requests_per_input(settings: Generation) -> int:
+        """Requests one input (a row of the stage before, or a discipline) makes."""
+        return 1
+
+    @staticmethod
+    def rows_per_request(settings: Generation) -> float:
+        """Rows an answered request yields, by the settings (an estimate uses what the cache shows where it can)."""
+        return 1
 
 
 def lineage(row: dict) -> dict:

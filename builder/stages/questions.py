@@ -10,16 +10,33 @@ import random
 from datasets import Features, Value
 
 from ..ids import content_id
-from ..schemas import PROVENANCE, SAMPLED, SUBJECT
-from .base import Stage, subject_lineage
+from ..quality import question_steps, run_steps
+from ..schemas import PROVENANCE, SAMPLED, SUBJECT, question_model
+from .base import Output, Stage, subject_lineage
 
 SINGLE, TWO = "single_session", "two_sessions"
 
 
 class Questions(Stage):
-    name, config, output_model = "questions", "questions", "QuestionText"
-    features = Features({"question_id": Value("string"), **SUBJECT, **SAMPLED, "sample_index": Value("int32"),
-                         "question": Value("string"), **PROVENANCE})
+    name, config = "questions", "questions"
+    features = Features(
+        {
+            "question_id": Value("string"),
+            **SUBJECT,
+            **SAMPLED,
+            "sample_index": Value("int32"),
+            "question": Value("string"),
+            **PROVENANCE,
+        }
+    )
+    output = Output(
+        "QuestionText",
+        lambda settings: question_model(settings.questions.max_chars),
+        free_text=True,
+        label="Question",
+        json_form="HomeworkQuestion",
+    )
+    holds_the_unit = True
     example = {"question": "An example homework question on the chosen key concepts?"}
 
     def inputs(self, syllabi):
@@ -35,17 +52,30 @@ class Questions(Stage):
         plans = []
         for sample_index in range(settings.per_subject):
             two = len(sessions) >= 2 and rng.random() >= settings.single_session_share
-            chosen, concepts = _two_sessions(rng, sessions, settings.two_concepts) if two else \
-                _single_session(rng, sessions, settings.single_concepts)
+            chosen, concepts = (
+                _two_sessions(rng, sessions, settings.two_concepts)
+                if two
+                else _single_session(rng, sessions, settings.single_concepts)
+            )
             strategy = TWO if two else SINGLE
             indices = [session["index"] for session in chosen]
-            plans.append({
-                "question_id": content_id(syllabus["subject_id"], strategy, indices, concepts, sample_index),
-                "syllabus": syllabus, "numbered": numbered, "strategy": strategy, "session_indices": indices,
-                "sessions": [session["title"] for session in chosen], "key_concepts": concepts,
-                "sample_index": sample_index,
-            })
+            plans.append(
+                {
+                    "question_id": content_id(syllabus["subject_id"], strategy, indices, concepts, sample_index),
+                    "syllabus": syllabus,
+                    "numbered": numbered,
+                    "strategy": strategy,
+                    "session_indices": indices,
+                    "sessions": [session["title"] for session in chosen],
+                    "key_concepts": concepts,
+                    "sample_index": sample_index,
+                }
+            )
         return plans
+
+    @staticmethod
+    def requests_per_input(settings):
+        return settings.questions.per_subject
 
     def item_id(self, plan):
         return plan["question_id"]
@@ -56,15 +86,34 @@ class Questions(Stage):
     def context(self, plan):
         numbered = plan["numbered"]
         chosen = [numbered[index] for index in plan["session_indices"]]
-        return {**plan["syllabus"], "syllabus": numbered, "chosen_sessions": chosen, "key_concepts": plan["key_concepts"],
-                "learned_up_to": max(session["number"] for session in chosen), "strategy": plan["strategy"]}
+        return {
+            **plan["syllabus"],
+            "syllabus": numbered,
+            "chosen_sessions": chosen,
+            "key_concepts": plan["key_concepts"],
+            "learned_up_to": max(session["number"] for session in chosen),
+            "strategy": plan["strategy"],
+        }
 
     def parse(self, plan, values):
-        return [{
-            "question_id": plan["question_id"], **subject_lineage(plan["syllabus"]),
-            **{key: plan[key] for key in ("strategy", "session_indices", "sessions", "key_concepts", "sample_index")},
-            "question": values[0].question.strip(), **self.ctx.provenance(),
-        }]
+        return [
+            {
+                "question_id": plan["question_id"],
+                **subject_lineage(plan["syllabus"]),
+                **{
+                    key: plan[key]
+                    for key in ("strategy", "session_indices", "sessions", "key_concepts", "sample_index")
+                },
+                "question": values[0].question.strip(),
+                **self.ctx.provenance(),
+            }
+        ]
+
+    async def finish(self, rows, failed, benchmarks, report):
+        """Deduplicated and decontaminated before any answer is paid for: a dropped question costs no answer. The
+        steps take tens of milliseconds of CPU or more: never in one piece on the event loop, where they would hold
+        up every other unit's requests meanwhile (each step says how it runs)."""
+        return {"train": await run_steps(question_steps(self.ctx.settings.quality, benchmarks), rows, report)}
 
 
 def _single_session(rng, sessions, bounds):

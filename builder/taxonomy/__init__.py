@@ -5,5 +5,15 @@ from .diff import ABSENT, SettingChange, TaxonomyDiff, diff_taxonomies, format_d
 from .load import load_taxonomy
 from .model import DisciplineRef, Taxonomy, slugify
 
-__all__ = ["ABSENT", "DisciplineRef", "SettingChange", "Taxonomy", "TaxonomyDiff", "TaxonomyError",
-           "diff_taxonomies", "format_diff", "load_taxonomy", "slugify"]
+__all__ = [
+    "ABSENT",
+    "DisciplineRef",
+    "SettingChange",
+    "Taxonomy",
+    "TaxonomyDiff",
+    "TaxonomyError",
+    "diff_taxonomies",
+    "format_diff",
+    "load_taxonomy",
+    "slugify",
+]

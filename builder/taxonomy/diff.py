@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,10 +86,14 @@ def format_diff(diff: TaxonomyDiff) -> str:
     lines = [f"taxonomy {diff.old_version} -> {diff.new_version}"]
     if diff.is_empty:
         return lines[0] + ": no changes"
-    sections = [
+    sections: list[tuple[str, list[Any], Callable[[Any], str]]] = [
         ("added", diff.added, lambda ref: f'+ {ref.discipline_id}: "{ref.discipline}" in {_place(ref)}'),
         ("removed", diff.removed, lambda ref: f'- {ref.discipline_id}: "{ref.discipline}" in {_place(ref)}'),
-        ("renamed", diff.renamed, lambda pair: f'~ {pair[1].discipline_id}: "{pair[0].discipline}" -> "{pair[1].discipline}"'),
+        (
+            "renamed",
+            diff.renamed,
+            lambda pair: f'~ {pair[1].discipline_id}: "{pair[0].discipline}" -> "{pair[1].discipline}"',
+        ),
         ("moved", diff.moved, lambda pair: f"> {pair[1].discipline_id}: {_place(pair[0])} -> {_place(pair[1])}"),
         ("description changed", diff.redescribed, lambda pair: f"~ {pair[1].discipline_id}"),
         ("settings changed", diff.settings, lambda item: f"~ {item.path}: {shown(item.old)} -> {shown(item.new)}"),

@@ -10,10 +10,17 @@ from pydantic import ValidationError
 
 from ..config.base import describe
 from ..config.settings import Generation
-from ..publish.template import template_problem
 from ..config.yamlfile import (
-    START_FROM_SHIPPED, TaxonomyError, collector_paused, first_problem, format_path, locate, parse_yaml, read_text,
+    START_FROM_SHIPPED,
+    TaxonomyError,
+    collector_paused,
+    first_problem,
+    format_path,
+    locate,
+    parse_yaml,
+    read_text,
 )
+from .card_template import template_problem
 from .model import Discipline, Taxonomy
 
 
@@ -28,12 +35,16 @@ def _taxonomy(text: str, source: str) -> Taxonomy:
     root, data = parse_yaml(text, source)
     if root is None:
         raise TaxonomyError(
-            source, 1, "",
+            source,
+            1,
+            "",
             f'the file is empty, not a taxonomy. A taxonomy needs "version:" and "fields:"; {START_FROM_SHIPPED}.',
         )
     if not isinstance(data, dict):
         raise TaxonomyError(
-            source, root.start_mark.line + 1, "",
+            source,
+            root.start_mark.line + 1,
+            "",
             f'the top level is {describe(data)}, not a taxonomy. A taxonomy is a mapping with "version:" '
             f'and "fields:" at the top; {START_FROM_SHIPPED}.',
         )
@@ -65,14 +76,18 @@ def _check_unique_disciplines(taxonomy: Taxonomy, source: str, root: yaml.Node) 
                 first_line = locate(root, first_loc)
                 if discipline.id is not None:
                     raise TaxonomyError(
-                        source, locate(root, loc + ("id",)), format_path(loc + ("id",)),
+                        source,
+                        locate(root, loc + ("id",)),
+                        format_path(loc + ("id",)),
                         f'id "{discipline.id}" is already used on line {first_line} by "{first.name}". '
                         "Ids are unique; pick another id.",
                     )
                 raise TaxonomyError(
-                    source, locate(root, loc), format_path(loc),
+                    source,
+                    locate(root, loc),
+                    format_path(loc),
                     f'duplicate discipline "{discipline.name}" (id {discipline.discipline_id}), already on line '
-                    f"{first_line}. Delete one, or give each a distinct \"id:\" if they are different disciplines.",
+                    f'{first_line}. Delete one, or give each a distinct "id:" if they are different disciplines.',
                 )
 
 
@@ -82,7 +97,9 @@ def _check_card(taxonomy: Taxonomy, path: Path, root: yaml.Node) -> None:
         if getattr(card, key) is not None and taxonomy.license != "other":
             loc = ("card", key)
             raise TaxonomyError(
-                source, locate(root, loc), format_path(loc),
+                source,
+                locate(root, loc),
+                format_path(loc),
                 f'applies only to "license: other"; this taxonomy declares "license: {taxonomy.license}", a license '
                 'the Hub knows by its id. Delete it, or write "license: other".',
             )
@@ -92,13 +109,19 @@ def _check_card(taxonomy: Taxonomy, path: Path, root: yaml.Node) -> None:
     where = (source, locate(root, loc), format_path(loc))
     template = Path(card.template)
     if template.is_absolute() or ".." in template.parts:
-        raise TaxonomyError(*where, f'"{card.template}" is outside the taxonomy\'s folder. Put the template beside '
-                            "taxonomy.yaml (a release carries it there) and write its relative path.")
+        raise TaxonomyError(
+            *where,
+            f'"{card.template}" is outside the taxonomy\'s folder. Put the template beside '
+            "taxonomy.yaml (a release carries it there) and write its relative path.",
+        )
     try:
         text = (path.parent / template).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise TaxonomyError(*where, f"{path.parent / template}: no such file. Write the path of a card template "
-                            "relative to taxonomy.yaml, or delete the key to use glan's own.") from None
+        raise TaxonomyError(
+            *where,
+            f"{path.parent / template}: no such file. Write the path of a card template "
+            "relative to taxonomy.yaml, or delete the key to use glan's own.",
+        ) from None
     except (OSError, UnicodeDecodeError) as error:
         raise TaxonomyError(*where, f"{path.parent / template}: cannot read it ({error}).") from None
     if problem := template_problem(text):

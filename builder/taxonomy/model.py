@@ -21,7 +21,7 @@ _NOT_SLUG = re.compile(r"[^a-z0-9]+")
 
 
 def slugify(name: str) -> str:
-    """"Fractions, Decimals & Percentages" -> "fractions-decimals-percentages" (accents folded to ASCII)."""
+    """ "Fractions, Decimals & Percentages" -> "fractions-decimals-percentages" (accents folded to ASCII)."""
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     return _NOT_SLUG.sub("-", ascii_name.lower()).strip("-")
 
@@ -42,8 +42,10 @@ class Discipline(Named):
                 'hyphens, e.g. "organic-chemistry"'
             )
         if value is not None and len(value) > MAX_NAME_CHARS:
-            raise problem(f"id of {len(value):,} characters, more than {MAX_NAME_CHARS} (it names the discipline's "
-                          "files). Write a shorter id")
+            raise problem(
+                f"id of {len(value):,} characters, more than {MAX_NAME_CHARS} (it names the discipline's "
+                "files). Write a shorter id"
+            )
         return value
 
     @model_validator(mode="after")
@@ -55,10 +57,12 @@ class Discipline(Named):
                 'Add an explicit id, e.g. "id: my-discipline"'
             )
         if len(self._discipline_id) > MAX_NAME_CHARS:
-            raise problem(f'the id made from this name ("{self._discipline_id[:40]}...") has '
-                          f"{len(self._discipline_id):,} characters, more than {MAX_NAME_CHARS} (it names the "
-                          "discipline's files). Shorten the name, or add a shorter explicit id, e.g. "
-                          '"id: my-discipline"')
+            raise problem(
+                f'the id made from this name ("{self._discipline_id[:40]}...") has '
+                f"{len(self._discipline_id):,} characters, more than {MAX_NAME_CHARS} (it names the "
+                "discipline's files). Shorten the name, or add a shorter explicit id, e.g. "
+                '"id: my-discipline"'
+            )
         return self
 
     @property
@@ -160,7 +164,9 @@ class Taxonomy(Node):
             known = ", ".join(sorted(self.presets)) or "none"
             line = locate(self._root, ("presets",)) if self._root else None
             raise TaxonomyError(
-                self._source, line, "presets",
+                self._source,
+                line,
+                "presets",
                 f'unknown preset "{preset}". Known presets: {known}; pick one or add "{preset}:" under "presets:".',
             )
         merged = deep_merge(self.generation.model_dump(), self.presets[preset])

@@ -35,12 +35,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import yaml
 
-from builder import schemas
-from builder.llm.local_models import LOCAL_MODELS
-from builder.llm.structured import parse_output
-from builder.prompts import load_prompt
-from builder.stages import STAGE_NAMES
-from builder.taxonomy import load_taxonomy
+from glan.llm.local_models import LOCAL_MODELS
+from glan.llm.structured import parse_output
+from glan.prompts import load_prompt
+from glan.stages import OUTPUTS, STAGE_NAMES
+from glan.taxonomy import load_taxonomy
 
 REPO = Path(__file__).resolve().parents[2]
 ROWS_SHOWN = 10
@@ -93,7 +92,7 @@ def invalid_responses(root: Path) -> dict[str, tuple[int, int]]:
                 responses[stage].append((text, finish))
     counts = {}
     for stage, replies in responses.items():
-        output_model = schemas.OUTPUT_MODELS[load_prompt(root / "prompts", stage, embedded=True).output_model](settings)
+        output_model = OUTPUTS[load_prompt(root / "prompts", stage, embedded=True).output_model].model(settings)
         invalid = sum(finish == "length" or parse_output(text, output_model)[1] is not None
                       for text, finish in replies)  # cut off at max_tokens: the engine never accepts it
         counts[stage] = (invalid, len(replies))
@@ -123,7 +122,7 @@ def project(root: Path, with_examples: bool) -> None:
 def build(root: Path, model_name: str) -> tuple[int, float, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
     start = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "builder.cli", "build", "--local-model", model_name,
+    done = subprocess.run([sys.executable, "-m", "glan.cli", "build", "--local-model", model_name,
                            "--taxonomy", "taxonomy.yaml", "--out", "dist", "--work-dir", ".glan"],
                           cwd=root, env=env, capture_output=True, text=True)
     return done.returncode, time.monotonic() - start, done.stderr

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from pydantic import Field
 
-from builder.llm.free_text import FreeText
-from builder.schemas import Strict
+from glan.llm.free_text import FreeText
+from glan.schemas import Strict
 
 LATENCY_S = 0.1
 
@@ -37,10 +37,12 @@ TEXT = FreeText(Question)  # the free-text path: the reply's content is the ques
 def client_run(base_url: str, requests: int, concurrency: int, structured: bool, profile: bool) -> dict:
     import asyncio
 
-    from builder.llm.accounting import Accounting
-    from builder.llm.attempts import LLMRequest
-    from builder.llm.cache import Cache
-    from builder.llm.engine import Endpoint, Engine, Limits, Route
+    from glan.llm.accounting import Accounting
+    from glan.llm.attempts import LLMRequest
+    from glan.llm.cache import Cache
+    from glan.config.settings import Limits
+    from glan.llm.engine import Engine
+    from glan.llm.routes import Endpoint, Route
 
     async def run_all(engine, route, batch):
         async with engine:

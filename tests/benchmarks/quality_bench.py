@@ -15,15 +15,16 @@ Targets: index under 30 s, decontamination under 10 s per 10,000 pairs, peak RSS
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import random
 import resource
 import time
 from types import SimpleNamespace
 
-from builder.quality import QualityReport, decontaminate, index_benchmark, question_steps, run_steps
-from builder.quality.dedup import jaccard, shingles
-from builder.quality.text import normalize
+from glan.quality import QualityReport, decontaminate, index_benchmark, question_steps, run_steps
+from glan.quality.dedup import shingles
+from glan.quality.text import normalize
 
 # name -> (rows, {text column: (fewest, most) words}), after the shipped list's configs and splits:
 # GSM8K train+test 7,473+1,319; MATH train+test 7,500+5,000; HumanEval test 164; MBPP full, all four splits 974;
@@ -42,6 +43,10 @@ PLANTED_PER_SIDE = 100  # per side: half a 13-word run of a long item, half a wh
 QUESTIONS, NEAR_DUPLICATE_SHARE, CONTAMINATED, EXACT_DUPLICATES, DISCIPLINES, THRESHOLD = \
     20_000, 0.05, 200, 100, 100, 0.8
 NGRAM, MIN_WORDS = 13, 8
+
+
+def jaccard(first: frozenset, second: frozenset) -> float:
+    return len(first & second) / len(first | second)
 
 
 def quality_settings() -> SimpleNamespace:
@@ -206,9 +211,13 @@ def main() -> None:
     by_discipline: dict[str, list[dict]] = {}
     for row in questions:
         by_discipline.setdefault(row["discipline_id"], []).append(row)
+
+    async def question_chain() -> list[dict]:
+        return [row for rows_of_one in by_discipline.values()
+                for row in await run_steps(question_steps(quality_settings(), indexes), rows_of_one, report)]
+
     with timer:
-        kept = [row for rows_of_one in by_discipline.values()
-                for row in run_steps(question_steps(quality_settings(), indexes), rows_of_one, report)]
+        kept = asyncio.run(question_chain())
     kept_ids = {row["question_id"] for row in kept}
     above_threshold = [(original, copy) for original, copy in planted_pairs
                        if jaccard(*(shingles(normalize(questions[index]["question"]).split(), 1)

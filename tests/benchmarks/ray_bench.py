@@ -3,7 +3,7 @@
     .venv/bin/python -m tests.benchmarks.ray_bench [--disciplines 20] [--questions 20] [--latency-ms 100]
         [--concurrency 64] [--json PATH]
 
-Both builds are `python -m builder.cli build` subprocesses against the OpenAI-protocol test server (its own
+Both builds are `python -m glan.cli build` subprocesses against the OpenAI-protocol test server (its own
 process) with the given latency, each in a fresh work dir, over the first --disciplines disciplines of the
 repo's taxonomy with a `bench` preset (2 subject samples, --questions questions per subject). The Ray build
 joins a local cluster this script starts first (one node, 2 CPUs: two workers, no dashboard), as a user joins
@@ -30,7 +30,7 @@ from tests.servers import REPO_ROOT, most_in_flight, start_openai_server
 
 
 def build(server, project: Path, work: Path, concurrency: int, environment: dict, *flags: str) -> dict:
-    command = [sys.executable, "-m", "builder.cli", "build", "--taxonomy", str(project / "taxonomy.yaml"),
+    command = [sys.executable, "-m", "glan.cli", "build", "--taxonomy", str(project / "taxonomy.yaml"),
                "--preset", "bench", "--model", "test-model", "--base-url", server.base_url,
                "--concurrency", str(concurrency), "--work-dir", str(work / ".glan"), "--out", str(work / "dist"),
                *flags]

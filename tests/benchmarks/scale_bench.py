@@ -1,9 +1,9 @@
 """Whole builds as a user runs them (not a pytest test):
 
     .venv/bin/python -m tests.benchmarks.scale_bench [--questions 10 30 100] [--disciplines-limit K]
-        [--skip scale noop extend throughput] [--throughput-questions 10] [--json PATH] [--repo PATH]
+        [--skip scale noop extend throughput twins] [--throughput-questions 10] [--json PATH] [--repo PATH]
 
-Every build is `python -m builder.cli build` in a subprocess under `/usr/bin/time -v`, run from --repo
+Every build is `python -m glan.cli build` in a subprocess under `/usr/bin/time -v`, run from --repo
 against the OpenAI-protocol test server, which runs in its own process: the CPU and peak RSS are the
 glan process's alone, and the server counts the requests. Each build gets a copy of the repo's
 taxonomy.yaml and prompts/ with a `bench` preset (2 subject samples, N questions per subject, every other
@@ -12,8 +12,11 @@ setting at its default). Scenarios, for each N:
   noop        the same build again, everything cached
   extend      add one discipline and rebuild (it must cost exactly its own requests), then remove it
               again (the folder's rows must be exactly the earlier ones)
-and once, at --throughput-questions:
+and once each, at --throughput-questions:
   throughput  a fresh build at --concurrency 128 against 100 ms latency, as a share of the ideal rate
+  twins       the same, with every question the server writes a near-twin of every other (one template with 1 to 3
+              words changed, from a pool of TWIN_POOL served in turn): each unit's dedup meets its worst case while
+              the other units' requests go on
 """
 
 from __future__ import annotations
@@ -35,19 +38,21 @@ import pyarrow.parquet as pq
 import yaml
 from huggingface_hub.repocard import metadata_load
 
+from tests.benchmarks.dedup_bench import near_twins
 from tests.servers import REPO_ROOT, start_openai_server
 
 NEW_DISCIPLINE = {"name": "Acoustics",
                   "description": "Sound waves, vibration, resonance, room acoustics and the physics of hearing."}
 NEW_ID = "acoustics"
 THROUGHPUT_CONCURRENCY, THROUGHPUT_LATENCY_S = 128, 0.1
-SCENARIOS = ("scale", "noop", "extend", "throughput")
+SCENARIOS = ("scale", "noop", "extend", "throughput", "twins")
+TWIN_POOL = 100_000  # more than any unit's questions: a unit gets no exact repeats, only near-twins
 
 
 def glan_build(repo: Path, server, project: Path, work: Path, out: Path, *flags: str) -> dict:
     """One `glan build` of project/taxonomy.yaml under /usr/bin/time -v; its figures and the requests the
     server received."""
-    command = [sys.executable, "-m", "builder.cli", "build", "--taxonomy", str(project / "taxonomy.yaml"),
+    command = [sys.executable, "-m", cli_module(repo), "build", "--taxonomy", str(project / "taxonomy.yaml"),
                "--preset", "bench", "--model", "test-model", "--base-url", server.base_url,
                "--work-dir", str(work), "--out", str(out), *flags]
     environment = {name: value for name, value in os.environ.items()
@@ -68,6 +73,12 @@ def glan_build(repo: Path, server, project: Path, work: Path, out: Path, *flags:
             "peak_rss_mb": round(int(figures["Maximum resident set size (kbytes)"]) / 1024), "requests": requests}
 
 
+def cli_module(repo: Path) -> str:
+    """The command line of the checkout at `repo`: `glan.cli`, or `builder.cli` in one from before glan was imported
+    as `glan` (run from the checkout, so that its own package is the one imported)."""
+    return "glan.cli" if 'glan = "glan.cli:main"' in (repo / "pyproject.toml").read_text() else "builder.cli"
+
+
 def write_project(repo: Path, project: Path, questions: int, limit: int | None) -> None:
     """A copy of the repo's taxonomy (its first `limit` disciplines) and prompts, with only a `bench` preset."""
     taxonomy = yaml.safe_load((repo / "taxonomy.yaml").read_text())
@@ -78,8 +89,10 @@ def write_project(repo: Path, project: Path, questions: int, limit: int | None) 
                 limit -= len(subfield["disciplines"])
             field["subfields"] = [subfield for subfield in field["subfields"] if subfield["disciplines"]]
         taxonomy["fields"] = [field for field in taxonomy["fields"] if field["subfields"]]
-    # The shipped presets go: they are unused, and a trimmed taxonomy may lack the disciplines they name.
-    taxonomy["presets"] = {"bench": {"subjects": {"samples": 2}, "questions": {"per_subject": questions}}}
+    # The shipped presets go: they are unused, and a trimmed taxonomy may lack the disciplines they name. No
+    # benchmark list: the shipped one is read from the Hub, out of reach here (quality_bench measures it).
+    taxonomy["presets"] = {"bench": {"subjects": {"samples": 2}, "questions": {"per_subject": questions},
+                                     "quality": {"decontamination": {"benchmarks": []}}}}
     project.mkdir(parents=True)
     (project / "taxonomy.yaml").write_text(yaml.safe_dump(taxonomy, sort_keys=False, allow_unicode=True))
     shutil.copytree(repo / "prompts", project / "prompts")
@@ -152,13 +165,17 @@ def extend(repo: Path, server, project: Path, full_build_wall_s: float) -> dict:
             "rows_restored_by_removal": row_digests(project / "dist") == before}
 
 
-def throughput(repo: Path, project: Path) -> dict:
+def throughput(repo: Path, project: Path, question_pool: list[str] | None = None) -> dict:
     with start_openai_server(latency_ms=THROUGHPUT_LATENCY_S * 1000) as server:
+        if question_pool:
+            server.configure(question_pool=question_pool)
+        load_before = load_average()
         run = glan_build(repo, server, project, project / ".glan", project / "dist",
                          "--concurrency", str(THROUGHPUT_CONCURRENCY))
     ideal = round(THROUGHPUT_CONCURRENCY / THROUGHPUT_LATENCY_S)
     rate = run["requests"] / run["wall_s"]
-    return {**run, "requests_per_s": round(rate, 1), "ideal_per_s": ideal, "share_of_ideal": round(rate / ideal, 4)}
+    return {**run, "requests_per_s": round(rate, 1), "ideal_per_s": ideal, "share_of_ideal": round(rate / ideal, 4),
+            "load": f"{load_before[0]} -> {load_average()[0]}"}
 
 
 RUN_COLUMNS = [("wall s", "wall_s"), ("CPU s", "cpu_s"), ("CPU ms/req", "cpu_ms_per_request"),
@@ -222,11 +239,15 @@ def show_extend(rows: list[dict]) -> None:
             f"{last['wall_share_of_full_build']:.1%} at N={last['N']}", last["wall_share_of_full_build"] < 0.03)])
 
 
-def show_throughput(row: dict) -> None:
-    table(f"throughput: --concurrency {THROUGHPUT_CONCURRENCY} against {THROUGHPUT_LATENCY_S * 1000:.0f} ms latency",
+def show_throughput(row: dict, title: str = "throughput") -> None:
+    table(f"{title}: --concurrency {THROUGHPUT_CONCURRENCY} against {THROUGHPUT_LATENCY_S * 1000:.0f} ms latency",
           [("N", "N"), ("disciplines", "disciplines"), ("requests", "requests"), ("req/s", "requests_per_s"),
-           ("ideal req/s", "ideal_per_s"), ("share", "share_of_ideal"), *RUN_COLUMNS], [row],
+           ("ideal req/s", "ideal_per_s"), ("share", "share_of_ideal"), *RUN_COLUMNS, ("load (1 min)", "load")], [row],
           [(f"at least 85% of the ideal rate: {row['share_of_ideal']:.1%}", row["share_of_ideal"] >= 0.85)])
+
+
+def show_twins(row: dict) -> None:
+    show_throughput(row, "twins: every question a near-twin of the others")
 
 
 def load_average() -> list[float]:
@@ -249,7 +270,7 @@ def main() -> None:
     wanted = set(SCENARIOS) - set(args.skip) - ({"noop", "extend"} if "scale" in args.skip else set())
     results = {"machine": {"cpus": os.cpu_count(), "load_average_at_start": load_average()},
                "bench_command": shlex.join(["python", "-m", "tests.benchmarks.scale_bench", *sys.argv[1:]]),
-               "scale": [], "noop": [], "extend": [], "throughput": None}
+               "scale": [], "noop": [], "extend": [], "throughput": None, "twins": None}
 
     def save() -> None:
         if args.json:
@@ -279,10 +300,17 @@ def main() -> None:
             log(f"N={args.throughput_questions}: throughput")
             results["throughput"] = {"N": args.throughput_questions, "disciplines": discipline_count(project),
                                      **throughput(repo, project)}
+        if "twins" in wanted:
+            project = Path(temp) / "twins"
+            write_project(repo, project, args.throughput_questions, args.disciplines_limit)
+            log(f"N={args.throughput_questions}: twins")
+            pool = [row["question"] for row in near_twins(TWIN_POOL)]
+            results["twins"] = {"N": args.throughput_questions, "disciplines": discipline_count(project),
+                                **throughput(repo, project, pool)}
     results["machine"]["load_average_at_end"] = load_average()
     save()
     for scenario, show in (("scale", show_scale), ("noop", show_noop), ("extend", show_extend),
-                           ("throughput", show_throughput)):
+                           ("throughput", show_throughput), ("twins", show_twins)):
         if results[scenario]:
             show(results[scenario])
     machine = results["machine"]

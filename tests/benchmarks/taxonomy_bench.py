@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from builder.taxonomy import TaxonomyError, load_taxonomy
+from glan.taxonomy import TaxonomyError, load_taxonomy
 
 FIELDS, SUBFIELDS, DISCIPLINES = 50, 60, 110
 

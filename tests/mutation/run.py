@@ -83,7 +83,10 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="glan-mutation-") as tmp:
         copy = Path(tmp)
         copy_repository(copy)
-        where = subprocess.run([sys.executable, "-c", "import builder; print(builder.__file__)"], cwd=copy,
+        # The package is installed as `glan` from the folder builder/: in the copy, a link of that name on the
+        # path makes `import glan` (tests, Ray workers, subprocesses) take the copy's builder/.
+        (copy / "glan").symlink_to(copy / "builder", target_is_directory=True)
+        where = subprocess.run([sys.executable, "-c", "import glan; print(glan.__file__)"], cwd=copy,
                                env={**os.environ, "PYTHONPATH": str(copy)}, capture_output=True, text=True)
         assert where.stdout.startswith(str(copy)), f"the copy's code is not the one imported: {where.stdout}"
         baseline = sorted({test for mutant in chosen for test in _files(mutant.tests)})

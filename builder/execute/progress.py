@@ -10,7 +10,7 @@ import time
 
 from tqdm import tqdm
 
-from .llm.accounting import Accounting
+from ..llm.accounting import Accounting
 
 INTERVAL_S = 10.0  # between two status lines off a terminal
 REFRESH_S = 0.5  # between two refreshes of the bar
@@ -20,8 +20,11 @@ class Progress:
     def __init__(self, units: int, accounting: Accounting, terminal: bool):
         self.units, self.done, self.accounting = units, 0, accounting
         self.started = time.monotonic()
-        self.bar = tqdm(total=units, desc="disciplines", unit="unit", file=sys.stderr, dynamic_ncols=True) \
-            if terminal and units else None
+        self.bar = (
+            tqdm(total=units, desc="disciplines", unit="unit", file=sys.stderr, dynamic_ncols=True)
+            if terminal and units
+            else None
+        )
 
     def unit_done(self) -> None:
         self.done += 1
@@ -31,8 +34,10 @@ class Progress:
     def status(self) -> str:
         total = self.accounting.total()
         seconds = max(time.monotonic() - self.started, 1e-9)
-        return (f"{total.requests:,} requests ({total.requests / seconds:,.0f}/s), {total.cache_hits:,} cache hits, "
-                f"{total.failed:,} failed, {total.cost:.4f} USD")
+        return (
+            f"{total.requests:,} requests ({total.requests / seconds:,.0f}/s), {total.cache_hits:,} cache hits, "
+            f"{total.failed:,} failed, {total.cost:.4f} USD"
+        )
 
     async def ticking(self) -> None:
         if not self.units:

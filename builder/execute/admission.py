@@ -15,7 +15,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from .llm.engine import Engine
+from ..llm.engine import Engine
+from ..plan import Run
+from ..quality import BenchmarkIndex
+from ..taxonomy import DisciplineRef
+from ..unit.chain import run_unit
+from ..unit.store import UnitResult
 
 UNITS_IN_FLIGHT = 8
 UNITS_AHEAD = 2
@@ -48,6 +53,13 @@ class Admission:
             self.started -= 1
             self.admitted -= admitted
             self.engine.hungry.set()  # another may start now
+
+    async def run(
+        self, run: Run, discipline: DisciplineRef, depth: int, benchmarks: list[BenchmarkIndex]
+    ) -> UnitResult:
+        """The unit of `discipline`, run once admitted: how every executor runs one."""
+        async with self.unit() as wait_for_room:
+            return await run_unit(run, self.engine, discipline, depth, benchmarks, wait_for_room)
 
     def _room(self) -> bool:
         return not self.admitted or (self.admitted < UNITS_IN_FLIGHT and self.engine.wants_work)

@@ -25,8 +25,9 @@ from urllib.parse import urlparse
 
 import ray
 
-from ..llm.engine import Endpoint, Limits
-from ..llm.limits import AdaptiveConcurrency, RateLimiter
+from ...config.settings import Limits
+from ...llm.limits import AdaptiveConcurrency, RateLimiter
+from ...llm.routes import Endpoint
 
 TICK_S = 0.05
 LEASE_VALID_S = 20.0
@@ -70,8 +71,17 @@ class EndpointLimits:
         self.concurrency = AdaptiveConcurrency(concurrency)  # only its AIMD arithmetic: slots live in the workers
         self.holders: dict[str, _Holder] = {}
 
-    def sync(self, worker: str, applied: int, in_flight: int, wanted: int, overloads: int, successes: int,
-             now: float, growing: bool) -> tuple[int, float]:
+    def sync(
+        self,
+        worker: str,
+        applied: int,
+        in_flight: int,
+        wanted: int,
+        overloads: int,
+        successes: int,
+        now: float,
+        growing: bool,
+    ) -> tuple[int, float]:
         """(slots leased to `worker`, its share of the requests and tokens per minute)."""
         for name in [name for name, holder in self.holders.items() if now - holder.seen > LEASE_EXPIRY_S]:
             del self.holders[name]
@@ -81,8 +91,9 @@ class EndpointLimits:
             self.concurrency.adapt(False)
         capacity = int(self.concurrency.limit)
         others = {name: holder for name, holder in self.holders.items() if name != worker}
-        shares = fair_shares(capacity, {**{name: holder.wanted for name, holder in others.items()},
-                                        worker: min(wanted, capacity)})
+        shares = fair_shares(
+            capacity, {**{name: holder.wanted for name, holder in others.items()}, worker: min(wanted, capacity)}
+        )
         free = capacity - sum(holder.held for holder in others.values())
         lease = max(0, min(shares[worker], free if growing else applied))
         self.holders[worker] = _Holder(max(applied, in_flight, lease), wanted, now)
@@ -107,9 +118,12 @@ class LeaseBroker:
         """`reports`: endpoint key -> (lease applied, requests in flight, requests wanted, 429s and successes since
         the last sync). Returns endpoint key -> (slots leased, share of the per-minute rates)."""
         now = time.monotonic()
-        return {key: self.endpoints.setdefault(key, EndpointLimits(self.concurrency)).sync(
-                    worker, *report, now, now >= self.growing_from)
-                for key, report in reports.items()}
+        return {
+            key: self.endpoints.setdefault(key, EndpointLimits(self.concurrency)).sync(
+                worker, *report, now, now >= self.growing_from
+            )
+            for key, report in reports.items()
+        }
 
     def lowest_concurrency(self) -> dict[str, int]:
         return {key: endpoint.concurrency.lowest for key, endpoint in self.endpoints.items()}
@@ -182,8 +196,11 @@ class Leases:
         key = endpoint_key(endpoint.base_url, self.node_id)
         if key not in self.endpoints:  # stages may reach one URL with other settings: it is still one server
             rpm, tpm = limits.requests_per_minute, limits.tokens_per_minute
-            self.endpoints[key] = (LeasedConcurrency(), LeasedRate(rpm) if rpm else None,
-                                   LeasedRate(tpm) if tpm else None)
+            self.endpoints[key] = (
+                LeasedConcurrency(),
+                LeasedRate(rpm) if rpm else None,
+                LeasedRate(tpm) if tpm else None,
+            )
         if self._keeper is None:
             self._keeper = asyncio.ensure_future(self._keep())
         return self.endpoints[key]
@@ -206,9 +223,15 @@ class Leases:
 
     @staticmethod
     def _report(concurrency: LeasedConcurrency, requests: LeasedRate | None, tokens: LeasedRate | None):
-        waiting = concurrency.waiting + max((rate.waiting for rate in (requests, tokens) if rate is not None),
-                                            default=0)
-        report = (concurrency.maximum, concurrency.in_flight, concurrency.in_flight + waiting,
-                  concurrency.overloads, concurrency.successes)
+        waiting = concurrency.waiting + max(
+            (rate.waiting for rate in (requests, tokens) if rate is not None), default=0
+        )
+        report = (
+            concurrency.maximum,
+            concurrency.in_flight,
+            concurrency.in_flight + waiting,
+            concurrency.overloads,
+            concurrency.successes,
+        )
         concurrency.overloads = concurrency.successes = 0
         return report

@@ -1,0 +1,269 @@
+"""The plan: one `resolve()` turns what a command asks for (RunSettings) into the whole run, decided once. The
+taxonomy is read once, the preset and the command's overrides merged over its generation settings, the
+disciplines chosen; whether the embedded model runs (and which), and for each stage its prompt, output model,
+model, endpoints, sampling params and Batch API choice; the limits, budget, prices, failure threshold and
+executor. Everything after this reads the plan; nothing merges settings or reads the taxonomy again.
+
+Resolving checks what can be checked without a request (presets, discipline names, a model for every stage,
+endpoint URLs, prompt files naming the output model their stage parses), so bad input fails before any is sent.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from .config.run import RunSettings
+from .config.settings import Generation, Limits, url_problem
+from .llm.accounting import Budget
+from .llm.free_text import FreeText
+from .llm.local_models import LOCAL_MODELS, LocalModel
+from .llm.routes import OPENAI_URL, Endpoint, Route
+from .project import SHIPPED_PROMPTS, prompts_dir
+from .prompts import Prompt, PromptError, load_prompt, prompt_path
+from .stages import OUTPUTS, STAGES, Stage, StageContext
+from .taxonomy import DisciplineRef, Taxonomy, TaxonomyError, load_taxonomy
+
+# Where each stage's requests go, the first that applies: --base-url; else the stage's base_urls in the taxonomy;
+# else OPENAI_BASE_URL; else OpenAI's API. With none of these for any stage and no OPENAI_API_KEY, the embedded
+# model runs instead (glan build, estimate and taxonomy propose; glan_dataset when given a local_model).
+ENDPOINT_PRECEDENCE = (
+    "--base-url, else the stage's base_urls in the taxonomy, else OPENAI_BASE_URL, else OpenAI "
+    "(with OPENAI_API_KEY), else the embedded local model"
+)
+# The embedded server's address is known once it has started (Run.on_local_server); until then its routes say this.
+LOCAL_SERVER_PENDING = "http://127.0.0.1"
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """How one stage runs: its context (settings, model, prompt fingerprint), its prompt and output model, and
+    where its requests go."""
+
+    stage: type[Stage]
+    context: StageContext
+    prompt: Prompt
+    output_model: type[BaseModel] | FreeText  # as its requests ask for it, bounded by the run's settings
+    route: Route
+    params: dict  # sampling params sent with every request: the prompt file's, then the taxonomy's
+    batch: bool
+    batch_fallback: str
+
+    @property
+    def name(self) -> str:
+        return self.stage.name
+
+    def make(self) -> Stage:
+        return self.stage(self.context)
+
+
+@dataclass(frozen=True)
+class Run:
+    settings: RunSettings  # as asked for, with what the plan decided for the embedded model (its model and preset)
+    taxonomy: Taxonomy
+    generation: Generation  # the preset over the taxonomy's, with the command's seed, limits and executor
+    disciplines: tuple[DisciplineRef, ...]
+    stages: dict[str, StagePlan]  # by stage name, in build order
+    prompts_dir: Path
+    embedded: LocalModel | None = None  # the embedded model the run's requests go to, when no endpoint is configured
+    prices: dict[str, tuple[float, float]] = field(default_factory=dict)  # model -> USD per M tokens in, out
+    budget: Budget = Budget()
+
+    @property
+    def work_dir(self) -> Path:
+        return Path(self.settings.work_dir)
+
+    @property
+    def limits(self) -> Limits:
+        return self.generation.limits
+
+    @property
+    def executor(self) -> str:
+        """ "local" or "ray"."""
+        return self.generation.executor
+
+    @property
+    def prompts_shipped(self) -> bool:
+        """The run uses the prompts shipped with glan (there is no prompts/ beside its taxonomy)."""
+        return self.prompts_dir == SHIPPED_PROMPTS
+
+    def expected_requests(
+        self, depth: int = len(STAGES), observed: Mapping[str, tuple[int, int]] | None = None, whole: bool = False
+    ) -> dict[str, float]:
+        """Requests per stage of the first `depth`, in chain order. A stage's inputs are the rows of the stage before
+        (the disciplines, for the first), and it makes `requests_per_input` requests for each; an answered request
+        yields `rows_per_request` rows by the settings, or, for a stage `observed` (stage -> (requests answered,
+        rows they gave)), as many as it gave where the cache answered it. `whole`: rows are whole at every step."""
+        observed = observed or {}
+        inputs: float = len(self.disciplines)
+        counts = {}
+        for stage in STAGES[:depth]:
+            requests = inputs * stage.requests_per_input(self.generation)
+            answered, rows = observed.get(stage.name, (0, 0))
+            rate = rows / answered if answered else stage.rows_per_request(self.generation)
+            inputs = rows + (requests - answered) * rate
+            if whole:
+                inputs = int(inputs)
+            counts[stage.name] = requests
+        return counts
+
+    def on_local_server(self, base_url: str) -> Run:
+        """The embedded run, its requests going to the embedded server that has started at `base_url`."""
+        return replace(
+            self,
+            stages={
+                name: replace(
+                    plan,
+                    route=Route(
+                        plan.route.model,
+                        tuple(replace(endpoint, base_url=base_url) for endpoint in plan.route.endpoints),
+                    ),
+                )
+                for name, plan in self.stages.items()
+            },
+        )
+
+
+def resolve(settings: RunSettings, taxonomy: Taxonomy | None = None) -> Run:
+    # Made absolute here, in the process that was given it: a Ray worker reads the run in another directory.
+    settings = replace(settings, work_dir=str(Path(settings.work_dir).absolute()))
+    taxonomy = taxonomy or load_taxonomy(settings.taxonomy)
+    embedded = _embedded_model(settings, taxonomy)
+    if embedded is not None:  # the demo preset (if the taxonomy has one), so that a CPU build takes minutes
+        settings = replace(
+            settings,
+            model=settings.model or embedded.alias,
+            preset=settings.preset or ("demo" if "demo" in taxonomy.presets else None),
+        )
+    generation = taxonomy.settings(settings.preset)
+    limits = generation.limits.model_copy(
+        update={
+            key: value
+            for key, value in (("concurrency", settings.concurrency), ("max_failure_rate", settings.max_failure_rate))
+            if value is not None
+        }
+    )
+    generation = generation.model_copy(
+        update={
+            "limits": limits,
+            "executor": settings.executor or generation.executor,
+            **({"seed": settings.seed} if settings.seed is not None else {}),
+        }
+    )
+    prompts = prompts_dir(settings.taxonomy, settings.prompts)
+    base_url = settings.base_url or (LOCAL_SERVER_PENDING if embedded else None)
+    return Run(
+        settings=settings,
+        taxonomy=taxonomy,
+        generation=generation,
+        disciplines=tuple(_selected_disciplines(settings, taxonomy, generation)),
+        stages={
+            stage.name: _stage_plan(settings, generation, stage, prompts, base_url, embedded is not None)
+            for stage in STAGES
+        },
+        prompts_dir=prompts,
+        embedded=embedded,
+        prices={
+            **{
+                model: (price.input_per_million, price.output_per_million) for model, price in generation.prices.items()
+            },
+            **{model: (input_price, output_price) for model, input_price, output_price in settings.prices},
+        },
+        budget=Budget(settings.max_cost, settings.max_requests),
+    )
+
+
+def _embedded_model(settings: RunSettings, taxonomy: Taxonomy) -> LocalModel | None:
+    """The embedded model, when the run may have one and no endpoint is named by flag, environment or taxonomy
+    (ENDPOINT_PRECEDENCE)."""
+    if (
+        settings.local_model is None
+        or settings.base_url
+        or os.environ.get("OPENAI_BASE_URL")
+        or os.environ.get("OPENAI_API_KEY")
+    ):
+        return None
+    generation = taxonomy.settings(settings.preset)
+    if any(getattr(generation, stage.name).base_urls for stage in STAGES):
+        return None
+    return LOCAL_MODELS[settings.local_model]
+
+
+def _selected_disciplines(settings: RunSettings, taxonomy: Taxonomy, generation: Generation) -> list[DisciplineRef]:
+    if not settings.disciplines:  # a preset may name its own (generation.discipline_ids)
+        return taxonomy.disciplines(generation)
+    every = taxonomy.disciplines()
+    wanted = {name.casefold() for name in settings.disciplines}
+    chosen = [ref for ref in every if ref.discipline.casefold() in wanted or ref.discipline_id in wanted]
+    known = {ref.discipline.casefold() for ref in chosen} | {ref.discipline_id for ref in chosen}
+    missing = sorted(wanted - known)
+    if missing:
+        raise TaxonomyError(
+            settings.taxonomy,
+            None,
+            "--disciplines",
+            f"no discipline named {', '.join(missing)}. "
+            "Use a discipline's name or id as written in the taxonomy (see `glan taxonomy validate`).",
+        )
+    return chosen
+
+
+def _endpoint_urls(base_url: str | None, stage_urls: list[str]) -> list[str]:
+    """The stage's endpoints, by ENDPOINT_PRECEDENCE."""
+    if base_url:
+        return [base_url]
+    return list(stage_urls) or [os.environ.get("OPENAI_BASE_URL") or OPENAI_URL]
+
+
+def _stage_plan(
+    settings: RunSettings,
+    generation: Generation,
+    stage: type[Stage],
+    prompts: Path,
+    base_url: str | None,
+    embedded: bool,
+) -> StagePlan:
+    stage_settings = getattr(generation, stage.name)
+    prompt = load_prompt(prompts, stage.name, embedded)
+    output, json_form = stage.output.name, stage.output.json_form
+    if prompt.output_model not in (output, json_form):
+        accepted = f"{output} (free text), or {json_form} (JSON, as glan 0.1 asked)" if json_form else output
+        raise PromptError(
+            str(prompt_path(prompts, stage.name)),
+            None,
+            "output_model",
+            f"{prompt.output_model} is not what the {stage.name} stage reads. Write output_model: {accepted}.",
+        )
+    model = settings.model or stage_settings.model
+    if not model:
+        raise TaxonomyError(
+            settings.taxonomy,
+            None,
+            f"generation.{stage.name}.model",
+            f"no model for the {stage.name} stage. "
+            "Pass --model, or set it in the taxonomy's generation block or preset.",
+        )
+    urls = _endpoint_urls(base_url, stage_settings.base_urls)
+    for url, source in ((settings.base_url, "--base-url"), (os.environ.get("OPENAI_BASE_URL"), "OPENAI_BASE_URL")):
+        if url in urls and (problem := url_problem(url)):
+            raise TaxonomyError(None, None, source, f'"{url}" is not an endpoint URL: {problem}.')
+    key_env = stage_settings.api_key_env or "OPENAI_API_KEY"
+    route = Route(model, tuple(Endpoint(url, key_env, stage_settings.structured_output) for url in urls))
+    params = dict(prompt.params)
+    for name in ("temperature", "top_p", "max_tokens"):
+        if getattr(stage_settings, name) is not None:
+            params[name] = getattr(stage_settings, name)
+    return StagePlan(
+        stage,
+        StageContext(generation, model, prompt.fingerprint),
+        prompt,
+        OUTPUTS[prompt.output_model].model(generation),
+        route,
+        params,
+        settings.batch or stage_settings.batch,
+        stage_settings.batch_fallback,
+    )

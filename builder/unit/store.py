@@ -1,0 +1,204 @@
+"""A unit's files: where the units of a run live in the work dir, which are complete, and writing one.
+
+A unit is keyed by a fingerprint of everything that decides its rows: the discipline's own taxonomy entry,
+the resolved generation settings, each stage's model, sampling params, prompt and output schema, the
+benchmarks it is decontaminated against, and glan's row format. Its files live in
+`<work dir>/units/<discipline_id>/<fingerprint>/`: one parquet file per config and split, `unit.json`
+(rows, Arrow bytes, sha256 and stats per file; requests and failures per stage) and `failures.jsonl`. A build
+that finds a complete unit for a fingerprint does not touch that discipline: no cache replay, no parsing,
+no dedup. A unit that was interrupted resumes per request from the cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..llm.attempts import schema_of
+from ..plan import Run
+from ..quality import BenchmarkIndex, ConfigStats, QualityReport, load_benchmarks
+from ..stages import FEATURES, STAGE_NAMES, TEXTS
+from ..taxonomy import DisciplineRef
+
+# Bump when a row's columns or how they are derived change, or what unit.json records: every unit is then
+# rebuilt (from the cache). 2: files record their Arrow bytes. 3: a text field holding a control character fails
+# its attempt (builder/llm/free_text.py), so a row of an older unit may no longer stand.
+ROW_FORMAT = 3
+UNITS = "units"
+UNIT_FILE = "unit.json"
+FAILURES_FILE = "failures.jsonl"
+# Settings that decide how requests travel, not what they return: left out of the fingerprint.
+_ROUTING_KEYS = {
+    "model",
+    "base_urls",
+    "api_key_env",
+    "structured_output",
+    "batch",
+    "batch_fallback",
+    "temperature",
+    "top_p",
+    "max_tokens",
+}  # the last four enter through each stage's resolved params
+
+
+@dataclass
+class UnitFiles:
+    """What a written unit holds (its unit.json): files per config and split, and the figures to merge."""
+
+    discipline_id: str
+    fingerprint: str
+    complete: bool  # every request answered or failed for good; otherwise the next build runs it again
+    depth: int  # stages run: 4 for a full unit
+    files: dict[str, dict[str, dict]]  # config -> split -> {"file", "rows", "arrow_bytes", "sha256"}
+    stats: dict[str, dict]  # "config" or "config/split" -> ConfigStats raw
+    quality: dict  # QualityReport.to_dict()
+    requests: dict[str, dict[str, int]]  # stage -> {"succeeded", "failed"} (per request, samples included)
+    directory: Path = field(compare=False)  # where its files are
+
+    def path(self, config: str, split: str) -> Path:
+        return self.directory / self.files[config][split]["file"]
+
+    def to_json(self) -> dict:
+        return {key: value for key, value in self.__dict__.items() if key != "directory"}
+
+
+def request_outcomes(units: list[UnitFiles]) -> dict[str, dict[str, int]]:
+    """Per stage, the requests of `units` that succeeded and failed (samples included): the one sum of them."""
+    outcomes: dict[str, dict[str, int]] = {stage: {"succeeded": 0, "failed": 0} for stage in STAGE_NAMES}
+    for unit in units:
+        for stage, counts in unit.requests.items():
+            for outcome in ("succeeded", "failed"):
+                outcomes[stage][outcome] += counts[outcome]
+    return outcomes
+
+
+class UnitStore:
+    """The units of one run in its work dir: where they live, which are complete, and writing one atomically.
+    Benchmarks are read once here, for every unit's decontamination and fingerprint."""
+
+    def __init__(self, run: Run):
+        self.run = run
+        self.benchmarks = load_benchmarks(run.generation.quality.decontamination)
+        self.root = run.work_dir / UNITS
+        self.run_fingerprint = _run_fingerprint(run, self.benchmarks)
+
+    def fingerprint(self, discipline: DisciplineRef) -> str:
+        entry = json.dumps([self.run_fingerprint, vars(discipline)], sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(entry.encode()).hexdigest()[:16]
+
+    def find(self, discipline: DisciplineRef, depth: int, complete: bool = True) -> UnitFiles | None:
+        """The unit of this discipline and fingerprint that ran at least `depth` stages, if any (and if complete)."""
+        directory = self.root / discipline.discipline_id / self.fingerprint(discipline)
+        try:
+            unit = UnitFiles(**json.loads((directory / UNIT_FILE).read_text()), directory=directory)
+        except FileNotFoundError:
+            return None
+        return unit if (unit.complete or not complete) and unit.depth >= depth else None
+
+    def clean(self) -> None:
+        """Staging folders a killed build left behind (the caller holds the work dir's lock)."""
+        for staging in self.root.glob(f"*/{_STAGING}*"):
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def write(self, discipline: DisciplineRef, result: UnitResult) -> UnitFiles:
+        fingerprint = self.fingerprint(discipline)
+        home = self.root / discipline.discipline_id
+        staging = home / f"{_STAGING}{fingerprint}-{os.getpid()}"
+        staging.mkdir(parents=True)
+        files: dict[str, dict[str, dict]] = {}
+        for config, splits in result.rows.items():
+            for split, rows in splits.items():
+                if not rows:  # datasets cannot read an empty file back; the unit records 0 rows
+                    continue
+                name = f"{config}-{split}.parquet"
+                table = pa.Table.from_pylist(rows, schema=_ARROW_SCHEMAS[config])
+                pq.write_table(table, staging / name)
+                data = (staging / name).read_bytes()
+                # Arrow bytes: what datasets reads the file into, and push_to_hub reports as a split's num_bytes
+                files.setdefault(config, {})[split] = {
+                    "file": name,
+                    "rows": len(rows),
+                    "arrow_bytes": table.nbytes,
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                }
+        with open(staging / FAILURES_FILE, "w") as out:
+            out.writelines(json.dumps(failure, ensure_ascii=False) + "\n" for failure in result.failures)
+        unit = UnitFiles(
+            discipline.discipline_id,
+            fingerprint,
+            result.complete,
+            result.depth,
+            files,
+            {name: stats.to_raw() for name, stats in result.stats().items()},
+            result.quality.to_dict(),
+            result.requests,
+            staging,
+        )
+        (staging / UNIT_FILE).write_text(json.dumps(unit.to_json(), indent=1, ensure_ascii=False))
+        for old in home.iterdir():  # a discipline keeps one unit: the newest
+            if old != staging:
+                shutil.rmtree(old)
+        unit.directory = staging.rename(home / fingerprint)
+        return unit
+
+    async def put(self, discipline: DisciplineRef, result: UnitResult) -> UnitFiles:
+        """`write`, in a thread: parquet, checksums and stats take CPU the other units' requests need meanwhile."""
+        return await asyncio.to_thread(self.write, discipline, result)
+
+
+_STAGING = ".staging-"
+# datasets builds a Features' Arrow schema anew on every access (~1 ms): a unit writes a file per config.
+_ARROW_SCHEMAS = {config: features.arrow_schema for config, features in FEATURES.items()}
+
+
+def _run_fingerprint(run: Run, benchmarks: list[BenchmarkIndex]) -> str:
+    generation = run.generation.model_dump(exclude={"limits", "prices", "discipline_ids", "executor"})
+    for name in run.stages:
+        generation[name] = {key: value for key, value in generation[name].items() if key not in _ROUTING_KEYS}
+    stages = {
+        name: {
+            "model": plan.route.model,
+            "params": plan.params,
+            "prompt": plan.prompt.fingerprint,
+            "schema": schema_of(plan.output_model),
+        }
+        for name, plan in run.stages.items()
+    }
+    decided_by = {
+        "row_format": ROW_FORMAT,
+        "generation": generation,
+        "stages": stages,
+        "benchmarks": [index.fingerprint for index in benchmarks],
+    }
+    return hashlib.sha256(json.dumps(decided_by, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+@dataclass
+class UnitResult:
+    rows: dict[str, dict[str, list[dict]]] = field(default_factory=dict)  # config -> split -> rows
+    quality: QualityReport = field(default_factory=QualityReport)
+    requests: dict[str, dict[str, int]] = field(default_factory=dict)
+    failures: list[dict] = field(default_factory=list)
+    depth: int = 0
+    complete: bool = True
+    batched: bool = False  # waits for a Batch API answer: nothing is written, the unit runs again after it
+
+    def stats(self) -> dict[str, ConfigStats]:
+        return {
+            (config if split == "train" else f"{config}/{split}"): ConfigStats.of(rows, *_texts_of(config))
+            for config, splits in self.rows.items()
+            for split, rows in splits.items()
+        }
+
+
+def _texts_of(config: str) -> tuple:
+    """How a config's rows give their text columns to stats (the taxonomy's rows: as they are)."""
+    return (TEXTS[config],) if config in TEXTS else ()
