@@ -22,6 +22,7 @@ from glan.build import ensure_units
 from glan.config.run import RunSettings
 from glan.execute.serve import serving
 from glan.plan import resolve
+from glan.preflight import check_benchmarks
 from glan.publish.card import CITATION
 from glan.stages import CONFIGS, DEFAULT_CONFIG, FEATURES, depth_of
 from glan.unit.store import UnitStore
@@ -52,8 +53,8 @@ class Glan(datasets.ArrowBasedBuilder):
             name=kwargs.get("config_name") or self.DEFAULT_CONFIG_NAME,
             **{setting.name: kwargs[setting.name] for setting in fields(RunSettings) if setting.name in kwargs},
         )
-        self._units = UnitStore(resolve(config.run_settings()))
-        run = self._units.run
+        run = resolve(config.run_settings())
+        self._units = UnitStore(run, check_benchmarks(run))
         # The config version is the taxonomy's; the datasets cache is keyed by the units' fingerprints (what
         # decides their rows), so an edited taxonomy, prompt or setting is never served from a stale Arrow cache.
         fingerprints = "".join(self._units.fingerprint(ref) for ref in run.disciplines)

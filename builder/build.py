@@ -8,7 +8,7 @@ import json
 import shutil
 import sqlite3
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import preflight
@@ -21,8 +21,17 @@ from .project import release_inputs
 from .publish.card import check_card_template, render_card
 from .publish.export import incomplete_folder, write_folder
 from .publish.manifest import MANIFEST, Manifest, read_manifest
-from .quality import ConfigStats, QualityReport, build_stats
-from .stages import CONFIGS, STAGES, depth_of
+from .quality import (
+    BenchmarkIndex,
+    ConfigStats,
+    QualityReport,
+    build_stats,
+    cross_discipline_twins,
+    decontamination_stats,
+    held_out_stats,
+    shipped_benchmark_names,
+)
+from .stages import CONFIGS, DEFAULT_CONFIG, STAGES, depth_of
 from .unit.store import FAILURES_FILE, UnitFiles, UnitStore, request_outcomes
 from .workdir import exclusive, folder_held
 
@@ -36,6 +45,7 @@ class Units:
     accounting: Accounting
     engine: EngineFigures
     built: int  # units run by this build (the others were complete already)
+    benchmarks: list[BenchmarkIndex] = field(default_factory=list)  # what their rows were decontaminated against
 
     @functools.cached_property
     def outcomes(self) -> dict[str, dict[str, int]]:
@@ -56,7 +66,12 @@ def ensure_units(run: Run, store: UnitStore, depth: int, *, progress: bool = Fal
     executed = executor_for(run, store, progress).execute(missing, depth)
     found.update({unit.discipline_id: unit for unit in executed.units})
     return Units(
-        run, [found[ref.discipline_id] for ref in run.disciplines], executed.accounting, executed.figures, len(missing)
+        run,
+        [found[ref.discipline_id] for ref in run.disciplines],
+        executed.accounting,
+        executed.figures,
+        len(missing),
+        store.benchmarks,
     )
 
 
@@ -79,7 +94,7 @@ def build(run: Run, out: Path, configs: list[str]) -> int:
     preflight.check_templates(run)
     check_card_template(run, configs)
     preflight.check_paths(out, run)
-    store = UnitStore(run)
+    store = UnitStore(run, preflight.check_benchmarks(run))
     with folder_held(out, "glan build"), exclusive(run.work_dir):
         print(plan_line(run), file=sys.stderr)
         try:
@@ -93,7 +108,12 @@ def build(run: Run, out: Path, configs: list[str]) -> int:
         except KeyboardInterrupt:
             written = [store.find(ref, depth_of(configs), complete=False) for ref in run.disciplines]
             units = Units(
-                run, [unit for unit in written if unit], Accounting(run.prices), EngineFigures({}, [], None), 0
+                run,
+                [unit for unit in written if unit],
+                Accounting(run.prices),
+                EngineFigures({}, [], None),
+                0,
+                store.benchmarks,
             )
             if units.files:
                 _write(units, configs, incomplete_folder(out))
@@ -122,7 +142,7 @@ def build(run: Run, out: Path, configs: list[str]) -> int:
 
 
 def _write(units: Units, configs: list[str], folder: Path) -> dict:
-    stats = merged_stats(units.files, configs)
+    stats = merged_stats(units.files, configs, units.run, units.benchmarks)
     try:
         run = units.run
         write_folder(
@@ -170,8 +190,9 @@ def plan_line(run: Run) -> str:
     )
 
 
-def merged_stats(units: list[UnitFiles], configs: list[str]) -> dict:
-    """stats.json: per config and split, and the quality counts, merged from the units' own figures."""
+def merged_stats(units: list[UnitFiles], configs: list[str], run: Run, benchmarks: list[BenchmarkIndex]) -> dict:
+    """stats.json: per config and split, and the quality counts, merged from the units' own figures; what
+    decontamination checked; and the held-out split's near-twins in other disciplines' train splits."""
     tables: dict[str, ConfigStats] = {}
     quality = QualityReport()
     for unit in units:
@@ -179,7 +200,22 @@ def merged_stats(units: list[UnitFiles], configs: list[str]) -> dict:
             if name.split("/")[0] in configs:
                 tables.setdefault(name, ConfigStats()).merge(ConfigStats.from_raw(raw))
         quality.merge(QualityReport.from_dict(unit.quality))
-    return build_stats(dict(sorted(tables.items(), key=lambda item: CONFIGS.index(item[0].split("/")[0]))), quality)
+    stats = build_stats(dict(sorted(tables.items(), key=lambda item: CONFIGS.index(item[0].split("/")[0]))), quality)
+    settings = run.generation.quality
+    stats["decontamination"] = decontamination_stats(
+        settings.decontamination, benchmarks, quality, shipped_benchmark_names()
+    )
+    if DEFAULT_CONFIG in configs:
+        figures = {unit.discipline_id: (unit, path) for unit in units if (path := unit.near_twins)}
+        twins = cross_discipline_twins(
+            [(discipline_id, path) for discipline_id, (_, path) in figures.items()], settings.dedup.threshold
+        )
+        test_questions = {
+            discipline_id: unit.files.get(DEFAULT_CONFIG, {}).get("test", {}).get("rows", 0)
+            for discipline_id, (unit, _) in sorted(figures.items())
+        }
+        stats["held_out"] = held_out_stats(test_questions, twins)
+    return stats
 
 
 def write_run_report(units: Units) -> None:
@@ -222,7 +258,9 @@ def summary(units: Units, configs: list[str], stats: dict) -> str:
     test_rows = stats["configs"].get("instructions/test", {}).get("rows", 0)
     lines.append(f"quality: dropped {dropped}; held-out test split {test_rows:,} rows (details in stats.json)")
     if quality["benchmark_hits"]:
-        lines.append("benchmark hits: " + ", ".join(f"{name} {n:,}" for name, n in quality["benchmark_hits"].items()))
+        hits = quality["benchmark_hits"]
+        shown = ", ".join(f"{name} {sides['question']:,}/{sides['answer']:,}" for name, sides in hits.items())
+        lines.append(f"benchmark hits (question/answer): {shown}")
     lines += _failure_lines(units)
     engine = units.engine
     if engine.workers:

@@ -58,7 +58,7 @@ class _Replay:
 def estimate(run: Run, configs: list[str]) -> list[StageEstimate]:
     preflight.check_templates(run)
     check_card_template(run, configs)
-    store, depth = UnitStore(run), depth_of(configs)
+    store, depth = UnitStore(run, preflight.check_benchmarks(run)), depth_of(configs)
     stages = STAGES[:depth]
     replays = {stage.name: _Replay() for stage in STAGES}
     missing = []

@@ -1,7 +1,8 @@
 """Everything that can be checked before the first request is checked here, so that bad input costs nothing:
 where the folder and the work dir go (a build replaces only a folder glan wrote, never one that holds the
 project, the current directory or the work dir), prices when a budget is set in USD, every stage's prompt
-rendered with that stage's real variables. (That each endpoint the missing units need can be reached at all is
+rendered with that stage's real variables, the benchmarks decontamination checks against (read and indexed once
+per build, before the work dir is locked). (That each endpoint the missing units need can be reached at all is
 checked by the executors, where the units run: builder/llm/reach.py.)"""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from types import SimpleNamespace
 from .errors import UserError
 from .plan import Run
 from .publish.export import check_replaceable, incomplete_folder
+from .quality import BenchmarkIndex, load_benchmarks
 
 
 class PreflightError(UserError):
@@ -74,6 +76,12 @@ def check_prices(run: Run) -> None:
             f"price: --price {example}=IN,OUT (USD per million input and output tokens), or generation.prices in "
             "the taxonomy."
         )
+
+
+def check_benchmarks(run: Run) -> list[BenchmarkIndex]:
+    """The run's benchmarks, read and indexed: once per build, for every unit's decontamination and fingerprint. One
+    that cannot be read is a BenchmarkError line naming it, before the work dir is locked and before any request."""
+    return load_benchmarks(run.generation.quality.decontamination)
 
 
 def check_templates(run: Run) -> None:

@@ -274,7 +274,24 @@ def test_card_quality_section(tmp_path):
             "dropped": {"exact": {"total": 4, "by_discipline": {"ethics": 4}},
                         "near": {"total": 2, "by_discipline": {"ethics": 2}},
                         "contaminated": {"total": 1, "by_discipline": {"ethics": 1}}},
-            "benchmark_hits": {"gsm8k": 1, "mmlu": 0},
+            "benchmark_hits": {"gsm8k": {"question": 1, "answer": 2}, "local": {"question": 0, "answer": 0}},
+        },
+        "decontamination": {
+            "ngram": 13, "min_words": 8,
+            "benchmarks": [
+                {"name": "gsm8k", "source": "openai/gsm8k@" + "c" * 40, "configs": ["main"], "splits": ["train", "test"],
+                 "text_columns": ["question", "answer"], "items": 17584, "too_short": 3,
+                 "hits": {"question": 1, "answer": 2}},
+                {"name": "local", "source": "bench/items.jsonl.gz", "configs": [], "splits": [],
+                 "text_columns": ["text"], "items": 12, "too_short": 0, "hits": {"question": 0, "answer": 0}},
+            ],
+            "unchecked": ["math", "humaneval"],
+        },
+        "held_out": {
+            "test_questions": {"ethics": 4, "logic": 2},
+            "with_near_twin_elsewhere": {"ethics": 1, "logic": 0},
+            "total_with_near_twin_elsewhere": 1,
+            "near_twins": {"ethics": {"q-7": [{"discipline_id": "logic", "question_id": "q-9"}]}},
         },
     }
     manifest = make_release(tmp_path / "v2", "1.1.0", DISCIPLINES[1:] + EXTRA_DISCIPLINES, stats=stats)
@@ -282,7 +299,19 @@ def test_card_quality_section(tmp_path):
 
     quality = card.split("### Quality", 1)[1].split("## Limitations and biases", 1)[0]
     assert "| reason | rows |\n|---|---|\n| exact | 4 |\n| near | 2 |\n| contaminated | 1 |" in quality
-    assert "| benchmark | questions dropped |\n|---|---|\n| gsm8k | 1 |\n| mmlu | 0 |" in quality
+    assert (
+        "| benchmark | source | configs | splits | columns | items | too short | question hits | answer hits |\n"
+        "|---|---|---|---|---|---|---|---|---|\n"
+        f"| gsm8k | `openai/gsm8k@{'c' * 40}` | main | train, test | question, answer | 17584 | 3 | 1 | 2 |\n"
+        "| local | `bench/items.jsonl.gz` |  |  | text | 12 | 0 | 0 | 0 |\n\n"
+        "Unchecked: glan's default list names `math`, `humaneval`, which this build did not check."
+    ) in quality
+    assert "shares a run of 13 words with a benchmark item, or holds a whole item of 8 to 12 words" in quality
+    assert (
+        "| discipline | test questions | with a near-twin elsewhere | question_id (twin's discipline) |\n"
+        "|---|---|---|---|\n| ethics | 4 | 1 | `q-7` (logic) |\n| logic | 2 | 0 |  |"
+    ) in quality
+    assert "1 test questions have one" in quality
     assert "| config | introductory |\n|---|---|\n| questions | 24 |\n| instructions/test | 4 |" in quality
     assert "| config | single | two |\n|---|---|---|\n| questions | 14 | 10 |" in quality
     assert "| questions | question | 24 | 4 | 5 | 6 | 7 | 5.2 |" in quality

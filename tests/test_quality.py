@@ -451,7 +451,7 @@ def test_the_question_steps_dedup_then_decontaminate_and_count_per_discipline(tm
             "near": {"total": 2, "by_discipline": {"biology": 1, "chemistry": 1}},
             "contaminated": {"total": 1, "by_discipline": {"physics": 1}},
         },
-        "benchmark_hits": {"trains": 1},
+        "benchmark_hits": {"trains": {"question": 1, "answer": 0}},
     }
 
 

@@ -86,7 +86,7 @@ def test_stats_card_and_summary_count_what_was_dropped(built):
     expected = expected_drops(built["sent"])
     stats = json.loads((built["out"] / "stats.json").read_text())["quality"]
     assert {reason: stats["dropped"][reason]["total"] for reason in expected} == expected
-    assert stats["benchmark_hits"] == {"planted": 1}
+    assert stats["benchmark_hits"] == {"planted": {"question": 1, "answer": 0}}
     card = (built["out"] / "README.md").read_text()
     for reason, count in expected.items():
         assert f"| {reason} | {count} |" in card

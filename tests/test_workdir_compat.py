@@ -67,11 +67,13 @@ def test_a_prompts_folder_naming_the_json_forms_keeps_asking_for_json(openai_ser
 CURRENT = Path(__file__).parent / "fixtures" / "workdir_v2"
 
 
-def test_a_work_dir_of_glan_0_2_builds_with_zero_requests_into_the_same_bytes(openai_server, tmp_path, capsys):
+def test_a_work_dir_of_glan_0_2_builds_with_zero_requests_into_the_same_rows(openai_server, tmp_path, capsys):
     """tests/fixtures/workdir_v2 was made by glan 0.2 (the layout before builder/plan.py and builder/execute/): its
-    taxonomy and prompts, its work dir (units, caches) and the folder it built. Built again by this glan, every unit
-    is found complete (no request, no unit run again) and every file of the folder has the same bytes, but for the
-    version of glan the manifest and the card name."""
+    taxonomy and prompts, its work dir (units, caches) and the folder it built. Its units are of row format 3 and
+    this glan's are of 4 (answers decontaminated too, hits per side, near-twin figures), so each unit runs again,
+    from the cache: no request, and every data file and input of the folder has the same bytes. stats.json gains the
+    decontamination and held-out blocks and says the same of the rest; the card and the manifest differ in the
+    quality section and glan's version only."""
     shutil.copytree(CURRENT, tmp_path / "v2")
     root = tmp_path / "v2"
     code = main(["build", "--taxonomy", str(root / "taxonomy.yaml"), "--preset", "smoke", "--disciplines",
@@ -79,16 +81,37 @@ def test_a_work_dir_of_glan_0_2_builds_with_zero_requests_into_the_same_bytes(op
                  "--work-dir", str(root / "work"), "--out", str(tmp_path / "dist")])
     assert code == 0
     assert openai_server.stats()["requests"] == 0
-    assert "2 of 2 disciplines were already built with these settings: not run again." in capsys.readouterr().err
+    assert "already built with these settings" not in capsys.readouterr().err  # row format 4: run again, from cache
     expected = {path.relative_to(root / "folder"): path.read_bytes() for path in (root / "folder").rglob("*")
                 if path.is_file()}
     built = {path.relative_to(tmp_path / "dist"): path.read_bytes() for path in (tmp_path / "dist").rglob("*")
              if path.is_file()}
     assert sorted(built) == sorted(expected)
-    made_by = json.loads(expected[Path("glan_manifest.json")])["reproduce"]["glan_version"]
     for path, data in expected.items():
-        if path.name in ("glan_manifest.json", "README.md"):
-            data = data.replace(f"glan {made_by}".encode(), f"glan {__version__}".encode()).replace(
-                f'"glan_version": "{made_by}"'.encode(), f'"glan_version": "{__version__}"'.encode()).replace(
-                f'"glan=={made_by}"'.encode(), f'"glan=={__version__}"'.encode())
-        assert built[path] == data, path
+        if path.name not in ("glan_manifest.json", "README.md", "stats.json"):
+            assert built[path] == data, path
+
+    stats, before = json.loads(built[Path("stats.json")]), json.loads(expected[Path("stats.json")])
+    assert {key: stats[key] for key in before} == before
+    assert stats["decontamination"] == {
+        "ngram": 13, "min_words": 8, "benchmarks": [],
+        "unchecked": ["gsm8k", "math", "humaneval", "mbpp", "bbh", "arc", "mmlu"]}
+    assert stats["held_out"]["test_questions"] == {"linear-algebra": 1, "organic-chemistry": 1}
+    manifest, made = json.loads(built[Path("glan_manifest.json")]), json.loads(expected[Path("glan_manifest.json")])
+    made["reproduce"]["glan_version"] = __version__
+    assert {**manifest, "stats": None} == {**made, "stats": None}
+    card, card_before = built[Path("README.md")].decode(), expected[Path("README.md")].decode()
+    made_by = made_by_version(expected)
+    card_before = card_before.replace(f"glan {made_by}", f"glan {__version__}").replace(
+        f'"glan=={made_by}"', f'"glan=={__version__}"')
+    assert _outside_quality(card) == _outside_quality(card_before)
+    assert "#### Decontamination" in card and "#### GLAN-Test across disciplines" in card
+
+
+def made_by_version(folder: dict) -> str:
+    return json.loads(folder[Path("glan_manifest.json")])["reproduce"]["glan_version"]
+
+
+def _outside_quality(card: str) -> tuple[str, str]:
+    before, rest = card.split("### Quality", 1)
+    return before, rest.split("## Limitations and biases", 1)[1]

@@ -373,18 +373,14 @@ def _quality_section(stats: dict | None) -> str:
     parts = ["### Quality"]
     quality = stats.get("quality") or {}
     if dropped := quality.get("dropped"):
-        parts.append("#### Rows dropped (questions, before answering)")
+        parts.append("#### Rows dropped")
         parts.append(
             markdown_table(["reason", "rows"], [[reason, counts.get("total", 0)] for reason, counts in dropped.items()])
         )
-    if "benchmark_hits" in quality:
-        hits = quality["benchmark_hits"]
-        parts.append("#### Decontamination (questions sharing an n-gram with a benchmark)")
-        parts.append(
-            markdown_table(["benchmark", "questions dropped"], [[name, count] for name, count in hits.items()])
-            if hits
-            else "No benchmark configured."
-        )
+    if decontamination := stats.get("decontamination"):
+        parts += _decontamination_parts(decontamination)
+    if held_out := stats.get("held_out"):
+        parts += _held_out_parts(held_out)
     configs = stats.get("configs") or {}
     for grouping, title in (("by_level", "Rows by level"), ("by_strategy", "Questions by sampling strategy")):
         having = {name: config[grouping] for name, config in configs.items() if config.get(grouping)}
@@ -409,3 +405,82 @@ def _quality_section(stats: dict | None) -> str:
 
 
 _LENGTH_KEYS = ("count", "min", "p50", "p90", "max", "mean")
+
+
+def _decontamination_parts(decontamination: dict) -> list[str]:
+    """Each benchmark checked, as configured and as indexed, with its hits per side; the shipped ones not checked."""
+    parts = [
+        "#### Decontamination",
+        f"A pair is dropped (`contaminated`) when its question (checked before answering) or its answer shares a run "
+        f"of {decontamination['ngram']} words with a benchmark item, or holds a whole item of "
+        f"{decontamination['min_words']} to {decontamination['ngram'] - 1} words; items under "
+        f"{decontamination['min_words']} words (too short) are not matched. A pair counts once per benchmark and "
+        "side it hits.",
+    ]
+    benchmarks = decontamination["benchmarks"]
+    if benchmarks:
+        parts.append(
+            markdown_table(
+                [
+                    "benchmark",
+                    "source",
+                    "configs",
+                    "splits",
+                    "columns",
+                    "items",
+                    "too short",
+                    "question hits",
+                    "answer hits",
+                ],
+                [
+                    [
+                        entry["name"],
+                        f"`{entry['source']}`",
+                        ", ".join(entry["configs"]),
+                        ", ".join(entry["splits"]),
+                        ", ".join(entry["text_columns"]),
+                        entry["items"],
+                        entry["too_short"],
+                        entry["hits"]["question"],
+                        entry["hits"]["answer"],
+                    ]
+                    for entry in benchmarks
+                ],
+            )
+        )
+    else:
+        parts.append("No benchmark was checked.")
+    if unchecked := decontamination["unchecked"]:
+        parts.append(
+            "Unchecked: glan's default list names "
+            + ", ".join(f"`{name}`" for name in unchecked)
+            + ", which this build did not check."
+        )
+    return parts
+
+
+def _held_out_parts(held_out: dict) -> list[str]:
+    """Per discipline, its test questions with a near-duplicate in another discipline's train split."""
+    twins = held_out["near_twins"]
+    rows = [
+        [
+            discipline,
+            tests,
+            held_out["with_near_twin_elsewhere"][discipline],
+            ", ".join(
+                f"`{question_id}` ({', '.join(twin['discipline_id'] for twin in found)})"
+                for question_id, found in twins.get(discipline, {}).items()
+            ),
+        ]
+        for discipline, tests in held_out["test_questions"].items()
+    ]
+    return [
+        "#### GLAN-Test across disciplines",
+        "Dedup runs within a discipline, so a test question may have a near-duplicate (dedup's MinHash setting) in "
+        "another discipline's train split. No row is dropped for it (a discipline's rows never change when another "
+        f"is added); {held_out['total_with_near_twin_elsewhere']} test questions have one, listed here and with "
+        "their twins in stats.json (`held_out.near_twins`): leave them out of an evaluation.",
+        markdown_table(
+            ["discipline", "test questions", "with a near-twin elsewhere", "question_id (twin's discipline)"], rows
+        ),
+    ]

@@ -18,11 +18,13 @@ import huggingface_hub
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
+import yaml
 from datasets.exceptions import DatasetNotFoundError
 from huggingface_hub.errors import HfHubHTTPError
 
 from ..config.settings import Benchmark, Decontamination
 from ..errors import UserError
+from ..project import SHIPPED_TAXONOMY
 from .decontaminate import BenchmarkIndex, index_benchmark
 
 _WHERE = "generation.quality.decontamination.benchmarks"
@@ -40,6 +42,12 @@ def load_benchmarks(settings: Decontamination) -> list[BenchmarkIndex]:
     if on_the_hub and not datasets.config.HF_HUB_OFFLINE:
         _check_hub_reachable(on_the_hub)
     return [load_benchmark(benchmark, settings.ngram, settings.min_words) for benchmark in settings.benchmarks]
+
+
+def shipped_benchmark_names() -> list[str]:
+    """The benchmarks glan's shipped taxonomy checks: a run that leaves one out names it as unchecked."""
+    generation = yaml.safe_load(SHIPPED_TAXONOMY.read_text(encoding="utf-8"))["generation"]
+    return [benchmark["name"] for benchmark in generation["quality"]["decontamination"]["benchmarks"]]
 
 
 def load_benchmark(benchmark: Benchmark, ngram: int = 13, min_words: int = 8) -> BenchmarkIndex:

@@ -11,6 +11,8 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 
+from ..config.settings import Decontamination
+from .decontaminate import SIDES, BenchmarkIndex
 from .report import QualityReport
 
 # Lower edges of the word-count histogram; the last bin is open. Fixed so that versions compare.
@@ -86,6 +88,45 @@ class ConfigStats:
 def build_stats(configs: dict[str, ConfigStats], quality_report: QualityReport) -> dict:
     """JSON-ready stats: for each config (or config/split) its rows, groupings and lengths; then the quality counts."""
     return {"configs": {name: stats.to_dict() for name, stats in configs.items()}, "quality": quality_report.to_dict()}
+
+
+def decontamination_stats(
+    settings: Decontamination, benchmarks: list[BenchmarkIndex], report: QualityReport, shipped: list[str]
+) -> dict:
+    """What decontamination checked: each benchmark as configured, the items its index holds, and its hits per
+    side summed over the units; `unchecked`, the names of the shipped list (`shipped`) the run does not check."""
+    indexes = {index.name: index for index in benchmarks}
+    checked = [
+        {
+            "name": benchmark.name,
+            "source": f"{benchmark.dataset}@{benchmark.revision}" if benchmark.dataset else benchmark.path,
+            "configs": benchmark.configs,
+            "splits": benchmark.splits,
+            "text_columns": benchmark.text_columns,
+            "items": indexes[benchmark.name].items,
+            "too_short": indexes[benchmark.name].too_short,
+            "hits": {**dict.fromkeys(SIDES, 0), **report.benchmark_hits.get(benchmark.name, {})},
+        }
+        for benchmark in settings.benchmarks
+    ]
+    names = {benchmark.name for benchmark in settings.benchmarks}
+    return {
+        "ngram": settings.ngram,
+        "min_words": settings.min_words,
+        "benchmarks": checked,
+        "unchecked": [name for name in shipped if name not in names],
+    }
+
+
+def held_out_stats(test_questions: dict[str, int], twins: dict[str, dict[str, list[dict[str, str]]]]) -> dict:
+    """Per discipline, its test questions and those with a near-twin in another discipline's train split
+    (builder/quality/held_out.py), with the twins of each."""
+    return {
+        "test_questions": test_questions,
+        "with_near_twin_elsewhere": {discipline: len(twins.get(discipline, {})) for discipline in test_questions},
+        "total_with_near_twin_elsewhere": sum(map(len, twins.values())),
+        "near_twins": twins,
+    }
 
 
 def word_length_summary(lengths: Counter) -> dict:

@@ -1,7 +1,7 @@
 """A discipline's quality chain, as small steps that each count what they drop (datatrove's filters are the
 model): questions are deduplicated then decontaminated before any answer is paid for; answers are then
-filtered. Every step sees one discipline's rows only, so a discipline added later never drops a row of
-another.
+filtered and decontaminated in turn. Every step sees one discipline's rows only, so a discipline added later
+never drops a row of another.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Callable, Iterable
 from operator import itemgetter
 
-from .decontaminate import BenchmarkIndex, decontaminate
+from .decontaminate import BenchmarkIndex, decontaminate, pair_texts
 from .dedup import deduplicate_in_slices
 from .filters import ANSWER_DROP_REASONS, answer_drop_reason
 from .report import QualityReport
@@ -60,16 +60,16 @@ class Deduplicate(QualityStep):
 
 
 class Decontaminate(QualityStep):
-    """Rows sharing words with a benchmark item (decontaminate.py) are dropped, with hits counted per benchmark.
-    Before the answers stage a row has its question only, so only questions are checked here."""
+    """Rows sharing words with a benchmark item (decontaminate.py) are dropped as `contaminated`, with hits counted
+    per benchmark and side. `texts_of` gives the sides a row is checked on: a question row before answering (a
+    dropped question costs no answer), the answer of a pair after it (its question passed already)."""
 
-    def __init__(self, benchmarks: list[BenchmarkIndex]):
-        self.benchmarks = benchmarks
+    def __init__(self, benchmarks: list[BenchmarkIndex], texts_of: Callable[[dict], dict[str, str]] = pair_texts):
+        self.benchmarks, self.texts_of = benchmarks, texts_of
 
     def __call__(self, rows, report):
-        result = decontaminate(rows, self.benchmarks)
-        for name, hits in result.hits_per_benchmark.items():
-            report.benchmark_hits[name] = report.benchmark_hits.get(name, 0) + hits
+        result = decontaminate(rows, self.benchmarks, self.texts_of)
+        report.record_hits(result.hits)
         report.record("contaminated", [drop.row for drop in result.dropped])
         return result.kept
 

@@ -2,7 +2,7 @@ import asyncio
 
 from datasets import Features, List, Value
 
-from ..quality import AnswerFilter, held_out_ids
+from ..quality import AnswerFilter, Decontaminate, held_out_ids
 from ..schemas import PROVENANCE, SAMPLED, SUBJECT, answer_model
 from .base import Output, Stage, subject_lineage
 
@@ -49,14 +49,18 @@ class Answers(Stage):
         ]
 
     async def finish(self, rows, failed, benchmarks, report):
-        return await asyncio.to_thread(self._splits, rows, failed, report)
+        return await asyncio.to_thread(self._splits, rows, failed, benchmarks, report)
 
-    def _splits(self, rows, failed, report):
-        """The answered questions that pass the answer filters, split into train and the held-out test split."""
+    def _splits(self, rows, failed, benchmarks, report):
+        """The answered questions that pass the answer filters and whose answer shares no words with a benchmark
+        (the whole pair is then checked: its question was before answering), split into train and the held-out
+        test split."""
         quality = self.ctx.settings.quality
         for reason in ("truncated", "empty"):  # answers the engine gave up on
             report.record(reason, [item for item, failure in failed if failure == reason])
-        rows = AnswerFilter(quality.answer_filters, answer_of=lambda row: row["messages"][1]["content"])(rows, report)
+        rows = AnswerFilter(quality.answer_filters, answer_of=_answer)(rows, report)
+        if benchmarks:
+            rows = Decontaminate(benchmarks, texts_of=lambda row: {"answer": _answer(row)})(rows, report)
         test_ids = held_out_ids(rows, per_discipline=quality.test_split.per_discipline)
         return {
             "train": [row for row in rows if row["question_id"] not in test_ids],
@@ -67,3 +71,7 @@ class Answers(Stage):
     def texts(row):
         """An instruction keeps its question and answer in `messages`."""
         return {"question": row["messages"][0]["content"], "answer": row["messages"][1]["content"]}
+
+
+def _answer(row: dict) -> str:
+    return row["messages"][1]["content"]

@@ -4,7 +4,9 @@ A unit is keyed by a fingerprint of everything that decides its rows: the discip
 the resolved generation settings, each stage's model, sampling params, prompt and output schema, the
 benchmarks it is decontaminated against, and glan's row format. Its files live in
 `<work dir>/units/<discipline_id>/<fingerprint>/`: one parquet file per config and split, `unit.json`
-(rows, Arrow bytes, sha256 and stats per file; requests and failures per stage) and `failures.jsonl`. A build
+(rows, Arrow bytes, sha256 and stats per file; what the quality steps dropped and the benchmark hits per side;
+requests and failures per stage), `failures.jsonl`, and the near-duplicate figures of its instructions' questions
+(`near_twins.parquet`: the held-out split is checked across disciplines from them, builder/quality/held_out.py). A build
 that finds a complete unit for a fingerprint does not touch that discipline: no cache replay, no parsing,
 no dedup. A unit that was interrupted resumes per request from the cache.
 """
@@ -24,17 +26,21 @@ import pyarrow.parquet as pq
 
 from ..llm.attempts import schema_of
 from ..plan import Run
-from ..quality import BenchmarkIndex, ConfigStats, QualityReport, load_benchmarks
-from ..stages import FEATURES, STAGE_NAMES, TEXTS
+from ..quality import BenchmarkIndex, ConfigStats, QualityReport, near_twin_figures
+from ..stages import DEFAULT_CONFIG, FEATURES, STAGE_NAMES, TEXTS
 from ..taxonomy import DisciplineRef
 
 # Bump when a row's columns or how they are derived change, or what unit.json records: every unit is then
 # rebuilt (from the cache). 2: files record their Arrow bytes. 3: a text field holding a control character fails
-# its attempt (builder/llm/free_text.py), so a row of an older unit may no longer stand.
-ROW_FORMAT = 3
+# its attempt (builder/llm/free_text.py), so a row of an older unit may no longer stand. 4: answers are decontaminated
+# too, unit.json counts benchmark hits per side, and a unit keeps its questions' near-duplicate figures
+# (NEAR_TWINS_FILE) for the held-out split's check across disciplines.
+ROW_FORMAT = 4
 UNITS = "units"
 UNIT_FILE = "unit.json"
 FAILURES_FILE = "failures.jsonl"
+# The near-duplicate figures of the unit's instructions' questions, per split (builder/quality/held_out.py).
+NEAR_TWINS_FILE = "near_twins.parquet"
 # Settings that decide how requests travel, not what they return: left out of the fingerprint.
 _ROUTING_KEYS = {
     "model",
@@ -66,6 +72,12 @@ class UnitFiles:
     def path(self, config: str, split: str) -> Path:
         return self.directory / self.files[config][split]["file"]
 
+    @property
+    def near_twins(self) -> Path | None:
+        """Its questions' near-duplicate figures, when it made instructions."""
+        path = self.directory / NEAR_TWINS_FILE
+        return path if path.is_file() else None
+
     def to_json(self) -> dict:
         return {key: value for key, value in self.__dict__.items() if key != "directory"}
 
@@ -82,11 +94,11 @@ def request_outcomes(units: list[UnitFiles]) -> dict[str, dict[str, int]]:
 
 class UnitStore:
     """The units of one run in its work dir: where they live, which are complete, and writing one atomically.
-    Benchmarks are read once here, for every unit's decontamination and fingerprint."""
+    `benchmarks` are the run's, read once in preflight, for every unit's decontamination and fingerprint."""
 
-    def __init__(self, run: Run):
+    def __init__(self, run: Run, benchmarks: list[BenchmarkIndex]):
         self.run = run
-        self.benchmarks = load_benchmarks(run.generation.quality.decontamination)
+        self.benchmarks = benchmarks
         self.root = run.work_dir / UNITS
         self.run_fingerprint = _run_fingerprint(run, self.benchmarks)
 
@@ -129,6 +141,16 @@ class UnitStore:
                     "arrow_bytes": table.nbytes,
                     "sha256": hashlib.sha256(data).hexdigest(),
                 }
+        if DEFAULT_CONFIG in result.rows:
+            dedup = self.run.generation.quality.dedup
+            questions = {
+                split: [(row["question_id"], TEXTS[DEFAULT_CONFIG](row)["question"]) for row in rows]
+                for split, rows in result.rows[DEFAULT_CONFIG].items()
+            }
+            figures = near_twin_figures(
+                questions, threshold=dedup.threshold, num_perm=dedup.num_perm, shingle_words=dedup.shingle_words
+            )
+            pq.write_table(figures, staging / NEAR_TWINS_FILE)
         with open(staging / FAILURES_FILE, "w") as out:
             out.writelines(json.dumps(failure, ensure_ascii=False) + "\n" for failure in result.failures)
         unit = UnitFiles(

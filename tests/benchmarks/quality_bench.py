@@ -10,6 +10,11 @@
 3. The question chain of a build (exact and near dedup, then decontamination) over 20,000 questions in 100
    disciplines, with planted near-duplicates and contaminated questions: wall time and recall.
 
+4. The held-out split across disciplines (`... quality_bench held-out`, in a process of its own for its peak RSS):
+   the near-twin figures of a unit of the paper's size (45,000 train questions, 50 test), their file's size, and
+   the check of every discipline's test questions against every other's train split over 100 such units, with
+   near-twins planted in one unit (10 of the test questions, one word changed): time and recall.
+
 Targets: index under 30 s, decontamination under 10 s per 10,000 pairs, peak RSS under 1 GB. The data is seeded.
 """
 
@@ -19,10 +24,23 @@ import asyncio
 import hashlib
 import random
 import resource
+import sys
+import tempfile
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
-from glan.quality import QualityReport, decontaminate, index_benchmark, question_steps, run_steps
+import pyarrow.parquet as pq
+
+from glan.quality import (
+    QualityReport,
+    cross_discipline_twins,
+    decontaminate,
+    index_benchmark,
+    near_twin_figures,
+    question_steps,
+    run_steps,
+)
 from glan.quality.dedup import shingles
 from glan.quality.text import normalize
 
@@ -43,6 +61,7 @@ PLANTED_PER_SIDE = 100  # per side: half a 13-word run of a long item, half a wh
 QUESTIONS, NEAR_DUPLICATE_SHARE, CONTAMINATED, EXACT_DUPLICATES, DISCIPLINES, THRESHOLD = \
     20_000, 0.05, 200, 100, 100, 0.8
 NGRAM, MIN_WORDS = 13, 8
+UNIT_TRAIN, UNIT_TEST, UNITS, PLANTED_TWINS = 45_000, 50, 100, 10
 
 
 def jaccard(first: frozenset, second: frozenset) -> float:
@@ -232,5 +251,36 @@ def main() -> None:
     print(f"peak RSS {peak_rss_mb():.0f} MB")
 
 
+def held_out(writer: Writer) -> None:
+    """Scenario 4: one unit's figures, then the check over UNITS units. Every unit holds the same questions (the
+    check's work does not depend on their text) but for the last, whose train split holds near-twins of the first
+    PLANTED_TWINS test questions: each other unit's test questions then have those twins there."""
+    train = [(f"train-{n}", writer.text(*QUESTION_WORDS)) for n in range(UNIT_TRAIN)]
+    test = [(f"test-{n}", writer.text(*QUESTION_WORDS)) for n in range(UNIT_TEST)]
+    settings = {"threshold": THRESHOLD, "num_perm": 128, "shingle_words": 1}
+    timer = Timer()
+    with timer:
+        figures = near_twin_figures({"train": train, "test": test}, **settings)
+    twins = [(f"twin-{n}", text.rsplit(" ", 1)[0] + " planted") for n, (_, text) in enumerate(test[:PLANTED_TWINS])]
+    planted = near_twin_figures({"train": train[PLANTED_TWINS:] + twins, "test": test}, **settings)
+    with tempfile.TemporaryDirectory() as folder:
+        ordinary, special = Path(folder) / "ordinary.parquet", Path(folder) / "planted.parquet"
+        pq.write_table(figures, ordinary)
+        pq.write_table(planted, special)
+        size = ordinary.stat().st_size
+        print(f"4. near-twin figures of a unit of {UNIT_TRAIN:,} train and {UNIT_TEST} test questions: {timer}; "
+              f"{size / 2**20:.1f} MB on disk ({size / (UNIT_TRAIN + UNIT_TEST):.0f} bytes a question)")
+        units = [(f"d{n:03}", ordinary) for n in range(UNITS - 1)] + [(f"d{UNITS - 1:03}", special)]
+        timer = Timer()
+        with timer:
+            found = cross_discipline_twins(units, THRESHOLD)
+    reported = sum(map(len, found.values()))
+    print(f"   the check over {UNITS} units: {timer}; test questions with a twin elsewhere {reported} "
+          f"(planted {PLANTED_TWINS * (UNITS - 1)}); peak RSS {peak_rss_mb():.0f} MB")
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["held-out"]:
+        held_out(Writer(random.Random(2402)))
+    else:
+        main()
