@@ -26,14 +26,16 @@ from .quality import (
     ConfigStats,
     QualityReport,
     build_stats,
-    cross_discipline_twins,
     decontamination_stats,
     held_out_stats,
+    remembered_twins,
     shipped_benchmark_names,
 )
 from .stages import CONFIGS, DEFAULT_CONFIG, STAGES, depth_of
 from .unit.store import FAILURES_FILE, UnitFiles, UnitStore, request_outcomes
 from .workdir import exclusive, folder_held
+
+HELD_OUT_MEMO = "held_out.json"  # the last build's cross-discipline twins (builder/quality/held_out.py)
 
 
 @dataclass
@@ -207,8 +209,10 @@ def merged_stats(units: list[UnitFiles], configs: list[str], run: Run, benchmark
     )
     if DEFAULT_CONFIG in configs:
         figures = {unit.discipline_id: (unit, path) for unit in units if (path := unit.near_twins)}
-        twins = cross_discipline_twins(
-            [(discipline_id, path) for discipline_id, (_, path) in figures.items()], settings.dedup.threshold
+        twins = remembered_twins(
+            [(discipline_id, path) for discipline_id, (_, path) in figures.items()],
+            settings.dedup.threshold,
+            run.work_dir / HELD_OUT_MEMO,
         )
         test_questions = {
             discipline_id: unit.files.get(DEFAULT_CONFIG, {}).get("test", {}).get("rows", 0)

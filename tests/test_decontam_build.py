@@ -272,6 +272,30 @@ def test_a_test_question_with_a_near_twin_in_another_disciplines_train_split_is_
     assert alone["near_twins"] == {} and alone["total_with_near_twin_elsewhere"] == 0
 
 
+def test_a_rebuild_that_changes_no_unit_reads_the_held_out_check_it_remembered(tmp_path, monkeypatch):
+    import glan.quality.held_out as held_out
+
+    checks = []
+    check = held_out.cross_discipline_twins
+    monkeypatch.setattr(held_out, "cross_discipline_twins", lambda *args: checks.append(args) or check(*args))
+    taxonomy = project(tmp_path / "project", twins={"questions": {**SMOKE["questions"], "per_subject": 3}})
+
+    def build(out: str) -> dict:
+        code, _, err = glan("build", "--taxonomy", taxonomy, "--preset", "twins", "--disciplines",
+                            "Organic Chemistry,Linear Algebra", "--model", "test-model", "--base-url", server.base_url,
+                            "--out", tmp_path / out, "--work-dir", tmp_path / ".glan")
+        assert code == 0, err
+        return json.loads((tmp_path / out / "stats.json").read_text())["held_out"]
+
+    with start_openai_server(question_pool=TWIN_POOL) as server:
+        first = build("first")
+        assert first["total_with_near_twin_elsewhere"] > 0 and len(checks) == 1
+        assert build("again") == first and len(checks) == 1  # nothing changed: remembered
+        (tmp_path / ".glan" / "held_out.json").write_text('{"key": "')  # a memo that cannot be read
+        assert build("checked") == first and len(checks) == 2  # computed again
+        assert build("remembered") == first and len(checks) == 2
+
+
 # -- preflight ------------------------------------------------------------------------------------------------
 
 

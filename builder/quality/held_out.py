@@ -16,6 +16,9 @@ a discipline), then one unit's train figures at a time, so no row is read back a
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -109,6 +112,26 @@ def cross_discipline_twins(
             {"discipline_id": other, "question_id": question_id}
         )
     return {discipline_id: found[discipline_id] for discipline_id in sorted(found)}
+
+
+def remembered_twins(units: list[tuple[str, Path]], threshold: float, memo: Path) -> dict:
+    """`cross_discipline_twins`, remembered in `memo` (a file in the work dir) for the same figures files: a rebuild
+    that changes no unit reads that one file instead of every unit's figures (0.2 s of CPU a unit). A unit's files
+    never change in place (a rebuilt unit writes new ones), so their names, sizes and times identify them; a memo
+    that does not match or cannot be read is computed again."""
+    files = [(discipline_id, str(path), path.stat().st_size, path.stat().st_mtime_ns) for discipline_id, path in units]
+    key = hashlib.sha256(json.dumps([threshold, sorted(files)]).encode()).hexdigest()
+    try:
+        remembered = json.loads(memo.read_text())
+        if remembered["key"] == key:
+            return remembered["twins"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    twins = cross_discipline_twins(units, threshold)
+    partial = memo.with_name(memo.name + ".partial")
+    partial.write_text(json.dumps({"key": key, "twins": twins}))
+    os.replace(partial, memo)
+    return twins
 
 
 def _candidates(test_keys: np.ndarray, train_keys: np.ndarray) -> list[tuple[int, int]]:
