@@ -43,6 +43,19 @@ GlanConfig = make_dataclass(
 
 
 class Glan(datasets.ArrowBasedBuilder):
+    """GLAN as a `datasets` builder: `config_name` is one config (taxonomy, subjects, syllabi, questions or
+    instructions, the default); every other keyword is a setting of a run (glan.config.run.RunSettings: taxonomy,
+    preset, disciplines as a tuple of names or ids, model, base_url, work_dir, pairs, overrides, ...).
+    `download_and_prepare()` runs the discipline units that are missing (LLM requests, cached in `work_dir`) and
+    reads their parquet files; `as_dataset(split)` returns them. It works inside a running event loop (a Jupyter
+    cell): the units then run on a loop of their own in a worker thread. With no endpoint configured, nothing is
+    sent unless `local_model` names an embedded model. For a dataset folder to publish, use `glan.build()`.
+
+        builder = Glan(config_name="instructions", taxonomy="taxonomy.yaml", preset="smoke", model="gpt-4o-mini")
+        builder.download_and_prepare()
+        pairs = builder.as_dataset("train")
+    """
+
     BUILDER_CONFIG_CLASS = GlanConfig
     BUILDER_CONFIGS = [GlanConfig(name=name) for name in CONFIGS]
     DEFAULT_CONFIG_NAME = DEFAULT_CONFIG

@@ -14,7 +14,7 @@ def _override(text: str):
     try:
         return parse_override(text)
     except OverrideError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+        raise argparse.ArgumentTypeError(str(error).removeprefix("--set: ")) from None
 
 
 def sizing_flags() -> argparse.ArgumentParser:
@@ -57,7 +57,7 @@ def sizing(args) -> dict:
 
 def terminal_confirm():
     """Asks on the terminal whether a large build may start; None off a terminal (then only --yes starts it)."""
-    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+    if not sys.stdin.isatty():
         return None
 
     def ask(estimate, reason: str) -> bool:
