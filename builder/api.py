@@ -194,8 +194,16 @@ def _configs(configs: str | Iterable[str] | None) -> list[str]:
 
 
 # A flag in a message, as a Python caller passes it.
-_KEYWORDS = {"--yes": "yes=True", "--batch": "batch=True", "--set": "overrides=", "--price": "prices="}
-_FLAG = re.compile(r"--([a-z][a-z-]*[a-z])")
+_KEYWORDS = {
+    "--yes": "yes=True",
+    "--batch": "batch=True",
+    "--set": "overrides=",
+    "--price": "prices=",
+    "--pairs N": "pairs=N",
+}
+_FLAG = re.compile(
+    "|".join(re.escape(flag) for flag in sorted(_KEYWORDS, key=len, reverse=True)) + r"|--([a-z][a-z-]*[a-z])"
+)
 
 
 def _worded_for_the_caller(call: Callable[[], Any]) -> Any:
@@ -206,7 +214,7 @@ def _worded_for_the_caller(call: Callable[[], Any]) -> Any:
         if error.args and isinstance(error.args[0], str):
             error.args = (
                 _FLAG.sub(
-                    lambda flag: _KEYWORDS.get(flag.group(0), flag.group(1).replace("-", "_") + "="), error.args[0]
+                    lambda flag: _KEYWORDS.get(flag.group(0)) or flag.group(1).replace("-", "_") + "=", error.args[0]
                 ),
                 *error.args[1:],
             )

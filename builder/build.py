@@ -74,7 +74,7 @@ class BuildResult:
     """What a build made and spent. A build that stopped early (a budget, too many failures) is not complete: its
     `folder` is `<out>.incomplete`, and `stop_reason` says why."""
 
-    folder: Path  # the dataset folder written
+    folder: Path  # the dataset folder written, absolute
     complete: bool
     rows: dict[str, dict[str, int]]  # config -> split -> rows written
     usage: dict[str, Usage]  # stage -> requests, cache hits, tokens and cost of this build
@@ -130,7 +130,7 @@ def build(run: Run, out: Path, configs: list[str]) -> BuildResult:
         write_run_report(units)
     print(summary(units, configs, stats), file=sys.stderr)
     result = BuildResult(
-        incomplete_folder(out) if stopped else out,
+        (incomplete_folder(out) if stopped else out).absolute(),
         not stopped,
         {
             config: {
