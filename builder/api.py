@@ -40,8 +40,10 @@ __all__ = [
     "aestimate",
     "build",
     "build_run",
+    "check_size",
     "estimate",
     "estimate_run",
+    "worded_for_the_caller",
 ]
 
 # Asks the user whether a large build may start, given its estimate and why it needs asking; True: start it.
@@ -64,7 +66,7 @@ def estimate(
     the requests (cached and to send), tokens and cost, and the train and test pairs it would yield.
 
     `settings` are build()'s, but for `out`, `yes` and `confirm`."""
-    return _worded_for_the_caller(lambda: estimate_run(run_settings(taxonomy, **settings), _configs(configs)))
+    return worded_for_the_caller(lambda: estimate_run(run_settings(taxonomy, **settings), _configs(configs)))
 
 
 def build(
@@ -92,7 +94,7 @@ def build(
     `yes=True`, or when `confirm(estimate, reason)` returns True; otherwise it raises ConfirmationNeeded and sends
     nothing. A build that a budget or too many failures stopped returns with `complete` False and `stop_reason`;
     bad input raises a UserError."""
-    return _worded_for_the_caller(
+    return worded_for_the_caller(
         lambda: build_run(run_settings(taxonomy, **settings), Path(out), _configs(configs), yes=yes, confirm=confirm)
     )
 
@@ -119,7 +121,7 @@ def build_run(
 ) -> BuildResult:
     """The build `settings` ask for (`glan build`), once its size is confirmed (see build())."""
     run = planned(settings)
-    _check_size(run, configs, yes, confirm)
+    check_size(run, configs, yes, confirm)
     with serving(run) as served:
         return build_folder(served, out, configs)
 
@@ -136,9 +138,16 @@ def planned(settings: RunSettings) -> Run:
     return run
 
 
-def _check_size(run: Run, configs: list[str], yes: bool, confirm: Confirm | None) -> None:
-    """Raises ConfirmationNeeded for a build above the thresholds that the user has not agreed to. The bound
-    without replaying the cache is checked first: a build it keeps under the thresholds replays nothing twice."""
+def check_size(
+    run: Run,
+    configs: list[str],
+    yes: bool = False,
+    confirm: Confirm | None = None,
+    agree: str = "Pass --yes to start it",
+) -> None:
+    """Raises ConfirmationNeeded for a build above the thresholds that the user has not agreed to (`agree` says how
+    to agree, when there is a way). The bound without replaying the cache is checked first: a build it keeps under
+    the thresholds replays nothing twice."""
     if estimate_folder(run, configs, replay=False).confirmation_reason() is None:
         return
     estimate = estimate_folder(run, configs)
@@ -151,8 +160,8 @@ def _check_size(run: Run, configs: list[str], yes: bool, confirm: Confirm | None
         return
     if confirm is None:
         raise ConfirmationNeeded(
-            f"not started: {reason} (the estimate is above). Pass --yes to start it, --pairs N to size it to about "
-            "N train pairs, or raise generation.limits.confirm_above_requests and confirm_above_usd.",
+            f"not started: {reason} (the estimate is above). {agree}{', ' if agree else 'Pass '}--pairs N to size it "
+            "to about N train pairs, or raise generation.limits.confirm_above_requests and confirm_above_usd.",
             estimate,
         )
     if not confirm(estimate, reason):
@@ -206,7 +215,7 @@ _FLAG = re.compile(
 )
 
 
-def _worded_for_the_caller(call: Callable[[], Any]) -> Any:
+def worded_for_the_caller(call: Callable[[], Any]) -> Any:
     """`call()`, its UserError's message naming keyword arguments where it names flags."""
     try:
         return call()

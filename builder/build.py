@@ -87,6 +87,10 @@ class BuildResult:
         """Rows per split of the instructions config: the pairs trainers load."""
         return self.rows.get(DEFAULT_CONFIG, {})
 
+    def to_dict(self) -> dict:
+        """The result as JSON-able data."""
+        return {**asdict(self), "folder": str(self.folder)}
+
 
 def build(run: Run, out: Path, configs: list[str]) -> BuildResult:
     """Runs the missing units and writes the folder; `complete` is False when the budget or too many failures

@@ -126,3 +126,16 @@ def test_the_worked_example_of_docs_api_md_runs(openai_server, project, monkeypa
     assert "not started: it would send about" in out and "Pass yes=True" in out
     assert "disciplines=: no discipline named calculuz" in out
     assert (project / "dist" / "glan_manifest.json").is_file()
+
+
+def test_glan_the_datasets_builder_asks_no_paper_sized_run_by_accident(openai_server, project):
+    from glan_dataset import Glan
+
+    builder = Glan(config_name="instructions", taxonomy="taxonomy.yaml", model="test-model",
+                   base_url=openai_server.base_url, progress=False, cache_dir=str(project / "hf"))
+    with pytest.raises(glan.ConfirmationNeeded) as refused:
+        builder.download_and_prepare()
+    assert re.fullmatch(r"not started: it would send about [\d,]+ requests, more than limits\.confirm_above_requests "
+                        r"\(10,000\) \(the estimate is above\)\. Pass pairs=N to size it to about N train pairs, or "
+                        r"raise generation\.limits\.confirm_above_requests and confirm_above_usd\.", str(refused.value))
+    assert openai_server.log() == []
