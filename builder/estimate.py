@@ -22,7 +22,7 @@ from .llm.cache import Cache
 from .plan import Run
 from .prompts import prompt_path
 from .publish.card import check_card_template
-from .stages import STAGES, depth_of
+from .stages import CONFIGS, DEFAULT_CONFIG, STAGES, depth_of
 from .unit.store import UnitStore
 
 CHARS_PER_TOKEN = 4
@@ -164,12 +164,13 @@ def estimate(run: Run, configs: list[str], *, replay: bool = True) -> Estimate:
             replays[stage.name].planned += usage.succeeded + usage.failed + usage.skipped
             replays[stage.name].answered += usage.succeeded + usage.failed
             replays[stage.name].prompt_chars += usage.prompt_chars
-        observed = {name: (replay.answered, replay.rows) for name, replay in replays.items()}
+        observed = {name: (replayed.answered, replayed.rows) for name, replayed in replays.items()}
         stage_estimates = [
             _stage_estimate(run, engine.cache, stage, replays[stage], requests)
             for stage, requests in run.expected_requests(depth, observed).items()
         ]
-    train, test = run.expected_pairs(observed) if depth == len(STAGES) else (0.0, 0.0)
+    # The pairs are the instructions config's: none when the build stops before it.
+    train, test = run.expected_pairs(observed) if depth >= CONFIGS.index(DEFAULT_CONFIG) else (0.0, 0.0)
     return Estimate(
         stage_estimates,
         train,

@@ -139,3 +139,43 @@ def test_glan_the_datasets_builder_asks_no_paper_sized_run_by_accident(openai_se
                         r"\(10,000\) \(the estimate is above\)\. Pass pairs=N to size it to about N train pairs, or "
                         r"raise generation\.limits\.confirm_above_requests and confirm_above_usd\.", str(refused.value))
     assert openai_server.log() == []
+
+
+INTERRUPTED_CELL = """
+import asyncio, os, signal, threading
+from glan.llm import loop
+
+started, cancelled = threading.Event(), []
+
+async def build():  # stands for a build's coroutine, waiting on its endpoint
+    started.set()
+    try:
+        await asyncio.sleep(3600)
+    except asyncio.CancelledError:
+        cancelled.append(True)
+        raise
+
+def interrupt():  # what Jupyter's "interrupt the kernel" does
+    started.wait()
+    os.kill(os.getpid(), signal.SIGINT)
+
+async def cell():
+    threading.Thread(target=interrupt).start()
+    try:
+        loop.run(build())
+    except KeyboardInterrupt:
+        print("interrupted; the build was cancelled:", cancelled == [True])
+
+asyncio.new_event_loop().run_until_complete(cell())  # a loop with Python's own SIGINT handling, as a kernel has
+"""
+
+
+def test_an_interrupt_in_a_notebook_cancels_the_build_it_waits_for():
+    import subprocess
+    import sys
+
+    from tests.helpers import PATIENCE_S
+
+    done = subprocess.run([sys.executable, "-c", INTERRUPTED_CELL], capture_output=True, text=True, cwd=REPO,
+                          timeout=PATIENCE_S)
+    assert (done.returncode, done.stdout) == (0, "interrupted; the build was cancelled: True\n"), done.stderr

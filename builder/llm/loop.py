@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import threading
 from collections.abc import Callable, Coroutine
@@ -43,7 +44,9 @@ def run(coroutine: Coroutine):
 
 
 def _run_in_a_thread(coroutine: Coroutine):
-    started = threading.Event()
+    # Waited on as events, not with Thread.join: a join that an interrupt cuts short may return at once the next
+    # time, before the thread has ended (Python up to 3.12).
+    started, finished = threading.Event(), threading.Event()
     outcome: dict[str, Any] = {}
 
     async def main():
@@ -58,16 +61,17 @@ def _run_in_a_thread(coroutine: Coroutine):
             outcome["error"] = error
         finally:
             started.set()
+            finished.set()
 
-    thread = threading.Thread(target=target, name="glan-event-loop", daemon=True)
-    thread.start()
+    threading.Thread(target=target, name="glan-event-loop", daemon=True).start()
     try:
-        thread.join()
+        finished.wait()
     except KeyboardInterrupt:
         started.wait()
-        if "task" in outcome:
-            outcome["loop"].call_soon_threadsafe(outcome["task"].cancel)
-        thread.join()
+        if "task" in outcome and not finished.is_set():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: the coroutine has ended
+                outcome["loop"].call_soon_threadsafe(outcome["task"].cancel)
+        finished.wait()
         raise
     if "error" in outcome:
         raise outcome["error"]
