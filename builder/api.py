@@ -148,10 +148,10 @@ def check_size(
     """Raises ConfirmationNeeded for a build above the thresholds that the user has not agreed to (`agree` says how
     to agree, when there is a way). The bound without replaying the cache is checked first: a build it keeps under
     the thresholds replays nothing twice."""
-    if estimate_folder(run, configs, replay=False).confirmation_reason() is None:
+    if estimate_folder(run, configs, replay=False).confirmation_reason(run.budget) is None:
         return
     estimate = estimate_folder(run, configs)
-    reason = estimate.confirmation_reason()
+    reason = estimate.confirmation_reason(run.budget)
     if reason is None:
         return
     print(format_estimate(estimate), file=sys.stderr)

@@ -9,6 +9,7 @@ stage's max_tokens, an upper bound.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
@@ -17,7 +18,7 @@ from .execute.engine import engine_for
 from .execute.local import drive_units
 from .execute.progress import Progress
 from .llm import loop
-from .llm.accounting import Accounting
+from .llm.accounting import Accounting, Budget
 from .llm.cache import Cache
 from .plan import Run
 from .prompts import prompt_path
@@ -88,15 +89,18 @@ class Estimate:
         """The models of stages with requests to send and no price."""
         return sorted({stage.model for stage in self.stages if not stage.priced and stage.to_send})
 
-    def confirmation_reason(self) -> str | None:
+    def confirmation_reason(self, budget: Budget | None = None) -> str | None:
         """Why this build needs the user's word before it starts (requests or USD above generation.limits'
-        confirm_above_*), or None."""
-        if self.to_send > self.confirm_above_requests:
+        confirm_above_*), or None. A budget (--max-requests, --max-cost) within the thresholds is that word: the
+        build stops there."""
+        most_requests = budget.max_requests if budget and budget.max_requests else math.inf
+        most_cost = budget.max_cost if budget and budget.max_cost else math.inf
+        if self.to_send > self.confirm_above_requests and most_requests > self.confirm_above_requests:
             return (
                 f"it would send about {self.to_send:,.0f} requests, more than limits.confirm_above_requests "
                 f"({self.confirm_above_requests:,})"
             )
-        if self.cost > self.confirm_above_usd:
+        if self.cost > self.confirm_above_usd and most_cost > self.confirm_above_usd:
             return (
                 f"it could cost up to {self.cost:,.2f} USD, more than limits.confirm_above_usd "
                 f"({self.confirm_above_usd:g})"
@@ -131,8 +135,8 @@ class _Replay:
 
 def estimate(run: Run, configs: list[str], *, replay: bool = True) -> Estimate:
     """The estimate of `glan build` with the same run and configs. Writes nothing, not even the work dir.
-    `replay=False` skips replaying the cache of units not complete yet: their requests all count as to send, an
-    upper bound that costs no replay (a build checks it first: api.py)."""
+    `replay=False` opens no cache: the requests of units not complete yet all count as to send, and tokens are
+    the templates' lengths and max_tokens, a bound that costs no replay (a build checks it first: api.py)."""
     preflight.check_templates(run)
     check_card_template(run, configs)
     store, depth = UnitStore(run), depth_of(configs)
@@ -154,21 +158,27 @@ def estimate(run: Run, configs: list[str], *, replay: bool = True) -> Estimate:
         for stage in stages:
             replays[stage.name].rows += sum(len(rows) for rows in result.rows.get(stage.config, {}).values())
 
-    # Offline: every request missing from the cache comes back skipped, none is sent.
-    with engine_for(run, offline=True) as engine:
-        accounting = engine.accounting
-        if replay:
-            loop.run(drive_units(run, engine, missing, depth, store.benchmarks, tally, Progress(0, accounting, False)))
-        for stage in stages:
-            usage = accounting.stage_total(stage.name)
-            replays[stage.name].planned += usage.succeeded + usage.failed + usage.skipped
-            replays[stage.name].answered += usage.succeeded + usage.failed
-            replays[stage.name].prompt_chars += usage.prompt_chars
+    if not replay:  # by the settings and the complete units alone: no cache is opened
         observed = {name: (replayed.answered, replayed.rows) for name, replayed in replays.items()}
         stage_estimates = [
-            _stage_estimate(run, engine.cache, stage, replays[stage], requests)
+            _stage_estimate(run, None, stage, replays[stage], requests)
             for stage, requests in run.expected_requests(depth, observed).items()
         ]
+    else:
+        # Offline: every request missing from the cache comes back skipped, none is sent.
+        with engine_for(run, offline=True) as engine:
+            accounting = engine.accounting
+            loop.run(drive_units(run, engine, missing, depth, store.benchmarks, tally, Progress(0, accounting, False)))
+            for stage in stages:
+                usage = accounting.stage_total(stage.name)
+                replays[stage.name].planned += usage.succeeded + usage.failed + usage.skipped
+                replays[stage.name].answered += usage.succeeded + usage.failed
+                replays[stage.name].prompt_chars += usage.prompt_chars
+            observed = {name: (replayed.answered, replayed.rows) for name, replayed in replays.items()}
+            stage_estimates = [
+                _stage_estimate(run, engine.cache, stage, replays[stage], requests)
+                for stage, requests in run.expected_requests(depth, observed).items()
+            ]
     # The pairs are the instructions config's: none when the build stops before it.
     train, test = run.expected_pairs(observed) if depth >= CONFIGS.index(DEFAULT_CONFIG) else (0.0, 0.0)
     return Estimate(
@@ -181,13 +191,17 @@ def estimate(run: Run, configs: list[str], *, replay: bool = True) -> Estimate:
     )
 
 
-def _stage_estimate(run: Run, cache: Cache, stage: str, replay: _Replay, requests: float) -> StageEstimate:
+def _stage_estimate(run: Run, cache: Cache | None, stage: str, replay: _Replay, requests: float) -> StageEstimate:
+    """`cache`: the shared cache, whose and the unit caches' responses give the mean tokens; None: by the
+    settings alone (template lengths and max_tokens)."""
     plan = run.stages[stage]
-    sums = [cache.token_sums(stage)]
-    for path in sorted((run.work_dir / "cache").glob("*.sqlite")):
-        unit_cache = Cache(path, read_only=True)
-        sums.append(unit_cache.token_sums(stage))
-        unit_cache.close()
+    sums = []
+    if cache is not None:
+        sums.append(cache.token_sums(stage))
+        for path in sorted((run.work_dir / "cache").glob("*.sqlite")):
+            unit_cache = Cache(path, read_only=True)
+            sums.append(unit_cache.token_sums(stage))
+            unit_cache.close()
     responses = sum(count for count, _, _ in sums)
     observed = responses > 0
     if observed:  # the mean tokens of the stage's cached responses

@@ -156,3 +156,18 @@ def test_on_a_terminal_glan_asks(openai_server, tmp_path, monkeypatch, answer, s
                         "subjects")
     assert "Start this build? [y/N]" in err
     assert (code, openai_server.stats()["requests"] > 0) == ((0, True) if started else (2, False))
+
+
+def test_the_estimate_reads_a_cache_that_is_not_glans_as_damage_and_writes_nothing(openai_server, tmp_path):
+    import sqlite3
+
+    cache = tmp_path / ".glan" / "cache" / "organic-chemistry.sqlite"
+    cache.parent.mkdir(parents=True)
+    sqlite3.connect(cache).execute("CREATE TABLE other (x)").connection.commit()
+    before = snapshot(tmp_path / ".glan")
+    code, _, err = glan("estimate", "--preset", "smoke", *ONE, *endpoint(openai_server), "--work-dir",
+                        tmp_path / ".glan")
+    assert code == 2
+    assert err.splitlines()[-1].startswith(f"glan: {cache}: the response cache is damaged (no responses table: the "
+                                           "file is cut short or is not a glan cache)")
+    assert snapshot(tmp_path / ".glan") == before

@@ -157,6 +157,9 @@ class Cache:
             # NORMAL in WAL mode survives a process kill (only an OS crash may drop the last commits).
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(_SCHEMA)
+        if read_only and not self.db.execute("SELECT 1 FROM sqlite_master WHERE name='responses'").fetchone():
+            # What a writer would have made on opening; read only, a file without it is cut short or not glan's.
+            raise sqlite3.DatabaseError("no responses table: the file is cut short or is not a glan cache")
         # A cache that was empty when opened holds exactly the keys put since: a fresh unit's lookups (all
         # misses) cost no query, and a shared cache with no response costs no second lookup.
         self.has_responses = self.db.execute("SELECT 1 FROM responses LIMIT 1").fetchone() is not None
