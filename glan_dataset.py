@@ -18,6 +18,7 @@ import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from glan.api import check_size, worded_for_the_caller
 from glan.build import ensure_units
 from glan.config.run import RunSettings
 from glan.execute.serve import serving
@@ -44,6 +45,21 @@ GlanConfig = make_dataclass(
 
 
 class Glan(datasets.ArrowBasedBuilder):
+    """GLAN as a `datasets` builder: `config_name` is one config (taxonomy, subjects, syllabi, questions or
+    instructions, the default); every other keyword is a setting of a run (glan.config.run.RunSettings: taxonomy,
+    preset, disciplines as a tuple of names or ids, model, base_url, work_dir, pairs, overrides, ...).
+    `download_and_prepare()` runs the discipline units that are missing (LLM requests, cached in `work_dir`) and
+    reads their parquet files; `as_dataset(split)` returns them. It works inside a running event loop (a Jupyter
+    cell): the units then run on a loop of their own in a worker thread. With no endpoint configured, requests go
+    to OpenAI's, unless `local_model` names an embedded model. A run estimated above generation.limits'
+    confirm_above_requests or confirm_above_usd raises glan.ConfirmationNeeded before any request: size it with
+    `pairs=` or a preset, or raise the limits (`overrides=`). For a dataset folder to publish, use `glan.build()`.
+
+        builder = Glan(config_name="instructions", taxonomy="taxonomy.yaml", preset="smoke", model="gpt-4o-mini")
+        builder.download_and_prepare()
+        pairs = builder.as_dataset("train")
+    """
+
     BUILDER_CONFIG_CLASS = GlanConfig
     BUILDER_CONFIGS = [GlanConfig(name=name) for name in CONFIGS]
     DEFAULT_CONFIG_NAME = DEFAULT_CONFIG
@@ -72,6 +88,8 @@ class Glan(datasets.ArrowBasedBuilder):
     def _split_generators(self, dl_manager):
         config = self.config.name
         run = self._units.run
+        # A build above generation.limits.confirm_above_* needs a word it cannot ask for here: pairs= or the limits.
+        worded_for_the_caller(lambda: check_size(run, [config], agree=""))
         with exclusive(run.work_dir), serving(run) as served:
             units = ensure_units(served, self._units, depth_of([config]), progress=run.settings.progress)
         files: dict[str, list[str]] = {}

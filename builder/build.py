@@ -15,7 +15,7 @@ from . import preflight
 from .errors import UserError
 from .execute.base import EngineFigures, Executor
 from .execute.local import LocalExecutor
-from .llm.accounting import Accounting
+from .llm.accounting import Accounting, Usage
 from .plan import Run
 from .project import release_inputs
 from .publish.card import check_card_template, render_card
@@ -86,8 +86,32 @@ def executor_for(run: Run, store: UnitStore, progress: bool) -> Executor:
     return LocalExecutor(run, store, progress)
 
 
-def build(run: Run, out: Path, configs: list[str]) -> int:
-    """Returns the exit code: 0 done, 1 stopped by the budget or too many failures.
+@dataclass
+class BuildResult:
+    """What a build made and spent. A build that stopped early (a budget, too many failures) is not complete: its
+    `folder` is `<out>.incomplete`, and `stop_reason` says why."""
+
+    folder: Path  # the dataset folder written, absolute
+    complete: bool
+    rows: dict[str, dict[str, int]]  # config -> split -> rows written
+    usage: dict[str, Usage]  # stage -> requests, cache hits, tokens and cost of this build
+    cost: float  # USD this build spent (cached responses cost nothing again)
+    failures: int  # requests that failed after every retry
+    stop_reason: str | None
+
+    @property
+    def pairs(self) -> dict[str, int]:
+        """Rows per split of the instructions config: the pairs trainers load."""
+        return self.rows.get(DEFAULT_CONFIG, {})
+
+    def to_dict(self) -> dict:
+        """The result as JSON-able data."""
+        return {**asdict(self), "folder": str(self.folder)}
+
+
+def build(run: Run, out: Path, configs: list[str]) -> BuildResult:
+    """Runs the missing units and writes the folder; `complete` is False when the budget or too many failures
+    stopped it.
 
     The folder at `out` is replaced only by a complete build; a build that stops early writes what was complete
     to `<out>.incomplete` beside it and leaves `out` as it was."""
@@ -131,16 +155,31 @@ def build(run: Run, out: Path, configs: list[str]) -> int:
             print(warning, file=sys.stderr)
         write_run_report(units)
     print(summary(units, configs, stats), file=sys.stderr)
+    result = BuildResult(
+        (incomplete_folder(out) if stopped else out).absolute(),
+        not stopped,
+        {
+            config: {
+                split: sum(unit.files.get(config, {}).get(split, {}).get("rows", 0) for unit in units.files)
+                for split in sorted({split for unit in units.files for split in unit.files.get(config, {})})
+            }
+            for config in configs
+        },
+        {stage.name: units.accounting.stage_total(stage.name) for stage in STAGES},
+        units.accounting.total().cost,
+        units.requests("failed"),
+        stopped,
+    )
     if stopped:
         print(
             f"glan: the build is incomplete: {stopped}. What was complete is in {incomplete_folder(out)}; {out} was "
             "left as it was. Run the same command to go on: nothing received is paid twice.",
             file=sys.stderr,
         )
-        return 1
+        return result
     if (incomplete_folder(out) / MANIFEST).is_file():  # superseded; only ever a folder glan wrote
         shutil.rmtree(incomplete_folder(out), ignore_errors=True)
-    return 0
+    return result
 
 
 def _write(units: Units, configs: list[str], folder: Path) -> dict:

@@ -9,20 +9,21 @@ stage's max_tokens, an upper bound.
 
 from __future__ import annotations
 
-import sys
-from dataclasses import dataclass
+import math
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 
 from . import preflight
 from .execute.engine import engine_for
 from .execute.local import drive_units
 from .execute.progress import Progress
 from .llm import loop
-from .llm.accounting import Accounting
+from .llm.accounting import Accounting, Budget
 from .llm.cache import Cache
 from .plan import Run
 from .prompts import prompt_path
 from .publish.card import check_card_template
-from .stages import STAGES, depth_of
+from .stages import CONFIGS, DEFAULT_CONFIG, STAGES, depth_of
 from .unit.store import UnitStore
 
 CHARS_PER_TOKEN = 4
@@ -37,12 +38,89 @@ class StageEstimate:
     cached: int
     prompt_tokens: float
     completion_tokens: float
-    cost: float
+    cost: float  # 0 when the model has no price (`priced`)
     observed: bool  # token figures are averages of cached responses, not template lengths and max_tokens
+    priced: bool = True  # the run has a price for the model (--price, generation.prices)
 
     @property
     def to_send(self) -> float:
         return max(0.0, self.requests - self.cached)
+
+
+@dataclass
+class Estimate:
+    """What a build with the same settings would do: per stage (iterating an Estimate gives its StageEstimates),
+    the pairs it would yield, and whether it is large enough to need the user's word (`confirmation_reason`)."""
+
+    stages: list[StageEstimate]
+    train_pairs: float  # of the instructions config, by the settings (dedup and failures drop a few percent more)
+    test_pairs: float
+    disciplines: int
+    confirm_above_requests: int  # generation.limits: a build above either starts only once the user says so
+    confirm_above_usd: float
+
+    def __iter__(self) -> Iterator[StageEstimate]:
+        return iter(self.stages)
+
+    @property
+    def requests(self) -> float:
+        return sum(stage.requests for stage in self.stages)
+
+    @property
+    def to_send(self) -> float:
+        return sum(stage.to_send for stage in self.stages)
+
+    @property
+    def prompt_tokens(self) -> float:
+        return sum(stage.prompt_tokens for stage in self.stages)
+
+    @property
+    def completion_tokens(self) -> float:
+        return sum(stage.completion_tokens for stage in self.stages)
+
+    @property
+    def cost(self) -> float:
+        """USD of the priced stages (`unpriced` names the models left out), an upper bound until responses are
+        cached. Uncached requests only: what is cached is paid already."""
+        return sum(stage.cost * stage.to_send / stage.requests for stage in self.stages if stage.requests)
+
+    @property
+    def unpriced(self) -> list[str]:
+        """The models of stages with requests to send and no price."""
+        return sorted({stage.model for stage in self.stages if not stage.priced and stage.to_send})
+
+    def confirmation_reason(self, budget: Budget | None = None) -> str | None:
+        """Why this build needs the user's word before it starts (requests or USD above generation.limits'
+        confirm_above_*), or None. A budget (--max-requests, --max-cost) within the thresholds is that word: the
+        build stops there."""
+        most_requests = budget.max_requests if budget and budget.max_requests else math.inf
+        most_cost = budget.max_cost if budget and budget.max_cost else math.inf
+        if self.to_send > self.confirm_above_requests and most_requests > self.confirm_above_requests:
+            return (
+                f"it would send about {self.to_send:,.0f} requests, more than limits.confirm_above_requests "
+                f"({self.confirm_above_requests:,})"
+            )
+        if self.cost > self.confirm_above_usd and most_cost > self.confirm_above_usd:
+            return (
+                f"it could cost up to {self.cost:,.2f} USD, more than limits.confirm_above_usd "
+                f"({self.confirm_above_usd:g})"
+            )
+        return None
+
+    def to_dict(self) -> dict:
+        """The estimate as JSON-able data (what `--json` prints)."""
+        return {
+            "stages": [{**asdict(stage), "to_send": stage.to_send} for stage in self.stages],
+            "train_pairs": self.train_pairs,
+            "test_pairs": self.test_pairs,
+            "disciplines": self.disciplines,
+            "requests": self.requests,
+            "to_send": self.to_send,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "cost": self.cost,
+            "unpriced": self.unpriced,
+        }
 
 
 @dataclass
@@ -55,7 +133,10 @@ class _Replay:
     prompt_chars: int = 0  # of the planned requests not answered
 
 
-def estimate(run: Run, configs: list[str]) -> list[StageEstimate]:
+def estimate(run: Run, configs: list[str], *, replay: bool = True) -> Estimate:
+    """The estimate of `glan build` with the same run and configs. Writes nothing, not even the work dir.
+    `replay=False` opens no cache: the requests of units not complete yet all count as to send, and tokens are
+    the templates' lengths and max_tokens, a bound that costs no replay (a build checks it first: api.py)."""
     preflight.check_templates(run)
     check_card_template(run, configs)
     store, depth = UnitStore(run, preflight.check_benchmarks(run)), depth_of(configs)
@@ -77,30 +158,50 @@ def estimate(run: Run, configs: list[str]) -> list[StageEstimate]:
         for stage in stages:
             replays[stage.name].rows += sum(len(rows) for rows in result.rows.get(stage.config, {}).values())
 
-    # Offline: every request missing from the cache comes back skipped, none is sent.
-    with engine_for(run, offline=True) as engine:
-        accounting = engine.accounting
-        loop.run(drive_units(run, engine, missing, depth, store.benchmarks, tally, Progress(0, accounting, False)))
-        for stage in stages:
-            usage = accounting.stage_total(stage.name)
-            replays[stage.name].planned += usage.succeeded + usage.failed + usage.skipped
-            replays[stage.name].answered += usage.succeeded + usage.failed
-            replays[stage.name].prompt_chars += usage.prompt_chars
-        return [
-            _stage_estimate(run, engine.cache, stage, replays[stage], requests)
-            for stage, requests in run.expected_requests(
-                depth, {name: (replay.answered, replay.rows) for name, replay in replays.items()}
-            ).items()
+    if not replay:  # by the settings and the complete units alone: no cache is opened
+        observed = {name: (replayed.answered, replayed.rows) for name, replayed in replays.items()}
+        stage_estimates = [
+            _stage_estimate(run, None, stage, replays[stage], requests)
+            for stage, requests in run.expected_requests(depth, observed).items()
         ]
+    else:
+        # Offline: every request missing from the cache comes back skipped, none is sent.
+        with engine_for(run, offline=True) as engine:
+            accounting = engine.accounting
+            loop.run(drive_units(run, engine, missing, depth, store.benchmarks, tally, Progress(0, accounting, False)))
+            for stage in stages:
+                usage = accounting.stage_total(stage.name)
+                replays[stage.name].planned += usage.succeeded + usage.failed + usage.skipped
+                replays[stage.name].answered += usage.succeeded + usage.failed
+                replays[stage.name].prompt_chars += usage.prompt_chars
+            observed = {name: (replayed.answered, replayed.rows) for name, replayed in replays.items()}
+            stage_estimates = [
+                _stage_estimate(run, engine.cache, stage, replays[stage], requests)
+                for stage, requests in run.expected_requests(depth, observed).items()
+            ]
+    # The pairs are the instructions config's: none when the build stops before it.
+    train, test = run.expected_pairs(observed) if depth >= CONFIGS.index(DEFAULT_CONFIG) else (0.0, 0.0)
+    return Estimate(
+        stage_estimates,
+        train,
+        test,
+        len(run.disciplines),
+        run.limits.confirm_above_requests,
+        run.limits.confirm_above_usd,
+    )
 
 
-def _stage_estimate(run: Run, cache: Cache, stage: str, replay: _Replay, requests: float) -> StageEstimate:
+def _stage_estimate(run: Run, cache: Cache | None, stage: str, replay: _Replay, requests: float) -> StageEstimate:
+    """`cache`: the shared cache, whose and the unit caches' responses give the mean tokens; None: by the
+    settings alone (template lengths and max_tokens)."""
     plan = run.stages[stage]
-    sums = [cache.token_sums(stage)]
-    for path in sorted((run.work_dir / "cache").glob("*.sqlite")):
-        unit_cache = Cache(path)
-        sums.append(unit_cache.token_sums(stage))
-        unit_cache.close()
+    sums = []
+    if cache is not None:
+        sums.append(cache.token_sums(stage))
+        for path in sorted((run.work_dir / "cache").glob("*.sqlite")):
+            unit_cache = Cache(path, read_only=True)
+            sums.append(unit_cache.token_sums(stage))
+            unit_cache.close()
     responses = sum(count for count, _, _ in sums)
     observed = responses > 0
     if observed:  # the mean tokens of the stage's cached responses
@@ -112,7 +213,15 @@ def _stage_estimate(run: Run, cache: Cache, stage: str, replay: _Replay, request
     prompt_tokens, completion_tokens = requests * prompt, requests * completion
     cost = Accounting(run.prices).cost(plan.route.model, prompt_tokens, completion_tokens, batch=plan.batch)
     return StageEstimate(
-        stage, plan.route.model, requests, replay.answered, prompt_tokens, completion_tokens, cost, observed
+        stage,
+        plan.route.model,
+        requests,
+        replay.answered,
+        prompt_tokens,
+        completion_tokens,
+        cost,
+        observed,
+        priced=plan.route.model in run.prices,
     )
 
 
@@ -122,29 +231,35 @@ def _template_tokens(run: Run, stage: str) -> float:
     return len(path.read_text()) / CHARS_PER_TOKEN
 
 
-def format_estimate(estimates: list[StageEstimate]) -> str:
+def format_estimate(estimate: Estimate) -> str:
     lines = [
         f"{'stage':<10} {'model':<16} {'requests':>9} {'cached':>7} {'to send':>8} {'tokens in':>11} "
         f"{'tokens out':>11} {'cost USD':>9}  tokens from"
     ]
-    for e in estimates:
+    for e in estimate:
         source = "cached responses" if e.observed else "prompt length, max_tokens (an upper bound)"
+        cost = f"{e.cost:>9.4f}" if e.priced else f"{'unpriced':>9}"
         lines.append(
             f"{e.stage:<10} {e.model:<16} {e.requests:>9,.0f} {e.cached:>7,} {e.to_send:>8,.0f} "
-            f"{e.prompt_tokens:>11,.0f} {e.completion_tokens:>11,.0f} {e.cost:>9.4f}  {source}"
+            f"{e.prompt_tokens:>11,.0f} {e.completion_tokens:>11,.0f} {cost}  {source}"
         )
     lines.append(
-        f"{'total':<27} {sum(e.requests for e in estimates):>9,.0f} {sum(e.cached for e in estimates):>7,} "
-        f"{sum(e.to_send for e in estimates):>8,.0f} {sum(e.prompt_tokens for e in estimates):>11,.0f} "
-        f"{sum(e.completion_tokens for e in estimates):>11,.0f} {sum(e.cost for e in estimates):>9.4f}"
+        f"{'total':<27} {estimate.requests:>9,.0f} {sum(e.cached for e in estimate):>7,} "
+        f"{estimate.to_send:>8,.0f} {estimate.prompt_tokens:>11,.0f} "
+        f"{estimate.completion_tokens:>11,.0f} {sum(e.cost for e in estimate):>9.4f}"
     )
+    if estimate.train_pairs or estimate.test_pairs:
+        lines.append(
+            f"pairs: about {estimate.train_pairs:,.0f} train and {estimate.test_pairs:,.0f} test (instructions) "
+            f"from {estimate.disciplines:,} disciplines"
+        )
+    lines.append(f"to pay: {estimate.cost:,.4f} USD for the {estimate.to_send:,.0f} requests not cached")
+    if estimate.unpriced:
+        lines[-1] += (
+            f", not counting {', '.join(estimate.unpriced)} (unpriced: give --price MODEL=IN,OUT or generation.prices)"
+        )
     lines.append(
         "Requests after a stage that is not cached are extrapolated from the settings; "
         "outputs that fail validation add retries on top."
     )
     return "\n".join(lines)
-
-
-def estimate_command(run: Run, configs: list[str]) -> int:
-    print(format_estimate(estimate(run, configs)), file=sys.stdout)
-    return 0

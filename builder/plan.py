@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from .config.overrides import OverrideError, overridden
 from .config.run import RunSettings
 from .config.settings import Generation, Limits, url_problem
 from .llm.accounting import Budget
@@ -25,7 +26,8 @@ from .llm.local_models import LOCAL_MODELS, LocalModel
 from .llm.routes import OPENAI_URL, Endpoint, Route
 from .project import SHIPPED_PROMPTS, prompts_dir
 from .prompts import Prompt, PromptError, load_prompt, prompt_path
-from .stages import OUTPUTS, STAGES, Stage, StageContext
+from .sizing import SIZED_KEYS, sized
+from .stages import DEFAULT_CONFIG, OUTPUTS, STAGES, Stage, StageContext
 from .taxonomy import DisciplineRef, Taxonomy, TaxonomyError, load_taxonomy
 
 # Where each stage's requests go, the first that applies: --base-url; else the stage's base_urls in the taxonomy;
@@ -35,6 +37,8 @@ ENDPOINT_PRECEDENCE = (
     "--base-url, else the stage's base_urls in the taxonomy, else OPENAI_BASE_URL, else OpenAI "
     "(with OPENAI_API_KEY), else the embedded local model"
 )
+# The stage whose rows are the pairs trainers load (the instructions config).
+DEFAULT_CONFIG_STAGE = next(stage for stage in STAGES if stage.config == DEFAULT_CONFIG)
 # The embedded server's address is known once it has started (Run.on_local_server); until then its routes say this.
 LOCAL_SERVER_PENDING = "http://127.0.0.1"
 
@@ -98,6 +102,21 @@ class Run:
         (the disciplines, for the first), and it makes `requests_per_input` requests for each; an answered request
         yields `rows_per_request` rows by the settings, or, for a stage `observed` (stage -> (requests answered,
         rows they gave)), as many as it gave where the cache answered it. `whole`: rows are whole at every step."""
+        return {stage: requests for stage, (requests, _) in self._expected(depth, observed, whole).items()}
+
+    def expected_pairs(self, observed: Mapping[str, tuple[int, int]] | None = None) -> tuple[float, float]:
+        """The train and test pairs of the instructions config a whole build yields, by the settings and `observed`
+        (as `expected_requests` takes it): every discipline holds out up to `quality.test_split.per_discipline`.
+        What dedup and failures drop comes off only once the cache shows it."""
+        pairs = self._expected(len(STAGES), observed, whole=False)[DEFAULT_CONFIG_STAGE.name][1]
+        per_discipline = pairs / len(self.disciplines) if self.disciplines else 0.0
+        test = len(self.disciplines) * min(float(self.generation.quality.test_split.per_discipline), per_discipline)
+        return pairs - test, test
+
+    def _expected(
+        self, depth: int, observed: Mapping[str, tuple[int, int]] | None, whole: bool
+    ) -> dict[str, tuple[float, float]]:
+        """Per stage of the first `depth`: (requests, rows out)."""
         observed = observed or {}
         inputs: float = len(self.disciplines)
         counts = {}
@@ -108,7 +127,7 @@ class Run:
             inputs = rows + (requests - answered) * rate
             if whole:
                 inputs = int(inputs)
-            counts[stage.name] = requests
+            counts[stage.name] = (requests, inputs)
         return counts
 
     def on_local_server(self, base_url: str) -> Run:
@@ -139,7 +158,7 @@ def resolve(settings: RunSettings, taxonomy: Taxonomy | None = None) -> Run:
             model=settings.model or embedded.alias,
             preset=settings.preset or ("demo" if "demo" in taxonomy.presets else None),
         )
-    generation = taxonomy.settings(settings.preset)
+    generation = overridden(taxonomy.settings(settings.preset), dict(settings.overrides))
     limits = generation.limits.model_copy(
         update={
             key: value
@@ -154,13 +173,20 @@ def resolve(settings: RunSettings, taxonomy: Taxonomy | None = None) -> Run:
             **({"seed": settings.seed} if settings.seed is not None else {}),
         }
     )
+    disciplines = _selected_disciplines(settings, taxonomy, generation)
+    if settings.pairs is not None:
+        if sized_too := [key for key, _ in settings.overrides if key in SIZED_KEYS]:
+            raise OverrideError(
+                None, None, f"--set {sized_too[0]}", "--pairs chooses this setting; give one or the other, not both"
+            )
+        generation, disciplines = sized(generation, disciplines, settings.pairs)
     prompts = prompts_dir(settings.taxonomy, settings.prompts)
     base_url = settings.base_url or (LOCAL_SERVER_PENDING if embedded else None)
     return Run(
         settings=settings,
         taxonomy=taxonomy,
         generation=generation,
-        disciplines=tuple(_selected_disciplines(settings, taxonomy, generation)),
+        disciplines=tuple(disciplines),
         stages={
             stage.name: _stage_plan(settings, generation, stage, prompts, base_url, embedded is not None)
             for stage in STAGES

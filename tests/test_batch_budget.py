@@ -17,7 +17,9 @@ PRICE_IN, PRICE_OUT = 1000.0, 3000.0  # USD per million tokens: large enough to 
 
 @pytest.fixture(scope="module")
 def taxonomy(tmp_path_factory):
-    return project(tmp_path_factory.mktemp("batch"), quick_polls={"limits": {"batch_poll_s": 0.2}})
+    # The prices are far above any real one: the USD a build may spend without asking is raised to match.
+    return project(tmp_path_factory.mktemp("batch"),
+                   quick_polls={"limits": {"batch_poll_s": 0.2, "confirm_above_usd": 1_000_000}})
 
 
 def batch_build(taxonomy, server, tmp_path, *flags):

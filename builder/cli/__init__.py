@@ -11,8 +11,8 @@ import argparse
 import sys
 import traceback
 
-from .. import __version__
 from ..errors import UserError
+from ..version import __version__
 from . import batches, build, cache, estimate, init, pull, push, serve_local, show, taxonomy
 from .run import preset_help
 

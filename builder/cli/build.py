@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from .run import build_flags, resolved, selection_flags
+from .run import build_flags, run_settings, selection_flags
+from .sizing import sizing, sizing_flags, terminal_confirm, yes_flag
 
 
 def add_parser(commands, preset_help: str) -> None:
     parser = commands.add_parser(
         "build",
-        parents=[selection_flags(preset_help), build_flags()],
+        parents=[selection_flags(preset_help), sizing_flags(), build_flags(), yes_flag()],
         help="run the pipeline and write the dataset folder",
         description="Run the pipeline and write the dataset folder: parquet shards per "
         "config, the card (README.md), glan_manifest.json, stats.json and the "
@@ -30,11 +31,11 @@ def add_parser(commands, preset_help: str) -> None:
 def run(args) -> int:
     import datasets
 
-    from ..build import build
-    from ..execute.serve import serving
+    from ..api import build_run
 
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
     ray = {"executor": "ray", "ray_address": args.ray or None} if args.ray is not None else {}
-    with serving(resolved(args, **ray)) as run:
-        return build(run, args.out, args.configs)
+    settings = run_settings(args, **ray, **sizing(args))
+    result = build_run(settings, args.out, args.configs, yes=args.yes, confirm=terminal_confirm())
+    return 0 if result.complete else 1

@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-from .run import resolved, selection_flags
+from .run import run_settings, selection_flags
+from .sizing import sizing, sizing_flags
 
 
 def add_parser(commands, preset_help: str) -> None:
     parser = commands.add_parser(
         "estimate",
-        parents=[selection_flags(preset_help)],
+        parents=[selection_flags(preset_help), sizing_flags()],
         help="requests, tokens and cost per stage of the same build, without calling an LLM",
         description="Requests, tokens and cost per stage of `glan build` with the same "
-        "flags, without calling an LLM: the cache gives exact counts for what "
-        "it holds, the settings extrapolate the rest.",
+        "flags, and the train and test pairs it would yield, without calling an LLM or writing a file: "
+        "the cache gives exact counts for what it holds, the settings extrapolate the rest.",
     )
     parser.set_defaults(run=run)
 
 
 def run(args) -> int:
-    from ..estimate import estimate_command
+    from ..api import estimate_run
+    from ..estimate import format_estimate
 
-    # Priced as `glan build` would run it, on the embedded model if no endpoint is configured (no server is started).
-    return estimate_command(resolved(args, progress=False), args.configs)
+    print(format_estimate(estimate_run(run_settings(args, progress=False, **sizing(args)), args.configs)))
+    return 0

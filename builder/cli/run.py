@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..config.run import DEFAULT_TAXONOMY, DEFAULT_WORK_DIR, RunSettings
 from ..llm.local_models import DEFAULT_LOCAL_MODEL, LOCAL_MODELS
-from ..plan import ENDPOINT_PRECEDENCE, Run, resolve
+from ..plan import ENDPOINT_PRECEDENCE, Run
 from ..stages import CONFIGS
 from .args import fraction, positive_number, whole_number
 
@@ -163,12 +163,7 @@ def run_settings(args, **flags) -> RunSettings:
 
 
 def resolved(args, **flags) -> Run:
-    """The command's run, planned once (builder/plan.py); says so when it uses the prompts shipped with glan."""
-    run = resolve(run_settings(args, **flags))
-    if run.prompts_shipped:
-        print(
-            f"glan: no prompts/ beside {args.taxonomy}: using the prompts shipped with glan ({run.prompts_dir}). "
-            "`glan init DIR` writes a copy to edit; --prompts DIR names another folder.",
-            file=sys.stderr,
-        )
-    return run
+    """The command's run, planned once (builder/plan.py) as the library plans it."""
+    from ..api import planned
+
+    return planned(run_settings(args, **flags))

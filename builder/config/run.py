@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 DEFAULT_TAXONOMY = "taxonomy.yaml"
 DEFAULT_WORK_DIR = ".glan"
@@ -31,3 +32,7 @@ class RunSettings:
     # The embedded model (a name of llm/local_models.py) run when no endpoint is configured; None: no embedded
     # default, a run with no endpoint goes to OpenAI's.
     local_model: str | None = None
+    # --set KEY=VALUE: generation settings over the preset's, each a dotted key and its value as YAML reads it.
+    overrides: tuple[tuple[str, Any], ...] = ()
+    # --pairs N: about N train pairs; the plan chooses subjects, questions per subject and disciplines (sizing.py).
+    pairs: int | None = None

@@ -124,6 +124,10 @@ class Limits(Node):
     dead_after_s: float = Field(default=30, gt=0)  # an endpoint failing to connect or answer this long stops the build
     batch_poll_s: float = Field(default=60, gt=0)  # longest wait between two polls of a running batch
     max_failure_rate: float = Field(default=0.01, ge=0, le=1)  # above it, `glan build` exits 1
+    # A build estimated to send more requests, or to cost more USD, starts only once the user says so (a terminal's
+    # confirmation, --yes, or yes=True from Python): a paper-sized run never starts by accident.
+    confirm_above_requests: int = Field(default=10_000, ge=0)
+    confirm_above_usd: float = Field(default=10.0, ge=0)
 
 
 class Price(Node):

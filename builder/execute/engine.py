@@ -22,8 +22,9 @@ def new_engine(run: Run, cache: Cache, *, offline: bool = False, endpoint_limits
 
 @contextlib.contextmanager
 def engine_for(run: Run, *, offline: bool = False) -> Iterator[Engine]:
-    """The run's engine on its work dir's shared cache, which is closed when the block ends."""
-    cache = Cache(shared_cache_path(run.work_dir))
+    """The run's engine on its work dir's shared cache, which is closed when the block ends. Offline (an estimate),
+    the cache is read only: nothing is written under the work dir."""
+    cache = Cache(shared_cache_path(run.work_dir), read_only=offline)
     try:
         yield new_engine(run, cache, offline=offline)
     finally:

@@ -132,14 +132,20 @@ class Cache:
     def __init__(self, path: Path, fallback: Cache | None = None, *, read_only: bool = False):
         """`read_only`: how a Ray worker opens the shared cache, which the driver closed (so its WAL was folded in)
         and does not write while the workers run: immutable, so SQLite writes nothing beside it, not even locks,
-        and any node can read it over a shared filesystem. Modes the worker discovers stay in its memory."""
+        and any node can read it over a shared filesystem. Modes the worker discovers stay in its memory. An
+        estimate reads this way too, writing nothing: a file with a WAL beside it (a build is running, or was
+        killed) is read with that WAL, whose files exist already; a file that does not exist reads as empty."""
         self.path = Path(path)
         self.fallback = fallback
         self.read_only = read_only
         self._modes: dict[str, str] = {}
-        if read_only:
+        if read_only and not self.path.exists():
+            self.db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            self.db.executescript(_SCHEMA)
+        elif read_only:
+            live = Path(f"{self.path}-wal").exists()
             self.db = sqlite3.connect(
-                f"{self.path.resolve().as_uri()}?mode=ro&immutable=1",
+                f"{self.path.resolve().as_uri()}?mode=ro{'' if live else '&immutable=1'}",
                 uri=True,
                 isolation_level=None,
                 check_same_thread=False,
@@ -151,6 +157,9 @@ class Cache:
             # NORMAL in WAL mode survives a process kill (only an OS crash may drop the last commits).
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(_SCHEMA)
+        if read_only and not self.db.execute("SELECT 1 FROM sqlite_master WHERE name='responses'").fetchone():
+            # What a writer would have made on opening; read only, a file without it is cut short or not glan's.
+            raise sqlite3.DatabaseError("no responses table: the file is cut short or is not a glan cache")
         # A cache that was empty when opened holds exactly the keys put since: a fresh unit's lookups (all
         # misses) cost no query, and a shared cache with no response costs no second lookup.
         self.has_responses = self.db.execute("SELECT 1 FROM responses LIMIT 1").fetchone() is not None

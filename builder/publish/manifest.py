@@ -16,7 +16,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from .. import __version__
 from ..config.yamlfile import format_path
 from ..errors import UserError
 from ..llm.local_models import LOCAL_MODELS, LocalModel
@@ -24,6 +23,7 @@ from ..plan import Run
 from ..stages import CONFIGS, STAGES
 from ..taxonomy.model import Card, DisciplineRef
 from ..unit.store import UnitFiles, request_outcomes
+from ..version import __version__
 
 MANIFEST = "glan_manifest.json"
 

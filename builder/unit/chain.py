@@ -31,7 +31,10 @@ async def run_unit(
     `wait_for_room` is awaited before the stage that holds the unit (the questions): from there on a unit holds
     nearly all its rows and sends nearly all its requests, so the caller bounds how many units are past it (its
     subjects and syllabi are few rows, and can be ready before there is room)."""
-    cache = Cache(unit_cache_path(run.work_dir, discipline.discipline_id), fallback=engine.cache)
+    # Offline (an estimate) reads the unit's cache and writes nothing.
+    cache = Cache(
+        unit_cache_path(run.work_dir, discipline.discipline_id), fallback=engine.cache, read_only=engine.offline
+    )
     try:
         return await _run_unit(run, engine, cache, discipline, depth, benchmarks, wait_for_room)
     finally:
