@@ -19,6 +19,11 @@ def _csv(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+def _selectors(text: str) -> list[str]:
+    """--disciplines as given: the plan splits it (a discipline's name may hold a comma)."""
+    return [text] if text.strip() else []
+
+
 def _configs(text: str) -> list[str]:
     configs = _csv(text)
     unknown = [config for config in configs if config not in CONFIGS]
@@ -52,9 +57,11 @@ def selection_flags(preset_help: str) -> argparse.ArgumentParser:
     flags.add_argument("--preset", help=preset_help)
     flags.add_argument(
         "--disciplines",
-        type=_csv,
+        type=_selectors,
         default="",
-        help="names or ids, comma-separated (default: every discipline, or the preset's)",
+        help='names, ids or patterns, comma-separated ("Mathematics/*", "*/Chemistry/*", "*-chemistry"), or '
+        "@FILE of one a line; a name with commas is matched whole (`glan taxonomy list` lists them; default: "
+        "every discipline, or the preset's)",
     )
     flags.add_argument("--configs", type=_configs, default=",".join(CONFIGS), help="configs to write, comma-separated")
     flags.add_argument(

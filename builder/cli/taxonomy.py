@@ -30,6 +30,15 @@ def add_parser(commands, preset_help: str) -> None:
     propose.add_argument("--work-dir", default=".glan", help="the response cache")
     propose.add_argument("--local-model", **local_model_flag())
     propose.set_defaults(run=run_propose)
+    listing = taxonomy_commands.add_parser(
+        "list",
+        help="every discipline's id and Field/Sub-field/Discipline, what --disciplines takes",
+        description="One line a discipline, in taxonomy order: its id, then Field/Sub-field/Discipline. "
+        '--disciplines takes either, or a pattern over them ("Mathematics/*", "*-chemistry").',
+    )
+    listing.add_argument("--taxonomy", default="taxonomy.yaml", help="the taxonomy file")
+    listing.add_argument("--under", default="", help='"Field" or "Field/Sub-field" (default: the whole taxonomy)')
+    listing.set_defaults(run=run_list)
     diff = taxonomy_commands.add_parser("diff", help="what changed between two taxonomy files")
     diff.add_argument("old", help="the older taxonomy file")
     diff.add_argument("new", help="the newer taxonomy file")
@@ -59,6 +68,16 @@ def run_validate(args) -> int:
         f"{args.path}: version {taxonomy.version}, {len(taxonomy.fields)} fields, {subfields} sub-fields, "
         f"{len(taxonomy.disciplines())} disciplines, presets: {presets}"
     )
+    return 0
+
+
+def run_list(args) -> int:
+    from ..taxonomy import discipline_path, disciplines_under, load_taxonomy
+
+    refs = disciplines_under(load_taxonomy(args.taxonomy), args.under, args.taxonomy)
+    width = max(len(ref.discipline_id) for ref in refs)
+    for ref in refs:
+        print(f"{ref.discipline_id:<{width}}  {discipline_path(ref)}")
     return 0
 
 
