@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import shutil
 import sqlite3
-import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,6 +26,8 @@ from .quality import ConfigStats, QualityReport, build_stats
 from .stages import CONFIGS, STAGES, depth_of
 from .unit.store import FAILURES_FILE, UnitFiles, UnitStore, request_outcomes
 from .workdir import exclusive, folder_held
+
+log = logging.getLogger("glan")
 
 
 @dataclass
@@ -69,8 +72,70 @@ def executor_for(run: Run, store: UnitStore, progress: bool) -> Executor:
     return LocalExecutor(run, store, progress)
 
 
-def build(run: Run, out: Path, configs: list[str]) -> int:
-    """Returns the exit code: 0 done, 1 stopped by the budget or too many failures.
+@dataclass
+class StageSummary:
+    stage: str
+    config: str  # the config its rows fill
+    rows: int
+    requests: int
+    cache_hits: int
+    prompt_tokens: int
+    completion_tokens: int
+    failed: int
+    cost: float  # USD
+
+
+@dataclass
+class BuildSummary:
+    """The figures of the summary table (per stage; the quality counts), where the folder went and why the build
+    stopped, if it did: what `glan build --json` prints."""
+
+    folder: Path  # `out`, or `<out>.incomplete` when the build stopped early
+    complete: bool
+    stop_reason: str | None
+    disciplines: int
+    disciplines_run: int  # the others were complete already
+    stages: list[StageSummary]
+    dropped: dict[str, int]  # by the quality steps, per reason
+    test_rows: int  # the held-out test split
+    failures: int  # requests failed after every attempt
+
+    @classmethod
+    def of(cls, units: Units, stats: dict, folder: Path, stopped: str | None) -> BuildSummary:
+        stages = []
+        for stage in STAGES:
+            usage = units.accounting.stage_total(stage.name)
+            rows = sum(split["rows"] for unit in units.files for split in unit.files.get(stage.config, {}).values())
+            stages.append(
+                StageSummary(
+                    stage.name,
+                    stage.config,
+                    rows,
+                    usage.requests,
+                    usage.cache_hits,
+                    usage.prompt_tokens,
+                    usage.completion_tokens,
+                    units.outcomes[stage.name]["failed"],
+                    usage.cost,
+                )
+            )
+        quality = stats["quality"]
+        return cls(
+            folder,
+            stopped is None,
+            stopped,
+            len(units.files),
+            units.built,
+            stages,
+            {reason: entry["total"] for reason, entry in quality["dropped"].items()},
+            stats["configs"].get("instructions/test", {}).get("rows", 0),
+            units.requests("failed"),
+        )
+
+
+def build(run: Run, out: Path, configs: list[str], *, on_summary: Callable[[BuildSummary], None] | None = None) -> int:
+    """Returns the exit code: 0 done, 1 stopped by the budget or too many failures. The summary goes to the log
+    as a table, or to `on_summary` when given (`glan build --json`).
 
     The folder at `out` is replaced only by a complete build; a build that stops early writes what was complete
     to `<out>.incomplete` beside it and leaves `out` as it was."""
@@ -81,7 +146,7 @@ def build(run: Run, out: Path, configs: list[str]) -> int:
     preflight.check_paths(out, run)
     store = UnitStore(run)
     with folder_held(out, "glan build"), exclusive(run.work_dir):
-        print(plan_line(run), file=sys.stderr)
+        log.info(plan_line(run))
         try:
             units = ensure_units(run, store, depth_of(configs), progress=run.settings.progress)
         except (sqlite3.OperationalError, OSError) as error:  # a full or read-only disk under the work dir
@@ -97,23 +162,22 @@ def build(run: Run, out: Path, configs: list[str]) -> int:
             )
             if units.files:
                 _write(units, configs, incomplete_folder(out))
-                print(
-                    f"glan: what was complete is in {incomplete_folder(out)}; {out} was left as it was.",
-                    file=sys.stderr,
-                )
+                log.warning(f"glan: what was complete is in {incomplete_folder(out)}; {out} was left as it was.")
             raise
         stopped = stop_reason(units, run.limits.max_failure_rate)
         previous = read_manifest(out)
         stats = _write(units, configs, incomplete_folder(out) if stopped else out)
         if not stopped and (warning := unbumped_version_warning(previous, read_manifest(out))):
-            print(warning, file=sys.stderr)
+            log.warning(warning)
         write_run_report(units)
-    print(summary(units, configs, stats), file=sys.stderr)
+    if on_summary is None:
+        log.info(summary(units, configs, stats))
+    else:
+        on_summary(BuildSummary.of(units, stats, incomplete_folder(out) if stopped else out, stopped))
     if stopped:
-        print(
+        log.warning(
             f"glan: the build is incomplete: {stopped}. What was complete is in {incomplete_folder(out)}; {out} was "
-            "left as it was. Run the same command to go on: nothing received is paid twice.",
-            file=sys.stderr,
+            "left as it was. Run the same command to go on: nothing received is paid twice."
         )
         return 1
     if (incomplete_folder(out) / MANIFEST).is_file():  # superseded; only ever a folder glan wrote

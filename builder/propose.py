@@ -6,7 +6,7 @@ the taxonomy. Disciplines already present (by id) are dropped from the proposal.
 
 from __future__ import annotations
 
-import sys
+import logging
 
 import yaml
 
@@ -19,6 +19,8 @@ from .prompts import load_prompt
 from .schemas import TaxonomyProposal
 from .stages import OUTPUTS
 from .taxonomy import TaxonomyError, slugify
+
+log = logging.getLogger("glan")
 
 
 def propose(run: Run, under: str, count: int) -> int:
@@ -43,18 +45,14 @@ def propose(run: Run, under: str, count: int) -> int:
     with engine_for(run) as engine:
         result = loop.run(_ask(engine, route, request))
     if not result.ok:
-        print(
-            f"glan: the model gave no usable proposal ({result.failure}); run again or use another model.",
-            file=sys.stderr,
-        )
+        log.error(f"glan: the model gave no usable proposal ({result.failure}); run again or use another model.")
         return 1
     known = {ref.discipline_id for ref in taxonomy.disciplines()}
     fields, found = _new_only(result.value, known, field_name, subfield_name, count)
     if found < count:
-        print(
+        log.warning(
             f"glan: the model proposed {found} new disciplines of the {count} asked for (it repeated some the "
-            "taxonomy has, or gave fewer); run again for more.",
-            file=sys.stderr,
+            "taxonomy has, or gave fewer); run again for more."
         )
     print(
         f"# Proposed by {route.model} for {run.settings.taxonomy} (version {taxonomy.version}).\n"

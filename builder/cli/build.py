@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .output import print_json
 from .run import build_flags, resolved, selection_flags
 
 
@@ -24,7 +25,13 @@ def add_parser(commands, preset_help: str) -> None:
         "HOST:PORT, or nothing for the one ray.init() finds or starts (needs glan[ray]; "
         "default: the taxonomy's generation.executor)",
     )
-    parser.set_defaults(run=run)
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the summary (rows, requests, tokens, cost per stage; the folder; why it stopped) as one JSON "
+        "document on stdout",
+    )
+    parser.set_defaults(run=run, log_file=True)
 
 
 def run(args) -> int:
@@ -37,4 +44,4 @@ def run(args) -> int:
     datasets.logging.set_verbosity_error()
     ray = {"executor": "ray", "ray_address": args.ray or None} if args.ray is not None else {}
     with serving(resolved(args, **ray)) as run:
-        return build(run, args.out, args.configs)
+        return build(run, args.out, args.configs, on_summary=print_json if args.json else None)

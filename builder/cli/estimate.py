@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .output import print_json
 from .run import resolved, selection_flags
 
 
@@ -14,11 +15,16 @@ def add_parser(commands, preset_help: str) -> None:
         "flags, without calling an LLM: the cache gives exact counts for what "
         "it holds, the settings extrapolate the rest.",
     )
+    parser.add_argument("--json", action="store_true", help="print the estimate as one JSON document on stdout")
     parser.set_defaults(run=run)
 
 
 def run(args) -> int:
-    from ..estimate import estimate_command
+    from ..estimate import estimate, estimate_command
 
     # Priced as `glan build` would run it, on the embedded model if no endpoint is configured (no server is started).
-    return estimate_command(resolved(args, progress=False), args.configs)
+    run = resolved(args, progress=False)
+    if args.json:
+        print_json(estimate(run, args.configs))
+        return 0
+    return estimate_command(run, args.configs)

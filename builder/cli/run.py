@@ -5,6 +5,7 @@ flags, and the run planned from them once (builder/plan.py), on a configured end
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -12,7 +13,10 @@ from ..config.run import DEFAULT_TAXONOMY, DEFAULT_WORK_DIR, RunSettings
 from ..llm.local_models import DEFAULT_LOCAL_MODEL, LOCAL_MODELS
 from ..plan import ENDPOINT_PRECEDENCE, Run, resolve
 from ..stages import CONFIGS
+from . import completion
 from .args import fraction, positive_number, whole_number
+
+log = logging.getLogger("glan")
 
 
 def _csv(text: str) -> list[str]:
@@ -54,15 +58,15 @@ def selection_flags(preset_help: str) -> argparse.ArgumentParser:
         help="folder of prompt files (default: prompts/ beside the taxonomy, else the prompts shipped with glan)",
     )
     flags.add_argument("--work-dir", default=DEFAULT_WORK_DIR, help="the response cache and run state")
-    flags.add_argument("--preset", help=preset_help)
-    flags.add_argument(
+    flags.add_argument("--preset", help=preset_help).completer = completion.presets  # type: ignore[attr-defined]
+    flags.add_argument(  # type: ignore[attr-defined]
         "--disciplines",
         type=_selectors,
         default="",
         help='names, ids or patterns, comma-separated ("Mathematics/*", "*/Chemistry/*", "*-chemistry"), or '
         "@FILE of one a line; a name with commas is matched whole (`glan taxonomy list` lists them; default: "
         "every discipline, or the preset's)",
-    )
+    ).completer = completion.disciplines
     flags.add_argument("--configs", type=_configs, default=",".join(CONFIGS), help="configs to write, comma-separated")
     flags.add_argument(
         "--model",
@@ -163,7 +167,7 @@ def run_settings(args, **flags) -> RunSettings:
         max_failure_rate=getattr(args, "max_failure_rate", None),
         batch=getattr(args, "batch", False),
         prices=tuple(getattr(args, "price", ())),
-        progress=sys.stderr.isatty(),
+        progress=sys.stderr.isatty() and getattr(args, "verbosity", logging.INFO) <= logging.INFO,
         local_model=args.local_model,
     )
     return RunSettings(**{**asked, **flags})
@@ -172,10 +176,16 @@ def run_settings(args, **flags) -> RunSettings:
 def resolved(args, **flags) -> Run:
     """The command's run, planned once (builder/plan.py); says so when it uses the prompts shipped with glan."""
     run = resolve(run_settings(args, **flags))
+    log.debug(f"glan: {len(run.disciplines)} disciplines: {', '.join(ref.discipline_id for ref in run.disciplines)}")
+    for plan in run.stages.values():
+        urls = ", ".join(endpoint.base_url for endpoint in plan.route.endpoints)
+        log.debug(
+            f"glan: {plan.name}: {plan.route.model} at {urls}, prompt {plan.prompt.path} "
+            f"({plan.prompt.fingerprint}), params {plan.params}{', Batch API' if plan.batch else ''}"
+        )
     if run.prompts_shipped:
-        print(
+        log.info(
             f"glan: no prompts/ beside {args.taxonomy}: using the prompts shipped with glan ({run.prompts_dir}). "
-            "`glan init DIR` writes a copy to edit; --prompts DIR names another folder.",
-            file=sys.stderr,
+            "`glan init DIR` writes a copy to edit; --prompts DIR names another folder."
         )
     return run
