@@ -79,9 +79,9 @@ def test_build_json_is_the_summary_on_stdout(openai_server, tmp_path, capsys):
     assert "\nstage " not in printed.err  # the table is what stdout holds now
 
 
-def test_estimate_json_is_the_estimate_on_stdout(capsys):
+def test_estimate_json_is_the_estimate_on_stdout(tmp_path, capsys):
     code, printed = run(capsys, "estimate", "--json", "--preset", "smoke", "--disciplines", DISCIPLINES,
-                        "--model", "gpt-4o-mini", "--work-dir", "never-made")
+                        "--model", "gpt-4o-mini", "--work-dir", tmp_path / ".glan")
     assert code == 0
     stages = json.loads(printed.out)
     assert [stage["stage"] for stage in stages] == ["subjects", "syllabus", "questions", "answers"]
