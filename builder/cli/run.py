@@ -58,15 +58,16 @@ def selection_flags(preset_help: str) -> argparse.ArgumentParser:
         help="folder of prompt files (default: prompts/ beside the taxonomy, else the prompts shipped with glan)",
     )
     flags.add_argument("--work-dir", default=DEFAULT_WORK_DIR, help="the response cache and run state")
-    flags.add_argument("--preset", help=preset_help).completer = completion.presets  # type: ignore[attr-defined]
-    flags.add_argument(  # type: ignore[attr-defined]
+    completion.completes(flags.add_argument("--preset", help=preset_help), completion.presets)
+    disciplines = flags.add_argument(
         "--disciplines",
         type=_selectors,
         default="",
         help='names, ids or patterns, comma-separated ("Mathematics/*", "*/Chemistry/*", "*-chemistry"), or '
         "@FILE of one a line; a name with commas is matched whole (`glan taxonomy list` lists them; default: "
         "every discipline, or the preset's)",
-    ).completer = completion.disciplines
+    )
+    completion.completes(disciplines, completion.disciplines)
     flags.add_argument("--configs", type=_configs, default=",".join(CONFIGS), help="configs to write, comma-separated")
     flags.add_argument(
         "--model",
