@@ -20,6 +20,20 @@ def test_a_name_with_commas_is_one_discipline_alone_or_in_a_list():
     assert chosen("linear algebra,Fractions,  Decimals and Percentages ,organic-chemistry") == [
         "organic-chemistry", "fractions-decimals-and-percentages", "linear-algebra"]  # taxonomy order, each once
     assert chosen("Linear Algebra", "linear-algebra") == ["linear-algebra"]
+    assert chosen("Fractions,Decimals and Percentages,Linear Algebra") == [  # as a rebuild command writes it
+        "fractions-decimals-and-percentages", "linear-algebra"]
+
+
+def test_the_rebuild_command_names_what_a_rebuilder_can_select(tmp_path):
+    from glan.publish.manifest import reproduction
+
+    listed = tmp_path / "chosen.txt"
+    listed.write_text("Fractions, Decimals and Percentages\norganic-chemistry\n")
+    for selectors, flag in [(("Organic Chemistry, Linear Algebra",), "'Organic Chemistry,Linear Algebra'"),
+                            ((f"@{listed}",), "organic-chemistry,fractions-decimals-and-percentages")]:
+        run = resolve(RunSettings(disciplines=selectors, model="m", base_url="http://127.0.0.1:9", progress=False))
+        command = reproduction(run, ["instructions"]).command
+        assert f" --disciplines {flag} " in command
 
 
 def test_patterns_match_the_path_or_the_id():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from ..config.yamlfile import TaxonomyError
 from .model import DisciplineRef, Taxonomy
 
 PATTERN_CHARS = "*?["
+_AROUND_COMMA = re.compile(r" ?, ?")
 
 
 def select_disciplines(taxonomy: Taxonomy, selectors: Sequence[str], source: str) -> list[DisciplineRef]:
@@ -59,7 +61,8 @@ def _read_list(path: Path, source: str) -> list[str]:
 
 
 def _normal(text: str) -> str:
-    return " ".join(text.split()).casefold()
+    """Case and spacing aside ("Fractions,Decimals  and percentages" is the name with a comma)."""
+    return _AROUND_COMMA.sub(",", " ".join(text.split())).casefold()
 
 
 def _matches(every: list[DisciplineRef], selector: str, source: str) -> list[DisciplineRef]:
