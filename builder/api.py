@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import logging
 import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
@@ -29,6 +30,8 @@ from .execute.serve import serving
 from .llm.local_models import DEFAULT_LOCAL_MODEL
 from .plan import Run, resolve
 from .stages import CONFIGS
+
+log = logging.getLogger("glan")
 
 __all__ = [
     "BuildResult",
@@ -129,11 +132,17 @@ def build_run(
 def planned(settings: RunSettings) -> Run:
     """The run, planned once (builder/plan.py); says so when it uses the prompts shipped with glan."""
     run = resolve(settings)
+    log.debug(f"glan: {len(run.disciplines)} disciplines: {', '.join(ref.discipline_id for ref in run.disciplines)}")
+    for plan in run.stages.values():
+        urls = ", ".join(endpoint.base_url for endpoint in plan.route.endpoints)
+        log.debug(
+            f"glan: {plan.name}: {plan.route.model} at {urls}, prompt {plan.prompt.path} "
+            f"({plan.prompt.fingerprint}), params {plan.params}{', Batch API' if plan.batch else ''}"
+        )
     if run.prompts_shipped:
-        print(
+        log.info(
             f"glan: no prompts/ beside {settings.taxonomy}: using the prompts shipped with glan ({run.prompts_dir}). "
-            "`glan init DIR` writes a copy to edit; --prompts DIR names another folder.",
-            file=sys.stderr,
+            "`glan init DIR` writes a copy to edit; --prompts DIR names another folder."
         )
     return run
 
@@ -154,9 +163,10 @@ def check_size(
     reason = estimate.confirmation_reason(run.budget)
     if reason is None:
         return
-    print(format_estimate(estimate), file=sys.stderr)
+    # Warnings, so that -q and a library caller with no logging set up still see what they are agreeing to.
+    log.warning(format_estimate(estimate))
     if yes:
-        print(f"glan: starting although {reason}: --yes was given.", file=sys.stderr)
+        log.warning(f"glan: starting although {reason}: --yes was given.")
         return
     if confirm is None:
         raise ConfirmationNeeded(

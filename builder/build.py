@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import shutil
 import sqlite3
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -36,6 +36,7 @@ from .unit.store import FAILURES_FILE, UnitFiles, UnitStore, request_outcomes
 from .workdir import exclusive, folder_held
 
 HELD_OUT_MEMO = "held_out.json"  # the last build's cross-discipline twins (builder/quality/held_out.py)
+log = logging.getLogger("glan")
 
 
 @dataclass
@@ -98,6 +99,9 @@ class BuildResult:
     cost: float  # USD this build spent (cached responses cost nothing again)
     failures: int  # requests that failed after every retry
     stop_reason: str | None
+    disciplines: int
+    disciplines_run: int  # units this build ran (the others were complete already)
+    dropped: dict[str, int]  # rows the quality steps dropped, per reason
 
     @property
     def pairs(self) -> dict[str, int]:
@@ -122,7 +126,7 @@ def build(run: Run, out: Path, configs: list[str]) -> BuildResult:
     preflight.check_paths(out, run)
     store = UnitStore(run, preflight.check_benchmarks(run))
     with folder_held(out, "glan build"), exclusive(run.work_dir):
-        print(plan_line(run), file=sys.stderr)
+        log.info(plan_line(run))
         try:
             units = ensure_units(run, store, depth_of(configs), progress=run.settings.progress)
         except (sqlite3.OperationalError, OSError) as error:  # a full or read-only disk under the work dir
@@ -143,18 +147,15 @@ def build(run: Run, out: Path, configs: list[str]) -> BuildResult:
             )
             if units.files:
                 _write(units, configs, incomplete_folder(out))
-                print(
-                    f"glan: what was complete is in {incomplete_folder(out)}; {out} was left as it was.",
-                    file=sys.stderr,
-                )
+                log.warning(f"glan: what was complete is in {incomplete_folder(out)}; {out} was left as it was.")
             raise
         stopped = stop_reason(units, run.limits.max_failure_rate)
         previous = read_manifest(out)
         stats = _write(units, configs, incomplete_folder(out) if stopped else out)
         if not stopped and (warning := unbumped_version_warning(previous, read_manifest(out))):
-            print(warning, file=sys.stderr)
+            log.warning(warning)
         write_run_report(units)
-    print(summary(units, configs, stats), file=sys.stderr)
+    log.info(summary(units, configs, stats))
     result = BuildResult(
         (incomplete_folder(out) if stopped else out).absolute(),
         not stopped,
@@ -169,12 +170,14 @@ def build(run: Run, out: Path, configs: list[str]) -> BuildResult:
         units.accounting.total().cost,
         units.requests("failed"),
         stopped,
+        len(units.files),
+        units.built,
+        {reason: entry["total"] for reason, entry in stats["quality"]["dropped"].items()},
     )
     if stopped:
-        print(
+        log.warning(
             f"glan: the build is incomplete: {stopped}. What was complete is in {incomplete_folder(out)}; {out} was "
-            "left as it was. Run the same command to go on: nothing received is paid twice.",
-            file=sys.stderr,
+            "left as it was. Run the same command to go on: nothing received is paid twice."
         )
         return result
     if (incomplete_folder(out) / MANIFEST).is_file():  # superseded; only ever a folder glan wrote

@@ -28,7 +28,7 @@ from .project import SHIPPED_PROMPTS, prompts_dir
 from .prompts import Prompt, PromptError, load_prompt, prompt_path
 from .sizing import SIZED_KEYS, sized
 from .stages import DEFAULT_CONFIG, OUTPUTS, STAGES, Stage, StageContext
-from .taxonomy import DisciplineRef, Taxonomy, TaxonomyError, load_taxonomy
+from .taxonomy import DisciplineRef, Taxonomy, TaxonomyError, load_taxonomy, select_disciplines
 
 # Where each stage's requests go, the first that applies: --base-url; else the stage's base_urls in the taxonomy;
 # else OPENAI_BASE_URL; else OpenAI's API. With none of these for any stage and no OPENAI_API_KEY, the embedded
@@ -222,20 +222,7 @@ def _embedded_model(settings: RunSettings, taxonomy: Taxonomy) -> LocalModel | N
 def _selected_disciplines(settings: RunSettings, taxonomy: Taxonomy, generation: Generation) -> list[DisciplineRef]:
     if not settings.disciplines:  # a preset may name its own (generation.discipline_ids)
         return taxonomy.disciplines(generation)
-    every = taxonomy.disciplines()
-    wanted = {name.casefold() for name in settings.disciplines}
-    chosen = [ref for ref in every if ref.discipline.casefold() in wanted or ref.discipline_id in wanted]
-    known = {ref.discipline.casefold() for ref in chosen} | {ref.discipline_id for ref in chosen}
-    missing = sorted(wanted - known)
-    if missing:
-        raise TaxonomyError(
-            settings.taxonomy,
-            None,
-            "--disciplines",
-            f"no discipline named {', '.join(missing)}. "
-            "Use a discipline's name or id as written in the taxonomy (see `glan taxonomy validate`).",
-        )
-    return chosen
+    return select_disciplines(taxonomy, settings.disciplines, settings.taxonomy)
 
 
 def _endpoint_urls(base_url: str | None, stage_urls: list[str]) -> list[str]:

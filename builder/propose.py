@@ -6,7 +6,7 @@ the taxonomy. Disciplines already present (by id) are dropped from the proposal.
 
 from __future__ import annotations
 
-import sys
+import logging
 
 import yaml
 
@@ -19,6 +19,8 @@ from .prompts import load_prompt
 from .schemas import TaxonomyProposal
 from .stages import OUTPUTS
 from .taxonomy import TaxonomyError, slugify
+
+log = logging.getLogger("glan")
 
 
 def propose(run: Run, under: str, count: int) -> int:
@@ -43,12 +45,15 @@ def propose(run: Run, under: str, count: int) -> int:
     with engine_for(run) as engine:
         result = loop.run(_ask(engine, route, request))
     if not result.ok:
-        print(
-            f"glan: the model gave no usable proposal ({result.failure}); run again or use another model.",
-            file=sys.stderr,
-        )
+        log.error(f"glan: the model gave no usable proposal ({result.failure}); run again or use another model.")
         return 1
-    fields = _new_only(result.value, {ref.discipline_id for ref in taxonomy.disciplines()}, field_name, subfield_name)
+    known = {ref.discipline_id for ref in taxonomy.disciplines()}
+    fields, found = _new_only(result.value, known, field_name, subfield_name, count)
+    if found < count:
+        log.warning(
+            f"glan: the model proposed {found} new disciplines of the {count} asked for (it repeated some the "
+            "taxonomy has, or gave fewer); run again for more."
+        )
     print(
         f"# Proposed by {route.model} for {run.settings.taxonomy} (version {taxonomy.version}).\n"
         "# Review it, then merge what you keep into taxonomy.yaml by hand and bump its version."
@@ -78,15 +83,20 @@ def _outline(taxonomy) -> str:
     return "\n".join(lines)
 
 
-def _new_only(proposal: TaxonomyProposal, known_ids: set[str], field_name: str, subfield_name: str) -> list[dict]:
-    """The proposal's new disciplines, placed under --under when given, in taxonomy.yaml's schema."""
+def _new_only(
+    proposal: TaxonomyProposal, known_ids: set[str], field_name: str, subfield_name: str, count: int
+) -> tuple[list[dict], int]:
+    """The proposal's first `count` new disciplines (a model may give more than it is asked for), placed under
+    --under when given, in taxonomy.yaml's schema; and how many they are."""
     fields: dict[str, dict[str, list[dict]]] = {}
+    found = 0
     for field in proposal.fields:
         for subfield in field.subfields:
             for discipline in subfield.disciplines:
                 discipline_id = slugify(discipline.name)
-                if not discipline_id or discipline_id in known_ids:
+                if not discipline_id or discipline_id in known_ids or found == count:
                     continue
+                found += 1
                 known_ids.add(discipline_id)
                 place = fields.setdefault(field_name or field.name, {})
                 place.setdefault(subfield_name or subfield.name, []).append(
@@ -95,4 +105,4 @@ def _new_only(proposal: TaxonomyProposal, known_ids: set[str], field_name: str, 
     return [
         {"name": field, "subfields": [{"name": sub, "disciplines": disciplines} for sub, disciplines in subs.items()]}
         for field, subs in fields.items()
-    ]
+    ], found

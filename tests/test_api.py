@@ -66,13 +66,16 @@ def test_the_async_forms_leave_the_callers_loop_running(openai_server, project):
     assert ticks > 1  # the caller's loop ran while glan worked
     assert isinstance(estimate, glan.Estimate) and estimate.disciplines == 1
     assert result.complete and set(result.rows) == {"taxonomy", "subjects", "syllabi", "questions", "instructions"}
-    assert abs(result.pairs["train"] - estimate.train_pairs) <= 0.2 * estimate.train_pairs
+    # smoke: 2 subject samples of 2 or 3 subjects, 4 questions each, 1 held out. The estimate is the expectation; one
+    # discipline's build lands anywhere in the range (the server picks each count), so that is what is asserted.
+    assert estimate.train_pairs == 2 * 2.5 * 4 - 1
+    assert 2 * 2 * 4 - 1 <= result.pairs["train"] <= 2 * 3 * 4 - 1
 
 
 def test_errors_name_keyword_arguments_not_flags(openai_server, project):
     with pytest.raises(glan.UserError) as error:
         glan.estimate(**{**settings(openai_server), "disciplines": "Calculuz"})
-    assert str(error.value).startswith("taxonomy.yaml: disciplines=: no discipline named calculuz.")
+    assert str(error.value).startswith('taxonomy.yaml: disciplines=: no discipline named "Calculuz". Did you mean "Calculus"?')
     with pytest.raises(glan.UserError, match=r"no model for the subjects stage\. Pass model=, or set it"):
         glan.estimate(base_url=openai_server.base_url)
     with pytest.raises(glan.UserError, match=r"unknown config 'instruction'; choose from taxonomy, subjects"):
@@ -124,7 +127,7 @@ def test_the_worked_example_of_docs_api_md_runs(openai_server, project, monkeypa
     out = capsys.readouterr().out
     assert re.search(r"^about [\d,]+ train pairs from \d+ disciplines, [\d,]+ requests, up to [\d.]+ USD$", out, re.M)
     assert "not started: it would send about" in out and "Pass yes=True" in out
-    assert "disciplines=: no discipline named calculuz" in out
+    assert 'disciplines=: no discipline named "Calculuz". Did you mean "Calculus"?' in out
     assert (project / "dist" / "glan_manifest.json").is_file()
 
 

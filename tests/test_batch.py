@@ -130,6 +130,14 @@ def test_batch_build_equals_online_build_and_uploads_exactly_the_uncached_reques
     for (batch, inputs, _), line in zip(batches, listing[1:]):
         assert line.split()[:7] == [batch.id, _stage(inputs), "completed", str(len(inputs)), str(len(inputs)),
                                     "0", "yes"]
+    assert main(["batches", "--json", "--work-dir", str(tmp_path / ".glan")]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [{key: row[key] for key in ("batch", "stage", "status", "requests", "completed", "failed", "collected")}
+            for row in listed] == [
+        {"batch": batch.id, "stage": _stage(inputs), "status": "completed", "requests": len(inputs),
+         "completed": len(inputs), "failed": 0, "collected": True} for batch, inputs, _ in batches]
+    assert [row["created"][:16].replace("T", " ") for row in listed] == [line.split()[7] + " " + line.split()[8]
+                                                                         for line in listing[1:]]
 
 
 def _stage(inputs):

@@ -21,7 +21,7 @@ def test_build_with_a_malformed_taxonomy_exits_2_and_writes_nothing(tmp_path, ca
 
 def test_unknown_discipline_and_config_are_refused(tmp_path, capsys):
     assert main(["build", "--disciplines", "Alchemy", "--model", "m", "--work-dir", str(tmp_path / "w")]) == 2
-    assert "--disciplines: no discipline named alchemy" in capsys.readouterr().err
+    assert "--disciplines: no discipline named \"Alchemy\"." in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit:
         main(["build", "--configs", "answers", "--model", "m"])
     assert exit.value.code == 2

@@ -39,7 +39,7 @@ def hub():
 @pytest.fixture
 def client(hub, tmp_path):
     """client(*steps) runs the steps in one child interpreter and returns their results; with token=False,
-    the child has no HF_TOKEN (and no stored login); keywords add to its environment."""
+    the child has no HF_TOKEN (and no stored login); keywords add to its environment (None: take the name out)."""
     from tests.helpers import PATIENCE_S
     from tests.servers.hub_server import FAKE_TOKEN
 
@@ -55,8 +55,8 @@ def client(hub, tmp_path):
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
     }
 
-    def run(*steps: dict, token: bool = True, **more_env: str) -> list:
-        child_env = {**env, **more_env}
+    def run(*steps: dict, token: bool = True, **more_env: str | None) -> list:
+        child_env = {name: value for name, value in {**env, **more_env}.items() if value is not None}
         proc = subprocess.run(
             [sys.executable, __file__, json.dumps(steps)], cwd=ROOT,
             env=child_env if token else {k: v for k, v in child_env.items() if k != "HF_TOKEN"}, capture_output=True,
@@ -461,11 +461,45 @@ def test_private_message_and_revision_reach_the_hub(hub, client, tmp_path):
     assert "glan-tester/branched has no branch 'nope' (branches: dev, main)" in no_branch["err"]
 
 
+def test_token_flag_pushes_and_pulls_a_private_repo_and_is_written_nowhere(hub, client, tmp_path):
+    from tests.servers.hub_server import FAKE_TOKEN
+
+    repo = "glan-tester/by-flag"
+    push, pull, refused = client(
+        _push(_make(tmp_path / "v1"), repo, "--private", "--token", FAKE_TOKEN, "-v"),
+        _glan("pull", repo, tmp_path / "pulled", "--token", FAKE_TOKEN, "-v"),
+        _glan("pull", repo, tmp_path / "refused", "--token", "hf_not_a_token_the_hub_knows"),
+        token=False,
+    )
+    assert push["exit"] == 0, push["err"]
+    assert hub.state.repo(repo).private and list(hub.tags(repo)) == ["v1.0.0"]
+    assert pull["exit"] == 0, pull["err"]
+    assert (tmp_path / "pulled" / "taxonomy.yaml").read_bytes() == (tmp_path / "v1" / "glan" / "taxonomy.yaml").read_bytes()
+    assert refused["exit"] == 2 and not (tmp_path / "refused").exists(), refused["err"]
+    for result in (push, pull, refused):
+        assert FAKE_TOKEN not in result["out"] + result["err"]
+    written = [path for path in tmp_path.rglob("*") if path.is_file()]  # the folder, the project, HF_HOME
+    assert len(written) > 10
+    assert [path for path in written if FAKE_TOKEN.encode() in path.read_bytes()] == []
+    assert [path for path, data in hub.files(repo).items() if FAKE_TOKEN.encode() in data] == []
+
+
+def test_off_a_terminal_push_and_pull_print_no_hub_progress_bars(hub, client, tmp_path):
+    """huggingface_hub draws its bars on stderr whatever it is; glan turns them off when it is not a terminal (the
+    test's environment, HF_HUB_DISABLE_PROGRESS_BARS, is left unset here: it would decide instead)."""
+    repo = "glan-tester/no-bars"
+    push, pull = client(_push(_make(tmp_path / "v1"), repo), _glan("pull", repo, tmp_path / "pulled"),
+                        HF_HUB_DISABLE_PROGRESS_BARS=None)
+    assert push["exit"] == 0 and pull["exit"] == 0
+    assert push["err"] == pull["err"] == ""
+
+
 def test_a_push_without_hf_token_says_how_to_log_in_and_sends_nothing(hub, client, tmp_path):
     repo = "glan-tester/anonymous"
     (push,) = client(_push(_make(tmp_path / "v1"), repo), token=False)
     assert push["exit"] == 2
-    assert push["err"] == "glan: no Hugging Face token: set HF_TOKEN to a token with write access, or run `hf auth login`.\n"
+    assert push["err"] == ("glan: no Hugging Face token: set HF_TOKEN to a token with write access, run `hf auth "
+                           "login`, or pass --token.\n")
     assert ("dataset", repo) not in hub.state.repos
     assert not [path for _, path in hub.state.requests if "anonymous" in path]
 

@@ -1,6 +1,7 @@
 """Bad input and a hostile environment cost nothing: checked before the first request, one line each, the
 folder at --out replaced only by a complete build."""
 
+import re
 import errno
 import os
 import resource
@@ -180,15 +181,31 @@ def test_a_full_disk_at_out_is_one_line_and_leaves_no_half_folder(complete, tmp_
     assert sorted(path.name for path in run.iterdir() if path.name.startswith(".dist")) == []
 
 
+STATUS = re.compile(r"glan: (\d+)/2 disciplines; requests ([\d,]+)/~([\d,]+) \(([\d.,]+)/s, ETA (\?|[\dhms]+)\): "
+                    r"subjects (\d+)/(\d+), syllabus (\d+)/~(\d+), questions (\d+)/~(\d+), answers (\d+)/~(\d+); "
+                    r"([\d.]+) USD, projected (\?|~[\d.]+); (\d+) failed")
+
+
 def test_off_a_terminal_a_status_line_comes_every_few_seconds(tmp_path, capsys, monkeypatch):
+    """In requests: per stage done of expected, the rate, the time left, the cost so far and projected."""
     monkeypatch.setattr(progress, "INTERVAL_S", 0.05)
     with start_openai_server(latency_ms=100) as server:
-        assert main(build_args(REPO_ROOT / "taxonomy.yaml", server.base_url, tmp_path, "--concurrency", "2")) == 0
+        assert main(build_args(REPO_ROOT / "taxonomy.yaml", server.base_url, tmp_path, "--concurrency", "2",
+                               "--price", "test-model=1000,2000")) == 0
     status = [line for line in capsys.readouterr().err.splitlines() if " disciplines; " in line]
     assert len(status) >= 5
-    assert status[0].startswith("glan: 0/2 disciplines; ") and status[-1].startswith("glan: ")
-    assert all(" requests (" in line and "/s), " in line and " cache hits, " in line and " failed, " in line
-               and line.endswith(" USD") for line in status)
+    matches = [STATUS.fullmatch(line) for line in status]
+    assert all(matches), [line for line, match in zip(status, matches) if not match]
+    first, last = matches[0].groups(), matches[-1].groups()
+    assert first[:2] == ("0", "0") and first[5:7] == ("0", "4") and first[14] == "?"  # nothing done, nothing paid
+    for match in matches:
+        done = [int(match.group(index)) for index in (6, 8, 10, 12)]
+        assert int(match.group(2).replace(",", "")) == sum(done)
+        assert int(match.group(7)) == 4  # the subjects stage's count is exact: 2 samples for each of 2 disciplines
+    assert int(last[5]) == 4 and int(last[7]) > 0  # the last line comes while the answers are still going
+    assert any(match.group(5) != "?" and match.group(15) != "?" for match in matches)  # an ETA and a projection
+    assert [int(match.group(2).replace(",", "")) for match in matches] == sorted(
+        int(match.group(2).replace(",", "")) for match in matches)
 
 
 def test_a_failure_rate_over_the_limit_says_why(tmp_path, capsys):
@@ -200,3 +217,18 @@ def test_a_failure_rate_over_the_limit_says_why(tmp_path, capsys):
     [line] = [line for line in err.splitlines() if line.startswith("glan: the build is incomplete: ")]
     assert " requests failed (" in line and "), more than --max-failure-rate 0.001 allows" in line
     assert (tmp_path / "dist.incomplete" / "README.md").exists() and not (tmp_path / "dist").exists()
+
+
+def test_on_a_terminal_the_bar_counts_requests_with_the_same_figures(capsys):
+    from glan.llm.accounting import Accounting
+
+    accounting = Accounting({"m": (1000.0, 0.0)})
+    shown = progress.Progress(2, accounting, True, {"subjects": 4, "syllabus": 10.5})
+    usage = accounting.usage("subjects", "m")
+    usage.succeeded, usage.requests, usage.prompt_tokens = 3, 3, 300
+    usage.cost = accounting.cost("m", 300, 0)
+    shown.unit_done()
+    shown.close()
+    bar = capsys.readouterr().err.split("\r")[-1]
+    assert bar.startswith("requests:  20%|") and " 3/15 " in bar
+    assert bar.rstrip().endswith("1/2 disciplines; subjects 3/4, syllabus 0/~11; 0.3000 USD, projected ~1.4500; 0 failed]")

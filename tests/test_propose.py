@@ -42,3 +42,13 @@ def test_unknown_under_is_refused(openai_server, tmp_path, capsys):
     assert code == 2
     assert 'glan: taxonomy.yaml: --under: no field or sub-field "Alchemy".' in printed.err
     assert openai_server.stats()["requests"] == 0
+
+
+def test_count_is_how_many_disciplines_are_printed(openai_server, tmp_path, capsys):
+    """A model gives as many as it likes (the test server fills each list of the schema to its maximum): the
+    proposal holds --count of them."""
+    code, printed = propose(openai_server, tmp_path, capsys, "--count", "3")
+    assert code == 0
+    fields = yaml.safe_load(printed.out)["fields"]
+    assert sum(len(sub["disciplines"]) for field in fields for sub in field["subfields"]) == 3
+    assert printed.err == ""

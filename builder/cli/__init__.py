@@ -13,7 +13,8 @@ import traceback
 
 from ..errors import UserError
 from ..version import __version__
-from . import batches, build, cache, estimate, init, pull, push, serve_local, show, taxonomy
+from . import batches, build, cache, completion, estimate, init, pull, push, serve_local, show, taxonomy
+from .output import add_verbosity_flags, log, messages
 from .run import preset_help
 
 
@@ -70,28 +71,43 @@ def _parser(argv: list[str]) -> argparse.ArgumentParser:
     show.add_parser(commands)
     push.add_parser(commands)
     pull.add_parser(commands)
+    completion.add_parser(commands)
+    for command in _leaves(commands):
+        add_verbosity_flags(command)
     return parser
+
+
+def _leaves(commands: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
+    """The parsers that run a command (`glan build`, `glan taxonomy list`), not those that only hold commands."""
+    leaves = []
+    for command in commands.choices.values():
+        nested = [action for action in command._actions if isinstance(action, argparse._SubParsersAction)]
+        leaves += [leaf for action in nested for leaf in _leaves(action)] if nested else [command]
+    return leaves
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = _parser(argv).parse_args(argv)
+    parser = _parser(argv)
+    completion.complete(parser)
+    args = parser.parse_args(argv)
+    with messages(args, argv):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return args.run(args)
     except UserError as error:
-        print(f"glan: {error}", file=sys.stderr)
+        log.error(f"glan: {error}")
         return error.exit_code
     except KeyboardInterrupt:
-        print(
-            "glan: interrupted. Every response received so far is cached: run the same command to resume.",
-            file=sys.stderr,
-        )
+        log.error("glan: interrupted. Every response received so far is cached: run the same command to resume.")
         return 130
     except Exception:
-        traceback.print_exc()
-        print(
+        log.error(traceback.format_exc().rstrip("\n"))
+        log.error(
             "glan: this is a bug in glan, not a problem with your input. Please report it with the traceback "
-            "above and the command you ran to the issue tracker of the repository you installed glan from.",
-            file=sys.stderr,
+            "above and the command you ran to the issue tracker of the repository you installed glan from."
         )
         return 1

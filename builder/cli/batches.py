@@ -7,12 +7,15 @@ from __future__ import annotations
 import sys
 import time
 
+from .output import print_json
+
 
 def add_parser(commands) -> None:
     parser = commands.add_parser("batches", help="list the Batch API batches of a work dir, or cancel them")
     parser.add_argument("action", nargs="?", choices=("list", "cancel"), default="list")
     parser.add_argument("batch_ids", nargs="*", help="cancel only these (default: every running batch)")
     parser.add_argument("--work-dir", default=".glan")
+    parser.add_argument("--json", action="store_true", help="print the batches as one JSON list on stdout")
     parser.set_defaults(run=run)
 
 
@@ -59,26 +62,44 @@ def run(args) -> int:
             continue
         batch.status, batch.counts = remote.status, counts(remote)
         store.update(batch)
-    print(_table(saved))
+    if args.json:
+        print_json(_rows(saved))
+    else:
+        print(_table(saved))
     return 0
 
 
+def _rows(saved) -> list[dict]:
+    """One per uploaded batch input; a batch the API never created has no id and status `preparing` (the next build
+    creates it)."""
+    return [
+        {
+            "batch": batch.batch_id,
+            "stage": batch.stage,
+            "status": batch.status,
+            "requests": len(batch.keys),
+            "completed": (batch.counts or {}).get("completed", 0),
+            "failed": (batch.counts or {}).get("failed", 0),
+            "collected": batch.collected,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(batch.created)),
+        }
+        for batch in saved
+    ]
+
+
 def _table(saved) -> str:
-    """One line per uploaded batch input; a batch the API never created shows `-` and status `preparing`
-    (the next build creates it)."""
     if not saved:
         return "no batches saved in this work dir"
-    width = max(len("batch"), *(len(batch.batch_id or "-") for batch in saved))
+    rows = _rows(saved)
+    width = max(len("batch"), *(len(row["batch"] or "-") for row in rows))
     lines = [
         f"{'batch':<{width}} {'stage':<10} {'status':<11} {'requests':>8} {'completed':>9} {'failed':>6} "
         f"{'collected':<9} created"
     ]
-    for batch in saved:
-        counts = batch.counts or {}
-        created = time.strftime("%Y-%m-%d %H:%M", time.localtime(batch.created))
+    for row in rows:
         lines.append(
-            f"{batch.batch_id or '-':<{width}} {batch.stage:<10} {batch.status:<11} {len(batch.keys):>8,} "
-            f"{counts.get('completed', 0):>9,} {counts.get('failed', 0):>6,} "
-            f"{'yes' if batch.collected else 'no':<9} {created}"
+            f"{row['batch'] or '-':<{width}} {row['stage']:<10} {row['status']:<11} {row['requests']:>8,} "
+            f"{row['completed']:>9,} {row['failed']:>6,} {'yes' if row['collected'] else 'no':<9} "
+            f"{row['created'][:16].replace('T', ' ')}"
         )
     return "\n".join(lines)

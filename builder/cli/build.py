@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .output import print_json
 from .run import build_flags, run_settings, selection_flags
 from .sizing import sizing, sizing_flags, terminal_confirm, yes_flag
 
@@ -25,7 +26,13 @@ def add_parser(commands, preset_help: str) -> None:
         "HOST:PORT, or nothing for the one ray.init() finds or starts (needs glan[ray]; "
         "default: the taxonomy's generation.executor)",
     )
-    parser.set_defaults(run=run)
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the summary (rows, requests, tokens, cost per stage; the folder; why it stopped) as one JSON "
+        "document on stdout",
+    )
+    parser.set_defaults(run=run, log_file=True)
 
 
 def run(args) -> int:
@@ -38,4 +45,6 @@ def run(args) -> int:
     ray = {"executor": "ray", "ray_address": args.ray or None} if args.ray is not None else {}
     settings = run_settings(args, **ray, **sizing(args))
     result = build_run(settings, args.out, args.configs, yes=args.yes, confirm=terminal_confirm())
+    if args.json:
+        print_json(result)
     return 0 if result.complete else 1

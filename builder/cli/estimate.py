@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .output import print_json
 from .run import run_settings, selection_flags
 from .sizing import sizing, sizing_flags
 
@@ -15,6 +16,7 @@ def add_parser(commands, preset_help: str) -> None:
         "flags, and the train and test pairs it would yield, without calling an LLM or writing a file: "
         "the cache gives exact counts for what it holds, the settings extrapolate the rest.",
     )
+    parser.add_argument("--json", action="store_true", help="print the estimate as one JSON document on stdout")
     parser.set_defaults(run=run)
 
 
@@ -22,5 +24,9 @@ def run(args) -> int:
     from ..api import estimate_run
     from ..estimate import format_estimate
 
-    print(format_estimate(estimate_run(run_settings(args, progress=False, **sizing(args)), args.configs)))
+    estimate = estimate_run(run_settings(args, progress=False, **sizing(args)), args.configs)
+    if args.json:
+        print_json(estimate)
+    else:
+        print(format_estimate(estimate))
     return 0

@@ -24,6 +24,11 @@ def add_parser(commands) -> None:
     parser.add_argument(
         "directory", nargs="?", type=Path, metavar="DIR", help="where to write the project (default: the repo's name)"
     )
+    parser.add_argument(
+        "--token",
+        help="Hugging Face token (default: HF_TOKEN, else `hf auth login`'s); sent to the Hub, written nowhere. "
+        "HF_TOKEN keeps it out of the process list and the shell history",
+    )
     parser.add_argument("--revision", default="main", help="release tag (e.g. v1.0.0), branch or commit")
     parser.set_defaults(run=run)
 
@@ -32,22 +37,30 @@ def run(args) -> int:
     """0 pulled, 1 failed on the way (the Hub stalled or failed), 2 refused (no such repo, revision or project; a file
     glan does not write; a file would be overwritten)."""
     import httpx2  # huggingface_hub's HTTP client: its HTTPError covers HfHubHTTPError and unreachable hosts
-    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 
     from ..publish.pull import pull
+    from .output import hub_progress_bars
 
+    hub_progress_bars()
     directory = args.directory or Path(args.repo_id.rsplit("/", 1)[-1])
     try:
-        result = pull(args.repo_id, args.revision, directory)
+        result = pull(args.repo_id, args.revision, directory, args.token)
     except RepositoryNotFoundError:
         raise UserError(
-            f"{args.repo_id}: no such dataset repo, or it is private: set HF_TOKEN to a token that can read it."
+            f"{args.repo_id}: no such dataset repo, or it is private: set HF_TOKEN (or pass --token) to a token "
+            "that can read it."
         ) from None
     except RevisionNotFoundError:
         raise UserError(
             f"{args.repo_id} has no revision {args.revision!r}. Name a release tag (v<version>), a branch or a commit."
         ) from None
     except (httpx2.HTTPError, OSError) as error:
+        if isinstance(error, HfHubHTTPError) and error.response is not None and error.response.status_code == 401:
+            raise UserError(
+                f"{args.repo_id}: the Hub refused the token (401 Unauthorized). Pass a valid --token, set HF_TOKEN, "
+                "or run `hf auth login`."
+            ) from None
         print(f"glan pull: failed: {error}\nRun the same command to retry.", file=sys.stderr)
         return 1
     print(result.summary())

@@ -35,6 +35,11 @@ def add_parser(commands) -> None:
         help="open a pull request instead of committing to the branch (reusing an open one that "
         "holds this release); tag after the merge with a plain `glan push`",
     )
+    parser.add_argument(
+        "--token",
+        help="Hugging Face token (default: HF_TOKEN, else `hf auth login`'s); sent to the Hub, written nowhere. "
+        "HF_TOKEN keeps it out of the process list and the shell history",
+    )
     parser.add_argument("--message", help="commit title (default: Release v<taxonomy version>)")
     parser.set_defaults(run=run)
 
@@ -46,6 +51,9 @@ def run(args) -> int:
 
     from ..publish.hub import push
     from ..publish.session import HubUnreachable
+    from .output import hub_progress_bars
+
+    hub_progress_bars()
 
     try:
         result = push(
@@ -55,6 +63,7 @@ def run(args) -> int:
             private=args.private,
             create_pr=args.create_pr,
             message=args.message,
+            token=args.token,
         )
     except (httpx2.HTTPError, OSError, RuntimeError, ValueError) as error:
         if isinstance(error.__cause__, HubUnreachable):  # huggingface_hub wraps what failed an LFS upload

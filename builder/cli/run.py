@@ -5,6 +5,7 @@ flags, and the run planned from them once (builder/plan.py), on a configured end
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -12,11 +13,19 @@ from ..config.run import DEFAULT_TAXONOMY, DEFAULT_WORK_DIR, RunSettings
 from ..llm.local_models import DEFAULT_LOCAL_MODEL, LOCAL_MODELS
 from ..plan import ENDPOINT_PRECEDENCE, Run
 from ..stages import CONFIGS
+from . import completion
 from .args import fraction, positive_number, whole_number
+
+log = logging.getLogger("glan")
 
 
 def _csv(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _selectors(text: str) -> list[str]:
+    """--disciplines as given: the plan splits it (a discipline's name may hold a comma)."""
+    return [text] if text.strip() else []
 
 
 def _configs(text: str) -> list[str]:
@@ -49,13 +58,16 @@ def selection_flags(preset_help: str) -> argparse.ArgumentParser:
         help="folder of prompt files (default: prompts/ beside the taxonomy, else the prompts shipped with glan)",
     )
     flags.add_argument("--work-dir", default=DEFAULT_WORK_DIR, help="the response cache and run state")
-    flags.add_argument("--preset", help=preset_help)
-    flags.add_argument(
+    completion.completes(flags.add_argument("--preset", help=preset_help), completion.presets)
+    disciplines = flags.add_argument(
         "--disciplines",
-        type=_csv,
+        type=_selectors,
         default="",
-        help="names or ids, comma-separated (default: every discipline, or the preset's)",
+        help='names, ids or patterns, comma-separated ("Mathematics/*", "*/Chemistry/*", "*-chemistry"), or '
+        "@FILE of one a line; a name with commas is matched whole (`glan taxonomy list` lists them; default: "
+        "every discipline, or the preset's)",
     )
+    completion.completes(disciplines, completion.disciplines)
     flags.add_argument("--configs", type=_configs, default=",".join(CONFIGS), help="configs to write, comma-separated")
     flags.add_argument(
         "--model",
@@ -156,7 +168,7 @@ def run_settings(args, **flags) -> RunSettings:
         max_failure_rate=getattr(args, "max_failure_rate", None),
         batch=getattr(args, "batch", False),
         prices=tuple(getattr(args, "price", ())),
-        progress=sys.stderr.isatty(),
+        progress=sys.stderr.isatty() and getattr(args, "verbosity", logging.INFO) <= logging.INFO,
         local_model=args.local_model,
     )
     return RunSettings(**{**asked, **flags})

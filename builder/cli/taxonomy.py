@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .args import whole_number
+from .output import print_json
 from .run import local_model_flag
 
 
@@ -11,6 +12,7 @@ def add_parser(commands, preset_help: str) -> None:
     taxonomy_commands = taxonomy.add_subparsers(dest="taxonomy_command", required=True)
     validate = taxonomy_commands.add_parser("validate", help="check a taxonomy file; exit 2 on the first problem")
     validate.add_argument("path", nargs="?", default="taxonomy.yaml", help="the taxonomy file")
+    validate.add_argument("--json", action="store_true", help="print the summary as one JSON document on stdout")
     validate.set_defaults(run=run_validate)
     propose = taxonomy_commands.add_parser(
         "propose", help="ask the LLM for new disciplines, printed as taxonomy YAML to review (never merged)"
@@ -29,7 +31,16 @@ def add_parser(commands, preset_help: str) -> None:
     propose.add_argument("--preset", help=preset_help)
     propose.add_argument("--work-dir", default=".glan", help="the response cache")
     propose.add_argument("--local-model", **local_model_flag())
-    propose.set_defaults(run=run_propose)
+    propose.set_defaults(run=run_propose, log_file=True)
+    listing = taxonomy_commands.add_parser(
+        "list",
+        help="every discipline's id and Field/Sub-field/Discipline, what --disciplines takes",
+        description="One line a discipline, in taxonomy order: its id, then Field/Sub-field/Discipline. "
+        '--disciplines takes either, or a pattern over them ("Mathematics/*", "*-chemistry").',
+    )
+    listing.add_argument("--taxonomy", default="taxonomy.yaml", help="the taxonomy file")
+    listing.add_argument("--under", default="", help='"Field" or "Field/Sub-field" (default: the whole taxonomy)')
+    listing.set_defaults(run=run_list)
     diff = taxonomy_commands.add_parser("diff", help="what changed between two taxonomy files")
     diff.add_argument("old", help="the older taxonomy file")
     diff.add_argument("new", help="the newer taxonomy file")
@@ -54,11 +65,33 @@ def run_validate(args) -> int:
     preflight.check_templates(run)
     check_card_template(run, list(CONFIGS))
     subfields = sum(len(field.subfields) for field in taxonomy.fields)
+    if args.json:
+        print_json(
+            {
+                "path": args.path,
+                "version": taxonomy.version,
+                "fields": len(taxonomy.fields),
+                "subfields": subfields,
+                "disciplines": len(taxonomy.disciplines()),
+                "presets": sorted(taxonomy.presets),
+            }
+        )
+        return 0
     presets = ", ".join(sorted(taxonomy.presets)) or "none"
     print(
         f"{args.path}: version {taxonomy.version}, {len(taxonomy.fields)} fields, {subfields} sub-fields, "
         f"{len(taxonomy.disciplines())} disciplines, presets: {presets}"
     )
+    return 0
+
+
+def run_list(args) -> int:
+    from ..taxonomy import discipline_path, disciplines_under, load_taxonomy
+
+    refs = disciplines_under(load_taxonomy(args.taxonomy), args.under, args.taxonomy)
+    width = max(len(ref.discipline_id) for ref in refs)
+    for ref in refs:
+        print(f"{ref.discipline_id:<{width}}  {discipline_path(ref)}")
     return 0
 
 

@@ -19,7 +19,7 @@ from ..unit.store import UnitFiles, UnitResult
 from .admission import Admission
 from .base import EngineFigures, Executed, Executor
 from .engine import engine_for
-from .progress import Progress
+from .progress import Progress, expected_items
 
 
 class LocalExecutor(Executor):
@@ -50,7 +50,12 @@ class LocalExecutor(Executor):
                     depth,
                     store.benchmarks,
                     write,
-                    Progress(len(disciplines), engine.accounting, self.progress),
+                    Progress(
+                        len(disciplines),
+                        engine.accounting,
+                        self.progress,
+                        expected_items(run, len(disciplines), depth),
+                    ),
                 )
             )
         return Executed(written, engine.accounting, EngineFigures.of(engine))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import sys
+import logging
 from collections.abc import Iterator
 
 from ..llm.local_models import demo_notice
 from ..plan import Run
+
+log = logging.getLogger("glan")
 
 
 @contextlib.contextmanager
@@ -22,10 +24,9 @@ def serving(run: Run) -> Iterator[Run]:
     with LocalServer(run.embedded.name) as server:
         preset = run.settings.preset
         scope = f"the {preset} preset" if preset else "the taxonomy's generation settings"
-        print(
+        log.warning(
             f"glan: no endpoint configured: running {scope} on the embedded {server.local_model.label} "
             f"(llama.cpp at {server.base_url}).\n"
-            f"glan: {demo_notice(server.local_model)}",
-            file=sys.stderr,
+            f"glan: {demo_notice(server.local_model)}"
         )
         yield run.on_local_server(server.base_url)

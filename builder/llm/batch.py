@@ -19,10 +19,10 @@ submitting their lines again, on the endpoint that has them, whatever --base-url
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +33,8 @@ from ..errors import UserError
 from .attempts import Attempts, LLMResult
 from .cache import Cache
 from .reply import read_completion, redact
+
+log = logging.getLogger("glan")
 
 # The Batch API's input file limits.
 MAX_FILE_REQUESTS = 50_000
@@ -372,7 +374,7 @@ class BatchRunner:
 
     def _say(self, message: str) -> None:
         # Always, not only on a terminal: batch ids in a days-long run's log are what a person checks.
-        print(f"glan: {message}", file=sys.stderr)
+        log.info(f"glan: {message}")
 
 
 def _created(batch: SavedBatch) -> str:

@@ -63,8 +63,9 @@ def _run_in_a_thread(coroutine: Coroutine):
             started.set()
             finished.set()
 
-    threading.Thread(target=target, name="glan-event-loop", daemon=True).start()
     try:
+        # Started inside the try: Thread.start waits for the thread to run, and an interrupt may come in that wait.
+        threading.Thread(target=target, name="glan-event-loop", daemon=True).start()
         finished.wait()
     except KeyboardInterrupt:
         started.wait()

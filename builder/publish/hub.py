@@ -134,12 +134,14 @@ def push(
     private: bool = False,
     create_pr: bool = False,
     message: str | None = None,
+    token: str | None = None,
 ) -> PushResult:
     """Publish `folder` (the layout builder/publish/export.py writes) as release v<taxonomy version> of dataset repo
     `repo_id`.
 
-    The token comes from HF_TOKEN or the huggingface_hub login. Raises PushError for a refused release,
-    huggingface_hub / network errors for failures, HubUnreachable when the Hub stops answering (the repo is
+    The token is `token`, else HF_TOKEN or the huggingface_hub login; it is sent to the Hub and kept nowhere.
+    Raises PushError for a refused release, huggingface_hub / network errors for failures, HubUnreachable when
+    the Hub stops answering (the repo is
     then unchanged unless a commit was made, and pushing again resumes: uploaded shards are not sent twice, a
     missing tag is created). The folder is held for the whole push (builder/workdir.py): a build into it
     meanwhile is refused, and so is this push while a build holds it.
@@ -148,10 +150,12 @@ def push(
     if not folder.is_dir():
         raise PushError(f"{folder}: no such folder. Build the dataset first (`glan build`), or pass --from DIR.")
     with folder_held(folder, "glan push"), bounded_hub_calls():
-        return _push(folder, repo_id, revision, private, create_pr, message)
+        return _push(folder, repo_id, revision, private, create_pr, message, token)
 
 
-def _push(folder: Path, repo_id: str, revision: str, private: bool, create_pr: bool, message: str | None) -> PushResult:
+def _push(
+    folder: Path, repo_id: str, revision: str, private: bool, create_pr: bool, message: str | None, token: str | None
+) -> PushResult:
     manifest, manifest_bytes = _read_manifest(folder)
     version = manifest.taxonomy_version
     result = PushResult(repo_id, revision, f"v{version}", create_pr)
@@ -167,9 +171,11 @@ def _push(folder: Path, repo_id: str, revision: str, private: bool, create_pr: b
             )
     local[CARD] = _Local.of(_card(folder, manifest, repo_id))
 
-    if get_token() is None:
-        raise PushError("no Hugging Face token: set HF_TOKEN to a token with write access, or run `hf auth login`.")
-    api = HfApi()
+    if (token or get_token()) is None:
+        raise PushError(
+            "no Hugging Face token: set HF_TOKEN to a token with write access, run `hf auth login`, or pass --token."
+        )
+    api = HfApi(token=token)
     result.made_private = _create_repo(api, repo_id, private)
     refs = api.list_repo_refs(repo_id, repo_type=REPO_TYPE)
     branches = {ref.name: ref.target_commit for ref in refs.branches}

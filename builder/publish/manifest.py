@@ -136,8 +136,11 @@ def reproduction(run: Run, configs: list[str]) -> Reproduction:
     flags = []
     if asked.preset:
         flags += ["--preset", asked.preset]
-    if asked.disciplines:
-        flags += ["--disciplines", ",".join(asked.disciplines)]
+    if any(selector.startswith("@") for selector in asked.disciplines):  # a file the rebuilder does not have
+        flags += ["--disciplines", ",".join(ref.discipline_id for ref in run.disciplines)]
+    elif asked.disciplines:
+        parts = (part.strip() for selector in asked.disciplines for part in selector.split(","))
+        flags += ["--disciplines", ",".join(part for part in parts if part)]
     if set(configs) != set(CONFIGS):
         flags += ["--configs", ",".join(config for config in CONFIGS if config in configs)]
     if asked.model:

@@ -68,18 +68,19 @@ class PullResult:
         return "\n".join(lines)
 
 
-def pull(repo_id: str, revision: str, directory: str | Path) -> PullResult:
+def pull(repo_id: str, revision: str, directory: str | Path, token: str | None = None) -> PullResult:
     """Write the glan/ folder of `repo_id` at `revision` into `directory` (taxonomy.yaml at its top).
 
     Nothing is written when a file would be overwritten or any file of glan/ is refused. Hub errors (no such
-    repo or revision, no access, network) propagate as huggingface_hub errors.
+    repo or revision, no access, network) propagate as huggingface_hub errors. The token is `token`, else HF_TOKEN
+    or the huggingface_hub login (for a private repo); it is sent to the Hub and kept nowhere.
     """
     with bounded_hub_calls():
-        return _pull(repo_id, revision, Path(directory))
+        return _pull(repo_id, revision, Path(directory), token)
 
 
-def _pull(repo_id: str, revision: str, directory: Path) -> PullResult:
-    api = HfApi()
+def _pull(repo_id: str, revision: str, directory: Path, token: str | None) -> PullResult:
+    api = HfApi(token=token)
     where = f"{repo_id}@{revision}"
     commit = api.repo_info(repo_id, repo_type=REPO_TYPE, revision=revision).sha
     if commit is None:
@@ -100,7 +101,7 @@ def _pull(repo_id: str, revision: str, directory: Path) -> PullResult:
         )
     for relative, size in sizes.items():
         _check_file(where, relative, size)
-    taxonomy = _fetch(where, repo_id, f"{INPUTS_DIR}/{TAXONOMY}", commit)
+    taxonomy = _fetch(where, repo_id, f"{INPUTS_DIR}/{TAXONOMY}", commit, token)
     allowed = {TAXONOMY, _card_template(where, taxonomy)} | {
         relative for relative in sizes if re.fullmatch(rf"{PROMPTS}/[^/]+\.yaml", relative)
     }
@@ -111,11 +112,13 @@ def _pull(repo_id: str, revision: str, directory: Path) -> PullResult:
             "this revision. Pick another --revision, or read the repo's files yourself."
         )
     files = {
-        relative: taxonomy if relative == TAXONOMY else _fetch(where, repo_id, f"{INPUTS_DIR}/{relative}", commit)
+        relative: taxonomy
+        if relative == TAXONOMY
+        else _fetch(where, repo_id, f"{INPUTS_DIR}/{relative}", commit, token)
         for relative in sorted(sizes)
     }
     try:
-        manifest = parse_manifest(_fetch(where, repo_id, MANIFEST, commit), f"{where}:{MANIFEST}")
+        manifest = parse_manifest(_fetch(where, repo_id, MANIFEST, commit, token), f"{where}:{MANIFEST}")
     except (EntryNotFoundError, ManifestError):  # the advice then says less; the project is complete without it
         manifest = None
     write_project(directory, files)
@@ -145,11 +148,11 @@ def _check_file(where: str, relative: str, size: int) -> None:
         )
 
 
-def _fetch(where: str, repo_id: str, path: str, commit: str) -> bytes:
+def _fetch(where: str, repo_id: str, path: str, commit: str, token: str | None) -> bytes:
     """The file's bytes, read from the Hub into memory (nothing in a cache), refused as soon as they pass the bound."""
     url = hf_hub_url(repo_id, path, repo_type=REPO_TYPE, revision=commit)
     data = bytearray()
-    with get_session().stream("GET", url, headers=build_hf_headers()) as response:
+    with get_session().stream("GET", url, headers=build_hf_headers(token=token)) as response:
         if response.status_code >= 400:
             response.read()
         hf_raise_for_status(response)

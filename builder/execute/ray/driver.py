@@ -25,7 +25,7 @@ from ...plan import Run
 from ...unit.store import UnitFiles, UnitStore
 from ..admission import UNITS_AHEAD, UNITS_IN_FLIGHT
 from ..base import EngineFigures, Executed
-from ..progress import Progress
+from ..progress import Progress, expected_items
 from . import ClusterError
 from .leases import LeaseBroker
 from .worker import UnitWorker
@@ -62,7 +62,17 @@ def run_units(run: Run, store: UnitStore, missing, depth: int, *, progress: bool
         build = [ray.put((run, store, depth)), broker]
         totals = _Totals(accounting)
         written: list[UnitFiles] = []
-        loop.run(_drive(store, build, workers, missing, written, totals, Progress(len(missing), accounting, progress)))
+        loop.run(
+            _drive(
+                store,
+                build,
+                workers,
+                missing,
+                written,
+                totals,
+                Progress(len(missing), accounting, progress, expected_items(run, len(missing), depth)),
+            )
+        )
         return Executed(
             written,
             accounting,

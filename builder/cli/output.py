@@ -1,0 +1,159 @@
+"""Where a command's words go: stdout holds its result (a table, YAML, or with --json one JSON document), stderr
+its messages through the `glan` logger, at the level -q/-v choose, and a command that writes a work dir (build,
+taxonomy propose) also writes every message of its run, at every level, to <work dir>/logs/<time>-<command>.log.
+
+Only glan's own logger is handled: the HTTP clients' loggers (which may print request headers, a token among them)
+never reach the log file or the terminal through it."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import datetime
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+log = logging.getLogger("glan")
+LOGS_DIR = "logs"
+SECRET_FLAGS = ("--token",)
+
+
+def add_verbosity_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "-q",
+        "--quiet",
+        dest="verbosity",
+        action="store_const",
+        const=logging.WARNING,
+        help="print warnings and errors only",
+    )
+    group.add_argument(
+        "-v",
+        "--verbose",
+        dest="verbosity",
+        action="store_const",
+        const=logging.DEBUG,
+        help="print what glan decides too",
+    )
+    parser.set_defaults(verbosity=logging.INFO)
+
+
+class _TerminalOnly(logging.Filter):
+    """Drops the records meant for the log file alone (extra={"file_only": True}: the status lines a bar shows)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(record, "file_only", False)
+
+
+@contextlib.contextmanager
+def messages(args: argparse.Namespace, argv: list[str]) -> Iterator[None]:
+    """The `glan` logger for one command: to stderr at args.verbosity, and to a log file in the work dir for the
+    commands that write one (args.log_file)."""
+    terminal = logging.StreamHandler(sys.stderr)
+    terminal.setLevel(getattr(args, "verbosity", logging.INFO))
+    terminal.setFormatter(logging.Formatter("%(message)s"))
+    terminal.addFilter(_TerminalOnly())
+    handlers: list[logging.Handler] = [terminal]
+    if getattr(args, "log_file", False):
+        command = "-".join(part for part in (args.command, getattr(args, "taxonomy_command", None)) if part)
+        handlers.append(WorkDirLog(Path(args.work_dir), command))
+    saved = (log.level, log.propagate, list(log.handlers))
+    log.handlers[:] = handlers
+    log.setLevel(logging.DEBUG)
+    log.propagate = False
+    log.debug(f"glan {' '.join(_redacted(argv))} (pid {os.getpid()}, cwd {Path.cwd()})")
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.close()
+        log.setLevel(saved[0])
+        log.propagate = saved[1]
+        log.handlers[:] = saved[2]
+
+
+class WorkDirLog(logging.Handler):
+    """Every record of the run, at every level, in <work dir>/logs/<UTC time to the microsecond>-<command>-<pid>.log.
+
+    The records wait in memory until the work dir exists: a command refused before it made one (bad input) leaves
+    nothing behind, and one that made it logs from its first line. A work dir that cannot hold the file costs the
+    log file, not the run."""
+
+    def __init__(self, work_dir: Path, command: str):
+        super().__init__(logging.DEBUG)
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+        self.work_dir, self.path = work_dir, work_dir / LOGS_DIR / f"{started}-{command}-{os.getpid()}.log"
+        self.waiting: list[str] | None = []  # None once the file is open, or given up
+        self.file: TextIO | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        line = self.format(record) + "\n"
+        if self.waiting is not None:
+            self.waiting.append(line)
+            self._open()
+        elif self.file is not None:
+            self.file.write(line)
+            self.file.flush()
+
+    def _open(self) -> None:
+        if self.waiting is None or not self.work_dir.is_dir():
+            return
+        try:
+            self.path.parent.mkdir(exist_ok=True)
+            self.file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (held until close())
+            self.file.writelines(self.waiting)
+            self.file.flush()
+        except OSError as error:
+            print(f"glan: warning: no log file: cannot write {self.path} ({error.strerror or error}).", file=sys.stderr)
+        self.waiting = None
+
+    def close(self) -> None:
+        self._open()
+        if self.file is not None:
+            self.file.close()
+        super().close()
+
+
+def _redacted(argv: list[str]) -> list[str]:
+    """The command line with the value of every secret flag replaced, for the log file."""
+    shown, hide_next = [], False
+    for arg in argv:
+        if hide_next:
+            shown.append("***")
+        elif arg.split("=", 1)[0] in SECRET_FLAGS and "=" in arg:
+            arg = f"{arg.split('=', 1)[0]}=***"
+            shown.append(arg)
+        else:
+            shown.append(arg)
+        hide_next = arg in SECRET_FLAGS
+    return shown
+
+
+def print_json(value: Any) -> None:
+    """One JSON document on stdout: dataclasses as objects (whatever fields they hold), paths as strings."""
+    print(json.dumps(value, default=_plain, indent=2, ensure_ascii=False))
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def hub_progress_bars() -> None:
+    """huggingface_hub's bars on a terminal only: elsewhere (CI, a pipe) each redraw is a line of escape codes. As
+    `glan build` does for datasets' bars; HF_HUB_DISABLE_PROGRESS_BARS, when set, decides instead."""
+    from huggingface_hub.utils import disable_progress_bars
+
+    if not sys.stderr.isatty() and os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS") is None:
+        disable_progress_bars()

@@ -1,0 +1,141 @@
+"""Choosing disciplines (`--disciplines`, glan_dataset's `disciplines`): each selector is a discipline's name or id, a
+pattern over "Field/Sub-field/Discipline" or ids (`Mathematics/*`, `*/Chemistry/*`, `*-chemistry`), a
+comma-separated list of those, or `@FILE` (one selector a line; blank lines and `#` comments skipped).
+
+A name may hold commas ("Fractions, Decimals and Percentages"): a selector is first matched whole, and a list is
+split only where its parts do not join into a name. A selector that matches nothing is an error that names the
+closest names and ids (difflib), never an empty build.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..config.yamlfile import TaxonomyError
+from .model import DisciplineRef, Taxonomy
+
+PATTERN_CHARS = "*?["
+_AROUND_COMMA = re.compile(r" ?, ?")
+
+
+def select_disciplines(taxonomy: Taxonomy, selectors: Sequence[str], source: str) -> list[DisciplineRef]:
+    """The disciplines `selectors` name, in taxonomy order, each once; `source` (the taxonomy file) names errors."""
+    every = taxonomy.disciplines()
+    chosen: set[str] = set()
+    for selector in _expanded(selectors, source):
+        chosen.update(ref.discipline_id for ref in _matches(every, selector, source))
+    return [ref for ref in every if ref.discipline_id in chosen]
+
+
+def discipline_path(ref: DisciplineRef) -> str:
+    """ "Field/Sub-field/Discipline", what a pattern matches (and `glan taxonomy list` shows)."""
+    return f"{ref.field}/{ref.subfield}/{ref.discipline}"
+
+
+def _expanded(selectors: Sequence[str], source: str) -> list[str]:
+    expanded = []
+    for selector in selectors:
+        if selector.startswith("@"):
+            expanded += _read_list(Path(selector[1:]), source)
+        elif selector.strip():
+            expanded.append(selector)
+    return expanded
+
+
+def _read_list(path: Path, source: str) -> list[str]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or error
+        raise TaxonomyError(
+            source,
+            None,
+            "--disciplines",
+            f"@{path}: cannot read it ({reason}). Name a text file of one discipline a line.",
+        ) from None
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def _normal(text: str) -> str:
+    """Case and spacing aside ("Fractions,Decimals  and percentages" is the name with a comma)."""
+    return _AROUND_COMMA.sub(",", " ".join(text.split())).casefold()
+
+
+def _matches(every: list[DisciplineRef], selector: str, source: str) -> list[DisciplineRef]:
+    """What one selector names: itself whole, else its comma-separated parts, each joined with the parts after it
+    into the longest run that names something."""
+    found = _whole(every, selector)
+    if found:
+        return found
+    parts = selector.split(",")
+    matched: list[DisciplineRef] = []
+    start = 0
+    while start < len(parts):
+        for end in range(len(parts), start, -1):
+            if found := _whole(every, ",".join(parts[start:end])):
+                matched += found
+                start = end
+                break
+        else:
+            part = parts[start].strip()
+            if part:
+                raise TaxonomyError(source, None, "--disciplines", _miss(every, part))
+            start += 1
+    return matched
+
+
+def _whole(every: list[DisciplineRef], selector: str) -> list[DisciplineRef]:
+    wanted = _normal(selector)
+    if not wanted:
+        return []
+    if any(char in wanted for char in PATTERN_CHARS):
+        return [
+            ref
+            for ref in every
+            if fnmatch.fnmatchcase(_normal(discipline_path(ref)), wanted)
+            or fnmatch.fnmatchcase(ref.discipline_id, wanted)
+        ]
+    return [ref for ref in every if wanted in (_normal(ref.discipline), ref.discipline_id)]
+
+
+def _miss(every: list[DisciplineRef], selector: str) -> str:
+    if any(char in selector for char in PATTERN_CHARS):
+        return (
+            f'no discipline matches "{selector}". A pattern matches "Field/Sub-field/Discipline" or an id, e.g. '
+            '"Mathematics/*" or "*-chemistry"; `glan taxonomy list` lists them.'
+        )
+    # A close name or a close id suggests the discipline's name, once.
+    names = {_normal(ref.discipline): ref.discipline for ref in every} | {
+        ref.discipline_id: ref.discipline for ref in every
+    }
+    close = dict.fromkeys(
+        names[match] for match in difflib.get_close_matches(_normal(selector), list(names), n=6, cutoff=0.8)
+    )
+    quoted = " or ".join(f'"{name}"' for name in list(close)[:3])
+    hint = f" Did you mean {quoted}?" if close else ""
+    return f'no discipline named "{selector}".{hint} `glan taxonomy list` lists every name and id.'
+
+
+def disciplines_under(taxonomy: Taxonomy, under: str, source: str) -> list[DisciplineRef]:
+    """The disciplines under "Field" or "Field/Sub-field" (any case), or every one for ""; a miss names the closest
+    fields and sub-fields."""
+    every = taxonomy.disciplines()
+    wanted = "/".join(_normal(part) for part in under.split("/"))
+    if not wanted:
+        return every
+    found = [ref for ref in every if f"{_normal(ref.field)}/{_normal(ref.subfield)}/".startswith(f"{wanted}/")]
+    if found:
+        return found
+    places = {_normal(ref.field): ref.field for ref in every} | {
+        f"{_normal(ref.field)}/{_normal(ref.subfield)}": f"{ref.field}/{ref.subfield}" for ref in every
+    }
+    close = difflib.get_close_matches(wanted, list(places), n=3, cutoff=0.6)
+    quoted = " or ".join(f'"{places[match]}"' for match in close)
+    hint = f" Did you mean {quoted}?" if close else ""
+    raise TaxonomyError(
+        source, None, "--under", f'no field or sub-field "{under}".{hint} Write "Field" or "Field/Sub-field".'
+    )

@@ -1,0 +1,95 @@
+"""Choosing disciplines by name, id, pattern or @FILE (`--disciplines`), and `glan taxonomy list`."""
+
+import pytest
+
+from glan.cli import main
+from glan.config.run import RunSettings
+from glan.plan import resolve
+from glan.taxonomy import load_taxonomy
+
+EVERY = load_taxonomy("taxonomy.yaml").disciplines()
+
+
+def chosen(*selectors: str) -> list[str]:
+    run = resolve(RunSettings(disciplines=selectors, model="m", base_url="http://127.0.0.1:9", progress=False))
+    return [ref.discipline_id for ref in run.disciplines]
+
+
+def test_a_name_with_commas_is_one_discipline_alone_or_in_a_list():
+    assert chosen("Fractions, Decimals and Percentages") == ["fractions-decimals-and-percentages"]
+    assert chosen("linear algebra,Fractions,  Decimals and Percentages ,organic-chemistry") == [
+        "organic-chemistry", "fractions-decimals-and-percentages", "linear-algebra"]  # taxonomy order, each once
+    assert chosen("Linear Algebra", "linear-algebra") == ["linear-algebra"]
+    assert chosen("Fractions,Decimals and Percentages,Linear Algebra") == [  # as a rebuild command writes it
+        "fractions-decimals-and-percentages", "linear-algebra"]
+
+
+def test_the_rebuild_command_names_what_a_rebuilder_can_select(tmp_path):
+    from glan.publish.manifest import reproduction
+
+    listed = tmp_path / "chosen.txt"
+    listed.write_text("Fractions, Decimals and Percentages\norganic-chemistry\n")
+    for selectors, flag in [(("Organic Chemistry, Linear Algebra",), "'Organic Chemistry,Linear Algebra'"),
+                            ((f"@{listed}",), "organic-chemistry,fractions-decimals-and-percentages")]:
+        run = resolve(RunSettings(disciplines=selectors, model="m", base_url="http://127.0.0.1:9", progress=False))
+        command = reproduction(run, ["instructions"]).command
+        assert f" --disciplines {flag} " in command
+
+
+def test_patterns_match_the_path_or_the_id():
+    chemistry = [ref.discipline_id for ref in EVERY if ref.subfield == "Chemistry"]
+    assert len(chemistry) > 2
+    assert chosen("Natural Sciences/Chemistry/*") == chemistry
+    assert chosen("*/chemistry/*") == chemistry
+    assert chosen("Mathematics/*") == [ref.discipline_id for ref in EVERY if ref.field == "Mathematics"]
+    assert chosen("*-chemistry") == [ref.discipline_id for ref in EVERY if ref.discipline_id.endswith("-chemistry")]
+
+
+def test_a_file_lists_one_selector_a_line(tmp_path):
+    listed = tmp_path / "chosen.txt"
+    listed.write_text("# for the workshop\nFractions, Decimals and Percentages\n\n  organic-chemistry  \n")
+    assert chosen(f"@{listed}") == ["organic-chemistry", "fractions-decimals-and-percentages"]
+
+
+def run_cli(capsys, *argv):
+    capsys.readouterr()
+    code = main(list(argv))
+    return code, capsys.readouterr()
+
+
+@pytest.mark.parametrize(("given", "line"), [
+    ("Linear Algebr", 'glan: taxonomy.yaml: --disciplines: no discipline named "Linear Algebr". Did you mean '
+                      '"Linear Algebra"? `glan taxonomy list` lists every name and id.\n'),
+    ("Linear Algebra, Organic Chemestry", 'glan: taxonomy.yaml: --disciplines: no discipline named "Organic '
+     'Chemestry". Did you mean "Organic Chemistry" or "Inorganic Chemistry"? `glan taxonomy list` lists every name '
+     'and id.\n'),
+    ("Alchemy/*", 'glan: taxonomy.yaml: --disciplines: no discipline matches "Alchemy/*". A pattern matches '
+     '"Field/Sub-field/Discipline" or an id, e.g. "Mathematics/*" or "*-chemistry"; `glan taxonomy list` lists '
+     'them.\n'),
+    ("@missing.txt", "glan: taxonomy.yaml: --disciplines: @missing.txt: cannot read it (No such file or "
+     "directory). Name a text file of one discipline a line.\n"),
+])
+def test_a_miss_is_one_line_that_names_the_closest(capsys, given, line):
+    code, printed = run_cli(capsys, "estimate", "--disciplines", given, "--model", "m", "--base-url",
+                            "http://127.0.0.1:9")
+    assert code == 2
+    assert printed.err == line
+    assert printed.out == ""
+
+
+def test_taxonomy_list_shows_every_id_and_path(capsys):
+    code, printed = run_cli(capsys, "taxonomy", "list")
+    assert code == 0
+    lines = printed.out.splitlines()
+    assert len(lines) == len(EVERY)
+    assert lines[0].split(None, 1) == [EVERY[0].discipline_id, f"{EVERY[0].field}/{EVERY[0].subfield}/{EVERY[0].discipline}"]
+    code, printed = run_cli(capsys, "taxonomy", "list", "--under", "natural sciences/chemistry")
+    assert code == 0
+    assert [line.split()[0] for line in printed.out.splitlines()] == chosen("Natural Sciences/Chemistry/*")
+
+
+def test_taxonomy_list_under_a_miss_says_what_is_close(capsys):
+    code, printed = run_cli(capsys, "taxonomy", "list", "--under", "Mathematic")
+    assert code == 2
+    assert printed.err == ('glan: taxonomy.yaml: --under: no field or sub-field "Mathematic". Did you mean '
+                           '"Mathematics"? Write "Field" or "Field/Sub-field".\n')
