@@ -61,3 +61,12 @@ def test_estimate_command_prints_requests_tokens_and_cost_per_stage(tmp_path, ca
     lines = {line.split()[0]: line.split() for line in out.splitlines()[1:6]}
     assert lines["subjects"][1:3] == ["gpt-4o", "10"]
     assert set(lines) == {"subjects", "syllabus", "questions", "answers", "total"}
+
+
+def test_the_embedded_model_costs_nothing_and_is_not_called_unpriced(tmp_path, monkeypatch, capsys):
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["estimate", "--taxonomy", str(REPO / "taxonomy.yaml"), "--work-dir", str(tmp_path / ".glan")]) == 0
+    out = capsys.readouterr().out
+    assert "unpriced" not in out
+    assert "\nto pay: 0.0000 USD for the 17 requests not cached\n" in out  # the demo preset: 2 disciplines
