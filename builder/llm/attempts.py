@@ -32,6 +32,9 @@ class LLMRequest:
     params: dict
     output_model: type[BaseModel] | FreeText
     sample_index: int = 0
+    # Requests that share a long prefix share it (the subject): OpenAI routes them to the same prompt cache. Not part
+    # of the cache key: it shapes where a request goes, not what comes back.
+    prompt_cache_key: str | None = None
 
 
 @dataclass

@@ -76,7 +76,14 @@ async def _run_stage(
         for item, samples in items:
             messages = plan.prompt.render(**stage.context(item))
             for sample_index in samples:
-                yield LLMRequest(stage.item_id(item), messages, plan.params, plan.output_model, sample_index)
+                yield LLMRequest(
+                    stage.item_id(item),
+                    messages,
+                    plan.params,
+                    plan.output_model,
+                    sample_index,
+                    stage.prompt_cache_key(item),
+                )
 
     count = sum(len(samples) for _, samples in items)
     results = iter(await engine.map(plan.name, plan.route, requests(), cache, count=count, batch=plan.batch))
