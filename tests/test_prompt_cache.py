@@ -2,6 +2,7 @@
 the summary, run report and estimate; OpenAI gets the subject as prompt_cache_key, other endpoints nothing."""
 
 import json
+import shutil
 import sqlite3
 from dataclasses import replace
 
@@ -47,10 +48,14 @@ def test_cached_tokens_are_counted_and_priced_from_the_servers_usage(tmp_path):
     with start_openai_server(**PREFIX_BLOCKS) as server:
         code, _, err = build(server, tmp_path, "--price", "test-model=1,2,0.25")
         log = server.log()
+        report = json.loads((tmp_path / ".glan" / "run_report.json").read_text())
+        # Units made again from the cache alone count the same tokens: the cache keeps the cached figure.
+        shutil.rmtree(tmp_path / ".glan" / "units")
+        again = glan("build", "--preset", "smoke", "--disciplines", DISCIPLINES, "--model", "test-model",
+                     "--base-url", server.base_url, "--work-dir", tmp_path / ".glan", "--out", tmp_path / "again")
+        assert again[0] == 0 and server.stats()["requests"] == len(log)
     assert code == 0, err
-    usage = {
-        entry["stage"]: entry for entry in json.loads((tmp_path / ".glan" / "run_report.json").read_text())["usage"]
-    }
+    usage = {entry["stage"]: entry for entry in report["usage"]}
     served = {"question": 0, "answer": 0}
     for record in log:
         if record["output"] in served:
@@ -66,6 +71,18 @@ def test_cached_tokens_are_counted_and_priced_from_the_servers_usage(tmp_path):
     assert header[5:7] == ["tokens", "in"] and header[7:9] == ["cached", "in"]
     questions = next(row.split() for row in err.splitlines() if row.startswith("questions "))
     assert int(questions[5].replace(",", "")) == served["question"]  # stage, rows, requests, hits, in, cached in
+    # The manifest and the card: what the folder's responses took, per stage (here all sent by this build).
+    manifest = json.loads((tmp_path / "dist" / "glan_manifest.json").read_text())
+    for stage, entry in usage.items():
+        assert manifest["stages"][stage]["tokens"] == {
+            "prompt": entry["prompt_tokens"], "cached": entry["cached_tokens"], "completion": entry["completion_tokens"]
+        }
+    assert json.loads((tmp_path / "again" / "glan_manifest.json").read_text())["stages"] == manifest["stages"]
+    card = (tmp_path / "dist" / "README.md").read_text()
+    assert "| tokens in | of them cached | tokens out |" in card
+    row = next(line for line in card.splitlines() if line.startswith("| questions |"))
+    assert row.endswith(f"| {usage['questions']['prompt_tokens']:,} | {served['question']:,} | "
+                        f"{usage['questions']['completion_tokens']:,} |")
 
 
 def test_prompt_cache_key_is_the_subject_to_openai_and_absent_elsewhere(tmp_path, monkeypatch):

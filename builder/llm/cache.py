@@ -157,6 +157,12 @@ class Cache:
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(_SCHEMA)
             _add_cached_tokens(self.db)
+        # A file of glan 0.2 opened read-only has no cached_tokens column: its responses count none.
+        has_cached = any(row[1] == "cached_tokens" for row in self.db.execute("PRAGMA table_info(responses)"))
+        self._select = (
+            f"SELECT text, finish_reason, prompt_tokens, completion_tokens, {'cached_tokens' if has_cached else '0'} "
+            "FROM responses WHERE key=?"
+        )
         # A cache that was empty when opened holds exactly the keys put since: a fresh unit's lookups (all
         # misses) cost no query, and a shared cache with no response costs no second lookup.
         self.has_responses = self.db.execute("SELECT 1 FROM responses LIMIT 1").fetchone() is not None
@@ -171,9 +177,7 @@ class Cache:
         row = None
         if self._put_since_empty is None or key in self._put_since_empty:
             try:
-                row = self.db.execute(
-                    "SELECT text, finish_reason, prompt_tokens, completion_tokens FROM responses WHERE key=?", (key,)
-                ).fetchone()
+                row = self.db.execute(self._select, (key,)).fetchone()
             except sqlite3.OperationalError as error:
                 if not str(error).startswith("Could not decode to UTF-8"):
                     raise

@@ -14,7 +14,7 @@ from ..plan import Run, StagePlan
 from ..quality import BenchmarkIndex
 from ..stages import FEATURES, STAGES, TAXONOMY, Stage
 from ..taxonomy import DisciplineRef
-from .store import UnitResult
+from .store import TOKEN_KINDS, UnitResult
 
 
 async def run_unit(
@@ -88,11 +88,14 @@ async def _run_stage(
     count = sum(len(samples) for _, samples in items)
     results = iter(await engine.map(plan.name, plan.route, requests(), cache, count=count, batch=plan.batch))
     counts = result.requests.setdefault(plan.name, {"succeeded": 0, "failed": 0})
+    tokens = result.tokens.setdefault(plan.name, dict.fromkeys(TOKEN_KINDS, 0))
     rows, failed = [], []
     for item, samples in items:
         item_results: list[LLMResult] = [next(results) for _ in samples]
         for sample_index, item_result in zip(samples, item_results, strict=True):
             counts["succeeded"] += item_result.ok
+            for kind, count in zip(TOKEN_KINDS, item_result.tokens, strict=True):
+                tokens[kind] += count
             if item_result.failure is not None:
                 counts["failed"] += 1
                 result.failures.append(

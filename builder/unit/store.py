@@ -35,6 +35,7 @@ ROW_FORMAT = 3
 UNITS = "units"
 UNIT_FILE = "unit.json"
 FAILURES_FILE = "failures.jsonl"
+TOKEN_KINDS = ("prompt", "cached", "completion")  # input tokens, of them served from a prompt cache, output tokens
 # Settings that decide how requests travel, not what they return: left out of the fingerprint.
 _ROUTING_KEYS = {
     "model",
@@ -62,6 +63,8 @@ class UnitFiles:
     quality: dict  # QualityReport.to_dict()
     requests: dict[str, dict[str, int]]  # stage -> {"succeeded", "failed"} (per request, samples included)
     directory: Path = field(compare=False)  # where its files are
+    # stage -> TOKEN_KINDS: what the responses its rows came from took (None: written by glan 0.2, which kept none)
+    tokens: dict[str, dict[str, int]] | None = None
 
     def path(self, config: str, split: str) -> Path:
         return self.directory / self.files[config][split]["file"]
@@ -141,6 +144,7 @@ class UnitStore:
             result.quality.to_dict(),
             result.requests,
             staging,
+            result.tokens,
         )
         (staging / UNIT_FILE).write_text(json.dumps(unit.to_json(), indent=1, ensure_ascii=False))
         for old in home.iterdir():  # a discipline keeps one unit: the newest
@@ -186,6 +190,7 @@ class UnitResult:
     rows: dict[str, dict[str, list[dict]]] = field(default_factory=dict)  # config -> split -> rows
     quality: QualityReport = field(default_factory=QualityReport)
     requests: dict[str, dict[str, int]] = field(default_factory=dict)
+    tokens: dict[str, dict[str, int]] = field(default_factory=dict)  # stage -> TOKEN_KINDS
     failures: list[dict] = field(default_factory=list)
     depth: int = 0
     complete: bool = True
