@@ -23,14 +23,15 @@ async def run_unit(
     discipline: DisciplineRef,
     depth: int,
     benchmarks: list[BenchmarkIndex],
-    wait_for_room: Callable[[], Awaitable] | None = None,
+    wait_for_room: Callable[[int], Awaitable] | None = None,
 ) -> UnitResult:
     """The discipline's rows of the first `depth` stages, with the quality steps between them; its requests go
     through its own cache file, so whichever process runs the unit is the only one writing it.
 
     `wait_for_room` is awaited before the stage that holds the unit (the questions): from there on a unit holds
     nearly all its rows and sends nearly all its requests, so the caller bounds how many units are past it (its
-    subjects and syllabi are few rows, and can be ready before there is room)."""
+    subjects and syllabi are few rows, and can be ready before there is room). It is given the requests that stage
+    will make, which is what the unit's rows grow with."""
     cache = Cache(unit_cache_path(run.work_dir, discipline.discipline_id), fallback=engine.cache)
     try:
         return await _run_unit(run, engine, cache, discipline, depth, benchmarks, wait_for_room)
@@ -56,7 +57,7 @@ async def _run_unit(
         plan = run.stages[stage_class.name]
         stage = plan.make()
         if stage.holds_the_unit and wait_for_room is not None:
-            await wait_for_room()
+            await wait_for_room(len(parents) * stage.requests_per_input(run.generation))
         rows, failed = await _run_stage(engine, cache, plan, stage, parents, result)
         if result.batched:
             return result

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -196,12 +197,34 @@ class UnitResult:
     complete: bool = True
     batched: bool = False  # waits for a Batch API answer: nothing is written, the unit runs again after it
 
+    def held_bytes(self) -> int:
+        """About what its rows take as Python objects: each config's first SAMPLED_ROWS measured (strings, lists and
+        dicts, shared strings counted again: an upper bound), times its rows."""
+        held = 0
+        for splits in self.rows.values():
+            rows = [row for split in splits.values() for row in split]
+            sample = rows[:SAMPLED_ROWS]
+            if sample:
+                held += sum(_deep_size(row) for row in sample) * len(rows) // len(sample)
+        return held
+
     def stats(self) -> dict[str, ConfigStats]:
         return {
             (config if split == "train" else f"{config}/{split}"): ConfigStats.of(rows, *_texts_of(config))
             for config, splits in self.rows.items()
             for split, rows in splits.items()
         }
+
+
+SAMPLED_ROWS = 256
+
+
+def _deep_size(value) -> int:
+    if isinstance(value, dict):
+        return sys.getsizeof(value) + sum(_deep_size(key) + _deep_size(item) for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return sys.getsizeof(value) + sum(_deep_size(item) for item in value)
+    return sys.getsizeof(value)
 
 
 def _texts_of(config: str) -> tuple:
