@@ -31,7 +31,7 @@ HOLDING_STAGE = next(stage.name for stage in STAGES if stage.holds_the_unit)
 UNITS_IN_FLIGHT = 8
 UNITS_AHEAD = 2
 BYTES_IN_FLIGHT = 384 << 20  # of rows, in the units past their syllabi; one unit alone may hold more
-BYTES_PER_QUESTION = 4 << 10  # a question and an answer of about 300 words, as Python objects
+BYTES_PER_QUESTION = 8 << 10  # a question row (~2.9 KB) and its instruction row with a 300-word answer (~4.9 KB)
 
 
 class Admission:

@@ -87,12 +87,13 @@ async def _run_stage(
                 )
 
     count = sum(len(samples) for _, samples in items)
-    results = iter(await engine.map(plan.name, plan.route, requests(), cache, count=count, batch=plan.batch))
+    results = await engine.map(plan.name, plan.route, requests(), cache, count=count, batch=plan.batch)
+    results.reverse()  # taken from the end as rows are made: a result (its parsed output) is freed once read
     counts = result.requests.setdefault(plan.name, {"succeeded": 0, "failed": 0})
     tokens = result.tokens.setdefault(plan.name, dict.fromkeys(TOKEN_KINDS, 0))
     rows, failed = [], []
     for item, samples in items:
-        item_results: list[LLMResult] = [next(results) for _ in samples]
+        item_results: list[LLMResult] = [results.pop() for _ in samples]
         for sample_index, item_result in zip(samples, item_results, strict=True):
             counts["succeeded"] += item_result.ok
             for kind, count in zip(TOKEN_KINDS, item_result.tokens, strict=True):
