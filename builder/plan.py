@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from .config.run import RunSettings
 from .config.settings import Generation, Limits, url_problem
-from .llm.accounting import Budget, Price
+from .llm.accounting import Budget, ModelPrice
 from .llm.free_text import FreeText
 from .llm.local_models import LOCAL_MODELS, LocalModel
 from .llm.routes import OPENAI_URL, Endpoint, Route
@@ -70,7 +70,7 @@ class Run:
     stages: dict[str, StagePlan]  # by stage name, in build order
     prompts_dir: Path
     embedded: LocalModel | None = None  # the embedded model the run's requests go to, when no endpoint is configured
-    prices: dict[str, Price] = field(default_factory=dict)  # model -> USD per M tokens
+    prices: dict[str, ModelPrice] = field(default_factory=dict)  # model -> USD per M tokens
     budget: Budget = Budget()
 
     @property
@@ -169,10 +169,10 @@ def resolve(settings: RunSettings, taxonomy: Taxonomy | None = None) -> Run:
         embedded=embedded,
         prices={
             **{
-                model: Price(price.input_per_million, price.output_per_million, price.cached_input)
+                model: ModelPrice(price.input_per_million, price.output_per_million, price.cached_input)
                 for model, price in generation.prices.items()
             },
-            **{model: Price(*prices) for model, *prices in settings.prices},
+            **{model: ModelPrice(*prices) for model, *prices in settings.prices},
         },
         budget=Budget(settings.max_cost, settings.max_requests),
     )

@@ -11,7 +11,7 @@ import pytest
 
 from glan.estimate import estimate
 from glan.llm import routes
-from glan.llm.accounting import Price
+from glan.llm.accounting import ModelPrice
 from glan.llm.cache import Cache, Response
 from glan.llm.reply import read_completion
 from glan.llm.routes import OPENAI_URL, Endpoint
@@ -65,7 +65,7 @@ def test_cached_tokens_are_counted_and_priced_from_the_servers_usage(tmp_path):
     assert usage["answers"]["cached_tokens"] == served["answer"]
     for entry in usage.values():
         assert 0 <= entry["cached_tokens"] <= entry["prompt_tokens"]
-        expected = Price(1, 2, 0.25).cost(entry["prompt_tokens"], entry["completion_tokens"], entry["cached_tokens"])
+        expected = ModelPrice(1, 2, 0.25).cost(entry["prompt_tokens"], entry["completion_tokens"], entry["cached_tokens"])
         assert entry["cost"] == pytest.approx(expected)
     header = next(line.split() for line in err.splitlines() if line.startswith("stage ") and "cache hits" in line)
     assert header[5:7] == ["tokens", "in"] and header[7:9] == ["cached", "in"]

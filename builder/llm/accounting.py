@@ -31,7 +31,7 @@ _USAGE_FIELDS = tuple(field.name for field in fields(Usage))
 
 
 @dataclass(frozen=True)
-class Price:
+class ModelPrice:
     """USD per million tokens of one model: input, output, and input the endpoint served from its prefix cache
     (OpenAI bills it at a discount; the input price when the taxonomy names none)."""
 
@@ -44,7 +44,7 @@ class Price:
         return (uncached * self.input + cached_tokens * self.cached_input + completion_tokens * self.output) / 1e6
 
 
-FREE = Price(0.0, 0.0, 0.0)
+FREE = ModelPrice(0.0, 0.0, 0.0)
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class Budget:
 
 
 class Accounting:
-    def __init__(self, prices: dict[str, Price], budget: Budget = Budget()):
+    def __init__(self, prices: dict[str, ModelPrice], budget: Budget = Budget()):
         self.prices = prices
         self.budget = budget
         self.by_stage_model: dict[tuple[str, str], Usage] = defaultdict(Usage)
