@@ -283,7 +283,7 @@ def write_run_report(units: Units) -> None:
 
 def summary(units: Units, configs: list[str], stats: dict) -> str:
     lines = [
-        f"{'stage':<12} {'rows':>8} {'requests':>9} {'cache hits':>10} {'tokens in':>10} "
+        f"{'stage':<12} {'rows':>8} {'requests':>9} {'cache hits':>10} {'tokens in':>10} {'cached in':>10} "
         f"{'tokens out':>10} {'failed':>7} {'cost USD':>9}"
     ]
     for stage in STAGES:
@@ -292,7 +292,8 @@ def summary(units: Units, configs: list[str], stats: dict) -> str:
         failed = units.outcomes[stage.name]["failed"]
         lines.append(
             f"{stage.config:<12} {rows:>8,} {usage.requests:>9,} {usage.cache_hits:>10,} "
-            f"{usage.prompt_tokens:>10,} {usage.completion_tokens:>10,} {failed:>7,} {usage.cost:>9.4f}"
+            f"{usage.prompt_tokens:>10,} {usage.cached_tokens:>10,} {usage.completion_tokens:>10,} {failed:>7,} "
+            f"{usage.cost:>9.4f}"
         )
     skipped = len(units.files) - units.built
     if skipped:

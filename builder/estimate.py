@@ -4,7 +4,10 @@ The pipeline runs as `glan build` would, but the engine only replays the cache: 
 exact counts (and observed token averages) for the next stage; what is missing is extrapolated from
 the settings (subjects per sample, questions per subject) or from what the cached part yielded.
 Prompt tokens are counted as characters / 4; completion tokens without observations are the
-stage's max_tokens, an upper bound.
+stage's max_tokens, an upper bound. Cached input (the prefix an endpoint's prompt cache serves, billed at
+`cached_input_per_million`) is the cached responses' share where there are some, else what the prompt cache
+model (builder/llm/prompt_cache.py) gives of the prompts rendered; a stage not rendered yet whose requests share
+their input's text (the questions: a subject's syllabus) shares it but for the first request of each input.
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ from .execute.progress import Progress
 from .llm import loop
 from .llm.accounting import Accounting, Budget
 from .llm.cache import Cache
+from .llm.prompt_cache import rule_for
 from .plan import Run
 from .prompts import prompt_path
 from .publish.card import check_card_template
-from .stages import CONFIGS, DEFAULT_CONFIG, STAGES, depth_of
+from .stages import CONFIGS, DEFAULT_CONFIG, STAGE_NAMES, STAGES, Stage, depth_of
 from .unit.store import UnitStore
 
 CHARS_PER_TOKEN = 4
@@ -38,9 +42,12 @@ class StageEstimate:
     cached: int
     prompt_tokens: float
     completion_tokens: float
-    cost: float  # 0 when the model has no price (`priced`)
+    cost: float  # as the build would pay it: cached input at its price, through the Batch API where the stage is
     observed: bool  # token figures are averages of cached responses, not template lengths and max_tokens
-    priced: bool = True  # the run has a price for the model (--price, generation.prices)
+    cached_tokens: float = 0.0  # of prompt_tokens, those the endpoint's prompt cache would serve
+    cost_uncached: float = 0.0  # as `cost`, every input token at the input price
+    cost_batch: float = 0.0  # every request through the Batch API (half price), cached input at its price
+    priced: bool = True  # the run has a price for the model (--price, generation.prices); costs are 0 without
 
     @property
     def to_send(self) -> float:
@@ -131,6 +138,7 @@ class _Replay:
     answered: int = 0
     rows: int = 0
     prompt_chars: int = 0  # of the planned requests not answered
+    cached_chars: int = 0  # of those, what the endpoint's prompt cache would serve
 
 
 def estimate(run: Run, configs: list[str], *, replay: bool = True) -> Estimate:
@@ -158,12 +166,11 @@ def estimate(run: Run, configs: list[str], *, replay: bool = True) -> Estimate:
         for stage in stages:
             replays[stage.name].rows += sum(len(rows) for rows in result.rows.get(stage.config, {}).values())
 
+    stage_estimates: list[StageEstimate] = []
     if not replay:  # by the settings and the complete units alone: no cache is opened
         observed = {name: (replayed.answered, replayed.rows) for name, replayed in replays.items()}
-        stage_estimates = [
-            _stage_estimate(run, None, stage, replays[stage], requests)
-            for stage, requests in run.expected_requests(depth, observed).items()
-        ]
+        for name, requests in run.expected_requests(depth, observed).items():
+            stage_estimates.append(_stage_estimate(run, None, name, replays[name], requests, stage_estimates))
     else:
         # Offline: every request missing from the cache comes back skipped, none is sent.
         with engine_for(run, offline=True) as engine:
@@ -174,11 +181,12 @@ def estimate(run: Run, configs: list[str], *, replay: bool = True) -> Estimate:
                 replays[stage.name].planned += usage.succeeded + usage.failed + usage.skipped
                 replays[stage.name].answered += usage.succeeded + usage.failed
                 replays[stage.name].prompt_chars += usage.prompt_chars
+                replays[stage.name].cached_chars += usage.cached_chars
             observed = {name: (replayed.answered, replayed.rows) for name, replayed in replays.items()}
-            stage_estimates = [
-                _stage_estimate(run, engine.cache, stage, replays[stage], requests)
-                for stage, requests in run.expected_requests(depth, observed).items()
-            ]
+            for name, requests in run.expected_requests(depth, observed).items():
+                stage_estimates.append(
+                    _stage_estimate(run, engine.cache, name, replays[name], requests, stage_estimates)
+                )
     # The pairs are the instructions config's: none when the build stops before it.
     train, test = run.expected_pairs(observed) if depth >= CONFIGS.index(DEFAULT_CONFIG) else (0.0, 0.0)
     return Estimate(
@@ -191,7 +199,9 @@ def estimate(run: Run, configs: list[str], *, replay: bool = True) -> Estimate:
     )
 
 
-def _stage_estimate(run: Run, cache: Cache | None, stage: str, replay: _Replay, requests: float) -> StageEstimate:
+def _stage_estimate(
+    run: Run, cache: Cache | None, stage: str, replay: _Replay, requests: float, earlier: list[StageEstimate]
+) -> StageEstimate:
     """`cache`: the shared cache, whose and the unit caches' responses give the mean tokens; None: by the
     settings alone (template lengths and max_tokens)."""
     plan = run.stages[stage]
@@ -202,27 +212,47 @@ def _stage_estimate(run: Run, cache: Cache | None, stage: str, replay: _Replay, 
             unit_cache = Cache(path, read_only=True)
             sums.append(unit_cache.token_sums(stage))
             unit_cache.close()
-    responses = sum(count for count, _, _ in sums)
+    responses = sum(part[0] for part in sums)
     observed = responses > 0
+    skipped = replay.planned - replay.answered
     if observed:  # the mean tokens of the stage's cached responses
-        prompt, completion = (sum(part[i] for part in sums) / responses for i in (1, 2))
-    else:
-        skipped = replay.planned - replay.answered
-        prompt = replay.prompt_chars / skipped / CHARS_PER_TOKEN if skipped else _template_tokens(run, stage)
+        prompt, completion, cached = (sum(part[i] for part in sums) / responses for i in (1, 2, 3))
+    elif skipped:  # the prompts rendered
+        prompt, cached = (chars / skipped / CHARS_PER_TOKEN for chars in (replay.prompt_chars, replay.cached_chars))
         completion = plan.params.get("max_tokens", DEFAULT_COMPLETION_TOKENS)
-    prompt_tokens, completion_tokens = requests * prompt, requests * completion
-    cost = Accounting(run.prices).cost(plan.route.model, prompt_tokens, completion_tokens, batch=plan.batch)
+    else:
+        prompt, cached = _unrendered_tokens(run, stage, earlier)
+        completion = plan.params.get("max_tokens", DEFAULT_COMPLETION_TOKENS)
+    prompt_tokens, completion_tokens, cached_tokens = requests * prompt, requests * completion, requests * cached
+    accounting, model = Accounting(run.prices), plan.route.model
     return StageEstimate(
         stage,
-        plan.route.model,
+        model,
         requests,
         replay.answered,
         prompt_tokens,
         completion_tokens,
-        cost,
+        accounting.cost(model, prompt_tokens, completion_tokens, cached_tokens, batch=plan.batch),
         observed,
-        priced=plan.route.model in run.prices,
+        cached_tokens,
+        accounting.cost(model, prompt_tokens, completion_tokens, batch=plan.batch),
+        accounting.cost(model, prompt_tokens, completion_tokens, cached_tokens, batch=True),
+        priced=model in run.prices,
     )
+
+
+def _unrendered_tokens(run: Run, stage: str, earlier: list[StageEstimate]) -> tuple[float, float]:
+    """(prompt, cached) tokens per request of a stage with nothing to render yet (its inputs come from requests not
+    made): the template's own length; a stage whose requests share their input's text (it names a prompt_cache_key)
+    carries the previous stage's output too, and all but the first request of an input find it cached."""
+    template = _template_tokens(run, stage)
+    stage_class = STAGES[STAGE_NAMES.index(stage)]
+    if stage_class.prompt_cache_key is Stage.prompt_cache_key or not earlier or not earlier[-1].requests:
+        return template, 0.0
+    carried = earlier[-1].completion_tokens / earlier[-1].requests
+    per_input = stage_class.requests_per_input(run.generation)
+    common = rule_for(run.stages[stage].route.endpoints[0]).cached_chars(int(carried * CHARS_PER_TOKEN))
+    return template + carried, common / CHARS_PER_TOKEN * (per_input - 1) / per_input
 
 
 def _template_tokens(run: Run, stage: str) -> float:
@@ -234,18 +264,19 @@ def _template_tokens(run: Run, stage: str) -> float:
 def format_estimate(estimate: Estimate) -> str:
     lines = [
         f"{'stage':<10} {'model':<16} {'requests':>9} {'cached':>7} {'to send':>8} {'tokens in':>11} "
-        f"{'tokens out':>11} {'cost USD':>9}  tokens from"
+        f"{'cached in':>11} {'tokens out':>11} {'cost USD':>9}  tokens from"
     ]
     for e in estimate:
         source = "cached responses" if e.observed else "prompt length, max_tokens (an upper bound)"
         cost = f"{e.cost:>9.4f}" if e.priced else f"{'unpriced':>9}"
         lines.append(
             f"{e.stage:<10} {e.model:<16} {e.requests:>9,.0f} {e.cached:>7,} {e.to_send:>8,.0f} "
-            f"{e.prompt_tokens:>11,.0f} {e.completion_tokens:>11,.0f} {cost}  {source}"
+            f"{e.prompt_tokens:>11,.0f} {e.cached_tokens:>11,.0f} {e.completion_tokens:>11,.0f} {cost}  {source}"
         )
+    prompt, cached = sum(e.prompt_tokens for e in estimate), sum(e.cached_tokens for e in estimate)
     lines.append(
         f"{'total':<27} {estimate.requests:>9,.0f} {sum(e.cached for e in estimate):>7,} "
-        f"{estimate.to_send:>8,.0f} {estimate.prompt_tokens:>11,.0f} "
+        f"{estimate.to_send:>8,.0f} {estimate.prompt_tokens:>11,.0f} {cached:>11,.0f} "
         f"{estimate.completion_tokens:>11,.0f} {sum(e.cost for e in estimate):>9.4f}"
     )
     if estimate.train_pairs or estimate.test_pairs:
@@ -259,7 +290,14 @@ def format_estimate(estimate: Estimate) -> str:
             f", not counting {', '.join(estimate.unpriced)} (unpriced: give --price MODEL=IN,OUT or generation.prices)"
         )
     lines.append(
+        f"cost USD: {sum(e.cost for e in estimate):.4f} with the prompt cache's discount "
+        f"({cached / prompt if prompt else 0:.0%} of input tokens cached), "
+        f"{sum(e.cost_uncached for e in estimate):.4f} without it, "
+        f"{sum(e.cost_batch for e in estimate):.4f} with every stage through the Batch API (--batch)"
+    )
+    lines.append(
         "Requests after a stage that is not cached are extrapolated from the settings; "
-        "outputs that fail validation add retries on top."
+        "outputs that fail validation add retries on top. Until the syllabi are cached, the questions' prompts "
+        "carry a syllabus of max_tokens (an upper bound): `glan build --configs syllabi` first makes them exact."
     )
     return "\n".join(lines)

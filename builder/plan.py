@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from .config.overrides import OverrideError, overridden
 from .config.run import RunSettings
 from .config.settings import Generation, Limits, url_problem
-from .llm.accounting import Budget
+from .llm.accounting import Budget, ModelPrice
 from .llm.free_text import FreeText
 from .llm.local_models import LOCAL_MODELS, LocalModel
 from .llm.routes import OPENAI_URL, Endpoint, Route
@@ -74,7 +74,7 @@ class Run:
     stages: dict[str, StagePlan]  # by stage name, in build order
     prompts_dir: Path
     embedded: LocalModel | None = None  # the embedded model the run's requests go to, when no endpoint is configured
-    prices: dict[str, tuple[float, float]] = field(default_factory=dict)  # model -> USD per M tokens in, out
+    prices: dict[str, ModelPrice] = field(default_factory=dict)  # model -> USD per M tokens
     budget: Budget = Budget()
 
     @property
@@ -194,11 +194,12 @@ def resolve(settings: RunSettings, taxonomy: Taxonomy | None = None) -> Run:
         prompts_dir=prompts,
         embedded=embedded,
         prices={
-            **({settings.model: (0.0, 0.0)} if embedded else {}),  # it runs on this machine: nothing to pay for
+            **({settings.model or embedded.alias: ModelPrice(0.0, 0.0, 0.0)} if embedded else {}),  # runs here: free
             **{
-                model: (price.input_per_million, price.output_per_million) for model, price in generation.prices.items()
+                model: ModelPrice(price.input_per_million, price.output_per_million, price.cached_input)
+                for model, price in generation.prices.items()
             },
-            **{model: (input_price, output_price) for model, input_price, output_price in settings.prices},
+            **{model: ModelPrice(*prices) for model, *prices in settings.prices},
         },
         budget=Budget(settings.max_cost, settings.max_requests),
     )

@@ -2,7 +2,8 @@
 
 import asyncio
 
-from glan.execute.admission import UNITS_AHEAD, UNITS_IN_FLIGHT, Admission
+from glan.execute.admission import BYTES_IN_FLIGHT, BYTES_PER_QUESTION, UNITS_AHEAD, UNITS_IN_FLIGHT, Admission
+from glan.unit.store import UnitResult
 
 
 class Demand:
@@ -22,16 +23,21 @@ async def settle():
         await asyncio.sleep(0)
 
 
-def run_units(count: int, scenario):
+SMALL = 1_000  # questions: a unit of a few thousand claims a small share of BYTES_IN_FLIGHT
+
+
+def run_units(count: int, scenario, questions=lambda number: SMALL, admission=None):
     async def main():
         engine = Demand()
-        admission = Admission(engine)
+        nonlocal admission
+        admission = admission or Admission(engine)
+        admission.engine = engine
         started, admitted, finish = [], [], {unit: asyncio.Event() for unit in range(count)}
 
         async def unit(number: int):
             async with admission.unit() as wait_for_room:
                 started.append(number)
-                await wait_for_room()
+                await wait_for_room(questions(number))
                 admitted.append(number)
                 await finish[number].wait()
 
@@ -83,3 +89,47 @@ def test_an_ended_unit_lets_the_next_one_start_when_the_endpoints_stay_full():
         assert started == list(range(2 + UNITS_AHEAD))
 
     run_units(10, scenario)
+
+
+def test_units_go_on_while_the_rows_they_will_hold_fit_in_bytes_in_flight():
+    """Paper-sized units (45,000 questions each) claim their questions times BYTES_PER_QUESTION: only as many go on
+    as fit in BYTES_IN_FLIGHT, however hungry the endpoints, and one goes on alone whatever its size."""
+    paper = 45_000
+    fits = BYTES_IN_FLIGHT // (paper * BYTES_PER_QUESTION)
+    assert 1 <= fits < UNITS_IN_FLIGHT
+
+    async def scenario(engine, started, admitted, finish):
+        await settle()
+        engine.drops()
+        await settle()
+        assert admitted == list(range(fits))
+        finish[0].set()
+        await settle()
+        assert admitted == list(range(fits + 1))  # the place it freed, and no more
+
+    run_units(10, scenario, questions=lambda number: paper)
+
+    async def alone(engine, started, admitted, finish):
+        await settle()
+        engine.drops()
+        await settle()
+        assert admitted == [0]  # larger than BYTES_IN_FLIGHT on its own: it goes on, alone
+
+    run_units(4, alone, questions=lambda number: 10 * paper)
+
+
+def test_a_finished_unit_teaches_what_a_question_holds():
+    admission = Admission(Demand())
+    result = UnitResult(rows={"questions": {"train": [{"question": "x" * 100_000}] * 10}},
+                        requests={"questions": {"succeeded": 10, "failed": 0}})
+    admission.learn(result)
+    assert admission.bytes_per_question >= 100_000  # each question held a 100,000-character text
+    fits = BYTES_IN_FLIGHT // (1_000 * admission.bytes_per_question)
+
+    async def scenario(engine, started, admitted, finish):
+        await settle()
+        engine.drops()
+        await settle()
+        assert len(admitted) == fits < UNITS_IN_FLIGHT  # units of 1,000 such questions: fewer fit
+
+    run_units(20, scenario, admission=admission)

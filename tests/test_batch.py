@@ -16,7 +16,7 @@ from openai import OpenAI
 
 from glan.cli import main
 from glan.llm import batch as batch_module
-from glan.llm.accounting import Accounting
+from glan.llm.accounting import Accounting, ModelPrice
 from glan.llm.batch import BatchRunner, BatchStore
 from tests.cached import responses
 from tests.helpers import PATIENCE_S, wait_until
@@ -263,7 +263,7 @@ def test_batches_lists_and_cancels_the_saved_batches(taxonomy, tmp_path, monkeyp
 
 
 def test_batch_cost_is_half_the_online_cost():
-    accounting = Accounting({"gpt-4o-mini": (0.15, 0.6)})
+    accounting = Accounting({"gpt-4o-mini": ModelPrice(0.15, 0.6, 0.15)})
     assert accounting.cost("gpt-4o-mini", 1_000_000, 1_000_000) == pytest.approx(0.75)
     assert accounting.cost("gpt-4o-mini", 1_000_000, 1_000_000, batch=True) == pytest.approx(0.375)
 

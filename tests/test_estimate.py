@@ -1,7 +1,9 @@
 """`glan estimate` prices a build without calling an LLM, within 10% of the requests the build then makes."""
 
+import re
 from dataclasses import replace
 
+import pytest
 import yaml
 
 from glan.cli import main
@@ -55,12 +57,18 @@ def test_estimate_command_prints_requests_tokens_and_cost_per_stage(tmp_path, ca
     taxonomy = project(tmp_path / "project", paper=paper)
     code = main(["estimate", "--taxonomy", str(taxonomy), "--preset", "paper", "--disciplines", "Organic Chemistry",
                  "--base-url", "http://127.0.0.1:9/v1", "--work-dir", str(tmp_path / ".glan"), "--price",
-                 "gpt-4o=2.5,10"])
+                 "gpt-4o=2.5,10,1.25"])
     out = capsys.readouterr().out
     assert code == 0
     lines = {line.split()[0]: line.split() for line in out.splitlines()[1:6]}
     assert lines["subjects"][1:3] == ["gpt-4o", "10"]
     assert set(lines) == {"subjects", "syllabus", "questions", "answers", "total"}
+    costs = next(line for line in out.splitlines() if line.startswith("cost USD: "))
+    cached, uncached, batch = (float(word) for word in re.findall(r"(\d+\.\d{4})", costs))
+    share = int(re.search(r"\((\d+)% of input tokens cached\)", costs)[1])
+    # The questions send a subject's syllabus 300 times: most input is a prefix the endpoint has seen.
+    assert share > 50 and cached < uncached
+    assert batch == pytest.approx(cached / 2, abs=1e-4)
 
 
 def test_the_embedded_model_costs_nothing_and_is_not_called_unpriced(tmp_path, monkeypatch, capsys):

@@ -15,6 +15,7 @@ from glan.llm.accounting import Accounting
 from glan.llm.attempts import LLMRequest
 from glan.llm.cache import Cache
 from glan.llm.free_text import CONTROL_CHARACTER
+from glan.llm.routes import Endpoint
 from glan.llm.structured import MODES
 from glan.stages import OUTPUTS
 from glan.taxonomy import load_taxonomy
@@ -122,6 +123,9 @@ def test_questions_and_answers_carry_no_response_format_and_no_schema(tmp_path, 
         sum(record["output"] == "answer" for record in log)
 
 
+LOCAL = Endpoint("http://127.0.0.1:1/v1")
+
+
 def test_a_free_text_body_is_the_prompt_as_rendered_in_every_mode(tmp_path):
     settings = load_taxonomy(REPO / "taxonomy.yaml").settings("smoke")
     messages = [{"role": "system", "content": "You write homework."}, {"role": "user", "content": "One question."}]
@@ -129,7 +133,7 @@ def test_a_free_text_body_is_the_prompt_as_rendered_in_every_mode(tmp_path):
     for name in ("QuestionText", "AnswerText"):
         request = LLMRequest("q", messages, {"temperature": 1.0}, OUTPUTS[name].model(settings))
         for mode in MODES:
-            body = engine.request_body("test-model", request, request.params, "ab" * 32, mode)
+            body = engine.request_body("test-model", request, request.params, "ab" * 32, LOCAL, mode)
             assert body == {"model": "test-model", "temperature": 1.0, "seed": int("abababab", 16) % 2**31,
                             "messages": messages}, (name, mode)
 

@@ -324,14 +324,14 @@ def test_diff_finds_moves_new_prices_and_an_unbumped_version(write):
     diff = diff_taxonomies(old, load_taxonomy(write(priced, "new.yaml")))
     assert [(before.subfield, after.subfield) for before, after in diff.moved] == [("Chemistry", "Materials")]
     assert diff.settings == [
-        SettingChange('generation.prices.gpt-5', ABSENT, {"input_per_million": 1.0, "output_per_million": 2.0})
+        SettingChange('generation.prices.gpt-5', ABSENT, {"input_per_million": 1.0, "output_per_million": 2.0, "cached_input_per_million": None})
     ]
     assert format_diff(diff) == (
         "taxonomy 1.0.0 -> 1.0.0\n"
         "moved (1):\n"
         "  > inorganic-chemistry: Sciences / Chemistry -> Sciences / Materials\n"
         "settings changed (1):\n"
-        '  ~ generation.prices.gpt-5: (absent) -> {"input_per_million": 1.0, "output_per_million": 2.0}\n'
+        '  ~ generation.prices.gpt-5: (absent) -> {"input_per_million": 1.0, "output_per_million": 2.0, "cached_input_per_million": null}\n'
         "note: the taxonomy changed but its version is still 1.0.0; bump it before publishing."
     )
 

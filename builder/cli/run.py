@@ -36,17 +36,22 @@ def _configs(text: str) -> list[str]:
     return configs
 
 
-def _price(text: str) -> tuple[str, float, float]:
+def _price(text: str) -> tuple[str, float, float, float]:
+    """MODEL=IN,OUT[,CACHED]: cached input is priced as input unless named."""
     model, _, prices = text.rpartition("=")
     try:
-        input_price, output_price = (float(part) for part in prices.split(","))
+        figures = [float(part) for part in prices.split(",")]
+        if len(figures) not in (2, 3):
+            raise ValueError
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"{text!r}: expected MODEL=IN,OUT in USD per million tokens, e.g. gpt-4o-mini=0.15,0.6"
+            f"{text!r}: expected MODEL=IN,OUT or MODEL=IN,OUT,CACHED_IN in USD per million tokens, "
+            "e.g. gpt-4o-mini=0.15,0.6,0.075"
         ) from None
     if not model:
         raise argparse.ArgumentTypeError(f"{text!r}: no model name before '='; e.g. gpt-4o-mini=0.15,0.6")
-    return model, input_price, output_price
+    input_price, output_price, *cached = figures
+    return model, input_price, output_price, cached[0] if cached else input_price
 
 
 def selection_flags(preset_help: str) -> argparse.ArgumentParser:
@@ -87,8 +92,9 @@ def selection_flags(preset_help: str) -> argparse.ArgumentParser:
         action="append",
         type=_price,
         default=[],
-        metavar="MODEL=IN,OUT",
-        help="USD per million input and output tokens of MODEL (repeatable; default: the taxonomy's prices)",
+        metavar="MODEL=IN,OUT[,CACHED]",
+        help="USD per million input and output tokens of MODEL, and of input served from the endpoint's prompt cache "
+        "(default: the input price) (repeatable; default: the taxonomy's prices)",
     )
     flags.add_argument(
         "--batch",

@@ -27,7 +27,8 @@ class RunSettings:
     batch: bool = False  # every stage through the OpenAI Batch API (a stage's `batch: true` does it for one)
     executor: str | None = None  # "ray": the units run on a Ray cluster; None: the taxonomy's generation.executor
     ray_address: str | None = None  # "auto", "HOST:PORT", or None: as ray.init() finds or starts a cluster
-    prices: tuple[tuple[str, float, float], ...] = ()  # --price: (model, USD/M in, USD/M out), over the taxonomy
+    # --price: (model, USD/M in, USD/M out, USD/M cached in), over the taxonomy
+    prices: tuple[tuple[str, float, float, float], ...] = ()
     progress: bool = True
     # The embedded model (a name of llm/local_models.py) run when no endpoint is configured; None: no embedded
     # default, a run with no endpoint goes to OpenAI's.

@@ -134,6 +134,13 @@ class Price(Node):
     noun: ClassVar[str] = "price"
     input_per_million: float = Field(ge=0)
     output_per_million: float = Field(ge=0)
+    # Input the endpoint served from its prefix cache (usage.prompt_tokens_details.cached_tokens); None: priced as
+    # input, no discount.
+    cached_input_per_million: float | None = Field(default=None, ge=0)
+
+    @property
+    def cached_input(self) -> float:
+        return self.input_per_million if self.cached_input_per_million is None else self.cached_input_per_million
 
 
 class Dedup(Node):

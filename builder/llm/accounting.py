@@ -13,12 +13,14 @@ class Usage:
     requests: int = 0  # HTTP calls sent (paid or not: a 429 still counts against --max-requests)
     cache_hits: int = 0
     prompt_tokens: int = 0
+    cached_tokens: int = 0  # of prompt_tokens, those the endpoint served from its prefix cache
     completion_tokens: int = 0
     cost: float = 0.0
     succeeded: int = 0
     failed: int = 0
     skipped: int = 0  # not sent because the budget ran out
     prompt_chars: int = 0  # of the requests `glan estimate` skipped: their prompt size when none is cached yet
+    cached_chars: int = 0  # ... and of that, what the endpoint's prompt cache would serve (llm/prompt_cache.py)
 
     def add(self, other: Usage) -> None:
         for name in _USAGE_FIELDS:
@@ -29,14 +31,31 @@ _USAGE_FIELDS = tuple(field.name for field in fields(Usage))
 
 
 @dataclass(frozen=True)
+class ModelPrice:
+    """USD per million tokens of one model: input, output, and input the endpoint served from its prefix cache
+    (OpenAI bills it at a discount; the input price when the taxonomy names none)."""
+
+    input: float
+    output: float
+    cached_input: float
+
+    def cost(self, prompt_tokens: float, completion_tokens: float, cached_tokens: float = 0) -> float:
+        uncached = prompt_tokens - cached_tokens
+        return (uncached * self.input + cached_tokens * self.cached_input + completion_tokens * self.output) / 1e6
+
+
+FREE = ModelPrice(0.0, 0.0, 0.0)
+
+
+@dataclass(frozen=True)
 class Budget:
     max_cost: float | None = None
     max_requests: int | None = None
 
 
 class Accounting:
-    def __init__(self, prices: dict[str, tuple[float, float]], budget: Budget = Budget()):
-        self.prices = prices  # model -> (USD per million input tokens, per million output tokens)
+    def __init__(self, prices: dict[str, ModelPrice], budget: Budget = Budget()):
+        self.prices = prices
         self.budget = budget
         self.by_stage_model: dict[tuple[str, str], Usage] = defaultdict(Usage)
         self.reserved = 0.0  # worst costs of the requests in flight
@@ -44,9 +63,10 @@ class Accounting:
     def usage(self, stage: str, model: str) -> Usage:
         return self.by_stage_model[(stage, model)]
 
-    def cost(self, model: str, prompt_tokens: float, completion_tokens: float, batch: bool = False) -> float:
-        input_price, output_price = self.prices.get(model, (0.0, 0.0))
-        cost = (prompt_tokens * input_price + completion_tokens * output_price) / 1e6
+    def cost(
+        self, model: str, prompt_tokens: float, completion_tokens: float, cached_tokens: float = 0, batch: bool = False
+    ) -> float:
+        cost = self.prices.get(model, FREE).cost(prompt_tokens, completion_tokens, cached_tokens)
         return cost * BATCH_PRICE_FACTOR if batch else cost
 
     def total(self) -> Usage:

@@ -32,6 +32,12 @@ class LLMRequest:
     params: dict
     output_model: type[BaseModel] | FreeText
     sample_index: int = 0
+    # Requests that share a long prefix share it (the subject): OpenAI routes them to the same prompt cache. Not part
+    # of the cache key: it shapes where a request goes, not what comes back.
+    prompt_cache_key: str | None = None
+
+
+Tokens = tuple[int, int, int]
 
 
 @dataclass
@@ -43,6 +49,7 @@ class LLMResult:
     batched: bool = False  # not sent: collected into a Batch API file; the unit resumes after the batch
     attempts: int = 0
     last_output: str = ""  # of a failed request, for the failure report
+    tokens: Tokens = (0, 0, 0)  # prompt, of them cached, completion: of every response its attempts got
 
     @property
     def ok(self) -> bool:
@@ -56,6 +63,7 @@ class Attempts:
         self.attempt, self.widened = 0, False
         self.ok, self.value = False, None
         self.reason, self.last_text = None, ""  # of the last invalid output
+        self.tokens: Tokens = (0, 0, 0)
         self.key = self._key()
 
     @property
@@ -71,6 +79,12 @@ class Attempts:
         return hits
 
     def advance(self, response: Response) -> None:
+        prompt, cached, completion = self.tokens
+        self.tokens = (
+            prompt + response.prompt_tokens,
+            cached + response.cached_tokens,
+            completion + response.completion_tokens,
+        )
         try:
             value, reason = parse_output(response.text, self.request.output_model)
         except Exception as error:  # the reply is untrusted (RecursionError on deep nesting, say): its attempt fails
@@ -91,8 +105,8 @@ class Attempts:
     def result(self) -> LLMResult:
         """The outcome once `done`: the valid output, or the last failure."""
         if self.ok:
-            return LLMResult(value=self.value, attempts=self.attempt + 1)
-        return LLMResult(failure=self.reason, attempts=self.attempt, last_output=self.last_text)
+            return LLMResult(value=self.value, attempts=self.attempt + 1, tokens=self.tokens)
+        return LLMResult(failure=self.reason, attempts=self.attempt, last_output=self.last_text, tokens=self.tokens)
 
     def _key(self) -> str:
         return cache_key(

@@ -203,7 +203,9 @@ class BatchRunner:
         self.accounting.reserved += worst_cost
         self.held += worst_cost
         endpoint = route.endpoints[0]  # one Batch API: a batch cannot be spread over endpoints
-        body = self.engine.request_body(route.model, attempts.request, attempts.params, key, self.engine.mode(endpoint))
+        body = self.engine.request_body(
+            route.model, attempts.request, attempts.params, key, endpoint, self.engine.mode(endpoint)
+        )
         self._spool(
             stage, route.model, endpoint, key, {"custom_id": key, "method": "POST", "url": CHAT_URL, "body": body}
         )
@@ -343,8 +345,11 @@ class BatchRunner:
                 continue
             self.cache.put(line["custom_id"], batch.stage, batch.model, answer)
             usage.prompt_tokens += answer.prompt_tokens
+            usage.cached_tokens += answer.cached_tokens
             usage.completion_tokens += answer.completion_tokens
-            usage.cost += self.accounting.cost(batch.model, answer.prompt_tokens, answer.completion_tokens, batch=True)
+            usage.cost += self.accounting.cost(
+                batch.model, answer.prompt_tokens, answer.completion_tokens, answer.cached_tokens, batch=True
+            )
             expected.discard(line["custom_id"])
             self.unanswered.pop(line["custom_id"], None)
             answered += 1

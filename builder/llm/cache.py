@@ -29,7 +29,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
     key TEXT PRIMARY KEY, stage TEXT NOT NULL, model TEXT NOT NULL, text TEXT NOT NULL,
     finish_reason TEXT, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
-    created REAL NOT NULL);
+    created REAL NOT NULL, cached_tokens INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS endpoint_modes (endpoint TEXT PRIMARY KEY, mode TEXT NOT NULL);
 """
 
@@ -38,13 +38,14 @@ CREATE TABLE IF NOT EXISTS endpoint_modes (endpoint TEXT PRIMARY KEY, mode TEXT 
 class Response:
     """A reply as the cache keeps it. It comes from an endpoint (or a cache file glan may not have written), so it
     is checked as it is made: a text SQLite can store (a str without lone surrogates), a finish reason that is a
-    str or nothing, and token counts that are non-negative integers (a budget adds them up). Anything else raises
-    ValueError saying which field is wrong."""
+    str or nothing, and token counts that are non-negative integers (a budget adds them up), the cached ones no more
+    than the prompt's. Anything else raises ValueError saying which field is wrong."""
 
     text: str
     finish_reason: str | None
     prompt_tokens: int
     completion_tokens: int
+    cached_tokens: int = 0  # of prompt_tokens, those the endpoint served from its prefix cache (billed at a discount)
 
     def __post_init__(self):
         if not isinstance(self.text, str):
@@ -55,10 +56,14 @@ class Response:
             raise ValueError("the content holds a lone surrogate, which is not text") from None
         if self.finish_reason is not None and not isinstance(self.finish_reason, str):
             raise ValueError(f"finish_reason is {kind_of(self.finish_reason)}, not a string")
-        for name in ("prompt_tokens", "completion_tokens"):
+        for name in ("prompt_tokens", "completion_tokens", "cached_tokens"):
             count = getattr(self, name)
             if type(count) is not int or count < 0:  # not isinstance: True is an int to Python
                 raise ValueError(f"usage {name} is {count!r:.40}, not a whole number of at least 0")
+        if self.cached_tokens > self.prompt_tokens:
+            raise ValueError(
+                f"usage cached_tokens {self.cached_tokens} is more than the {self.prompt_tokens} prompt tokens"
+            )
 
 
 def kind_of(value) -> str:
@@ -157,9 +162,16 @@ class Cache:
             # NORMAL in WAL mode survives a process kill (only an OS crash may drop the last commits).
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(_SCHEMA)
+            _add_cached_tokens(self.db)
         if read_only and not self.db.execute("SELECT 1 FROM sqlite_master WHERE name='responses'").fetchone():
             # What a writer would have made on opening; read only, a file without it is cut short or not glan's.
             raise sqlite3.DatabaseError("no responses table: the file is cut short or is not a glan cache")
+        # A file of glan 0.2 opened read-only has no cached_tokens column: its responses count none.
+        has_cached = any(row[1] == "cached_tokens" for row in self.db.execute("PRAGMA table_info(responses)"))
+        self._select = (
+            f"SELECT text, finish_reason, prompt_tokens, completion_tokens, {'cached_tokens' if has_cached else '0'} "
+            "FROM responses WHERE key=?"
+        )
         # A cache that was empty when opened holds exactly the keys put since: a fresh unit's lookups (all
         # misses) cost no query, and a shared cache with no response costs no second lookup.
         self.has_responses = self.db.execute("SELECT 1 FROM responses LIMIT 1").fetchone() is not None
@@ -174,9 +186,7 @@ class Cache:
         row = None
         if self._put_since_empty is None or key in self._put_since_empty:
             try:
-                row = self.db.execute(
-                    "SELECT text, finish_reason, prompt_tokens, completion_tokens FROM responses WHERE key=?", (key,)
-                ).fetchone()
+                row = self.db.execute(self._select, (key,)).fetchone()
             except sqlite3.OperationalError as error:
                 if not str(error).startswith("Could not decode to UTF-8"):
                     raise
@@ -219,21 +229,25 @@ class Cache:
                 response.prompt_tokens,
                 response.completion_tokens,
                 created,
+                response.cached_tokens,
             )
             for key, (stage, model, response, created) in self._unwritten.items()
         ]
         self._unwritten = {}
         self.db.execute("BEGIN")
-        self.db.executemany("INSERT OR REPLACE INTO responses VALUES (?,?,?,?,?,?,?,?)", rows)
+        self.db.executemany("INSERT OR REPLACE INTO responses VALUES (?,?,?,?,?,?,?,?,?)", rows)
         self.db.execute("COMMIT")
 
     @_damage_is_an_error
-    def token_sums(self, stage: str) -> tuple[int, int, int]:
-        """(responses, prompt tokens, completion tokens) of the stage's cached responses, for estimates."""
-        count, prompt, completion = self.db.execute(
-            "SELECT COUNT(*), SUM(prompt_tokens), SUM(completion_tokens) FROM responses WHERE stage=?", (stage,)
+    def token_sums(self, stage: str) -> tuple[int, int, int, int]:
+        """(responses, prompt tokens, completion tokens, cached prompt tokens) of the stage's cached responses, for
+        estimates."""
+        count, prompt, completion, cached = self.db.execute(
+            "SELECT COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(cached_tokens) FROM responses "
+            "WHERE stage=?",
+            (stage,),
         ).fetchone()
-        return count, prompt or 0, completion or 0
+        return count, prompt or 0, completion or 0, cached or 0
 
     @_damage_is_an_error
     def mode(self, endpoint: str) -> str | None:
@@ -252,6 +266,14 @@ class Cache:
     def close(self) -> None:
         self.commit()
         self.db.close()
+
+
+def _add_cached_tokens(db: sqlite3.Connection) -> None:
+    """A cache file of glan 0.2 or before has no cached_tokens column: added (0 for its responses, which glan did not
+    ask about)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(responses)")}
+    if "cached_tokens" not in columns:
+        db.execute("ALTER TABLE responses ADD COLUMN cached_tokens INTEGER NOT NULL DEFAULT 0")
 
 
 def shared_cache_path(work_dir: Path) -> Path:

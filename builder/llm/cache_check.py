@@ -114,7 +114,12 @@ def _move_unreadable(path: Path) -> tuple[list[str], Path | None]:
         db.execute("CREATE TEMP TABLE moving (id INTEGER PRIMARY KEY)")
         db.executemany("INSERT INTO moving VALUES (?)", ((rowid,) for rowid in unreadable))
         # Copied, committed, then deleted: a kill in between leaves a copy too many, never one too few.
-        db.execute("INSERT OR REPLACE INTO aside.responses SELECT * FROM main.responses WHERE rowid IN moving")
+        # By name: a file of glan 0.2 has no cached_tokens column (its responses count none).
+        columns = ", ".join(row[1].decode() for row in db.execute("PRAGMA main.table_info(responses)"))
+        db.execute(
+            f"INSERT OR REPLACE INTO aside.responses ({columns}) SELECT {columns} FROM main.responses "
+            "WHERE rowid IN moving"
+        )
         db.execute("DELETE FROM main.responses WHERE rowid IN moving")
         db.execute("DETACH DATABASE aside")
         return list(unreadable.values()), moved_to

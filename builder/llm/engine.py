@@ -28,6 +28,7 @@ from .accounting import Accounting
 from .attempts import Attempts, LLMRequest, LLMResult, schema_of
 from .cache import Cache, Response
 from .limits import AdaptiveConcurrency, RateLimiter, backoff_s
+from .prompt_cache import PromptCacheModel
 from .reply import reply_limit
 from .routes import Endpoint, Route
 from .structured import request_fields, schema_instruction
@@ -115,6 +116,7 @@ class Engine:
         self.endpoint_limits = endpoint_limits
         self.accounting = accounting
         self.offline = offline
+        self.prompt_cache = PromptCacheModel()  # offline: what the endpoint would serve from its prompt cache
         self.batches = batches
         self.stop_reason: str | None = None
         self._stopping = asyncio.Event()  # set when an endpoint is found dead: waiting requests give up at once
@@ -201,6 +203,7 @@ class Engine:
             if self.offline or self.stop_reason:
                 if self.offline:
                     usage.prompt_chars += sum(len(message["content"]) for message in request.messages)
+                    usage.cached_chars += self.prompt_cache.cached_chars(stage, route.endpoints[0], request)
                 return self._counted(usage, LLMResult(skipped=True, attempts=attempts.attempt))
             if batch and self.batches is not None:
                 taken = self.batches.take(stage, route, attempts)
@@ -234,11 +237,16 @@ class Engine:
             return endpoint.mode
         return self.cache.mode(endpoint.base_url) or "json_schema"
 
-    def request_body(self, model: str, request: LLMRequest, params: dict, key: str, mode: str) -> dict:
-        """The chat-completions body of one attempt in a structured-output mode (free text: as it is); Batch API
-        lines use it too."""
+    def request_body(
+        self, model: str, request: LLMRequest, params: dict, key: str, endpoint: Endpoint, mode: str
+    ) -> dict:
+        """The chat-completions body of one attempt to `endpoint` in a structured-output mode (free text: as it is);
+        Batch API lines use it too. OpenAI alone gets the prompt_cache_key: vLLM and llama.cpp cache prefixes
+        without one, and a strict server refuses a parameter it does not know."""
         messages = request.messages
         body = {"model": model, **params, "seed": int(key[:8], 16) % 2**31}
+        if request.prompt_cache_key is not None and endpoint.is_openai:
+            body["prompt_cache_key"] = request.prompt_cache_key
         if schema_of(request.output_model) is not None:
             if mode == "prompt":
                 system, *rest = messages
@@ -290,14 +298,14 @@ class Engine:
                 raise _Stopped
             # Encoded before waiting for a slot: when one frees up, sending is all that is left to do.
             mode = state.mode
-            data = encode_body(self.request_body(route.model, request, params, key, mode))
+            data = encode_body(self.request_body(route.model, request, params, key, state.endpoint, mode))
             await state.concurrency.acquire()
             if state.paused_until > time.monotonic():  # a Retry-After came while this request waited for a slot
                 state.concurrency.release_slot()
                 continue
             if state.mode != mode:  # the endpoint refused the mode meanwhile
                 mode = state.mode
-                data = encode_body(self.request_body(route.model, request, params, key, mode))
+                data = encode_body(self.request_body(route.model, request, params, key, state.endpoint, mode))
             overloaded, delay = False, 0.0
             try:
                 if self.refused:  # an endpoint refused the run: nothing more is sent, anywhere
@@ -321,8 +329,11 @@ class Engine:
                 # after a SIGKILL it is never paid again.
                 cache.put(key, stage, route.model, response)
                 usage.prompt_tokens += response.prompt_tokens
+                usage.cached_tokens += response.cached_tokens
                 usage.completion_tokens += response.completion_tokens
-                usage.cost += self.accounting.cost(route.model, response.prompt_tokens, response.completion_tokens)
+                usage.cost += self.accounting.cost(
+                    route.model, response.prompt_tokens, response.completion_tokens, response.cached_tokens
+                )
                 return response
             except TransportError as error:
                 if error.status is not None:  # an answer, if not one glan takes

@@ -52,12 +52,28 @@ def read_completion(body: Any, api_key: str | None) -> Response:
     if not isinstance(usage, dict):
         raise ValueError(f"usage is {kind_of(usage)}, not an object")
     content, finish_reason = message.get("content"), choice.get("finish_reason")
+    prompt_tokens = usage.get("prompt_tokens", 0)
     return Response(
         "" if content is None else _redacted(content, api_key),
         _redacted(finish_reason, api_key),
-        usage.get("prompt_tokens", 0),
+        prompt_tokens,
         usage.get("completion_tokens", 0),
+        cached_tokens(usage, body.get("timings"), prompt_tokens),
     )
+
+
+def cached_tokens(usage: dict, timings: Any, prompt_tokens: Any) -> int:
+    """How many of the prompt's tokens the endpoint says it served from its prefix cache: OpenAI's (and vLLM's)
+    usage.prompt_tokens_details.cached_tokens, else llama.cpp's timings.cache_n. Only a discount rides on it, so a
+    figure glan cannot believe (not a whole number, negative, more than the prompt) counts as none, and the prompt
+    is priced in full: a hostile endpoint can make glan overstate its cost, never understate it."""
+    details = usage.get("prompt_tokens_details")
+    figure = details.get("cached_tokens") if isinstance(details, dict) else None
+    if figure is None and isinstance(timings, dict):
+        figure = timings.get("cache_n")
+    if type(figure) is not int or type(prompt_tokens) is not int or not 0 <= figure <= prompt_tokens:
+        return 0
+    return figure
 
 
 def _redacted(value: Any, api_key: str | None) -> Any:

@@ -300,7 +300,13 @@ def _generation_table(manifest: Manifest) -> str:
         ]
         for stage, info in manifest.stages.items()
     ]
-    table = markdown_table(["stage", "model", "sampling params", "prompt fingerprint"], rows)
+    header = ["stage", "model", "sampling params", "prompt fingerprint"]
+    if any(info.tokens for info in manifest.stages.values()):
+        header += ["tokens in", "of them cached", "tokens out"]
+        for row, info in zip(rows, manifest.stages.values(), strict=True):
+            tokens = info.tokens
+            row += [f"{tokens.prompt:,}", f"{tokens.cached:,}", f"{tokens.completion:,}"] if tokens else ["", "", ""]
+    table = markdown_table(header, rows)
     return f"{table}\n\n{_paper_note(manifest)}"
 
 

@@ -22,7 +22,7 @@ from ..llm.local_models import LOCAL_MODELS, LocalModel
 from ..plan import Run
 from ..stages import CONFIGS, STAGES
 from ..taxonomy.model import Card, DisciplineRef
-from ..unit.store import UnitFiles, request_outcomes
+from ..unit.store import TOKEN_KINDS, UnitFiles, request_outcomes
 from ..version import __version__
 
 MANIFEST = "glan_manifest.json"
@@ -66,10 +66,27 @@ class DisciplineEntry(_Entry):
         )
 
 
+class TokenEntry(_Entry):
+    """The tokens a stage's responses took: input, of it served from the endpoint's prompt cache, output."""
+
+    prompt: int
+    cached: int
+    completion: int
+
+
 class StageEntry(_Entry):
     model: str
     params: dict[str, Any] = {}
     prompt_fingerprint: str = ""
+    tokens: TokenEntry | None = None  # None: a unit of glan 0.2 kept no token figures (not written, then)
+
+    @staticmethod
+    def tokens_of(stage: str, units: list[UnitFiles]) -> TokenEntry | None:
+        """The sum over `units`, when every unit kept its figures for the stage."""
+        figures = [unit.tokens.get(stage) if unit.tokens is not None else None for unit in units]
+        if not figures or any(figure is None for figure in figures):
+            return None
+        return TokenEntry(**{kind: sum(figure[kind] for figure in figures if figure) for kind in TOKEN_KINDS})
 
 
 class SplitEntry(_Entry):
@@ -112,7 +129,12 @@ class Manifest(_Entry):
             failures={stage.name: outcomes[stage.name]["failed"] for stage in STAGES},
             disciplines=[DisciplineEntry.of(refs[unit.discipline_id], unit) for unit in units],
             stages={
-                name: StageEntry(model=plan.route.model, params=plan.params, prompt_fingerprint=plan.prompt.fingerprint)
+                name: StageEntry(
+                    model=plan.route.model,
+                    params=plan.params,
+                    prompt_fingerprint=plan.prompt.fingerprint,
+                    tokens=StageEntry.tokens_of(name, units),
+                )
                 for name, plan in run.stages.items()
             },
             stats=stats,
@@ -126,7 +148,11 @@ class Manifest(_Entry):
         return next((model for model in LOCAL_MODELS.values() if model.alias in models), None)
 
     def to_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"
+        # A stage without token figures writes none: a folder of glan 0.2's units keeps its bytes.
+        unknown = {name: {"tokens"} for name, stage in self.stages.items() if stage.tokens is None}
+        return (
+            json.dumps(self.model_dump(mode="json", exclude={"stages": unknown}), indent=2, ensure_ascii=False) + "\n"
+        )
 
 
 def reproduction(run: Run, configs: list[str]) -> Reproduction:

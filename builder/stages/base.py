@@ -80,6 +80,11 @@ class Stage:
     def context(self, item: dict) -> dict:
         raise NotImplementedError
 
+    def prompt_cache_key(self, item: dict) -> str | None:
+        """What the item's prompt shares a long prefix with (its subject, say), for OpenAI's prompt_cache_key; None:
+        nothing worth caching."""
+        return None
+
     def parse(self, item: dict, values: list) -> list[dict]:
         raise NotImplementedError
 

@@ -95,6 +95,9 @@ class Questions(Stage):
             "strategy": plan["strategy"],
         }
 
+    def prompt_cache_key(self, plan):
+        return plan["syllabus"]["subject_id"]  # the subject's system message and syllabus start its 300 prompts
+
     def parse(self, plan, values):
         return [
             {

@@ -14,7 +14,7 @@ from ..plan import Run, StagePlan
 from ..quality import BenchmarkIndex
 from ..stages import FEATURES, STAGES, TAXONOMY, Stage
 from ..taxonomy import DisciplineRef
-from .store import UnitResult
+from .store import TOKEN_KINDS, UnitResult
 
 
 async def run_unit(
@@ -23,14 +23,15 @@ async def run_unit(
     discipline: DisciplineRef,
     depth: int,
     benchmarks: list[BenchmarkIndex],
-    wait_for_room: Callable[[], Awaitable] | None = None,
+    wait_for_room: Callable[[int], Awaitable] | None = None,
 ) -> UnitResult:
     """The discipline's rows of the first `depth` stages, with the quality steps between them; its requests go
     through its own cache file, so whichever process runs the unit is the only one writing it.
 
     `wait_for_room` is awaited before the stage that holds the unit (the questions): from there on a unit holds
     nearly all its rows and sends nearly all its requests, so the caller bounds how many units are past it (its
-    subjects and syllabi are few rows, and can be ready before there is room)."""
+    subjects and syllabi are few rows, and can be ready before there is room). It is given the requests that stage
+    will make, which is what the unit's rows grow with."""
     # Offline (an estimate) reads the unit's cache and writes nothing.
     cache = Cache(
         unit_cache_path(run.work_dir, discipline.discipline_id), fallback=engine.cache, read_only=engine.offline
@@ -59,7 +60,7 @@ async def _run_unit(
         plan = run.stages[stage_class.name]
         stage = plan.make()
         if stage.holds_the_unit and wait_for_room is not None:
-            await wait_for_room()
+            await wait_for_room(len(parents) * stage.requests_per_input(run.generation))
         rows, failed = await _run_stage(engine, cache, plan, stage, parents, result)
         if result.batched:
             return result
@@ -79,16 +80,27 @@ async def _run_stage(
         for item, samples in items:
             messages = plan.prompt.render(**stage.context(item))
             for sample_index in samples:
-                yield LLMRequest(stage.item_id(item), messages, plan.params, plan.output_model, sample_index)
+                yield LLMRequest(
+                    stage.item_id(item),
+                    messages,
+                    plan.params,
+                    plan.output_model,
+                    sample_index,
+                    stage.prompt_cache_key(item),
+                )
 
     count = sum(len(samples) for _, samples in items)
-    results = iter(await engine.map(plan.name, plan.route, requests(), cache, count=count, batch=plan.batch))
+    results = await engine.map(plan.name, plan.route, requests(), cache, count=count, batch=plan.batch)
+    results.reverse()  # taken from the end as rows are made: a result (its parsed output) is freed once read
     counts = result.requests.setdefault(plan.name, {"succeeded": 0, "failed": 0})
+    tokens = result.tokens.setdefault(plan.name, dict.fromkeys(TOKEN_KINDS, 0))
     rows, failed = [], []
     for item, samples in items:
-        item_results: list[LLMResult] = [next(results) for _ in samples]
+        item_results: list[LLMResult] = [results.pop() for _ in samples]
         for sample_index, item_result in zip(samples, item_results, strict=True):
             counts["succeeded"] += item_result.ok
+            for kind, count in zip(TOKEN_KINDS, item_result.tokens, strict=True):
+                tokens[kind] += count
             if item_result.failure is not None:
                 counts["failed"] += 1
                 result.failures.append(

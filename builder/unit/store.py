@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,7 @@ UNIT_FILE = "unit.json"
 FAILURES_FILE = "failures.jsonl"
 # The near-duplicate figures of the unit's instructions' questions, per split (builder/quality/held_out.py).
 NEAR_TWINS_FILE = "near_twins.parquet"
+TOKEN_KINDS = ("prompt", "cached", "completion")  # input tokens, of them served from a prompt cache, output tokens
 # Settings that decide how requests travel, not what they return: left out of the fingerprint.
 _ROUTING_KEYS = {
     "model",
@@ -68,6 +70,8 @@ class UnitFiles:
     quality: dict  # QualityReport.to_dict()
     requests: dict[str, dict[str, int]]  # stage -> {"succeeded", "failed"} (per request, samples included)
     directory: Path = field(compare=False)  # where its files are
+    # stage -> TOKEN_KINDS: what the responses its rows came from took (None: written by glan 0.2, which kept none)
+    tokens: dict[str, dict[str, int]] | None = None
 
     def path(self, config: str, split: str) -> Path:
         return self.directory / self.files[config][split]["file"]
@@ -163,6 +167,7 @@ class UnitStore:
             result.quality.to_dict(),
             result.requests,
             staging,
+            result.tokens,
         )
         (staging / UNIT_FILE).write_text(json.dumps(unit.to_json(), indent=1, ensure_ascii=False))
         for old in home.iterdir():  # a discipline keeps one unit: the newest
@@ -208,10 +213,22 @@ class UnitResult:
     rows: dict[str, dict[str, list[dict]]] = field(default_factory=dict)  # config -> split -> rows
     quality: QualityReport = field(default_factory=QualityReport)
     requests: dict[str, dict[str, int]] = field(default_factory=dict)
+    tokens: dict[str, dict[str, int]] = field(default_factory=dict)  # stage -> TOKEN_KINDS
     failures: list[dict] = field(default_factory=list)
     depth: int = 0
     complete: bool = True
     batched: bool = False  # waits for a Batch API answer: nothing is written, the unit runs again after it
+
+    def held_bytes(self) -> int:
+        """About what its rows take as Python objects: each config's first SAMPLED_ROWS measured (strings, lists and
+        dicts, shared strings counted again: an upper bound), times its rows."""
+        held = 0
+        for splits in self.rows.values():
+            rows = [row for split in splits.values() for row in split]
+            sample = rows[:SAMPLED_ROWS]
+            if sample:
+                held += sum(_deep_size(row) for row in sample) * len(rows) // len(sample)
+        return held
 
     def stats(self) -> dict[str, ConfigStats]:
         return {
@@ -219,6 +236,17 @@ class UnitResult:
             for config, splits in self.rows.items()
             for split, rows in splits.items()
         }
+
+
+SAMPLED_ROWS = 256
+
+
+def _deep_size(value) -> int:
+    if isinstance(value, dict):
+        return sys.getsizeof(value) + sum(_deep_size(key) + _deep_size(item) for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return sys.getsizeof(value) + sum(_deep_size(item) for item in value)
+    return sys.getsizeof(value)
 
 
 def _texts_of(config: str) -> tuple:

@@ -1,7 +1,8 @@
 """Whole builds as a user runs them (not a pytest test):
 
     .venv/bin/python -m tests.benchmarks.scale_bench [--questions 10 30 100] [--disciplines-limit K]
-        [--skip scale noop extend throughput twins] [--throughput-questions 10] [--json PATH] [--repo PATH]
+        [--skip scale noop extend throughput twins paper] [--throughput-questions 10] [--paper-disciplines 4 8 16]
+        [--json PATH] [--repo PATH]
 
 Every build is `python -m glan.cli build` in a subprocess under `/usr/bin/time -v`, run from --repo
 against the OpenAI-protocol test server, which runs in its own process: the CPU and peak RSS are the
@@ -17,6 +18,10 @@ and once each, at --throughput-questions:
   twins       the same, with every question the server writes a near-twin of every other (one template with 1 to 3
               words changed, from a pool of TWIN_POOL served in turn): each unit's dedup meets its worst case while
               the other units' requests go on
+  paper       paper-sized units: --paper-disciplines disciplines at the shipped generation numbers (the `paper`
+              preset's: 10 subject samples of 10-20, 10-30 sessions, 300 questions per subject) and answers of about
+              300 words, at 0 latency: peak RSS, CPU per request, wall, and the disk the work dir and the folder
+              take, with the wall and the disk extrapolated to the full paper preset (every discipline)
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import argparse
 import hashlib
 import json
 import os
+import random
 import shlex
 import shutil
 import subprocess
@@ -40,12 +46,14 @@ from huggingface_hub.repocard import metadata_load
 
 from tests.benchmarks.dedup_bench import near_twins
 from tests.servers import REPO_ROOT, start_openai_server
+from tests.servers.schema_fill import sentence
 
 NEW_DISCIPLINE = {"name": "Acoustics",
                   "description": "Sound waves, vibration, resonance, room acoustics and the physics of hearing."}
 NEW_ID = "acoustics"
 THROUGHPUT_CONCURRENCY, THROUGHPUT_LATENCY_S = 128, 0.1
-SCENARIOS = ("scale", "noop", "extend", "throughput", "twins")
+SCENARIOS = ("scale", "noop", "extend", "throughput", "twins", "paper")
+PAPER_ANSWER_WORDS = 300
 TWIN_POOL = 100_000  # more than any unit's questions: a unit gets no exact repeats, only near-twins
 
 
@@ -79,8 +87,9 @@ def cli_module(repo: Path) -> str:
     return "glan.cli" if 'glan = "glan.cli:main"' in (repo / "pyproject.toml").read_text() else "builder.cli"
 
 
-def write_project(repo: Path, project: Path, questions: int, limit: int | None) -> None:
-    """A copy of the repo's taxonomy (its first `limit` disciplines) and prompts, with only a `bench` preset."""
+def write_project(repo: Path, project: Path, questions: int | None, limit: int | None) -> None:
+    """A copy of the repo's taxonomy (its first `limit` disciplines) and prompts, with only a `bench` preset: 2 subject
+    samples and `questions` per subject, or with questions None every generation number the taxonomy's (the paper's)."""
     taxonomy = yaml.safe_load((repo / "taxonomy.yaml").read_text())
     if limit is not None:
         for field in taxonomy["fields"]:
@@ -91,8 +100,8 @@ def write_project(repo: Path, project: Path, questions: int, limit: int | None) 
         taxonomy["fields"] = [field for field in taxonomy["fields"] if field["subfields"]]
     # The shipped presets go: they are unused, and a trimmed taxonomy may lack the disciplines they name. No
     # benchmark list: the shipped one is read from the Hub, out of reach here (quality_bench measures it).
-    taxonomy["presets"] = {"bench": {"subjects": {"samples": 2}, "questions": {"per_subject": questions},
-                                     "quality": {"decontamination": {"benchmarks": []}}}}
+    sizes = {} if questions is None else {"subjects": {"samples": 2}, "questions": {"per_subject": questions}}
+    taxonomy["presets"] = {"bench": {**sizes, "quality": {"decontamination": {"benchmarks": []}}}}
     project.mkdir(parents=True)
     (project / "taxonomy.yaml").write_text(yaml.safe_dump(taxonomy, sort_keys=False, allow_unicode=True))
     shutil.copytree(repo / "prompts", project / "prompts")
@@ -178,6 +187,33 @@ def throughput(repo: Path, project: Path, question_pool: list[str] | None = None
             "load": f"{load_before[0]} -> {load_average()[0]}"}
 
 
+def paper(repo: Path, project: Path, answers: list[str]) -> dict:
+    with start_openai_server() as server:
+        server.configure(answer_pool=answers)
+        load_before = load_average()
+        run = glan_build(repo, server, project, project / ".glan", project / "dist")
+    return {**run, "instruction_rows": row_count(project / "dist", "instructions"),
+            "work_dir_mb": round(disk_bytes(project / ".glan") / 2**20),
+            "folder_mb": round(disk_bytes(project / "dist") / 2**20),
+            "load": f"{load_before[0]} -> {load_average()[0]}"}
+
+
+def paper_answers(count: int = 1_000) -> list[str]:
+    """Answers of about PAPER_ANSWER_WORDS words, all different (they compress as prose does, not as repeats)."""
+    rng = random.Random(0)
+    texts = []
+    for _ in range(count):
+        words: list[str] = []
+        while len(words) < PAPER_ANSWER_WORDS:
+            words += sentence(rng).split()
+        texts.append(" ".join(words))
+    return texts
+
+
+def disk_bytes(path: Path) -> int:
+    return sum(entry.stat().st_blocks * 512 for entry in path.rglob("*") if entry.is_file())
+
+
 RUN_COLUMNS = [("wall s", "wall_s"), ("CPU s", "cpu_s"), ("CPU ms/req", "cpu_ms_per_request"),
                ("peak RSS MB", "peak_rss_mb")]
 
@@ -250,6 +286,29 @@ def show_twins(row: dict) -> None:
     show_throughput(row, "twins: every question a near-twin of the others")
 
 
+def show_paper(rows: list[dict], all_disciplines: int) -> None:
+    first, last = rows[0], rows[-1]
+    growth = last["peak_rss_mb"] / first["peak_rss_mb"]
+    worst = max(row["cpu_ms_per_request"] for row in rows)
+    for row in rows:
+        scale_up = all_disciplines / row["disciplines"]
+        row["full_wall_h"] = round(row["wall_s"] * scale_up / 3600, 1)
+        row["full_work_dir_gb"] = round(row["work_dir_mb"] * scale_up / 1024, 1)
+        row["full_folder_gb"] = round(row["folder_mb"] * scale_up / 1024, 1)
+    targets = [(f"peak RSS under 1,024 MB in every case: at most {max(row['peak_rss_mb'] for row in rows):,} MB",
+                all(row["peak_rss_mb"] < 1024 for row in rows)),
+               (f"client CPU at most 0.5 ms per request: worst {worst} ms", worst <= 0.5)]
+    if len(rows) > 1:
+        targets.insert(1, (f"peak RSS at {last['disciplines']} disciplines within 1.2x that at {first['disciplines']}: "
+                           f"{growth:.2f}x", growth <= 1.2))
+    table(f"paper: paper-sized units at 0 latency, answers of about {PAPER_ANSWER_WORDS} words; 'full' extrapolates "
+          f"linearly to all {all_disciplines} disciplines",
+          [("disciplines", "disciplines"), ("requests", "requests"), ("instruction rows", "instruction_rows"),
+           *RUN_COLUMNS, ("work dir MB", "work_dir_mb"), ("folder MB", "folder_mb"), ("full wall h", "full_wall_h"),
+           ("full work dir GB", "full_work_dir_gb"), ("full folder GB", "full_folder_gb"), ("load (1 min)", "load")],
+          rows, targets)
+
+
 def load_average() -> list[float]:
     """Over 1, 5 and 15 minutes: other work on the machine skews every figure here."""
     return [round(load, 2) for load in os.getloadavg()]
@@ -263,6 +322,8 @@ def main() -> None:
                         help="scenarios to leave out (noop and extend rebuild scale's work dir, so skipping scale "
                              "skips them too)")
     parser.add_argument("--throughput-questions", type=int, default=10, help="N of the throughput build")
+    parser.add_argument("--paper-disciplines", type=int, nargs="+", default=[4, 8, 16],
+                        help="disciplines of the paper-unit builds")
     parser.add_argument("--repo", type=Path, default=REPO_ROOT, help="the glan checkout to run (default: this one)")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
@@ -270,7 +331,7 @@ def main() -> None:
     wanted = set(SCENARIOS) - set(args.skip) - ({"noop", "extend"} if "scale" in args.skip else set())
     results = {"machine": {"cpus": os.cpu_count(), "load_average_at_start": load_average()},
                "bench_command": shlex.join(["python", "-m", "tests.benchmarks.scale_bench", *sys.argv[1:]]),
-               "scale": [], "noop": [], "extend": [], "throughput": None, "twins": None}
+               "scale": [], "noop": [], "extend": [], "throughput": None, "twins": None, "paper": []}
 
     def save() -> None:
         if args.json:
@@ -307,12 +368,24 @@ def main() -> None:
             pool = [row["question"] for row in near_twins(TWIN_POOL)]
             results["twins"] = {"N": args.throughput_questions, "disciplines": discipline_count(project),
                                 **throughput(repo, project, pool)}
+        if "paper" in wanted:
+            answers = paper_answers()
+            for disciplines in args.paper_disciplines:
+                project = Path(temp) / f"paper{disciplines}"
+                write_project(repo, project, None, disciplines)
+                log(f"paper: {disciplines} disciplines")
+                results["paper"].append({"disciplines": discipline_count(project),
+                                         **paper(repo, project, answers)})
+                shutil.rmtree(project)
+                save()
     results["machine"]["load_average_at_end"] = load_average()
     save()
     for scenario, show in (("scale", show_scale), ("noop", show_noop), ("extend", show_extend),
                            ("throughput", show_throughput), ("twins", show_twins)):
         if results[scenario]:
             show(results[scenario])
+    if results["paper"]:
+        show_paper(results["paper"], discipline_count(repo))
     machine = results["machine"]
     print(f"\nload average (1, 5, 15 min) at start {machine['load_average_at_start']}, "
           f"at end {machine['load_average_at_end']}; {machine['cpus']} CPUs")

@@ -145,6 +145,8 @@ MUTANTS = [
     Mutant("units-in-flight-unbounded", "builder/execute/admission.py",
            "(self.admitted < UNITS_IN_FLIGHT and self.engine.wants_work)", "self.engine.wants_work",
            ("tests/test_admission.py",)),
+    Mutant("units-in-flight-unbounded-in-bytes", "builder/execute/admission.py",
+           "and self.held + claim <= BYTES_IN_FLIGHT", "and True", ("tests/test_admission.py",)),
     Mutant("units-ahead-unbounded", "builder/execute/admission.py",
            "self.started - self.admitted < UNITS_AHEAD", "True", ("tests/test_admission.py",)),
     Mutant("units-go-on-while-the-endpoints-are-full", "builder/execute/admission.py",

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import dataclasses
 import email.utils
 import hashlib
@@ -104,6 +105,12 @@ class Knobs:
     huge_reply_gzip: bool = False  # ... gzip-compressed (a few KB on the wire)
     down_from: int | None = None  # from this arrival index on, no answer: the endpoint has died
     down_fault: str = "reset"  # how it died: "reset" (connections dropped) or "hang" (hang_s, then dropped)
+    # The prompt cache, as OpenAI's: a prompt's longest prefix seen before, in blocks of prompt_cache_block_tokens
+    # once it reaches prompt_cache_min_tokens, is reported as usage.prompt_tokens_details.cached_tokens (a token is
+    # 4 characters of the messages' contents here). The last prompt_cache_blocks prefixes are remembered.
+    prompt_cache_min_tokens: int = 1024
+    prompt_cache_block_tokens: int = 128
+    prompt_cache_blocks: int = 1_000_000
 
     def merge(self, changes: dict[str, Any]) -> None:
         known = {f.name for f in dataclasses.fields(self)}
@@ -129,6 +136,7 @@ class FakeOpenAI:
         self.fault_counts: dict[str, int] = {}
         self.generators: dict[str, Generator | None] = {}
         self.drawn = {"question": 0, "answer": 0}  # texts served from each pool so far
+        self.prefixes: collections.OrderedDict[bytes, None] = collections.OrderedDict()  # the prompt cache
         self.batch_api = BatchAPI(self)
         self.released = asyncio.Event()  # set unless knob `hold` is on
         self._apply_hold()
@@ -151,7 +159,7 @@ class FakeOpenAI:
         record = {
             "n": arrival, "body_sha256": None, "messages_sha256": None, "received": time.monotonic(),
             "responded": None, "status": None, "fault": None, "seed": None, "model": None, "max_tokens": None,
-            "prompt_tokens": None, "response_format": None, "schema": None, "output": None, "content": None,
+            "prompt_tokens": None, "cached_tokens": None, "prompt_cache_key": None, "response_format": None, "schema": None, "output": None, "content": None,
             "sent_bytes": None,
         }  # fmt: skip
         self.log.append(record)
@@ -211,6 +219,7 @@ class FakeOpenAI:
             if fault:  # hang has become None: only content faults are left here
                 spoil(payload["choices"][0], fault)
             record["content"] = payload["choices"][0]["message"]["content"]
+            record["cached_tokens"] = payload["usage"]["prompt_tokens_details"]["cached_tokens"]
         return self._finish(record, status, payload)
 
     async def _huge_reply(self, request: web.Request, record: dict) -> web.StreamResponse:
@@ -294,6 +303,7 @@ class FakeOpenAI:
                     value[kind] = self._drawn(kind) or value[kind]
             content = json.dumps(value)
         usage = {"prompt_tokens": prompt_tokens(body), "completion_tokens": len(content) // 4 + 1}
+        usage["prompt_tokens_details"] = {"cached_tokens": self._cached_tokens(body)}
         return 200, {
             "id": completion_id,
             "object": "chat.completion",
@@ -307,6 +317,26 @@ class FakeOpenAI:
             }],
             "usage": {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]},
         }  # fmt: skip
+
+    def _cached_tokens(self, body: dict) -> int:
+        """The tokens of the longest prefix of this prompt the cache holds, in whole blocks from the minimum on; the
+        prompt's own prefixes are remembered for the next."""
+        messages = body.get("messages") if isinstance(body.get("messages"), list) else []
+        text = "".join(m.get("content") or "" for m in messages if isinstance(m, dict))
+        knobs, block = self.knobs, 4 * self.knobs.prompt_cache_block_tokens
+        digest, cached = hashlib.sha256(), 0
+        for end in range(block, len(text) + 1, block):
+            digest.update(text[end - block : end].encode(errors="replace"))
+            prefix = digest.digest()  # of the whole text up to `end`: held, it was seen whole
+            if prefix in self.prefixes:
+                self.prefixes.move_to_end(prefix)
+                cached = end
+            else:
+                self.prefixes[prefix] = None
+        while len(self.prefixes) > knobs.prompt_cache_blocks:
+            self.prefixes.popitem(last=False)
+        tokens = cached // 4
+        return tokens if tokens >= knobs.prompt_cache_min_tokens else 0
 
     def _drawn(self, kind: str) -> str | None:
         """The next text of the pool of `kind` ("question" or "answer"), if the pool has any."""
@@ -377,6 +407,7 @@ def describe(body: dict) -> dict:
         "messages_sha256": hashlib.sha256(canonical(body.get("messages"))).hexdigest(),
         "prompt_tokens": prompt_tokens(body),
         "seed": body.get("seed"), "model": body.get("model"), "max_tokens": body.get("max_tokens"),
+        "prompt_cache_key": body.get("prompt_cache_key"),
         "response_format": fmt.get("type"),
         "schema": _mapping(fmt.get("json_schema")).get("name") or schema.get("title"),
         "output": output_of(body),
