@@ -404,19 +404,17 @@ REFUSALS = ["I'm sorry", "I cannot", "As an AI"]
 
 
 @pytest.mark.parametrize(
-    ("answer", "finish_reason", "reason"),
+    ("answer", "reason"),
     [
-        ("The derivative of x^2 is 2x.", "stop", None),
-        ("The derivative of x^2 is", "length", "truncated"),
-        ("", "length", "truncated"),
-        ("   \n", "stop", "empty"),
-        (None, "stop", "empty"),
-        ("I’M SORRY, but I can't help with that.", "stop", "refusal"),
-        ("Sure. As an AI language model, I think the answer is 4.", "stop", "refusal"),
+        ("The derivative of x^2 is 2x.", None),
+        ("   \n", "empty"),
+        (None, "empty"),
+        ("I’M SORRY, but I can't help with that.", "refusal"),
+        ("Sure. As an AI language model, I think the answer is 4.", "refusal"),
     ],
 )
-def test_answers_are_classified(answer, finish_reason, reason):
-    assert answer_drop_reason(answer, finish_reason, REFUSALS) == reason
+def test_answers_are_classified(answer, reason):
+    assert answer_drop_reason(answer, REFUSALS) == reason
 
 
 def quality_settings(benchmarks=()):
@@ -457,13 +455,8 @@ def test_the_question_steps_dedup_then_decontaminate_and_count_per_discipline(tm
     }
 
 
-def instruction(question_id, answer, finish_reason="stop", **metadata):
-    return {
-        **question(question_id, f"Question {question_id} about cells?"),
-        "answer": answer,
-        "finish_reason": finish_reason,
-        **metadata,
-    }
+def instruction(question_id, answer, **metadata):
+    return {**question(question_id, f"Question {question_id} about cells?"), "answer": answer, **metadata}
 
 
 def test_stats_are_exact_on_a_tiny_input():
@@ -478,7 +471,7 @@ def test_stats_are_exact_on_a_tiny_input():
     ]
     report = QualityReport()
     instructions = AnswerFilter(quality_settings().answer_filters)(
-        [instruction("a", "Yes."), instruction("b", "I cannot answer."), instruction("c", "Half an", "length")],
+        [instruction("a", "Yes."), instruction("b", "I cannot answer."), instruction("c", "  ")],
         report,
     )
     halves = [ConfigStats.of(questions[:1]), ConfigStats.of(questions[1:])]  # as two units' figures merge
@@ -557,8 +550,7 @@ def test_stats_are_exact_on_a_tiny_input():
         },
         "quality": {
             "dropped": {
-                "truncated": {"total": 1, "by_discipline": {"biology": 1}},
-                "empty": {"total": 0, "by_discipline": {}},
+                "empty": {"total": 1, "by_discipline": {"biology": 1}},
                 "refusal": {"total": 1, "by_discipline": {"biology": 1}},
             },
             "benchmark_hits": {},

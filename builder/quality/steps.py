@@ -75,7 +75,7 @@ class Decontaminate(QualityStep):
 
 
 class AnswerFilter(QualityStep):
-    """Answers cut off at the token limit, empty, or a refusal (a configured pattern anywhere, any case)."""
+    """Answers that are empty or a refusal (a configured pattern anywhere, any case)."""
 
     def __init__(self, settings, answer_of: Callable[[dict], str] = itemgetter("answer")):
         self.refusal_patterns, self.answer_of = settings.refusal_patterns, answer_of
@@ -83,7 +83,7 @@ class AnswerFilter(QualityStep):
     def __call__(self, rows, report):
         kept, dropped = [], {reason: [] for reason in ANSWER_DROP_REASONS}
         for row in rows:
-            reason = answer_drop_reason(self.answer_of(row), row.get("finish_reason"), self.refusal_patterns)
+            reason = answer_drop_reason(self.answer_of(row), self.refusal_patterns)
             (dropped[reason] if reason else kept).append(row)
         for reason, rows_dropped in dropped.items():
             report.record(reason, rows_dropped)
