@@ -16,13 +16,14 @@ from .errors import UserError
 from .execute.base import EngineFigures, Executor
 from .execute.local import LocalExecutor
 from .llm.accounting import Accounting
+from .llm.cache import Cache, unit_cache_path
 from .plan import Run
 from .project import release_inputs
 from .publish.card import check_card_template, render_card
 from .publish.export import incomplete_folder, write_folder
-from .publish.manifest import MANIFEST, Manifest, read_manifest
+from .publish.manifest import MANIFEST, JudgeEntry, Manifest, read_manifest
 from .quality import ConfigStats, QualityReport, build_stats
-from .stages import CONFIGS, STAGES, depth_of
+from .stages import CONFIGS, Judge, depth_of, label
 from .unit.store import FAILURES_FILE, UnitFiles, UnitStore, request_outcomes
 from .workdir import exclusive, folder_held
 
@@ -129,7 +130,7 @@ def _write(units: Units, configs: list[str], folder: Path) -> dict:
             folder,
             units.files,
             configs,
-            Manifest.of(run, units.files, configs, stats),
+            Manifest.of(run, units.files, configs, stats, judge_entry(run, units.files, configs)),
             render_card,
             release_inputs(run.settings.taxonomy, run.prompts_dir, run.taxonomy.card.template),
         )
@@ -140,6 +141,37 @@ def _write(units: Units, configs: list[str], folder: Path) -> dict:
             f"command again costs no request."
         ) from None
     return stats
+
+
+def judge_entry(run: Run, units: list[UnitFiles], configs: list[str]) -> JudgeEntry | None:
+    """What the judge cost the release, when it ran: requests from the units, tokens from their caches."""
+    plan = run.stages.get(Judge.name)
+    if plan is None or Judge.config not in configs:
+        return None
+    responses = prompt_tokens = completion_tokens = 0
+    for unit in units:
+        path = unit_cache_path(run.work_dir, unit.discipline_id)
+        if path.is_file():
+            cache = Cache(path)
+            try:
+                count, prompt, completion = cache.token_sums(Judge.name)
+            finally:
+                cache.close()
+            responses, prompt_tokens, completion_tokens = (
+                responses + count,
+                prompt_tokens + prompt,
+                completion_tokens + completion,
+            )
+    outcomes = request_outcomes(units)[Judge.name]
+    return JudgeEntry(
+        model=plan.route.model,
+        requests=outcomes["succeeded"] + outcomes["failed"],
+        failed=outcomes["failed"],
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        cost=round(Accounting(run.prices).cost(plan.route.model, prompt_tokens, completion_tokens, plan.batch), 6),
+        min_score=run.generation.quality.min_score,
+    )
 
 
 class OutputError(UserError):
@@ -162,7 +194,7 @@ def unbumped_version_warning(previous: Manifest | None, current: Manifest | None
 
 def plan_line(run: Run) -> str:
     """How many requests the build may make, per config, by the settings (the first stage's count is exact)."""
-    requests = dict(zip((stage.config for stage in STAGES), run.expected_requests(whole=True).values(), strict=True))
+    requests = dict(zip(map(label, run.chain()), run.expected_requests(whole=True).values(), strict=True))
     shown = [f"{config} {'~' if index else ''}{count:,.0f}" for index, (config, count) in enumerate(requests.items())]
     return (
         f"glan: about to make up to {sum(requests.values()):,.0f} requests for {len(run.disciplines)} disciplines "
@@ -204,12 +236,12 @@ def summary(units: Units, configs: list[str], stats: dict) -> str:
         f"{'stage':<12} {'rows':>8} {'requests':>9} {'cache hits':>10} {'tokens in':>10} "
         f"{'tokens out':>10} {'failed':>7} {'cost USD':>9}"
     ]
-    for stage in STAGES:
+    for stage in units.run.chain():
         usage = units.accounting.stage_total(stage.name)
         rows = sum(split["rows"] for unit in units.files for split in unit.files.get(stage.config, {}).values())
         failed = units.outcomes[stage.name]["failed"]
         lines.append(
-            f"{stage.config:<12} {rows:>8,} {usage.requests:>9,} {usage.cache_hits:>10,} "
+            f"{label(stage):<12} {rows:>8,} {usage.requests:>9,} {usage.cache_hits:>10,} "
             f"{usage.prompt_tokens:>10,} {usage.completion_tokens:>10,} {failed:>7,} {usage.cost:>9.4f}"
         )
     skipped = len(units.files) - units.built

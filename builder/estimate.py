@@ -22,7 +22,7 @@ from .llm.cache import Cache
 from .plan import Run
 from .prompts import prompt_path
 from .publish.card import check_card_template
-from .stages import STAGES, depth_of
+from .stages import STAGES, depth_of, refines
 from .unit.store import UnitStore
 
 CHARS_PER_TOKEN = 4
@@ -59,7 +59,7 @@ def estimate(run: Run, configs: list[str]) -> list[StageEstimate]:
     preflight.check_templates(run)
     check_card_template(run, configs)
     store, depth = UnitStore(run), depth_of(configs)
-    stages = STAGES[:depth]
+    stages = run.chain(depth)
     replays = {stage.name: _Replay() for stage in STAGES}
     missing = []
     for ref in run.disciplines:
@@ -86,6 +86,9 @@ def estimate(run: Run, configs: list[str]) -> list[StageEstimate]:
             replays[stage.name].planned += usage.succeeded + usage.failed + usage.skipped
             replays[stage.name].answered += usage.succeeded + usage.failed
             replays[stage.name].prompt_chars += usage.prompt_chars
+        for stage, after in zip(stages, stages[1:], strict=False):
+            if refines(after):  # the rows the stage gave are the next one's requests (what is left after it, fewer)
+                replays[stage.name].rows = replays[after.name].planned
         return [
             _stage_estimate(run, engine.cache, stage, replays[stage], requests)
             for stage, requests in run.expected_requests(

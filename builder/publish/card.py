@@ -124,6 +124,7 @@ def _render(path: Path, manifest: Manifest, folder: Path) -> str:
         "models_table": _models_table(manifest),
         "failures_table": _failures_table(manifest),
         "quality_section": _quality_section(manifest.stats),
+        "judge_section": _judge_section(manifest),
         "reproduce": as_written["reproduce"],
         "prompt_files_table": _inputs_table(manifest),
         "citation": CITATION,
@@ -409,3 +410,48 @@ def _quality_section(stats: dict | None) -> str:
 
 
 _LENGTH_KEYS = ("count", "min", "p50", "p90", "max", "mean")
+
+
+def _judge_section(manifest: Manifest) -> str:
+    """Who judged the pairs and how, what it cost, what min_score dropped, and the scores (empty without a judge)."""
+    judge = manifest.judge
+    if judge is None:
+        return ""
+    configs = (manifest.stats or {}).get("configs") or {}
+    scores: dict[str, int] = {}
+    for name in (DEFAULT_CONFIG, f"{DEFAULT_CONFIG}/test"):
+        for score, count in (configs.get(name, {}).get("by_score") or {}).items():
+            scores[str(score)] = scores.get(str(score), 0) + count
+    dropped = ((manifest.stats or {}).get("quality") or {}).get("dropped") or {}
+    if judge.min_score is None:
+        kept = "No `min_score` was set: every pair is kept, with its score."
+    else:
+        kept = (
+            f"`min_score` {judge.min_score}: {dropped.get('low_score', {}).get('total', 0):,} pairs scored below it "
+            f"and {dropped.get('unscored', {}).get('total', 0):,} the judge could not score were dropped."
+        )
+    parts = [
+        "### Judge",
+        f"Every pair was rated by `{judge.model}` against the rubric in `{INPUTS_DIR}/prompts/judge.yaml` (correct, "
+        "complete, clear, answers what was asked) with a score from 1 to 10 and a one-sentence reason: the "
+        "`score`, `score_reason` and `judge_model` columns of `instructions` (null where the judge gave no valid "
+        f"verdict). A model's score is no proof of correctness. {kept}",
+        markdown_table(
+            ["requests", "failed", "tokens in", "tokens out", "cost USD"],
+            [[judge.requests, judge.failed, judge.prompt_tokens, judge.completion_tokens, f"{judge.cost:.4f}"]],
+        ),
+    ]
+    if scores:
+        total = sum(scores.values())
+        parts.append("#### Scores of the pairs kept")
+        parts.append(
+            markdown_table(
+                ["score", "pairs", "share"],
+                [[score, count, f"{count / total:.1%}"] for score, count in sorted(scores.items(), key=_by_number)],
+            )
+        )
+    return "\n\n".join(parts)
+
+
+def _by_number(item: tuple[str, int]) -> int:
+    return int(item[0])

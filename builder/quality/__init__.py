@@ -8,7 +8,7 @@ from .filters import ANSWER_DROP_REASONS, answer_drop_reason
 from .report import QualityReport
 from .split import held_out_ids
 from .stats import ConfigStats, build_stats
-from .steps import AnswerFilter, Decontaminate, Deduplicate, QualityStep, question_steps, run_steps
+from .steps import AnswerFilter, Decontaminate, Deduplicate, MinScore, QualityStep, question_steps, run_steps
 
 __all__ = [
     "ANSWER_DROP_REASONS",
@@ -18,6 +18,7 @@ __all__ = [
     "ConfigStats",
     "Decontaminate",
     "Deduplicate",
+    "MinScore",
     "QualityReport",
     "QualityStep",
     "answer_drop_reason",

@@ -16,7 +16,7 @@ from .report import QualityReport
 # Lower edges of the word-count histogram; the last bin is open. Fixed so that versions compare.
 WORD_BIN_EDGES = (0, 10, 20, 50, 100, 200, 500, 1000)
 # Row keys counted when a config's rows carry them, and the name each count gets.
-GROUPINGS = {"discipline_id": "by_discipline", "level": "by_level", "strategy": "by_strategy"}
+GROUPINGS = {"discipline_id": "by_discipline", "level": "by_level", "strategy": "by_strategy", "score": "by_score"}
 # Text columns whose word counts are summarized when a config's rows carry them.
 TEXT_COLUMNS = ("question", "answer")
 
@@ -31,9 +31,9 @@ class ConfigStats:
     def of(cls, rows: list[dict], texts=lambda row: row) -> ConfigStats:
         """`texts(row)` gives the row's text columns by name (instructions keep theirs in `messages`)."""
         stats = cls(rows=len(rows))
-        for key in GROUPINGS:
-            if any(key in row for row in rows):
-                stats.groupings[key] = Counter(row[key] for row in rows if key in row)
+        for key in GROUPINGS:  # a null (a pair the judge did not score) is no value
+            if any(row.get(key) is not None for row in rows):
+                stats.groupings[key] = Counter(row[key] for row in rows if row.get(key) is not None)
         for row in rows:
             row_texts = texts(row)
             for column in TEXT_COLUMNS:
@@ -72,7 +72,7 @@ class ConfigStats:
         stats: dict = {"rows": self.rows}
         for key, name in GROUPINGS.items():
             if key in self.groupings:
-                stats[name] = dict(sorted(self.groupings[key].items()))
+                stats[name] = dict(sorted(self.groupings[key].items(), key=_in_order))
         words = {
             column: word_length_summary(self.word_lengths[column])
             for column in TEXT_COLUMNS
@@ -81,6 +81,12 @@ class ConfigStats:
         if words:
             stats["words"] = words
         return stats
+
+
+def _in_order(item: tuple) -> tuple:
+    """Values in order, numbers (scores, which a unit's JSON keeps as text) by their value."""
+    value = str(item[0])
+    return (0, int(value), "") if value.isdigit() else (1, 0, value)
 
 
 def build_stats(configs: dict[str, ConfigStats], quality_report: QualityReport) -> dict:

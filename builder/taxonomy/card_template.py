@@ -51,6 +51,7 @@ VARIABLES = frozenset(
         "models_table",
         "failures_table",
         "quality_section",
+        "judge_section",
         "reproduce",
         "prompt_files_table",
         "citation",
