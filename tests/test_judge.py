@@ -64,7 +64,7 @@ def judged(tmp_path_factory):
     with start_openai_server(answer_pool=answers, scripted_replies=VERDICTS) as server:
         code, _, err = build(server, tmp, "--preset", "judged")
         log = server.log()
-    return {"code": code, "err": err, "out": tmp / "dist", "log": log}
+    return {"code": code, "err": err, "out": tmp / "dist", "log": log, "tmp": tmp}
 
 
 def test_the_judge_scores_every_pair_and_the_scores_land_in_the_rows(judged):
@@ -106,6 +106,33 @@ def test_the_judge_is_in_the_summary_and_its_requests_in_the_card(judged):
     assert f"| {judge_requests} |" in card.split("### Judge")[1].split("###")[0]
 
 
+def test_the_estimate_counts_the_judge_and_knows_a_judged_build_is_cached(judged, tmp_path):
+    judge_requests = len(served(judged["log"], "JudgeScore"))
+    tmp = judged["tmp"]
+    common = ("--disciplines", DISCIPLINES, "--model", "test-model", "--base-url", "http://127.0.0.1:9/v1")
+    code, out, err = glan("estimate", "--taxonomy", tmp / "project" / "taxonomy.yaml", "--preset", "judged",
+                          "--work-dir", tmp / ".glan", *common)
+    assert code == 0, err
+    judge = next(line.split() for line in out.splitlines() if line.startswith("judge "))
+    assert judge[1:5] == ["test-model", str(judge_requests), str(judge_requests), "0"]  # requests, cached, to send
+    code, out, err = glan("estimate", "--taxonomy", tmp / "project" / "taxonomy.yaml", "--preset", "judged",
+                          "--work-dir", tmp_path / ".glan", *common)
+    assert code == 0, err
+    stages = {line.split()[0]: line.split() for line in out.splitlines()[1:-2]}
+    assert stages["judge"][2] == stages["answers"][2]  # nothing cached: a verdict per answer the settings expect
+
+
+def test_show_sort_score_prints_the_lowest_scored_pairs_first_then_the_highest(judged):
+    code, out, err = glan("show", judged["out"], "--sort", "score", "--rows", "2")
+    assert code == 0, err
+    scores = [int(line.split()[1].split("/")[0]) for line in out.splitlines() if line.startswith("  score ")]
+    kept = sorted(pair["score"] for pair in rows(judged["out"], "instructions"))
+    assert scores == kept[:2] + kept[::-1][:2]
+    lowest, highest = out.split("highest-scored:")
+    assert f"  score {MIN_SCORE}/10 (test-model): GAMMA verdict, in one sentence." in lowest
+    assert "  score 9/10 (test-model): ALPHA verdict, in one sentence." in highest
+
+
 def test_a_build_without_the_judge_has_the_same_columns_all_null(tmp_path):
     project(tmp_path / "project")
     with start_openai_server() as server:
@@ -118,6 +145,10 @@ def test_a_build_without_the_judge_has_the_same_columns_all_null(tmp_path):
     shard = next((tmp_path / "dist" / "instructions").glob("train-*.parquet"))
     assert pq.read_schema(shard).names == list(FEATURES["instructions"])
     assert "judge" not in json.loads((tmp_path / "dist" / "glan_manifest.json").read_text())["stages"]
+    code, out, err = glan("show", tmp_path / "dist", "--sort", "score")
+    assert (code, out) == (2, "")
+    assert err == (f"glan: {tmp_path / 'dist'}: the instructions rows have no score (the judge did not run). Build "
+                   "with `--preset judged`, or set generation.judge.enabled in taxonomy.yaml.\n")
 
 
 def test_turning_the_judge_on_pays_only_the_judge_and_judging_again_pays_nothing(tmp_path):
