@@ -22,7 +22,7 @@ from .project import release_inputs
 from .publish.card import check_card_template, render_card
 from .publish.export import incomplete_folder, write_folder
 from .publish.manifest import MANIFEST, JudgeEntry, Manifest, read_manifest
-from .quality import ConfigStats, QualityReport, build_stats
+from .quality import ConfigStats, QualityReport, build_stats, repetition_by_discipline
 from .stages import CONFIGS, Judge, depth_of, label
 from .unit.store import FAILURES_FILE, UnitFiles, UnitStore, request_outcomes
 from .workdir import exclusive, folder_held
@@ -123,7 +123,7 @@ def build(run: Run, out: Path, configs: list[str]) -> int:
 
 
 def _write(units: Units, configs: list[str], folder: Path) -> dict:
-    stats = merged_stats(units.files, configs)
+    stats = merged_stats(units.files, configs, units.run.generation.quality.repetition.flag_opening_share)
     try:
         run = units.run
         write_folder(
@@ -202,16 +202,27 @@ def plan_line(run: Run) -> str:
     )
 
 
-def merged_stats(units: list[UnitFiles], configs: list[str]) -> dict:
-    """stats.json: per config and split, and the quality counts, merged from the units' own figures."""
+def merged_stats(units: list[UnitFiles], configs: list[str], flag_opening_share: float) -> dict:
+    """stats.json: per config and split, and the quality counts, merged from the units' own figures; and the
+    repetition of each discipline's texts in the deepest config written (every split)."""
     tables: dict[str, ConfigStats] = {}
     quality = QualityReport()
+    deepest = max(configs, key=CONFIGS.index)
+    disciplines: dict[str, ConfigStats] = {}
     for unit in units:
         for name, raw in unit.stats.items():
-            if name.split("/")[0] in configs:
-                tables.setdefault(name, ConfigStats()).merge(ConfigStats.from_raw(raw))
+            config = name.split("/")[0]
+            if config in configs:
+                stats = ConfigStats.from_raw(raw)
+                tables.setdefault(name, ConfigStats()).merge(stats)
+                if config == deepest:
+                    disciplines.setdefault(unit.discipline_id, ConfigStats()).merge(stats)
         quality.merge(QualityReport.from_dict(unit.quality))
-    return build_stats(dict(sorted(tables.items(), key=lambda item: CONFIGS.index(item[0].split("/")[0]))), quality)
+    return build_stats(
+        dict(sorted(tables.items(), key=lambda item: CONFIGS.index(item[0].split("/")[0]))),
+        quality,
+        repetition_by_discipline(disciplines, flag_opening_share),
+    )
 
 
 def write_run_report(units: Units) -> None:

@@ -387,7 +387,7 @@ CARD_ERRORS = {
         "taxonomy.yaml:3: card.template: card.md: unknown variable author. The variables are: about, card_data, "
         "citation, configs, configs_table, dataset_info, demo_notice, failures_table, generation_table, judge_section, language, "
         "license, license_link, license_name, limitations, manifest, models_table, out_of_scope_uses, pretty_name, "
-        "prompt_files_table, quality_section, repo_id, reproduce, sections, size_categories, summary, tag, "
+        "prompt_files_table, quality_section, repetition_section, repo_id, reproduce, sections, size_categories, summary, tag, "
         "tags, task_categories, taxonomy_tables, title, uses, version (docs/card.md).",
     ),
 }

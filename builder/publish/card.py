@@ -32,6 +32,7 @@ from ..errors import UserError
 from ..llm.local_models import demo_notice
 from ..plan import Run
 from ..project import INPUTS_DIR
+from ..quality.repetition import NGRAM_ROWS
 from ..stages import CONFIGS, DEFAULT_CONFIG, TAXONOMY
 from ..taxonomy.card_template import SANDBOX, CardTemplateError
 from ..templates import error_line
@@ -125,6 +126,7 @@ def _render(path: Path, manifest: Manifest, folder: Path) -> str:
         "failures_table": _failures_table(manifest),
         "quality_section": _quality_section(manifest.stats),
         "judge_section": _judge_section(manifest),
+        "repetition_section": _repetition_section(manifest),
         "reproduce": as_written["reproduce"],
         "prompt_files_table": _inputs_table(manifest),
         "citation": CITATION,
@@ -410,6 +412,75 @@ def _quality_section(stats: dict | None) -> str:
 
 
 _LENGTH_KEYS = ("count", "min", "p50", "p90", "max", "mean")
+
+
+def _repetition_section(manifest: Manifest) -> str:
+    """How often the texts repeat themselves, overall and per discipline, with the flagged disciplines (empty
+    without the figures)."""
+    repetition = (manifest.stats or {}).get("repetition")
+    if not repetition or not repetition["overall"]:
+        return ""
+    share = repetition["flag_opening_share"]
+    names = {entry.discipline_id: entry.discipline for entry in manifest.disciplines}
+    flagged = repetition["flagged"]
+    columns = list(repetition["overall"])
+    parts = [
+        "### Repetition and diversity",
+        "How the texts open (their first three words, case and punctuation aside) and how varied their words are: "
+        "distinct-n is the share of distinct n-grams among all n-grams of a discipline's first "
+        f"{NGRAM_ROWS} texts (the overall figure pools the disciplines' counts, so it does not count repetition across "
+        "disciplines). Overall openings are summed from each discipline's ten most common. A discipline is flagged "
+        f"when one opening starts more than {share:.0%} of its questions or answers "
+        "(`quality.repetition.flag_opening_share`).",
+        markdown_table(
+            ["column", "rows", "most common openings (share)", "distinct-1", "distinct-2"],
+            [
+                [
+                    column,
+                    figures["rows"],
+                    "; ".join(f"{item['opening']} ({item['share']:.1%})" for item in figures["top_openings"][:5]),
+                    figures["distinct"].get("distinct_1"),
+                    figures["distinct"].get("distinct_2"),
+                ]
+                for column, figures in repetition["overall"].items()
+            ],
+        ),
+        (
+            f"**Flagged: {len(flagged)} of {len(repetition['by_discipline'])} disciplines** open more than {share:.0%} "
+            "of their texts the same way: "
+            + ", ".join(f"{names.get(key, key)} ({', '.join(cols)})" for key, cols in flagged.items())
+            + "."
+            if flagged
+            else f"No discipline opens more than {share:.0%} of its questions or answers the same way."
+        ),
+        markdown_table(
+            [
+                "discipline",
+                *(f"{column}: top opening (share)" for column in columns),
+                *(f"{column}: distinct-2" for column in columns),
+                *(f"{column}: words p50" for column in columns),
+                "flag",
+            ],
+            [
+                [
+                    names.get(key, key),
+                    *(_top_opening(entry.get(column)) for column in columns),
+                    *((entry.get(column) or {}).get("distinct", {}).get("distinct_2") for column in columns),
+                    *((entry.get(column) or {}).get("words_p50") for column in columns),
+                    "flagged" if key in flagged else "",
+                ]
+                for key, entry in repetition["by_discipline"].items()
+            ],
+        ),
+    ]
+    return "\n\n".join(parts)
+
+
+def _top_opening(figures: dict | None) -> str:
+    if not figures or not figures["top_openings"]:
+        return ""
+    top = figures["top_openings"][0]
+    return f"{top['opening']} ({top['share']:.1%})"
 
 
 def _judge_section(manifest: Manifest) -> str:

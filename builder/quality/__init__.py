@@ -7,7 +7,7 @@ from .dedup import deduplicate
 from .filters import ANSWER_DROP_REASONS, answer_drop_reason
 from .report import QualityReport
 from .split import held_out_ids
-from .stats import ConfigStats, build_stats
+from .stats import ConfigStats, build_stats, repetition_by_discipline
 from .steps import AnswerFilter, Decontaminate, Deduplicate, MinScore, QualityStep, question_steps, run_steps
 
 __all__ = [
@@ -30,5 +30,6 @@ __all__ = [
     "load_benchmark",
     "load_benchmarks",
     "question_steps",
+    "repetition_by_discipline",
     "run_steps",
 ]
