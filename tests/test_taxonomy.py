@@ -384,7 +384,7 @@ CARD_ERRORS = {
     ),
     "template with an unknown variable": (
         "card:\n  template: card.md\n", "---\n{{ card_data }}\n---\n\n# {{ title }} by {{ author }}\n",
-        "taxonomy.yaml:3: card.template: card.md: unknown variable author. The variables are: about, card_data, "
+        "taxonomy.yaml:3: card.template: card.md: unknown variable author. The variables are: about, card_data, charts_section, "
         "citation, configs, configs_table, dataset_info, demo_notice, failures_table, generation_table, judge_section, language, "
         "license, license_link, license_name, limitations, manifest, models_table, out_of_scope_uses, pretty_name, "
         "prompt_files_table, quality_section, repetition_section, repo_id, reproduce, sections, size_categories, summary, tag, "

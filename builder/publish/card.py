@@ -36,6 +36,7 @@ from ..quality.repetition import NGRAM_ROWS
 from ..stages import CONFIGS, DEFAULT_CONFIG, TAXONOMY
 from ..taxonomy.card_template import SANDBOX, CardTemplateError
 from ..templates import error_line
+from .charts import TITLES as CHART_TITLES
 from .manifest import ConfigEntry, Manifest
 
 DEFAULT_TEMPLATE = Path(__file__).parent / "card.md"
@@ -126,6 +127,7 @@ def _render(path: Path, manifest: Manifest, folder: Path) -> str:
         "failures_table": _failures_table(manifest),
         "quality_section": _quality_section(manifest.stats),
         "judge_section": _judge_section(manifest),
+        "charts_section": _charts_section(manifest),
         "repetition_section": _repetition_section(manifest),
         "reproduce": as_written["reproduce"],
         "prompt_files_table": _inputs_table(manifest),
@@ -412,6 +414,14 @@ def _quality_section(stats: dict | None) -> str:
 
 
 _LENGTH_KEYS = ("count", "min", "p50", "p90", "max", "mean")
+
+
+def _charts_section(manifest: Manifest) -> str:
+    """The folder's charts (charts/*.png, listed in its checksums), linked by relative paths (empty without)."""
+    charts = [(path, title) for path, title in CHART_TITLES.items() if path in manifest.checksums]
+    if not charts:
+        return ""
+    return "\n\n".join(["### Charts", *(f"![{title}]({path})" for path, title in charts)])
 
 
 def _repetition_section(manifest: Manifest) -> str:

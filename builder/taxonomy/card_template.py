@@ -52,6 +52,7 @@ VARIABLES = frozenset(
         "failures_table",
         "quality_section",
         "judge_section",
+        "charts_section",
         "repetition_section",
         "reproduce",
         "prompt_files_table",
