@@ -359,8 +359,9 @@ def _failures_table(manifest: Manifest) -> str:
     return (
         markdown_table(["stage", "items without a valid output"], [[stage, count] for stage, count in failures.items()])
         + "\n\nAn item fails after its retries all gave output that is not valid JSON or breaks the schema "
-        "(subjects, syllabi), is too short or too long (questions, answers), holds a control character, is empty "
-        "or was cut off; it yields no row."
+        "(subjects, syllabi, the judge's verdicts), is too short or too long (questions, answers), holds a control "
+        "character, is empty or was cut off; it yields no row (a pair the judge gave no valid verdict keeps null "
+        "scores)."
     )
 
 
