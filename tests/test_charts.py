@@ -87,3 +87,17 @@ def test_glan_push_uploads_the_charts(built, hub, client):  # noqa: F811
     published = hub.files(repo)
     for relative in TITLES:
         assert published[relative] == (built / relative).read_bytes()
+
+
+def test_a_chart_the_manifest_does_not_list_is_refused_and_nothing_is_sent(built, hub, client, tmp_path):  # noqa: F811
+    import shutil
+
+    folder = tmp_path / "dist"
+    shutil.copytree(built, folder)
+    (folder / "charts" / "extra.png").write_bytes((built / "charts" / "scores.png").read_bytes())
+    repo = "glan-tester/charts-extra"
+    (push,) = client(_push(folder, repo))
+    assert push["exit"] == 2
+    assert push["err"] == (f"glan: {folder / 'charts' / 'extra.png'}: not listed in {folder / 'glan_manifest.json'}, "
+                           "so it is not part of this release. Delete it or re-export the folder.\n")
+    assert ("dataset", repo) not in hub.state.repos  # refused before the repo was made
