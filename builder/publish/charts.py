@@ -3,8 +3,9 @@
 
 Drawn with matplotlib's object API (a Figure of its own per chart, no pyplot state, the Agg canvas), imported
 only here and only when a folder is written: the package, `glan show`, the datasets builder and the Ray workers
-never load it. Each PNG carries its title in its metadata (a tEXt "Title" chunk) and no software version or date,
-so the same figures give the same bytes.
+never load it. Margins are fixed rather than left to the constrained layout, whose extra drawing pass lays out
+every label twice (149 disciplines' names: most of the charts' cost). Each PNG carries its title in its metadata
+(a tEXt "Title" chunk) and no software version or date, so the same figures give the same bytes.
 """
 
 from __future__ import annotations
@@ -59,25 +60,30 @@ def write_charts(folder: Path, disciplines: list, stats: dict | None) -> list[st
 
 
 def _bars(labels: list[str], values: list[int], what: str, counted: str):
-    """One bar per label: vertical for a few, horizontal (one row each) for many."""
+    """One bar per label: vertical for short labels (scores), else horizontal, a row each, names to the left."""
     from matplotlib.figure import Figure
 
-    if len(labels) <= 12:
-        figure = Figure(figsize=(max(6.0, 0.8 * len(labels)), 4.5), layout="constrained")
+    if max(map(len, labels)) <= 3:
+        figure = Figure(figsize=(6.0, 4.5))
+        figure.subplots_adjust(left=0.12, right=0.97, top=0.88, bottom=0.14)
         axes = figure.add_subplot()
         axes.bar(range(len(labels)), values, color=BAR_COLOR)
-        slanted = len(labels) > 4  # long names side by side would overlap
-        axes.set_xticks(range(len(labels)), labels, rotation=30 if slanted else 0, ha="right" if slanted else "center")
+        axes.set_xticks(range(len(labels)), labels)
         axes.set_xlabel(what)
         axes.set_ylabel(counted)
-    else:
-        figure = Figure(figsize=(8.0, 1.0 + 0.18 * len(labels)), layout="constrained")
-        axes = figure.add_subplot()
-        axes.barh(range(len(labels)), values, color=BAR_COLOR)
-        axes.set_yticks(range(len(labels)), labels, fontsize=7)
-        axes.invert_yaxis()  # the first one on top, as the card's tables list them
-        axes.set_ylabel(what)
-        axes.set_xlabel(counted)
+        return figure
+    height = 1.6 + 0.16 * len(labels)
+    figure = Figure(figsize=(8.0, height))
+    # Room for the title above, the axis below, and the longest name at font size 7 (about 4.5 points a character).
+    figure.subplots_adjust(
+        left=(0.5 + max(map(len, labels)) * 4.5 / 72) / 8.0, right=0.97, top=1 - 0.8 / height, bottom=0.6 / height
+    )
+    axes = figure.add_subplot()
+    axes.barh(range(len(labels)), values, color=BAR_COLOR)
+    axes.set_yticks(range(len(labels)), labels, fontsize=7)
+    axes.set_ylim(len(labels) - 0.5, -0.5)  # the first on top, as the card's tables list them; no blank margin
+    axes.set_ylabel(what)
+    axes.set_xlabel(counted)
     return figure
 
 
@@ -85,7 +91,8 @@ def _lengths(words: dict):
     """The word-count histograms of stats.json (fixed bins), questions and answers side by side."""
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(8.0, 4.5), layout="constrained")
+    figure = Figure(figsize=(8.0, 4.5))
+    figure.subplots_adjust(left=0.1, right=0.97, top=0.9, bottom=0.12)
     axes = figure.add_subplot()
     columns = list(words)
     bins = list(words[columns[0]]["histogram"])
