@@ -16,11 +16,12 @@ from .errors import UserError
 from .execute.base import EngineFigures, Executor
 from .execute.local import LocalExecutor
 from .llm.accounting import Accounting, Usage
+from .llm.cache import Cache, unit_cache_path
 from .plan import Run
 from .project import release_inputs
 from .publish.card import check_card_template, render_card
 from .publish.export import incomplete_folder, write_folder
-from .publish.manifest import MANIFEST, Manifest, read_manifest
+from .publish.manifest import MANIFEST, JudgeEntry, Manifest, read_manifest
 from .quality import (
     BenchmarkIndex,
     ConfigStats,
@@ -29,9 +30,10 @@ from .quality import (
     decontamination_stats,
     held_out_stats,
     remembered_twins,
+    repetition_by_discipline,
     shipped_benchmark_names,
 )
-from .stages import CONFIGS, DEFAULT_CONFIG, STAGES, depth_of
+from .stages import CONFIGS, DEFAULT_CONFIG, Judge, depth_of, label
 from .unit.store import FAILURES_FILE, UnitFiles, UnitStore, request_outcomes
 from .workdir import exclusive, folder_held
 
@@ -166,7 +168,7 @@ def build(run: Run, out: Path, configs: list[str]) -> BuildResult:
             }
             for config in configs
         },
-        {stage.name: units.accounting.stage_total(stage.name) for stage in STAGES},
+        {stage.name: units.accounting.stage_total(stage.name) for stage in units.run.chain()},
         units.accounting.total().cost,
         units.requests("failed"),
         stopped,
@@ -193,7 +195,7 @@ def _write(units: Units, configs: list[str], folder: Path) -> dict:
             folder,
             units.files,
             configs,
-            Manifest.of(run, units.files, configs, stats),
+            Manifest.of(run, units.files, configs, stats, judge_entry(run, units.files, configs)),
             render_card,
             release_inputs(run.settings.taxonomy, run.prompts_dir, run.taxonomy.card.template),
         )
@@ -204,6 +206,37 @@ def _write(units: Units, configs: list[str], folder: Path) -> dict:
             f"command again costs no request."
         ) from None
     return stats
+
+
+def judge_entry(run: Run, units: list[UnitFiles], configs: list[str]) -> JudgeEntry | None:
+    """What the judge cost the release, when it ran: requests from the units, tokens from their caches."""
+    plan = run.stages.get(Judge.name)
+    if plan is None or Judge.config not in configs:
+        return None
+    responses = prompt_tokens = completion_tokens = 0
+    for unit in units:
+        path = unit_cache_path(run.work_dir, unit.discipline_id)
+        if path.is_file():
+            cache = Cache(path)
+            try:
+                count, prompt, completion = cache.token_sums(Judge.name)
+            finally:
+                cache.close()
+            responses, prompt_tokens, completion_tokens = (
+                responses + count,
+                prompt_tokens + prompt,
+                completion_tokens + completion,
+            )
+    outcomes = request_outcomes(units)[Judge.name]
+    return JudgeEntry(
+        model=plan.route.model,
+        requests=outcomes["succeeded"] + outcomes["failed"],
+        failed=outcomes["failed"],
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        cost=round(Accounting(run.prices).cost(plan.route.model, prompt_tokens, completion_tokens, plan.batch), 6),
+        min_score=run.generation.quality.min_score,
+    )
 
 
 class OutputError(UserError):
@@ -226,7 +259,7 @@ def unbumped_version_warning(previous: Manifest | None, current: Manifest | None
 
 def plan_line(run: Run) -> str:
     """How many requests the build may make, per config, by the settings (the first stage's count is exact)."""
-    requests = dict(zip((stage.config for stage in STAGES), run.expected_requests(whole=True).values(), strict=True))
+    requests = dict(zip(map(label, run.chain()), run.expected_requests(whole=True).values(), strict=True))
     shown = [f"{config} {'~' if index else ''}{count:,.0f}" for index, (config, count) in enumerate(requests.items())]
     return (
         f"glan: about to make up to {sum(requests.values()):,.0f} requests for {len(run.disciplines)} disciplines "
@@ -235,17 +268,28 @@ def plan_line(run: Run) -> str:
 
 
 def merged_stats(units: list[UnitFiles], configs: list[str], run: Run, benchmarks: list[BenchmarkIndex]) -> dict:
-    """stats.json: per config and split, and the quality counts, merged from the units' own figures; what
-    decontamination checked; and the held-out split's near-twins in other disciplines' train splits."""
+    """stats.json: per config and split, and the quality counts, merged from the units' own figures; the
+    repetition of each discipline's texts in the deepest config written (every split); what decontamination
+    checked; and the held-out split's near-twins in other disciplines' train splits."""
     tables: dict[str, ConfigStats] = {}
     quality = QualityReport()
+    deepest = max(configs, key=CONFIGS.index)
+    disciplines: dict[str, ConfigStats] = {}
     for unit in units:
         for name, raw in unit.stats.items():
-            if name.split("/")[0] in configs:
-                tables.setdefault(name, ConfigStats()).merge(ConfigStats.from_raw(raw))
+            config = name.split("/")[0]
+            if config in configs:
+                unit_stats = ConfigStats.from_raw(raw)
+                tables.setdefault(name, ConfigStats()).merge(unit_stats)
+                if config == deepest:
+                    disciplines.setdefault(unit.discipline_id, ConfigStats()).merge(unit_stats)
         quality.merge(QualityReport.from_dict(unit.quality))
-    stats = build_stats(dict(sorted(tables.items(), key=lambda item: CONFIGS.index(item[0].split("/")[0]))), quality)
     settings = run.generation.quality
+    stats = build_stats(
+        dict(sorted(tables.items(), key=lambda item: CONFIGS.index(item[0].split("/")[0]))),
+        quality,
+        repetition_by_discipline(disciplines, settings.repetition.flag_opening_share),
+    )
     stats["decontamination"] = decontamination_stats(
         settings.decontamination, benchmarks, quality, shipped_benchmark_names()
     )
@@ -286,12 +330,12 @@ def summary(units: Units, configs: list[str], stats: dict) -> str:
         f"{'stage':<12} {'rows':>8} {'requests':>9} {'cache hits':>10} {'tokens in':>10} {'cached in':>10} "
         f"{'tokens out':>10} {'failed':>7} {'cost USD':>9}"
     ]
-    for stage in STAGES:
+    for stage in units.run.chain():
         usage = units.accounting.stage_total(stage.name)
         rows = sum(split["rows"] for unit in units.files for split in unit.files.get(stage.config, {}).values())
         failed = units.outcomes[stage.name]["failed"]
         lines.append(
-            f"{stage.config:<12} {rows:>8,} {usage.requests:>9,} {usage.cache_hits:>10,} "
+            f"{label(stage):<12} {rows:>8,} {usage.requests:>9,} {usage.cache_hits:>10,} "
             f"{usage.prompt_tokens:>10,} {usage.cached_tokens:>10,} {usage.completion_tokens:>10,} {failed:>7,} "
             f"{usage.cost:>9.4f}"
         )

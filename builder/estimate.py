@@ -27,7 +27,7 @@ from .llm.prompt_cache import rule_for
 from .plan import Run
 from .prompts import prompt_path
 from .publish.card import check_card_template
-from .stages import CONFIGS, DEFAULT_CONFIG, STAGE_NAMES, STAGES, Stage, depth_of
+from .stages import CONFIGS, DEFAULT_CONFIG, STAGE_NAMES, STAGES, Stage, depth_of, refines
 from .unit.store import UnitStore
 
 CHARS_PER_TOKEN = 4
@@ -148,7 +148,7 @@ def estimate(run: Run, configs: list[str], *, replay: bool = True) -> Estimate:
     preflight.check_templates(run)
     check_card_template(run, configs)
     store, depth = UnitStore(run, preflight.check_benchmarks(run)), depth_of(configs)
-    stages = STAGES[:depth]
+    stages = run.chain(depth)
     replays = {stage.name: _Replay() for stage in STAGES}
     missing = []
     for ref in run.disciplines:
@@ -182,6 +182,9 @@ def estimate(run: Run, configs: list[str], *, replay: bool = True) -> Estimate:
                 replays[stage.name].answered += usage.succeeded + usage.failed
                 replays[stage.name].prompt_chars += usage.prompt_chars
                 replays[stage.name].cached_chars += usage.cached_chars
+            for stage, after in zip(stages, stages[1:], strict=False):
+                if refines(after):  # the rows the stage gave are the next one's requests (what is left after it)
+                    replays[stage.name].rows = replays[after.name].planned
             observed = {name: (replayed.answered, replayed.rows) for name, replayed in replays.items()}
             for name, requests in run.expected_requests(depth, observed).items():
                 stage_estimates.append(

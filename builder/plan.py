@@ -71,7 +71,7 @@ class Run:
     taxonomy: Taxonomy
     generation: Generation  # the preset over the taxonomy's, with the command's seed, limits and executor
     disciplines: tuple[DisciplineRef, ...]
-    stages: dict[str, StagePlan]  # by stage name, in build order
+    stages: dict[str, StagePlan]  # by stage name, in build order: the stages the run runs (the judge when on)
     prompts_dir: Path
     embedded: LocalModel | None = None  # the embedded model the run's requests go to, when no endpoint is configured
     prices: dict[str, ModelPrice] = field(default_factory=dict)  # model -> USD per M tokens
@@ -94,6 +94,10 @@ class Run:
     def prompts_shipped(self) -> bool:
         """The run uses the prompts shipped with glan (there is no prompts/ beside its taxonomy)."""
         return self.prompts_dir == SHIPPED_PROMPTS
+
+    def chain(self, depth: int = len(STAGES)) -> tuple[type[Stage], ...]:
+        """The stages of the registry's first `depth` that this run runs, in order."""
+        return tuple(stage for stage in STAGES[:depth] if stage.name in self.stages)
 
     def expected_requests(
         self, depth: int = len(STAGES), observed: Mapping[str, tuple[int, int]] | None = None, whole: bool = False
@@ -120,7 +124,7 @@ class Run:
         observed = observed or {}
         inputs: float = len(self.disciplines)
         counts = {}
-        for stage in STAGES[:depth]:
+        for stage in self.chain(depth):
             requests = inputs * stage.requests_per_input(self.generation)
             answered, rows = observed.get(stage.name, (0, 0))
             rate = rows / answered if answered else stage.rows_per_request(self.generation)
@@ -190,6 +194,7 @@ def resolve(settings: RunSettings, taxonomy: Taxonomy | None = None) -> Run:
         stages={
             stage.name: _stage_plan(settings, generation, stage, prompts, base_url, embedded is not None)
             for stage in STAGES
+            if stage.runs(generation)
         },
         prompts_dir=prompts,
         embedded=embedded,
@@ -216,7 +221,7 @@ def _embedded_model(settings: RunSettings, taxonomy: Taxonomy) -> LocalModel | N
     ):
         return None
     generation = taxonomy.settings(settings.preset)
-    if any(getattr(generation, stage.name).base_urls for stage in STAGES):
+    if any(getattr(generation, stage.name).base_urls for stage in STAGES if stage.runs(generation)):
         return None
     return LOCAL_MODELS[settings.local_model]
 

@@ -70,6 +70,17 @@ def answer_model(max_chars: int | None) -> type[BaseModel]:
     return create_model("Answer", __base__=Strict, answer=(str, Field(min_length=1, max_length=max_chars)))
 
 
+def judge_model(max_reason_chars: int) -> type[BaseModel]:
+    """The judge's verdict on a question-answer pair. `strict`: a score is a JSON integer, never "7", 7.5 or true,
+    so that whatever an endpoint replies lands in the column as the integer it said or fails its attempt."""
+    return create_model(
+        "JudgeScore",
+        __base__=Strict,
+        score=(int, Field(ge=1, le=10, strict=True)),
+        reason=(str, Field(min_length=1, max_length=max_reason_chars)),
+    )
+
+
 class ProposedDiscipline(Strict):
     name: str = Field(min_length=3, max_length=120)
     description: str = Field(min_length=10, max_length=300)
@@ -104,4 +115,6 @@ SAMPLED = {
     "sessions": List(Value("string")),
     "key_concepts": List(Value("string")),
 }
+# What the judge adds to a pair (builder/stages/judge.py): null in every column when the judge did not run.
+JUDGED = {"score": Value("int32"), "score_reason": Value("string"), "judge_model": Value("string")}
 TAXONOMY_FEATURES = Features({**LINEAGE, "description": Value("string")})

@@ -98,7 +98,7 @@ def test_help_shows_defaults_and_the_taxonomys_presets(tmp_path, capsys, monkeyp
     help_text = " ".join(capsys.readouterr().out.split())
     assert "--out OUT the dataset folder to write (default: dist)" in help_text
     assert "--work-dir WORK_DIR the response cache and run state (default: .glan)" in help_text
-    assert "one of demo, paper, smoke (from taxonomy.yaml)" in help_text
+    assert "one of demo, judged, paper, smoke (from taxonomy.yaml)" in help_text
     assert "(default: None)" not in help_text and "(default: False)" not in help_text
     broken = tmp_path / "broken.yaml"
     broken.write_text("version: 1\n")
@@ -129,7 +129,7 @@ def test_init_writes_the_shipped_project_once(tmp_path, capsys):
     assert (tmp_path / "project" / "taxonomy.yaml").read_bytes() == SHIPPED_TAXONOMY.read_bytes()
     for prompt in SHIPPED_PROMPTS.glob("*.yaml"):
         assert (tmp_path / "project" / "prompts" / prompt.name).read_bytes() == prompt.read_bytes()
-    assert "wrote 6 files into" in capsys.readouterr().out
+    assert "wrote 7 files into" in capsys.readouterr().out
     (tmp_path / "project" / "taxonomy.yaml").write_text("version: 9.9.9\n")
     (tmp_path / "project" / "prompts" / "answers.yaml").unlink()
     assert main(["init", str(tmp_path / "project")]) == 2
@@ -213,7 +213,7 @@ def test_taxonomy_validate_and_diff_through_the_cli(tmp_path, capsys):
     assert main(["taxonomy", "validate", "taxonomy.yaml"]) == 0
     summary = capsys.readouterr().out
     assert summary.startswith("taxonomy.yaml: version 1.0.0, 10 fields, ") and summary.endswith(
-        " disciplines, presets: demo, paper, smoke\n")
+        " disciplines, presets: demo, judged, paper, smoke\n")
 
     data = yaml.safe_load(open("taxonomy.yaml"))
     data["version"] = "1.1.0"

@@ -49,9 +49,9 @@ def test_the_embedded_route_asks_for_questions_and_answers_in_their_json_form():
     """A 135M model stops under a JSON grammar; as free text it did not (docs/embedded_models.md)."""
     remote, local = load_prompts(REPO / "prompts"), load_prompts(REPO / "prompts", local_examples=True)
     assert [remote[stage].output_model for stage in STAGE_NAMES] == ["SubjectList", "Syllabus", "QuestionText",
-                                                                     "AnswerText"]
+                                                                     "AnswerText", "JudgeScore"]
     assert [local[stage].output_model for stage in STAGE_NAMES] == ["SubjectList", "Syllabus", "HomeworkQuestion",
-                                                                    "Answer"]
+                                                                    "Answer", "JudgeScore"]
 
 
 def test_remote_prompts_fingerprints_and_cache_keys_ignore_the_examples(tmp_path):

@@ -14,7 +14,7 @@ QUESTIONS = (REPO / "prompts" / "questions.yaml").read_text()
 BAD_PROMPTS = {
     "unknown output model": (
         QUESTIONS.replace("output_model: QuestionText", "output_model: Essay"),
-        "5: output_model: expected 'SubjectList', 'Syllabus', 'QuestionText', 'AnswerText', 'HomeworkQuestion', "
+        "5: output_model: expected 'SubjectList', 'Syllabus', 'QuestionText', 'AnswerText', 'JudgeScore', 'HomeworkQuestion', "
         """'Answer' or 'TaxonomyProposal', got text ("Essay"). Use one of those values.""",
     ),
     "YAML error": (

@@ -504,6 +504,17 @@ def test_stats_are_exact_on_a_tiny_input():
                         },
                     }
                 },
+                # Pooled over the two halves: distinct-1 (3 + 1) / (3 + 37), distinct-2 (2 + 1) / (2 + 35).
+                "repetition": {
+                    "question": {
+                        "rows": 3,
+                        "top_openings": [
+                            {"opening": "word word word", "rows": 2, "share": 0.6667},
+                            {"opening": "one two three", "rows": 1, "share": 0.3333},
+                        ],
+                        "distinct": {"distinct_1": 0.1, "distinct_2": 0.0811},
+                    }
+                },
             },
             "instructions/train": {
                 "rows": 1,
@@ -544,6 +555,18 @@ def test_stats_are_exact_on_a_tiny_input():
                             "500-999": 0,
                             "1000+": 0,
                         },
+                    },
+                },
+                "repetition": {
+                    "question": {
+                        "rows": 1,
+                        "top_openings": [{"opening": "question a about", "rows": 1, "share": 1.0}],
+                        "distinct": {"distinct_1": 1.0, "distinct_2": 1.0},
+                    },
+                    "answer": {  # one word: no bigram, so no ratio
+                        "rows": 1,
+                        "top_openings": [{"opening": "yes", "rows": 1, "share": 1.0}],
+                        "distinct": {"distinct_1": 1.0, "distinct_2": None},
                     },
                 },
             },

@@ -57,7 +57,7 @@ def test_shipped_taxonomy_loads_with_unique_ids_and_presets():
     assert len(refs) >= 110
     assert len({ref.discipline_id for ref in refs}) == len(refs)
     assert all(ref.description for ref in refs)
-    assert sorted(taxonomy.presets) == ["demo", "paper", "smoke"]
+    assert sorted(taxonomy.presets) == ["demo", "judged", "paper", "smoke"]
     for preset in taxonomy.presets:
         assert isinstance(taxonomy.settings(preset), Generation)
 
@@ -77,7 +77,7 @@ def test_shipped_taxonomy_is_at_paper_scale_with_explicit_ids():
 def test_validate_command_prints_a_summary(capsys):
     assert main(["taxonomy", "validate", str(SHIPPED)]) == 0
     out, err = capsys.readouterr()
-    assert out == f"{SHIPPED}: version 1.0.0, 10 fields, 31 sub-fields, 149 disciplines, presets: demo, paper, smoke\n"
+    assert out == f"{SHIPPED}: version 1.0.0, 10 fields, 31 sub-fields, 149 disciplines, presets: demo, judged, paper, smoke\n"
     assert err == ""
 
 
@@ -384,10 +384,10 @@ CARD_ERRORS = {
     ),
     "template with an unknown variable": (
         "card:\n  template: card.md\n", "---\n{{ card_data }}\n---\n\n# {{ title }} by {{ author }}\n",
-        "taxonomy.yaml:3: card.template: card.md: unknown variable author. The variables are: about, card_data, "
-        "citation, configs, configs_table, dataset_info, demo_notice, failures_table, generation_table, language, "
+        "taxonomy.yaml:3: card.template: card.md: unknown variable author. The variables are: about, card_data, charts_section, "
+        "citation, configs, configs_table, dataset_info, demo_notice, failures_table, generation_table, judge_section, language, "
         "license, license_link, license_name, limitations, manifest, models_table, out_of_scope_uses, pretty_name, "
-        "prompt_files_table, quality_section, repo_id, reproduce, sections, size_categories, summary, tag, "
+        "prompt_files_table, quality_section, repetition_section, repo_id, reproduce, sections, size_categories, summary, tag, "
         "tags, task_categories, taxonomy_tables, title, uses, version (docs/card.md).",
     ),
 }

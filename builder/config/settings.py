@@ -110,6 +110,13 @@ class AnswersSettings(StageSettings):
     max_chars: int | None = Field(default=None, ge=1, le=2000)  # null: unbounded (set it for local base models)
 
 
+class JudgeSettings(StageSettings):
+    """The optional judge stage: an LLM scores each question-answer pair (builder/stages/judge.py)."""
+
+    enabled: bool = False  # off: no request, and the score columns are null
+    max_reason_chars: int = Field(default=300, ge=20, le=2000)  # a one-sentence reason; longer fails the attempt
+
+
 class Limits(Node):
     """How a run treats its endpoints and its failures: the engine's limits, the Batch API's polling, the failure
     threshold. The one Limits of a run: the plan applies the command's overrides (--concurrency,
@@ -253,11 +260,23 @@ class AnswerFilters(Node):
     refusal_patterns: list[str] = ["I'm sorry", "I cannot", "As an AI"]
 
 
+class Repetition(Node):
+    """The repetition and diversity figures of the card (builder/quality/diversity.py): they drop nothing."""
+
+    # A discipline whose most common question or answer opening (first three words) is above this share of its
+    # rows is flagged in the card.
+    flag_opening_share: float = Field(default=0.2, gt=0, le=1)
+
+
 class Quality(Node):
     dedup: Dedup = Dedup()
     decontamination: Decontamination = Decontamination()
     test_split: HeldOutSplit = HeldOutSplit()
     answer_filters: AnswerFilters = AnswerFilters()
+    # With the judge on: pairs scored below it are dropped ("low_score"), and so are pairs it could not score
+    # ("unscored"); null keeps every pair.
+    min_score: int | None = Field(default=None, ge=1, le=10)
+    repetition: Repetition = Repetition()
 
 
 class Generation(Node):
@@ -274,6 +293,7 @@ class Generation(Node):
     syllabus: SyllabusSettings = SyllabusSettings()
     questions: QuestionsSettings = QuestionsSettings()
     answers: AnswersSettings = AnswersSettings()
+    judge: JudgeSettings = JudgeSettings()
     quality: Quality = Quality()
 
 

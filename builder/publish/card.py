@@ -32,9 +32,11 @@ from ..errors import UserError
 from ..llm.local_models import demo_notice
 from ..plan import Run
 from ..project import INPUTS_DIR
+from ..quality.repetition import NGRAM_ROWS
 from ..stages import CONFIGS, DEFAULT_CONFIG, TAXONOMY
 from ..taxonomy.card_template import SANDBOX, CardTemplateError
 from ..templates import error_line
+from .charts import TITLES as CHART_TITLES
 from .manifest import ConfigEntry, Manifest
 
 DEFAULT_TEMPLATE = Path(__file__).parent / "card.md"
@@ -124,6 +126,9 @@ def _render(path: Path, manifest: Manifest, folder: Path) -> str:
         "models_table": _models_table(manifest),
         "failures_table": _failures_table(manifest),
         "quality_section": _quality_section(manifest.stats),
+        "judge_section": _judge_section(manifest),
+        "charts_section": _charts_section(manifest),
+        "repetition_section": _repetition_section(manifest),
         "reproduce": as_written["reproduce"],
         "prompt_files_table": _inputs_table(manifest),
         "citation": CITATION,
@@ -360,8 +365,9 @@ def _failures_table(manifest: Manifest) -> str:
     return (
         markdown_table(["stage", "items without a valid output"], [[stage, count] for stage, count in failures.items()])
         + "\n\nAn item fails after its retries all gave output that is not valid JSON or breaks the schema "
-        "(subjects, syllabi), is too short or too long (questions, answers), holds a control character, is empty "
-        "or was cut off; it yields no row."
+        "(subjects, syllabi, the judge's verdicts), is too short or too long (questions, answers), holds a control "
+        "character, is empty or was cut off; it yields no row (a pair the judge gave no valid verdict keeps null "
+        "scores)."
     )
 
 
@@ -490,3 +496,125 @@ def _held_out_parts(held_out: dict) -> list[str]:
             ["discipline", "test questions", "with a near-twin elsewhere", "question_id (twin's discipline)"], rows
         ),
     ]
+
+
+def _charts_section(manifest: Manifest) -> str:
+    """The folder's charts (charts/*.png, listed in its checksums), linked by relative paths (empty without)."""
+    charts = [(path, title) for path, title in CHART_TITLES.items() if path in manifest.checksums]
+    if not charts:
+        return ""
+    return "\n\n".join(["### Charts", *(f"![{title}]({path})" for path, title in charts)])
+
+
+def _repetition_section(manifest: Manifest) -> str:
+    """How often the texts repeat themselves, overall and per discipline, with the flagged disciplines (empty
+    without the figures)."""
+    repetition = (manifest.stats or {}).get("repetition")
+    if not repetition or not repetition["overall"]:
+        return ""
+    share = repetition["flag_opening_share"]
+    names = {entry.discipline_id: entry.discipline for entry in manifest.disciplines}
+    flagged = repetition["flagged"]
+    columns = list(repetition["overall"])
+    parts = [
+        "### Repetition and diversity",
+        "How the texts open (their first three words, case and punctuation aside) and how varied their words are: "
+        "distinct-n is the share of distinct n-grams among all n-grams of a discipline's first "
+        f"{NGRAM_ROWS} texts (the overall figure pools the disciplines' counts, so it does not count repetition across "
+        "disciplines). Overall openings are summed from each discipline's ten most common. A discipline is flagged "
+        f"when one opening starts more than {share:.0%} of its questions or answers "
+        "(`quality.repetition.flag_opening_share`).",
+        markdown_table(
+            ["column", "rows", "most common openings (share)", "distinct-1", "distinct-2"],
+            [
+                [
+                    column,
+                    figures["rows"],
+                    "; ".join(f"{item['opening']} ({item['share']:.1%})" for item in figures["top_openings"][:5]),
+                    figures["distinct"].get("distinct_1"),
+                    figures["distinct"].get("distinct_2"),
+                ]
+                for column, figures in repetition["overall"].items()
+            ],
+        ),
+        (
+            f"**Flagged: {len(flagged)} of {len(repetition['by_discipline'])} disciplines** open more than {share:.0%} "
+            "of their texts the same way: "
+            + ", ".join(f"{names.get(key, key)} ({', '.join(cols)})" for key, cols in flagged.items())
+            + "."
+            if flagged
+            else f"No discipline opens more than {share:.0%} of its questions or answers the same way."
+        ),
+        markdown_table(
+            [
+                "discipline",
+                *(f"{column}: top opening (share)" for column in columns),
+                *(f"{column}: distinct-2" for column in columns),
+                *(f"{column}: words p50" for column in columns),
+                "flag",
+            ],
+            [
+                [
+                    names.get(key, key),
+                    *(_top_opening(entry.get(column)) for column in columns),
+                    *((entry.get(column) or {}).get("distinct", {}).get("distinct_2") for column in columns),
+                    *((entry.get(column) or {}).get("words_p50") for column in columns),
+                    "flagged" if key in flagged else "",
+                ]
+                for key, entry in repetition["by_discipline"].items()
+            ],
+        ),
+    ]
+    return "\n\n".join(parts)
+
+
+def _top_opening(figures: dict | None) -> str:
+    if not figures or not figures["top_openings"]:
+        return ""
+    top = figures["top_openings"][0]
+    return f"{top['opening']} ({top['share']:.1%})"
+
+
+def _judge_section(manifest: Manifest) -> str:
+    """Who judged the pairs and how, what it cost, what min_score dropped, and the scores (empty without a judge)."""
+    judge = manifest.judge
+    if judge is None:
+        return ""
+    configs = (manifest.stats or {}).get("configs") or {}
+    scores: dict[str, int] = {}
+    for name in (DEFAULT_CONFIG, f"{DEFAULT_CONFIG}/test"):
+        for score, count in (configs.get(name, {}).get("by_score") or {}).items():
+            scores[str(score)] = scores.get(str(score), 0) + count
+    dropped = ((manifest.stats or {}).get("quality") or {}).get("dropped") or {}
+    if judge.min_score is None:
+        kept = "No `min_score` was set: every pair is kept, with its score."
+    else:
+        kept = (
+            f"`min_score` {judge.min_score}: {dropped.get('low_score', {}).get('total', 0):,} pairs scored below it "
+            f"and {dropped.get('unscored', {}).get('total', 0):,} the judge could not score were dropped."
+        )
+    parts = [
+        "### Judge",
+        f"Every pair was rated by `{judge.model}` against the rubric in `{INPUTS_DIR}/prompts/judge.yaml` (correct, "
+        "complete, clear, answers what was asked) with a score from 1 to 10 and a one-sentence reason: the "
+        "`score`, `score_reason` and `judge_model` columns of `instructions` (null where the judge gave no valid "
+        f"verdict). A model's score is no proof of correctness. {kept}",
+        markdown_table(
+            ["requests", "failed", "tokens in", "tokens out", "cost USD"],
+            [[judge.requests, judge.failed, judge.prompt_tokens, judge.completion_tokens, f"{judge.cost:.4f}"]],
+        ),
+    ]
+    if scores:
+        total = sum(scores.values())
+        parts.append("#### Scores of the pairs kept")
+        parts.append(
+            markdown_table(
+                ["score", "pairs", "share"],
+                [[score, count, f"{count / total:.1%}"] for score, count in sorted(scores.items(), key=_by_number)],
+            )
+        )
+    return "\n\n".join(parts)
+
+
+def _by_number(item: tuple[str, int]) -> int:
+    return int(item[0])

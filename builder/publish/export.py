@@ -1,8 +1,8 @@
 """The Hub's no-script layout, assembled from unit files: <config>/<split>-<discipline_id>.parquet (a unit's
 file, copied byte for byte, so a discipline that did not change keeps identical files across builds and
 releases and a push uploads only what changed), taxonomy/train-00000-of-00001.parquet (one row per
-discipline), the card, the manifest (glan_manifest.json), the quality stats (stats.json) and the inputs that
-made it (glan/: taxonomy.yaml, prompts/, the card template).
+discipline), the card, the manifest (glan_manifest.json), the quality stats (stats.json), the card's charts
+(charts/*.png) and the inputs that made it (glan/: taxonomy.yaml, prompts/, the card template).
 
 The folder appears whole or not at all: it is written beside its final place and swapped in by
 rename, so a crash leaves the previous folder (or none), never half of one. It replaces only a folder glan
@@ -23,6 +23,7 @@ from huggingface_hub.utils.sha import sha_fileobj
 from ..errors import UserError
 from ..stages import FEATURES, TAXONOMY
 from ..unit.store import UnitFiles
+from .charts import write_charts
 from .manifest import MANIFEST, ConfigEntry, Manifest, SplitEntry, write_manifest
 
 TAXONOMY_FILE = "taxonomy/train-00000-of-00001.parquet"
@@ -87,6 +88,8 @@ def _write_staging(
     for relative, source in inputs.items():
         (staging / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, staging / relative)
+        checksums[relative] = _sha256(staging / relative)
+    for relative in write_charts(staging, manifest.disciplines, manifest.stats):
         checksums[relative] = _sha256(staging / relative)
     manifest = manifest.model_copy(update={"configs": written, "checksums": checksums})
     (staging / "stats.json").write_text(json.dumps(manifest.stats, indent=2, ensure_ascii=False) + "\n")

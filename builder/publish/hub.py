@@ -35,6 +35,7 @@ from ..errors import UserError
 from ..project import INPUTS_DIR
 from ..workdir import folder_held
 from .card import REPO_ID, CardError, card_data, markdown_table
+from .charts import CHARTS_DIR
 from .manifest import MANIFEST, ConfigEntry, Manifest, parse_manifest
 from .session import bounded_hub_calls
 
@@ -333,11 +334,11 @@ def _read_manifest(folder: Path) -> tuple[Manifest, bytes]:
 
 
 def _release_files(folder: Path, manifest: Manifest) -> dict[str, Path | bytes]:
-    """The manifest's parquet files (their paths), its glan/ inputs and the files beside it (glan_manifest.json,
-    stats.json), these read now.
+    """The manifest's parquet files (their paths), its glan/ inputs, its charts/ and the files beside it
+    (glan_manifest.json, stats.json), these read now.
 
     A config folder must hold exactly the files the manifest lists, since load_dataset globs it, and
-    glan/ exactly the inputs it lists. README.md is taken apart (see _card), and no *.py or hidden file.
+    glan/ and charts/ exactly the files it lists. README.md is taken apart (see _card), and no *.py or hidden file.
     """
     where = folder / MANIFEST
     files: dict[str, Path] = {}
@@ -351,11 +352,18 @@ def _release_files(folder: Path, manifest: Manifest) -> dict[str, Path | bytes]:
                     )
                 files[relative] = folder / relative
     inputs = {path: folder / path for path in manifest.checksums if path.startswith(f"{INPUTS_DIR}/")}
+    inputs.update(
+        {
+            path: folder / path
+            for path in manifest.checksums
+            if PurePosixPath(path).parent.as_posix() == CHARTS_DIR and path.endswith(".png")
+        }
+    )
     files.update(inputs)
     for relative, path in files.items():
         if not path.is_file():
             raise PushError(f"{where}: lists {relative}, which does not exist in {folder}. Re-export the folder.")
-    for directory in (*manifest.configs, INPUTS_DIR):
+    for directory in (*manifest.configs, INPUTS_DIR, CHARTS_DIR):
         on_disk = {
             path.relative_to(folder).as_posix()
             for path in (folder / directory).rglob("*")

@@ -61,7 +61,7 @@ class DisciplineEntry(_Entry):
             discipline_id=ref.discipline_id,
             rows={
                 config: sum(split["rows"] for split in unit.files.get(config, {}).values())
-                for config in CONFIGS[1 : unit.depth + 1]
+                for config in dict.fromkeys(stage.config for stage in STAGES[: unit.depth])
             },
         )
 
@@ -89,6 +89,20 @@ class StageEntry(_Entry):
         return TokenEntry(**{kind: sum(figure[kind] for figure in figures if figure) for kind in TOKEN_KINDS})
 
 
+class JudgeEntry(_Entry):
+    """What the judge stage cost the release: its requests (one per pair, from the units), the tokens of its
+    responses in the disciplines' caches (earlier verdicts and retries included), their cost at the run's prices,
+    and the min_score that dropped pairs."""
+
+    model: str
+    requests: int = 0
+    failed: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    min_score: int | None = None
+
+
 class SplitEntry(_Entry):
     num_rows: int
     num_bytes: int
@@ -112,11 +126,19 @@ class Manifest(_Entry):
     disciplines: list[DisciplineEntry] = []
     stages: dict[str, StageEntry] = {}
     stats: dict[str, Any] | None = None  # stats.json (builder/quality/stats.py)
+    judge: JudgeEntry | None = None  # None: the judge did not run
     configs: dict[str, ConfigEntry]
     checksums: dict[str, str] = {}  # path in the folder -> sha256
 
     @classmethod
-    def of(cls, run: Run, units: list[UnitFiles], configs: list[str], stats: dict | None = None) -> Manifest:
+    def of(
+        cls,
+        run: Run,
+        units: list[UnitFiles],
+        configs: list[str],
+        stats: dict | None = None,
+        judge: JudgeEntry | None = None,
+    ) -> Manifest:
         """The manifest of a build of `run` writing `configs` from `units` (in taxonomy order), before export lists
         its files."""
         outcomes = request_outcomes(units)
@@ -126,7 +148,7 @@ class Manifest(_Entry):
             license=run.taxonomy.license,
             card=run.taxonomy.card,
             reproduce=reproduction(run, configs),
-            failures={stage.name: outcomes[stage.name]["failed"] for stage in STAGES},
+            failures={stage.name: outcomes[stage.name]["failed"] for stage in run.chain()},
             disciplines=[DisciplineEntry.of(refs[unit.discipline_id], unit) for unit in units],
             stages={
                 name: StageEntry(
@@ -138,6 +160,7 @@ class Manifest(_Entry):
                 for name, plan in run.stages.items()
             },
             stats=stats,
+            judge=judge,
             configs={},
         )
 

@@ -8,8 +8,8 @@ from .filters import ANSWER_DROP_REASONS, answer_drop_reason
 from .held_out import cross_discipline_twins, near_twin_figures, remembered_twins
 from .report import QualityReport
 from .split import held_out_ids
-from .stats import ConfigStats, build_stats, decontamination_stats, held_out_stats
-from .steps import AnswerFilter, Decontaminate, Deduplicate, QualityStep, question_steps, run_steps
+from .stats import ConfigStats, build_stats, decontamination_stats, held_out_stats, repetition_by_discipline
+from .steps import AnswerFilter, Decontaminate, Deduplicate, MinScore, QualityStep, question_steps, run_steps
 
 __all__ = [
     "ANSWER_DROP_REASONS",
@@ -19,6 +19,7 @@ __all__ = [
     "ConfigStats",
     "Decontaminate",
     "Deduplicate",
+    "MinScore",
     "QualityReport",
     "QualityStep",
     "answer_drop_reason",
@@ -35,6 +36,7 @@ __all__ = [
     "load_benchmarks",
     "near_twin_figures",
     "question_steps",
+    "repetition_by_discipline",
     "run_steps",
     "shipped_benchmark_names",
 ]

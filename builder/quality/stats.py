@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 
 from ..config.settings import Decontamination
 from .decontaminate import SIDES, BenchmarkIndex
+from .repetition import Repetition
 from .report import QualityReport
 
 # Lower edges of the word-count histogram; the last bin is open. Fixed so that versions compare.
 WORD_BIN_EDGES = (0, 10, 20, 50, 100, 200, 500, 1000)
 # Row keys counted when a config's rows carry them, and the name each count gets.
-GROUPINGS = {"discipline_id": "by_discipline", "level": "by_level", "strategy": "by_strategy"}
+GROUPINGS = {"discipline_id": "by_discipline", "level": "by_level", "strategy": "by_strategy", "score": "by_score"}
 # Text columns whose word counts are summarized when a config's rows carry them.
 TEXT_COLUMNS = ("question", "answer")
 
@@ -28,19 +29,23 @@ class ConfigStats:
     rows: int = 0
     groupings: dict[str, Counter] = field(default_factory=dict)  # row key -> value -> rows
     word_lengths: dict[str, Counter] = field(default_factory=dict)  # text column -> words -> rows
+    repetition: dict[str, Repetition] = field(default_factory=dict)  # text column -> openings, distinct n-grams
 
     @classmethod
     def of(cls, rows: list[dict], texts=lambda row: row) -> ConfigStats:
         """`texts(row)` gives the row's text columns by name (instructions keep theirs in `messages`)."""
         stats = cls(rows=len(rows))
-        for key in GROUPINGS:
-            if any(key in row for row in rows):
-                stats.groupings[key] = Counter(row[key] for row in rows if key in row)
+        for key in GROUPINGS:  # a null (a pair the judge did not score) is no value
+            if any(row.get(key) is not None for row in rows):
+                stats.groupings[key] = Counter(row[key] for row in rows if row.get(key) is not None)
+        columns: dict[str, list[str]] = {}
         for row in rows:
             row_texts = texts(row)
             for column in TEXT_COLUMNS:
                 if column in row_texts:
                     stats.word_lengths.setdefault(column, Counter())[len(row_texts[column].split())] += 1
+                    columns.setdefault(column, []).append(row_texts[column])
+        stats.repetition = {column: Repetition.of(column_texts) for column, column_texts in columns.items()}
         return stats
 
     def merge(self, other: ConfigStats) -> None:
@@ -48,6 +53,8 @@ class ConfigStats:
         for mine, theirs in ((self.groupings, other.groupings), (self.word_lengths, other.word_lengths)):
             for key, counts in theirs.items():
                 mine.setdefault(key, Counter()).update(counts)
+        for column, repetition in other.repetition.items():
+            self.repetition.setdefault(column, Repetition()).merge(repetition)
 
     def to_raw(self) -> dict:
         """JSON for a unit's own file; word lengths keyed by their text form, as JSON requires."""
@@ -57,6 +64,7 @@ class ConfigStats:
             "word_lengths": {
                 column: {str(length): n for length, n in counts.items()} for column, counts in self.word_lengths.items()
             },
+            "repetition": {column: repetition.to_raw() for column, repetition in self.repetition.items()},
         }
 
     @classmethod
@@ -68,13 +76,14 @@ class ConfigStats:
                 column: Counter({int(length): n for length, n in counts.items()})
                 for column, counts in raw["word_lengths"].items()
             },
+            {column: Repetition.from_raw(entry) for column, entry in raw.get("repetition", {}).items()},
         )
 
     def to_dict(self) -> dict:
         stats: dict = {"rows": self.rows}
         for key, name in GROUPINGS.items():
             if key in self.groupings:
-                stats[name] = dict(sorted(self.groupings[key].items()))
+                stats[name] = dict(sorted(self.groupings[key].items(), key=_in_order))
         words = {
             column: word_length_summary(self.word_lengths[column])
             for column in TEXT_COLUMNS
@@ -82,12 +91,56 @@ class ConfigStats:
         }
         if words:
             stats["words"] = words
+        if self.repetition:
+            stats["repetition"] = {
+                column: self.repetition[column].to_dict() for column in TEXT_COLUMNS if column in self.repetition
+            }
         return stats
 
 
-def build_stats(configs: dict[str, ConfigStats], quality_report: QualityReport) -> dict:
-    """JSON-ready stats: for each config (or config/split) its rows, groupings and lengths; then the quality counts."""
-    return {"configs": {name: stats.to_dict() for name, stats in configs.items()}, "quality": quality_report.to_dict()}
+def repetition_by_discipline(disciplines: dict[str, ConfigStats], flag_share: float) -> dict:
+    """stats.json's "repetition": over every discipline, each text column's top openings and distinct-n ratios
+    (repetition.py says how they merge); per discipline, the same with its median length in words; and the
+    disciplines whose top opening of a column is above `flag_share` of its rows."""
+    by_discipline: dict[str, dict] = {}
+    flagged: dict[str, list[str]] = {}
+    overall = ConfigStats()
+    for discipline_id, stats in disciplines.items():
+        overall.merge(stats)
+        entry = by_discipline.setdefault(discipline_id, {})
+        for column in TEXT_COLUMNS:
+            if column not in stats.repetition:
+                continue
+            repetition = stats.repetition[column]
+            entry[column] = {
+                **repetition.to_dict(top=3),
+                "words_p50": word_length_summary(stats.word_lengths[column])["p50"],
+            }
+            if repetition.top_opening_share() > flag_share:
+                flagged.setdefault(discipline_id, []).append(column)
+    return {
+        "flag_opening_share": flag_share,
+        "overall": {
+            column: overall.repetition[column].to_dict() for column in TEXT_COLUMNS if column in overall.repetition
+        },
+        "flagged": flagged,
+        "by_discipline": by_discipline,
+    }
+
+
+def _in_order(item: tuple) -> tuple:
+    """Values in order, numbers (scores, which a unit's JSON keeps as text) by their value."""
+    value = str(item[0])
+    return (0, int(value), "") if value.isdigit() else (1, 0, value)
+
+
+def build_stats(configs: dict[str, ConfigStats], quality_report: QualityReport, repetition: dict | None = None) -> dict:
+    """JSON-ready stats: for each config (or config/split) its rows, groupings, lengths and repetition; then the
+    quality counts; then, when given, the repetition per discipline (repetition_by_discipline)."""
+    stats = {"configs": {name: stats.to_dict() for name, stats in configs.items()}, "quality": quality_report.to_dict()}
+    if repetition is not None:
+        stats["repetition"] = repetition
+    return stats
 
 
 def decontamination_stats(

@@ -90,6 +90,23 @@ class AnswerFilter(QualityStep):
         return kept
 
 
+class MinScore(QualityStep):
+    """With a `min_score`: pairs the judge scored below it ("low_score") and pairs it could not score ("unscored")
+    are dropped. Without one (None) every pair is kept and nothing is counted."""
+
+    def __init__(self, min_score: int | None):
+        self.min_score = min_score
+
+    def __call__(self, rows, report):
+        if self.min_score is None:
+            return rows
+        low = [row for row in rows if row["score"] is not None and row["score"] < self.min_score]
+        unscored = [row for row in rows if row["score"] is None]
+        report.record("low_score", low)
+        report.record("unscored", unscored)
+        return [row for row in rows if row["score"] is not None and row["score"] >= self.min_score]
+
+
 def question_steps(settings, benchmarks: list[BenchmarkIndex]) -> list[QualityStep]:
     """The chain between the questions and the answers stages; `settings` is taxonomy.yaml's `quality:`."""
     steps: list[QualityStep] = [Deduplicate(settings.dedup)]

@@ -1,19 +1,22 @@
-"""The stage registry: the four LLM stages in order. A stage is declared once, in its own module (builder/stages/
-base.py says what a declaration holds); config names, prompt files, output models, columns and the chain a unit
-runs derive from this registry, never repeated. The names users' files carry stay as they are: a stage's `name` is
-its prompt file (prompts/<name>.yaml) and its settings key (generation.<name>), its `config` the dataset config."""
+"""The stage registry: the LLM stages in order (the judge, last, runs only when the settings turn it on). A stage
+is declared once, in its own module (builder/stages/base.py says what a declaration holds); config names, prompt
+files, output models, columns and the chain a unit runs derive from this registry, never repeated. The names users'
+files carry stay as they are: a stage's `name` is its prompt file (prompts/<name>.yaml) and its settings key
+(generation.<name>), its `config` the dataset config. The judge fills the config of the stage before it (the
+instructions gain their score columns), so a config may be filled by more than one stage."""
 
 from ..schemas import TAXONOMY_FEATURES, TaxonomyProposal
 from .answers import Answers
 from .base import Output, Stage, StageContext
+from .judge import Judge
 from .questions import Questions
 from .subjects import Subjects
 from .syllabi import Syllabi
 
-STAGES: tuple[type[Stage], ...] = (Subjects, Syllabi, Questions, Answers)
+STAGES: tuple[type[Stage], ...] = (Subjects, Syllabi, Questions, Answers, Judge)
 STAGE_NAMES = tuple(stage.name for stage in STAGES)  # prompt files and settings keys
 TAXONOMY = "taxonomy"  # the config of the disciplines themselves, one row each: no stage writes it
-CONFIGS = (TAXONOMY, *(stage.config for stage in STAGES))  # dataset configs, in build order
+CONFIGS = (TAXONOMY, *dict.fromkeys(stage.config for stage in STAGES))  # dataset configs, in build order
 DEFAULT_CONFIG = Answers.config  # what trainers load: `load_dataset(repo)` with no config
 FEATURES = {TAXONOMY: TAXONOMY_FEATURES, **{stage.config: stage.features for stage in STAGES}}
 TEXTS = {stage.config: stage.texts for stage in STAGES}  # config -> the text columns stats measure in a row
@@ -35,14 +38,26 @@ JSON_FORMS = {stage.output.name: json_form for stage in STAGES if (json_form := 
 
 
 def depth_of(configs: list[str]) -> int:
-    """How many stages the deepest of `configs` needs."""
-    return max(CONFIGS.index(config) for config in configs)
+    """How many stages of the registry the deepest of `configs` needs: up to the last stage that fills it (0 for
+    the taxonomy alone)."""
+    return max((index + 1 for index, stage in enumerate(STAGES) if stage.config in configs), default=0)
+
+
+def refines(stage: type[Stage]) -> bool:
+    """Whether `stage` fills the config of a stage before it (the judge) rather than a config of its own."""
+    return STAGES.index(stage) > 0 and STAGES[STAGES.index(stage) - 1].config == stage.config
+
+
+def label(stage: type[Stage]) -> str:
+    """How summaries name a stage: its config, or its name when it refines the config of the stage before."""
+    return stage.name if refines(stage) else stage.config
 
 
 __all__ = [
     "CONFIGS",
     "DEFAULT_CONFIG",
     "FEATURES",
+    "Judge",
     "JSON_FORMS",
     "OUTPUTS",
     "PROPOSAL",
@@ -54,4 +69,6 @@ __all__ = [
     "Stage",
     "StageContext",
     "depth_of",
+    "label",
+    "refines",
 ]

@@ -3,7 +3,7 @@ import asyncio
 from datasets import Features, List, Value
 
 from ..quality import AnswerFilter, Decontaminate, held_out_ids
-from ..schemas import PROVENANCE, SAMPLED, SUBJECT, answer_model
+from ..schemas import JUDGED, PROVENANCE, SAMPLED, SUBJECT, answer_model
 from .base import Output, Stage, subject_lineage
 
 
@@ -20,6 +20,7 @@ class Answers(Stage):
             **SAMPLED,
             "question_model": Value("string"),
             **PROVENANCE,
+            **JUDGED,
         }
     )
     output = Output(

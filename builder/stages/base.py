@@ -65,6 +65,12 @@ class Stage:
     # (builder/execute/admission.py).
     holds_the_unit: ClassVar[bool] = False
 
+    @staticmethod
+    def runs(settings: Generation) -> bool:
+        """Whether a run with these settings runs the stage (the judge is optional; the plan leaves out a stage
+        that does not run, prompt file included)."""
+        return True
+
     def __init__(self, context: StageContext):
         self.ctx = context
 
@@ -93,7 +99,8 @@ class Stage:
     ) -> dict[str, list[dict]]:
         """The config's rows by split, once the quality steps after this stage dropped what they drop (counted in
         `report`); `failed` are the items that got no valid output, with their last failure. The next stage reads
-        the rows of every split."""
+        the rows of every split. A stage that fills the config of the stage before it (the judge) returns its rows
+        under "train": the unit puts each back in the split its item was in."""
         return {"train": rows}
 
     @staticmethod

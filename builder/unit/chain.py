@@ -12,7 +12,7 @@ from ..llm.cache import Cache, unit_cache_path
 from ..llm.engine import Engine
 from ..plan import Run, StagePlan
 from ..quality import BenchmarkIndex
-from ..stages import FEATURES, STAGES, TAXONOMY, Stage
+from ..stages import FEATURES, TAXONOMY, Stage, refines
 from ..taxonomy import DisciplineRef
 from .store import TOKEN_KINDS, UnitResult
 
@@ -25,8 +25,8 @@ async def run_unit(
     benchmarks: list[BenchmarkIndex],
     wait_for_room: Callable[[int], Awaitable] | None = None,
 ) -> UnitResult:
-    """The discipline's rows of the first `depth` stages, with the quality steps between them; its requests go
-    through its own cache file, so whichever process runs the unit is the only one writing it.
+    """The discipline's rows of the first `depth` stages (of those the run runs), with the quality steps between
+    them; its requests go through its own cache file, so whichever process runs the unit is the only one writing it.
 
     `wait_for_room` is awaited before the stage that holds the unit (the questions): from there on a unit holds
     nearly all its rows and sends nearly all its requests, so the caller bounds how many units are past it (its
@@ -56,7 +56,7 @@ async def _run_unit(
     discipline_row = vars(discipline)
     result.rows[TAXONOMY] = {"train": [{key: discipline_row[key] for key in FEATURES[TAXONOMY]}]}
     parents = [discipline_row]
-    for stage_class in STAGES[:depth]:
+    for stage_class in run.chain(depth):
         plan = run.stages[stage_class.name]
         stage = plan.make()
         if stage.holds_the_unit and wait_for_room is not None:
@@ -65,9 +65,18 @@ async def _run_unit(
         if result.batched:
             return result
         splits = await stage.finish(rows, failed, benchmarks, result.quality)
+        if refines(stage_class):
+            splits = _in_splits_of(result.rows[stage.config], splits["train"], stage.item_id)
         result.rows[stage.config] = splits
         parents = [row for split in splits.values() for row in split]
     return result
+
+
+def _in_splits_of(before: dict[str, list[dict]], rows: list[dict], item_id) -> dict[str, list[dict]]:
+    """`rows` (a stage's rows refining those of the stage before) in the split, and the order, of the row they
+    came from."""
+    by_id = {item_id(row): row for row in rows}
+    return {split: [by_id[key] for row in old if (key := item_id(row)) in by_id] for split, old in before.items()}
 
 
 async def _run_stage(

@@ -28,15 +28,16 @@ import pyarrow.parquet as pq
 from ..llm.attempts import schema_of
 from ..plan import Run
 from ..quality import BenchmarkIndex, ConfigStats, QualityReport, near_twin_figures
-from ..stages import DEFAULT_CONFIG, FEATURES, STAGE_NAMES, TEXTS
+from ..stages import DEFAULT_CONFIG, FEATURES, STAGE_NAMES, STAGES, TEXTS
 from ..taxonomy import DisciplineRef
 
 # Bump when a row's columns or how they are derived change, or what unit.json records: every unit is then
 # rebuilt (from the cache). 2: files record their Arrow bytes. 3: a text field holding a control character fails
 # its attempt (builder/llm/free_text.py), so a row of an older unit may no longer stand. 4: answers are decontaminated
 # too, unit.json counts benchmark hits per side, and a unit keeps its questions' near-duplicate figures
-# (NEAR_TWINS_FILE) for the held-out split's check across disciplines.
-ROW_FORMAT = 4
+# (NEAR_TWINS_FILE) for the held-out split's check across disciplines. 5: the instructions have the judge's columns
+# (score, score_reason, judge_model), and stats the repetition figures.
+ROW_FORMAT = 5
 UNITS = "units"
 UNIT_FILE = "unit.json"
 FAILURES_FILE = "failures.jsonl"
@@ -64,7 +65,7 @@ class UnitFiles:
     discipline_id: str
     fingerprint: str
     complete: bool  # every request answered or failed for good; otherwise the next build runs it again
-    depth: int  # stages run: 4 for a full unit
+    depth: int  # stages of the registry run through: 5 (the judge's, run or not) for a full unit
     files: dict[str, dict[str, dict]]  # config -> split -> {"file", "rows", "arrow_bytes", "sha256"}
     stats: dict[str, dict]  # "config" or "config/split" -> ConfigStats raw
     quality: dict  # QualityReport.to_dict()
@@ -187,9 +188,17 @@ _ARROW_SCHEMAS = {config: features.arrow_schema for config, features in FEATURES
 
 
 def _run_fingerprint(run: Run, benchmarks: list[BenchmarkIndex]) -> str:
-    generation = run.generation.model_dump(exclude={"limits", "prices", "discipline_ids", "executor"})
-    for name in run.stages:
-        generation[name] = {key: value for key, value in generation[name].items() if key not in _ROUTING_KEYS}
+    # The repetition settings flag figures in the card, and decide no row.
+    generation = run.generation.model_dump(
+        exclude={"limits": True, "prices": True, "discipline_ids": True, "executor": True, "quality": {"repetition"}}
+    )
+    for stage in STAGES:
+        if stage.name in run.stages:
+            generation[stage.name] = {
+                key: value for key, value in generation[stage.name].items() if key not in _ROUTING_KEYS
+            }
+        else:  # a stage the run does not run (the judge when off) decides nothing
+            del generation[stage.name]
     stages = {
         name: {
             "model": plan.route.model,

@@ -106,7 +106,8 @@ def failed_items(work_dir: Path) -> dict[str, tuple[int, int]]:
     for usage in report["usage"]:
         totals[usage["stage"]][0] += usage["failed"]
         totals[usage["stage"]][1] += usage["failed"] + usage["succeeded"]
-    return {stage: tuple(pair) for stage, pair in totals.items()}
+    # The judge is off in the demo: it has no items (any other stage without them is a failure to report).
+    return {stage: tuple(pair) for stage, pair in totals.items() if stage != "judge" or pair[1]}
 
 
 def project(root: Path, with_examples: bool) -> None:

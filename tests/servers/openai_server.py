@@ -86,6 +86,9 @@ class Knobs:
     forbidden_models: list[str] = dataclasses.field(default_factory=list)  # known, but this key may not: 403
     question_pool: list[str] = dataclasses.field(default_factory=list)  # questions served from it, in turn
     answer_pool: list[str] = dataclasses.field(default_factory=list)  # answers served from it, in turn
+    # marker -> reply content: a request whose last message contains the marker gets this content exactly (a judge's
+    # verdict on a pair whose answer holds the marker, say), whatever it asks for.
+    scripted_replies: dict[str, str] = dataclasses.field(default_factory=dict)
     hold: bool = False  # answers wait (requests are still received and logged) until hold is lifted
     log_bodies: bool = False  # the log keeps each request's body as received (text), e.g. to look for a secret
     hold_from_output: str | None = None  # the first request for this output (output_of) turns hold on
@@ -293,7 +296,9 @@ class FakeOpenAI:
             return refused
         generate = self._generator(body)
         rng = random.Random(digest)
-        if generate is None:
+        if (scripted := self._scripted(body)) is not None:
+            content = scripted
+        elif generate is None:
             kind = output_of(body)
             content = self._drawn(kind) or (question(rng) if kind == "question" else answer(rng))
         else:
@@ -337,6 +342,14 @@ class FakeOpenAI:
             self.prefixes.popitem(last=False)
         tokens = cached // 4
         return tokens if tokens >= knobs.prompt_cache_min_tokens else 0
+
+    def _scripted(self, body: dict) -> str | None:
+        """The scripted reply of the first marker the request's last message holds, if any."""
+        messages = body.get("messages") if isinstance(body.get("messages"), list) else []
+        last = messages[-1].get("content") if messages and isinstance(messages[-1], dict) else None
+        if not isinstance(last, str):
+            return None
+        return next((reply for marker, reply in self.knobs.scripted_replies.items() if marker in last), None)
 
     def _drawn(self, kind: str) -> str | None:
         """The next text of the pool of `kind` ("question" or "answer"), if the pool has any."""
