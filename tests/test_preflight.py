@@ -191,7 +191,7 @@ def test_off_a_terminal_a_status_line_comes_every_few_seconds(tmp_path, capsys, 
     monkeypatch.setattr(progress, "INTERVAL_S", 0.05)
     with start_openai_server(latency_ms=100) as server:
         assert main(build_args(REPO_ROOT / "taxonomy.yaml", server.base_url, tmp_path, "--concurrency", "2",
-                               "--price", "test-model=1000,2000")) == 0
+                               "--price", "test-model=1000,2000", "--yes")) == 0  # priced above the threshold
     status = [line for line in capsys.readouterr().err.splitlines() if " disciplines; " in line]
     assert len(status) >= 5
     matches = [STATUS.fullmatch(line) for line in status]
