@@ -213,19 +213,20 @@ def judge_entry(run: Run, units: list[UnitFiles], configs: list[str]) -> JudgeEn
     plan = run.stages.get(Judge.name)
     if plan is None or Judge.config not in configs:
         return None
-    responses = prompt_tokens = completion_tokens = 0
+    responses = prompt_tokens = completion_tokens = cached_tokens = 0
     for unit in units:
         path = unit_cache_path(run.work_dir, unit.discipline_id)
         if path.is_file():
             cache = Cache(path)
             try:
-                count, prompt, completion = cache.token_sums(Judge.name)
+                count, prompt, completion, cached = cache.token_sums(Judge.name)
             finally:
                 cache.close()
-            responses, prompt_tokens, completion_tokens = (
+            responses, prompt_tokens, completion_tokens, cached_tokens = (
                 responses + count,
                 prompt_tokens + prompt,
                 completion_tokens + completion,
+                cached_tokens + cached,
             )
     outcomes = request_outcomes(units)[Judge.name]
     return JudgeEntry(
@@ -234,7 +235,12 @@ def judge_entry(run: Run, units: list[UnitFiles], configs: list[str]) -> JudgeEn
         failed=outcomes["failed"],
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
-        cost=round(Accounting(run.prices).cost(plan.route.model, prompt_tokens, completion_tokens, plan.batch), 6),
+        cost=round(
+            Accounting(run.prices).cost(
+                plan.route.model, prompt_tokens, completion_tokens, cached_tokens, batch=plan.batch
+            ),
+            6,
+        ),
         min_score=run.generation.quality.min_score,
     )
 

@@ -98,7 +98,7 @@ def test_validate_json(capsys):
     assert code == 0
     summary = json.loads(printed.out)
     assert summary["path"] == "taxonomy.yaml" and summary["disciplines"] == 149
-    assert summary["presets"] == ["demo", "paper", "smoke"]
+    assert summary["presets"] == ["demo", "judged", "paper", "smoke"]
 
 
 def complete(line: str, tmp_path: Path) -> list[str]:

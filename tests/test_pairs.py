@@ -96,7 +96,7 @@ def test_the_estimate_writes_nothing_and_says_unpriced(openai_server, tmp_path):
     code, out, _ = glan("estimate", *flags)
     assert code == 0
     assert not (tmp_path / ".glan").exists()  # it did not create the work dir it reads
-    assert [line.split()[7] for line in out.splitlines()[1:5]] == ["unpriced"] * 4
+    assert [line.split()[8] for line in out.splitlines()[1:5]] == ["unpriced"] * 4
     assert "not counting test-model (unpriced: give --price MODEL=IN,OUT or generation.prices)" in out
 
     # Half built: the subjects are cached, the rest is not; then estimating touches no file of the work dir.

@@ -220,9 +220,9 @@ def test_a_failure_rate_over_the_limit_says_why(tmp_path, capsys):
 
 
 def test_on_a_terminal_the_bar_counts_requests_with_the_same_figures(capsys):
-    from glan.llm.accounting import Accounting
+    from glan.llm.accounting import Accounting, ModelPrice
 
-    accounting = Accounting({"m": (1000.0, 0.0)})
+    accounting = Accounting({"m": ModelPrice(1000.0, 0.0, 1000.0)})
     shown = progress.Progress(2, accounting, True, {"subjects": 4, "syllabus": 10.5})
     usage = accounting.usage("subjects", "m")
     usage.succeeded, usage.requests, usage.prompt_tokens = 3, 3, 300
