@@ -112,6 +112,16 @@ def test_help_shows_defaults_and_the_taxonomys_presets(tmp_path, capsys, monkeyp
     assert "The token is read from HF_TOKEN" in help_text
 
 
+def test_each_option_states_its_default_once():
+    from glan.cli import _parser
+
+    for parser in _every_parser(_parser([])):
+        formatter = parser._get_formatter()
+        for action in parser._actions:
+            shown = formatter._get_help_string(action) or ""
+            assert shown.count("(default:") <= 1, f"{parser.prog} {action.option_strings}: {shown}"
+
+
 def test_estimate_refuses_flags_that_mean_nothing_to_it(capsys):
     import pytest
 
