@@ -25,6 +25,7 @@ from .prompts import prompt_path
 from .publish.card import check_card_template
 from .stages import CONFIGS, DEFAULT_CONFIG, STAGES, depth_of
 from .unit.store import UnitStore
+from .wording import counted
 
 CHARS_PER_TOKEN = 4
 DEFAULT_COMPLETION_TOKENS = 1024  # a stage whose prompt file sets no max_tokens
@@ -251,7 +252,7 @@ def format_estimate(estimate: Estimate) -> str:
     if estimate.train_pairs or estimate.test_pairs:
         lines.append(
             f"pairs: about {estimate.train_pairs:,.0f} train and {estimate.test_pairs:,.0f} test (instructions) "
-            f"from {estimate.disciplines:,} disciplines"
+            f"from {counted(estimate.disciplines, 'discipline')}"
         )
     lines.append(f"to pay: {estimate.cost:,.4f} USD for the {estimate.to_send:,.0f} requests not cached")
     if estimate.unpriced:

@@ -35,6 +35,7 @@ from ..project import INPUTS_DIR
 from ..stages import CONFIGS, DEFAULT_CONFIG, TAXONOMY
 from ..taxonomy.card_template import SANDBOX, CardTemplateError
 from ..templates import error_line
+from ..wording import counted
 from .manifest import ConfigEntry, Manifest
 
 DEFAULT_TEMPLATE = Path(__file__).parent / "card.md"
@@ -285,7 +286,8 @@ def _taxonomy_tables(manifest: Manifest) -> str:
         ],
     )
     return (
-        f"{len(fields)} fields, {len(subfields)} sub-fields, {len(disciplines)} disciplines.\n\n"
+        f"{counted(len(fields), 'field')}, {counted(len(subfields), 'sub-field')}, "
+        f"{counted(len(disciplines), 'discipline')}.\n\n"
         f"#### Per field\n\n{per_field}\n\n#### Per discipline\n\n{per_discipline}"
     )
 
