@@ -59,6 +59,7 @@ class Estimate:
     disciplines: int
     confirm_above_requests: int  # generation.limits: a build above either starts only once the user says so
     confirm_above_usd: float
+    work_dir: str = ""  # whose cache and units it read: a build with another work dir sends what that one lacks
 
     def __iter__(self) -> Iterator[StageEstimate]:
         return iter(self.stages)
@@ -121,6 +122,7 @@ class Estimate:
             "completion_tokens": self.completion_tokens,
             "cost": self.cost,
             "unpriced": self.unpriced,
+            "work_dir": self.work_dir,
         }
 
 
@@ -189,6 +191,7 @@ def estimate(run: Run, configs: list[str], *, replay: bool = True) -> Estimate:
         len(run.disciplines),
         run.limits.confirm_above_requests,
         run.limits.confirm_above_usd,
+        str(run.work_dir),
     )
 
 
@@ -254,6 +257,12 @@ def format_estimate(estimate: Estimate) -> str:
             f"pairs: about {estimate.train_pairs:,.0f} train and {estimate.test_pairs:,.0f} test (instructions) "
             f"from {counted(estimate.disciplines, 'discipline')}"
         )
+    cached = sum(e.cached for e in estimate)
+    lines.append(
+        f"cached: {cached:,} responses in {estimate.work_dir}"
+        f"{'' if cached else ' (none there: every request counts as to send)'}; a build with another --work-dir "
+        "sends what that one lacks."
+    )
     lines.append(f"to pay: {estimate.cost:,.4f} USD for the {estimate.to_send:,.0f} requests not cached")
     if estimate.unpriced:
         lines[-1] += (
