@@ -242,7 +242,7 @@ def plan_line(run: Run, missing: int) -> str:
     shown = [f"{config} {'~' if index else ''}{count:,.0f}" for index, (config, count) in enumerate(requests.items())]
     return (
         f"glan: about to make up to {sum(requests.values()):,.0f} requests for "
-        f"{f'{missing} of ' if missing < total else ''}{counted(total, 'discipline')}"
+        f"{f'{missing:,} of ' if missing < total else ''}{counted(total, 'discipline')}"
         f"{' not built yet' if missing < total else ''} ({', '.join(shown)}); cached responses are not requested again."
     )
 
