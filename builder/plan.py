@@ -194,7 +194,8 @@ def resolve(settings: RunSettings, taxonomy: Taxonomy | None = None) -> Run:
         prompts_dir=prompts,
         embedded=embedded,
         prices={
-            **({settings.model: (0.0, 0.0)} if embedded else {}),  # it runs on this machine: nothing to pay for
+            # The embedded model runs on this machine: nothing to pay for (resolve named it in settings.model).
+            **({settings.model: (0.0, 0.0)} if embedded and settings.model else {}),
             **{
                 model: (price.input_per_million, price.output_per_million) for model, price in generation.prices.items()
             },

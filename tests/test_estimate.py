@@ -97,6 +97,8 @@ def test_the_estimate_of_a_superset_agrees_with_the_build_and_names_the_work_dir
     assert elsewhere["work_dir"] == str(tmp_path / "other")
     assert [stage["cached"] for stage in elsewhere["stages"]] == [0, 0, 0, 0]
     assert not (tmp_path / "other").exists()  # estimating wrote nothing
+
+
 def test_the_embedded_model_costs_nothing_and_is_not_called_unpriced(tmp_path, monkeypatch, capsys):
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
