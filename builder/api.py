@@ -30,6 +30,7 @@ from .execute.serve import serving
 from .llm.local_models import DEFAULT_LOCAL_MODEL
 from .plan import Run, resolve
 from .stages import CONFIGS
+from .wording import counted
 
 log = logging.getLogger("glan")
 
@@ -132,7 +133,8 @@ def build_run(
 def planned(settings: RunSettings) -> Run:
     """The run, planned once (builder/plan.py); says so when it uses the prompts shipped with glan."""
     run = resolve(settings)
-    log.debug(f"glan: {len(run.disciplines)} disciplines: {', '.join(ref.discipline_id for ref in run.disciplines)}")
+    chosen = ", ".join(ref.discipline_id for ref in run.disciplines)
+    log.debug(f"glan: {counted(len(run.disciplines), 'discipline')}: {chosen}")
     for plan in run.stages.values():
         urls = ", ".join(endpoint.base_url for endpoint in plan.route.endpoints)
         log.debug(

@@ -35,6 +35,7 @@ from .quality import (
 )
 from .stages import CONFIGS, DEFAULT_CONFIG, Judge, depth_of, label
 from .unit.store import FAILURES_FILE, UnitFiles, UnitStore, request_outcomes
+from .wording import counted
 from .workdir import exclusive, folder_held
 
 HELD_OUT_MEMO = "held_out.json"  # the last build's cross-discipline twins (builder/quality/held_out.py)
@@ -68,6 +69,7 @@ def ensure_units(run: Run, store: UnitStore, depth: int, *, progress: bool = Fal
     store.clean()
     found = {ref.discipline_id: unit for ref in run.disciplines if (unit := store.find(ref, depth)) is not None}
     missing = [ref for ref in run.disciplines if ref.discipline_id not in found]
+    log.info(plan_line(run, len(missing)))
     executed = executor_for(run, store, progress).execute(missing, depth)
     found.update({unit.discipline_id: unit for unit in executed.units})
     return Units(
@@ -128,7 +130,6 @@ def build(run: Run, out: Path, configs: list[str]) -> BuildResult:
     preflight.check_paths(out, run)
     store = UnitStore(run, preflight.check_benchmarks(run))
     with folder_held(out, "glan build"), exclusive(run.work_dir):
-        log.info(plan_line(run))
         try:
             units = ensure_units(run, store, depth_of(configs), progress=run.settings.progress)
         except (sqlite3.OperationalError, OSError) as error:  # a full or read-only disk under the work dir
@@ -157,9 +158,10 @@ def build(run: Run, out: Path, configs: list[str]) -> BuildResult:
         if not stopped and (warning := unbumped_version_warning(previous, read_manifest(out))):
             log.warning(warning)
         write_run_report(units)
-    log.info(summary(units, configs, stats))
+    folder = (incomplete_folder(out) if stopped else out).absolute()
+    log.info(summary(units, configs, stats, folder))
     result = BuildResult(
-        (incomplete_folder(out) if stopped else out).absolute(),
+        folder,
         not stopped,
         {
             config: {
@@ -263,13 +265,24 @@ def unbumped_version_warning(previous: Manifest | None, current: Manifest | None
     return None
 
 
-def plan_line(run: Run) -> str:
-    """How many requests the build may make, per config, by the settings (the first stage's count is exact)."""
-    requests = dict(zip(map(label, run.chain()), run.expected_requests(whole=True).values(), strict=True))
+def plan_line(run: Run, missing: int) -> str:
+    """How many requests the build may make, per config, by the settings (the first stage's count is exact), for the
+    `missing` disciplines: those whose units are complete make none. Counted without opening a cache, so that a
+    rebuild that changes nothing stays quick."""
+    total = len(run.disciplines)
+    if not missing:
+        built = "the discipline is" if total == 1 else f"all {total:,} disciplines are"
+        return f"glan: nothing to request: {built} built already with these settings."
+    share = missing / total  # every discipline expects as many requests
+    requests = {
+        label(stage): count * share
+        for stage, count in zip(run.chain(), run.expected_requests(whole=True).values(), strict=True)
+    }
     shown = [f"{config} {'~' if index else ''}{count:,.0f}" for index, (config, count) in enumerate(requests.items())]
     return (
-        f"glan: about to make up to {sum(requests.values()):,.0f} requests for {len(run.disciplines)} disciplines "
-        f"({', '.join(shown)}); cached responses are not requested again."
+        f"glan: about to make up to {sum(requests.values()):,.0f} requests for "
+        f"{f'{missing:,} of ' if missing < total else ''}{counted(total, 'discipline')}"
+        f"{' not built yet' if missing < total else ''} ({', '.join(shown)}); cached responses are not requested again."
     )
 
 
@@ -331,7 +344,7 @@ def write_run_report(units: Units) -> None:
     (units.run.work_dir / "run_report.json").write_text(json.dumps(report, indent=1))
 
 
-def summary(units: Units, configs: list[str], stats: dict) -> str:
+def summary(units: Units, configs: list[str], stats: dict, folder: Path) -> str:
     lines = [
         f"{'stage':<12} {'rows':>8} {'requests':>9} {'cache hits':>10} {'tokens in':>10} {'cached in':>10} "
         f"{'tokens out':>10} {'failed':>7} {'cost USD':>9}"
@@ -348,7 +361,8 @@ def summary(units: Units, configs: list[str], stats: dict) -> str:
     skipped = len(units.files) - units.built
     if skipped:
         lines.append(
-            f"{skipped} of {len(units.files)} disciplines were already built with these settings: not run again."
+            f"{skipped} of {counted(len(units.files), 'discipline')} {'was' if skipped == 1 else 'were'} already "
+            "built with these settings: not run again."
         )
     quality = stats["quality"]
     dropped = ", ".join(f"{reason} {entry['total']:,}" for reason, entry in quality["dropped"].items()) or "nothing"
@@ -372,6 +386,7 @@ def summary(units: Units, configs: list[str], stats: dict) -> str:
         )
     if engine.stop_reason:
         lines.append(f"stopped early: {engine.stop_reason}.")
+    lines.append(f"the dataset folder: {folder}")
     return "\n".join(lines)
 
 
@@ -380,7 +395,7 @@ def _failure_lines(units: Units, shown: int = 20) -> list[str]:
     total = units.requests("failed")
     if not total:
         return []
-    lines = [f"{total} failures (stage, item, reason, attempts):"]
+    lines = [f"{counted(total, 'failure')} (stage, item, reason, attempts):"]
     for unit in with_failures:
         for line in (unit.directory / FAILURES_FILE).read_text().splitlines():
             if len(lines) > shown:
@@ -402,7 +417,8 @@ def stop_reason(units: Units, max_failure_rate: float) -> str | None:
     incomplete = [unit.discipline_id for unit in units.files if not unit.complete]
     if incomplete:
         return (
-            f"{len(incomplete)} of {len(units.files)} disciplines have requests the endpoint failed after every "
+            f"{len(incomplete)} of {counted(len(units.files), 'discipline')} "
+            f"{'has' if len(incomplete) == 1 else 'have'} requests the endpoint failed after every "
             f"retry ({', '.join(incomplete[:3])}{', ...' if len(incomplete) > 3 else ''})"
         )
     succeeded, failed = units.requests("succeeded"), units.requests("failed")

@@ -29,6 +29,7 @@ from .prompts import prompt_path
 from .publish.card import check_card_template
 from .stages import CONFIGS, DEFAULT_CONFIG, STAGE_NAMES, STAGES, Stage, depth_of, refines
 from .unit.store import UnitStore
+from .wording import counted
 
 CHARS_PER_TOKEN = 4
 DEFAULT_COMPLETION_TOKENS = 1024  # a stage whose prompt file sets no max_tokens
@@ -65,6 +66,7 @@ class Estimate:
     disciplines: int
     confirm_above_requests: int  # generation.limits: a build above either starts only once the user says so
     confirm_above_usd: float
+    work_dir: str = ""  # whose cache and units it read: a build with another work dir sends what that one lacks
 
     def __iter__(self) -> Iterator[StageEstimate]:
         return iter(self.stages)
@@ -127,6 +129,7 @@ class Estimate:
             "completion_tokens": self.completion_tokens,
             "cost": self.cost,
             "unpriced": self.unpriced,
+            "work_dir": self.work_dir,
         }
 
 
@@ -199,6 +202,7 @@ def estimate(run: Run, configs: list[str], *, replay: bool = True) -> Estimate:
         len(run.disciplines),
         run.limits.confirm_above_requests,
         run.limits.confirm_above_usd,
+        str(run.work_dir),
     )
 
 
@@ -285,8 +289,14 @@ def format_estimate(estimate: Estimate) -> str:
     if estimate.train_pairs or estimate.test_pairs:
         lines.append(
             f"pairs: about {estimate.train_pairs:,.0f} train and {estimate.test_pairs:,.0f} test (instructions) "
-            f"from {estimate.disciplines:,} disciplines"
+            f"from {counted(estimate.disciplines, 'discipline')}"
         )
+    responses = sum(e.cached for e in estimate)
+    lines.append(
+        f"cached: {responses:,} responses in {estimate.work_dir}"
+        f"{'' if responses else ' (none there: every request counts as to send)'}; a build with another --work-dir "
+        "sends what that one lacks."
+    )
     lines.append(f"to pay: {estimate.cost:,.4f} USD for the {estimate.to_send:,.0f} requests not cached")
     if estimate.unpriced:
         lines[-1] += (

@@ -19,6 +19,7 @@ from .prompts import load_prompt
 from .schemas import TaxonomyProposal
 from .stages import OUTPUTS
 from .taxonomy import TaxonomyError, slugify
+from .wording import counted
 
 log = logging.getLogger("glan")
 
@@ -51,8 +52,8 @@ def propose(run: Run, under: str, count: int) -> int:
     fields, found = _new_only(result.value, known, field_name, subfield_name, count)
     if found < count:
         log.warning(
-            f"glan: the model proposed {found} new disciplines of the {count} asked for (it repeated some the "
-            "taxonomy has, or gave fewer); run again for more."
+            f"glan: the model proposed {counted(found, 'new discipline')} of the {count} asked for (it repeated some "
+            "the taxonomy has, or gave fewer); run again for more."
         )
     print(
         f"# Proposed by {route.model} for {run.settings.taxonomy} (version {taxonomy.version}).\n"

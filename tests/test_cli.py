@@ -29,16 +29,33 @@ def test_unknown_discipline_and_config_are_refused(tmp_path, capsys):
                                        "subjects, syllabi, questions, instructions. See `glan build --help`.\n")
 
 
-def test_show_prints_rows_read_back_with_load_dataset(openai_server, tmp_path, capsys):
+def test_show_prints_rows_of_every_split_and_discipline_read_back_with_load_dataset(openai_server, tmp_path, capsys):
     code, out, _ = build(openai_server, tmp_path)
     assert code == 0
     capsys.readouterr()
     assert main(["show", str(out), "--rows", "2"]) == 0
     printed = capsys.readouterr().out
-    first = load(out, "instructions")[0]
-    assert printed.startswith(f'load_dataset("{out}", "instructions"): {len(load(out, "instructions"))} rows; the first 2:')
-    assert f"[{first['discipline']} / {first['subject']}]" in printed
+    train, test = load(out, "instructions"), load(out, "instructions", "test")
+    assert printed.startswith(f'load_dataset("{out}", "instructions"): train {len(train)} rows, test 2 rows, of 2 '
+                              "disciplines\n\ntrain: the first 2 rows, a discipline at a time:\n\n")
+    # One row of each discipline, not the first two of the first one; then the test split's.
+    shown = [line for line in printed.splitlines() if line.startswith("[")]
+    firsts = [next(row for row in rows if row["discipline"] == name)
+              for rows in (train, test) for name in dict.fromkeys(row["discipline"] for row in rows)]
+    assert shown == [f"[{row['discipline']} / {row['subject']}]" for row in firsts]
+    assert "\ntest: the first 2 rows, a discipline at a time:\n" in printed
     assert "  user: " in printed and "  assistant: " in printed
+
+    assert main(["show", str(out), "--split", "test", "--discipline", "linear-algebra"]) == 0
+    printed = capsys.readouterr().out
+    assert [line for line in printed.splitlines() if line.startswith(("[", "train", "test"))] == \
+        ["test: the first 1 row of linear-algebra:",
+         next(f"[Linear Algebra / {row['subject']}]" for row in test if row["discipline"] == "Linear Algebra")]
+
+    assert main(["show", str(out), "--discipline", "Genetics"]) == 2
+    assert capsys.readouterr().err.startswith(f"glan: {out}: instructions has no rows of Genetics; pass --discipline")
+    assert main(["show", str(out), "--split", "validation"]) == 2
+    assert capsys.readouterr().err == f"glan: {out}: instructions has no split 'validation'; it has train, test.\n"
 
 
 def test_show_without_a_build_says_what_to_do(tmp_path, capsys):
@@ -110,6 +127,16 @@ def test_help_shows_defaults_and_the_taxonomys_presets(tmp_path, capsys, monkeyp
     assert f"(none listed: {broken} does not load; `glan taxonomy validate {broken}` says why)" in help_text
     assert "--from FROM_DIR the folder `glan build` wrote (default: dist)" in help_text
     assert "The token is read from HF_TOKEN" in help_text
+
+
+def test_each_option_states_its_default_once():
+    from glan.cli import _parser
+
+    for parser in _every_parser(_parser([])):
+        formatter = parser._get_formatter()
+        for action in parser._actions:
+            shown = formatter._get_help_string(action) or ""
+            assert shown.count("(default:") <= 1, f"{parser.prog} {action.option_strings}: {shown}"
 
 
 def test_estimate_refuses_flags_that_mean_nothing_to_it(capsys):
@@ -200,9 +227,12 @@ def test_show_config_prints_the_rows_of_that_config(seeded, capsys):
     questions = load(folder, "questions")
     assert main(["show", str(folder), "--config", "questions", "--rows", "2"]) == 0
     printed = capsys.readouterr().out
-    assert printed.startswith(f'load_dataset("{folder}", "questions"): {len(questions)} rows; the first 2:\n')
+    assert printed.startswith(f'load_dataset("{folder}", "questions"): train {len(questions)} rows, of 2 disciplines'
+                              "\n\ntrain: the first 2 rows, a discipline at a time:\n")
+    firsts = [next(row for row in questions if row["discipline"] == name)
+              for name in dict.fromkeys(row["discipline"] for row in questions)]
     assert [line for line in printed.splitlines() if line.startswith("  question: ")] == \
-        [f"  question: {row['question']}" for row in questions[:2]]
+        [f"  question: {row['question']}" for row in firsts]
     assert f"  question_id: {questions[0]['question_id']}" in printed
     assert "assistant:" not in printed
 

@@ -1,5 +1,6 @@
 """`glan estimate` prices a build without calling an LLM, within 10% of the requests the build then makes."""
 
+import json
 import re
 from dataclasses import replace
 
@@ -69,6 +70,41 @@ def test_estimate_command_prints_requests_tokens_and_cost_per_stage(tmp_path, ca
     # The questions send a subject's syllabus 300 times: most input is a prefix the endpoint has seen.
     assert share > 50 and cached < uncached
     assert batch == pytest.approx(cached / 2, abs=1e-4)
+
+
+def test_the_estimate_of_a_superset_agrees_with_the_build_and_names_the_work_dir_it_read(tmp_path, capsys):
+    """Issue 27: an estimate read another work dir than the build's, and said 2,226 requests where the build sent
+    106. The estimate reads the cache and units of its --work-dir: with the build's, a superset of a partly built
+    selection agrees with what the build sends; with another, it says it found nothing there."""
+    def flags(server, work, disciplines):
+        return ["--preset", "smoke", "--disciplines", ",".join(disciplines), "--model", "test-model", "--base-url",
+                server.base_url, "--work-dir", str(tmp_path / work)]
+
+    with start_openai_server() as server:
+        assert main(["build", *flags(server, "built", DISCIPLINES[:2]), "--out", str(tmp_path / "dist")]) == 0
+        sent_before = server.stats()["requests"]
+        capsys.readouterr()
+        assert main(["estimate", *flags(server, "built", DISCIPLINES[:4])]) == 0
+        read = capsys.readouterr().out
+        assert main(["estimate", *flags(server, "other", DISCIPLINES[:4]), "--json"]) == 0
+        elsewhere = json.loads(capsys.readouterr().out)
+        assert main(["estimate", *flags(server, "other", DISCIPLINES[:4])]) == 0
+        other = capsys.readouterr().out
+        server.reset()
+        assert main(["build", *flags(server, "built", DISCIPLINES[:4]), "--out", str(tmp_path / "dist")]) == 0
+        sent = server.stats()["requests"]
+
+    total = next(line.split() for line in read.splitlines() if line.startswith("total "))
+    cached, to_send = (int(figure.replace(",", "")) for figure in total[2:4])
+    assert cached == sent_before
+    assert abs(to_send - sent) <= 0.1 * sent
+    assert (f"cached: {sent_before:,} responses in {tmp_path / 'built'}; a build with another --work-dir sends what "
+            "that one lacks.") in read.splitlines()
+    assert (f"cached: 0 responses in {tmp_path / 'other'} (none there: every request counts as to send); a build "
+            "with another --work-dir sends what that one lacks.") in other.splitlines()
+    assert elsewhere["work_dir"] == str(tmp_path / "other")
+    assert [stage["cached"] for stage in elsewhere["stages"]] == [0, 0, 0, 0]
+    assert not (tmp_path / "other").exists()  # estimating wrote nothing
 
 
 def test_the_embedded_model_costs_nothing_and_is_not_called_unpriced(tmp_path, monkeypatch, capsys):

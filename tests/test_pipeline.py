@@ -142,7 +142,7 @@ def test_paper_preset_prints_the_request_count_before_starting(built, capsys, tm
     subjects = subject_calls * (paper.subjects.per_sample.min + paper.subjects.per_sample.max) // 2
     total = subject_calls + subjects + 2 * subjects * paper.questions.per_subject
     err = capsys.readouterr().err
-    assert f"glan: about to make up to {total:,} requests for 1 disciplines" in err
+    assert f"glan: about to make up to {total:,} requests for 1 discipline (" in err
     assert code == 1
     assert "stopped early: --max-requests 1 reached" in err
 

@@ -151,9 +151,9 @@ def local_model_flag() -> dict:
     return {
         "choices": list(LOCAL_MODELS),
         "default": DEFAULT_LOCAL_MODEL,
-        "help": f"the embedded model run when no endpoint is configured: "
-        f"{', '.join(f'{name} ({model.label})' for name, model in LOCAL_MODELS.items())} "
-        f"(default: {DEFAULT_LOCAL_MODEL})",
+        # The help formatter adds the default.
+        "help": "the embedded model run when no endpoint is configured: "
+        f"{', '.join(f'{name} ({model.label})' for name, model in LOCAL_MODELS.items())}",
     }
 
 

@@ -56,6 +56,7 @@ def run_validate(args) -> int:
     from ..publish.card import check_card_template
     from ..stages import CONFIGS
     from ..taxonomy import load_taxonomy
+    from ..wording import counted
 
     taxonomy = load_taxonomy(args.path)
     # The templates render as a build's would; the model and the endpoint are placeholders that get no request.
@@ -79,8 +80,8 @@ def run_validate(args) -> int:
         return 0
     presets = ", ".join(sorted(taxonomy.presets)) or "none"
     print(
-        f"{args.path}: version {taxonomy.version}, {len(taxonomy.fields)} fields, {subfields} sub-fields, "
-        f"{len(taxonomy.disciplines())} disciplines, presets: {presets}"
+        f"{args.path}: version {taxonomy.version}, {counted(len(taxonomy.fields), 'field')}, "
+        f"{counted(subfields, 'sub-field')}, {counted(len(taxonomy.disciplines()), 'discipline')}, presets: {presets}"
     )
     return 0
 

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from ..llm.accounting import Accounting
 from ..plan import Run
+from ..wording import counted
 
 INTERVAL_S = 10.0  # between two status lines off a terminal
 REFRESH_S = 0.5  # between two refreshes of the bar
@@ -86,7 +87,7 @@ class Progress:
         rate = done / seconds
         left = f"ETA {_duration((expected - done) / rate)}" if rate else "ETA ?"
         return (
-            f"{self.done}/{self.units} disciplines; requests {done:,}/~{math.ceil(expected):,} "
+            f"{self.done}/{counted(self.units, 'discipline')}; requests {done:,}/~{math.ceil(expected):,} "
             f"({rate:,.1f}/s, {left}): {self.figures()}"
         )
 
@@ -110,7 +111,7 @@ class Progress:
         if self.bar.total is not None and done > self.bar.total:
             self.bar.total = done
         self.bar.n = done
-        self.bar.set_postfix_str(f"{self.done}/{self.units} disciplines; {self.figures()}", refresh=True)
+        self.bar.set_postfix_str(f"{self.done}/{counted(self.units, 'discipline')}; {self.figures()}", refresh=True)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -36,6 +36,7 @@ from ..quality.repetition import NGRAM_ROWS
 from ..stages import CONFIGS, DEFAULT_CONFIG, TAXONOMY
 from ..taxonomy.card_template import SANDBOX, CardTemplateError
 from ..templates import error_line
+from ..wording import counted
 from .charts import TITLES as CHART_TITLES
 from .manifest import ConfigEntry, Manifest
 
@@ -290,7 +291,8 @@ def _taxonomy_tables(manifest: Manifest) -> str:
         ],
     )
     return (
-        f"{len(fields)} fields, {len(subfields)} sub-fields, {len(disciplines)} disciplines.\n\n"
+        f"{counted(len(fields), 'field')}, {counted(len(subfields), 'sub-field')}, "
+        f"{counted(len(disciplines), 'discipline')}.\n\n"
         f"#### Per field\n\n{per_field}\n\n#### Per discipline\n\n{per_discipline}"
     )
 
