@@ -148,6 +148,9 @@ INTERRUPTED_CELL = """
 import asyncio, os, signal, threading
 from glan.llm import loop
 
+# A kernel handles SIGINT itself; a process started from a background job (`pytest &` in a script) inherits it
+# ignored, and an ignored SIGINT is never raised (the interrupt below would be lost and the cell would wait for good).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 started, cancelled = threading.Event(), []
 
 async def build():  # stands for a build's coroutine, waiting on its endpoint
