@@ -20,12 +20,15 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from .build import BuildResult
+# What glan's package root re-exports (builder/__init__.py's __all__ lists the library's names once).
+from .build import BuildResult as BuildResult
 from .build import build as build_folder
 from .config.run import DEFAULT_TAXONOMY, RunSettings
-from .errors import UserError
-from .estimate import Estimate, StageEstimate, format_estimate
+from .errors import UserError as UserError
+from .estimate import Estimate as Estimate
+from .estimate import StageEstimate as StageEstimate
 from .estimate import estimate as estimate_folder
+from .estimate import format_estimate
 from .execute.serve import serving
 from .llm.local_models import DEFAULT_LOCAL_MODEL
 from .plan import Run, resolve
@@ -34,21 +37,6 @@ from .wording import counted
 
 log = logging.getLogger("glan")
 
-__all__ = [
-    "BuildResult",
-    "ConfirmationNeeded",
-    "Estimate",
-    "StageEstimate",
-    "UserError",
-    "abuild",
-    "aestimate",
-    "build",
-    "build_run",
-    "check_size",
-    "estimate",
-    "estimate_run",
-    "worded_for_the_caller",
-]
 
 # Asks the user whether a large build may start, given its estimate and why it needs asking; True: start it.
 Confirm = Callable[[Estimate, str], bool]
