@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from .config.overrides import OverrideError, overridden
 from .config.run import RunSettings
 from .config.settings import Generation, Limits, url_problem
-from .llm.accounting import Budget, ModelPrice
+from .llm.accounting import FREE, Budget, ModelPrice
 from .llm.free_text import FreeText
 from .llm.local_models import LOCAL_MODELS, LocalModel
 from .llm.routes import OPENAI_URL, Endpoint, Route
@@ -199,12 +199,16 @@ def resolve(settings: RunSettings, taxonomy: Taxonomy | None = None) -> Run:
         prompts_dir=prompts,
         embedded=embedded,
         prices={
-            **({settings.model or embedded.alias: ModelPrice(0.0, 0.0, 0.0)} if embedded else {}),  # runs here: free
+            **({settings.model or embedded.alias: FREE} if embedded else {}),  # it runs on this machine
             **{
                 model: ModelPrice(price.input_per_million, price.output_per_million, price.cached_input)
                 for model, price in generation.prices.items()
             },
-            **{model: ModelPrice(*prices) for model, *prices in settings.prices},
+            # (model, input, output[, cached input]): cached input is priced as input unless named, as in the YAML.
+            **{
+                model: ModelPrice(input_price, output_price, cached[0] if cached else input_price)
+                for model, input_price, output_price, *cached in settings.prices
+            },
         },
         budget=Budget(settings.max_cost, settings.max_requests),
     )

@@ -87,6 +87,14 @@ def test_errors_name_keyword_arguments_not_flags(openai_server, project):
     assert openai_server.stats()["requests"] == 0
 
 
+def test_prices_as_docs_api_md_gives_them_price_cached_input_as_input(openai_server, project):
+    """prices={model: (input, output)}: no cached-input price named, so cached input costs the input price."""
+    two = glan.estimate(**settings(openai_server), prices={"test-model": (1000.0, 2000.0)})
+    three = glan.estimate(**settings(openai_server), prices={"test-model": (1000.0, 2000.0, 1000.0)})
+    assert not two.unpriced and two.cost > 0
+    assert [stage.cost for stage in two] == [stage.cost for stage in three]
+
+
 def test_a_large_build_needs_yes_or_a_confirmation(openai_server, project):
     small = {**settings(openai_server), "overrides": {"limits.confirm_above_requests": 10}}
     with pytest.raises(glan.ConfirmationNeeded) as refused:

@@ -36,8 +36,8 @@ def _configs(text: str) -> list[str]:
     return configs
 
 
-def _price(text: str) -> tuple[str, float, float, float]:
-    """MODEL=IN,OUT[,CACHED]: cached input is priced as input unless named."""
+def _price(text: str) -> tuple:
+    """MODEL=IN,OUT[,CACHED] as (model, in, out[, cached]): the plan prices cached input as input unless named."""
     model, _, prices = text.rpartition("=")
     try:
         figures = [float(part) for part in prices.split(",")]
@@ -50,8 +50,7 @@ def _price(text: str) -> tuple[str, float, float, float]:
         ) from None
     if not model:
         raise argparse.ArgumentTypeError(f"{text!r}: no model name before '='; e.g. gpt-4o-mini=0.15,0.6")
-    input_price, output_price, *cached = figures
-    return model, input_price, output_price, cached[0] if cached else input_price
+    return (model, *figures)
 
 
 def selection_flags(preset_help: str) -> argparse.ArgumentParser:

@@ -28,7 +28,7 @@ class RunSettings:
     executor: str | None = None  # "ray": the units run on a Ray cluster; None: the taxonomy's generation.executor
     ray_address: str | None = None  # "auto", "HOST:PORT", or None: as ray.init() finds or starts a cluster
     # --price: (model, USD/M in, USD/M out, USD/M cached in), over the taxonomy
-    prices: tuple[tuple[str, float, float, float], ...] = ()
+    prices: tuple[tuple, ...] = ()  # (model, input, output[, cached input]) USD per million tokens
     progress: bool = True
     # The embedded model (a name of llm/local_models.py) run when no endpoint is configured; None: no embedded
     # default, a run with no endpoint goes to OpenAI's.
