@@ -155,14 +155,13 @@ def resolve(settings: RunSettings, taxonomy: Taxonomy | None = None) -> Run:
     # Made absolute here, in the process that was given it: a Ray worker reads the run in another directory.
     settings = replace(settings, work_dir=str(Path(settings.work_dir).absolute()))
     taxonomy = taxonomy or load_taxonomy(settings.taxonomy)
-    embedded = _embedded_model(settings, taxonomy)
-    if embedded is not None:  # the demo preset (if the taxonomy has one), so that a CPU build takes minutes
-        settings = replace(
-            settings,
-            model=settings.model or embedded.alias,
-            preset=settings.preset or ("demo" if "demo" in taxonomy.presets else None),
-        )
     generation = overridden(taxonomy.settings(settings.preset), dict(settings.overrides))
+    embedded = _embedded_model(settings, generation)
+    if embedded is not None:  # the demo preset (if the taxonomy has one), so that a CPU build takes minutes
+        preset = settings.preset or ("demo" if "demo" in taxonomy.presets else None)
+        if preset != settings.preset:
+            generation = overridden(taxonomy.settings(preset), dict(settings.overrides))
+        settings = replace(settings, model=settings.model or embedded.alias, preset=preset)
     limits = generation.limits.model_copy(
         update={
             key: value
@@ -214,9 +213,9 @@ def resolve(settings: RunSettings, taxonomy: Taxonomy | None = None) -> Run:
     )
 
 
-def _embedded_model(settings: RunSettings, taxonomy: Taxonomy) -> LocalModel | None:
-    """The embedded model, when the run may have one and no endpoint is named by flag, environment or taxonomy
-    (ENDPOINT_PRECEDENCE)."""
+def _embedded_model(settings: RunSettings, generation: Generation) -> LocalModel | None:
+    """The embedded model, when the run may have one and no endpoint is named by flag, environment or the
+    generation settings (the taxonomy's, with the preset and --set applied: ENDPOINT_PRECEDENCE)."""
     if (
         settings.local_model is None
         or settings.base_url
@@ -224,7 +223,6 @@ def _embedded_model(settings: RunSettings, taxonomy: Taxonomy) -> LocalModel | N
         or os.environ.get("OPENAI_API_KEY")
     ):
         return None
-    generation = taxonomy.settings(settings.preset)
     if any(getattr(generation, stage.name).base_urls for stage in STAGES if stage.runs(generation)):
         return None
     return LOCAL_MODELS[settings.local_model]

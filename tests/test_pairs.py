@@ -14,7 +14,7 @@ from glan.cli import main
 from glan.config.run import RunSettings
 from glan.plan import resolve
 from glan.sizing import size_for
-from tests.helpers import glan, rows
+from tests.helpers import REPO, glan, rows
 
 ONE = ("--disciplines", "Organic Chemistry")
 
@@ -171,3 +171,18 @@ def test_the_estimate_reads_a_cache_that_is_not_glans_as_damage_and_writes_nothi
     assert err.splitlines()[-1].startswith(f"glan: {cache}: the response cache is damaged (no responses table: the "
                                            "file is cut short or is not a glan cache)")
     assert snapshot(tmp_path / ".glan") == before
+
+
+def test_set_base_urls_names_an_endpoint_and_so_no_embedded_model_runs(monkeypatch):
+    """ENDPOINT_PRECEDENCE: a stage's base_urls, however given (taxonomy, preset or --set), is an endpoint."""
+    from glan.config.run import RunSettings
+    from glan.llm.local_models import DEFAULT_LOCAL_MODEL
+    from glan.plan import resolve
+
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    url = "http://127.0.0.1:9/v1"
+    run = resolve(RunSettings(taxonomy=str(REPO / "taxonomy.yaml"), model="m", local_model=DEFAULT_LOCAL_MODEL, overrides=(
+        *((f"{stage}.base_urls", [url]) for stage in ("subjects", "syllabus", "questions", "answers")),)))
+    assert run.embedded is None
+    assert {endpoint.base_url for plan in run.stages.values() for endpoint in plan.route.endpoints} == {url}
