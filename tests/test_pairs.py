@@ -182,7 +182,8 @@ def test_set_base_urls_names_an_endpoint_and_so_no_embedded_model_runs(monkeypat
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
     url = "http://127.0.0.1:9/v1"
-    run = resolve(RunSettings(taxonomy=str(REPO / "taxonomy.yaml"), model="m", local_model=DEFAULT_LOCAL_MODEL, overrides=(
-        *((f"{stage}.base_urls", [url]) for stage in ("subjects", "syllabus", "questions", "answers")),)))
+    stages = ("subjects", "syllabus", "questions", "answers")
+    run = resolve(RunSettings(taxonomy=str(REPO / "taxonomy.yaml"), model="m", local_model=DEFAULT_LOCAL_MODEL,
+                              overrides=tuple((f"{stage}.base_urls", [url]) for stage in stages)))
     assert run.embedded is None
     assert {endpoint.base_url for plan in run.stages.values() for endpoint in plan.route.endpoints} == {url}
