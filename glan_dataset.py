@@ -89,7 +89,7 @@ class Glan(datasets.ArrowBasedBuilder):
         config = self.config.name
         run = self._units.run
         # A build above generation.limits.confirm_above_* needs a word it cannot ask for here: pairs= or the limits.
-        worded_for_the_caller(lambda: check_size(run, [config], agree=""))
+        worded_for_the_caller(lambda: check_size(run, [config], agree="", benchmarks=self._units.benchmarks))
         with exclusive(run.work_dir), serving(run) as served:
             units = ensure_units(served, self._units, depth_of([config]), progress=run.settings.progress)
         files: dict[str, list[str]] = {}

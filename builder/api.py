@@ -20,6 +20,8 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from . import preflight
+
 # What glan's package root re-exports (builder/__init__.py's __all__ lists the library's names once).
 from .build import BuildResult as BuildResult
 from .build import build as build_folder
@@ -32,6 +34,7 @@ from .estimate import format_estimate
 from .execute.serve import serving
 from .llm.local_models import DEFAULT_LOCAL_MODEL
 from .plan import Run, resolve
+from .quality import BenchmarkIndex
 from .stages import CONFIGS
 from .wording import counted
 
@@ -113,9 +116,10 @@ def build_run(
 ) -> BuildResult:
     """The build `settings` ask for (`glan build`), once its size is confirmed (see build())."""
     run = planned(settings)
-    check_size(run, configs, yes, confirm)
+    benchmarks = preflight.check_benchmarks(run)  # read once: the size check and the build both need them
+    check_size(run, configs, yes, confirm, benchmarks=benchmarks)
     with serving(run) as served:
-        return build_folder(served, out, configs)
+        return build_folder(served, out, configs, benchmarks)
 
 
 def planned(settings: RunSettings) -> Run:
@@ -143,13 +147,16 @@ def check_size(
     yes: bool = False,
     confirm: Confirm | None = None,
     agree: str = "Pass --yes to start it",
+    benchmarks: list[BenchmarkIndex] | None = None,
 ) -> None:
     """Raises ConfirmationNeeded for a build above the thresholds that the user has not agreed to (`agree` says how
     to agree, when there is a way). The bound without replaying the cache is checked first: a build it keeps under
-    the thresholds replays nothing twice."""
-    if estimate_folder(run, configs, replay=False).confirmation_reason(run.budget) is None:
+    the thresholds replays nothing twice. `benchmarks`: the run's, read once by the caller."""
+    if benchmarks is None:
+        benchmarks = preflight.check_benchmarks(run)
+    if estimate_folder(run, configs, replay=False, benchmarks=benchmarks).confirmation_reason(run.budget) is None:
         return
-    estimate = estimate_folder(run, configs)
+    estimate = estimate_folder(run, configs, benchmarks=benchmarks)
     reason = estimate.confirmation_reason(run.budget)
     if reason is None:
         return

@@ -117,9 +117,9 @@ class BuildResult:
         return {**asdict(self), "folder": str(self.folder)}
 
 
-def build(run: Run, out: Path, configs: list[str]) -> BuildResult:
+def build(run: Run, out: Path, configs: list[str], benchmarks: list[BenchmarkIndex] | None = None) -> BuildResult:
     """Runs the missing units and writes the folder; `complete` is False when the budget or too many failures
-    stopped it.
+    stopped it. `benchmarks`: the run's, when the caller has read them already (preflight.check_benchmarks).
 
     The folder at `out` is replaced only by a complete build; a build that stops early writes what was complete
     to `<out>.incomplete` beside it and leaves `out` as it was."""
@@ -128,7 +128,7 @@ def build(run: Run, out: Path, configs: list[str]) -> BuildResult:
     preflight.check_templates(run)
     check_card_template(run, configs)
     preflight.check_paths(out, run)
-    store = UnitStore(run, preflight.check_benchmarks(run))
+    store = UnitStore(run, preflight.check_benchmarks(run) if benchmarks is None else benchmarks)
     with folder_held(out, "glan build"), exclusive(run.work_dir):
         try:
             units = ensure_units(run, store, depth_of(configs), progress=run.settings.progress)

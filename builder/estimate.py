@@ -27,6 +27,7 @@ from .llm.prompt_cache import rule_for
 from .plan import Run
 from .prompts import prompt_path
 from .publish.card import check_card_template
+from .quality import BenchmarkIndex
 from .stages import CONFIGS, DEFAULT_CONFIG, STAGE_NAMES, STAGES, Stage, depth_of, refines
 from .unit.store import UnitStore
 from .wording import counted
@@ -144,13 +145,18 @@ class _Replay:
     cached_chars: int = 0  # of those, what the endpoint's prompt cache would serve
 
 
-def estimate(run: Run, configs: list[str], *, replay: bool = True) -> Estimate:
+def estimate(
+    run: Run, configs: list[str], *, replay: bool = True, benchmarks: list[BenchmarkIndex] | None = None
+) -> Estimate:
     """The estimate of `glan build` with the same run and configs. Writes nothing, not even the work dir.
     `replay=False` opens no cache: the requests of units not complete yet all count as to send, and tokens are
-    the templates' lengths and max_tokens, a bound that costs no replay (a build checks it first: api.py)."""
+    the templates' lengths and max_tokens, a bound that costs no replay (a build checks it first: api.py).
+    `benchmarks`: the run's, when the caller has read them already (preflight.check_benchmarks)."""
     preflight.check_templates(run)
     check_card_template(run, configs)
-    store, depth = UnitStore(run, preflight.check_benchmarks(run)), depth_of(configs)
+    if benchmarks is None:
+        benchmarks = preflight.check_benchmarks(run)
+    store, depth = UnitStore(run, benchmarks), depth_of(configs)
     stages = run.chain(depth)
     replays = {stage.name: _Replay() for stage in STAGES}
     missing = []

@@ -193,3 +193,15 @@ def test_an_interrupt_in_a_notebook_cancels_the_build_it_waits_for():
     done = subprocess.run([sys.executable, "-c", INTERRUPTED_CELL], capture_output=True, text=True, cwd=REPO,
                           timeout=PATIENCE_S)
     assert (done.returncode, done.stdout) == (0, "interrupted; the build was cancelled: True\n"), done.stderr
+
+
+def test_a_build_reads_its_benchmarks_once(openai_server, project, monkeypatch):
+    """The size check (both its estimates) and the build share one read: each read is a Hub probe, a load_dataset
+    per config and seconds of indexing for the shipped seven."""
+    from glan import preflight
+
+    reads = []
+    read = preflight.check_benchmarks
+    monkeypatch.setattr(preflight, "check_benchmarks", lambda run: reads.append(run) or read(run))
+    result = glan.build(**settings(openai_server), out="dist", yes=True, overrides={"limits.confirm_above_requests": 1})
+    assert result.complete and len(reads) == 1
