@@ -18,7 +18,7 @@ import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from glan.api import check_size, worded_for_the_caller
+from glan.api import check_size, run_settings, worded_for_the_caller
 from glan.build import ensure_units
 from glan.config.run import RunSettings
 from glan.execute.serve import serving
@@ -65,12 +65,20 @@ class Glan(datasets.ArrowBasedBuilder):
     DEFAULT_CONFIG_NAME = DEFAULT_CONFIG
 
     def __init__(self, *args, **kwargs):
+        given = {setting.name: kwargs[setting.name] for setting in fields(RunSettings) if setting.name in kwargs}
+        # As glan.build reads its keywords (a string is one discipline, prices and overrides as mappings), but with
+        # this builder's own defaults: no embedded model unless named, and a progress bar.
+        settings = worded_for_the_caller(
+            lambda: run_settings(
+                **{**given, "local_model": given.get("local_model"), "progress": given.get("progress", True)}
+            )
+        )
         config = GlanConfig(
             name=kwargs.get("config_name") or self.DEFAULT_CONFIG_NAME,
-            **{setting.name: kwargs[setting.name] for setting in fields(RunSettings) if setting.name in kwargs},
+            **{setting.name: getattr(settings, setting.name) for setting in fields(RunSettings)},
         )
-        run = resolve(config.run_settings())
-        self._units = UnitStore(run, check_benchmarks(run))
+        run = worded_for_the_caller(lambda: resolve(config.run_settings()))
+        self._units = UnitStore(run, worded_for_the_caller(lambda: check_benchmarks(run)))
         # The config version is the taxonomy's; the datasets cache is keyed by the units' fingerprints (what
         # decides their rows), so an edited taxonomy, prompt or setting is never served from a stale Arrow cache.
         fingerprints = "".join(self._units.fingerprint(ref) for ref in run.disciplines)

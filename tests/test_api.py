@@ -126,6 +126,22 @@ def test_glan_the_datasets_builder_works_in_a_notebook(openai_server, project):
     assert len(questions) > 0 and set(questions["discipline"]) == {ONE}
 
 
+def test_glan_the_datasets_builder_reads_its_keywords_as_glan_build_does(openai_server, project):
+    from glan_dataset import Glan
+
+    builder = Glan(config_name="questions", taxonomy="taxonomy.yaml", preset="smoke", disciplines=ONE,
+                   model="test-model", base_url=openai_server.base_url, prices={"test-model": (1.0, 2.0)},
+                   cache_dir=str(project / "hf"))
+    run = builder._units.run
+    assert [ref.discipline for ref in run.disciplines] == [ONE]  # one string: one discipline, not its letters
+    assert (run.prices["test-model"].input, run.prices["test-model"].cached_input) == (1.0, 1.0)
+    assert run.embedded is None and run.settings.progress is True  # the builder's own defaults
+    with pytest.raises(glan.UserError) as error:
+        Glan(config_name="questions", taxonomy="taxonomy.yaml", disciplines="Calculuz", model="test-model",
+             base_url=openai_server.base_url, cache_dir=str(project / "hf"))
+    assert str(error.value).startswith('taxonomy.yaml: disciplines=: no discipline named "Calculuz".')
+
+
 def test_the_worked_example_of_docs_api_md_runs(openai_server, project, monkeypatch, capsys):
     openai_server.configure(models=["gpt-4o-mini"])
     monkeypatch.setenv("OPENAI_BASE_URL", openai_server.base_url)
