@@ -16,12 +16,11 @@ from .errors import UserError
 from .execute.base import EngineFigures, Executor
 from .execute.local import LocalExecutor
 from .llm.accounting import Accounting, Usage
-from .llm.cache import Cache, unit_cache_path
 from .plan import Run
 from .project import release_inputs
 from .publish.card import check_card_template, render_card
 from .publish.export import incomplete_folder, write_folder
-from .publish.manifest import MANIFEST, JudgeEntry, Manifest, read_manifest
+from .publish.manifest import MANIFEST, JudgeEntry, Manifest, StageEntry, TokenEntry, read_manifest
 from .quality import (
     BenchmarkIndex,
     ConfigStats,
@@ -197,7 +196,7 @@ def _write(units: Units, configs: list[str], folder: Path) -> dict:
             folder,
             units.files,
             configs,
-            Manifest.of(run, units.files, configs, stats, judge_entry(run, units.files, configs)),
+            Manifest.of(run, units.files, configs, stats, judge_entry(units, configs)),
             render_card,
             release_inputs(run.settings.taxonomy, run.prompts_dir, run.taxonomy.card.template),
         )
@@ -210,39 +209,25 @@ def _write(units: Units, configs: list[str], folder: Path) -> dict:
     return stats
 
 
-def judge_entry(run: Run, units: list[UnitFiles], configs: list[str]) -> JudgeEntry | None:
-    """What the judge cost the release, when it ran: requests from the units, tokens from their caches."""
+def judge_entry(units: Units, configs: list[str]) -> JudgeEntry | None:
+    """What the judge cost the release, when it ran: its requests and the tokens its responses took, as the units
+    recorded them (retries included, Batch API answers too), priced at the run's prices."""
+    run = units.run
     plan = run.stages.get(Judge.name)
     if plan is None or Judge.config not in configs:
         return None
-    responses = prompt_tokens = completion_tokens = cached_tokens = 0
-    for unit in units:
-        path = unit_cache_path(run.work_dir, unit.discipline_id)
-        if path.is_file():
-            cache = Cache(path)
-            try:
-                count, prompt, completion, cached = cache.token_sums(Judge.name)
-            finally:
-                cache.close()
-            responses, prompt_tokens, completion_tokens, cached_tokens = (
-                responses + count,
-                prompt_tokens + prompt,
-                completion_tokens + completion,
-                cached_tokens + cached,
-            )
-    outcomes = request_outcomes(units)[Judge.name]
+    tokens = StageEntry.tokens_of(Judge.name, units.files) or TokenEntry(prompt=0, cached=0, completion=0)
+    outcomes = units.outcomes[Judge.name]
+    cost = Accounting(run.prices).cost(
+        plan.route.model, tokens.prompt, tokens.completion, tokens.cached, batch=plan.batch
+    )
     return JudgeEntry(
         model=plan.route.model,
         requests=outcomes["succeeded"] + outcomes["failed"],
         failed=outcomes["failed"],
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        cost=round(
-            Accounting(run.prices).cost(
-                plan.route.model, prompt_tokens, completion_tokens, cached_tokens, batch=plan.batch
-            ),
-            6,
-        ),
+        prompt_tokens=tokens.prompt,
+        completion_tokens=tokens.completion,
+        cost=round(cost, 6),
         min_score=run.generation.quality.min_score,
     )
 

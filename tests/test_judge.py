@@ -215,3 +215,19 @@ def test_hostile_verdicts_fail_their_pair_and_never_the_run_or_the_cache(tmp_pat
     stats = json.loads((tmp_path / "dist" / "stats.json").read_text())
     assert stats["quality"]["dropped"]["unscored"]["total"] == hostile
     assert log_again == []  # the failed verdicts are final: the rerun replays nothing and sends nothing
+
+
+def test_the_manifest_prices_the_judge_from_the_tokens_its_units_recorded_batch_api_too(tmp_path):
+    """Through the Batch API the judge's answers land in the shared cache, not the units' own: the judge's tokens
+    and cost are what the units recorded, as for every stage (stages.judge.tokens)."""
+    project(tmp_path / "project", judged=judged_preset())
+    answers = [answer for answer, _ in ANSWERS.values()]
+    with start_openai_server(answer_pool=answers, scripted_replies=VERDICTS) as server:
+        code, _, err = build(server, tmp_path, "--preset", "judged", "--batch", "--price", "test-model=1000,2000", "--yes")
+    assert code == 0, err
+    manifest = json.loads((tmp_path / "dist" / "glan_manifest.json").read_text())
+    judge, tokens = manifest["judge"], manifest["stages"]["judge"]["tokens"]
+    assert judge["prompt_tokens"] == tokens["prompt"] > 0 and judge["completion_tokens"] == tokens["completion"] > 0
+    batch_price = (1000 * (tokens["prompt"] - tokens["cached"]) + 1000 * tokens["cached"]
+                   + 2000 * tokens["completion"]) / 1e6 / 2
+    assert judge["cost"] == round(batch_price, 6)

@@ -90,9 +90,9 @@ class StageEntry(_Entry):
 
 
 class JudgeEntry(_Entry):
-    """What the judge stage cost the release: its requests (one per pair, from the units), the tokens of its
-    responses in the disciplines' caches (earlier verdicts and retries included), their cost at the run's prices,
-    and the min_score that dropped pairs."""
+    """What the judge stage cost the release: its requests (one per pair, from the units), the tokens its responses
+    took (retries included, as the units recorded them), their cost at the run's prices, and the min_score that
+    dropped pairs."""
 
     model: str
     requests: int = 0
