@@ -157,35 +157,40 @@ def build(run: Run, out: Path, configs: list[str], benchmarks: list[BenchmarkInd
         if not stopped and (warning := unbumped_version_warning(previous, read_manifest(out))):
             log.warning(warning)
         write_run_report(units)
-    folder = (incomplete_folder(out) if stopped else out).absolute()
-    log.info(summary(units, configs, stats, folder))
-    result = BuildResult(
-        folder,
-        not stopped,
-        {
-            config: {
-                split: sum(unit.files.get(config, {}).get(split, {}).get("rows", 0) for unit in units.files)
-                for split in sorted({split for unit in units.files for split in unit.files.get(config, {})})
-            }
-            for config in configs
-        },
-        {stage.name: units.accounting.stage_total(stage.name) for stage in units.run.chain()},
-        units.accounting.total().cost,
-        units.requests("failed"),
-        stopped,
-        len(units.files),
-        units.built,
-        {reason: entry["total"] for reason, entry in stats["quality"]["dropped"].items()},
-    )
-    if stopped:
-        log.warning(
-            f"glan: the build is incomplete: {stopped}. What was complete is in {incomplete_folder(out)}; {out} was "
-            "left as it was. Run the same command to go on: nothing received is paid twice."
+        rows = rows_written(units.files)
+        result = BuildResult(
+            (incomplete_folder(out) if stopped else out).absolute(),
+            not stopped,
+            {config: rows.get(config, {}) for config in configs},
+            {stage.name: units.accounting.stage_total(stage.name) for stage in units.run.chain()},
+            units.accounting.total().cost,
+            units.requests("failed"),
+            stopped,
+            len(units.files),
+            units.built,
+            {reason: entry["total"] for reason, entry in stats["quality"]["dropped"].items()},
         )
-        return result
-    if (incomplete_folder(out) / MANIFEST).is_file():  # superseded; only ever a folder glan wrote
-        shutil.rmtree(incomplete_folder(out), ignore_errors=True)
+        log.info(summary(units, result, rows, stats))
+        if stopped:
+            log.warning(
+                f"glan: the build is incomplete: {stopped}. What was complete is in {incomplete_folder(out)}; {out} "
+                "was left as it was. Run the same command to go on: nothing received is paid twice."
+            )
+        # Superseded; only ever a folder glan wrote. Under the folder's lock: a build started meanwhile may be
+        # writing a new one.
+        elif (incomplete_folder(out) / MANIFEST).is_file():
+            shutil.rmtree(incomplete_folder(out), ignore_errors=True)
     return result
+
+
+def rows_written(units: list[UnitFiles]) -> dict[str, dict[str, int]]:
+    """config -> split (in order) -> the rows the units wrote."""
+    rows: dict[str, dict[str, int]] = {}
+    for unit in units:
+        for config, splits in unit.files.items():
+            for split, entry in splits.items():
+                rows.setdefault(config, {})[split] = rows.get(config, {}).get(split, 0) + entry["rows"]
+    return {config: dict(sorted(splits.items())) for config, splits in rows.items()}
 
 
 def _write(units: Units, configs: list[str], folder: Path) -> dict:
@@ -329,29 +334,30 @@ def write_run_report(units: Units) -> None:
     (units.run.work_dir / "run_report.json").write_text(json.dumps(report, indent=1))
 
 
-def summary(units: Units, configs: list[str], stats: dict, folder: Path) -> str:
+def summary(units: Units, result: BuildResult, rows: dict[str, dict[str, int]], stats: dict) -> str:
+    """The table the build ends with: `result`'s figures per stage (`rows` of every config the units wrote, which
+    a build of fewer configs also shows), the quality counts, the failures, and where the folder went."""
     lines = [
         f"{'stage':<12} {'rows':>8} {'requests':>9} {'cache hits':>10} {'tokens in':>10} {'cached in':>10} "
         f"{'tokens out':>10} {'failed':>7} {'cost USD':>9}"
     ]
     for stage in units.run.chain():
-        usage = units.accounting.stage_total(stage.name)
-        rows = sum(split["rows"] for unit in units.files for split in unit.files.get(stage.config, {}).values())
+        usage = result.usage[stage.name]
         failed = units.outcomes[stage.name]["failed"]
         lines.append(
-            f"{label(stage):<12} {rows:>8,} {usage.requests:>9,} {usage.cache_hits:>10,} "
-            f"{usage.prompt_tokens:>10,} {usage.cached_tokens:>10,} {usage.completion_tokens:>10,} {failed:>7,} "
-            f"{usage.cost:>9.4f}"
+            f"{label(stage):<12} {sum(rows.get(stage.config, {}).values()):>8,} {usage.requests:>9,} "
+            f"{usage.cache_hits:>10,} {usage.prompt_tokens:>10,} {usage.cached_tokens:>10,} "
+            f"{usage.completion_tokens:>10,} {failed:>7,} {usage.cost:>9.4f}"
         )
-    skipped = len(units.files) - units.built
+    skipped = result.disciplines - result.disciplines_run
     if skipped:
         lines.append(
-            f"{skipped} of {counted(len(units.files), 'discipline')} {'was' if skipped == 1 else 'were'} already "
+            f"{skipped} of {counted(result.disciplines, 'discipline')} {'was' if skipped == 1 else 'were'} already "
             "built with these settings: not run again."
         )
     quality = stats["quality"]
-    dropped = ", ".join(f"{reason} {entry['total']:,}" for reason, entry in quality["dropped"].items()) or "nothing"
-    test_rows = stats["configs"].get("instructions/test", {}).get("rows", 0)
+    dropped = ", ".join(f"{reason} {count:,}" for reason, count in result.dropped.items()) or "nothing"
+    test_rows = rows.get(DEFAULT_CONFIG, {}).get("test", 0)
     lines.append(f"quality: dropped {dropped}; held-out test split {test_rows:,} rows (details in stats.json)")
     if quality["benchmark_hits"]:
         hits = quality["benchmark_hits"]
@@ -371,7 +377,7 @@ def summary(units: Units, configs: list[str], stats: dict, folder: Path) -> str:
         )
     if engine.stop_reason:
         lines.append(f"stopped early: {engine.stop_reason}.")
-    lines.append(f"the dataset folder: {folder}")
+    lines.append(f"the dataset folder: {result.folder}")
     return "\n".join(lines)
 
 
