@@ -4,10 +4,12 @@ assemble the folder from unit files."""
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import logging
 import shutil
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -387,18 +389,20 @@ def _failure_lines(units: Units, shown: int = 20) -> list[str]:
     if not total:
         return []
     lines = [f"{counted(total, 'failure')} (stage, item, reason, attempts):"]
-    for unit in with_failures:
-        for line in (unit.directory / FAILURES_FILE).read_text().splitlines():
-            if len(lines) > shown:
-                break
-            failure = json.loads(line)
-            lines.append(
-                f"  {failure['stage']} {failure['item_id']} {failure['reason'].splitlines()[0][:160]} "
-                f"x{failure['attempts']}"
-            )
+    # The first `shown` lines, read no further: with an endpoint down every unit has a failures file.
+    failures = (line for unit in with_failures for line in _lines_of(unit.directory / FAILURES_FILE))
+    for line in itertools.islice(failures, shown):
+        failure = json.loads(line)
+        reason = failure["reason"].splitlines()[0][:160]
+        lines.append(f"  {failure['stage']} {failure['item_id']} {reason} x{failure['attempts']}")
     if total > shown:
         lines.append(f"  ... and {total - shown} more in {units.files[0].directory.parent.parent}/*/*/{FAILURES_FILE}")
     return lines
+
+
+def _lines_of(path: Path) -> Iterator[str]:
+    with path.open() as lines:
+        yield from lines
 
 
 def stop_reason(units: Units, max_failure_rate: float) -> str | None:
