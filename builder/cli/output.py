@@ -150,6 +150,21 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
+def add_token_flag(parser: argparse.ArgumentParser) -> None:
+    """--token of the commands that talk to the Hub (push, pull)."""
+    parser.add_argument(
+        "--token",
+        help="Hugging Face token (default: HF_TOKEN, else `hf auth login`'s); sent to the Hub, written nowhere. "
+        "HF_TOKEN keeps it out of the process list and the shell history",
+    )
+
+
+def refused_the_token(error: BaseException) -> bool:
+    """The Hub answered 401 Unauthorized."""
+    response = getattr(error, "response", None)
+    return getattr(response, "status_code", None) == 401
+
+
 def hub_progress_bars() -> None:
     """huggingface_hub's bars on a terminal only: elsewhere (CI, a pipe) each redraw is a line of escape codes. As
     `glan build` does for datasets' bars; HF_HUB_DISABLE_PROGRESS_BARS, when set, decides instead."""

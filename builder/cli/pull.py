@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UserError
+from .output import add_token_flag, hub_progress_bars, refused_the_token
 
 
 def add_parser(commands) -> None:
@@ -24,11 +25,7 @@ def add_parser(commands) -> None:
     parser.add_argument(
         "directory", nargs="?", type=Path, metavar="DIR", help="where to write the project (default: the repo's name)"
     )
-    parser.add_argument(
-        "--token",
-        help="Hugging Face token (default: HF_TOKEN, else `hf auth login`'s); sent to the Hub, written nowhere. "
-        "HF_TOKEN keeps it out of the process list and the shell history",
-    )
+    add_token_flag(parser)
     parser.add_argument("--revision", default="main", help="release tag (e.g. v1.0.0), branch or commit")
     parser.set_defaults(run=run)
 
@@ -40,7 +37,6 @@ def run(args) -> int:
     from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 
     from ..publish.pull import pull
-    from .output import hub_progress_bars
 
     hub_progress_bars()
     directory = args.directory or Path(args.repo_id.rsplit("/", 1)[-1])
@@ -56,7 +52,7 @@ def run(args) -> int:
             f"{args.repo_id} has no revision {args.revision!r}. Name a release tag (v<version>), a branch or a commit."
         ) from None
     except (httpx2.HTTPError, OSError) as error:
-        if isinstance(error, HfHubHTTPError) and error.response is not None and error.response.status_code == 401:
+        if isinstance(error, HfHubHTTPError) and refused_the_token(error):
             raise UserError(
                 f"{args.repo_id}: the Hub refused the token (401 Unauthorized). Pass a valid --token, set HF_TOKEN, "
                 "or run `hf auth login`."

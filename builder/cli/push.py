@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from .output import add_token_flag, hub_progress_bars, refused_the_token
+
 
 def add_parser(commands) -> None:
     parser = commands.add_parser(
@@ -35,11 +37,7 @@ def add_parser(commands) -> None:
         help="open a pull request instead of committing to the branch (reusing an open one that "
         "holds this release); tag after the merge with a plain `glan push`",
     )
-    parser.add_argument(
-        "--token",
-        help="Hugging Face token (default: HF_TOKEN, else `hf auth login`'s); sent to the Hub, written nowhere. "
-        "HF_TOKEN keeps it out of the process list and the shell history",
-    )
+    add_token_flag(parser)
     parser.add_argument("--message", help="commit title (default: Release v<taxonomy version>)")
     parser.set_defaults(run=run)
 
@@ -51,7 +49,6 @@ def run(args) -> int:
 
     from ..publish.hub import push
     from ..publish.session import HubUnreachable
-    from .output import hub_progress_bars
 
     hub_progress_bars()
 
@@ -68,8 +65,7 @@ def run(args) -> int:
     except (httpx2.HTTPError, OSError, RuntimeError, ValueError) as error:
         if isinstance(error.__cause__, HubUnreachable):  # huggingface_hub wraps what failed an LFS upload
             raise error.__cause__ from None
-        response = error.response if isinstance(error, HfHubHTTPError) else None
-        if response is not None and response.status_code == 401:
+        if isinstance(error, HfHubHTTPError) and refused_the_token(error):
             what_to_do = "Set HF_TOKEN to a token with write access, or run `hf auth login`."
         else:
             what_to_do = "Run the same command to retry: uploaded shards are not sent again, a missing tag is created."
