@@ -22,7 +22,7 @@ from .execute.local import drive_units
 from .execute.progress import Progress
 from .llm import loop
 from .llm.accounting import Accounting, Budget
-from .llm.cache import Cache
+from .llm.cache import UNIT_CACHES, Cache
 from .llm.prompt_cache import rule_for
 from .plan import Run
 from .prompts import prompt_path
@@ -34,6 +34,8 @@ from .wording import counted
 
 CHARS_PER_TOKEN = 4
 DEFAULT_COMPLETION_TOKENS = 1024  # a stage whose prompt file sets no max_tokens
+TokenSums = tuple[int, int, int, int]  # Cache.token_sums: responses, prompt, completion and cached prompt tokens
+NO_RESPONSES: TokenSums = (0, 0, 0, 0)
 
 
 @dataclass
@@ -179,7 +181,7 @@ def estimate(
     if not replay:  # by the settings and the complete units alone: no cache is opened
         observed = {name: (replayed.answered, replayed.rows) for name, replayed in replays.items()}
         for name, requests in run.expected_requests(depth, observed).items():
-            stage_estimates.append(_stage_estimate(run, None, name, replays[name], requests, stage_estimates))
+            stage_estimates.append(_stage_estimate(run, NO_RESPONSES, name, replays[name], requests, stage_estimates))
     else:
         # Offline: every request missing from the cache comes back skipped, none is sent.
         with engine_for(run, offline=True) as engine:
@@ -194,10 +196,11 @@ def estimate(
             for stage, after in zip(stages, stages[1:], strict=False):
                 if refines(after):  # the rows the stage gave are the next one's requests (what is left after it)
                     replays[stage.name].rows = replays[after.name].planned
+            sums = _token_sums(run, engine.cache)
             observed = {name: (replayed.answered, replayed.rows) for name, replayed in replays.items()}
             for name, requests in run.expected_requests(depth, observed).items():
                 stage_estimates.append(
-                    _stage_estimate(run, engine.cache, name, replays[name], requests, stage_estimates)
+                    _stage_estimate(run, sums.get(name, NO_RESPONSES), name, replays[name], requests, stage_estimates)
                 )
     # The pairs are the instructions config's: none when the build stops before it.
     train, test = run.expected_pairs(observed) if depth >= CONFIGS.index(DEFAULT_CONFIG) else (0.0, 0.0)
@@ -212,24 +215,37 @@ def estimate(
     )
 
 
-def _stage_estimate(
-    run: Run, cache: Cache | None, stage: str, replay: _Replay, requests: float, earlier: list[StageEstimate]
-) -> StageEstimate:
-    """`cache`: the shared cache, whose and the unit caches' responses give the mean tokens; None: by the
-    settings alone (template lengths and max_tokens)."""
-    plan = run.stages[stage]
-    sums = []
-    if cache is not None:
-        sums.append(cache.token_sums(stage))
-        for path in sorted((run.work_dir / "cache").glob("*.sqlite")):
-            unit_cache = Cache(path, read_only=True)
-            sums.append(unit_cache.token_sums(stage))
+def _token_sums(run: Run, shared: Cache) -> dict[str, TokenSums]:
+    """Per stage, the `Cache.token_sums` of the shared cache's and every unit cache's responses together: each
+    file opened once, read only, and read in one query."""
+    totals: dict[str, TokenSums] = {}
+
+    def add(cache: Cache) -> None:
+        for stage, sums in cache.token_sums_by_stage().items():
+            total = totals.get(stage, NO_RESPONSES)
+            totals[stage] = (total[0] + sums[0], total[1] + sums[1], total[2] + sums[2], total[3] + sums[3])
+
+    add(shared)
+    for path in sorted((run.work_dir / UNIT_CACHES).glob("*.sqlite")):
+        unit_cache = Cache(path, read_only=True)
+        try:
+            add(unit_cache)
+        finally:
             unit_cache.close()
-    responses = sum(part[0] for part in sums)
+    return totals
+
+
+def _stage_estimate(
+    run: Run, sums: TokenSums, stage: str, replay: _Replay, requests: float, earlier: list[StageEstimate]
+) -> StageEstimate:
+    """`sums`: the stage's `Cache.token_sums` over the shared and the unit caches, whose responses give the mean
+    tokens; NO_RESPONSES (none cached, or no cache read): the rendered prompts, or template lengths, and max_tokens."""
+    plan = run.stages[stage]
+    responses = sums[0]
     observed = responses > 0
     skipped = replay.planned - replay.answered
     if observed:  # the mean tokens of the stage's cached responses
-        prompt, completion, cached = (sum(part[i] for part in sums) / responses for i in (1, 2, 3))
+        prompt, completion, cached = (total / responses for total in sums[1:])
     elif skipped:  # the prompts rendered
         prompt, cached = (chars / skipped / CHARS_PER_TOKEN for chars in (replay.prompt_chars, replay.cached_chars))
         completion = plan.params.get("max_tokens", DEFAULT_COMPLETION_TOKENS)
