@@ -12,6 +12,7 @@ their input's text (the questions: a subject's syllabus) shares it but for the f
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -177,14 +178,11 @@ def estimate(
         for stage in stages:
             replays[stage.name].rows += sum(len(rows) for rows in result.rows.get(stage.config, {}).values())
 
-    stage_estimates: list[StageEstimate] = []
-    if not replay:  # by the settings and the complete units alone: no cache is opened
-        observed = {name: (replayed.answered, replayed.rows) for name, replayed in replays.items()}
-        for name, requests in run.expected_requests(depth, observed).items():
-            stage_estimates.append(_stage_estimate(run, NO_RESPONSES, name, replays[name], requests, stage_estimates))
-    else:
-        # Offline: every request missing from the cache comes back skipped, none is sent.
-        with engine_for(run, offline=True) as engine:
+    # Replaying, offline: every request missing from the cache comes back skipped, none is sent. Without, no cache
+    # is opened: by the settings and the complete units alone.
+    sums: dict[str, TokenSums] = {}
+    with engine_for(run, offline=True) if replay else contextlib.nullcontext() as engine:
+        if engine is not None:
             accounting = engine.accounting
             loop.run(drive_units(run, engine, missing, depth, store.benchmarks, tally, Progress(0, accounting, False)))
             for stage in stages:
@@ -197,11 +195,12 @@ def estimate(
                 if refines(after):  # the rows the stage gave are the next one's requests (what is left after it)
                     replays[stage.name].rows = replays[after.name].planned
             sums = _token_sums(run, engine.cache)
-            observed = {name: (replayed.answered, replayed.rows) for name, replayed in replays.items()}
-            for name, requests in run.expected_requests(depth, observed).items():
-                stage_estimates.append(
-                    _stage_estimate(run, sums.get(name, NO_RESPONSES), name, replays[name], requests, stage_estimates)
-                )
+    observed = {name: (replayed.answered, replayed.rows) for name, replayed in replays.items()}
+    stage_estimates: list[StageEstimate] = []
+    for name, requests in run.expected_requests(depth, observed).items():
+        stage_estimates.append(
+            _stage_estimate(run, sums.get(name, NO_RESPONSES), name, replays[name], requests, stage_estimates)
+        )
     # The pairs are the instructions config's: none when the build stops before it.
     train, test = run.expected_pairs(observed) if depth >= CONFIGS.index(DEFAULT_CONFIG) else (0.0, 0.0)
     return Estimate(
