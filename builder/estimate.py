@@ -301,18 +301,18 @@ def format_estimate(estimate: Estimate) -> str:
             f"{e.stage:<10} {e.model:<16} {e.requests:>9,.0f} {e.cached:>7,} {e.to_send:>8,.0f} "
             f"{e.prompt_tokens:>11,.0f} {e.cached_tokens:>11,.0f} {e.completion_tokens:>11,.0f} {cost}  {source}"
         )
-    prompt, cached = sum(e.prompt_tokens for e in estimate), sum(e.cached_tokens for e in estimate)
+    responses, cached = sum(e.cached for e in estimate), sum(e.cached_tokens for e in estimate)
+    whole_cost = sum(e.cost for e in estimate)  # the cached requests' too: estimate.cost is of those to send
     lines.append(
-        f"{'total':<27} {estimate.requests:>9,.0f} {sum(e.cached for e in estimate):>7,} "
+        f"{'total':<27} {estimate.requests:>9,.0f} {responses:>7,} "
         f"{estimate.to_send:>8,.0f} {estimate.prompt_tokens:>11,.0f} {cached:>11,.0f} "
-        f"{estimate.completion_tokens:>11,.0f} {sum(e.cost for e in estimate):>9.4f}"
+        f"{estimate.completion_tokens:>11,.0f} {whole_cost:>9.4f}"
     )
     if estimate.train_pairs or estimate.test_pairs:
         lines.append(
             f"pairs: about {estimate.train_pairs:,.0f} train and {estimate.test_pairs:,.0f} test (instructions) "
             f"from {counted(estimate.disciplines, 'discipline')}"
         )
-    responses = sum(e.cached for e in estimate)
     lines.append(
         f"cached: {responses:,} responses in {estimate.work_dir}"
         f"{'' if responses else ' (none there: every request counts as to send)'}; a build with another --work-dir "
@@ -324,8 +324,8 @@ def format_estimate(estimate: Estimate) -> str:
             f", not counting {', '.join(estimate.unpriced)} (unpriced: give --price MODEL=IN,OUT or generation.prices)"
         )
     lines.append(
-        f"cost USD: {sum(e.cost for e in estimate):.4f} with the prompt cache's discount "
-        f"({cached / prompt if prompt else 0:.0%} of input tokens cached), "
+        f"cost USD: {whole_cost:.4f} with the prompt cache's discount "
+        f"({cached / estimate.prompt_tokens if estimate.prompt_tokens else 0:.0%} of input tokens cached), "
         f"{sum(e.cost_uncached for e in estimate):.4f} without it, "
         f"{sum(e.cost_batch for e in estimate):.4f} with every stage through the Batch API (--batch)"
     )
