@@ -127,6 +127,8 @@ class Estimate:
             "train_pairs": self.train_pairs,
             "test_pairs": self.test_pairs,
             "disciplines": self.disciplines,
+            "confirm_above_requests": self.confirm_above_requests,
+            "confirm_above_usd": self.confirm_above_usd,
             "requests": self.requests,
             "to_send": self.to_send,
             "prompt_tokens": self.prompt_tokens,
