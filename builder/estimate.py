@@ -12,6 +12,7 @@ their input's text (the questions: a subject's syllabus) shares it but for the f
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -22,7 +23,7 @@ from .execute.local import drive_units
 from .execute.progress import Progress
 from .llm import loop
 from .llm.accounting import Accounting, Budget
-from .llm.cache import Cache
+from .llm.cache import UNIT_CACHES, Cache
 from .llm.prompt_cache import rule_for
 from .plan import Run
 from .prompts import prompt_path
@@ -34,6 +35,8 @@ from .wording import counted
 
 CHARS_PER_TOKEN = 4
 DEFAULT_COMPLETION_TOKENS = 1024  # a stage whose prompt file sets no max_tokens
+TokenSums = tuple[int, int, int, int]  # Cache.token_sums: responses, prompt, completion and cached prompt tokens
+NO_RESPONSES: TokenSums = (0, 0, 0, 0)
 
 
 @dataclass
@@ -124,6 +127,8 @@ class Estimate:
             "train_pairs": self.train_pairs,
             "test_pairs": self.test_pairs,
             "disciplines": self.disciplines,
+            "confirm_above_requests": self.confirm_above_requests,
+            "confirm_above_usd": self.confirm_above_usd,
             "requests": self.requests,
             "to_send": self.to_send,
             "prompt_tokens": self.prompt_tokens,
@@ -175,14 +180,11 @@ def estimate(
         for stage in stages:
             replays[stage.name].rows += sum(len(rows) for rows in result.rows.get(stage.config, {}).values())
 
-    stage_estimates: list[StageEstimate] = []
-    if not replay:  # by the settings and the complete units alone: no cache is opened
-        observed = {name: (replayed.answered, replayed.rows) for name, replayed in replays.items()}
-        for name, requests in run.expected_requests(depth, observed).items():
-            stage_estimates.append(_stage_estimate(run, None, name, replays[name], requests, stage_estimates))
-    else:
-        # Offline: every request missing from the cache comes back skipped, none is sent.
-        with engine_for(run, offline=True) as engine:
+    # Replaying, offline: every request missing from the cache comes back skipped, none is sent. Without, no cache
+    # is opened: by the settings and the complete units alone.
+    sums: dict[str, TokenSums] = {}
+    with engine_for(run, offline=True) if replay else contextlib.nullcontext() as engine:
+        if engine is not None:
             accounting = engine.accounting
             loop.run(drive_units(run, engine, missing, depth, store.benchmarks, tally, Progress(0, accounting, False)))
             for stage in stages:
@@ -194,11 +196,13 @@ def estimate(
             for stage, after in zip(stages, stages[1:], strict=False):
                 if refines(after):  # the rows the stage gave are the next one's requests (what is left after it)
                     replays[stage.name].rows = replays[after.name].planned
-            observed = {name: (replayed.answered, replayed.rows) for name, replayed in replays.items()}
-            for name, requests in run.expected_requests(depth, observed).items():
-                stage_estimates.append(
-                    _stage_estimate(run, engine.cache, name, replays[name], requests, stage_estimates)
-                )
+            sums = _token_sums(run, engine.cache)
+    observed = {name: (replayed.answered, replayed.rows) for name, replayed in replays.items()}
+    stage_estimates: list[StageEstimate] = []
+    for name, requests in run.expected_requests(depth, observed).items():
+        stage_estimates.append(
+            _stage_estimate(run, sums.get(name, NO_RESPONSES), name, replays[name], requests, stage_estimates)
+        )
     # The pairs are the instructions config's: none when the build stops before it.
     train, test = run.expected_pairs(observed) if depth >= CONFIGS.index(DEFAULT_CONFIG) else (0.0, 0.0)
     return Estimate(
@@ -212,24 +216,37 @@ def estimate(
     )
 
 
-def _stage_estimate(
-    run: Run, cache: Cache | None, stage: str, replay: _Replay, requests: float, earlier: list[StageEstimate]
-) -> StageEstimate:
-    """`cache`: the shared cache, whose and the unit caches' responses give the mean tokens; None: by the
-    settings alone (template lengths and max_tokens)."""
-    plan = run.stages[stage]
-    sums = []
-    if cache is not None:
-        sums.append(cache.token_sums(stage))
-        for path in sorted((run.work_dir / "cache").glob("*.sqlite")):
-            unit_cache = Cache(path, read_only=True)
-            sums.append(unit_cache.token_sums(stage))
+def _token_sums(run: Run, shared: Cache) -> dict[str, TokenSums]:
+    """Per stage, the `Cache.token_sums` of the shared cache's and every unit cache's responses together: each
+    file opened once, read only, and read in one query."""
+    totals: dict[str, TokenSums] = {}
+
+    def add(cache: Cache) -> None:
+        for stage, sums in cache.token_sums_by_stage().items():
+            total = totals.get(stage, NO_RESPONSES)
+            totals[stage] = (total[0] + sums[0], total[1] + sums[1], total[2] + sums[2], total[3] + sums[3])
+
+    add(shared)
+    for path in sorted((run.work_dir / UNIT_CACHES).glob("*.sqlite")):
+        unit_cache = Cache(path, read_only=True)
+        try:
+            add(unit_cache)
+        finally:
             unit_cache.close()
-    responses = sum(part[0] for part in sums)
+    return totals
+
+
+def _stage_estimate(
+    run: Run, sums: TokenSums, stage: str, replay: _Replay, requests: float, earlier: list[StageEstimate]
+) -> StageEstimate:
+    """`sums`: the stage's `Cache.token_sums` over the shared and the unit caches, whose responses give the mean
+    tokens; NO_RESPONSES (none cached, or no cache read): the rendered prompts, or template lengths, and max_tokens."""
+    plan = run.stages[stage]
+    responses = sums[0]
     observed = responses > 0
     skipped = replay.planned - replay.answered
     if observed:  # the mean tokens of the stage's cached responses
-        prompt, completion, cached = (sum(part[i] for part in sums) / responses for i in (1, 2, 3))
+        prompt, completion, cached = (total / responses for total in sums[1:])
     elif skipped:  # the prompts rendered
         prompt, cached = (chars / skipped / CHARS_PER_TOKEN for chars in (replay.prompt_chars, replay.cached_chars))
         completion = plan.params.get("max_tokens", DEFAULT_COMPLETION_TOKENS)
@@ -286,18 +303,18 @@ def format_estimate(estimate: Estimate) -> str:
             f"{e.stage:<10} {e.model:<16} {e.requests:>9,.0f} {e.cached:>7,} {e.to_send:>8,.0f} "
             f"{e.prompt_tokens:>11,.0f} {e.cached_tokens:>11,.0f} {e.completion_tokens:>11,.0f} {cost}  {source}"
         )
-    prompt, cached = sum(e.prompt_tokens for e in estimate), sum(e.cached_tokens for e in estimate)
+    responses, cached = sum(e.cached for e in estimate), sum(e.cached_tokens for e in estimate)
+    whole_cost = sum(e.cost for e in estimate)  # the cached requests' too: estimate.cost is of those to send
     lines.append(
-        f"{'total':<27} {estimate.requests:>9,.0f} {sum(e.cached for e in estimate):>7,} "
+        f"{'total':<27} {estimate.requests:>9,.0f} {responses:>7,} "
         f"{estimate.to_send:>8,.0f} {estimate.prompt_tokens:>11,.0f} {cached:>11,.0f} "
-        f"{estimate.completion_tokens:>11,.0f} {sum(e.cost for e in estimate):>9.4f}"
+        f"{estimate.completion_tokens:>11,.0f} {whole_cost:>9.4f}"
     )
     if estimate.train_pairs or estimate.test_pairs:
         lines.append(
             f"pairs: about {estimate.train_pairs:,.0f} train and {estimate.test_pairs:,.0f} test (instructions) "
             f"from {counted(estimate.disciplines, 'discipline')}"
         )
-    responses = sum(e.cached for e in estimate)
     lines.append(
         f"cached: {responses:,} responses in {estimate.work_dir}"
         f"{'' if responses else ' (none there: every request counts as to send)'}; a build with another --work-dir "
@@ -309,8 +326,8 @@ def format_estimate(estimate: Estimate) -> str:
             f", not counting {', '.join(estimate.unpriced)} (unpriced: give --price MODEL=IN,OUT or generation.prices)"
         )
     lines.append(
-        f"cost USD: {sum(e.cost for e in estimate):.4f} with the prompt cache's discount "
-        f"({cached / prompt if prompt else 0:.0%} of input tokens cached), "
+        f"cost USD: {whole_cost:.4f} with the prompt cache's discount "
+        f"({cached / estimate.prompt_tokens if estimate.prompt_tokens else 0:.0%} of input tokens cached), "
         f"{sum(e.cost_uncached for e in estimate):.4f} without it, "
         f"{sum(e.cost_batch for e in estimate):.4f} with every stage through the Batch API (--batch)"
     )

@@ -5,11 +5,16 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 from glan.cli import main
+from glan.config.run import RunSettings
+from glan.estimate import Estimate, StageEstimate
+from glan.plan import resolve
 from tests.helpers import PATIENCE_S
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,6 +98,27 @@ def test_estimate_json_is_the_estimate_on_stdout(tmp_path, capsys):
     assert stages[0]["requests"] == 4 and stages[0]["model"] == "gpt-4o-mini"  # 2 samples for each discipline
     assert all(stage["cost"] > 0 for stage in stages)
     assert estimate["disciplines"] == 2 and estimate["train_pairs"] > 0
+
+
+def test_estimate_json_is_the_estimates_to_dict_with_its_totals(tmp_path, capsys):
+    """--json prints Estimate.to_dict() (docs/api.md): every field of the Estimate, as it printed before, and its
+    totals and each stage's requests to send, which it left out."""
+    code, printed = run(capsys, "estimate", "--json", "--preset", "smoke", "--disciplines", DISCIPLINES,
+                        "--model", "gpt-4o-mini", "--work-dir", tmp_path / ".glan")
+    assert code == 0
+    estimate = json.loads(printed.out)
+    totals = {"requests", "to_send", "prompt_tokens", "completion_tokens", "cost", "unpriced"}
+    assert set(estimate) == {field.name for field in fields(Estimate)} | totals
+    stages = estimate["stages"]
+    assert all(set(stage) == {field.name for field in fields(StageEstimate)} | {"to_send"} for stage in stages)
+    assert [stage["to_send"] for stage in stages] == [stage["requests"] for stage in stages]  # nothing cached
+    for total in ("requests", "to_send", "prompt_tokens", "completion_tokens", "cost"):
+        assert estimate[total] == pytest.approx(sum(stage[total] for stage in stages)) and estimate[total] > 0
+    assert estimate["unpriced"] == []
+    limits = resolve(RunSettings(preset="smoke", disciplines=tuple(DISCIPLINES.split(",")), model="gpt-4o-mini")).limits
+    assert (estimate["confirm_above_requests"], estimate["confirm_above_usd"]) == \
+        (limits.confirm_above_requests, limits.confirm_above_usd)
+    assert estimate["work_dir"] == str(tmp_path / ".glan")
 
 
 def test_validate_json(capsys):

@@ -2,7 +2,10 @@
 
 import json
 import re
+import sqlite3
+from collections import Counter
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import yaml
@@ -10,6 +13,7 @@ import yaml
 from glan.cli import main
 from glan.config.run import RunSettings
 from glan.estimate import estimate
+from glan.llm.cache import Cache, Response
 from glan.plan import resolve
 from tests.helpers import REPO, project
 from tests.servers import start_openai_server
@@ -114,3 +118,47 @@ def test_the_embedded_model_costs_nothing_and_is_not_called_unpriced(tmp_path, m
     out = capsys.readouterr().out
     assert "unpriced" not in out
     assert "\nto pay: 0.0000 USD for the 17 requests not cached\n" in out  # the demo preset: 2 disciplines
+
+
+def test_the_estimate_reads_each_cache_file_once_and_a_glan_0_2_file_too(tmp_path, monkeypatch):
+    """The mean tokens of a stage are those of its responses in every cache file of the work dir: each file is
+    opened once for all stages (it was once per stage, each a scan of the whole file), and a unit cache
+    of glan 0.2 (no cached_tokens column, opened read only) counts no cached tokens."""
+    caches = tmp_path / ".glan" / "cache"
+    caches.mkdir(parents=True)
+    old = sqlite3.connect(caches / "old.sqlite")
+    old.executescript(
+        "CREATE TABLE responses (key TEXT PRIMARY KEY, stage TEXT NOT NULL, model TEXT NOT NULL, "
+        "text TEXT NOT NULL, finish_reason TEXT, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, "
+        "created REAL NOT NULL);"
+        "CREATE TABLE endpoint_modes (endpoint TEXT PRIMARY KEY, mode TEXT NOT NULL);"
+        "INSERT INTO responses VALUES ('a', 'subjects', 'm', '[]', 'stop', 10, 4, 0);"
+        "INSERT INTO responses VALUES ('b', 'subjects', 'm', '[]', 'stop', 10, 4, 0);"
+        "INSERT INTO responses VALUES ('c', 'syllabus', 'm', '{}', 'stop', 7, 9, 0);"
+    )
+    old.close()
+    new = Cache(caches / "new.sqlite")
+    new.put("d", "subjects", "m", Response("[]", "stop", 30, 8, 20))
+    new.close()
+    opened: Counter[str] = Counter()
+    init = Cache.__init__
+
+    def counting(self, path, *args, **kwargs):
+        opened[Path(path).name] += 1
+        init(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(Cache, "__init__", counting)
+    settings = RunSettings(preset="smoke", disciplines=DISCIPLINES, model="test-model",
+                           base_url="http://127.0.0.1:9/v1", work_dir=str(tmp_path / ".glan"), progress=False)
+    stages = {e.stage: e for e in estimate(resolve(settings), ["instructions"])}
+
+    assert opened["old.sqlite"] == opened["new.sqlite"] == 1
+    subjects = stages["subjects"]
+    assert subjects.observed and subjects.requests == len(DISCIPLINES) * 2
+    # 3 responses: 50 prompt tokens, 16 completion tokens, 20 of the prompt tokens cached.
+    assert subjects.prompt_tokens == pytest.approx(subjects.requests * 50 / 3)
+    assert subjects.completion_tokens == pytest.approx(subjects.requests * 16 / 3)
+    assert subjects.cached_tokens == pytest.approx(subjects.requests * 20 / 3)
+    assert stages["syllabus"].observed
+    assert stages["syllabus"].completion_tokens == pytest.approx(stages["syllabus"].requests * 9)
+    assert not stages["questions"].observed

@@ -138,11 +138,14 @@ def _redacted(argv: list[str]) -> list[str]:
 
 
 def print_json(value: Any) -> None:
-    """One JSON document on stdout: dataclasses as objects (whatever fields they hold), paths as strings."""
+    """One JSON document on stdout: a value with a to_dict() (an Estimate, a BuildResult) as what that gives, other
+    dataclasses as objects (whatever fields they hold), paths as strings."""
     print(json.dumps(value, default=_plain, indent=2, ensure_ascii=False))
 
 
 def _plain(value: Any) -> Any:
+    if callable(getattr(value, "to_dict", None)) and not isinstance(value, type):
+        return value.to_dict()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return dataclasses.asdict(value)
     if isinstance(value, Path):

@@ -168,6 +168,7 @@ class Cache:
             raise sqlite3.DatabaseError("no responses table: the file is cut short or is not a glan cache")
         # A file of glan 0.2 opened read-only has no cached_tokens column: its responses count none.
         has_cached = any(row[1] == "cached_tokens" for row in self.db.execute("PRAGMA table_info(responses)"))
+        self._cached_column = "cached_tokens" if has_cached else "0"
         self._select = (
             f"SELECT text, finish_reason, prompt_tokens, completion_tokens, {'cached_tokens' if has_cached else '0'} "
             "FROM responses WHERE key=?"
@@ -248,6 +249,18 @@ class Cache:
             (stage,),
         ).fetchone()
         return count, prompt or 0, completion or 0, cached or 0
+
+    @_damage_is_an_error
+    def token_sums_by_stage(self) -> dict[str, tuple[int, int, int, int]]:
+        """`token_sums` of every stage with cached responses, in one pass over the file."""
+        rows = self.db.execute(
+            "SELECT stage, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), "
+            f"SUM({self._cached_column}) FROM responses GROUP BY stage"
+        ).fetchall()
+        return {
+            stage: (count, prompt or 0, completion or 0, cached or 0)
+            for stage, count, prompt, completion, cached in rows
+        }
 
     @_damage_is_an_error
     def mode(self, endpoint: str) -> str | None:
