@@ -4,17 +4,18 @@ and sends the rest by the stage's batch_fallback)."""
 
 from __future__ import annotations
 
-import sys
 import time
 
-from .output import print_json
+from ..config.run import DEFAULT_WORK_DIR
+from ..errors import UserError
+from .output import log, print_json
 
 
 def add_parser(commands) -> None:
     parser = commands.add_parser("batches", help="list the Batch API batches of a work dir, or cancel them")
     parser.add_argument("action", nargs="?", choices=("list", "cancel"), default="list")
     parser.add_argument("batch_ids", nargs="*", help="cancel only these (default: every running batch)")
-    parser.add_argument("--work-dir", default=".glan")
+    parser.add_argument("--work-dir", default=DEFAULT_WORK_DIR)
     parser.add_argument("--json", action="store_true", help="print the batches as one JSON list on stdout")
     parser.set_defaults(run=run)
 
@@ -28,10 +29,7 @@ def run(args) -> int:
     work_dir, action, batch_ids = args.work_dir, args.action, args.batch_ids
     path = shared_cache_path(work_dir)
     if not path.exists():
-        print(
-            f"glan: {path}: no such file. Pass the --work-dir of the build that submitted the batches.", file=sys.stderr
-        )
-        return 2
+        raise UserError(f"{path}: no such file. Pass the --work-dir of the build that submitted the batches.")
     store = BatchStore(Cache(path))
     saved = [batch for batch in store.all() if batch.input_file_id]
     for batch in saved:
@@ -39,17 +37,14 @@ def run(args) -> int:
             try:
                 found = find_by_chunk(client(batch.base_url, batch.api_key_env), batch)
             except BatchError as error:
-                print(f"glan: {error}", file=sys.stderr)
+                log.warning(f"glan: {error}")
                 continue
             if found:
                 batch.batch_id, batch.status = found.id, found.status
                 store.update(batch)
     unknown = sorted(set(batch_ids) - {batch.batch_id for batch in saved})
     if unknown:
-        print(
-            f"glan: {', '.join(unknown)}: not a batch saved in {work_dir}; `glan batches` lists them.", file=sys.stderr
-        )
-        return 2
+        raise UserError(f"{', '.join(unknown)}: not a batch saved in {work_dir}; `glan batches` lists them.")
     for batch in saved:
         if batch.batch_id is None or batch.status in TERMINAL:  # never created, or ended
             continue
@@ -58,7 +53,7 @@ def run(args) -> int:
             wanted = action == "cancel" and (not batch_ids or batch.batch_id in batch_ids)
             remote = api.batches.cancel(batch.batch_id) if wanted else api.batches.retrieve(batch.batch_id)
         except openai.APIError as error:  # still list what was saved
-            print(f"glan: {batch.base_url}: {batch.batch_id}: {error}", file=sys.stderr)
+            log.warning(f"glan: {batch.base_url}: {batch.batch_id}: {error}")
             continue
         batch.status, batch.counts = remote.status, counts(remote)
         store.update(batch)

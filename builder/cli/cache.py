@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..config.run import DEFAULT_WORK_DIR
 from ..errors import UserError
 
 
@@ -20,7 +21,7 @@ def add_parser(commands) -> None:
         "cannot read (written by an older glan or another program) move to <name>.unreadable-<time>. "
         "Exit 0 intact, 1 damaged (and salvaged) or responses moved, 2 no cache there.",
     )
-    check.add_argument("--work-dir", default=".glan", help="the work dir of the build")
+    check.add_argument("--work-dir", default=DEFAULT_WORK_DIR, help="the work dir of the build")
     check.set_defaults(run=run_check)
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from ..config.run import DEFAULT_TAXONOMY
+
 SHELLS = ("bash", "zsh", "fish", "tcsh", "powershell")
 
 
@@ -48,7 +50,7 @@ def _taxonomy(parsed_args):
     from ..taxonomy import TaxonomyError, load_taxonomy
 
     try:
-        return load_taxonomy(getattr(parsed_args, "taxonomy", None) or "taxonomy.yaml")
+        return load_taxonomy(getattr(parsed_args, "taxonomy", None) or DEFAULT_TAXONOMY)
     except TaxonomyError:
         return None
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import itertools
-import sys
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..errors import UserError
 from ..llm.local_models import demo_notice
 from ..publish.manifest import read_manifest
 from ..stages import CONFIGS, DEFAULT_CONFIG
@@ -51,21 +51,17 @@ def show(
     import datasets
 
     if not (folder / "README.md").exists():
-        print(f"glan: {folder}: no built dataset here. Run `glan build --out {folder}` first.", file=sys.stderr)
-        return 2
+        raise UserError(f"{folder}: no built dataset here. Run `glan build --out {folder}` first.")
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
     splits = datasets.load_dataset(str(folder), config)
     if split is not None and split not in splits:
-        print(f"glan: {folder}: {config} has no split {split!r}; it has {', '.join(splits)}.", file=sys.stderr)
-        return 2
+        raise UserError(f"{folder}: {config} has no split {split!r}; it has {', '.join(splits)}.")
     if unknown := _unknown(splits, disciplines):
-        print(
-            f"glan: {folder}: {config} has no rows of {', '.join(unknown)}; pass --discipline with the name or id of a "
-            "discipline the folder was built with.",
-            file=sys.stderr,
+        raise UserError(
+            f"{folder}: {config} has no rows of {', '.join(unknown)}; pass --discipline with the name or id of a "
+            "discipline the folder was built with."
         )
-        return 2
     manifest = read_manifest(folder)
     writer = manifest.embedded_model if manifest else None
     if writer:
@@ -124,12 +120,10 @@ def _by_score(folder: Path, config: str, rows, disciplines: Sequence[str], count
         if score is not None and (not asked or name in asked or discipline_id in asked)
     )
     if not order:
-        print(
-            f"glan: {folder}: the {config} rows have no score (the judge did not run). Build with `--preset judged`, "
-            "or set generation.judge.enabled in taxonomy.yaml.",
-            file=sys.stderr,
+        raise UserError(
+            f"{folder}: the {config} rows have no score (the judge did not run). Build with `--preset judged`, "
+            "or set generation.judge.enabled in taxonomy.yaml."
         )
-        return 2
     indices = [index for _, _, index in order]
     lowest = indices[:count]
     highest = indices[len(lowest) :][-count:][::-1]

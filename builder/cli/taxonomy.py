@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..config.run import DEFAULT_TAXONOMY, DEFAULT_WORK_DIR
 from .args import whole_number
 from .output import print_json
 from .run import local_model_flag
@@ -11,13 +12,13 @@ def add_parser(commands, preset_help: str) -> None:
     taxonomy = commands.add_parser("taxonomy", help="check, compare or grow taxonomy files")
     taxonomy_commands = taxonomy.add_subparsers(dest="taxonomy_command", required=True)
     validate = taxonomy_commands.add_parser("validate", help="check a taxonomy file; exit 2 on the first problem")
-    validate.add_argument("path", nargs="?", default="taxonomy.yaml", help="the taxonomy file")
+    validate.add_argument("path", nargs="?", default=DEFAULT_TAXONOMY, help="the taxonomy file")
     validate.add_argument("--json", action="store_true", help="print the summary as one JSON document on stdout")
     validate.set_defaults(run=run_validate)
     propose = taxonomy_commands.add_parser(
         "propose", help="ask the LLM for new disciplines, printed as taxonomy YAML to review (never merged)"
     )
-    propose.add_argument("--taxonomy", default="taxonomy.yaml", help="the taxonomy to grow")
+    propose.add_argument("--taxonomy", default=DEFAULT_TAXONOMY, help="the taxonomy to grow")
     propose.add_argument(
         "--prompts",
         help="folder of prompt files (default: prompts/ beside the taxonomy, else the prompts shipped with glan)",
@@ -29,7 +30,7 @@ def add_parser(commands, preset_help: str) -> None:
     )
     propose.add_argument("--base-url", help="OpenAI-compatible endpoint (default: as for `glan build`)")
     propose.add_argument("--preset", help=preset_help)
-    propose.add_argument("--work-dir", default=".glan", help="the response cache")
+    propose.add_argument("--work-dir", default=DEFAULT_WORK_DIR, help="the response cache")
     propose.add_argument("--local-model", **local_model_flag())
     propose.set_defaults(run=run_propose, log_file=True)
     listing = taxonomy_commands.add_parser(
@@ -38,7 +39,7 @@ def add_parser(commands, preset_help: str) -> None:
         description="One line a discipline, in taxonomy order: its id, then Field/Sub-field/Discipline. "
         '--disciplines takes either, or a pattern over them ("Mathematics/*", "*-chemistry").',
     )
-    listing.add_argument("--taxonomy", default="taxonomy.yaml", help="the taxonomy file")
+    listing.add_argument("--taxonomy", default=DEFAULT_TAXONOMY, help="the taxonomy file")
     listing.add_argument("--under", default="", help='"Field" or "Field/Sub-field" (default: the whole taxonomy)')
     listing.set_defaults(run=run_list)
     diff = taxonomy_commands.add_parser("diff", help="what changed between two taxonomy files")
