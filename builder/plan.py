@@ -15,11 +15,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from .config.overrides import OverrideError, overridden
 from .config.run import RunSettings
-from .config.settings import Generation, Limits, url_problem
+from .config.settings import Generation, Limits, Price, url_problem
+from .errors import UserError
 from .llm.accounting import FREE, Budget, ModelPrice
 from .llm.free_text import FreeText
 from .llm.local_models import LOCAL_MODELS, LocalModel
@@ -203,14 +204,24 @@ def resolve(settings: RunSettings, taxonomy: Taxonomy | None = None) -> Run:
                 model: ModelPrice(price.input_per_million, price.output_per_million, price.cached_input)
                 for model, price in generation.prices.items()
             },
-            # (model, input, output[, cached input]): cached input is priced as input unless named, as in the YAML.
-            **{
-                model: ModelPrice(input_price, output_price, cached[0] if cached else input_price)
-                for model, input_price, output_price, *cached in settings.prices
-            },
+            **{model: _given_price(model, *figures) for model, *figures in settings.prices},
         },
         budget=Budget(settings.max_cost, settings.max_requests),
     )
+
+
+def _given_price(model: str, input_price: float, output_price: float, *cached: float) -> ModelPrice:
+    """A price given by --price or glan.build's prices, (input, output[, cached input]) USD per million tokens,
+    checked and read as taxonomy.yaml's are: finite, at least 0, cached input priced as input unless named."""
+    try:
+        price = Price(
+            input_per_million=input_price,
+            output_per_million=output_price,
+            cached_input_per_million=cached[0] if cached else None,
+        )
+    except ValidationError as error:
+        raise UserError(f"--price {model}: {error.errors()[0]['msg']} (USD per million tokens).") from None
+    return ModelPrice(price.input_per_million, price.output_per_million, price.cached_input)
 
 
 def _embedded_model(settings: RunSettings, generation: Generation) -> LocalModel | None:

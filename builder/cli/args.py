@@ -31,6 +31,14 @@ def _number(text: str) -> float:
     return value
 
 
+def price(text: str) -> float:
+    """USD per million tokens: a finite number of at least 0."""
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a price of at least 0, got {text}")
+    return value
+
+
 def positive_number(text: str) -> float:
     value = _number(text)
     if value <= 0:

@@ -14,7 +14,7 @@ from ..llm.local_models import DEFAULT_LOCAL_MODEL, LOCAL_MODELS
 from ..plan import ENDPOINT_PRECEDENCE, Run
 from ..stages import CONFIGS
 from . import completion
-from .args import fraction, positive_number, whole_number
+from .args import fraction, positive_number, price, whole_number
 
 log = logging.getLogger("glan")
 
@@ -40,13 +40,13 @@ def _price(text: str) -> tuple:
     """MODEL=IN,OUT[,CACHED] as (model, in, out[, cached]): the plan prices cached input as input unless named."""
     model, _, prices = text.rpartition("=")
     try:
-        figures = [float(part) for part in prices.split(",")]
+        figures = [price(part) for part in prices.split(",")]
         if len(figures) not in (2, 3):
             raise ValueError
-    except ValueError:
+    except (ValueError, argparse.ArgumentTypeError):
         raise argparse.ArgumentTypeError(
-            f"{text!r}: expected MODEL=IN,OUT or MODEL=IN,OUT,CACHED_IN in USD per million tokens, "
-            "e.g. gpt-4o-mini=0.15,0.6,0.075"
+            f"{text!r}: expected MODEL=IN,OUT or MODEL=IN,OUT,CACHED_IN in USD per million tokens (finite, at least "
+            "0), e.g. gpt-4o-mini=0.15,0.6,0.075"
         ) from None
     if not model:
         raise argparse.ArgumentTypeError(f"{text!r}: no model name before '='; e.g. gpt-4o-mini=0.15,0.6")

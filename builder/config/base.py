@@ -35,7 +35,8 @@ def describe(value: Any) -> str:
 
 class Node(BaseModel):
     # Unknown keys are errors: a typo must not silently fall back to a default.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No infinity or NaN either: a price of .inf made every cost NaN, which no budget or threshold compares above.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     noun: ClassVar[str] = "mapping"
     name_example: ClassVar[str] = ""
 
