@@ -14,6 +14,7 @@ import datetime
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,6 +65,8 @@ def messages(args: argparse.Namespace, argv: list[str]) -> Iterator[None]:
     if getattr(args, "log_file", False):
         command = "-".join(part for part in (args.command, getattr(args, "taxonomy_command", None)) if part)
         handlers.append(WorkDirLog(Path(args.work_dir), command))
+    for handler in handlers:
+        handler.addFilter(_Secrets())
     saved = (log.level, log.propagate, list(log.handlers))
     log.handlers[:] = handlers
     log.setLevel(logging.DEBUG)
@@ -123,18 +126,44 @@ class WorkDirLog(logging.Handler):
 
 
 def _redacted(argv: list[str]) -> list[str]:
-    """The command line with the value of every secret flag replaced, for the log file."""
-    shown, hide_next = [], False
+    """The command line for the log file, every secret's value replaced: a secret flag's, however abbreviated
+    (argparse takes `--tok` for `--token`), and a --set of a key's *name* (`...api_key_env=sk-...`: a key pasted
+    where its variable's name belongs). A URL's user and password go by the _Secrets filter, as in every line."""
+    shown, flag = [], None  # flag: the option whose value the next word is
     for arg in argv:
-        if hide_next:
-            shown.append("***")
-        elif arg.split("=", 1)[0] in SECRET_FLAGS and "=" in arg:
-            arg = f"{arg.split('=', 1)[0]}=***"
-            shown.append(arg)
+        if flag is not None:
+            shown.append(_value_shown(flag, arg))
+            flag = None
+            continue
+        name, equals, value = arg.partition("=")
+        if name.startswith("--") and equals:
+            shown.append(f"{name}={_value_shown(name, value)}")
         else:
             shown.append(arg)
-        hide_next = arg in SECRET_FLAGS
+            flag = arg if arg.startswith("--") else None
     return shown
+
+
+def _value_shown(flag: str, value: str) -> str:
+    def abbreviates(full: str) -> bool:
+        return len(flag) > 2 and full.startswith(flag)
+
+    if any(abbreviates(secret) for secret in SECRET_FLAGS):
+        return "***"
+    key = value.partition("=")[0]
+    if abbreviates("--set") and key.endswith("api_key_env"):
+        return f"{key}=***"
+    return value
+
+
+class _Secrets(logging.Filter):
+    """Takes the user and password out of every URL a message names (`--base-url https://user:key@host/v1`)."""
+
+    USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@]+@")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = self.USERINFO.sub(r"\1***@", record.getMessage()), ()
+        return True
 
 
 def print_json(value: Any) -> None:
