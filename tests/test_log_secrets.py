@@ -29,3 +29,16 @@ def test_an_abbreviated_token_flag_is_hidden_too(tmp_path, monkeypatch):
         code, out, err = glan("pull", "someone/repo", str(tmp_path / "pulled"), "-v", *flag)
         assert code in (1, 2) and "glan pull" in err + out and "--tok" in err
         assert "ABBREVSECRET" not in out + err
+
+
+def test_a_logs_folder_that_is_a_link_gets_no_log_file_and_the_build_goes_on(tmp_path):
+    taxonomy, work, elsewhere = project(tmp_path / "project"), tmp_path / ".glan", tmp_path / "elsewhere"
+    work.mkdir()
+    elsewhere.mkdir()
+    (work / "logs").symlink_to(elsewhere)
+    with start_openai_server() as server:
+        code, _, err = glan("build", "--taxonomy", taxonomy, "--preset", "smoke", "--disciplines", "Organic Chemistry",
+                            "--model", "test-model", "--base-url", server.base_url, "--work-dir", work,
+                            "--out", tmp_path / "dist")
+    assert code == 0 and list(elsewhere.iterdir()) == []
+    assert f"glan: warning: no log file: cannot write {work / 'logs'}" in err

@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import dataclasses
 import datetime
+import errno
 import json
 import logging
 import os
@@ -111,7 +112,11 @@ class WorkDirLog(logging.Handler):
             return
         try:
             self.path.parent.mkdir(exist_ok=True)
-            self.file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (held until close())
+            if self.path.parent.is_symlink():  # the log goes in the work dir, nowhere a link points
+                raise OSError(errno.ELOOP, "a symbolic link")
+            # A new file, never through a link: its name is this run's alone.
+            descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            self.file = open(descriptor, "w", encoding="utf-8")  # noqa: SIM115 (held until close())
             self.file.writelines(self.waiting)
             self.file.flush()
         except OSError as error:
