@@ -231,3 +231,37 @@ def test_the_manifest_prices_the_judge_from_the_tokens_its_units_recorded_batch_
     batch_price = (1000 * (tokens["prompt"] - tokens["cached"]) + 1000 * tokens["cached"]
                    + 2000 * tokens["completion"]) / 1e6 / 2
     assert judge["cost"] == round(batch_price, 6)
+
+
+def test_show_sort_score_prints_what_another_program_wrote_harmlessly(judged, tmp_path):
+    """A folder is whatever wrote it: a null reason, a null question id, escape sequences and bidi overrides in the
+    text are shown as code points, never a traceback nor a sequence that drives the terminal; shards whose columns
+    do not match the card's features are one line."""
+    import shutil
+
+    import pyarrow as pa
+
+    folder = tmp_path / "folder"
+    shutil.copytree(judged["out"], folder)
+    shard = next((folder / "instructions").glob("train-*.parquet"))
+    table = pq.read_table(shard)
+    hostile = {
+        "score_reason": [None] + ["\x1b]0;owned\x07\x1b[2J\u202eevil"] * (table.num_rows - 1),
+        "discipline": ["\x1b]8;;http://x\x07link\x1b]8;;\x07"] * table.num_rows,
+        "question_id": [None] + table.column("question_id").to_pylist()[1:],
+    }
+    for name, values in hostile.items():
+        table = table.set_column(table.schema.get_field_index(name), table.schema.field(name), pa.array(values))
+    pq.write_table(table, shard)
+    code, out, err = glan("show", folder, "--sort", "score")
+    assert code == 0, err
+    assert "\x1b" not in out and "\u202e" not in out and "\x07" not in out
+    assert "<U+001B>]0;owned<U+0007><U+001B>[2J<U+202E>evil" in out and "[<U+001B>]8;;http://x<U+0007>link" in out
+
+    other = tmp_path / "other"
+    shutil.copytree(judged["out"], other)
+    shard = next((other / "instructions").glob("train-*.parquet"))
+    scores = pa.array([f"score {value}" for value in table.column("score").to_pylist()])
+    pq.write_table(table.set_column(table.schema.get_field_index("score"), "score", scores), shard)
+    code, out, err = glan("show", other, "--sort", "score")
+    assert (code, out) == (2, "") and err.startswith(f"glan: {other}: cannot read instructions (")

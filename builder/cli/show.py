@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import textwrap
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -54,7 +55,10 @@ def show(
         raise UserError(f"{folder}: no built dataset here. Run `glan build --out {folder}` first.")
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
-    splits = datasets.load_dataset(str(folder), config)
+    try:
+        splits = datasets.load_dataset(str(folder), config)
+    except datasets.exceptions.DatasetGenerationError as error:  # shards that do not match the card's features
+        raise UserError(f"{folder}: cannot read {config} ({error.__cause__ or error}).") from None
     if split is not None and split not in splits:
         raise UserError(f"{folder}: {config} has no split {split!r}; it has {', '.join(splits)}.")
     if unknown := _unknown(splits, disciplines):
@@ -113,7 +117,7 @@ def _by_score(folder: Path, config: str, rows, disciplines: Sequence[str], count
     asked = set(disciplines)
     # Lowest first, ties by question id; selected in memory: nothing is written beside the folder or into a cache.
     order = sorted(
-        (score, question_id, index)
+        (score, question_id or "", index)
         for index, (score, question_id, name, discipline_id) in enumerate(
             zip(scores, rows["question_id"], rows["discipline"], rows["discipline_id"], strict=False)
         )
@@ -138,9 +142,9 @@ def _by_score(folder: Path, config: str, rows, disciplines: Sequence[str], count
 
 
 def _print_row(row: dict, columns: list[str]) -> None:
-    print(f"[{row['discipline']}{' / ' + row['subject'] if 'subject' in row else ''}]")
+    print(f"[{_short(row['discipline'])}{' / ' + _short(row['subject']) if 'subject' in row else ''}]")
     if row.get("score") is not None:
-        print(f"  score {row['score']}/10 ({row['judge_model']}): {_short(row['score_reason'])}")
+        print(f"  score {row['score']}/10 ({_short(row['judge_model'])}): {_short(row['score_reason'])}")
     if "messages" in columns:
         for message in row["messages"]:
             print(f"  {message['role']}: {_short(message['content'])}")
@@ -151,5 +155,13 @@ def _print_row(row: dict, columns: list[str]) -> None:
     print()
 
 
-def _short(text: str, width: int = 400) -> str:
-    return textwrap.shorten(" ".join(text.split()), width, placeholder=" ...")
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _short(text: str | None, width: int = 400) -> str:
+    """`text` on one line, cut at `width`, every control character and bidi override shown as its code point: the
+    rows are whatever wrote the folder, and an escape sequence printed raw drives the terminal (titles, links,
+    clears), a bidi override reorders what is shown."""
+    words = " ".join(str(text if text is not None else "").split())
+    visible = "".join(f"<U+{ord(c):04X}>" if unicodedata.category(c) == "Cc" or c in _BIDI else c for c in words)
+    return textwrap.shorten(visible, width, placeholder=" ...")
