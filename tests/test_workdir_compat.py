@@ -127,3 +127,11 @@ def test_an_estimate_reads_a_work_dir_of_glan_0_2_whose_caches_count_no_cached_t
     total = next(line.split() for line in out.splitlines() if line.startswith("total "))
     assert total[1:5] == ["94", "94", "0", "15,321"] and total[5] == "0"  # requests, cached, to send, in, cached in
     assert {path: path.read_bytes() for path in caches} == caches
+
+
+def test_cache_check_reads_the_caches_of_glan_0_2_which_count_no_cached_tokens(tmp_path, capsys):
+    shutil.copytree(CURRENT, tmp_path / "v2")
+    work = tmp_path / "v2" / "work"
+    assert main(["cache", "check", "--work-dir", str(work)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"{work}: 3 cache files, no damage found by SQLite's integrity check, every response readable.")
