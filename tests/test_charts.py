@@ -101,3 +101,30 @@ def test_a_chart_the_manifest_does_not_list_is_refused_and_nothing_is_sent(built
     assert push["err"] == (f"glan: {folder / 'charts' / 'extra.png'}: not listed in {folder / 'glan_manifest.json'}, "
                            "so it is not part of this release. Delete it or re-export the folder.\n")
     assert ("dataset", repo) not in hub.state.repos  # refused before the repo was made
+
+
+def test_a_release_without_the_scores_chart_takes_it_off_the_hub(built, hub, client, tmp_path):  # noqa: F811
+    """A judged release, then one without the judge (no charts/scores.png): the second push deletes the chart the
+    first uploaded, as it deletes a config's stale shards; and the judged release's version, pushed again without the
+    chart, is different content, not "already published"."""
+    import shutil
+
+    unjudged, same_version = tmp_path / "unjudged", tmp_path / "same-version"
+    manifest = json.loads((built / "glan_manifest.json").read_text())
+    del manifest["checksums"]["charts/scores.png"]
+    for folder, version in ((unjudged, f"{manifest['taxonomy_version']}.1"), (same_version, None)):
+        shutil.copytree(built, folder)
+        (folder / "charts" / "scores.png").unlink()
+        (folder / "glan_manifest.json").write_text(
+            json.dumps({**manifest, "taxonomy_version": version or manifest["taxonomy_version"]}, indent=2))
+    repo = "glan-tester/charts-unjudged"
+    judged, again, later = client(_push(built, repo), _push(same_version, repo), _push(unjudged, repo))
+    assert judged["exit"] == 0, judged["err"]
+    assert again["exit"] == 2
+    assert again["err"].startswith(f"glan: v{manifest['taxonomy_version']} is already published on {repo} with "
+                                   "different content (1 files differ, 1 would be deleted, e.g. charts/scores.png).")
+    assert later["exit"] == 0, later["err"]
+    published = hub.files(repo)
+    assert "charts/scores.png" not in published
+    assert sorted(path for path in published if path.startswith("charts/")) == sorted(
+        path for path in TITLES if path != "charts/scores.png")

@@ -138,6 +138,22 @@ def test_pull_advice_is_composed_from_checked_manifest_fields(hub, client, tmp_p
     assert "curl" not in pulled["out"] and "\x1b" not in pulled["out"]
 
 
+def test_a_push_deletes_no_folder_the_hubs_manifest_names_as_a_config_glan_does_not_make(hub, client, tmp_path):
+    """The head's manifest is the Hub's reply: a config it names that is not glan's (here docs/) is not a folder the
+    release owns, so its files stay; the shards of a glan config it names that this release lacks are deleted."""
+    repo = "attacker/configs"
+    head = {"taxonomy_version": "0.9.0", "configs": {"docs": {"splits": {}}, "subjects": {"splits": {}}}}
+    publish_raw(hub, repo, {"glan_manifest.json": json.dumps(head).encode(), "docs/keep.md": b"the owner's notes\n",
+                            "subjects/stale.parquet": b"PAR1"})
+    release = _make(tmp_path / "v1")
+    (pushed,) = client(_push(release, repo))
+
+    assert pushed["exit"] == 0, pushed["err"]
+    published = hub.files(repo)
+    assert published["docs/keep.md"] == b"the owner's notes\n"
+    assert "subjects/stale.parquet" not in published
+
+
 # -- a folder is built or pushed, never both at once ------------------------------------------------------------
 
 
