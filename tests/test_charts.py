@@ -128,3 +128,33 @@ def test_a_release_without_the_scores_chart_takes_it_off_the_hub(built, hub, cli
     assert "charts/scores.png" not in published
     assert sorted(path for path in published if path.startswith("charts/")) == sorted(
         path for path in TITLES if path != "charts/scores.png")
+
+
+def test_a_name_with_dollar_signs_is_drawn_as_its_text_not_as_maths(tmp_path, monkeypatch):
+    """A pulled taxonomy is untrusted: a discipline named `A $\\frac{x$ B` made mathtext raise after every request
+    was paid, and a field named `$x$` was drawn as maths. Every tick label is plain text, upright bars' and lying ones'."""
+    from matplotlib.figure import Figure
+
+    from glan.publish.charts import write_charts
+    from glan.publish.manifest import DisciplineEntry
+
+    drawn = {}
+    savefig = Figure.savefig
+
+    def keep(figure, path, **kwargs):
+        drawn[path.name] = [label for axes in figure.axes for label in [*axes.get_xticklabels(),
+                                                                        *axes.get_yticklabels()]]
+        return savefig(figure, path, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    names = {"a": ("$x$", "A $\\frac{x$ B"), "b": ("$y$", "$\\alpha$")}
+    disciplines = [DisciplineEntry(field=field, subfield="s", discipline=name, discipline_id=key,
+                                   rows={"instructions": 3}) for key, (field, name) in names.items()]
+    assert write_charts(tmp_path, disciplines, None) == ["charts/pairs_per_field.png",
+                                                         "charts/pairs_per_discipline.png"]
+    for chart, shown in (("pairs_per_field.png", ["$x$", "$y$"]),  # short: bars upright
+                         ("pairs_per_discipline.png", ["A $\\frac{x$ B", "$\\alpha$"])):
+        assert (tmp_path / "charts" / chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        labels = [label for label in drawn[chart] if label.get_text() in shown]
+        assert sorted(label.get_text() for label in labels) == sorted(shown)
+        assert not any(label.get_parse_math() for label in labels)

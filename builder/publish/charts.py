@@ -60,7 +60,8 @@ def write_charts(folder: Path, disciplines: list, stats: dict | None) -> list[st
 
 
 def _bars(labels: list[str], values: list[int], what: str, counted: str):
-    """One bar per label: vertical for short labels (scores), else horizontal, a row each, names to the left."""
+    """One bar per label: vertical for short labels (scores), else horizontal, a row each, names to the left. A label
+    is drawn as its text: a name from a taxonomy may hold `$`, which mathtext would draw as maths or fail to parse."""
     from matplotlib.figure import Figure
 
     if max(map(len, labels)) <= 3:
@@ -68,7 +69,7 @@ def _bars(labels: list[str], values: list[int], what: str, counted: str):
         figure.subplots_adjust(left=0.12, right=0.97, top=0.88, bottom=0.14)
         axes = figure.add_subplot()
         axes.bar(range(len(labels)), values, color=BAR_COLOR)
-        axes.set_xticks(range(len(labels)), labels)
+        axes.set_xticks(range(len(labels)), labels, parse_math=False)
         axes.set_xlabel(what)
         axes.set_ylabel(counted)
         return figure
@@ -80,7 +81,7 @@ def _bars(labels: list[str], values: list[int], what: str, counted: str):
     )
     axes = figure.add_subplot()
     axes.barh(range(len(labels)), values, color=BAR_COLOR)
-    axes.set_yticks(range(len(labels)), labels, fontsize=7)
+    axes.set_yticks(range(len(labels)), labels, fontsize=7, parse_math=False)
     axes.set_ylim(len(labels) - 0.5, -0.5)  # the first on top, as the card's tables list them; no blank margin
     axes.set_ylabel(what)
     axes.set_xlabel(counted)
