@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..stages import DEFAULT_CONFIG
+
 CHARTS_DIR = "charts"
 BAR_COLOR = "#1f77b4"
 SECOND_COLOR = "#ff7f0e"
@@ -22,13 +24,12 @@ TITLES = {
     f"{CHARTS_DIR}/lengths.png": "Question and answer lengths (words)",
     f"{CHARTS_DIR}/scores.png": "Judge scores of the pairs kept",
 }
-_PAIRS = "instructions"  # the config whose rows are the pairs (stages.DEFAULT_CONFIG)
 
 
 def write_charts(folder: Path, disciplines: list, stats: dict | None) -> list[str]:
     """The charts of a folder whose manifest lists `disciplines` (DisciplineEntry) and `stats` (stats.json),
     written under folder/charts/; returns their paths relative to `folder`. A folder without pairs has none."""
-    pairs = {entry.discipline_id: entry.rows.get(_PAIRS, 0) for entry in disciplines}
+    pairs = {entry.discipline_id: entry.rows.get(DEFAULT_CONFIG, 0) for entry in disciplines}
     if not any(pairs.values()):
         return []
     from matplotlib.figure import Figure  # here: a second or so of import that only writing a folder pays
@@ -41,14 +42,10 @@ def write_charts(folder: Path, disciplines: list, stats: dict | None) -> list[st
     names = [entry.discipline for entry in disciplines]
     charts[f"{CHARTS_DIR}/pairs_per_discipline.png"] = _bars(names, list(pairs.values()), "disciplines", "pairs")
     configs = (stats or {}).get("configs") or {}
-    words = (configs.get(_PAIRS) or {}).get("words") or {}
+    words = (configs.get(DEFAULT_CONFIG) or {}).get("words") or {}
     if words:
         charts[f"{CHARTS_DIR}/lengths.png"] = _lengths(words)
-    scores: dict[int, int] = {}
-    for name in (_PAIRS, f"{_PAIRS}/test"):
-        for score, count in ((configs.get(name) or {}).get("by_score") or {}).items():
-            scores[int(score)] = scores.get(int(score), 0) + count
-    if scores:
+    if scores := scores_kept(stats):
         charts[f"{CHARTS_DIR}/scores.png"] = _bars(
             [str(score) for score in range(1, 11)], [scores.get(score, 0) for score in range(1, 11)], "score", "pairs"
         )
@@ -57,6 +54,17 @@ def write_charts(folder: Path, disciplines: list, stats: dict | None) -> list[st
         figure.suptitle(TITLES[relative])
         figure.savefig(folder / relative, format="png", dpi=100, metadata={"Title": TITLES[relative], "Software": None})
     return list(charts)
+
+
+def scores_kept(stats: dict | None) -> dict[int, int]:
+    """The judge's scores of the pairs kept, from stats.json: score -> pairs of the pairs config's train and test
+    splits (their by_score), in score order; empty without a judge. The chart and the card's table show these."""
+    configs = (stats or {}).get("configs") or {}
+    scores: dict[int, int] = {}
+    for name in (DEFAULT_CONFIG, f"{DEFAULT_CONFIG}/test"):
+        for score, count in ((configs.get(name) or {}).get("by_score") or {}).items():
+            scores[int(score)] = scores.get(int(score), 0) + count
+    return dict(sorted(scores.items()))
 
 
 def _bars(labels: list[str], values: list[int], what: str, counted: str):
