@@ -118,7 +118,9 @@ def test_pull_never_writes_through_a_symbolic_link_already_in_dir(hub, client, o
      "its models"),
     ("glan build --model \x1b]0;owned\x07 --seed 3", "1.0.0\x1b[2J",
      "  cd {target} && glan build   # with the flags its card names (its manifest holds no build command glan writes)"),
-], ids=["shell-after-the-command", "substitution-quoted", "terminal-escapes"])
+    ("glan build --disciplines @/home/user/.ssh/id_rsa --model test-model", "1.0.0",
+     "  cd {target} && glan build   # with the flags its card names (its manifest holds no build command glan writes)"),
+], ids=["shell-after-the-command", "substitution-quoted", "terminal-escapes", "disciplines-from-a-file"])
 def test_pull_advice_is_composed_from_checked_manifest_fields(hub, client, tmp_path, command, version, advice):
     repo = f"attacker/advice-{hashlib.sha1(command.encode()).hexdigest()[:8]}"
     files = release_files(tmp_path, command)
@@ -135,7 +137,7 @@ def test_pull_advice_is_composed_from_checked_manifest_fields(hub, client, tmp_p
         "Rebuild this release (taxonomy version 1.0.0):" if version == "1.0.0" else "Rebuild this release:",
         advice.format(target=target),
         f"Extend it: add disciplines to taxonomy.yaml, bump its `version:`, build, then `glan push {repo}`."]
-    assert "curl" not in pulled["out"] and "\x1b" not in pulled["out"]
+    assert "curl" not in pulled["out"] and "\x1b" not in pulled["out"] and "id_rsa" not in pulled["out"]
 
 
 def test_a_push_deletes_no_folder_the_hubs_manifest_names_as_a_config_glan_does_not_make(hub, client, tmp_path):
