@@ -52,9 +52,18 @@ def _held(lock_path: Path, holder: str, remove: bool = False):
     """Yields None once this process holds `lock_path`, else what the holder wrote into it ("" if nothing yet).
     flock is released by the kernel when the process dies, even on SIGKILL: no stale locks. A lock file that is
     removed when done is removed before it is unlocked, and a lock taken on a file that was removed meanwhile is
-    taken again on the new one."""
+    taken again on the new one. A symbolic link at `lock_path` is refused (O_NOFOLLOW), not written through."""
     while True:
-        with open(lock_path, "a+") as lock:
+        try:
+            descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError:
+            if not lock_path.is_symlink():
+                raise
+            raise UserError(
+                f"{lock_path}: a symbolic link where glan keeps a lock file, which it empties and writes; glan never "
+                "writes one through a link. Remove the link, then run the same command again."
+            ) from None
+        with os.fdopen(descriptor, "r+") as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

@@ -101,3 +101,60 @@ def test_a_chart_the_manifest_does_not_list_is_refused_and_nothing_is_sent(built
     assert push["err"] == (f"glan: {folder / 'charts' / 'extra.png'}: not listed in {folder / 'glan_manifest.json'}, "
                            "so it is not part of this release. Delete it or re-export the folder.\n")
     assert ("dataset", repo) not in hub.state.repos  # refused before the repo was made
+
+
+def test_a_release_without_the_scores_chart_takes_it_off_the_hub(built, hub, client, tmp_path):  # noqa: F811
+    """A judged release, then one without the judge (no charts/scores.png): the second push deletes the chart the
+    first uploaded, as it deletes a config's stale shards; and the judged release's version, pushed again without the
+    chart, is different content, not "already published"."""
+    import shutil
+
+    unjudged, same_version = tmp_path / "unjudged", tmp_path / "same-version"
+    manifest = json.loads((built / "glan_manifest.json").read_text())
+    del manifest["checksums"]["charts/scores.png"]
+    for folder, version in ((unjudged, f"{manifest['taxonomy_version']}.1"), (same_version, None)):
+        shutil.copytree(built, folder)
+        (folder / "charts" / "scores.png").unlink()
+        (folder / "glan_manifest.json").write_text(
+            json.dumps({**manifest, "taxonomy_version": version or manifest["taxonomy_version"]}, indent=2))
+    repo = "glan-tester/charts-unjudged"
+    judged, again, later = client(_push(built, repo), _push(same_version, repo), _push(unjudged, repo))
+    assert judged["exit"] == 0, judged["err"]
+    assert again["exit"] == 2
+    assert again["err"].startswith(f"glan: v{manifest['taxonomy_version']} is already published on {repo} with "
+                                   "different content (1 files differ, 1 would be deleted, e.g. charts/scores.png).")
+    assert later["exit"] == 0, later["err"]
+    published = hub.files(repo)
+    assert "charts/scores.png" not in published
+    assert sorted(path for path in published if path.startswith("charts/")) == sorted(
+        path for path in TITLES if path != "charts/scores.png")
+
+
+def test_a_name_with_dollar_signs_is_drawn_as_its_text_not_as_maths(tmp_path, monkeypatch):
+    """A pulled taxonomy is untrusted: a discipline named `A $\\frac{x$ B` made mathtext raise after every request
+    was paid, and a field named `$x$` was drawn as maths. Every tick label is plain text, upright bars' and lying ones'."""
+    from matplotlib.figure import Figure
+
+    from glan.publish.charts import write_charts
+    from glan.publish.manifest import DisciplineEntry
+
+    drawn = {}
+    savefig = Figure.savefig
+
+    def keep(figure, path, **kwargs):
+        drawn[path.name] = [label for axes in figure.axes for label in [*axes.get_xticklabels(),
+                                                                        *axes.get_yticklabels()]]
+        return savefig(figure, path, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    names = {"a": ("$x$", "A $\\frac{x$ B"), "b": ("$y$", "$\\alpha$")}
+    disciplines = [DisciplineEntry(field=field, subfield="s", discipline=name, discipline_id=key,
+                                   rows={"instructions": 3}) for key, (field, name) in names.items()]
+    assert write_charts(tmp_path, disciplines, None) == ["charts/pairs_per_field.png",
+                                                         "charts/pairs_per_discipline.png"]
+    for chart, shown in (("pairs_per_field.png", ["$x$", "$y$"]),  # short: bars upright
+                         ("pairs_per_discipline.png", ["A $\\frac{x$ B", "$\\alpha$"])):
+        assert (tmp_path / "charts" / chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        labels = [label for label in drawn[chart] if label.get_text() in shown]
+        assert sorted(label.get_text() for label in labels) == sorted(shown)
+        assert not any(label.get_parse_math() for label in labels)

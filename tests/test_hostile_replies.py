@@ -439,6 +439,44 @@ def test_cache_check_moves_aside_the_responses_glan_cannot_read(tmp_path):
             0, f"{work}: 2 cache files, no damage found by SQLite's integrity check, every response readable.\n")
 
 
+def test_cache_check_moves_aside_a_response_with_more_cached_tokens_than_prompt_tokens(tmp_path):
+    """A row counting more cached prompt tokens than prompt tokens is one Response refuses, and the build's line
+    says to run `glan cache check`: the check moves it aside (it did not look at cached_tokens, and the build and
+    the check sent each other back and forth), and the next build sends that one request again."""
+    work = tmp_path / ".glan"
+    with start_openai_server() as server:
+        args = build_args(server, tmp_path, "--preset", "smoke", "--disciplines", ONE, "--configs", "syllabi")
+        assert glan(*args)[0] == 0
+        syllabi = rows(tmp_path / "dist", "syllabi")
+        cache = work / UNIT_CACHE
+        db = sqlite3.connect(cache)
+        (key,) = db.execute("SELECT key FROM responses ORDER BY key LIMIT 1").fetchone()
+        db.execute("UPDATE responses SET prompt_tokens = 5, cached_tokens = 6 WHERE key = ?", (key,))
+        db.commit()
+        db.close()
+        shutil.rmtree(work / "units")
+        server.reset()
+        problem = "usage cached_tokens 6 is more than the 5 prompt tokens"
+
+        code, _, err = glan(*args)
+        assert code == 2 and no_bug(err), err
+        assert err.splitlines()[-1].startswith(f"glan: {cache}: the cached response {key} cannot be read ({problem}); ")
+        assert server.stats()["requests"] == 0
+
+        code, out, _ = glan("cache", "check", "--work-dir", work)
+        assert code == 1
+        (moved_to,) = [path for path in cache.parent.iterdir() if path.name.startswith(f"{cache.name}.unreadable-")]
+        assert out.splitlines()[-2] == (
+            f"{cache}: 1 responses glan cannot read (the first: {problem}), moved to {moved_to}")
+        assert [row[0] for row in cached(moved_to)] == [key]
+        assert key not in {row[0] for row in cached(cache)}
+
+        code, _, err = glan(*args)
+        assert code == 0, err
+        assert server.stats()["requests"] == 1
+        assert rows(tmp_path / "dist", "syllabi") == syllabi
+
+
 # -- a dead endpoint -----------------------------------------------------------------------------------------
 
 DEAD_AFTER_S = 1

@@ -204,5 +204,5 @@ def test_a_cache_file_of_glan_0_2_gains_the_cached_column_and_keeps_its_response
     cache.put("new", "questions", "m", Response("How?", "stop", 20, 3, 16))
     cache.commit()
     assert cache.get("old") == Response("Why?", "stop", 10, 2, 0)
-    assert cache.token_sums("questions") == (2, 30, 5, 16)
+    assert cache.token_sums_by_stage()["questions"] == (2, 30, 5, 16)
     cache.close()

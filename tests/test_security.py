@@ -258,6 +258,25 @@ def test_out_replaces_an_empty_folder_and_a_glan_dataset(server, outside, tmp_pa
     assert_untouched(outside)
 
 
+@pytest.mark.parametrize("lock", [".glan/lock", ".dist.lock"], ids=["work-dir", "folder"])
+def test_a_symbolic_link_at_a_lock_file_is_refused_with_one_line_and_its_target_is_untouched(server, outside, tmp_path,
+                                                                                            lock):
+    """glan empties its lock files and writes its pid into them: a link planted where one goes (the work dir's lock,
+    or .<out>.lock beside the folder) would have it overwrite the link's target."""
+    taxonomy = project(tmp_path / "project")
+    (tmp_path / ".glan").mkdir()
+    (tmp_path / lock).symlink_to(outside / "sentinel.txt")
+    server.reset()
+    code, out, err = glan("build", *run_flags(taxonomy, server, tmp_path / ".glan"), "--out", tmp_path / "dist")
+
+    assert (code, out) == (2, "")
+    assert err == (f"glan: {tmp_path / lock}: a symbolic link where glan keeps a lock file, which it empties and "
+                   "writes; glan never writes one through a link. Remove the link, then run the same command again.\n")
+    assert server.stats()["requests"] == 0
+    assert (tmp_path / lock).is_symlink()
+    assert_untouched(outside)
+
+
 # -- names bounded as files need them ------------------------------------------------------------------------------
 
 

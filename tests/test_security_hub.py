@@ -118,7 +118,9 @@ def test_pull_never_writes_through_a_symbolic_link_already_in_dir(hub, client, o
      "its models"),
     ("glan build --model \x1b]0;owned\x07 --seed 3", "1.0.0\x1b[2J",
      "  cd {target} && glan build   # with the flags its card names (its manifest holds no build command glan writes)"),
-], ids=["shell-after-the-command", "substitution-quoted", "terminal-escapes"])
+    ("glan build --disciplines @/home/user/.ssh/id_rsa --model test-model", "1.0.0",
+     "  cd {target} && glan build   # with the flags its card names (its manifest holds no build command glan writes)"),
+], ids=["shell-after-the-command", "substitution-quoted", "terminal-escapes", "disciplines-from-a-file"])
 def test_pull_advice_is_composed_from_checked_manifest_fields(hub, client, tmp_path, command, version, advice):
     repo = f"attacker/advice-{hashlib.sha1(command.encode()).hexdigest()[:8]}"
     files = release_files(tmp_path, command)
@@ -135,7 +137,23 @@ def test_pull_advice_is_composed_from_checked_manifest_fields(hub, client, tmp_p
         "Rebuild this release (taxonomy version 1.0.0):" if version == "1.0.0" else "Rebuild this release:",
         advice.format(target=target),
         f"Extend it: add disciplines to taxonomy.yaml, bump its `version:`, build, then `glan push {repo}`."]
-    assert "curl" not in pulled["out"] and "\x1b" not in pulled["out"]
+    assert "curl" not in pulled["out"] and "\x1b" not in pulled["out"] and "id_rsa" not in pulled["out"]
+
+
+def test_a_push_deletes_no_folder_the_hubs_manifest_names_as_a_config_glan_does_not_make(hub, client, tmp_path):
+    """The head's manifest is the Hub's reply: a config it names that is not glan's (here docs/) is not a folder the
+    release owns, so its files stay; the shards of a glan config it names that this release lacks are deleted."""
+    repo = "attacker/configs"
+    head = {"taxonomy_version": "0.9.0", "configs": {"docs": {"splits": {}}, "subjects": {"splits": {}}}}
+    publish_raw(hub, repo, {"glan_manifest.json": json.dumps(head).encode(), "docs/keep.md": b"the owner's notes\n",
+                            "subjects/stale.parquet": b"PAR1"})
+    release = _make(tmp_path / "v1")
+    (pushed,) = client(_push(release, repo))
+
+    assert pushed["exit"] == 0, pushed["err"]
+    published = hub.files(repo)
+    assert published["docs/keep.md"] == b"the owner's notes\n"
+    assert "subjects/stale.parquet" not in published
 
 
 # -- a folder is built or pushed, never both at once ------------------------------------------------------------

@@ -111,3 +111,27 @@ def test_a_work_dir_of_glan_0_2_builds_with_zero_requests_into_the_same_rows(ope
         "ngram": 13, "min_words": 8, "benchmarks": [],
         "unchecked": ["gsm8k", "math", "humaneval", "mbpp", "bbh", "arc", "mmlu"]}
     assert stats["held_out"]["test_questions"] == {"linear-algebra": 1, "organic-chemistry": 1}
+
+
+def test_an_estimate_reads_a_work_dir_of_glan_0_2_whose_caches_count_no_cached_tokens(tmp_path, capsys):
+    """The caches of glan 0.2 have no cached_tokens column, and an estimate opens them read-only (adding nothing):
+    it sums the column that is there, counting none cached, and finds every request cached."""
+    shutil.copytree(CURRENT, tmp_path / "v2")
+    root = tmp_path / "v2"
+    caches = {path: path.read_bytes() for path in (root / "work").rglob("*.sqlite")}
+    code = main(["estimate", "--taxonomy", str(root / "taxonomy.yaml"), "--preset", "smoke", "--disciplines",
+                 "Organic Chemistry,Linear Algebra", "--model", "test-model", "--base-url", "http://127.0.0.1:9/v1",
+                 "--work-dir", str(root / "work")])
+    out = capsys.readouterr().out
+    assert code == 0
+    total = next(line.split() for line in out.splitlines() if line.startswith("total "))
+    assert total[1:5] == ["94", "94", "0", "15,321"] and total[5] == "0"  # requests, cached, to send, in, cached in
+    assert {path: path.read_bytes() for path in caches} == caches
+
+
+def test_cache_check_reads_the_caches_of_glan_0_2_which_count_no_cached_tokens(tmp_path, capsys):
+    shutil.copytree(CURRENT, tmp_path / "v2")
+    work = tmp_path / "v2" / "work"
+    assert main(["cache", "check", "--work-dir", str(work)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"{work}: 3 cache files, no damage found by SQLite's integrity check, every response readable.")

@@ -167,10 +167,9 @@ class Cache:
             # What a writer would have made on opening; read only, a file without it is cut short or not glan's.
             raise sqlite3.DatabaseError("no responses table: the file is cut short or is not a glan cache")
         # A file of glan 0.2 opened read-only has no cached_tokens column: its responses count none.
-        has_cached = any(row[1] == "cached_tokens" for row in self.db.execute("PRAGMA table_info(responses)"))
-        self._cached_column = "cached_tokens" if has_cached else "0"
+        self._cached_tokens = cached_tokens_column(self.db)
         self._select = (
-            f"SELECT text, finish_reason, prompt_tokens, completion_tokens, {'cached_tokens' if has_cached else '0'} "
+            f"SELECT text, finish_reason, prompt_tokens, completion_tokens, {self._cached_tokens} "
             "FROM responses WHERE key=?"
         )
         # A cache that was empty when opened holds exactly the keys put since: a fresh unit's lookups (all
@@ -240,22 +239,11 @@ class Cache:
         self.db.execute("COMMIT")
 
     @_damage_is_an_error
-    def token_sums(self, stage: str) -> tuple[int, int, int, int]:
-        """(responses, prompt tokens, completion tokens, cached prompt tokens) of the stage's cached responses, for
-        estimates."""
-        count, prompt, completion, cached = self.db.execute(
-            "SELECT COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(cached_tokens) FROM responses "
-            "WHERE stage=?",
-            (stage,),
-        ).fetchone()
-        return count, prompt or 0, completion or 0, cached or 0
-
-    @_damage_is_an_error
     def token_sums_by_stage(self) -> dict[str, tuple[int, int, int, int]]:
         """`token_sums` of every stage with cached responses, in one pass over the file."""
         rows = self.db.execute(
             "SELECT stage, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), "
-            f"SUM({self._cached_column}) FROM responses GROUP BY stage"
+            f"SUM({self._cached_tokens}) FROM responses GROUP BY stage"
         ).fetchall()
         return {
             stage: (count, prompt or 0, completion or 0, cached or 0)
@@ -279,6 +267,13 @@ class Cache:
     def close(self) -> None:
         self.commit()
         self.db.close()
+
+
+def cached_tokens_column(db: sqlite3.Connection) -> str:
+    """What a SELECT reads for a response's cached prompt tokens: the cached_tokens column, or 0 in a file of glan
+    0.2 or before, which has no such column (its responses count none) until a writer adds it."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(responses)")}
+    return "cached_tokens" if "cached_tokens" in columns else "0"
 
 
 def _add_cached_tokens(db: sqlite3.Connection) -> None:

@@ -7,10 +7,10 @@ in rowid order and stepping over the rowids that sit in damaged pages; the damag
 is kept aside under a new name, and the new file takes its place. Responses that could not be read are
 simply missing from the cache: the next build sends those requests again.
 
-A response glan cannot read (a text that is not a UTF-8 string, usage that is not a count of at least 0: what
-an older glan kept of a hostile reply, or another program wrote) would stop every build that meets it. Such
-rows move, as they are, into `<name>.unreadable-<time>` beside the file (an SQLite file of the same table), so
-nothing is lost; the next build sends their requests again.
+A response glan cannot read (a text that is not a UTF-8 string, usage that is not a count of at least 0 or that
+counts more cached prompt tokens than prompt tokens: what an older glan kept of a hostile reply, or another program
+wrote) would stop every build that meets it. Such rows move, as they are, into `<name>.unreadable-<time>` beside
+the file (an SQLite file of the same table), so nothing is lost; the next build sends their requests again.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cache import UNIT_CACHES, Cache, Response, is_damage, shared_cache_path
+from .cache import UNIT_CACHES, Cache, Response, cached_tokens_column, is_damage, shared_cache_path
 
 _BATCH = 500
 _LARGEST_ROWID = 2**63 - 1  # SQLite numbers rows from 1 up to this
@@ -94,15 +94,16 @@ def _move_unreadable(path: Path) -> tuple[list[str], Path | None]:
     """Moves the responses Cache.get would refuse into a file beside `path`; returns why each was refused and
     where they went."""
     db = sqlite3.connect(path, isolation_level=None)
-    db.text_factory = bytes  # decoded here, where a text that is not UTF-8 is a reason, not an exception
     try:
+        cached_tokens = cached_tokens_column(db)  # 0 in a file of glan 0.2, which has no such column
+        db.text_factory = bytes  # decoded here, where a text that is not UTF-8 is a reason, not an exception
         if not db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='responses'").fetchone():
             return [], None  # a salvage that found nothing
         unreadable = {
             rowid: problem
             for rowid, *entry in db.execute(
                 "SELECT rowid, typeof(text), text, typeof(finish_reason), finish_reason, prompt_tokens, "
-                "completion_tokens FROM responses"
+                f"completion_tokens, {cached_tokens} FROM responses"
             )
             if (problem := _unreadable(*entry))
         }
@@ -128,7 +129,7 @@ def _move_unreadable(path: Path) -> tuple[list[str], Path | None]:
 
 
 def _unreadable(
-    text_type: bytes, text, reason_type: bytes, finish_reason, prompt_tokens, completion_tokens
+    text_type: bytes, text, reason_type: bytes, finish_reason, prompt_tokens, completion_tokens, cached_tokens
 ) -> str | None:
     """Why Cache.get would refuse this row, or None."""
     try:
@@ -137,6 +138,7 @@ def _unreadable(
             finish_reason.decode() if reason_type == b"text" else finish_reason,
             prompt_tokens,
             completion_tokens,
+            cached_tokens,
         )
     except UnicodeDecodeError:
         return "its text is not UTF-8"

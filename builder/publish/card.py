@@ -38,6 +38,7 @@ from ..taxonomy.card_template import SANDBOX, CardTemplateError
 from ..templates import error_line
 from ..wording import counted
 from .charts import TITLES as CHART_TITLES
+from .charts import scores_kept
 from .manifest import ConfigEntry, Manifest
 
 DEFAULT_TEMPLATE = Path(__file__).parent / "card.md"
@@ -582,11 +583,7 @@ def _judge_section(manifest: Manifest) -> str:
     judge = manifest.judge
     if judge is None:
         return ""
-    configs = (manifest.stats or {}).get("configs") or {}
-    scores: dict[str, int] = {}
-    for name in (DEFAULT_CONFIG, f"{DEFAULT_CONFIG}/test"):
-        for score, count in (configs.get(name, {}).get("by_score") or {}).items():
-            scores[str(score)] = scores.get(str(score), 0) + count
+    scores = scores_kept(manifest.stats)
     dropped = ((manifest.stats or {}).get("quality") or {}).get("dropped") or {}
     if judge.min_score is None:
         kept = "No `min_score` was set: every pair is kept, with its score."
@@ -612,11 +609,7 @@ def _judge_section(manifest: Manifest) -> str:
         parts.append(
             markdown_table(
                 ["score", "pairs", "share"],
-                [[score, count, f"{count / total:.1%}"] for score, count in sorted(scores.items(), key=_by_number)],
+                [[score, count, f"{count / total:.1%}"] for score, count in scores.items()],
             )
         )
     return "\n\n".join(parts)
-
-
-def _by_number(item: tuple[str, int]) -> int:
-    return int(item[0])

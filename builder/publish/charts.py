@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..stages import DEFAULT_CONFIG
+
 CHARTS_DIR = "charts"
 BAR_COLOR = "#1f77b4"
 SECOND_COLOR = "#ff7f0e"
@@ -22,13 +24,12 @@ TITLES = {
     f"{CHARTS_DIR}/lengths.png": "Question and answer lengths (words)",
     f"{CHARTS_DIR}/scores.png": "Judge scores of the pairs kept",
 }
-_PAIRS = "instructions"  # the config whose rows are the pairs (stages.DEFAULT_CONFIG)
 
 
 def write_charts(folder: Path, disciplines: list, stats: dict | None) -> list[str]:
     """The charts of a folder whose manifest lists `disciplines` (DisciplineEntry) and `stats` (stats.json),
     written under folder/charts/; returns their paths relative to `folder`. A folder without pairs has none."""
-    pairs = {entry.discipline_id: entry.rows.get(_PAIRS, 0) for entry in disciplines}
+    pairs = {entry.discipline_id: entry.rows.get(DEFAULT_CONFIG, 0) for entry in disciplines}
     if not any(pairs.values()):
         return []
     from matplotlib.figure import Figure  # here: a second or so of import that only writing a folder pays
@@ -41,14 +42,10 @@ def write_charts(folder: Path, disciplines: list, stats: dict | None) -> list[st
     names = [entry.discipline for entry in disciplines]
     charts[f"{CHARTS_DIR}/pairs_per_discipline.png"] = _bars(names, list(pairs.values()), "disciplines", "pairs")
     configs = (stats or {}).get("configs") or {}
-    words = (configs.get(_PAIRS) or {}).get("words") or {}
+    words = (configs.get(DEFAULT_CONFIG) or {}).get("words") or {}
     if words:
         charts[f"{CHARTS_DIR}/lengths.png"] = _lengths(words)
-    scores: dict[int, int] = {}
-    for name in (_PAIRS, f"{_PAIRS}/test"):
-        for score, count in ((configs.get(name) or {}).get("by_score") or {}).items():
-            scores[int(score)] = scores.get(int(score), 0) + count
-    if scores:
+    if scores := scores_kept(stats):
         charts[f"{CHARTS_DIR}/scores.png"] = _bars(
             [str(score) for score in range(1, 11)], [scores.get(score, 0) for score in range(1, 11)], "score", "pairs"
         )
@@ -59,8 +56,20 @@ def write_charts(folder: Path, disciplines: list, stats: dict | None) -> list[st
     return list(charts)
 
 
+def scores_kept(stats: dict | None) -> dict[int, int]:
+    """The judge's scores of the pairs kept, from stats.json: score -> pairs of the pairs config's train and test
+    splits (their by_score), in score order; empty without a judge. The chart and the card's table show these."""
+    configs = (stats or {}).get("configs") or {}
+    scores: dict[int, int] = {}
+    for name in (DEFAULT_CONFIG, f"{DEFAULT_CONFIG}/test"):
+        for score, count in ((configs.get(name) or {}).get("by_score") or {}).items():
+            scores[int(score)] = scores.get(int(score), 0) + count
+    return dict(sorted(scores.items()))
+
+
 def _bars(labels: list[str], values: list[int], what: str, counted: str):
-    """One bar per label: vertical for short labels (scores), else horizontal, a row each, names to the left."""
+    """One bar per label: vertical for short labels (scores), else horizontal, a row each, names to the left. A label
+    is drawn as its text: a name from a taxonomy may hold `$`, which mathtext would draw as maths or fail to parse."""
     from matplotlib.figure import Figure
 
     if max(map(len, labels)) <= 3:
@@ -68,7 +77,7 @@ def _bars(labels: list[str], values: list[int], what: str, counted: str):
         figure.subplots_adjust(left=0.12, right=0.97, top=0.88, bottom=0.14)
         axes = figure.add_subplot()
         axes.bar(range(len(labels)), values, color=BAR_COLOR)
-        axes.set_xticks(range(len(labels)), labels)
+        axes.set_xticks(range(len(labels)), labels, parse_math=False)
         axes.set_xlabel(what)
         axes.set_ylabel(counted)
         return figure
@@ -80,7 +89,7 @@ def _bars(labels: list[str], values: list[int], what: str, counted: str):
     )
     axes = figure.add_subplot()
     axes.barh(range(len(labels)), values, color=BAR_COLOR)
-    axes.set_yticks(range(len(labels)), labels, fontsize=7)
+    axes.set_yticks(range(len(labels)), labels, fontsize=7, parse_math=False)
     axes.set_ylim(len(labels) - 0.5, -0.5)  # the first on top, as the card's tables list them; no blank margin
     axes.set_ylabel(what)
     axes.set_xlabel(counted)

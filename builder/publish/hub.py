@@ -33,6 +33,7 @@ from packaging.version import InvalidVersion, Version
 
 from ..errors import UserError
 from ..project import INPUTS_DIR
+from ..stages import CONFIGS
 from ..workdir import folder_held
 from .card import REPO_ID, CardError, card_data, markdown_table
 from .charts import CHARTS_DIR
@@ -189,7 +190,14 @@ def _push(
     head = branches[revision]
     head_tree = _tree(api, repo_id, head)
     head_manifest = _manifest_at(api, repo_id, head) if MANIFEST in head_tree else None
-    managed_dirs = {INPUTS_DIR, *manifest.configs, *(head_manifest.configs if head_manifest else {})}
+    # The folders a release owns on the Hub: what is there and not in this release is deleted. The head's manifest is
+    # the Hub's reply: of its configs, only glan's own name a folder.
+    managed_dirs = {
+        INPUTS_DIR,
+        CHARTS_DIR,
+        *manifest.configs,
+        *(config for config in (head_manifest.configs if head_manifest else {}) if config in CONFIGS),
+    }
 
     if result.tag in tags:
         added, deleted = _diff(
@@ -426,7 +434,8 @@ def _previous_release(
 
 
 def _diff(local: dict[str, _Local], remote: dict[str, RepoFile], managed_dirs: set[str]) -> tuple[list[str], list[str]]:
-    """(paths to upload, paths to delete): stale files are those in a config folder or any *.py."""
+    """(paths to upload, paths to delete): stale files are those in a managed folder (a config's, glan/, charts/) or
+    any *.py."""
     added = sorted(path for path, item in local.items() if not item.same_as(remote.get(path)))
     deleted = sorted(
         path

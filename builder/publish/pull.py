@@ -181,7 +181,8 @@ def _card_template(where: str, taxonomy: bytes) -> str | None:
 
 def rebuild_command(manifest: Manifest | None) -> str | None:
     """`glan build` with the flags the manifest's reproduce.command names, each checked and quoted again; None
-    when the command is not one glan writes (only REBUILD_FLAGS, each once, with plain values)."""
+    when the command is not one glan writes (only REBUILD_FLAGS, each once, with plain values; never --disciplines
+    @FILE, which would read a file of the rebuilder's: glan writes the selection's names instead)."""
     command = manifest.reproduce.command if manifest and manifest.reproduce else None
     try:
         words = shlex.split(command) if command is not None else []
@@ -193,6 +194,8 @@ def rebuild_command(manifest: Manifest | None) -> str | None:
     if len(flags) != len(words[2:]) // 2 or not set(flags) <= set(REBUILD_FLAGS):
         return None
     if not all(value.isprintable() and 0 < len(value) <= 10_000 for value in flags.values()):
+        return None
+    if flags.get("--disciplines", "").lstrip().startswith("@"):
         return None
     seed, configs = flags.get("--seed", "0"), flags.get("--configs", CONFIGS[0]).split(",")
     if not (seed.isascii() and seed.isdigit()) or not set(configs) <= set(CONFIGS):

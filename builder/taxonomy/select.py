@@ -25,9 +25,10 @@ _AROUND_COMMA = re.compile(r" ?, ?")
 def select_disciplines(taxonomy: Taxonomy, selectors: Sequence[str], source: str) -> list[DisciplineRef]:
     """The disciplines `selectors` name, in taxonomy order, each once; `source` (the taxonomy file) names errors."""
     every = taxonomy.disciplines()
+    index = _Index(every)
     chosen: set[str] = set()
     for selector in _expanded(selectors, source):
-        chosen.update(ref.discipline_id for ref in _matches(every, selector, source))
+        chosen.update(ref.discipline_id for ref in _matches(index, selector, source))
     return [ref for ref in every if ref.discipline_id in chosen]
 
 
@@ -65,10 +66,23 @@ def _normal(text: str) -> str:
     return _AROUND_COMMA.sub(",", " ".join(text.split())).casefold()
 
 
-def _matches(every: list[DisciplineRef], selector: str, source: str) -> list[DisciplineRef]:
+class _Index:
+    """The disciplines as selectors match them, normalized once per selection: a list of ids can be tried as some
+    P^2 / 2 runs of its P parts, and normalizing every name and path for each was most of resolving 149 ids."""
+
+    def __init__(self, every: list[DisciplineRef]):
+        self.every = every
+        self.paths = [_normal(discipline_path(ref)) for ref in every]  # what a pattern matches, besides the id
+        self.named: dict[str, list[DisciplineRef]] = {}  # a name (normalized) or an id -> its disciplines, in order
+        for ref in every:
+            for key in dict.fromkeys((_normal(ref.discipline), ref.discipline_id)):
+                self.named.setdefault(key, []).append(ref)
+
+
+def _matches(index: _Index, selector: str, source: str) -> list[DisciplineRef]:
     """What one selector names: itself whole, else its comma-separated parts, each joined with the parts after it
     into the longest run that names something."""
-    found = _whole(every, selector)
+    found = _whole(index, selector)
     if found:
         return found
     parts = selector.split(",")
@@ -76,30 +90,29 @@ def _matches(every: list[DisciplineRef], selector: str, source: str) -> list[Dis
     start = 0
     while start < len(parts):
         for end in range(len(parts), start, -1):
-            if found := _whole(every, ",".join(parts[start:end])):
+            if found := _whole(index, ",".join(parts[start:end])):
                 matched += found
                 start = end
                 break
         else:
             part = parts[start].strip()
             if part:
-                raise TaxonomyError(source, None, "--disciplines", _miss(every, part))
+                raise TaxonomyError(source, None, "--disciplines", _miss(index.every, part))
             start += 1
     return matched
 
 
-def _whole(every: list[DisciplineRef], selector: str) -> list[DisciplineRef]:
+def _whole(index: _Index, selector: str) -> list[DisciplineRef]:
     wanted = _normal(selector)
     if not wanted:
         return []
     if any(char in wanted for char in PATTERN_CHARS):
         return [
             ref
-            for ref in every
-            if fnmatch.fnmatchcase(_normal(discipline_path(ref)), wanted)
-            or fnmatch.fnmatchcase(ref.discipline_id, wanted)
+            for ref, path in zip(index.every, index.paths, strict=True)
+            if fnmatch.fnmatchcase(path, wanted) or fnmatch.fnmatchcase(ref.discipline_id, wanted)
         ]
-    return [ref for ref in every if wanted in (_normal(ref.discipline), ref.discipline_id)]
+    return list(index.named.get(wanted, ()))
 
 
 def _miss(every: list[DisciplineRef], selector: str) -> str:
