@@ -40,6 +40,15 @@ def project(root: Path, **presets: dict) -> Path:
     return root / "taxonomy.yaml"
 
 
+def build_args(server, out: Path, work: Path, *flags: str, disciplines: str = "Organic Chemistry,Linear Algebra",
+               preset: str = "smoke", taxonomy: Path | None = None) -> list[str]:
+    """The arguments of `glan build` of `disciplines` (a --disciplines value) with `preset` against the test server
+    `server` (its model "test-model"), into `out` with the work dir `work`, then `flags`."""
+    return ["build", *(["--taxonomy", str(taxonomy)] if taxonomy else []), "--preset", preset, "--disciplines",
+            disciplines, "--model", "test-model", "--base-url", server.base_url, "--out", str(out), "--work-dir",
+            str(work), *flags]
+
+
 def glan(*args: str) -> tuple[int, str, str]:
     """`glan ARGS` in this process: (exit code, stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()

@@ -3,15 +3,14 @@ folder, and a count of disciplines takes the right number."""
 
 from glan.config.run import RunSettings
 from glan.plan import resolve
-from tests.helpers import glan
+from tests.helpers import build_args, glan
 
 ONE, TWO = ("Organic Chemistry",), ("Organic Chemistry", "Linear Algebra")
 
 
 def build(server, tmp, disciplines) -> tuple[int, list[str]]:
     server.reset()
-    code, _, err = glan("build", "--preset", "smoke", "--disciplines", ",".join(disciplines), "--model", "test-model",
-                        "--base-url", server.base_url, "--work-dir", tmp / ".glan", "--out", tmp / "dist")
+    code, _, err = glan(*build_args(server, tmp / "dist", tmp / ".glan", disciplines=",".join(disciplines)))
     return code, err.splitlines()
 
 

@@ -9,31 +9,26 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from tests.helpers import PATIENCE_S, glan
+from tests.helpers import PATIENCE_S, build_args, glan
 
 ROOT = Path(__file__).resolve().parents[1]
 DISCIPLINES = "Organic Chemistry,Linear Algebra"
 
 
-def build_args(server, tmp_path, *extra):
-    return ["build", "--preset", "smoke", "--disciplines", DISCIPLINES, "--model", "test-model", "--base-url",
-            server.base_url, "--out", str(tmp_path / "dist"), "--work-dir", str(tmp_path / ".glan"), *extra]
-
-
 def test_quiet_prints_nothing_but_problems_and_verbose_what_glan_decided(openai_server, tmp_path):
-    code, out, err = glan(*build_args(openai_server, tmp_path, "-q"))
+    code, out, err = glan(*build_args(openai_server, tmp_path / "dist", tmp_path / ".glan", "-q"))
     assert code == 0
     assert (out, err) == ("", "")  # no plan line, no progress, no summary
     assert openai_server.stats()["requests"] > 0
 
-    code, _, err = glan(*build_args(openai_server, tmp_path))
+    code, _, err = glan(*build_args(openai_server, tmp_path / "dist", tmp_path / ".glan"))
     assert code == 0
     # A rebuild: nothing is left to request.
     assert err.startswith("glan: nothing to request: all 2 disciplines are built already with these settings.\n")
     assert "\nstage " in err
     assert " at http" not in err
 
-    code, _, err = glan(*build_args(openai_server, tmp_path, "-v"))
+    code, _, err = glan(*build_args(openai_server, tmp_path / "dist", tmp_path / ".glan", "-v"))
     assert code == 0
     decided = [line for line in err.splitlines() if f" at {openai_server.base_url}, prompt " in line]
     assert [line.split(":")[1].strip() for line in decided] == ["subjects", "syllabus", "questions", "answers"]
@@ -45,13 +40,14 @@ def test_quiet_prints_nothing_but_problems_and_verbose_what_glan_decided(openai_
 
 
 def test_each_build_writes_a_log_file_of_every_message_in_the_work_dir(openai_server, tmp_path):
-    assert glan(*build_args(openai_server, tmp_path, "-q"))[0] == 0
-    assert glan(*build_args(openai_server, tmp_path, "--disciplines", "Nope"))[0] == 2
+    quiet = build_args(openai_server, tmp_path / "dist", tmp_path / ".glan", "-q")
+    assert glan(*quiet)[0] == 0
+    assert glan(*build_args(openai_server, tmp_path / "dist", tmp_path / ".glan", "--disciplines", "Nope"))[0] == 2
     logs = sorted((tmp_path / ".glan" / "logs").iterdir(), key=lambda path: path.stat().st_mtime_ns)
     assert [path.name.split("-", 1)[1].rsplit("-", 1)[0] for path in logs] == ["build", "build"]
     first, second = (path.read_text() for path in logs)
     # Whatever -q hid: the command, what glan decided, the plan line, the summary.
-    assert first.splitlines()[0].endswith(f" DEBUG glan {' '.join(build_args(openai_server, tmp_path, '-q'))} "
+    assert first.splitlines()[0].endswith(f" DEBUG glan {' '.join(quiet)} "
                                           f"(pid {os.getpid()}, cwd {Path.cwd()})")
     for expected in (" DEBUG glan: subjects: test-model at ", " INFO glan: about to make up to ",
                      " INFO stage            rows  requests", "\ninstructions "):
@@ -61,7 +57,7 @@ def test_each_build_writes_a_log_file_of_every_message_in_the_work_dir(openai_se
 
 
 def test_build_json_is_the_build_result_on_stdout(openai_server, tmp_path):
-    code, out, _ = glan(*build_args(openai_server, tmp_path, "--json"))
+    code, out, _ = glan(*build_args(openai_server, tmp_path / "dist", tmp_path / ".glan", "--json"))
     assert code == 0
     result = json.loads(out)
     assert result["folder"] == str(tmp_path / "dist") and result["complete"] and result["stop_reason"] is None
