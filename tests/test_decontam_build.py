@@ -18,14 +18,13 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import yaml
 
 from tests.helpers import SMOKE, build_args, glan, project
+from tests.helpers import rows as read_rows  # a test here names its own `rows`
 from tests.servers import start_openai_server
 from tests.test_benchmarks_hub import ROOT, child
 
@@ -96,11 +95,6 @@ def hub():
     publish(handle, MMLU["dataset"], MMLU["revision"], parquet_repo(mmlu_copy()))
     yield handle
     handle.stop()
-
-
-def read_rows(folder: Path, config: str, splits=("train",)) -> list[dict]:
-    return [row for split in splits for path in sorted((folder / config).glob(f"{split}-*.parquet"))
-            for row in pq.read_table(path).to_pylist()]
 
 
 @pytest.fixture(scope="module")

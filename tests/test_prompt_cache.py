@@ -6,7 +6,6 @@ import shutil
 import sqlite3
 from dataclasses import replace
 
-import pyarrow.parquet as pq
 import pytest
 
 from glan.estimate import estimate
@@ -16,7 +15,7 @@ from glan.llm.cache import Cache, Response
 from glan.llm.reply import read_completion
 from glan.llm.routes import OPENAI_URL, Endpoint
 from glan.plan import resolve
-from tests.helpers import build_args, glan
+from tests.helpers import build_args, glan, rows
 from tests.servers import start_openai_server
 from tests.test_estimate import run_settings
 
@@ -79,7 +78,7 @@ def test_prompt_cache_key_is_the_subject_to_openai_and_absent_elsewhere(tmp_path
         assert glan(*build_args(server, tmp_path / "openai" / "dist", tmp_path / "openai" / ".glan"))[0] == 0
         log = server.log()
     questions = [record for record in log if record["output"] == "question"]
-    subjects = {json.loads(line)["subject_id"] for line in _rows(tmp_path / "openai" / "dist", "syllabi")}
+    subjects = {row["subject_id"] for row in rows(tmp_path / "openai" / "dist", "syllabi")}
     assert {record["prompt_cache_key"] for record in questions} == subjects
     assert {record["prompt_cache_key"] for record in log if record["output"] != "question"} == {None}
     # A subject's questions are sent together: its key is one run of arrivals per unit (two units interleave).
@@ -89,12 +88,6 @@ def test_prompt_cache_key_is_the_subject_to_openai_and_absent_elsewhere(tmp_path
         if index == 0 or questions[index - 1]["prompt_cache_key"] != key
     ]
     assert len(runs) <= 2 * len(subjects)
-
-
-def _rows(folder, config):
-    for path in sorted((folder / config).glob("*.parquet")):
-        for row in pq.read_table(path).to_pylist():
-            yield json.dumps(row)
 
 
 @pytest.mark.parametrize("figure", [-5, 10**9, "12", 3.5, True, None, {"n": 1}, [1]])
