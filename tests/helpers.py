@@ -4,6 +4,7 @@ way to wait for something."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import subprocess
 import time
@@ -17,7 +18,8 @@ from datasets import load_dataset
 from glan.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
-SMOKE = yaml.safe_load((REPO / "taxonomy.yaml").read_text())["presets"]["smoke"]
+PRESETS = yaml.safe_load((REPO / "taxonomy.yaml").read_text())["presets"]  # the shipped presets, by name
+SMOKE = PRESETS["smoke"]
 # What a request asks for (the test server's output_of, in its log as `output`) -> the config its rows fill:
 # the structured stages' schemas, the free-text questions and answers, and their JSON forms (glan 0.1's prompts).
 CONFIG_OF_OUTPUT = {"SubjectList": "subjects", "Syllabus": "syllabi", "question": "questions", "answer": "instructions",
@@ -55,6 +57,11 @@ def glan(*args: str) -> tuple[int, str, str]:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main([str(arg) for arg in args])
     return code, out.getvalue(), err.getvalue()
+
+
+def words(*key, count: int = 16) -> str:
+    """`count` words found nowhere else: each a hash of `key` and the word's position."""
+    return " ".join("w" + hashlib.sha256(repr((key, n)).encode()).hexdigest()[:10] for n in range(count))
 
 
 def rows(out: Path, config: str, splits: tuple[str, ...] = ("train",)) -> list[dict]:

@@ -16,24 +16,17 @@ train split is computed here from the rows, by exact Jaccard over the questions'
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 
 import pyarrow as pa
 import pytest
-import yaml
 
-from tests.helpers import SMOKE, build_args, glan, project
+from tests.helpers import SMOKE, build_args, glan, project, words
 from tests.helpers import rows as read_rows  # a test here names its own `rows`
 from tests.servers import start_openai_server
-from tests.test_benchmarks_hub import ROOT, child
+from tests.test_benchmarks_hub import DEFAULTS, child
 
-SHIPPED = {
-    entry["name"]: entry
-    for entry in yaml.safe_load((ROOT / "taxonomy.yaml").read_text())["generation"]["quality"]["decontamination"][
-        "benchmarks"
-    ]
-}
+SHIPPED = {entry["name"]: entry for entry in DEFAULTS}
 GSM8K, MMLU = SHIPPED["gsm8k"], SHIPPED["mmlu"]
 UNCHECKED = ["math", "humaneval", "mbpp", "bbh", "arc"]
 
@@ -52,11 +45,6 @@ Q_TOO_SHORT = (f"Explain why '{MMLU_TOO_SHORT}' makes a poor exam question for a
                "mechanisms and synthesis")
 A_GSM8K = f"Let us work it out step by step. {GSM8K_ANSWER}. So the answer is eighteen."
 A_SHORT = f"A good review question is this one: {MMLU_SHORT} It checks that you read the chapter on Saturn."
-
-
-def words(*key, count: int = 16) -> str:
-    """`count` words found nowhere else."""
-    return " ".join("w" + hashlib.sha256(repr((key, n)).encode()).hexdigest()[:10] for n in range(count))
 
 
 def filler(kind: str, n: int) -> str:
