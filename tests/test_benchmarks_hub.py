@@ -139,13 +139,14 @@ def test_with_hf_hub_offline_a_warm_cache_loads_and_a_cold_one_is_one_line(hub, 
 
 def test_a_benchmark_the_hub_lacks_or_misnames_is_one_line(hub, hf_home):
     gsm8k = DEFAULTS[0]
-    missing, no_revision, no_config, no_split, no_column = child(
+    missing, no_revision, no_config, no_split, no_column, not_text = child(
         hub, hf_home,
         load({**gsm8k, "name": "private-set", "dataset": "nobody/private-set"}),
         load({**gsm8k, "revision": "0" * 40}),
         load({**gsm8k, "configs": ["socratic"]}),
         load({**gsm8k, "splits": ["train", "validation"]}),
-        load({**gsm8k, "text_columns": ["question", "solution"]}))
+        load({**gsm8k, "text_columns": ["question", "solution"]}),
+        load({**gsm8k, "text_columns": ["id"]}))  # the copy's id column: int64
 
     assert missing["error"] == (
         f'benchmark "private-set" (nobody/private-set at {gsm8k["revision"][:12]}, config main): not found on the Hub '
@@ -167,6 +168,9 @@ def test_a_benchmark_the_hub_lacks_or_misnames_is_one_line(hub, hf_home):
         f'benchmark "gsm8k" (openai/gsm8k at {gsm8k["revision"][:12]}, config main, split train): no column '
         f"'solution' (columns: id, question, answer, {UNLISTED_COLUMN}). Fix its \"text_columns\", or remove \"gsm8k\" "
         f"from {WHERE}.")
+    assert not_text["error"] == (
+        f'benchmark "gsm8k" (openai/gsm8k at {gsm8k["revision"][:12]}, config main, split train): column \'id\' holds '
+        f'int64, not text. Fix its "text_columns", or remove "gsm8k" from {WHERE}.')
 
 
 def test_an_unreachable_hub_is_one_line_at_once_and_the_build_stops_before_any_request(hub, tmp_path):
