@@ -23,7 +23,7 @@ import pyarrow as pa
 import pytest
 import yaml
 
-from tests.helpers import PRESETS, project, words
+from tests.helpers import PATIENCE_S, PRESETS, project, words
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULT_MARKER = "@@glan-test-result@@"
@@ -84,7 +84,7 @@ def child(hub, hf_home: Path, *steps: dict, **env: str) -> list:
         **env,
     }
     proc = subprocess.run([sys.executable, __file__, json.dumps(steps)], cwd=ROOT, env=environment,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=PATIENCE_S)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return json.loads(proc.stdout.split(RESULT_MARKER, 1)[1])
 
