@@ -4,6 +4,7 @@ way to wait for something."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import subprocess
 import time
@@ -17,7 +18,8 @@ from datasets import load_dataset
 from glan.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
-SMOKE = yaml.safe_load((REPO / "taxonomy.yaml").read_text())["presets"]["smoke"]
+PRESETS = yaml.safe_load((REPO / "taxonomy.yaml").read_text())["presets"]  # the shipped presets, by name
+SMOKE = PRESETS["smoke"]
 # What a request asks for (the test server's output_of, in its log as `output`) -> the config its rows fill:
 # the structured stages' schemas, the free-text questions and answers, and their JSON forms (glan 0.1's prompts).
 CONFIG_OF_OUTPUT = {"SubjectList": "subjects", "Syllabus": "syllabi", "question": "questions", "answer": "instructions",
@@ -40,12 +42,26 @@ def project(root: Path, **presets: dict) -> Path:
     return root / "taxonomy.yaml"
 
 
+def build_args(server, out: Path, work: Path, *flags: str, disciplines: str = "Organic Chemistry,Linear Algebra",
+               preset: str = "smoke", taxonomy: Path | None = None) -> list[str]:
+    """The arguments of `glan build` of `disciplines` (a --disciplines value) with `preset` against the test server
+    `server` (its model "test-model"), into `out` with the work dir `work`, then `flags`."""
+    return ["build", *(["--taxonomy", str(taxonomy)] if taxonomy else []), "--preset", preset, "--disciplines",
+            disciplines, "--model", "test-model", "--base-url", server.base_url, "--out", str(out), "--work-dir",
+            str(work), *flags]
+
+
 def glan(*args: str) -> tuple[int, str, str]:
     """`glan ARGS` in this process: (exit code, stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main([str(arg) for arg in args])
     return code, out.getvalue(), err.getvalue()
+
+
+def words(*key, count: int = 16) -> str:
+    """`count` words found nowhere else: each a hash of `key` and the word's position."""
+    return " ".join("w" + hashlib.sha256(repr((key, n)).encode()).hexdigest()[:10] for n in range(count))
 
 
 def rows(out: Path, config: str, splits: tuple[str, ...] = ("train",)) -> list[dict]:

@@ -19,20 +19,13 @@ from glan.quality import BenchmarkError, decontaminate, index_benchmark, load_be
 from glan.quality.decontaminate import contaminated, pair_texts
 from glan.quality.text import normalize
 from glan.taxonomy import TaxonomyError, load_taxonomy
+from tests.test_taxonomy import settings_then_fields
 
 # The module, which glan.quality's function of the same name hides.
 decontaminate_module = importlib.import_module("glan.quality.decontaminate")
 
 WHERE = "generation.quality.decontamination.benchmarks"
 SHA = "cc7b047b6e5bb11b4f1af84efc572db110a51b3c"
-FIELDS = """\
-fields:
-  - name: Sciences
-    subfields:
-      - name: Chemistry
-        disciplines:
-          - name: Organic Chemistry
-"""
 
 # A long item (24 words), two short items above min_words and one below.
 TRAIN = ("A train leaves the station at noon traveling at sixty miles per hour toward a city that lies two hundred "
@@ -46,7 +39,7 @@ COMMON = "Which of the following is true?"  # an MMLU-style stem of 6 words
 
 def taxonomy(tmp_path, decontamination: str):
     path = tmp_path / "taxonomy.yaml"
-    path.write_text("version: 1.0.0\ngeneration:\n  quality:\n    decontamination:\n" + decontamination + FIELDS)
+    path.write_text(settings_then_fields("generation:\n  quality:\n    decontamination:\n" + decontamination))
     return path
 
 

@@ -12,7 +12,6 @@ interpreter (this file run as a script), as in test_hub.py; the server runs in t
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import os
@@ -24,6 +23,8 @@ import pyarrow as pa
 import pytest
 import yaml
 
+from tests.helpers import PATIENCE_S, PRESETS, project, words
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULT_MARKER = "@@glan-test-result@@"
 SHIPPED = yaml.safe_load((ROOT / "taxonomy.yaml").read_text())["generation"]["quality"]["decontamination"]
@@ -32,13 +33,9 @@ UNLISTED_SPLIT, UNLISTED_COLUMN, ROWS = "unlisted", "unlisted_text", 2
 WHERE = "generation.quality.decontamination.benchmarks"
 
 
-def planted_text(*key) -> str:
-    """Fifteen words found nowhere else: each a hash of the text's place in its benchmark and its position."""
-    return " ".join("w" + hashlib.sha256(repr((key, position)).encode()).hexdigest()[:10] for position in range(15))
-
-
 def texts_of(benchmark: dict, config: str, split: str, column: str) -> list[str]:
-    return [planted_text(benchmark["name"], config, split, column, row) for row in range(ROWS)]
+    """Fifteen words found nowhere else per row, from the text's place in its benchmark."""
+    return [words(benchmark["name"], config, split, column, row, count=15) for row in range(ROWS)]
 
 
 def benchmark_copy(benchmark: dict) -> dict[str, dict[str, pa.Table]]:
@@ -87,7 +84,7 @@ def child(hub, hf_home: Path, *steps: dict, **env: str) -> list:
         **env,
     }
     proc = subprocess.run([sys.executable, __file__, json.dumps(steps)], cwd=ROOT, env=environment,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=PATIENCE_S)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return json.loads(proc.stdout.split(RESULT_MARKER, 1)[1])
 
@@ -142,13 +139,14 @@ def test_with_hf_hub_offline_a_warm_cache_loads_and_a_cold_one_is_one_line(hub, 
 
 def test_a_benchmark_the_hub_lacks_or_misnames_is_one_line(hub, hf_home):
     gsm8k = DEFAULTS[0]
-    missing, no_revision, no_config, no_split, no_column = child(
+    missing, no_revision, no_config, no_split, no_column, not_text = child(
         hub, hf_home,
         load({**gsm8k, "name": "private-set", "dataset": "nobody/private-set"}),
         load({**gsm8k, "revision": "0" * 40}),
         load({**gsm8k, "configs": ["socratic"]}),
         load({**gsm8k, "splits": ["train", "validation"]}),
-        load({**gsm8k, "text_columns": ["question", "solution"]}))
+        load({**gsm8k, "text_columns": ["question", "solution"]}),
+        load({**gsm8k, "text_columns": ["id"]}))  # the copy's id column: int64
 
     assert missing["error"] == (
         f'benchmark "private-set" (nobody/private-set at {gsm8k["revision"][:12]}, config main): not found on the Hub '
@@ -170,14 +168,16 @@ def test_a_benchmark_the_hub_lacks_or_misnames_is_one_line(hub, hf_home):
         f'benchmark "gsm8k" (openai/gsm8k at {gsm8k["revision"][:12]}, config main, split train): no column '
         f"'solution' (columns: id, question, answer, {UNLISTED_COLUMN}). Fix its \"text_columns\", or remove \"gsm8k\" "
         f"from {WHERE}.")
+    assert not_text["error"] == (
+        f'benchmark "gsm8k" (openai/gsm8k at {gsm8k["revision"][:12]}, config main, split train): column \'id\' holds '
+        f'int64, not text. Fix its "text_columns", or remove "gsm8k" from {WHERE}.')
 
 
 def test_an_unreachable_hub_is_one_line_at_once_and_the_build_stops_before_any_request(hub, tmp_path):
-    from tests.helpers import project
     from tests.servers import start_openai_server
 
-    shipped = yaml.safe_load((ROOT / "taxonomy.yaml").read_text())["presets"]["paper"]
-    taxonomy = project(tmp_path / "project", paper={**shipped, "quality": {"test_split": {"per_discipline": 1}}})
+    paper = {**PRESETS["paper"], "quality": {"test_split": {"per_discipline": 1}}}
+    taxonomy = project(tmp_path / "project", paper=paper)
     with start_openai_server() as server:
         unreachable, build = child(
             hub, tmp_path / "hf-home", load(*DEFAULTS),

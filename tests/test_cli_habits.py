@@ -11,59 +11,48 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from glan.cli import main
 from glan.config.run import RunSettings
 from glan.estimate import Estimate, StageEstimate
 from glan.plan import resolve
-from tests.helpers import PATIENCE_S
+from tests.helpers import PATIENCE_S, build_args, glan
 
 ROOT = Path(__file__).resolve().parents[1]
 DISCIPLINES = "Organic Chemistry,Linear Algebra"
 
 
-def build_args(server, tmp_path, *extra):
-    return ["build", "--preset", "smoke", "--disciplines", DISCIPLINES, "--model", "test-model", "--base-url",
-            server.base_url, "--out", str(tmp_path / "dist"), "--work-dir", str(tmp_path / ".glan"), *extra]
-
-
-def run(capsys, *argv):
-    capsys.readouterr()
-    code = main([str(arg) for arg in argv])
-    return code, capsys.readouterr()
-
-
-def test_quiet_prints_nothing_but_problems_and_verbose_what_glan_decided(openai_server, tmp_path, capsys):
-    code, quiet = run(capsys, *build_args(openai_server, tmp_path, "-q"))
+def test_quiet_prints_nothing_but_problems_and_verbose_what_glan_decided(openai_server, tmp_path):
+    code, out, err = glan(*build_args(openai_server, tmp_path / "dist", tmp_path / ".glan", "-q"))
     assert code == 0
-    assert quiet == ("", "")  # no plan line, no progress, no summary
+    assert (out, err) == ("", "")  # no plan line, no progress, no summary
     assert openai_server.stats()["requests"] > 0
 
-    code, plain = run(capsys, *build_args(openai_server, tmp_path))
+    code, _, err = glan(*build_args(openai_server, tmp_path / "dist", tmp_path / ".glan"))
     assert code == 0
     # A rebuild: nothing is left to request.
-    assert plain.err.startswith("glan: nothing to request: all 2 disciplines are built already with these settings.\n")
-    assert "\nstage " in plain.err
-    assert " at http" not in plain.err
+    assert err.startswith("glan: nothing to request: all 2 disciplines are built already with these settings.\n")
+    assert "\nstage " in err
+    assert " at http" not in err
 
-    code, verbose = run(capsys, *build_args(openai_server, tmp_path, "-v"))
+    code, _, err = glan(*build_args(openai_server, tmp_path / "dist", tmp_path / ".glan", "-v"))
     assert code == 0
-    decided = [line for line in verbose.err.splitlines() if f" at {openai_server.base_url}, prompt " in line]
+    decided = [line for line in err.splitlines() if f" at {openai_server.base_url}, prompt " in line]
     assert [line.split(":")[1].strip() for line in decided] == ["subjects", "syllabus", "questions", "answers"]
-    assert "glan: 2 disciplines: organic-chemistry, linear-algebra" in verbose.err.splitlines()
+    assert "glan: 2 disciplines: organic-chemistry, linear-algebra" in err.splitlines()
 
-    code, problem = run(capsys, "estimate", "-q", "--disciplines", "Organic Chemestry", "--model", "m")
+    code, _, err = glan("estimate", "-q", "--disciplines", "Organic Chemestry", "--model", "m")
     assert code == 2
-    assert problem.err.startswith('glan: taxonomy.yaml: --disciplines: no discipline named "Organic Chemestry".')
+    assert err.startswith('glan: taxonomy.yaml: --disciplines: no discipline named "Organic Chemestry".')
 
 
-def test_each_build_writes_a_log_file_of_every_message_in_the_work_dir(openai_server, tmp_path, capsys):
-    assert run(capsys, *build_args(openai_server, tmp_path, "-q"))[0] == 0
-    assert run(capsys, *build_args(openai_server, tmp_path, "--disciplines", "Nope"))[0] == 2
+def test_each_build_writes_a_log_file_of_every_message_in_the_work_dir(openai_server, tmp_path):
+    quiet = build_args(openai_server, tmp_path / "dist", tmp_path / ".glan", "-q")
+    assert glan(*quiet)[0] == 0
+    assert glan(*build_args(openai_server, tmp_path / "dist", tmp_path / ".glan", "--disciplines", "Nope"))[0] == 2
     logs = sorted((tmp_path / ".glan" / "logs").iterdir(), key=lambda path: path.stat().st_mtime_ns)
     assert [path.name.split("-", 1)[1].rsplit("-", 1)[0] for path in logs] == ["build", "build"]
     first, second = (path.read_text() for path in logs)
     # Whatever -q hid: the command, what glan decided, the plan line, the summary.
-    assert first.splitlines()[0].endswith(f" DEBUG glan {' '.join(build_args(openai_server, tmp_path, '-q'))} "
+    assert first.splitlines()[0].endswith(f" DEBUG glan {' '.join(quiet)} "
                                           f"(pid {os.getpid()}, cwd {Path.cwd()})")
     for expected in (" DEBUG glan: subjects: test-model at ", " INFO glan: about to make up to ",
                      " INFO stage            rows  requests", "\ninstructions "):
@@ -72,10 +61,10 @@ def test_each_build_writes_a_log_file_of_every_message_in_the_work_dir(openai_se
                                             "`glan taxonomy list` lists every name and id.")
 
 
-def test_build_json_is_the_build_result_on_stdout(openai_server, tmp_path, capsys):
-    code, printed = run(capsys, *build_args(openai_server, tmp_path, "--json"))
+def test_build_json_is_the_build_result_on_stdout(openai_server, tmp_path):
+    code, out, _ = glan(*build_args(openai_server, tmp_path / "dist", tmp_path / ".glan", "--json"))
     assert code == 0
-    result = json.loads(printed.out)
+    result = json.loads(out)
     assert result["folder"] == str(tmp_path / "dist") and result["complete"] and result["stop_reason"] is None
     assert list(result["usage"]) == ["subjects", "syllabus", "questions", "answers"]
     for config in ("subjects", "syllabi", "questions", "instructions"):
@@ -88,11 +77,11 @@ def test_build_json_is_the_build_result_on_stdout(openai_server, tmp_path, capsy
     assert result["disciplines"] == result["disciplines_run"] == 2 and result["failures"] == 0
 
 
-def test_estimate_json_is_the_estimate_on_stdout(tmp_path, capsys):
-    code, printed = run(capsys, "estimate", "--json", "--preset", "smoke", "--disciplines", DISCIPLINES,
+def test_estimate_json_is_the_estimate_on_stdout(tmp_path):
+    code, out, _ = glan("estimate", "--json", "--preset", "smoke", "--disciplines", DISCIPLINES,
                         "--model", "gpt-4o-mini", "--work-dir", tmp_path / ".glan")
     assert code == 0
-    estimate = json.loads(printed.out)
+    estimate = json.loads(out)
     stages = estimate["stages"]
     assert [stage["stage"] for stage in stages] == ["subjects", "syllabus", "questions", "answers"]
     assert stages[0]["requests"] == 4 and stages[0]["model"] == "gpt-4o-mini"  # 2 samples for each discipline
@@ -100,13 +89,13 @@ def test_estimate_json_is_the_estimate_on_stdout(tmp_path, capsys):
     assert estimate["disciplines"] == 2 and estimate["train_pairs"] > 0
 
 
-def test_estimate_json_is_the_estimates_to_dict_with_its_totals(tmp_path, capsys):
+def test_estimate_json_is_the_estimates_to_dict_with_its_totals(tmp_path):
     """--json prints Estimate.to_dict() (docs/api.md): every field of the Estimate, as it printed before, and its
     totals and each stage's requests to send, which it left out."""
-    code, printed = run(capsys, "estimate", "--json", "--preset", "smoke", "--disciplines", DISCIPLINES,
+    code, out, _ = glan("estimate", "--json", "--preset", "smoke", "--disciplines", DISCIPLINES,
                         "--model", "gpt-4o-mini", "--work-dir", tmp_path / ".glan")
     assert code == 0
-    estimate = json.loads(printed.out)
+    estimate = json.loads(out)
     totals = {"requests", "to_send", "prompt_tokens", "completion_tokens", "cost", "unpriced"}
     assert set(estimate) == {field.name for field in fields(Estimate)} | totals
     stages = estimate["stages"]
@@ -121,10 +110,10 @@ def test_estimate_json_is_the_estimates_to_dict_with_its_totals(tmp_path, capsys
     assert estimate["work_dir"] == str(tmp_path / ".glan")
 
 
-def test_validate_json(capsys):
-    code, printed = run(capsys, "taxonomy", "validate", "--json")
+def test_validate_json():
+    code, out, _ = glan("taxonomy", "validate", "--json")
     assert code == 0
-    summary = json.loads(printed.out)
+    summary = json.loads(out)
     assert summary["path"] == "taxonomy.yaml" and summary["disciplines"] == 149
     assert summary["presets"] == ["demo", "judged", "paper", "smoke"]
 
@@ -139,10 +128,10 @@ def complete(line: str, tmp_path: Path) -> list[str]:
     return answer.read_text().split("\n")
 
 
-def test_shell_completion(tmp_path, capsys):
-    code, printed = run(capsys, "completion", "bash")
+def test_shell_completion(tmp_path):
+    code, out, _ = glan("completion", "bash")
     assert code == 0
-    assert "complete -o nospace -o default -o bashdefault -F _python_argcomplete glan" in printed.out
+    assert "complete -o nospace -o default -o bashdefault -F _python_argcomplete glan" in out
     assert complete("glan tax", tmp_path) == ["taxonomy "]
     assert complete("glan taxonomy l", tmp_path) == ["list "]
     assert sorted(complete("glan build --disciplines organic-", tmp_path)) == ["organic-chemistry "]

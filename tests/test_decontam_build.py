@@ -16,25 +16,17 @@ train split is computed here from the rows, by exact Jaccard over the questions'
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
-from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
-import yaml
 
-from tests.helpers import SMOKE, glan, project
+from tests.helpers import SMOKE, build_args, glan, project, words
+from tests.helpers import rows as read_rows  # a test here names its own `rows`
 from tests.servers import start_openai_server
-from tests.test_benchmarks_hub import ROOT, child
+from tests.test_benchmarks_hub import DEFAULTS, child
 
-SHIPPED = {
-    entry["name"]: entry
-    for entry in yaml.safe_load((ROOT / "taxonomy.yaml").read_text())["generation"]["quality"]["decontamination"][
-        "benchmarks"
-    ]
-}
+SHIPPED = {entry["name"]: entry for entry in DEFAULTS}
 GSM8K, MMLU = SHIPPED["gsm8k"], SHIPPED["mmlu"]
 UNCHECKED = ["math", "humaneval", "mbpp", "bbh", "arc"]
 
@@ -53,11 +45,6 @@ Q_TOO_SHORT = (f"Explain why '{MMLU_TOO_SHORT}' makes a poor exam question for a
                "mechanisms and synthesis")
 A_GSM8K = f"Let us work it out step by step. {GSM8K_ANSWER}. So the answer is eighteen."
 A_SHORT = f"A good review question is this one: {MMLU_SHORT} It checks that you read the chapter on Saturn."
-
-
-def words(*key, count: int = 16) -> str:
-    """`count` words found nowhere else."""
-    return " ".join("w" + hashlib.sha256(repr((key, n)).encode()).hexdigest()[:10] for n in range(count))
 
 
 def filler(kind: str, n: int) -> str:
@@ -98,11 +85,6 @@ def hub():
     handle.stop()
 
 
-def read_rows(folder: Path, config: str, splits=("train",)) -> list[dict]:
-    return [row for split in splits for path in sorted((folder / config).glob(f"{split}-*.parquet"))
-            for row in pq.read_table(path).to_pylist()]
-
-
 @pytest.fixture(scope="module")
 def built(hub, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("decontam")
@@ -115,10 +97,8 @@ def built(hub, tmp_path_factory):
     questions = [Q_GSM8K, Q_SHORT, Q_NEAR_MISS, Q_TOO_SHORT] + [filler("question", n) for n in range(40)]
     answers = [A_GSM8K, A_SHORT] + [filler("answer", n) for n in range(40)]
     with start_openai_server(question_pool=questions, answer_pool=answers, log_bodies=True) as server:
-        [result] = child(hub, tmp / "hf-home", {"op": "glan", "argv": [
-            "build", "--taxonomy", str(taxonomy), "--preset", "decon", "--disciplines", "Organic Chemistry",
-            "--model", "test-model", "--base-url", server.base_url, "--out", str(tmp / "dist"),
-            "--work-dir", str(tmp / ".glan")]})
+        [result] = child(hub, tmp / "hf-home", {"op": "glan", "argv": build_args(
+            server, tmp / "dist", tmp / ".glan", disciplines="Organic Chemistry", preset="decon", taxonomy=taxonomy)})
         log = server.log()
     return {**result, "out": tmp / "dist", "work": tmp / ".glan", "log": log, "local": str(local)}
 
@@ -240,9 +220,8 @@ def test_a_test_question_with_a_near_twin_in_another_disciplines_train_split_is_
     taxonomy = project(tmp_path / "project", twins={"questions": {**SMOKE["questions"], "per_subject": 3}})
 
     def build(disciplines: str, out: str):
-        code, _, err = glan("build", "--taxonomy", taxonomy, "--preset", "twins", "--disciplines", disciplines,
-                            "--model", "test-model", "--base-url", server.base_url, "--out", tmp_path / out,
-                            "--work-dir", tmp_path / ".glan")
+        code, _, err = glan(*build_args(server, tmp_path / out, tmp_path / ".glan", disciplines=disciplines,
+                                        preset="twins", taxonomy=taxonomy))
         assert code == 0, err
 
     with start_openai_server(question_pool=TWIN_POOL) as server:
@@ -286,9 +265,8 @@ def test_a_rebuild_that_changes_no_unit_reads_the_held_out_check_it_remembered(t
     taxonomy = project(tmp_path / "project", twins={"questions": {**SMOKE["questions"], "per_subject": 3}})
 
     def build(out: str) -> dict:
-        code, _, err = glan("build", "--taxonomy", taxonomy, "--preset", "twins", "--disciplines",
-                            BESIDE, "--model", "test-model", "--base-url", server.base_url,
-                            "--out", tmp_path / out, "--work-dir", tmp_path / ".glan")
+        code, _, err = glan(*build_args(server, tmp_path / out, tmp_path / ".glan", disciplines=BESIDE,
+                                        preset="twins", taxonomy=taxonomy))
         assert code == 0, err
         return json.loads((tmp_path / out / "stats.json").read_text())["held_out"]
 

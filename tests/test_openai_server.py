@@ -355,6 +355,18 @@ def test_the_log_records_what_each_request_asked_for(openai_server):
     assert first["messages_sha256"] != second["messages_sha256"]
 
 
+def test_a_message_of_several_parts_is_answered_and_the_prompt_cache_reads_the_text_messages(openai_server):
+    """A message whose content is a list of parts (OpenAI's multi-part form) is answered, not a 500; the prompt
+    cache holds the messages whose content is text."""
+    openai_server.configure(prompt_cache_min_tokens=0, prompt_cache_block_tokens=1)
+    messages = [{"role": "system", "content": "You write syllabi."},  # 18 characters: 4 blocks of 4
+                {"role": "user", "content": [{"type": "text", "text": "Write a syllabus."}]}]
+    first, again = (chat(openai_server, messages=messages) for _ in range(2))
+    assert first.choices[0].message.content and again.choices[0].message.content
+    assert (first.usage.prompt_tokens_details.cached_tokens, again.usage.prompt_tokens_details.cached_tokens) == (0, 4)
+    assert [record["status"] for record in openai_server.log()] == [200, 200]
+
+
 def test_retry_after_in_milliseconds_and_as_an_http_date(openai_server):
     import email.utils
     import time

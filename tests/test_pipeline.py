@@ -3,13 +3,12 @@
 import json
 
 import pytest
-import yaml
 from datasets import load_dataset
 
 from glan.cli import main
 from glan.taxonomy import load_taxonomy
 from tests.cached import responses
-from tests.helpers import project
+from tests.helpers import PRESETS, project
 
 DISCIPLINES = ("Organic Chemistry", "Linear Algebra")
 SMOKE = load_taxonomy("taxonomy.yaml").settings("smoke")
@@ -134,7 +133,7 @@ def test_ids_are_identical_in_a_fresh_work_dir(built):
 def test_paper_preset_prints_the_request_count_before_starting(built, capsys, tmp_path):
     paper = load_taxonomy("taxonomy.yaml").settings("paper")
     # The shipped paper preset, with smoke's quality block: no benchmark to load from the Hub.
-    taxonomy = project(tmp_path / "project", paper=yaml.safe_load(open("taxonomy.yaml"))["presets"]["paper"])
+    taxonomy = project(tmp_path / "project", paper=PRESETS["paper"])
     code, _, _ = build(built["server"], built["tmp"], name="paper",
                        extra=["--taxonomy", str(taxonomy), "--preset", "paper", "--disciplines", "Organic Chemistry",
                               "--max-requests", "1"])

@@ -6,7 +6,6 @@ import shutil
 import sqlite3
 from dataclasses import replace
 
-import pyarrow.parquet as pq
 import pytest
 
 from glan.estimate import estimate
@@ -16,43 +15,24 @@ from glan.llm.cache import Cache, Response
 from glan.llm.reply import read_completion
 from glan.llm.routes import OPENAI_URL, Endpoint
 from glan.plan import resolve
-from tests.helpers import glan
+from tests.helpers import build_args, glan, rows
 from tests.servers import start_openai_server
 from tests.test_estimate import run_settings
 
-DISCIPLINES = "Organic Chemistry,Linear Algebra"
+DISCIPLINES = "Organic Chemistry,Linear Algebra"  # those tests.helpers.build_args builds
 # vLLM-like: any prefix, in blocks of 16 tokens (OpenAI's 1,024-token minimum is more than smoke's prompts hold).
 PREFIX_BLOCKS = {"prompt_cache_min_tokens": 0, "prompt_cache_block_tokens": 16}
 
 
-def build(server, tmp_path, *flags):
-    return glan(
-        "build",
-        "--preset",
-        "smoke",
-        "--disciplines",
-        DISCIPLINES,
-        "--model",
-        "test-model",
-        "--base-url",
-        server.base_url,
-        "--work-dir",
-        tmp_path / ".glan",
-        "--out",
-        tmp_path / "dist",
-        *flags,
-    )
-
-
 def test_cached_tokens_are_counted_and_priced_from_the_servers_usage(tmp_path):
     with start_openai_server(**PREFIX_BLOCKS) as server:
-        code, _, err = build(server, tmp_path, "--price", "test-model=1,2,0.25")
+        code, _, err = glan(*build_args(server, tmp_path / "dist", tmp_path / ".glan", "--price",
+                                        "test-model=1,2,0.25"))
         log = server.log()
         report = json.loads((tmp_path / ".glan" / "run_report.json").read_text())
         # Units made again from the cache alone count the same tokens: the cache keeps the cached figure.
         shutil.rmtree(tmp_path / ".glan" / "units")
-        again = glan("build", "--preset", "smoke", "--disciplines", DISCIPLINES, "--model", "test-model",
-                     "--base-url", server.base_url, "--work-dir", tmp_path / ".glan", "--out", tmp_path / "again")
+        again = glan(*build_args(server, tmp_path / "again", tmp_path / ".glan"))
         assert again[0] == 0 and server.stats()["requests"] == len(log)
     assert code == 0, err
     usage = {entry["stage"]: entry for entry in report["usage"]}
@@ -90,15 +70,15 @@ def test_prompt_cache_key_is_the_subject_to_openai_and_absent_elsewhere(tmp_path
     assert not Endpoint("http://127.0.0.1:8000/v1").is_openai
     assert not Endpoint("https://api.openai.com.example.org/v1").is_openai
     with start_openai_server() as server:
-        assert build(server, tmp_path / "local")[0] == 0
+        assert glan(*build_args(server, tmp_path / "local" / "dist", tmp_path / "local" / ".glan"))[0] == 0
         assert {record["prompt_cache_key"] for record in server.log()} == {None}
         server.reset()
         # The test server stands in for OpenAI: every endpoint counts as OpenAI's own.
         monkeypatch.setattr(routes.Endpoint, "is_openai", property(lambda self: True))
-        assert build(server, tmp_path / "openai")[0] == 0
+        assert glan(*build_args(server, tmp_path / "openai" / "dist", tmp_path / "openai" / ".glan"))[0] == 0
         log = server.log()
     questions = [record for record in log if record["output"] == "question"]
-    subjects = {json.loads(line)["subject_id"] for line in _rows(tmp_path / "openai" / "dist", "syllabi")}
+    subjects = {row["subject_id"] for row in rows(tmp_path / "openai" / "dist", "syllabi")}
     assert {record["prompt_cache_key"] for record in questions} == subjects
     assert {record["prompt_cache_key"] for record in log if record["output"] != "question"} == {None}
     # A subject's questions are sent together: its key is one run of arrivals per unit (two units interleave).
@@ -108,12 +88,6 @@ def test_prompt_cache_key_is_the_subject_to_openai_and_absent_elsewhere(tmp_path
         if index == 0 or questions[index - 1]["prompt_cache_key"] != key
     ]
     assert len(runs) <= 2 * len(subjects)
-
-
-def _rows(folder, config):
-    for path in sorted((folder / config).glob("*.parquet")):
-        for row in pq.read_table(path).to_pylist():
-            yield json.dumps(row)
 
 
 @pytest.mark.parametrize("figure", [-5, 10**9, "12", 3.5, True, None, {"n": 1}, [1]])
@@ -146,43 +120,13 @@ def test_the_estimates_cached_share_is_within_ten_percent_of_the_builds(tmp_path
     cached share; the build that follows gets the server's own figures."""
     with start_openai_server(**PREFIX_BLOCKS) as server:
         settings = run_settings(server, tmp_path, "warm")
-        code, _, err = glan(
-            "build",
-            "--preset",
-            "smoke",
-            "--disciplines",
-            DISCIPLINES,
-            "--model",
-            "test-model",
-            "--base-url",
-            server.base_url,
-            "--work-dir",
-            settings.work_dir,
-            "--out",
-            tmp_path / "syllabi",
-            "--configs",
-            "syllabi",
-        )
+        code, _, err = glan(*build_args(server, tmp_path / "syllabi", settings.work_dir, "--configs", "syllabi"))
         assert code == 0, err
         server.reset()
         settings = replace(settings, disciplines=tuple(DISCIPLINES.split(",")))
         estimates = {e.stage: e for e in estimate(resolve(settings), ["instructions"])}
         assert server.stats()["requests"] == 0
-        code, _, err = glan(
-            "build",
-            "--preset",
-            "smoke",
-            "--disciplines",
-            DISCIPLINES,
-            "--model",
-            "test-model",
-            "--base-url",
-            server.base_url,
-            "--work-dir",
-            settings.work_dir,
-            "--out",
-            tmp_path / "dist",
-        )
+        code, _, err = glan(*build_args(server, tmp_path / "dist", settings.work_dir))
         assert code == 0, err
     usage = {e["stage"]: e for e in json.loads((tmp_path / "warm" / ".glan" / "run_report.json").read_text())["usage"]}
     built = usage["questions"]["cached_tokens"] / usage["questions"]["prompt_tokens"]

@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from tests.helpers import glan, project, rows
+from tests.helpers import build_args, glan, project, rows
 from tests.servers import start_openai_server
 
 QUESTIONS = [
@@ -30,9 +30,8 @@ def built(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("repetition")
     taxonomy = project(tmp / "project")
     with start_openai_server(question_pool=QUESTIONS) as server:
-        code, _, err = glan("build", "--taxonomy", taxonomy, "--preset", "smoke", "--disciplines",
-                            ",".join(DISCIPLINES.values()), "--model", "test-model", "--base-url", server.base_url,
-                            "--out", tmp / "dist", "--work-dir", tmp / ".glan")
+        code, _, err = glan(*build_args(server, tmp / "dist", tmp / ".glan", disciplines=",".join(DISCIPLINES.values()),
+                                        taxonomy=taxonomy))
     assert code == 0, err
     out = tmp / "dist"
     splits = json.loads((out / "glan_manifest.json").read_text())["configs"]["instructions"]["splits"]

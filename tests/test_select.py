@@ -2,10 +2,10 @@
 
 import pytest
 
-from glan.cli import main
 from glan.config.run import RunSettings
 from glan.plan import resolve
 from glan.taxonomy import load_taxonomy
+from tests.helpers import glan
 
 EVERY = load_taxonomy("taxonomy.yaml").disciplines()
 
@@ -51,12 +51,6 @@ def test_a_file_lists_one_selector_a_line(tmp_path):
     assert chosen(f"@{listed}") == ["organic-chemistry", "fractions-decimals-and-percentages"]
 
 
-def run_cli(capsys, *argv):
-    capsys.readouterr()
-    code = main(list(argv))
-    return code, capsys.readouterr()
-
-
 @pytest.mark.parametrize(("given", "line"), [
     ("Linear Algebr", 'glan: taxonomy.yaml: --disciplines: no discipline named "Linear Algebr". Did you mean '
                       '"Linear Algebra"? `glan taxonomy list` lists every name and id.\n'),
@@ -69,27 +63,26 @@ def run_cli(capsys, *argv):
     ("@missing.txt", "glan: taxonomy.yaml: --disciplines: @missing.txt: cannot read it (No such file or "
      "directory). Name a text file of one discipline a line.\n"),
 ])
-def test_a_miss_is_one_line_that_names_the_closest(capsys, given, line):
-    code, printed = run_cli(capsys, "estimate", "--disciplines", given, "--model", "m", "--base-url",
-                            "http://127.0.0.1:9")
+def test_a_miss_is_one_line_that_names_the_closest(given, line):
+    code, out, err = glan("estimate", "--disciplines", given, "--model", "m", "--base-url", "http://127.0.0.1:9")
     assert code == 2
-    assert printed.err == line
-    assert printed.out == ""
+    assert err == line
+    assert out == ""
 
 
-def test_taxonomy_list_shows_every_id_and_path(capsys):
-    code, printed = run_cli(capsys, "taxonomy", "list")
+def test_taxonomy_list_shows_every_id_and_path():
+    code, out, _ = glan("taxonomy", "list")
     assert code == 0
-    lines = printed.out.splitlines()
+    lines = out.splitlines()
     assert len(lines) == len(EVERY)
     assert lines[0].split(None, 1) == [EVERY[0].discipline_id, f"{EVERY[0].field}/{EVERY[0].subfield}/{EVERY[0].discipline}"]
-    code, printed = run_cli(capsys, "taxonomy", "list", "--under", "natural sciences/chemistry")
+    code, out, _ = glan("taxonomy", "list", "--under", "natural sciences/chemistry")
     assert code == 0
-    assert [line.split()[0] for line in printed.out.splitlines()] == chosen("Natural Sciences/Chemistry/*")
+    assert [line.split()[0] for line in out.splitlines()] == chosen("Natural Sciences/Chemistry/*")
 
 
-def test_taxonomy_list_under_a_miss_says_what_is_close(capsys):
-    code, printed = run_cli(capsys, "taxonomy", "list", "--under", "Mathematic")
+def test_taxonomy_list_under_a_miss_says_what_is_close():
+    code, _, err = glan("taxonomy", "list", "--under", "Mathematic")
     assert code == 2
-    assert printed.err == ('glan: taxonomy.yaml: --under: no field or sub-field "Mathematic". Did you mean '
+    assert err == ('glan: taxonomy.yaml: --under: no field or sub-field "Mathematic". Did you mean '
                            '"Mathematics"? Write "Field" or "Field/Sub-field".\n')

@@ -32,7 +32,7 @@ MUTANTS = [
            'self.params["max_tokens"] *= 2', 'self.params["max_tokens"] *= 1',
            ("tests/test_failed_items.py",)),
     Mutant("batch-priced-at-the-online-price", "builder/llm/batch.py",
-           "answer.completion_tokens, batch=True)", "answer.completion_tokens, batch=False)",
+           "answer.cached_tokens, batch=True", "answer.cached_tokens, batch=False",
            ("tests/test_batch_budget.py",)),
     Mutant("parent-commit-dropped", "builder/publish/hub.py",
            "            parent_commit=head,\n", "",
@@ -163,8 +163,8 @@ MUTANTS = [
     Mutant("seed-flag-ignored", "builder/plan.py",
            '{"seed": settings.seed} if settings.seed is not None else {}', "{}", ("tests/test_cli.py", "-k", "seed")),
     Mutant("show-config-ignored", "builder/cli/show.py",
-           'rows = datasets.load_dataset(str(folder), config, split="train")',
-           'rows = datasets.load_dataset(str(folder), "instructions", split="train")',
+           "splits = datasets.load_dataset(str(folder), config)",
+           'splits = datasets.load_dataset(str(folder), "instructions")',
            ("tests/test_cli.py", "-k", "show_config")),
     # -- push -------------------------------------------------------------------------------------------
     Mutant("push-private-ignored", "builder/publish/hub.py",
@@ -176,5 +176,5 @@ MUTANTS = [
     Mutant("push-revision-ignored", "builder/cli/push.py",
            "revision=args.revision,", 'revision="main",', ("tests/test_hub.py", "-k", "private")),
     Mutant("push-without-token-not-refused-up-front", "builder/publish/hub.py",
-           "if get_token() is None:", "if False:", ("tests/test_hub.py", "-k", "token")),
+           "if (token or get_token()) is None:", "if False:", ("tests/test_hub.py", "-k", "token")),
 ]

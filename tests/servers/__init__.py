@@ -47,7 +47,9 @@ class OpenAIServer:
         return self._call("POST", "/_admin/config", knobs)
 
     def reset(self) -> None:
-        """Clear counters and log (arrival indices restart at 0); the knobs stay."""
+        """Clear counters and log (arrival indices restart at 0); the knobs stay, and so do the prompt cache (a
+        prompt sent before reset is a cache hit after it) and the pools' positions (the next text is the one after
+        the last served)."""
         self._call("POST", "/_admin/reset", {})
 
     def stop(self) -> None:

@@ -326,8 +326,7 @@ class FakeOpenAI:
     def _cached_tokens(self, body: dict) -> int:
         """The tokens of the longest prefix of this prompt the cache holds, in whole blocks from the minimum on; the
         prompt's own prefixes are remembered for the next."""
-        messages = body.get("messages") if isinstance(body.get("messages"), list) else []
-        text = "".join(m.get("content") or "" for m in messages if isinstance(m, dict))
+        text = "".join(m["content"] for m in _messages(body) if isinstance(m.get("content"), str))
         knobs, block = self.knobs, 4 * self.knobs.prompt_cache_block_tokens
         digest, cached = hashlib.sha256(), 0
         for end in range(block, len(text) + 1, block):
@@ -345,8 +344,8 @@ class FakeOpenAI:
 
     def _scripted(self, body: dict) -> str | None:
         """The scripted reply of the first marker the request's last message holds, if any."""
-        messages = body.get("messages") if isinstance(body.get("messages"), list) else []
-        last = messages[-1].get("content") if messages and isinstance(messages[-1], dict) else None
+        messages = _messages(body)
+        last = messages[-1].get("content") if messages else None
         if not isinstance(last, str):
             return None
         return next((reply for marker, reply in self.knobs.scripted_replies.items() if marker in last), None)
@@ -438,15 +437,13 @@ def output_of(body: dict) -> str | None:
         except ValueError:
             schema = {}
         return _mapping(fmt.get("json_schema")).get("name") or schema.get("title")
-    messages = body.get("messages") if isinstance(body.get("messages"), list) else []
-    system = next((m.get("content") for m in messages if isinstance(m, dict) and m.get("role") == "system"), None)
+    system = next((m.get("content") for m in _messages(body) if m.get("role") == "system"), None)
     return "question" if isinstance(system, str) and "homework" in system.lower() else "answer"
 
 
 def prompt_tokens(body: dict) -> int:
     """The usage this server reports for a prompt: a token per 4 characters of the messages, plus one."""
-    messages = body.get("messages") if isinstance(body.get("messages"), list) else []
-    return sum(len(m.get("content") or "") for m in messages if isinstance(m, dict)) // 4 + 1
+    return sum(len(m.get("content") or "") for m in _messages(body)) // 4 + 1
 
 
 def requested_schema(body: dict) -> str | None:
@@ -457,14 +454,19 @@ def requested_schema(body: dict) -> str | None:
         fmt.get("schema") if fmt.get("type") == "json_object" else None
     if schema is not None:
         return json.dumps(schema, sort_keys=True)
-    messages = body.get("messages") if isinstance(body.get("messages"), list) else []
     blocks = [
         block
-        for message in messages
-        if isinstance(message, dict) and isinstance(message.get("content"), str)
+        for message in _messages(body)
+        if isinstance(message.get("content"), str)
         for block in _FENCED_JSON.findall(message["content"])
     ]
     return blocks[-1] if blocks else None
+
+
+def _messages(body: dict) -> list[dict]:
+    """The request's messages that are objects: the log describes a request before the chat rules refuse it."""
+    messages = body.get("messages")
+    return [message for message in messages if isinstance(message, dict)] if isinstance(messages, list) else []
 
 
 def _mapping(value: Any) -> dict:
