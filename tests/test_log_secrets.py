@@ -25,7 +25,8 @@ def test_a_builds_log_and_messages_hold_no_url_password_and_no_pasted_key(tmp_pa
 def test_an_abbreviated_token_flag_is_hidden_too(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
     monkeypatch.setenv("GLAN_HUB_STALL_S", "5")
-    for flag in (["--tok", "hf_ABBREVSECRET"], ["--tok=hf_ABBREVSECRET"]):
+    # A flag without a value first (--verbose): its next word is the next flag, not its value.
+    for flag in (["--tok", "hf_ABBREVSECRET"], ["--tok=hf_ABBREVSECRET"], ["--verbose", "--token", "hf_ABBREVSECRET"]):
         code, out, err = glan("pull", "someone/repo", str(tmp_path / "pulled"), "-v", *flag)
         assert code in (1, 2) and "glan pull" in err + out and "--tok" in err
         assert "ABBREVSECRET" not in out + err

@@ -134,7 +134,7 @@ def _redacted(argv: list[str]) -> list[str]:
     """The command line for the log file, every secret's value replaced: a secret flag's, however abbreviated
     (argparse takes `--tok` for `--token`), and a --set of a key's *name* (`...api_key_env=sk-...`: a key pasted
     where its variable's name belongs). A URL's user and password go by the _Secrets filter, as in every line."""
-    shown, flag = [], None  # flag: the option whose value the next word is
+    shown, flag = [], None  # flag: the secret-bearing option whose value the next word is
     for arg in argv:
         if flag is not None:
             shown.append(_value_shown(flag, arg))
@@ -145,20 +145,23 @@ def _redacted(argv: list[str]) -> list[str]:
             shown.append(f"{name}={_value_shown(name, value)}")
         else:
             shown.append(arg)
-            flag = arg if arg.startswith("--") else None
+            # Only such an option takes the next word: after a flag without a value (--verbose) comes the next flag.
+            flag = arg if _abbreviates(arg, (*SECRET_FLAGS, "--set")) else None
     return shown
 
 
 def _value_shown(flag: str, value: str) -> str:
-    def abbreviates(full: str) -> bool:
-        return len(flag) > 2 and full.startswith(flag)
-
-    if any(abbreviates(secret) for secret in SECRET_FLAGS):
+    if _abbreviates(flag, SECRET_FLAGS):
         return "***"
     key = value.partition("=")[0]
-    if abbreviates("--set") and key.endswith("api_key_env"):
+    if _abbreviates(flag, ("--set",)) and key.endswith("api_key_env"):
         return f"{key}=***"
     return value
+
+
+def _abbreviates(flag: str, options: tuple[str, ...]) -> bool:
+    """Whether argparse reads `flag` as one of `options` (a long option's unambiguous prefix)."""
+    return flag.startswith("--") and len(flag) > 2 and any(option.startswith(flag) for option in options)
 
 
 class _Secrets(logging.Filter):
