@@ -1,5 +1,8 @@
 """Choosing disciplines by name, id, pattern or @FILE (`--disciplines`), and `glan taxonomy list`."""
 
+import os
+from pathlib import Path
+
 import pytest
 
 from glan.config.run import RunSettings
@@ -86,3 +89,24 @@ def test_taxonomy_list_under_a_miss_says_what_is_close():
     assert code == 2
     assert err == ('glan: taxonomy.yaml: --under: no field or sub-field "Mathematic". Did you mean '
                            '"Mathematics"? Write "Field" or "Field/Sub-field".\n')
+
+
+def test_a_list_that_names_nothing_is_one_line_not_an_empty_build(tmp_path):
+    comments = tmp_path / "nothing.txt"
+    comments.write_text("# nothing yet\n\n")
+    for given, shown in ((",,", "',,'"), (f"@{comments}", f"'@{comments}'")):
+        code, out, err = glan("build", "--disciplines", given, "--model", "m", "--base-url", "http://127.0.0.1:9",
+                              "--work-dir", tmp_path / ".glan", "--out", tmp_path / "dist")
+        assert (code, out) == (2, "")
+        assert err == f"glan: taxonomy.yaml: --disciplines: {shown} names no discipline. Name at least one.\n"
+
+
+def test_a_list_file_is_a_regular_file_of_at_most_a_mebibyte(tmp_path):
+    fifo, large = tmp_path / "fifo", tmp_path / "large.txt"
+    os.mkfifo(fifo)  # reading it would wait for a writer forever
+    large.write_text("organic-chemistry\n" * 60_000)
+    for path, reason in ((fifo, "not a regular file"), (Path("/dev/zero"), "not a regular file"),
+                         (large, "more than 1,048,576 bytes")):
+        code, _, err = glan("estimate", "--disciplines", f"@{path}", "--model", "m", "--base-url", "http://127.0.0.1:9")
+        assert (code, err) == (2, f"glan: taxonomy.yaml: --disciplines: @{path}: cannot read it ({reason}). Name a "
+                                  "text file of one discipline a line.\n")

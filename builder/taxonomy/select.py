@@ -10,8 +10,10 @@ closest names and ids (difflib), never an empty build.
 from __future__ import annotations
 
 import difflib
+import errno
 import fnmatch
 import re
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from ..config.yamlfile import TaxonomyError
 from .model import DisciplineRef, Taxonomy
 
 PATTERN_CHARS = "*?["
+MAX_LIST_BYTES = 1 << 20  # an @FILE: some 20,000 discipline names
 _AROUND_COMMA = re.compile(r" ?, ?")
 
 
@@ -29,6 +32,10 @@ def select_disciplines(taxonomy: Taxonomy, selectors: Sequence[str], source: str
     chosen: set[str] = set()
     for selector in _expanded(selectors, source):
         chosen.update(ref.discipline_id for ref in _matches(index, selector, source))
+    if not chosen:  # "", ",,", a file of comments: a build of nothing is no build
+        raise TaxonomyError(
+            source, None, "--disciplines", f"{', '.join(map(repr, selectors))} names no discipline. Name at least one."
+        )
     return [ref for ref in every if ref.discipline_id in chosen]
 
 
@@ -49,7 +56,14 @@ def _expanded(selectors: Sequence[str], source: str) -> list[str]:
 
 def _read_list(path: Path, source: str) -> list[str]:
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        # A regular file of a bounded size: @/dev/zero filled memory, a FIFO waited forever.
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        with path.open("rb") as file:
+            data = file.read(MAX_LIST_BYTES + 1)
+        if len(data) > MAX_LIST_BYTES:
+            raise OSError(errno.EFBIG, f"more than {MAX_LIST_BYTES:,} bytes")
+        lines = data.decode("utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as error:
         reason = getattr(error, "strerror", None) or error
         raise TaxonomyError(
@@ -73,6 +87,8 @@ class _Index:
     def __init__(self, every: list[DisciplineRef]):
         self.every = every
         self.paths = [_normal(discipline_path(ref)) for ref in every]  # what a pattern matches, besides the id
+        # The most comma-separated parts a name or path has: no longer run of a list's parts can name anything.
+        self.most_parts = 1 + max((path.count(",") for path in self.paths), default=0)
         self.named: dict[str, list[DisciplineRef]] = {}  # a name (normalized) or an id -> its disciplines, in order
         for ref in every:
             for key in dict.fromkeys((_normal(ref.discipline), ref.discipline_id)):
@@ -89,7 +105,7 @@ def _matches(index: _Index, selector: str, source: str) -> list[DisciplineRef]:
     matched: list[DisciplineRef] = []
     start = 0
     while start < len(parts):
-        for end in range(len(parts), start, -1):
+        for end in range(min(len(parts), start + index.most_parts), start, -1):
             if found := _whole(index, ",".join(parts[start:end])):
                 matched += found
                 start = end
