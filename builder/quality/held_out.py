@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .dedup import _bands_and_rows, fingerprint
+from .dedup import bands_and_rows, fingerprint
 from .slices import run_to_end
 
 SCHEMA = pa.schema(
@@ -44,7 +44,7 @@ def near_twin_figures(
 ) -> pa.Table:
     """split -> (question_id, question) as a table of each question's LSH band keys and sorted shingle hashes."""
     columns: dict[str, list] = {name: [] for name in SCHEMA.names}
-    bands = _bands_and_rows(threshold, num_perm)
+    bands = bands_and_rows(threshold, num_perm)
     for split, pairs in questions.items():
         found = run_to_end(fingerprint([{"question": text} for _, text in pairs], shingle_words, num_perm, *bands))
         offsets = found.shingle_offsets
