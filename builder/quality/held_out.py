@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -79,13 +79,13 @@ def _read(path: Path, split: str) -> pa.Table:
 
 
 def cross_discipline_twins(
-    units: Iterable[tuple[str, Path]], threshold: float, read: Callable[[Path, str], pa.Table] = _read
+    units: Iterable[tuple[str, Path]], threshold: float
 ) -> dict[str, dict[str, list[dict[str, str]]]]:
     """discipline_id -> test question_id -> its near-twins in other disciplines' train splits, each
     {"discipline_id", "question_id"}: per other discipline, the twin of lowest question_id. `units` are
     (discipline_id, its near-twin figures file); disciplines and questions in id order."""
     units = sorted(units)
-    tests = [(discipline_id, table) for discipline_id, path in units if len(table := read(path, "test"))]
+    tests = [(discipline_id, table) for discipline_id, path in units if len(table := _read(path, "test"))]
     if not tests:
         return {}
     test = _Figures(
@@ -94,7 +94,7 @@ def cross_discipline_twins(
     )
     twins: dict[tuple[int, str], str] = {}  # (test question, other discipline) -> the twin's question_id
     for discipline_id, path in units:
-        if not len(table := read(path, "train")):
+        if not len(table := _read(path, "train")):
             continue
         train = _Figures(table, [])
         for test_index, train_index in _candidates(test.band_keys, train.band_keys):
