@@ -19,14 +19,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .dedup import bands_and_rows, fingerprint
+from .dedup import Fingerprints, bands_and_rows, fingerprint
 from .slices import run_to_end
 
 SCHEMA = pa.schema(
@@ -56,22 +56,14 @@ def near_twin_figures(
     return pa.table(columns, schema=SCHEMA)
 
 
-class _Figures:
-    """The figures of one or more questions, as numpy arrays: question i's shingles are
-    shingles[offsets[i]:offsets[i + 1]]."""
-
-    def __init__(self, table: pa.Table, owners: list[str]):
-        self.question_ids: list[str] = table.column("question_id").to_pylist()
-        self.owners = owners  # the discipline of each question
-        keys = table.column("band_keys").combine_chunks()
-        self.band_keys = keys.flatten().to_numpy().reshape(len(table), -1)
-        shingles = table.column("shingles").combine_chunks()
-        self.shingles = shingles.flatten().to_numpy()
-        offsets = shingles.offsets.to_numpy()
-        self.offsets = offsets - offsets[0]
-
-    def shingles_of(self, index: int) -> np.ndarray:
-        return self.shingles[self.offsets[index] : self.offsets[index + 1]]
+def _fingerprints(table: pa.Table) -> Fingerprints:
+    """A figures table as dedup's Fingerprints, row for row: its band keys and shingle hashes (the figures keep no
+    digests of the texts: exact duplicates are dedup's, within a discipline)."""
+    keys = table.column("band_keys").combine_chunks()
+    shingles = table.column("shingles").combine_chunks()
+    offsets = shingles.offsets.to_numpy()
+    band_keys = keys.flatten().to_numpy().reshape(len(table), -1)
+    return Fingerprints([], band_keys, shingles.flatten().to_numpy(), offsets - offsets[0])
 
 
 def _read(path: Path, split: str) -> pa.Table:
@@ -83,32 +75,36 @@ def cross_discipline_twins(
 ) -> dict[str, dict[str, list[dict[str, str]]]]:
     """discipline_id -> test question_id -> its near-twins in other disciplines' train splits, each
     {"discipline_id", "question_id"}: per other discipline, the twin of lowest question_id. `units` are
-    (discipline_id, its near-twin figures file); disciplines and questions in id order."""
+    (discipline_id, its near-twin figures file); disciplines and questions in id order.
+
+    Per other discipline, a test question is compared in one numpy pass (dedup's Fingerprints.jaccards) with all
+    the train questions that share a band's key with it. There are a few test questions a discipline, so the work
+    is linear in the train questions however alike they are, and no candidate needs leaving out (dedup compares
+    every question of a discipline with the others, and bounds their candidates: BUCKET_CAP)."""
     units = sorted(units)
     tests = [(discipline_id, table) for discipline_id, path in units if len(table := _read(path, "test"))]
     if not tests:
         return {}
-    test = _Figures(
-        pa.concat_tables([table for _, table in tests]),
-        [discipline_id for discipline_id, table in tests for _ in range(len(table))],
-    )
+    test = pa.concat_tables([table for _, table in tests])
+    test_ids: list[str] = test.column("question_id").to_pylist()
+    owners = [discipline_id for discipline_id, table in tests for _ in range(len(table))]
+    owned_by = np.array(owners)
     twins: dict[tuple[int, str], str] = {}  # (test question, other discipline) -> the twin's question_id
     for discipline_id, path in units:
-        if not len(table := _read(path, "train")):
+        if not len(train := _read(path, "train")):
             continue
-        train = _Figures(table, [])
-        for test_index, train_index in _candidates(test.band_keys, train.band_keys):
-            if test.owners[test_index] == discipline_id:
-                continue
-            key, question_id = (test_index, discipline_id), train.question_ids[train_index]
-            if key in twins and twins[key] <= question_id:
-                continue
-            if _jaccard(test.shingles_of(test_index), train.shingles_of(train_index)) >= threshold:
-                twins[key] = question_id
+        both = _fingerprints(pa.concat_tables([test, train]))  # the test questions, then this discipline's train ones
+        train_ids = train.column("question_id").to_numpy(zero_copy_only=False)
+        ranks = None  # of the train questions by question_id, once a twin is found
+        for test_index, candidates in _candidates(both.band_keys, len(test_ids), owned_by != discipline_id):
+            similar = candidates[both.jaccards(test_index, candidates) >= threshold] - len(test_ids)
+            if similar.size:
+                if ranks is None:
+                    ranks = np.argsort(np.argsort(train_ids, kind="stable"), kind="stable")
+                twins[test_index, discipline_id] = train_ids[similar[ranks[similar].argmin()]]
     found: dict[str, dict[str, list[dict[str, str]]]] = {}
-    ids = test.question_ids
-    for (test_index, other), question_id in sorted(twins.items(), key=lambda item: (ids[item[0][0]], item[0][1])):
-        found.setdefault(test.owners[test_index], {}).setdefault(test.question_ids[test_index], []).append(
+    for (test_index, other), question_id in sorted(twins.items(), key=lambda item: (test_ids[item[0][0]], item[0][1])):
+        found.setdefault(owners[test_index], {}).setdefault(test_ids[test_index], []).append(
             {"discipline_id": other, "question_id": question_id}
         )
     return {discipline_id: found[discipline_id] for discipline_id in sorted(found)}
@@ -134,20 +130,16 @@ def remembered_twins(units: list[tuple[str, Path]], threshold: float, memo: Path
     return twins
 
 
-def _candidates(test_keys: np.ndarray, train_keys: np.ndarray) -> list[tuple[int, int]]:
-    """(test, train) index pairs that share a band's key: what LSH proposes, before Jaccard decides."""
-    pairs: set[tuple[int, int]] = set()
-    for band in range(test_keys.shape[1]):
-        order = np.argsort(test_keys[:, band], kind="stable")
-        ordered = test_keys[order, band]
-        left = np.searchsorted(ordered, train_keys[:, band], "left")
-        right = np.searchsorted(ordered, train_keys[:, band], "right")
-        for train_index in np.flatnonzero(right > left).tolist():
-            pairs.update((int(test_index), train_index) for test_index in order[left[train_index] : right[train_index]])
-    return sorted(pairs)
-
-
-def _jaccard(mine: np.ndarray, theirs: np.ndarray) -> float:
-    shared = len(np.intersect1d(mine, theirs))
-    union = len(np.union1d(mine, theirs))
-    return shared / union if union else 0.0
+def _candidates(band_keys: np.ndarray, tests: int, asked: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """What LSH proposes, before Jaccard decides: for each of the first `tests` rows of `band_keys` (test questions)
+    that is `asked`, the rows after them (train questions) that have its key in a band, as sorted row indexes."""
+    found: dict[int, list[np.ndarray]] = {}
+    for band in range(band_keys.shape[1]):
+        order = np.argsort(band_keys[tests:, band]) + tests
+        ordered = band_keys[order, band]
+        left = np.searchsorted(ordered, band_keys[:tests, band], "left")
+        right = np.searchsorted(ordered, band_keys[:tests, band], "right")
+        for test_index in np.flatnonzero((right > left) & asked).tolist():
+            found.setdefault(test_index, []).append(order[left[test_index] : right[test_index]])
+    for test_index, parts in sorted(found.items()):
+        yield test_index, np.unique(np.concatenate(parts))
