@@ -275,6 +275,12 @@ def test_a_test_question_with_a_near_twin_in_another_disciplines_train_split_is_
             tmp_path / "both" / "instructions" / f"{split}-organic-chemistry.parquet").read_bytes()
     alone = json.loads((tmp_path / "alone" / "stats.json").read_text())["held_out"]
     assert alone["near_twins"] == {} and alone["total_with_near_twin_elsewhere"] == 0
+    # Each unit's figures: a row group per split, so that the check's read of one split skips the other's.
+    for discipline in ids:
+        [figures] = (tmp_path / ".glan" / "units" / discipline).glob("*/near_twins.parquet")
+        file = pq.ParquetFile(figures)
+        assert [set(file.read_row_group(group).column("split").to_pylist())
+                for group in range(file.num_row_groups)] == [{"train"}, {"test"}]
 
 
 def test_a_rebuild_that_changes_no_unit_reads_the_held_out_check_it_remembered(tmp_path, monkeypatch):

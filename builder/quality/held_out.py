@@ -9,9 +9,10 @@ them out.
 
 Near-duplicate means what it means to dedup (builder/quality/dedup.py), at the run's dedup settings: the same
 MinHash LSH bands propose candidates, and the Jaccard similarity of the two shingle sets at `threshold` or above
-decides. Each unit keeps, in a small file of its own (`near_twin_figures`), the LSH band keys and shingle hashes of
-its instructions' questions, about 250 bytes a question; the build reads the test figures of every unit (50 questions
-a discipline), then one unit's train figures at a time, so no row is read back and memory holds one unit's figures.
+decides. Each unit keeps, in a small file of its own (`near_twin_figures`, a row group per split), the LSH band keys
+and shingle hashes of its instructions' questions, about 250 bytes a question; the build reads the test figures of
+every unit (50 questions a discipline), then one unit's train figures at a time, so no row is read back and memory
+holds one unit's figures.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable, Iterator
+from itertools import groupby
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +56,18 @@ def near_twin_figures(
             columns["band_keys"].append(found.band_keys[index])
             columns["shingles"].append(found.shingle_hashes[offsets[index] : offsets[index + 1]])
     return pa.table(columns, schema=SCHEMA)
+
+
+def write_near_twin_figures(figures: pa.Table, path: Path) -> None:
+    """`figures` (near_twin_figures': each split's rows together) as a parquet file with a row group per split, so that
+    reading one split's (_read: the test questions of every unit, then one unit's train questions at a time) skips
+    the other's."""
+    with pq.ParquetWriter(path, SCHEMA) as writer:
+        start = 0
+        for _, rows in groupby(figures.column("split").to_pylist()):
+            count = len(list(rows))
+            writer.write_table(figures.slice(start, count))
+            start += count
 
 
 def _fingerprints(table: pa.Table) -> Fingerprints:
