@@ -254,6 +254,12 @@ def test_a_test_question_with_a_near_twin_in_another_disciplines_train_split_is_
             tmp_path / "both" / "instructions" / f"{split}-organic-chemistry.parquet").read_bytes()
     alone = json.loads((tmp_path / "alone" / "stats.json").read_text())["held_out"]
     assert alone["near_twins"] == {} and alone["total_with_near_twin_elsewhere"] == 0
+    # Each unit's figures: a row group per split, so that the check's read of one split skips the other's.
+    for discipline in ids:
+        [figures] = (tmp_path / ".glan" / "units" / discipline).glob("*/near_twins.parquet")
+        file = pq.ParquetFile(figures)
+        assert [set(file.read_row_group(group).column("split").to_pylist())
+                for group in range(file.num_row_groups)] == [{"train"}, {"test"}]
 
 
 def test_a_rebuild_that_changes_no_unit_reads_the_held_out_check_it_remembered(tmp_path, monkeypatch):
@@ -277,6 +283,48 @@ def test_a_rebuild_that_changes_no_unit_reads_the_held_out_check_it_remembered(t
         (tmp_path / ".glan" / "held_out.json").write_text('{"key": "')  # a memo that cannot be read
         assert build("checked") == first and len(checks) == 2  # computed again
         assert build("remembered") == first and len(checks) == 2
+
+
+def test_a_held_out_memo_of_the_wrong_shape_is_checked_again_and_one_that_cannot_be_written_fails_no_build(
+        tmp_path, monkeypatch):
+    import glan.quality.held_out as held_out
+
+    checks = []
+    check = held_out.cross_discipline_twins
+    monkeypatch.setattr(held_out, "cross_discipline_twins", lambda *args: checks.append(args) or check(*args))
+    taxonomy = project(tmp_path / "project", twins={"questions": {**SMOKE["questions"], "per_subject": 3}})
+    memo = tmp_path / ".glan" / "held_out.json"
+
+    def build(out: str) -> dict:
+        code, _, err = glan("build", "--taxonomy", taxonomy, "--preset", "twins", "--disciplines",
+                            BESIDE, "--model", "test-model", "--base-url", server.base_url,
+                            "--out", tmp_path / out, "--work-dir", tmp_path / ".glan")
+        assert code == 0, err
+        return json.loads((tmp_path / out / "stats.json").read_text())["held_out"]
+
+    with start_openai_server(question_pool=TWIN_POOL) as server:
+        first = build("first")
+        assert first["total_with_near_twin_elsewhere"] > 0 and len(checks) == 1
+        key = json.loads(memo.read_text())["key"]
+        [(discipline, tests)] = list(first["near_twins"].items())[:1]
+        question_id = next(iter(tests))
+        # The right key, and twins that are not discipline -> question_id -> [{discipline_id, question_id}]: checked
+        # again, the stats those of a fresh check.
+        wrong = [[], {discipline: []}, {discipline: {question_id: "x"}}, {discipline: {question_id: [["a", "b"]]}},
+                 {discipline: {question_id: [{"discipline_id": 1, "question_id": "q"}]}},
+                 {discipline: {question_id: [{"discipline_id": "a"}]}}]
+        for count, twins in enumerate(wrong, start=2):
+            memo.write_text(json.dumps({"key": key, "twins": twins}))
+            assert build(f"wrong-{count}") == first and len(checks) == count, twins
+        assert build("remembered") == first and len(checks) == len(wrong) + 1
+        monkeypatch.setattr(held_out, "MEMO_FORMAT", held_out.MEMO_FORMAT + 1)  # twins found another way
+        assert build("another-format") == first and len(checks) == len(wrong) + 2
+        # The memo is a cache: a path that cannot be written (a folder at it) fails no build.
+        memo.unlink()
+        memo.mkdir()
+        assert build("unwritable") == first and len(checks) == len(wrong) + 3
+        assert build("unwritable-again") == first and len(checks) == len(wrong) + 4
+        assert memo.is_dir() and not memo.with_name("held_out.json.partial").exists()
 
 
 # -- preflight ------------------------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ import hashlib
 
 import pyarrow.parquet as pq
 
-from glan.quality import cross_discipline_twins, near_twin_figures
+from glan.quality import cross_discipline_twins, near_twin_figures, write_near_twin_figures
+from glan.quality.held_out import SCHEMA
 
 SETTINGS = {"threshold": 0.8, "num_perm": 128, "shingle_words": 1}
 
@@ -22,7 +23,7 @@ THREE_CHANGED = " ".join(BASE[:-3] + ["one", "two", "three"])  # 17/23 = 0.74
 
 def unit(tmp_path, discipline: str, train: list[tuple[str, str]], test: list[tuple[str, str]]):
     path = tmp_path / f"{discipline}.parquet"
-    pq.write_table(near_twin_figures({"train": train, "test": test}, **SETTINGS), path)
+    write_near_twin_figures(near_twin_figures({"train": train, "test": test}, **SETTINGS), path)
     return discipline, path
 
 
@@ -49,3 +50,19 @@ def test_no_test_split_or_no_train_split_finds_nothing(tmp_path):
     assert cross_discipline_twins([only_train, only_test], 0.8) == {"biology": {"b": [
         {"discipline_id": "algebra", "question_id": "a"}]}}
     assert cross_discipline_twins([only_test], 0.8) == {}
+
+
+def test_a_units_figures_file_holds_a_row_group_per_split_and_reads_back_whole(tmp_path):
+    # The check reads every unit's test questions, then one unit's train questions at a time: each read skips the
+    # other split's row group.
+    figures = near_twin_figures({"train": [("t-1", ONE_CHANGED), ("t-0", " ".join(BASE))],
+                                 "test": [("s-0", THREE_CHANGED)]}, **SETTINGS)
+    path = tmp_path / "figures.parquet"
+    write_near_twin_figures(figures, path)
+    file = pq.ParquetFile(path)
+    assert [file.read_row_group(group).column("split").to_pylist() for group in range(file.num_row_groups)] == [
+        ["train", "train"], ["test"]]
+    assert pq.read_table(path).equals(figures)
+    for empty in ({}, {"train": [], "test": []}):
+        write_near_twin_figures(near_twin_figures(empty, **SETTINGS), path)
+        assert pq.ParquetFile(path).num_row_groups == 0 and pq.read_table(path).schema == SCHEMA

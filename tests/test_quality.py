@@ -104,7 +104,7 @@ def test_signatures_and_bands_are_datasketchs_and_propose_exactly_its_lsh_candid
     default affine32 scheme), and two questions share a band key exactly when MinHashLSH would propose them."""
     from datasketch import MinHash, MinHashLSH
 
-    from glan.quality.dedup import MINHASH_SEED, _bands_and_rows, _permutations, _signatures, fingerprint
+    from glan.quality.dedup import MINHASH_SEED, _permutations, _signatures, bands_and_rows, fingerprint
 
     words = [f"w{number}" for number in range(60)]
     rng = random.Random(7)
@@ -120,7 +120,7 @@ def test_signatures_and_bands_are_datasketchs_and_propose_exactly_its_lsh_candid
     )
     assert np.array_equal(ours, np.array([minhash.hashvalues for minhash in theirs]))
 
-    bands, rows = _bands_and_rows(0.8, 128)
+    bands, rows = bands_and_rows(0.8, 128)
     keys = run_to_end(
         fingerprint([question(f"q{item}", " ".join(text)) for item, text in enumerate(texts)], 1, 128, bands, rows)
     ).band_keys
@@ -140,7 +140,7 @@ def lsh_and_exact_jaccard(rows: list[dict], threshold: float = 0.8) -> dict[str,
     Jaccard against every kept question its LSH bands propose."""
     from datasketch import MinHash, MinHashLSH
 
-    from glan.quality.dedup import MINHASH_SEED, _bands_and_rows
+    from glan.quality.dedup import MINHASH_SEED, bands_and_rows
 
     texts = {row["question_id"]: normalize(row["question"]) for row in rows}
     first_with_text, dropped = {}, {}
@@ -148,7 +148,7 @@ def lsh_and_exact_jaccard(rows: list[dict], threshold: float = 0.8) -> dict[str,
         first = first_with_text.setdefault(texts[question_id], question_id)
         if first != question_id:
             dropped[question_id] = ("exact", first)
-    lsh, kept_words = MinHashLSH(num_perm=128, params=_bands_and_rows(threshold, 128)), {}
+    lsh, kept_words = MinHashLSH(num_perm=128, params=bands_and_rows(threshold, 128)), {}
     for question_id in sorted(set(texts) - set(dropped)):
         words = frozenset(texts[question_id].split())
         minhash = MinHash(num_perm=128, seed=MINHASH_SEED)
@@ -218,7 +218,7 @@ def test_on_varied_questions_the_result_is_exactly_datasketchs_lsh_with_exact_ja
 
 
 def test_on_near_twins_the_candidate_bound_is_the_one_difference_from_datasketchs_lsh(monkeypatch):
-    from glan.quality.dedup import BUCKET_CAP, Fingerprints, _bands_and_rows
+    from glan.quality.dedup import BUCKET_CAP, Fingerprints, bands_and_rows
 
     rows = near_twins(1000)
     reference = lsh_and_exact_jaccard(rows)
@@ -230,7 +230,7 @@ def test_on_near_twins_the_candidate_bound_is_the_one_difference_from_datasketch
         lambda self, index, others: compared.append(len(others)) or jaccards(self, index, others),
     )
     result = deduplicate(rows)
-    bands, _ = _bands_and_rows(0.8, 128)
+    bands, _ = bands_and_rows(0.8, 128)
     assert len(compared) == 996 and max(compared) <= bands * BUCKET_CAP
     # A few near twins of kept questions beyond the bound are kept (607 dropped as near without it, 604 with it);
     # every drop names a question with a lower id that really is within the threshold, and kept unless it is the

@@ -5,7 +5,7 @@ from .benchmarks import BenchmarkError, load_benchmark, load_benchmarks, shipped
 from .decontaminate import BenchmarkIndex, decontaminate, index_benchmark
 from .dedup import deduplicate
 from .filters import ANSWER_DROP_REASONS, answer_drop_reason
-from .held_out import cross_discipline_twins, near_twin_figures, remembered_twins
+from .held_out import cross_discipline_twins, near_twin_figures, remembered_twins, write_near_twin_figures
 from .report import QualityReport
 from .split import held_out_ids
 from .stats import ConfigStats, build_stats, decontamination_stats, held_out_stats, repetition_by_discipline
@@ -39,4 +39,5 @@ __all__ = [
     "repetition_by_discipline",
     "run_steps",
     "shipped_benchmark_names",
+    "write_near_twin_figures",
 ]

@@ -103,7 +103,7 @@ def deduplicate_in_slices(
     Ordering by question_id rather than input order makes the survivor independent of how the rows were gathered.
     Exact duplicates are found first, so a row is only called "near" when its text really differs.
     """
-    fingerprints = yield from fingerprint(rows, shingle_words, num_perm, *_bands_and_rows(threshold, num_perm))
+    fingerprints = yield from fingerprint(rows, shingle_words, num_perm, *bands_and_rows(threshold, num_perm))
     question_ids = [row["question_id"] for row in rows]
     order = yield from sorted_in_slices(list(range(len(rows))), key=question_ids.__getitem__)
     survivors: dict[int, tuple[str, int]] = {}  # row index -> why it goes, and the row index of the one kept
@@ -236,9 +236,9 @@ def _exact_duplicates(digests: list[bytes], order: list[int]) -> Slices[dict[int
 
 
 # The bands and rows for a threshold: datasketch integrates them numerically (~40 ms), and every discipline
-# asks for the same.
+# asks for the same (its dedup, and its near-twin figures for the held-out check, builder/quality/held_out.py).
 @functools.cache
-def _bands_and_rows(threshold: float, num_perm: int) -> tuple[int, int]:
+def bands_and_rows(threshold: float, num_perm: int) -> tuple[int, int]:
     lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=CANDIDATE_WEIGHTS)
     return lsh.b, lsh.r
 

@@ -9,25 +9,31 @@ them out.
 
 Near-duplicate means what it means to dedup (builder/quality/dedup.py), at the run's dedup settings: the same
 MinHash LSH bands propose candidates, and the Jaccard similarity of the two shingle sets at `threshold` or above
-decides. Each unit keeps, in a small file of its own (`near_twin_figures`), the LSH band keys and shingle hashes of
-its instructions' questions, about 250 bytes a question; the build reads the test figures of every unit (50 questions
-a discipline), then one unit's train figures at a time, so no row is read back and memory holds one unit's figures.
+decides. Each unit keeps, in a small file of its own (`near_twin_figures`, a row group per split), the LSH band keys
+and shingle hashes of its instructions' questions, about 250 bytes a question; the build reads the test figures of
+every unit (50 questions a discipline), then one unit's train figures at a time, so no row is read back and memory
+holds one unit's figures.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Iterator
+from itertools import groupby
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .dedup import _bands_and_rows, fingerprint
+from .dedup import Fingerprints, bands_and_rows, fingerprint
 from .slices import run_to_end
+
+# Bump when how twins are found or what remembered_twins' memo holds changes: a memo of another format is not read.
+MEMO_FORMAT = 1
 
 SCHEMA = pa.schema(
     [
@@ -44,7 +50,7 @@ def near_twin_figures(
 ) -> pa.Table:
     """split -> (question_id, question) as a table of each question's LSH band keys and sorted shingle hashes."""
     columns: dict[str, list] = {name: [] for name in SCHEMA.names}
-    bands = _bands_and_rows(threshold, num_perm)
+    bands = bands_and_rows(threshold, num_perm)
     for split, pairs in questions.items():
         found = run_to_end(fingerprint([{"question": text} for _, text in pairs], shingle_words, num_perm, *bands))
         offsets = found.shingle_offsets
@@ -56,22 +62,26 @@ def near_twin_figures(
     return pa.table(columns, schema=SCHEMA)
 
 
-class _Figures:
-    """The figures of one or more questions, as numpy arrays: question i's shingles are
-    shingles[offsets[i]:offsets[i + 1]]."""
+def write_near_twin_figures(figures: pa.Table, path: Path) -> None:
+    """`figures` (near_twin_figures': each split's rows together) as a parquet file with a row group per split, so that
+    reading one split's (_read: the test questions of every unit, then one unit's train questions at a time) skips
+    the other's."""
+    with pq.ParquetWriter(path, SCHEMA) as writer:
+        start = 0
+        for _, rows in groupby(figures.column("split").to_pylist()):
+            count = len(list(rows))
+            writer.write_table(figures.slice(start, count))
+            start += count
 
-    def __init__(self, table: pa.Table, owners: list[str]):
-        self.question_ids: list[str] = table.column("question_id").to_pylist()
-        self.owners = owners  # the discipline of each question
-        keys = table.column("band_keys").combine_chunks()
-        self.band_keys = keys.flatten().to_numpy().reshape(len(table), -1)
-        shingles = table.column("shingles").combine_chunks()
-        self.shingles = shingles.flatten().to_numpy()
-        offsets = shingles.offsets.to_numpy()
-        self.offsets = offsets - offsets[0]
 
-    def shingles_of(self, index: int) -> np.ndarray:
-        return self.shingles[self.offsets[index] : self.offsets[index + 1]]
+def _fingerprints(table: pa.Table) -> Fingerprints:
+    """A figures table as dedup's Fingerprints, row for row: its band keys and shingle hashes (the figures keep no
+    digests of the texts: exact duplicates are dedup's, within a discipline)."""
+    keys = table.column("band_keys").combine_chunks()
+    shingles = table.column("shingles").combine_chunks()
+    offsets = shingles.offsets.to_numpy()
+    band_keys = keys.flatten().to_numpy().reshape(len(table), -1)
+    return Fingerprints([], band_keys, shingles.flatten().to_numpy(), offsets - offsets[0])
 
 
 def _read(path: Path, split: str) -> pa.Table:
@@ -79,36 +89,40 @@ def _read(path: Path, split: str) -> pa.Table:
 
 
 def cross_discipline_twins(
-    units: Iterable[tuple[str, Path]], threshold: float, read: Callable[[Path, str], pa.Table] = _read
+    units: Iterable[tuple[str, Path]], threshold: float
 ) -> dict[str, dict[str, list[dict[str, str]]]]:
     """discipline_id -> test question_id -> its near-twins in other disciplines' train splits, each
     {"discipline_id", "question_id"}: per other discipline, the twin of lowest question_id. `units` are
-    (discipline_id, its near-twin figures file); disciplines and questions in id order."""
+    (discipline_id, its near-twin figures file); disciplines and questions in id order.
+
+    Per other discipline, a test question is compared in one numpy pass (dedup's Fingerprints.jaccards) with all
+    the train questions that share a band's key with it. There are a few test questions a discipline, so the work
+    is linear in the train questions however alike they are, and no candidate needs leaving out (dedup compares
+    every question of a discipline with the others, and bounds their candidates: BUCKET_CAP)."""
     units = sorted(units)
-    tests = [(discipline_id, table) for discipline_id, path in units if len(table := read(path, "test"))]
+    tests = [(discipline_id, table) for discipline_id, path in units if len(table := _read(path, "test"))]
     if not tests:
         return {}
-    test = _Figures(
-        pa.concat_tables([table for _, table in tests]),
-        [discipline_id for discipline_id, table in tests for _ in range(len(table))],
-    )
+    test = pa.concat_tables([table for _, table in tests])
+    test_ids: list[str] = test.column("question_id").to_pylist()
+    owners = [discipline_id for discipline_id, table in tests for _ in range(len(table))]
+    owned_by = np.array(owners)
     twins: dict[tuple[int, str], str] = {}  # (test question, other discipline) -> the twin's question_id
     for discipline_id, path in units:
-        if not len(table := read(path, "train")):
+        if not len(train := _read(path, "train")):
             continue
-        train = _Figures(table, [])
-        for test_index, train_index in _candidates(test.band_keys, train.band_keys):
-            if test.owners[test_index] == discipline_id:
-                continue
-            key, question_id = (test_index, discipline_id), train.question_ids[train_index]
-            if key in twins and twins[key] <= question_id:
-                continue
-            if _jaccard(test.shingles_of(test_index), train.shingles_of(train_index)) >= threshold:
-                twins[key] = question_id
+        both = _fingerprints(pa.concat_tables([test, train]))  # the test questions, then this discipline's train ones
+        train_ids = train.column("question_id").to_numpy(zero_copy_only=False)
+        ranks = None  # of the train questions by question_id, once a twin is found
+        for test_index, candidates in _candidates(both.band_keys, len(test_ids), owned_by != discipline_id):
+            similar = candidates[both.jaccards(test_index, candidates) >= threshold] - len(test_ids)
+            if similar.size:
+                if ranks is None:
+                    ranks = np.argsort(np.argsort(train_ids, kind="stable"), kind="stable")
+                twins[test_index, discipline_id] = train_ids[similar[ranks[similar].argmin()]]
     found: dict[str, dict[str, list[dict[str, str]]]] = {}
-    ids = test.question_ids
-    for (test_index, other), question_id in sorted(twins.items(), key=lambda item: (ids[item[0][0]], item[0][1])):
-        found.setdefault(test.owners[test_index], {}).setdefault(test.question_ids[test_index], []).append(
+    for (test_index, other), question_id in sorted(twins.items(), key=lambda item: (test_ids[item[0][0]], item[0][1])):
+        found.setdefault(owners[test_index], {}).setdefault(test_ids[test_index], []).append(
             {"discipline_id": other, "question_id": question_id}
         )
     return {discipline_id: found[discipline_id] for discipline_id in sorted(found)}
@@ -116,38 +130,64 @@ def cross_discipline_twins(
 
 def remembered_twins(units: list[tuple[str, Path]], threshold: float, memo: Path) -> dict:
     """`cross_discipline_twins`, remembered in `memo` (a file in the work dir) for the same figures files: a rebuild
-    that changes no unit reads that one file instead of every unit's figures (0.2 s of CPU a unit). A unit's files
-    never change in place (a rebuilt unit writes new ones), so their names, sizes and times identify them; a memo
-    that does not match or cannot be read is computed again."""
-    files = [(discipline_id, str(path), path.stat().st_size, path.stat().st_mtime_ns) for discipline_id, path in units]
-    key = hashlib.sha256(json.dumps([threshold, sorted(files)]).encode()).hexdigest()
+    that changes no unit reads that one file instead of every unit's figures (0.08 s of CPU a unit of 45,000
+    questions, quality_bench's held-out scenario). A unit's files never change in place (a rebuilt unit writes new
+    ones), so their names, sizes and times identify them, with MEMO_FORMAT. The memo is a cache: one that does not
+    match, cannot be read or does not hold twins is computed again, and one that cannot be written is left for the
+    next build to compute."""
+    files = []
+    for discipline_id, path in units:
+        stat = path.stat()
+        files.append((discipline_id, str(path), stat.st_size, stat.st_mtime_ns))
+    key = hashlib.sha256(json.dumps([MEMO_FORMAT, threshold, sorted(files)]).encode()).hexdigest()
     try:
         remembered = json.loads(memo.read_text())
-        if remembered["key"] == key:
-            return remembered["twins"]
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
+    except (OSError, ValueError):
+        remembered = None
+    if isinstance(remembered, dict) and remembered.get("key") == key and _are_twins(remembered.get("twins")):
+        return remembered["twins"]
     twins = cross_discipline_twins(units, threshold)
     partial = memo.with_name(memo.name + ".partial")
-    partial.write_text(json.dumps({"key": key, "twins": twins}))
-    os.replace(partial, memo)
+    try:
+        partial.write_text(json.dumps({"key": key, "twins": twins}))
+        os.replace(partial, memo)
+    except OSError:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
     return twins
 
 
-def _candidates(test_keys: np.ndarray, train_keys: np.ndarray) -> list[tuple[int, int]]:
-    """(test, train) index pairs that share a band's key: what LSH proposes, before Jaccard decides."""
-    pairs: set[tuple[int, int]] = set()
-    for band in range(test_keys.shape[1]):
-        order = np.argsort(test_keys[:, band], kind="stable")
-        ordered = test_keys[order, band]
-        left = np.searchsorted(ordered, train_keys[:, band], "left")
-        right = np.searchsorted(ordered, train_keys[:, band], "right")
-        for train_index in np.flatnonzero(right > left).tolist():
-            pairs.update((int(test_index), train_index) for test_index in order[left[train_index] : right[train_index]])
-    return sorted(pairs)
+def _are_twins(twins: object) -> bool:
+    """Whether `twins` is what cross_discipline_twins returns: discipline_id -> test question_id -> a list of its
+    twins, each {"discipline_id", "question_id"}, strings (no discipline or question without one)."""
+    return isinstance(twins, dict) and all(
+        isinstance(tests, dict)
+        and tests
+        and all(
+            isinstance(found, list)
+            and found
+            and all(
+                isinstance(twin, dict)
+                and twin.keys() == {"discipline_id", "question_id"}
+                and all(isinstance(value, str) for value in twin.values())
+                for twin in found
+            )
+            for found in tests.values()
+        )
+        for tests in twins.values()
+    )
 
 
-def _jaccard(mine: np.ndarray, theirs: np.ndarray) -> float:
-    shared = len(np.intersect1d(mine, theirs))
-    union = len(np.union1d(mine, theirs))
-    return shared / union if union else 0.0
+def _candidates(band_keys: np.ndarray, tests: int, asked: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """What LSH proposes, before Jaccard decides: for each of the first `tests` rows of `band_keys` (test questions)
+    that is `asked`, the rows after them (train questions) that have its key in a band, as sorted row indexes."""
+    found: dict[int, list[np.ndarray]] = {}
+    for band in range(band_keys.shape[1]):
+        order = np.argsort(band_keys[tests:, band]) + tests
+        ordered = band_keys[order, band]
+        left = np.searchsorted(ordered, band_keys[:tests, band], "left")
+        right = np.searchsorted(ordered, band_keys[:tests, band], "right")
+        for test_index in np.flatnonzero((right > left) & asked).tolist():
+            found.setdefault(test_index, []).append(order[left[test_index] : right[test_index]])
+    for test_index, parts in sorted(found.items()):
+        yield test_index, np.unique(np.concatenate(parts))

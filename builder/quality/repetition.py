@@ -32,12 +32,12 @@ class Repetition:
     @classmethod
     def of(cls, texts: list[str]) -> Repetition:
         openings = Counter(" ".join(normalized_words(text[:_OPENING_CHARS])[:OPENING_WORDS]) for text in texts)
+        sampled = [normalized_words(text) for text in texts[:NGRAM_ROWS]]
         ngrams = {}
         for n in NGRAM_SIZES:
             seen: set[int] = set()
             total = 0
-            for text in texts[:NGRAM_ROWS]:
-                words = normalized_words(text)
+            for words in sampled:
                 grams = [hash(tuple(words[start : start + n])) for start in range(len(words) - n + 1)]
                 seen.update(grams)
                 total += len(grams)

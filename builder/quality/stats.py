@@ -104,9 +104,10 @@ def repetition_by_discipline(disciplines: dict[str, ConfigStats], flag_share: fl
     disciplines whose top opening of a column is above `flag_share` of its rows."""
     by_discipline: dict[str, dict] = {}
     flagged: dict[str, list[str]] = {}
-    overall = ConfigStats()
+    overall: dict[str, Repetition] = {}  # text column -> over every discipline
     for discipline_id, stats in disciplines.items():
-        overall.merge(stats)
+        for column, repetition in stats.repetition.items():
+            overall.setdefault(column, Repetition()).merge(repetition)
         entry = by_discipline.setdefault(discipline_id, {})
         for column in TEXT_COLUMNS:
             if column not in stats.repetition:
@@ -120,9 +121,7 @@ def repetition_by_discipline(disciplines: dict[str, ConfigStats], flag_share: fl
                 flagged.setdefault(discipline_id, []).append(column)
     return {
         "flag_opening_share": flag_share,
-        "overall": {
-            column: overall.repetition[column].to_dict() for column in TEXT_COLUMNS if column in overall.repetition
-        },
+        "overall": {column: overall[column].to_dict() for column in TEXT_COLUMNS if column in overall},
         "flagged": flagged,
         "by_discipline": by_discipline,
     }

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from ..llm.attempts import schema_of
 from ..plan import Run
-from ..quality import BenchmarkIndex, ConfigStats, QualityReport, near_twin_figures
+from ..quality import BenchmarkIndex, ConfigStats, QualityReport, near_twin_figures, write_near_twin_figures
 from ..stages import DEFAULT_CONFIG, FEATURES, STAGE_NAMES, STAGES, TEXTS
 from ..taxonomy import DisciplineRef
 
@@ -155,7 +155,7 @@ class UnitStore:
             figures = near_twin_figures(
                 questions, threshold=dedup.threshold, num_perm=dedup.num_perm, shingle_words=dedup.shingle_words
             )
-            pq.write_table(figures, staging / NEAR_TWINS_FILE)
+            write_near_twin_figures(figures, staging / NEAR_TWINS_FILE)
         with open(staging / FAILURES_FILE, "w") as out:
             out.writelines(json.dumps(failure, ensure_ascii=False) + "\n" for failure in result.failures)
         unit = UnitFiles(

@@ -30,8 +30,6 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-import pyarrow.parquet as pq
-
 from glan.quality import (
     QualityReport,
     cross_discipline_twins,
@@ -40,6 +38,7 @@ from glan.quality import (
     near_twin_figures,
     question_steps,
     run_steps,
+    write_near_twin_figures,
 )
 from glan.quality.dedup import shingles
 from glan.quality.text import normalize
@@ -265,8 +264,8 @@ def held_out(writer: Writer) -> None:
     planted = near_twin_figures({"train": train[PLANTED_TWINS:] + twins, "test": test}, **settings)
     with tempfile.TemporaryDirectory() as folder:
         ordinary, special = Path(folder) / "ordinary.parquet", Path(folder) / "planted.parquet"
-        pq.write_table(figures, ordinary)
-        pq.write_table(planted, special)
+        write_near_twin_figures(figures, ordinary)  # as a unit writes them: a row group per split
+        write_near_twin_figures(planted, special)
         size = ordinary.stat().st_size
         print(f"4. near-twin figures of a unit of {UNIT_TRAIN:,} train and {UNIT_TEST} test questions: {timer}; "
               f"{size / 2**20:.1f} MB on disk ({size / (UNIT_TRAIN + UNIT_TEST):.0f} bytes a question)")

@@ -129,7 +129,7 @@ MUTANTS = [
            "        if False:\n            rows = Decontaminate(",
            ("tests/test_decontam_build.py", "-k", "planted_pairs")),
     Mutant("held-out-twins-unreported", "builder/quality/held_out.py",
-           "                twins[key] = question_id\n", "                pass\n", ("tests/test_held_out.py",)),
+           "twins[test_index, discipline_id] = train_ids[", "_ = train_ids[", ("tests/test_held_out.py",)),
     Mutant("no-held-out-split", "builder/stages/answers.py",
            "test_ids = held_out_ids(rows, per_discipline=quality.test_split.per_discipline)",
            "test_ids = set()", ("tests/test_cli.py", "-k", "summary")),
