@@ -19,6 +19,7 @@ import gzip
 import json
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from tests.helpers import SMOKE, build_args, glan, project, words
