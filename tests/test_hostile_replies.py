@@ -384,16 +384,26 @@ def test_reading_a_cached_response_glan_cannot_read_is_one_line(tmp_path, change
     assert unreadable.value.exit_code == 2
 
 
+def _built_syllabi(server, tmp_path: Path) -> tuple[list, list[dict], Path]:
+    """A smoke build of ONE's syllabi: its command, its rows, and its unit's cache file."""
+    args = build_args(server, tmp_path, "--preset", "smoke", "--disciplines", ONE, "--configs", "syllabi")
+    assert glan(*args)[0] == 0
+    return args, rows(tmp_path / "dist", "syllabi"), tmp_path / ".glan" / UNIT_CACHE
+
+
+def _replayed_next(work: Path, server) -> None:
+    """The next build replays the cache, as after an interrupted build, and the server counts from 0."""
+    shutil.rmtree(work / "units")
+    server.reset()
+
+
 def test_cache_check_moves_aside_the_responses_glan_cannot_read(tmp_path):
     """Rows an older glan kept of hostile replies (usage of -10^12, of 2.5 tokens; a text that is bytes, or not
     UTF-8) stop a build with one line naming the file; `glan cache check` moves them, as they are, into a file
     beside the cache; the next build pays for exactly those and writes the same rows."""
     work = tmp_path / ".glan"
     with start_openai_server() as server:
-        args = build_args(server, tmp_path, "--preset", "smoke", "--disciplines", ONE, "--configs", "syllabi")
-        assert glan(*args)[0] == 0
-        syllabi = rows(tmp_path / "dist", "syllabi")
-        cache = work / UNIT_CACHE
+        args, syllabi, cache = _built_syllabi(server, tmp_path)
         db = sqlite3.connect(cache)
         keys = [key for (key,) in db.execute("SELECT key FROM responses ORDER BY key LIMIT 4")]
         problems = {}
@@ -405,8 +415,7 @@ def test_cache_check_moves_aside_the_responses_glan_cannot_read(tmp_path):
         before = db.execute("SELECT * FROM responses WHERE key IN (?,?,?,?) ORDER BY key", keys).fetchall()
         (first,) = db.execute("SELECT key FROM responses WHERE key IN (?,?,?,?) ORDER BY rowid", keys).fetchone()
         db.close()
-        shutil.rmtree(work / "units")  # replayed from the cache, as after an interrupted build
-        server.reset()
+        _replayed_next(work, server)
 
         code, _, err = glan(*args)
         assert code == 2 and no_bug(err), err
@@ -445,17 +454,13 @@ def test_cache_check_moves_aside_a_response_with_more_cached_tokens_than_prompt_
     the check sent each other back and forth), and the next build sends that one request again."""
     work = tmp_path / ".glan"
     with start_openai_server() as server:
-        args = build_args(server, tmp_path, "--preset", "smoke", "--disciplines", ONE, "--configs", "syllabi")
-        assert glan(*args)[0] == 0
-        syllabi = rows(tmp_path / "dist", "syllabi")
-        cache = work / UNIT_CACHE
+        args, syllabi, cache = _built_syllabi(server, tmp_path)
         db = sqlite3.connect(cache)
         (key,) = db.execute("SELECT key FROM responses ORDER BY key LIMIT 1").fetchone()
         db.execute("UPDATE responses SET prompt_tokens = 5, cached_tokens = 6 WHERE key = ?", (key,))
         db.commit()
         db.close()
-        shutil.rmtree(work / "units")
-        server.reset()
+        _replayed_next(work, server)
         problem = "usage cached_tokens 6 is more than the 5 prompt tokens"
 
         code, _, err = glan(*args)
