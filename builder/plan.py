@@ -31,13 +31,6 @@ from .sizing import SIZED_KEYS, sized
 from .stages import DEFAULT_CONFIG, OUTPUTS, STAGES, Stage, StageContext
 from .taxonomy import DisciplineRef, Taxonomy, TaxonomyError, load_taxonomy, select_disciplines
 
-# Where each stage's requests go, the first that applies: --base-url; else the stage's base_urls in the taxonomy;
-# else OPENAI_BASE_URL; else OpenAI's API. With none of these for any stage and no OPENAI_API_KEY, the embedded
-# model runs instead (glan build, estimate and taxonomy propose; glan_dataset when given a local_model).
-ENDPOINT_PRECEDENCE = (
-    "--base-url, else the stage's base_urls in the taxonomy, else OPENAI_BASE_URL, else OpenAI "
-    "(with OPENAI_API_KEY), else the embedded local model"
-)
 # The stage whose rows are the pairs trainers load (the instructions config).
 DEFAULT_CONFIG_STAGE = next(stage for stage in STAGES if stage.config == DEFAULT_CONFIG)
 # The embedded server's address is known once it has started (Run.on_local_server); until then its routes say this.

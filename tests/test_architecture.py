@@ -158,6 +158,16 @@ def test_publishing_and_the_plan_load_no_engine():
     assert loaded == "[]\n"
 
 
+def test_the_command_line_starts_without_the_heavy_libraries():
+    """`glan --help`, `glan pull`, tab completion: the parser is built before any command runs, and it imports no
+    library that takes a second to load (datasets took 2 s of every command's start); a command imports them."""
+    heavy = ("datasets", "pyarrow", "numpy", "openai", "aiohttp", "huggingface_hub", "datasketch", "matplotlib")
+    loaded = subprocess.run([sys.executable, "-c", "import sys; from glan.cli import _parser; _parser(['--help']); "
+                             f"print(sorted(name for name in sys.modules if name in {heavy!r}))"],
+                            capture_output=True, text=True, check=True).stdout
+    assert loaded == "[]\n"
+
+
 def test_pyproject_installs_every_package_under_the_name_glan():
     settings = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
     assert settings["package-dir"] == {PACKAGE: "builder"}

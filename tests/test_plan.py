@@ -8,7 +8,7 @@ import pytest
 
 from glan import plan
 from glan.cli import _parser
-from glan.config.run import RunSettings
+from glan.config.run import ENDPOINT_PRECEDENCE, RunSettings
 from glan.llm.local_models import LOCAL_MODELS
 from glan.llm.routes import OPENAI_URL
 from tests.helpers import REPO, glan, project
@@ -81,6 +81,6 @@ def test_endpoints_follow_the_one_rule(tmp_path, monkeypatch):
 def test_the_help_and_the_readme_state_the_rule_the_plan_follows():
     build = _parser(["build"])._subparsers._group_actions[0].choices["build"]
     [base_url] = [action for action in build._actions if "--base-url" in action.option_strings]
-    assert plan.ENDPOINT_PRECEDENCE in base_url.help
+    assert ENDPOINT_PRECEDENCE in base_url.help
     readme = " ".join(Path(REPO / "README.md").read_text().split())
-    assert re.sub(r"\s+", " ", plan.ENDPOINT_PRECEDENCE) in readme.replace("`", "")
+    assert re.sub(r"\s+", " ", ENDPOINT_PRECEDENCE) in readme.replace("`", "")

@@ -63,3 +63,11 @@ def test_a_one_session_syllabus_only_gets_single_session_questions():
     plans = stage.plan(syllabus("c", [["only"]]))
     assert {plan["strategy"] for plan in plans} == {"single_session"}
     assert all(plan["key_concepts"] == ["only"] for plan in plans)
+
+
+def test_the_config_names_the_command_line_offers_are_the_stage_registrys():
+    from glan.configs import CONFIGS, DEFAULT_CONFIG, TAXONOMY
+    from glan.stages import STAGES, Answers
+
+    assert CONFIGS == (TAXONOMY, *dict.fromkeys(stage.config for stage in STAGES))
+    assert DEFAULT_CONFIG == Answers.config

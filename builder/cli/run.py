@@ -8,13 +8,16 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..config.run import DEFAULT_TAXONOMY, DEFAULT_WORK_DIR, RunSettings
+from ..config.run import DEFAULT_TAXONOMY, DEFAULT_WORK_DIR, ENDPOINT_PRECEDENCE, RunSettings
+from ..configs import CONFIGS
 from ..llm.local_models import DEFAULT_LOCAL_MODEL, LOCAL_MODELS
-from ..plan import ENDPOINT_PRECEDENCE, Run
-from ..stages import CONFIGS
 from . import completion
 from .args import fraction, positive_number, price, whole_number
+
+if TYPE_CHECKING:
+    from ..plan import Run
 
 log = logging.getLogger("glan")
 

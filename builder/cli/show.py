@@ -8,10 +8,9 @@ import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..configs import CONFIGS, DEFAULT_CONFIG
 from ..errors import UserError
 from ..llm.local_models import demo_notice
-from ..publish.manifest import read_manifest
-from ..stages import CONFIGS, DEFAULT_CONFIG
 from ..wording import counted
 from .args import whole_number
 
@@ -49,7 +48,9 @@ def show(
     disciplines: Sequence[str] = (),
     sort: str | None = None,
 ) -> int:
-    import datasets
+    import datasets  # here, as the manifest's reader (it imports datasets): not on every command's start
+
+    from ..publish.manifest import read_manifest
 
     if not (folder / "README.md").exists():
         raise UserError(f"{folder}: no built dataset here. Run `glan build --out {folder}` first.")

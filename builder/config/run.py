@@ -8,6 +8,13 @@ from typing import Any
 
 DEFAULT_TAXONOMY = "taxonomy.yaml"
 DEFAULT_WORK_DIR = ".glan"
+# Where each stage's requests go, the first that applies: --base-url; else the stage's base_urls in the taxonomy;
+# else OPENAI_BASE_URL; else OpenAI's API. With none of these for any stage and no OPENAI_API_KEY, the embedded
+# model runs instead (glan build, estimate and taxonomy propose; glan_dataset when given a local_model).
+ENDPOINT_PRECEDENCE = (
+    "--base-url, else the stage's base_urls in the taxonomy, else OPENAI_BASE_URL, else OpenAI "
+    "(with OPENAI_API_KEY), else the embedded local model"
+)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,12 @@
-"""The stage registry: the LLM stages in order (the judge, last, runs only when the settings turn it on). A stage
-is declared once, in its own module (builder/stages/base.py says what a declaration holds); config names, prompt
-files, output models, columns and the chain a unit runs derive from this registry, never repeated. The names users'
-files carry stay as they are: a stage's `name` is its prompt file (prompts/<name>.yaml) and its settings key
-(generation.<name>), its `config` the dataset config. The judge fills the config of the stage before it (the
-instructions gain their score columns), so a config may be filled by more than one stage."""
+"""The stage registry: the LLM stages in order (the judge, last, runs only when the settings turn it on). A stage is
+declared once, in its own module (builder/stages/base.py says what a declaration holds); prompt files, output models,
+columns and the chain a unit runs derive from this registry, never repeated (the config names are
+builder/configs.py's, which the command line reads without importing a stage). The names users' files carry stay as
+they are: a stage's `name` is its prompt file (prompts/<name>.yaml) and its settings key (generation.<name>), its
+`config` the dataset config. The judge fills the config of the stage before it (the instructions gain their score
+columns), so a config may be filled by more than one stage."""
 
+from ..configs import CONFIGS, DEFAULT_CONFIG, TAXONOMY
 from ..schemas import TAXONOMY_FEATURES, TaxonomyProposal
 from .answers import Answers
 from .base import Output, Stage, StageContext
@@ -15,9 +17,6 @@ from .syllabi import Syllabi
 
 STAGES: tuple[type[Stage], ...] = (Subjects, Syllabi, Questions, Answers, Judge)
 STAGE_NAMES = tuple(stage.name for stage in STAGES)  # prompt files and settings keys
-TAXONOMY = "taxonomy"  # the config of the disciplines themselves, one row each: no stage writes it
-CONFIGS = (TAXONOMY, *dict.fromkeys(stage.config for stage in STAGES))  # dataset configs, in build order
-DEFAULT_CONFIG = Answers.config  # what trainers load: `load_dataset(repo)` with no config
 FEATURES = {TAXONOMY: TAXONOMY_FEATURES, **{stage.config: stage.features for stage in STAGES}}
 TEXTS = {stage.config: stage.texts for stage in STAGES}  # config -> the text columns stats measure in a row
 
