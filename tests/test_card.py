@@ -68,11 +68,11 @@ def make_release(
     stats: dict | None = None,
     train_shards: int = 2,
     card: dict | None = None,
-    inputs: dict[str, str] | None = None,
+    inputs: dict[str, str | bytes] | None = None,
 ) -> dict:
     """Write a published folder (shards, glan/ inputs, manifest, README) and return its manifest.
 
-    `card` overrides fields of taxonomy.yaml's card block; `inputs` are the files under glan/ (path: text).
+    `card` overrides fields of taxonomy.yaml's card block; `inputs` are the files under glan/ (path: text or bytes).
     """
     from datasets import Dataset
 
@@ -96,7 +96,7 @@ def make_release(
         inputs = {"glan/taxonomy.yaml": f"version: {version}\n", "glan/prompts/answers.yaml": "user: Answer it.\n"}
     for relative, text in inputs.items():
         (folder / relative).parent.mkdir(parents=True, exist_ok=True)
-        (folder / relative).write_text(text)
+        (folder / relative).write_bytes(text if isinstance(text, bytes) else text.encode())
     manifest = {
         "taxonomy_version": version,
         "checksums": {
