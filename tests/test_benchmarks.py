@@ -7,6 +7,7 @@ test_benchmarks_hub.py.
 import gzip
 import importlib
 import json
+import os
 import random
 
 import pyarrow as pa
@@ -303,3 +304,46 @@ def test_matching_agrees_with_a_plain_reading_of_the_rule(monkeypatch):
                     expected.setdefault(pair_index, []).append((name, side))
     assert 20 < len(expected) < 280  # the draw gives both outcomes
     assert contaminated(pairs, indexes) == expected
+
+
+def test_a_benchmark_path_that_is_not_a_regular_file_is_refused_before_it_is_read(tmp_path):
+    # A FIFO made the read wait forever, /dev/zero filled memory: neither is opened.
+    fifo = tmp_path / "fifo.jsonl"
+    os.mkfifo(fifo)
+    zero = tmp_path / "zero.jsonl"
+    zero.symlink_to("/dev/zero")
+    folder = tmp_path / "folder.parquet"
+    folder.mkdir()
+    for path in (fifo, zero, folder, tmp_path / "fifo-csv.csv"):
+        if path.suffix == ".csv":
+            os.mkfifo(path)
+        with pytest.raises(BenchmarkError) as error:
+            load_benchmark(file_entry(path, columns=["question"]))
+        assert str(error.value) == (f"{path}: cannot read benchmark file (not a regular file). Check the path in "
+                                    "generation.quality.decontamination.benchmarks.")
+
+
+def test_a_benchmark_file_is_read_up_to_1_gib(tmp_path, monkeypatch):
+    import glan.quality.benchmarks as benchmarks
+
+    big = tmp_path / "big.csv"
+    with open(big, "wb") as file:  # sparse: nothing is written, nothing is read
+        file.truncate(benchmarks.MAX_BENCHMARK_BYTES + 1)
+    too_big = ("cannot read benchmark file (more than 1,073,741,824 bytes, the most glan reads of one). Check the path "
+               "in generation.quality.decontamination.benchmarks.")
+    with pytest.raises(BenchmarkError) as error:
+        load_benchmark(file_entry(big, columns=["question"]))
+    assert str(error.value) == f"{big}: {too_big}"
+    # A .jsonl.gz of a few bytes can unpack to any size: its text counts too (one long line, then many short ones).
+    monkeypatch.setattr(benchmarks, "MAX_BENCHMARK_BYTES", 1000)
+    line = json.dumps({"question": "word " * 100}) + "\n"  # 515 characters
+    for name, text in (("one-line.jsonl.gz", "x" * 5000), ("lines.jsonl.gz", line * 2)):
+        path = tmp_path / name
+        path.write_bytes(gzip.compress(text.encode()))
+        assert path.stat().st_size < 1000
+        with pytest.raises(BenchmarkError) as error:
+            load_benchmark(file_entry(path, columns=["question"]))
+        assert str(error.value) == f"{path}: {too_big.replace('1,073,741,824', '1,000')}"
+    within = tmp_path / "within.jsonl.gz"
+    within.write_bytes(gzip.compress(line.encode()))
+    assert load_benchmark(file_entry(within, columns=["question"])).items == 1

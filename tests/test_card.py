@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import itertools
 import json
 import re
 from pathlib import Path
@@ -68,11 +69,11 @@ def make_release(
     stats: dict | None = None,
     train_shards: int = 2,
     card: dict | None = None,
-    inputs: dict[str, str] | None = None,
+    inputs: dict[str, str | bytes] | None = None,
 ) -> dict:
     """Write a published folder (shards, glan/ inputs, manifest, README) and return its manifest.
 
-    `card` overrides fields of taxonomy.yaml's card block; `inputs` are the files under glan/ (path: text).
+    `card` overrides fields of taxonomy.yaml's card block; `inputs` are the files under glan/ (path: text or bytes).
     """
     from datasets import Dataset
 
@@ -96,7 +97,7 @@ def make_release(
         inputs = {"glan/taxonomy.yaml": f"version: {version}\n", "glan/prompts/answers.yaml": "user: Answer it.\n"}
     for relative, text in inputs.items():
         (folder / relative).parent.mkdir(parents=True, exist_ok=True)
-        (folder / relative).write_text(text)
+        (folder / relative).write_bytes(text if isinstance(text, bytes) else text.encode())
     manifest = {
         "taxonomy_version": version,
         "checksums": {
@@ -390,3 +391,54 @@ def test_the_manifest_of_a_build_cut_short_names_each_written_unit_by_its_own_di
     [entry] = Manifest.of(run, [written], ["questions"]).disciplines
     assert (entry.discipline_id, entry.discipline, entry.rows["questions"]) == \
         (second.discipline_id, second.discipline, 7)
+
+
+def test_hostile_names_and_ids_stay_inside_their_table_cells(tmp_path):
+    # An id comes from the taxonomy (a pulled release supplies it), a benchmark's name and path from settings: a pipe,
+    # a line break, a backtick, a link or HTML in one must not break the card's tables or reach it as markup.
+    script = "<script>alert(1)</script>"
+    discipline = ("Humanities", "Philosophy", f"Eth|ics\n{script}", f"eth|ics-->{script}")
+    stats = {
+        "decontamination": {
+            "ngram": 13, "min_words": 8,
+            "benchmarks": [
+                {"name": f"evil|name\n{script}", "source": "bench/`x`|y<!-- -->[a](http://evil).jsonl",
+                 "configs": ["ma|in"], "splits": ["test"], "text_columns": ["q`uestion`"], "items": 3, "too_short": 0,
+                 "hits": {"question": 1, "answer": 0}},
+                {"name": "plain", "source": "bench/a|b.jsonl", "configs": [], "splits": [], "text_columns": ["text"],
+                 "items": 1, "too_short": 0, "hits": {"question": 0, "answer": 0}},
+            ],
+            "unchecked": ["ma`th", "<img src=x onerror=alert(1)>"],
+        },
+        "held_out": {
+            "test_questions": {discipline[3]: 2, "logic": 1},
+            "with_near_twin_elsewhere": {discipline[3]: 1, "logic": 0},
+            "total_with_near_twin_elsewhere": 1,
+            "near_twins": {discipline[3]: {"q`7`|[x](http://evil)": [{"discipline_id": "lo-->gic\n|x",
+                                                                      "question_id": "q-9"}]}},
+        },
+    }
+    manifest = make_release(tmp_path / "v1", disciplines=[*DISCIPLINES[:2], discipline], stats=stats)
+    card = card_of(manifest, tmp_path / "v1")
+
+    escaped_script = "&lt;script&gt;alert(1)&lt;/script&gt;"
+    assert (f"| Humanities | Philosophy | Eth\\|ics {escaped_script} | eth\\|ics--&gt;{escaped_script} | 2 | 2 | 6 | 6 |"
+            in card.splitlines())
+    assert (f"| evil\\|name {escaped_script} | bench/\\`x\\`\\|y&lt;!-- --&gt;\\[a\\](http://evil).jsonl | ma\\|in | test "
+            "| q\\`uestion\\` | 3 | 0 | 1 | 0 |") in card.splitlines()
+    assert "| plain | `bench/a\\|b.jsonl` |  |  | text | 1 | 0 | 0 | 0 |" in card.splitlines()
+    assert ("Unchecked: glan's default list names ma\\`th, &lt;img src=x onerror=alert(1)&gt;, which this build did "
+            "not check.") in card.splitlines()
+    assert (f"| eth\\|ics--&gt;{escaped_script} | 2 | 1 | q\\`7\\`\\|\\[x\\](http://evil) (lo--&gt;gic \\|x) |"
+            in card.splitlines())
+    assert "| logic | 1 | 0 |  |" in card.splitlines()
+    for raw in ("<script", "-->", "<img", "<!--"):
+        assert raw not in card
+    assert not re.search(r"(?<!\\)\]\(http://evil", card)  # no link: its brackets are escaped
+    # Every row of every table has as many cells as its header.
+    lines = card.splitlines()
+    for index, line in enumerate(lines):
+        if line.startswith("|---"):
+            width = line.count("|")
+            for row in itertools.takewhile(lambda text: text.startswith("|"), lines[index - 1:]):
+                assert len(re.split(r"(?<!\\)\|", row)) == width + 1, row

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import shutil
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -326,6 +327,33 @@ def test_a_held_out_memo_of_the_wrong_shape_is_checked_again_and_one_that_cannot
         assert build("unwritable") == first and len(checks) == len(wrong) + 3
         assert build("unwritable-again") == first and len(checks) == len(wrong) + 4
         assert memo.is_dir() and not memo.with_name("held_out.json.partial").exists()
+
+
+def test_a_damaged_near_twin_figures_file_stops_the_build_with_one_line_and_its_advice_mends_it(tmp_path):
+    taxonomy = project(tmp_path / "project", twins={"questions": {**SMOKE["questions"], "per_subject": 3}})
+
+    def build(out: str) -> tuple[int, str]:
+        code, _, err = glan(*build_args(server, tmp_path / out, tmp_path / ".glan", disciplines=BESIDE,
+                                        preset="twins", taxonomy=taxonomy))
+        return code, err
+
+    with start_openai_server(question_pool=TWIN_POOL) as server:
+        assert build("first")[0] == 0
+        first = json.loads((tmp_path / "first" / "stats.json").read_text())["held_out"]
+        [figures] = (tmp_path / ".glan" / "units" / "calculus").glob("*/near_twins.parquet")
+        figures.write_bytes(b"PAR1 not a parquet file")  # another size and time: the memo does not match
+        code, err = build("damaged")
+        assert code == 2
+        assert err.splitlines() == [
+            "glan: nothing to request: all 3 disciplines are built already with these settings.",
+            f"glan: {figures}: not the near-duplicate figures glan writes (Parquet magic bytes not found in footer. "
+            f"Either the file is corrupted or this is not a parquet file.). Delete its unit folder {figures.parent} "
+            "and build again: the unit is made again from the cache."]
+        served = len(server.log())
+        shutil.rmtree(figures.parent)
+        assert build("mended")[0] == 0
+        assert len(server.log()) == served  # made again from the cache
+    assert json.loads((tmp_path / "mended" / "stats.json").read_text())["held_out"] == first
 
 
 # -- preflight ------------------------------------------------------------------------------------------------

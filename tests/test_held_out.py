@@ -3,10 +3,14 @@ near-twin is dedup's rule (Jaccard of the word sets at the threshold), within a 
 own dedup ran), and each other discipline's twin is the one of lowest question_id."""
 
 import hashlib
+import json
 
+import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
-from glan.quality import cross_discipline_twins, near_twin_figures, write_near_twin_figures
+from glan.errors import UserError
+from glan.quality import cross_discipline_twins, near_twin_figures, remembered_twins, write_near_twin_figures
 from glan.quality.held_out import SCHEMA
 
 SETTINGS = {"threshold": 0.8, "num_perm": 128, "shingle_words": 1}
@@ -66,3 +70,83 @@ def test_a_units_figures_file_holds_a_row_group_per_split_and_reads_back_whole(t
     for empty in ({}, {"train": [], "test": []}):
         write_near_twin_figures(near_twin_figures(empty, **SETTINGS), path)
         assert pq.ParquetFile(path).num_row_groups == 0 and pq.read_table(path).schema == SCHEMA
+
+
+# -- a work dir from elsewhere, or damaged --------------------------------------------------------------------------
+
+def _figures(band_keys: list, question_ids: list | None = None, split: str = "test") -> pa.Table:
+    return pa.table({"question_id": question_ids or [f"q-{n}" for n in range(len(band_keys))],
+                     "split": [split] * len(band_keys),
+                     "band_keys": pa.array(band_keys, pa.list_(pa.uint64())),
+                     "shingles": pa.array([[1, 2]] * len(band_keys), pa.list_(pa.uint32()))}, schema=SCHEMA)
+
+
+def _damaged(path, kind: str) -> None:
+    if kind == "not parquet":
+        path.write_bytes(b"PAR1 not a parquet file")
+    elif kind == "a folder":
+        path.mkdir()
+    elif kind == "other columns":
+        pq.write_table(pa.table({"question": ["q"], "split": ["test"]}), path)
+    elif kind == "other types":  # what a cast to SCHEMA would read silently
+        pq.write_table(pa.table({"question_id": [7], "split": ["test"], "band_keys": [[1, 2]],
+                                 "shingles": [[1, 2]]}), path)
+    elif kind == "a null":
+        pq.write_table(_figures([[1, 2], None]), path)
+    elif kind == "rows of different band counts":
+        pq.write_table(_figures([[1, 2], [1, 2, 3]]), path)
+    elif kind == "another unit's band count":
+        write_near_twin_figures(_figures([[1, 2, 3]], ["t-0"], "train"), path)
+
+
+DAMAGE = {
+    "not parquet": "Parquet magic bytes not found in footer",
+    "a folder": "is a directory",
+    "other columns": "columns question string, split string",
+    "other types": "columns question_id int64, split string",
+    "a null": "a null value",
+    "rows of different band counts": "rows of different band counts",
+    "another unit's band count": "3 band keys a row where the other units' figures have 2",
+}
+
+
+@pytest.mark.parametrize("kind", DAMAGE)
+def test_a_figures_file_glan_did_not_write_is_one_line_naming_it_and_what_to_do(tmp_path, kind):
+    good = tmp_path / "algebra" / "f1" / "near_twins.parquet"
+    good.parent.mkdir(parents=True)
+    write_near_twin_figures(_figures([[1, 2]], ["a-test"]), good)
+    bad = tmp_path / "biology" / "f2" / "near_twins.parquet"
+    bad.parent.mkdir(parents=True)
+    _damaged(bad, kind)
+    for check in (lambda: cross_discipline_twins([("algebra", good), ("biology", bad)], 0.8),
+                  lambda: remembered_twins([("algebra", good), ("biology", bad)], 0.8, tmp_path / "held_out.json")):
+        with pytest.raises(UserError) as raised:
+            check()
+        message = str(raised.value)
+        assert message.startswith(f"{bad}: not the near-duplicate figures glan writes (")
+        assert DAMAGE[kind] in message
+        assert message.endswith(f"). Delete its unit folder {bad.parent} and build again: the unit is made again "
+                                "from the cache.")
+        assert "\n" not in message
+    assert not (tmp_path / "held_out.json").exists()
+
+
+def test_the_held_out_memo_is_never_written_through_a_link(tmp_path):
+    figures = unit(tmp_path, "algebra", [("a", " ".join(BASE))], [])[1], unit(
+        tmp_path, "biology", [], [("b", " ".join(BASE))])[1]
+    units = [("algebra", figures[0]), ("biology", figures[1])]
+    work = tmp_path / "work"
+    work.mkdir()
+    memo = work / "held_out.json"
+    targets = {name: tmp_path / f"target-{name}" for name in ("memo", "partial")}
+    for target in targets.values():
+        target.write_text("keep me")
+    memo.symlink_to(targets["memo"])
+    (work / "held_out.json.partial").symlink_to(targets["partial"])
+    twins = remembered_twins(units, 0.8, memo)
+    assert twins == {"biology": {"b": [{"discipline_id": "algebra", "question_id": "a"}]}}
+    assert [target.read_text() for target in targets.values()] == ["keep me", "keep me"]
+    # The link at the memo is replaced by the memo itself; the one at the old temp name is left alone.
+    assert not memo.is_symlink() and json.loads(memo.read_text())["twins"] == twins
+    assert sorted(path.name for path in work.iterdir()) == ["held_out.json", "held_out.json.partial"]
+    assert (work / "held_out.json.partial").is_symlink()

@@ -156,6 +156,60 @@ def test_a_push_deletes_no_folder_the_hubs_manifest_names_as_a_config_glan_does_
     assert "subjects/stale.parquet" not in published
 
 
+# -- glan push uploads the folder's own files, nothing a link points to ------------------------------------------
+
+
+PNG = b"\x89PNG\r\n\x1a\n"
+SECRET_FILE = b"-----BEGIN OPENSSH PRIVATE KEY-----\nnot for the Hub\n-----END OPENSSH PRIVATE KEY-----\n"
+
+
+@pytest.mark.parametrize("link", ["charts/x.png", "glan/taxonomy.yaml", "glan", "stats.json",
+                                  "instructions/test-00000-of-00001.parquet"])
+def test_a_push_refuses_a_symbolic_link_in_the_folder_before_sending_anything(hub, client, tmp_path, link):
+    """The link points at a file whose checksum the manifest lists, as a folder made to leak it would: the link is
+    what is refused, before any request to the Hub."""
+    repo = f"attacker/push-link-{hashlib.sha1(link.encode()).hexdigest()[:8]}"
+    inputs = {"glan/taxonomy.yaml": "version: 1.0.0\n", "glan/prompts/answers.yaml": "user: Answer it.\n",
+              "charts/x.png": PNG + SECRET_FILE}
+    folder = _make(tmp_path / "v1", inputs=inputs)
+    (folder / "stats.json").write_bytes(b"{}")
+    secret = tmp_path / "secret" / link
+    secret.parent.mkdir(parents=True)
+    (folder / link).rename(secret)  # the same bytes (the checksum the manifest lists), now outside the folder
+    (folder / link).symlink_to(secret)
+    with hub.state.lock:
+        hub.state.create_repo("dataset", repo, False)
+        asked = len(hub.state.requests)
+    (pushed,) = client(_push(folder, repo))
+
+    assert pushed == {"exit": 2, "out": "", "err": (
+        f"glan: {folder / link}: a symbolic link, and glan push uploads the folder's own files, never what a link "
+        "points to. Replace it with the file itself, or rebuild the folder (`glan build`).\n")}
+    assert hub.state.requests[asked:] == []
+    assert [commit.title for commit in hub.commits(repo)] == ["initial commit"]
+    (folder / link).unlink()  # the file itself in its place: the same release goes through
+    secret.rename(folder / link)
+    (pushed,) = client(_push(folder, repo))
+    assert pushed["exit"] == 0, pushed["err"]
+    assert hub.files(repo)["charts/x.png"] == PNG + SECRET_FILE
+
+
+def test_a_push_refuses_a_chart_that_is_not_a_png_before_sending_anything(hub, client, tmp_path):
+    repo = "attacker/push-not-png"
+    inputs = {"glan/taxonomy.yaml": "version: 1.0.0\n", "charts/x.png": SECRET_FILE}
+    folder = _make(tmp_path / "v1", inputs=inputs)
+    with hub.state.lock:
+        hub.state.create_repo("dataset", repo, False)
+        asked = len(hub.state.requests)
+    (pushed,) = client(_push(folder, repo))
+
+    assert pushed == {"exit": 2, "out": "", "err": (
+        f"glan: {folder / 'charts/x.png'}: not a PNG image (it does not start with the PNG signature), so it is not "
+        "a chart glan drew. Rebuild the folder (`glan build`).\n")}
+    assert hub.state.requests[asked:] == []
+    assert [commit.title for commit in hub.commits(repo)] == ["initial commit"]
+
+
 # -- a folder is built or pushed, never both at once ------------------------------------------------------------
 
 

@@ -18,6 +18,7 @@ of README.md, edits included, is published as the folder holds it.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -242,13 +243,37 @@ def _dataset_info(folder: Path, name: str, config: ConfigEntry) -> DatasetInfo:
 # -- body sections -----------------------------------------------------------------------------------
 
 
+class _Markdown(str):
+    """A cell already written as markdown, the values in it escaped (_cell, _code): markdown_table keeps it as is."""
+
+
+# Names and ids come from a taxonomy (a pulled release supplies one), settings and stats: what in them would end a
+# cell (a pipe, a line break) or start markup (a backslash escape, a code span, a link, HTML, the end of an HTML
+# comment) is escaped, to show as written.
+_CELL_ESCAPES = str.maketrans(
+    {"\\": "\\\\", "|": "\\|", "`": "\\`", "[": "\\[", "]": "\\]", "<": "&lt;", ">": "&gt;", "\n": " ", "\r": " "}
+)
+# What a code span cannot show safely: no escape works inside one (a pipe aside, in a table), and it ends at a backtick.
+_NOT_IN_CODE = re.compile(r"[`<>\\\r\n]")
+
+
 def _cell(value: Any) -> str:
+    """`value` as the text of a table cell (or of a sentence): escaped, unless it is _Markdown already."""
+    if isinstance(value, _Markdown):
+        return value
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-    return text.replace("|", "\\|").replace("\n", " ")
+    return text.translate(_CELL_ESCAPES)
+
+
+def _code(value: str) -> _Markdown:
+    """`value` as a code span in a table cell; one holding what a code span cannot show safely, as escaped text."""
+    if _NOT_IN_CODE.search(value):
+        return _Markdown(_cell(value))
+    return _Markdown("`" + value.replace("|", "\\|") + "`")
 
 
 def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = ["| " + " | ".join(_cell(name) for name in header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
 
@@ -256,7 +281,7 @@ def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
 def _configs_table(manifest: Manifest) -> str:
     rows = []
     for name, config in manifest.configs.items():
-        label = f"`{name}` (default)" if name == DEFAULT_CONFIG else f"`{name}`"
+        label = _Markdown(f"{_code(name)} (default)") if name == DEFAULT_CONFIG else _code(name)
         for split_name, split in config.splits.items():
             rows.append([label, split_name, split.num_rows, len(split.files)])
     return markdown_table(["config", "split", "rows", "parquet shards"], rows)
@@ -303,8 +328,8 @@ def _generation_table(manifest: Manifest) -> str:
         [
             stage,
             info.model,
-            ", ".join(f"{key}={_cell(value)}" for key, value in sorted(info.params.items())),
-            f"`{info.prompt_fingerprint}`" if info.prompt_fingerprint else "",
+            _Markdown(", ".join(f"{_cell(key)}={_cell(value)}" for key, value in sorted(info.params.items()))),
+            _code(info.prompt_fingerprint) if info.prompt_fingerprint else "",
         ]
         for stage, info in manifest.stages.items()
     ]
@@ -351,7 +376,7 @@ def _models_table(manifest: Manifest) -> str:
         stages_of.setdefault(info.model, []).append(stage)
     return markdown_table(
         ["model", "stages", "terms"],
-        [[f"`{model}`", ", ".join(stages), _terms(model)] for model, stages in stages_of.items()],
+        [[_code(model), ", ".join(stages), _Markdown(_terms(model))] for model, stages in stages_of.items()],
     )
 
 
@@ -376,7 +401,7 @@ def _failures_table(manifest: Manifest) -> str:
 
 def _inputs_table(manifest: Manifest) -> str:
     inputs = sorted(path for path in manifest.checksums if path.startswith(f"{INPUTS_DIR}/"))
-    return markdown_table(["file", "sha256"], [[f"`{path}`", f"`{manifest.checksums[path]}`"] for path in inputs])
+    return markdown_table(["file", "sha256"], [[_code(path), _code(manifest.checksums[path])] for path in inputs])
 
 
 def _quality_section(stats: dict | None) -> str:
@@ -450,7 +475,7 @@ def _decontamination_parts(decontamination: dict) -> list[str]:
                 [
                     [
                         entry["name"],
-                        f"`{entry['source']}`",
+                        _code(entry["source"]),
                         ", ".join(entry["configs"]),
                         ", ".join(entry["splits"]),
                         ", ".join(entry["text_columns"]),
@@ -468,7 +493,7 @@ def _decontamination_parts(decontamination: dict) -> list[str]:
     if unchecked := decontamination["unchecked"]:
         parts.append(
             "Unchecked: glan's default list names "
-            + ", ".join(f"`{name}`" for name in unchecked)
+            + ", ".join(_code(name) for name in unchecked)
             + ", which this build did not check."
         )
     return parts
@@ -482,9 +507,11 @@ def _held_out_parts(held_out: dict) -> list[str]:
             discipline,
             tests,
             held_out["with_near_twin_elsewhere"][discipline],
-            ", ".join(
-                f"`{question_id}` ({', '.join(twin['discipline_id'] for twin in found)})"
-                for question_id, found in twins.get(discipline, {}).items()
+            _Markdown(
+                ", ".join(
+                    f"{_code(question_id)} ({', '.join(_cell(twin['discipline_id']) for twin in found)})"
+                    for question_id, found in twins.get(discipline, {}).items()
+                )
             ),
         ]
         for discipline, tests in held_out["test_questions"].items()
@@ -543,7 +570,7 @@ def _repetition_section(manifest: Manifest) -> str:
         (
             f"**Flagged: {len(flagged)} of {len(repetition['by_discipline'])} disciplines** open more than {share:.0%} "
             "of their texts the same way: "
-            + ", ".join(f"{names.get(key, key)} ({', '.join(cols)})" for key, cols in flagged.items())
+            + ", ".join(f"{_cell(names.get(key, key))} ({_cell(', '.join(cols))})" for key, cols in flagged.items())
             + "."
             if flagged
             else f"No discipline opens more than {share:.0%} of its questions or answers the same way."

@@ -42,6 +42,7 @@ from .session import bounded_hub_calls
 
 CARD = "README.md"
 REPO_TYPE = "dataset"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 class PushError(UserError):
@@ -369,6 +370,7 @@ def _release_files(folder: Path, manifest: Manifest) -> dict[str, Path | bytes]:
     )
     files.update(inputs)
     for relative, path in files.items():
+        _refuse_links(folder, relative)
         if not path.is_file():
             raise PushError(f"{where}: lists {relative}, which does not exist in {folder}. Re-export the folder.")
     for directory in (*manifest.configs, INPUTS_DIR, CHARTS_DIR):
@@ -382,12 +384,35 @@ def _release_files(folder: Path, manifest: Manifest) -> dict[str, Path | bytes]:
                 f"{folder / extra[0]}: not listed in {where}, so it is not part of this release. "
                 "Delete it or re-export the folder."
             )
+    for path in folder.iterdir():  # the card, the manifest and the files beside them
+        if not path.name.startswith(".") and path.suffix != ".py":
+            _refuse_links(folder, path.name)
     beside = {
         path.name: path
         for path in folder.iterdir()
         if path.is_file() and path.name != CARD and not path.name.startswith(".") and path.suffix != ".py"
     }
-    return {**files, **{relative: path.read_bytes() for relative, path in {**inputs, **beside}.items()}}
+    read = {relative: path.read_bytes() for relative, path in {**inputs, **beside}.items()}
+    for relative, data in read.items():
+        if PurePosixPath(relative).parent.as_posix() == CHARTS_DIR and not data.startswith(PNG_SIGNATURE):
+            raise PushError(
+                f"{folder / relative}: not a PNG image (it does not start with the PNG signature), so it is not a "
+                "chart glan drew. Rebuild the folder (`glan build`)."
+            )
+    return {**files, **read}
+
+
+def _refuse_links(folder: Path, relative: str) -> None:
+    """A file of the release, or a folder on its way, that is a symbolic link is refused: what is uploaded is the
+    folder's own files, never what a link points to (charts/x.png -> ~/.ssh/id_rsa)."""
+    path = folder
+    for part in PurePosixPath(relative).parts:
+        path = path / part
+        if path.is_symlink():
+            raise PushError(
+                f"{path}: a symbolic link, and glan push uploads the folder's own files, never what a link points "
+                "to. Replace it with the file itself, or rebuild the folder (`glan build`)."
+            )
 
 
 def _tree(api: HfApi, repo_id: str, commit: str) -> dict[str, RepoFile]:

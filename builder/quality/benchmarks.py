@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
+import stat
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +31,9 @@ from .decontaminate import BenchmarkIndex, index_benchmark
 _WHERE = "generation.quality.decontamination.benchmarks"
 _TEXT_TYPES = (pa.string(), pa.large_string())
 _PROBE_TIMEOUT_S = 10
+# What glan reads of a local benchmark file at most: its size as stored, and the text a .jsonl.gz unpacks to (an index
+# of a benchmark of 1 GiB of text takes a few GiB of memory; the largest of the shipped benchmarks is ~160 MB).
+MAX_BENCHMARK_BYTES = 1 << 30
 
 
 class BenchmarkError(UserError):
@@ -200,6 +204,14 @@ def _first_line(error: BaseException) -> str:
 def _file_texts(benchmark: Benchmark) -> Iterator[str]:
     assert benchmark.path is not None  # a file benchmark (Benchmark's validator)
     path = Path(benchmark.path)
+    try:  # a regular file of a bounded size: a FIFO waited forever, /dev/zero filled memory
+        status = path.stat()
+    except OSError as error:
+        raise _unreadable(path, error) from None
+    if not stat.S_ISREG(status.st_mode):
+        raise _unreadable(path, "not a regular file")
+    if status.st_size > MAX_BENCHMARK_BYTES:
+        raise _unreadable(path, _too_big())
     if path.name.endswith((".jsonl", ".jsonl.gz")):
         return _jsonl_texts(path, benchmark.text_columns)
     if path.suffix == ".parquet":
@@ -209,8 +221,8 @@ def _file_texts(benchmark: Benchmark) -> Iterator[str]:
 
 def _jsonl_texts(path: Path, columns: list[str]) -> Iterator[str]:
     try:
-        with gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8") as lines:
-            for line_number, line in enumerate(lines, start=1):
+        with gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8") as file:
+            for line_number, line in enumerate(_bounded_lines(file, path), start=1):
                 if not line.strip():
                     continue
                 where = f"{path}:{line_number}"
@@ -229,6 +241,20 @@ def _jsonl_texts(path: Path, columns: list[str]) -> Iterator[str]:
                         yield text
     except (OSError, UnicodeDecodeError, EOFError, zlib.error) as error:  # gzip.BadGzipFile is an OSError
         raise _unreadable(path, error) from None
+
+
+def _bounded_lines(file, path: Path) -> Iterator[str]:
+    """`file`'s lines, MAX_BENCHMARK_BYTES characters of them at most (a .gz of a few MB can unpack to any size)."""
+    left = MAX_BENCHMARK_BYTES
+    while line := file.readline(left + 1):
+        left -= len(line)
+        if left < 0:
+            raise _unreadable(path, _too_big())
+        yield line
+
+
+def _too_big() -> str:
+    return f"more than {MAX_BENCHMARK_BYTES:,} bytes, the most glan reads of one"
 
 
 def _parquet_texts(path: Path, columns: list[str]) -> Iterator[str]:
@@ -262,7 +288,7 @@ def _table_texts(path: Path, columns: list[str], names: list[str], read) -> Iter
                 yield text
 
 
-def _unreadable(path: Path, error: Exception) -> BenchmarkError:
+def _unreadable(path: Path, error: Exception | str) -> BenchmarkError:
     return BenchmarkError(f"{path}: cannot read benchmark file ({error}). Check the path in {_WHERE}.")
 
 

@@ -21,14 +21,17 @@ import contextlib
 import hashlib
 import json
 import os
+import tempfile
 from collections.abc import Iterable, Iterator
 from itertools import groupby
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ..errors import UserError
 from .dedup import Fingerprints, bands_and_rows, fingerprint
 from .slices import run_to_end
 
@@ -43,6 +46,17 @@ SCHEMA = pa.schema(
         ("shingles", pa.list_(pa.uint32())),
     ]
 )
+
+
+class FiguresDamaged(UserError):
+    """A unit's near-twin figures file that is not what write_near_twin_figures wrote; str(e) names it and what to
+    do."""
+
+    def __init__(self, path: Path, why: str):
+        super().__init__(
+            f"{path}: not the near-duplicate figures glan writes ({why}). Delete its unit folder {path.parent} and "
+            "build again: the unit is made again from the cache."
+        )
 
 
 def near_twin_figures(
@@ -85,7 +99,37 @@ def _fingerprints(table: pa.Table) -> Fingerprints:
 
 
 def _read(path: Path, split: str) -> pa.Table:
-    return pq.read_table(path, filters=[("split", "=", split)], schema=SCHEMA)
+    """`split`'s rows of a unit's figures file, as write_near_twin_figures wrote them: the work dir may come from
+    elsewhere or be damaged, so a file of other columns or types, with nulls or rows of different band counts is a
+    FiguresDamaged, not a crash later."""
+    try:
+        schema = pq.read_schema(path)
+        if not schema.equals(SCHEMA):
+            raise FiguresDamaged(path, "columns " + ", ".join(f"{field.name} {field.type}" for field in schema))
+        table = pq.read_table(path, filters=[("split", "=", split)], schema=SCHEMA)
+    except (OSError, pa.ArrowException) as error:
+        raise FiguresDamaged(path, _first_line(error)) from None
+    columns = [table.column(name).combine_chunks() for name in SCHEMA.names]
+    if any(column.null_count for column in columns) or any(column.flatten().null_count for column in columns[2:]):
+        raise FiguresDamaged(path, "a null value")
+    if len(pc.unique(pc.list_value_length(columns[2]))) > 1:
+        raise FiguresDamaged(path, "rows of different band counts")
+    return table
+
+
+def _band_count(table: pa.Table) -> int:
+    """The band keys of each row of a non-empty table _read (every row has as many)."""
+    return len(table.column("band_keys")[0])
+
+
+def _check_bands(path: Path, table: pa.Table, bands: int) -> None:
+    """The units of a run share dedup's settings, so their figures have as many band keys a row."""
+    if (found := _band_count(table)) != bands:
+        raise FiguresDamaged(path, f"{found} band keys a row where the other units' figures have {bands}")
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).splitlines() or [type(error).__name__])[0]
 
 
 def cross_discipline_twins(
@@ -100,9 +144,13 @@ def cross_discipline_twins(
     is linear in the train questions however alike they are, and no candidate needs leaving out (dedup compares
     every question of a discipline with the others, and bounds their candidates: BUCKET_CAP)."""
     units = sorted(units)
-    tests = [(discipline_id, table) for discipline_id, path in units if len(table := _read(path, "test"))]
-    if not tests:
+    read = [(discipline_id, path, table) for discipline_id, path in units if len(table := _read(path, "test"))]
+    if not read:
         return {}
+    bands = _band_count(read[0][2])
+    for _, path, table in read:
+        _check_bands(path, table, bands)
+    tests = [(discipline_id, table) for discipline_id, _, table in read]
     test = pa.concat_tables([table for _, table in tests])
     test_ids: list[str] = test.column("question_id").to_pylist()
     owners = [discipline_id for discipline_id, table in tests for _ in range(len(table))]
@@ -111,6 +159,7 @@ def cross_discipline_twins(
     for discipline_id, path in units:
         if not len(train := _read(path, "train")):
             continue
+        _check_bands(path, train, bands)
         both = _fingerprints(pa.concat_tables([test, train]))  # the test questions, then this discipline's train ones
         train_ids = train.column("question_id").to_numpy(zero_copy_only=False)
         ranks = None  # of the train questions by question_id, once a twin is found
@@ -147,13 +196,19 @@ def remembered_twins(units: list[tuple[str, Path]], threshold: float, memo: Path
     if isinstance(remembered, dict) and remembered.get("key") == key and _are_twins(remembered.get("twins")):
         return remembered["twins"]
     twins = cross_discipline_twins(units, threshold)
-    partial = memo.with_name(memo.name + ".partial")
+    partial = None
     try:
-        partial.write_text(json.dumps({"key": key, "twins": twins}))
+        # A fresh file (O_EXCL: never through a link planted in the work dir), then renamed over the memo (which
+        # replaces a link there, not its target).
+        handle, name = tempfile.mkstemp(prefix=f"{memo.name}.", suffix=".partial", dir=memo.parent)
+        partial = Path(name)
+        with os.fdopen(handle, "w") as out:
+            out.write(json.dumps({"key": key, "twins": twins}))
         os.replace(partial, memo)
     except OSError:
-        with contextlib.suppress(OSError):
-            partial.unlink(missing_ok=True)
+        if partial is not None:
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
     return twins
 
 
