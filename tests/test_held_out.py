@@ -4,6 +4,7 @@ own dedup ran), and each other discipline's twin is the one of lowest question_i
 
 import hashlib
 import json
+import os
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -150,3 +151,20 @@ def test_the_held_out_memo_is_never_written_through_a_link(tmp_path):
     assert not memo.is_symlink() and json.loads(memo.read_text())["twins"] == twins
     assert sorted(path.name for path in work.iterdir()) == ["held_out.json", "held_out.json.partial"]
     assert (work / "held_out.json.partial").is_symlink()
+
+
+def test_a_held_out_memo_that_is_a_fifo_or_a_link_is_not_read(tmp_path):
+    figures = unit(tmp_path, "algebra", [("a", " ".join(BASE))], [])[1], unit(
+        tmp_path, "biology", [], [("b", " ".join(BASE))])[1]
+    units = [("algebra", figures[0]), ("biology", figures[1])]
+    twins = {"biology": {"b": [{"discipline_id": "algebra", "question_id": "a"}]}}
+    fifo, linked = tmp_path / "fifo" / "held_out.json", tmp_path / "linked" / "held_out.json"
+    fifo.parent.mkdir()
+    os.mkfifo(fifo)  # reading it would wait for a writer forever
+    assert remembered_twins(units, 0.8, fifo) == twins and json.loads(fifo.read_text())["twins"] == twins
+    # A link to a memo of the right key and other twins: the link is not followed, the twins are found again.
+    linked.parent.mkdir()
+    planted = tmp_path / "planted.json"
+    planted.write_text(json.dumps({"key": json.loads(fifo.read_text())["key"], "twins": {}}))
+    linked.symlink_to(planted)
+    assert remembered_twins(units, 0.8, linked) == twins and not linked.is_symlink()

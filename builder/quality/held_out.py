@@ -189,10 +189,11 @@ def remembered_twins(units: list[tuple[str, Path]], threshold: float, memo: Path
         stat = path.stat()
         files.append((discipline_id, str(path), stat.st_size, stat.st_mtime_ns))
     key = hashlib.sha256(json.dumps([MEMO_FORMAT, threshold, sorted(files)]).encode()).hexdigest()
-    try:
-        remembered = json.loads(memo.read_text())
-    except (OSError, ValueError):
-        remembered = None
+    remembered = None
+    # Only the work dir's own file: not a link's target, not a FIFO whose read would wait forever.
+    if memo.is_file() and not memo.is_symlink():
+        with contextlib.suppress(OSError, ValueError):
+            remembered = json.loads(memo.read_text())
     if isinstance(remembered, dict) and remembered.get("key") == key and _are_twins(remembered.get("twins")):
         return remembered["twins"]
     twins = cross_discipline_twins(units, threshold)
