@@ -210,6 +210,33 @@ def test_a_push_refuses_a_chart_that_is_not_a_png_before_sending_anything(hub, c
     assert [commit.title for commit in hub.commits(repo)] == ["initial commit"]
 
 
+@pytest.mark.parametrize("listed", ["glan/../../secret/taxonomy.yaml", "instructions/../../secret/train.parquet"])
+def test_a_push_refuses_a_manifest_path_that_leaves_the_folder_before_sending_anything(hub, client, tmp_path, listed):
+    """The manifest names the files push reads and uploads: a path climbing out of the folder, to a file whose
+    checksum it lists (as a manifest made to leak it would), is refused before any request to the Hub."""
+    repo = f"attacker/push-path-{hashlib.sha1(listed.encode()).hexdigest()[:8]}"
+    folder = _make(tmp_path / "v1", inputs={"glan/taxonomy.yaml": "version: 1.0.0\n"})
+    secret = (folder / listed).resolve()
+    secret.parent.mkdir(parents=True)
+    secret.write_bytes(SECRET_FILE)
+    manifest = json.loads((folder / "glan_manifest.json").read_text())
+    if listed.startswith("glan/"):
+        manifest["checksums"][listed] = hashlib.sha256(SECRET_FILE).hexdigest()
+    else:
+        manifest["configs"]["instructions"]["splits"]["train"]["files"].append(listed)
+    (folder / "glan_manifest.json").write_text(json.dumps(manifest))
+    with hub.state.lock:
+        hub.state.create_repo("dataset", repo, False)
+        asked = len(hub.state.requests)
+    (pushed,) = client(_push(folder, repo))
+
+    assert pushed["exit"] == 2 and pushed["out"] == "", pushed["err"]
+    assert pushed["err"].endswith(f": {listed}: not a plain relative path (an empty, . or .. part). Re-export the "
+                                  "folder.\n"), pushed["err"]
+    assert hub.state.requests[asked:] == []
+    assert [commit.title for commit in hub.commits(repo)] == ["initial commit"]
+
+
 # -- a folder is built or pushed, never both at once ------------------------------------------------------------
 
 

@@ -32,7 +32,7 @@ from huggingface_hub.hf_api import RepoFile
 from packaging.version import InvalidVersion, Version
 
 from ..errors import UserError
-from ..project import INPUTS_DIR
+from ..project import INPUTS_DIR, relative_path_problem
 from ..stages import CONFIGS
 from ..workdir import folder_held
 from .card import REPO_ID, CardError, card_data, markdown_table
@@ -370,6 +370,8 @@ def _release_files(folder: Path, manifest: Manifest) -> dict[str, Path | bytes]:
     )
     files.update(inputs)
     for relative, path in files.items():
+        if problem := relative_path_problem(relative):  # the manifest names what is read: nothing outside the folder
+            raise PushError(f"{where}: {relative}: {problem}. Re-export the folder.")
         _refuse_links(folder, relative)
         if not path.is_file():
             raise PushError(f"{where}: lists {relative}, which does not exist in {folder}. Re-export the folder.")
