@@ -93,7 +93,7 @@ def check_templates(run: Run) -> None:
         if not parents:
             return
         stage = plan.make()
-        item = stage.inputs(parents)[0]
+        item = next(iter(stage.inputs(parents)))
         plan.prompt.render(**stage.context(item))  # a PromptError names the file and the template line
         parents = stage.parse(item, [_as_output(stage.example)])
 

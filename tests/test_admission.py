@@ -2,7 +2,15 @@
 
 import asyncio
 
-from glan.execute.admission import BYTES_IN_FLIGHT, BYTES_PER_QUESTION, UNITS_AHEAD, UNITS_IN_FLIGHT, Admission
+from glan.execute.admission import (
+    BYTES_IN_FLIGHT,
+    BYTES_PER_QUESTION,
+    BYTES_PER_UNIT,
+    UNITS_AHEAD,
+    UNITS_IN_FLIGHT,
+    Admission,
+)
+from glan.unit.spill import CHUNK_ROWS
 from glan.unit.store import UnitResult
 
 
@@ -92,10 +100,10 @@ def test_an_ended_unit_lets_the_next_one_start_when_the_endpoints_stay_full():
 
 
 def test_units_go_on_while_the_rows_they_will_hold_fit_in_bytes_in_flight():
-    """Paper-sized units (45,000 questions each) claim their questions times BYTES_PER_QUESTION: only as many go on
-    as fit in BYTES_IN_FLIGHT, however hungry the endpoints, and one goes on alone whatever its size."""
+    """Paper-sized units (45,000 questions each) claim their chunks of rows and their questions' figures: only as
+    many go on as fit in BYTES_IN_FLIGHT, however hungry the endpoints, and one goes on alone whatever its size."""
     paper = 45_000
-    fits = BYTES_IN_FLIGHT // (paper * BYTES_PER_QUESTION)
+    fits = BYTES_IN_FLIGHT // (BYTES_PER_UNIT + paper * BYTES_PER_QUESTION)
     assert 1 <= fits < UNITS_IN_FLIGHT
 
     async def scenario(engine, started, admitted, finish):
@@ -118,13 +126,15 @@ def test_units_go_on_while_the_rows_they_will_hold_fit_in_bytes_in_flight():
     run_units(4, alone, questions=lambda number: 10 * paper)
 
 
-def test_a_finished_unit_teaches_what_a_question_holds():
+def test_a_finished_unit_teaches_what_its_chunks_of_rows_hold():
     admission = Admission(Demand())
-    result = UnitResult(rows={"questions": {"train": [{"question": "x" * 100_000}] * 10}},
-                        requests={"questions": {"succeeded": 10, "failed": 0}})
+    result = UnitResult()
+    questions = result.spill("questions")
+    questions.add([{"question": "x" * 100_000}] * 10)  # a chunk of such rows holds CHUNK_ROWS 100,000-character texts
+    questions.close()
     admission.learn(result)
-    assert admission.bytes_per_question >= 100_000  # each question held a 100,000-character text
-    fits = BYTES_IN_FLIGHT // (1_000 * admission.bytes_per_question)
+    assert admission.bytes_per_unit >= 2 * CHUNK_ROWS * 100_000  # one chunk spilled, one read
+    fits = BYTES_IN_FLIGHT // (admission.bytes_per_unit + 1_000 * BYTES_PER_QUESTION)
 
     async def scenario(engine, started, admitted, finish):
         await settle()

@@ -26,7 +26,7 @@ def rendered(preset: str | None) -> list[str]:
         parents = [vars(ref)]
         for plan in run.stages.values():
             stage = plan.make()
-            item = stage.inputs(parents)[0]
+            item = next(iter(stage.inputs(parents)))
             texts += [message["content"] for message in plan.prompt.render(**stage.context(item))]
             parents = stage.parse(item, [_as_output(stage.example)])
     return texts

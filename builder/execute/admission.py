@@ -4,10 +4,11 @@ a Ray worker's):
 
 - a unit goes on to its questions when no unit has, or when fewer than UNITS_IN_FLIGHT have, the endpoints
   could take more requests than the units' stages keep in flight (a stage near its end, a unit between
-  stages), and the rows the admitted units will hold stay within BYTES_IN_FLIGHT: memory holds only those
-  units' rows. What a unit will hold is its questions times the bytes a question and its answer took in the
-  units finished so far (BYTES_PER_QUESTION until one has): a unit of the paper's size (45,000 questions and
-  answers) claims as much as ten of a few thousand, so fewer such units are in flight;
+  stages), and what the admitted units will hold in memory stays within BYTES_IN_FLIGHT. A unit's rows go to
+  disk as its stages make them (builder/unit/spill.py): what it holds is a few chunks of rows (the most a finished
+  unit held, UnitResult.held_bytes; BYTES_PER_UNIT until one has finished) and, per question, the figures its
+  quality steps and stats keep (dedup's fingerprints, ids, openings: BYTES_PER_QUESTION). A unit of the paper's
+  size (45,000 questions and answers) claims more than one of a few thousand, so fewer such units are in flight;
 - up to UNITS_AHEAD more units run their subjects and syllabi meanwhile (a few requests and rows each), so that
   one is ready the moment there is room: otherwise the endpoints would wait two round trips (its subjects,
   then its syllabi) for each new unit's questions.
@@ -21,17 +22,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from ..llm.engine import Engine
 from ..plan import Run
 from ..quality import BenchmarkIndex
-from ..stages import STAGES
 from ..taxonomy import DisciplineRef
 from ..unit.chain import run_unit
+from ..unit.spill import CHUNK_ROWS
 from ..unit.store import UnitResult
-
-HOLDING_STAGE = next(stage.name for stage in STAGES if stage.holds_the_unit)
 
 UNITS_IN_FLIGHT = 8
 UNITS_AHEAD = 2
-BYTES_IN_FLIGHT = 384 << 20  # of rows, in the units past their syllabi; one unit alone may hold more
-BYTES_PER_QUESTION = 8 << 10  # a question row (~2.9 KB) and its instruction row with a 300-word answer (~4.9 KB)
+BYTES_IN_FLIGHT = 384 << 20  # held by the units past their syllabi; one unit alone may hold more
+# Two chunks of rows (one being spilled, one being read) of instructions with 300-word answers (~5 KB a row).
+BYTES_PER_UNIT = 2 * CHUNK_ROWS * (5 << 10)
+# A question's figures: dedup's fingerprints (~300 bytes), its near-twin figures, its ids and opening (~1 KB).
+BYTES_PER_QUESTION = 2 << 10
 
 
 class Admission:
@@ -39,8 +41,8 @@ class Admission:
         self.engine = engine
         self.started = 0  # units started and not ended
         self.admitted = 0  # of those, the units past their syllabi
-        self.held = 0  # the bytes of rows those units claimed
-        self.bytes_per_question = BYTES_PER_QUESTION  # the most a finished unit held per question
+        self.held = 0  # the bytes those units claimed
+        self.bytes_per_unit = BYTES_PER_UNIT  # the most a finished unit held in chunks of rows
 
     @contextlib.asynccontextmanager
     async def unit(self) -> AsyncIterator[Callable[[int], Awaitable[None]]]:
@@ -51,7 +53,7 @@ class Admission:
 
         async def wait_for_room(questions: int) -> None:
             nonlocal admitted, claim
-            claim = questions * self.bytes_per_question
+            claim = self.bytes_per_unit + questions * BYTES_PER_QUESTION
             await self._until(lambda: self._room(claim))
             # The unit goes on to queue its questions with no await in between: whoever judges the demand next
             # sees them (Engine.map counts a stage's demand when it is called).
@@ -77,11 +79,8 @@ class Admission:
         return result
 
     def learn(self, result: UnitResult) -> None:
-        """What a finished unit held per question: later units claim at least that."""
-        questions = result.requests.get(HOLDING_STAGE, {})
-        asked = questions.get("succeeded", 0) + questions.get("failed", 0)
-        if asked:
-            self.bytes_per_question = max(self.bytes_per_question, result.held_bytes() // asked)
+        """What a finished unit held in chunks of rows: later units claim at least that."""
+        self.bytes_per_unit = max(self.bytes_per_unit, result.held_bytes())
 
     def _room(self, claim: int) -> bool:
         return (

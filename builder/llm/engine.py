@@ -2,12 +2,12 @@
 
 A unit hands a stage's requests over as an iterable; the engine pulls the next one (rendering it) only
 when a slot in the stage's window frees up, walks its attempts through the cache (only missing attempts
-are sent), and returns one LLMResult per request, in order. Each endpoint's limits (concurrency with
-AIMD, requests and tokens per minute, Retry-After pauses) are shared by all units, so an endpoint stays
-full without run-wide stage barriers. Transport errors are retried inside one attempt (they produce no
-output to cache); an output that fails validation is the next attempt. An endpoint that answers nothing for
-`dead_after_s` (refused connections, timeouts) stops the build, as a spent budget does: what was received is
-cached and the same command resumes.
+are sent), and gives one LLMResult per request, in order, as they complete (a unit spills them as rows).
+Each endpoint's limits (concurrency with AIMD, requests and tokens per minute, Retry-After pauses) are shared
+by all units, so an endpoint stays full without run-wide stage barriers. Transport errors are retried inside
+one attempt (they produce no output to cache); an output that fails validation is the next attempt. An endpoint
+that answers nothing for `dead_after_s` (refused connections, timeouts) stops the build, as a spent budget does:
+what was received is cached and the same command resumes.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import cast
 
 from ..config.settings import Limits
 from ..errors import UserError
@@ -43,6 +42,10 @@ _FATAL_STATUS = {
     403: "check that the key in ${env} may use this model",
     404: "check the base URL and the model name",
 }
+
+
+# How far past the oldest result not yet given a stage's requests may run, in windows (Engine.stream).
+AHEAD = 4
 
 
 class EndpointError(UserError):
@@ -158,23 +161,51 @@ class Engine:
         count: int | None = None,
         batch: bool = False,
     ) -> list[LLMResult]:
-        """One result per request, in order, through `cache` (a unit's own); `count` is how many `requests`
-        holds, when it is a generator. At most a window's worth of requests exists at a time: the next one is
-        taken from `requests` (and so rendered) only when an earlier one is done."""
+        """One result per request, in order (`stream`, gathered)."""
+        results: list[LLMResult] = []
+        await self.stream(stage, route, requests, cache, results.append, count=count, batch=batch)
+        return results
+
+    async def stream(
+        self,
+        stage: str,
+        route: Route,
+        requests: Iterable[LLMRequest],
+        cache: Cache,
+        on_result: Callable[[LLMResult], None],
+        *,
+        count: int | None = None,
+        batch: bool = False,
+    ) -> None:
+        """Gives `on_result` one result per request, in request order, as they complete, through `cache` (a unit's
+        own); `count` is how many `requests` holds, when it is a generator. At most a window's worth of requests
+        exists at a time: the next one is taken from `requests` (and so rendered) only when an earlier one is done,
+        and no more than AHEAD windows past the oldest result not yet given, so the results a slow request holds
+        back stay few."""
         if count is None:
             requests = list(requests)
             count = len(requests)
         pending = enumerate(requests)
-        results: list[LLMResult | None] = [None] * count
+        done: dict[int, LLMResult] = {}  # results not yet given: a later request finished before an earlier one
+        given = 0
+        progressed = asyncio.Event()
         # One worker per request the stage keeps in flight, counted as demand at once, before any is sent:
         # whoever judges the demand next (builder/execute/admission.py) sees this stage's.
         width = min(count, self.limits.concurrency * len(route.endpoints))
         self.queued += width
 
         async def worker() -> None:
+            nonlocal given
             try:
                 for index, request in pending:  # taken, and so rendered, only when this worker is free
-                    results[index] = await self.complete(stage, route, request, cache, batch=batch)
+                    while index >= given + AHEAD * width:  # the oldest request is in flight with another worker
+                        progressed.clear()
+                        await progressed.wait()
+                    done[index] = await self.complete(stage, route, request, cache, batch=batch)
+                    while given in done:
+                        on_result(done.pop(given))
+                        given += 1
+                    progressed.set()
             finally:
                 self.queued -= 1  # the stage has fewer requests left than workers
                 if self.wants_work:
@@ -189,7 +220,6 @@ class Engine:
         finally:
             for task in workers:
                 task.cancel()
-        return cast(list[LLMResult], results)  # every request's result is in
 
     async def complete(
         self, stage: str, route: Route, request: LLMRequest, cache: Cache, *, batch: bool = False

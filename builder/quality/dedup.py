@@ -49,8 +49,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import chain
+from typing import Protocol, TypeVar
 
 import numpy as np
 from datasketch import MinHash, MinHashLSH
@@ -69,6 +71,18 @@ CANDIDATE_WEIGHTS = (0.01, 0.99)
 BUCKET_CAP = 16
 # Shingles signed in one step: about a millisecond of numpy, and a scratch array of SIGN_STEP x num_perm values.
 SIGN_STEP = 8192
+
+
+Item = TypeVar("Item", covariant=True)
+
+
+class Reread(Protocol[Item]):
+    """Items that can be counted and read more than once: a list, or a unit's spilled rows (builder/unit/spill.py),
+    read a chunk at a time."""
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[Item]: ...
 
 
 @dataclass(frozen=True)
@@ -103,22 +117,32 @@ def deduplicate_in_slices(
     Ordering by question_id rather than input order makes the survivor independent of how the rows were gathered.
     Exact duplicates are found first, so a row is only called "near" when its text really differs.
     """
+    survivors = yield from duplicates_in_slices(
+        rows, exact=exact, near=near, threshold=threshold, num_perm=num_perm, shingle_words=shingle_words
+    )
+    kept = yield from collected(row for index, row in enumerate(rows) if index not in survivors)
+    dropped = yield from collected(
+        Duplicate(rows[index], reason, rows[kept_index]["question_id"])
+        for index, (reason, kept_index) in sorted(survivors.items(), key=lambda item: rows[item[0]]["question_id"])
+    )
+    return DedupResult(kept, dropped)
+
+
+def duplicates_in_slices(
+    rows: Reread[dict], *, exact: bool, near: bool, threshold: float, num_perm: int, shingle_words: int
+) -> Slices[dict[int, tuple[str, int]]]:
+    """Row index -> why it goes ("exact" or "near") and the row index of the one kept, of `rows` (sized, read
+    twice: a unit's spilled rows, a chunk at a time); what is held meanwhile is each row's Fingerprints and id."""
     fingerprints = yield from fingerprint(rows, shingle_words, num_perm, *bands_and_rows(threshold, num_perm))
     question_ids = [row["question_id"] for row in rows]
-    order = yield from sorted_in_slices(list(range(len(rows))), key=question_ids.__getitem__)
-    survivors: dict[int, tuple[str, int]] = {}  # row index -> why it goes, and the row index of the one kept
+    order = yield from sorted_in_slices(list(range(len(question_ids))), key=question_ids.__getitem__)
+    survivors: dict[int, tuple[str, int]] = {}
     if exact:
         survivors.update((yield from _exact_duplicates(fingerprints.digests, order)))
     if near:
         remaining = yield from collected(index for index in order if index not in survivors)
         survivors.update((yield from _near_duplicates(fingerprints, np.array(remaining, dtype=np.int64), threshold)))
-    kept = yield from collected(row for index, row in enumerate(rows) if index not in survivors)
-    dropped = yield from collected(
-        Duplicate(rows[index], survivors[index][0], question_ids[survivors[index][1]])
-        for index in order
-        if index in survivors
-    )
-    return DedupResult(kept, dropped)
+    return survivors
 
 
 @dataclass(frozen=True)
@@ -147,7 +171,7 @@ class Fingerprints:
 
 
 def fingerprint(
-    rows: list[dict], shingle_words: int, num_perm: int, bands: int, band_rows: int
+    rows: Reread[dict], shingle_words: int, num_perm: int, bands: int, band_rows: int
 ) -> Slices[Fingerprints]:
     """The rows' fingerprints, a step per row; the signatures of SIGN_STEP shingles at a time."""
     permutations = _permutations(num_perm)

@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import UserError
-from .dedup import Fingerprints, bands_and_rows, fingerprint
+from .dedup import Fingerprints, Reread, bands_and_rows, fingerprint
 from .slices import run_to_end
 
 # Bump when how twins are found or what remembered_twins' memo holds changes: a memo of another format is not read.
@@ -60,13 +60,14 @@ class FiguresDamaged(UserError):
 
 
 def near_twin_figures(
-    questions: dict[str, list[tuple[str, str]]], *, threshold: float, num_perm: int, shingle_words: int
+    questions: dict[str, Reread[tuple[str, str]]], *, threshold: float, num_perm: int, shingle_words: int
 ) -> pa.Table:
-    """split -> (question_id, question) as a table of each question's LSH band keys and sorted shingle hashes."""
+    """split -> (question_id, question) as a table of each question's LSH band keys and sorted shingle hashes. A
+    split's pairs are read twice and never held (a unit's are read from its spilled rows, a chunk at a time)."""
     columns: dict[str, list] = {name: [] for name in SCHEMA.names}
     bands = bands_and_rows(threshold, num_perm)
     for split, pairs in questions.items():
-        found = run_to_end(fingerprint([{"question": text} for _, text in pairs], shingle_words, num_perm, *bands))
+        found = run_to_end(fingerprint(_QuestionRows(pairs), shingle_words, num_perm, *bands))
         offsets = found.shingle_offsets
         for index, (question_id, _) in enumerate(pairs):
             columns["question_id"].append(question_id)
@@ -74,6 +75,19 @@ def near_twin_figures(
             columns["band_keys"].append(found.band_keys[index])
             columns["shingles"].append(found.shingle_hashes[offsets[index] : offsets[index + 1]])
     return pa.table(columns, schema=SCHEMA)
+
+
+class _QuestionRows:
+    """(question_id, question) pairs as the rows dedup's fingerprint reads."""
+
+    def __init__(self, pairs: Reread[tuple[str, str]]):
+        self.pairs = pairs
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __iter__(self) -> Iterator[dict]:
+        return ({"question": text} for _, text in self.pairs)
 
 
 def write_near_twin_figures(figures: pa.Table, path: Path) -> None:

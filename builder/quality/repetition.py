@@ -31,8 +31,12 @@ class Repetition:
 
     @classmethod
     def of(cls, texts: list[str]) -> Repetition:
-        openings = Counter(" ".join(normalized_words(text[:_OPENING_CHARS])[:OPENING_WORDS]) for text in texts)
-        sampled = [normalized_words(text) for text in texts[:NGRAM_ROWS]]
+        return cls.counted(len(texts), Counter(map(opening, texts)), texts[:NGRAM_ROWS])
+
+    @classmethod
+    def counted(cls, rows: int, openings: Counter, sampled_texts: list[str]) -> Repetition:
+        """From what a pass over the texts counted: every opening's rows, and the first NGRAM_ROWS texts."""
+        sampled = [normalized_words(text) for text in sampled_texts]
         ngrams = {}
         for n in NGRAM_SIZES:
             seen: set[int] = set()
@@ -42,7 +46,7 @@ class Repetition:
                 seen.update(grams)
                 total += len(grams)
             ngrams[n] = [len(seen), total]
-        return cls(len(texts), Counter(dict(openings.most_common(TOP_OPENINGS))), ngrams)
+        return cls(rows, Counter(dict(openings.most_common(TOP_OPENINGS))), ngrams)
 
     def merge(self, other: Repetition) -> None:
         self.rows += other.rows
@@ -79,3 +83,8 @@ class Repetition:
                 for n, (distinct, total) in sorted(self.ngrams.items())
             },
         }
+
+
+def opening(text: str) -> str:
+    """A text's first OPENING_WORDS words, as dedup normalises them."""
+    return " ".join(normalized_words(text[:_OPENING_CHARS])[:OPENING_WORDS])

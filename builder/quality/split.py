@@ -2,9 +2,10 @@
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Iterable
 
 
-def held_out_ids(rows: list[dict], *, per_discipline: int = 50) -> set[str]:
+def held_out_ids(rows: Iterable[dict], *, per_discipline: int = 50) -> set[str]:
     """The question_ids of the test split: per discipline, the `per_discipline` lowest sha256(question_id).
 
     Each discipline is ranked on its own, so adding a discipline moves nothing in another one.

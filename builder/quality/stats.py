@@ -9,11 +9,12 @@ from __future__ import annotations
 import bisect
 import math
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ..config.settings import Decontamination
 from .decontaminate import SIDES, BenchmarkIndex
-from .repetition import Repetition
+from .repetition import NGRAM_ROWS, Repetition, opening
 from .report import QualityReport
 
 # Lower edges of the word-count histogram; the last bin is open. Fixed so that versions compare.
@@ -32,20 +33,32 @@ class ConfigStats:
     repetition: dict[str, Repetition] = field(default_factory=dict)  # text column -> openings, distinct n-grams
 
     @classmethod
-    def of(cls, rows: list[dict], texts=lambda row: row) -> ConfigStats:
-        """`texts(row)` gives the row's text columns by name (instructions keep theirs in `messages`)."""
-        stats = cls(rows=len(rows))
-        for key in GROUPINGS:  # a null (a pair the judge did not score) is no value
-            if any(row.get(key) is not None for row in rows):
-                stats.groupings[key] = Counter(row[key] for row in rows if row.get(key) is not None)
-        columns: dict[str, list[str]] = {}
+    def of(cls, rows: Iterable[dict], texts=lambda row: row) -> ConfigStats:
+        """`texts(row)` gives the row's text columns by name (instructions keep theirs in `messages`). One pass over
+        `rows` (a unit's spilled rows are read a chunk at a time), holding counts, not rows."""
+        stats = cls()
+        groupings: dict[str, Counter] = {key: Counter() for key in GROUPINGS}
+        openings: dict[str, Counter] = {}  # text column -> opening -> rows
+        sampled: dict[str, list[str]] = {}  # text column -> its first texts, for the n-gram ratios
         for row in rows:
+            stats.rows += 1
+            for key, counts in groupings.items():  # a null (a pair the judge did not score) is no value
+                if row.get(key) is not None:
+                    counts[row[key]] += 1
             row_texts = texts(row)
             for column in TEXT_COLUMNS:
                 if column in row_texts:
-                    stats.word_lengths.setdefault(column, Counter())[len(row_texts[column].split())] += 1
-                    columns.setdefault(column, []).append(row_texts[column])
-        stats.repetition = {column: Repetition.of(column_texts) for column, column_texts in columns.items()}
+                    text = row_texts[column]
+                    stats.word_lengths.setdefault(column, Counter())[len(text.split())] += 1
+                    openings.setdefault(column, Counter())[opening(text)] += 1
+                    column_sample = sampled.setdefault(column, [])
+                    if len(column_sample) < NGRAM_ROWS:
+                        column_sample.append(text)
+        stats.groupings = {key: counts for key, counts in groupings.items() if counts}
+        stats.repetition = {
+            column: Repetition.counted(sum(counts.values()), counts, sampled[column])
+            for column, counts in openings.items()
+        }
         return stats
 
     def merge(self, other: ConfigStats) -> None:

@@ -7,19 +7,37 @@ never drops a row of another.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from operator import itemgetter
+from typing import Protocol
 
 from .decontaminate import BenchmarkIndex, decontaminate, pair_texts
-from .dedup import deduplicate_in_slices
+from .dedup import Reread, deduplicate_in_slices, duplicates_in_slices
 from .filters import ANSWER_DROP_REASONS, answer_drop_reason
 from .report import QualityReport
 from .slices import Slices, run_on_loop, run_to_end
 
 
+class Rows(Reread[dict], Protocol):
+    """A unit's rows of one config as its stages leave them (builder/unit/spill.py): read a chunk at a time."""
+
+    def chunks(self) -> Iterator[list[dict]]: ...
+
+    def remove(self) -> None: ...
+
+
+class Kept(Protocol):
+    """Where a step puts the rows it keeps (builder/unit/spill.py)."""
+
+    def add(self, rows: Iterable[dict]) -> None: ...
+
+    def close(self) -> Rows: ...
+
+
 class QualityStep:
     """Gets rows, returns the ones it keeps in input order, and records in `report` what it dropped and why
-    (a reason that dropped nothing still shows, as 0)."""
+    (a reason that dropped nothing still shows, as 0). A step decides on each row alone unless it says otherwise
+    (`filter`), so a unit runs it a chunk of rows at a time."""
 
     def __call__(self, rows: list[dict], report: QualityReport) -> list[dict]:
         raise NotImplementedError
@@ -28,6 +46,18 @@ class QualityStep:
         """The step as a unit runs it, on the event loop that sends every unit's requests: in a thread, so that its
         numpy calls over the unit's rows do not hold up those requests."""
         return await asyncio.to_thread(self, rows, report)
+
+    async def filter(self, rows: Rows, report: QualityReport, kept: Kept) -> None:
+        """The step over a unit's rows, a chunk at a time in a thread, the rows it keeps added to `kept`."""
+        await asyncio.to_thread(self._filter, rows, report, kept)
+
+    def _filter(self, rows: Rows, report: QualityReport, kept: Kept) -> None:
+        ran = False
+        for chunk in rows.chunks():
+            kept.add(self(chunk, report))
+            ran = True
+        if not ran:  # no rows: the step still shows its reasons, at 0
+            self([], report)
 
 
 class Deduplicate(QualityStep):
@@ -42,6 +72,41 @@ class Deduplicate(QualityStep):
     async def run(self, rows, report):
         """On the event loop itself, a few milliseconds at a time (builder/quality/dedup.py has the measurements)."""
         return await run_on_loop(self.in_slices(rows, report))
+
+    async def filter(self, rows, report, kept):
+        """Decided on all the rows at once, from their fingerprints (dedup.py: a few hundred bytes a row), on the
+        event loop as `run`; then the rows are taken a chunk at a time, in a thread."""
+        settings = self.settings
+        duplicates = await run_on_loop(
+            duplicates_in_slices(
+                rows,
+                exact=settings.exact,
+                near=settings.near,
+                threshold=settings.threshold,
+                num_perm=settings.num_perm,
+                shingle_words=settings.shingle_words,
+            )
+        )
+        await asyncio.to_thread(self._without, duplicates, rows, report, kept)
+
+    def _without(self, duplicates: dict[int, tuple[str, int]], rows: Rows, report: QualityReport, kept: Kept) -> None:
+        settings = self.settings
+        reasons = [reason for reason, enabled in (("exact", settings.exact), ("near", settings.near)) if enabled]
+        for reason in reasons:
+            report.record(reason, [])
+        index = 0
+        for chunk in rows.chunks():
+            dropped: dict[str, list[dict]] = {reason: [] for reason in reasons}
+            kept_rows = []
+            for row in chunk:
+                if index in duplicates:
+                    dropped[duplicates[index][0]].append(row)
+                else:
+                    kept_rows.append(row)
+                index += 1
+            for reason, dropped_rows in dropped.items():
+                report.record(reason, dropped_rows)
+            kept.add(kept_rows)
 
     def in_slices(self, rows: list[dict], report: QualityReport) -> Slices[list[dict]]:
         settings = self.settings
@@ -118,4 +183,15 @@ def question_steps(settings, benchmarks: list[BenchmarkIndex]) -> list[QualitySt
 async def run_steps(steps: Iterable[QualityStep], rows: list[dict], report: QualityReport) -> list[dict]:
     for step in steps:
         rows = await step.run(rows, report)
+    return rows
+
+
+async def filter_steps(steps: Iterable[QualityStep], rows: Rows, report: QualityReport, new_rows: Callable) -> Rows:
+    """`run_steps` over a unit's rows, a chunk at a time: each step's kept rows go to `new_rows()` (a spill, closed
+    after the step), and the rows before it are removed."""
+    for step in steps:
+        kept = new_rows()
+        await step.filter(rows, report, kept)
+        rows.remove()
+        rows = kept.close()
     return rows

@@ -2,7 +2,7 @@ import asyncio
 
 from datasets import Features, List, Value
 
-from ..quality import AnswerFilter, Decontaminate, held_out_ids
+from ..quality import AnswerFilter, Decontaminate, filter_steps, held_out_ids
 from ..schemas import JUDGED, PROVENANCE, SAMPLED, SUBJECT, answer_model
 from .base import Output, Stage, subject_lineage
 
@@ -49,24 +49,18 @@ class Answers(Stage):
             }
         ]
 
-    async def finish(self, rows, failed, benchmarks, report):
-        return await asyncio.to_thread(self._splits, rows, failed, benchmarks, report)
-
-    def _splits(self, rows, failed, benchmarks, report):
+    async def finish(self, rows, failed, benchmarks, report, new_rows):
         """The answered questions that pass the answer filters and whose answer shares no words with a benchmark
         (the whole pair is then checked: its question was before answering), split into train and the held-out
         test split."""
         quality = self.ctx.settings.quality
         for reason in ("truncated", "empty"):  # answers the engine gave up on
             report.record(reason, [item for item, failure in failed if failure == reason])
-        rows = AnswerFilter(quality.answer_filters, answer_of=_answer)(rows, report)
+        steps: list = [AnswerFilter(quality.answer_filters, answer_of=_answer)]
         if benchmarks:
-            rows = Decontaminate(benchmarks, texts_of=lambda row: {"answer": _answer(row)})(rows, report)
-        test_ids = held_out_ids(rows, per_discipline=quality.test_split.per_discipline)
-        return {
-            "train": [row for row in rows if row["question_id"] not in test_ids],
-            "test": [row for row in rows if row["question_id"] in test_ids],
-        }
+            steps.append(Decontaminate(benchmarks, texts_of=lambda row: {"answer": _answer(row)}))
+        rows = await filter_steps(steps, rows, report, new_rows)
+        return await asyncio.to_thread(_splits, rows, quality.test_split.per_discipline, new_rows)
 
     @staticmethod
     def texts(row):
@@ -76,3 +70,14 @@ class Answers(Stage):
 
 def _answer(row: dict) -> str:
     return row["messages"][1]["content"]
+
+
+def _splits(rows, per_discipline: int, new_rows) -> dict:
+    """`rows` in train and the held-out test split, chosen from their ids alone (held_out_ids)."""
+    test_ids = held_out_ids(rows, per_discipline=per_discipline)
+    splits = {"train": new_rows(), "test": new_rows()}
+    for chunk in rows.chunks():
+        splits["train"].add(row for row in chunk if row["question_id"] not in test_ids)
+        splits["test"].add(row for row in chunk if row["question_id"] in test_ids)
+    rows.remove()
+    return {split: kept.close() for split, kept in splits.items()}

@@ -13,7 +13,7 @@ requests and rows it makes by the settings. The unit runs the registry's stages 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -22,7 +22,7 @@ from pydantic import BaseModel
 
 from ..config.settings import Generation
 from ..llm.free_text import FreeText
-from ..quality import BenchmarkIndex, QualityReport
+from ..quality import BenchmarkIndex, Kept, QualityReport, Rows
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ class Stage:
     def __init__(self, context: StageContext):
         self.ctx = context
 
-    def inputs(self, parents: list[dict]) -> list[dict]:
+    def inputs(self, parents: Iterable[dict]) -> Iterable[dict]:
         return parents
 
     def item_id(self, item: dict) -> str:
@@ -94,13 +94,24 @@ class Stage:
     def parse(self, item: dict, values: list) -> list[dict]:
         raise NotImplementedError
 
+    def unanswered(self, item: dict) -> list[dict]:
+        """The rows of an item that got no valid output: none, unless the stage keeps every item (the judge)."""
+        return []
+
     async def finish(
-        self, rows: list[dict], failed: list[tuple[dict, str]], benchmarks: list[BenchmarkIndex], report: QualityReport
-    ) -> dict[str, list[dict]]:
+        self,
+        rows: Rows,
+        failed: list[tuple[dict, str]],
+        benchmarks: list[BenchmarkIndex],
+        report: QualityReport,
+        new_rows: Callable[[], Kept],
+    ) -> dict[str, Rows]:
         """The config's rows by split, once the quality steps after this stage dropped what they drop (counted in
-        `report`); `failed` are the items that got no valid output, with their last failure. The next stage reads
-        the rows of every split. A stage that fills the config of the stage before it (the judge) returns its rows
-        under "train": the unit puts each back in the split its item was in."""
+        `report`); `failed` are the items that got no valid output, with their last failure. `rows` are on disk, read
+        a chunk at a time; `new_rows()` is where to put rows a step keeps (builder/quality/steps.py, filter_steps).
+        The next stage reads the rows of every split. A stage that fills the config of the stage before it (the
+        judge) returns its rows under "train", in its items' order: the unit puts each back in the split its item
+        was in."""
         return {"train": rows}
 
     @staticmethod

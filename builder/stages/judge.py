@@ -11,7 +11,7 @@ keeps null scores (and is dropped as "unscored" when min_score is set).
 
 import re
 
-from ..quality import MinScore
+from ..quality import MinScore, filter_steps
 from ..schemas import judge_model
 from .answers import Answers
 from .base import Output, Stage
@@ -51,7 +51,10 @@ class Judge(Stage):
             }
         ]
 
-    async def finish(self, rows, failed, benchmarks, report):
-        """Every pair, scored or (when the judge gave no valid verdict) not; then the pairs min_score drops."""
-        unscored = [{**pair, "score": None, "score_reason": None, "judge_model": None} for pair, _ in failed]
-        return {"train": MinScore(self.ctx.settings.quality.min_score)(rows + unscored, report)}
+    def unanswered(self, pair):
+        """A pair the judge gave no valid verdict stays, unscored."""
+        return [{**pair, "score": None, "score_reason": None, "judge_model": None}]
+
+    async def finish(self, rows, failed, benchmarks, report, new_rows):
+        """Every pair, scored or not; then the pairs min_score drops."""
+        return {"train": await filter_steps([MinScore(self.ctx.settings.quality.min_score)], rows, report, new_rows)}

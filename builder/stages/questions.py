@@ -10,7 +10,7 @@ import random
 from datasets import Features, Value
 
 from ..ids import content_id
-from ..quality import question_steps, run_steps
+from ..quality import filter_steps, question_steps
 from ..schemas import PROVENANCE, SAMPLED, SUBJECT, question_model
 from .base import Output, Stage, subject_lineage
 
@@ -40,7 +40,7 @@ class Questions(Stage):
     example = {"question": "An example homework question on the chosen key concepts?"}
 
     def inputs(self, syllabi):
-        return [plan for syllabus in syllabi for plan in self.plan(syllabus)]
+        return (plan for syllabus in syllabi for plan in self.plan(syllabus))  # made as they are asked for
 
     def plan(self, syllabus):
         """The subject's question specs; its own rng, so other subjects never move its samples."""
@@ -112,11 +112,13 @@ class Questions(Stage):
             }
         ]
 
-    async def finish(self, rows, failed, benchmarks, report):
+    async def finish(self, rows, failed, benchmarks, report, new_rows):
         """Deduplicated and decontaminated before any answer is paid for: a dropped question costs no answer. The
         steps take tens of milliseconds of CPU or more: never in one piece on the event loop, where they would hold
         up every other unit's requests meanwhile (each step says how it runs)."""
-        return {"train": await run_steps(question_steps(self.ctx.settings.quality, benchmarks), rows, report)}
+        return {
+            "train": await filter_steps(question_steps(self.ctx.settings.quality, benchmarks), rows, report, new_rows)
+        }
 
 
 def _single_session(rng, sessions, bounds):

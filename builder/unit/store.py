@@ -16,20 +16,18 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import shutil
-import sys
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from ..llm.attempts import schema_of
 from ..plan import Run
-from ..quality import BenchmarkIndex, ConfigStats, QualityReport, near_twin_figures, write_near_twin_figures
+from ..quality import BenchmarkIndex, ConfigStats, QualityReport, Reread, near_twin_figures, write_near_twin_figures
 from ..stages import DEFAULT_CONFIG, FEATURES, STAGE_NAMES, STAGES, TEXTS
 from ..taxonomy import DisciplineRef
+from .spill import SPILL_SUFFIX, Spill, deep_size
 
 # Bump when a row's columns or how they are derived change, or what unit.json records: every unit is then
 # rebuilt (from the cache). 2: files record their Arrow bytes. 3: a text field holding a control character fails
@@ -126,31 +124,29 @@ class UnitStore:
             shutil.rmtree(staging, ignore_errors=True)
 
     def write(self, discipline: DisciplineRef, result: UnitResult) -> UnitFiles:
+        """The unit's files from its spilled rows (result.folder, which becomes the unit's folder)."""
         fingerprint = self.fingerprint(discipline)
         home = self.root / discipline.discipline_id
-        staging = home / f"{_STAGING}{fingerprint}-{os.getpid()}"
-        staging.mkdir(parents=True)
+        staging = result.folder
+        assert staging is not None, "an estimate's unit (its rows in memory) is never written"
         files: dict[str, dict[str, dict]] = {}
         for config, splits in result.rows.items():
             for split, rows in splits.items():
-                if not rows:  # datasets cannot read an empty file back; the unit records 0 rows
+                if not len(rows):  # datasets cannot read an empty file back; the unit records 0 rows
                     continue
                 name = f"{config}-{split}.parquet"
-                table = pa.Table.from_pylist(rows, schema=_ARROW_SCHEMAS[config])
-                pq.write_table(table, staging / name)
-                data = (staging / name).read_bytes()
+                arrow_bytes = rows.write_parquet(staging / name)
                 # Arrow bytes: what datasets reads the file into, and push_to_hub reports as a split's num_bytes
                 files.setdefault(config, {})[split] = {
                     "file": name,
                     "rows": len(rows),
-                    "arrow_bytes": table.nbytes,
-                    "sha256": hashlib.sha256(data).hexdigest(),
+                    "arrow_bytes": arrow_bytes,
+                    "sha256": _sha256(staging / name),
                 }
         if DEFAULT_CONFIG in result.rows:
             dedup = self.run.generation.quality.dedup
-            questions = {
-                split: [(row["question_id"], TEXTS[DEFAULT_CONFIG](row)["question"]) for row in rows]
-                for split, rows in result.rows[DEFAULT_CONFIG].items()
+            questions: dict[str, Reread[tuple[str, str]]] = {
+                split: _Questions(rows) for split, rows in result.rows[DEFAULT_CONFIG].items()
             }
             figures = near_twin_figures(
                 questions, threshold=dedup.threshold, num_perm=dedup.num_perm, shingle_words=dedup.shingle_words
@@ -171,6 +167,8 @@ class UnitStore:
             result.tokens,
         )
         (staging / UNIT_FILE).write_text(json.dumps(unit.to_json(), indent=1, ensure_ascii=False))
+        for spill in staging.glob(f"*{SPILL_SUFFIX}"):
+            spill.unlink()
         for old in home.iterdir():  # a discipline keeps one unit: the newest
             if old != staging:
                 shutil.rmtree(old)
@@ -183,6 +181,37 @@ class UnitStore:
 
 
 _STAGING = ".staging-"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while block := file.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def staging_folder(run: Run, discipline: DisciplineRef) -> Path:
+    """A new folder for a unit's spilled rows, which UnitStore.write makes the unit's folder (or UnitStore.clean
+    removes, after a killed build)."""
+    home = run.work_dir / UNITS / discipline.discipline_id
+    home.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=_STAGING, dir=home))
+
+
+class _Questions:
+    """The (question_id, question) of a split's instructions, read from its spilled rows as often as asked."""
+
+    def __init__(self, rows: Spill):
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return ((row["question_id"], TEXTS[DEFAULT_CONFIG](row)["question"]) for row in self.rows)
+
+
 # datasets builds a Features' Arrow schema anew on every access (~1 ms): a unit writes a file per config.
 _ARROW_SCHEMAS = {config: features.arrow_schema for config, features in FEATURES.items()}
 
@@ -219,7 +248,7 @@ def _run_fingerprint(run: Run, benchmarks: list[BenchmarkIndex]) -> str:
 
 @dataclass
 class UnitResult:
-    rows: dict[str, dict[str, list[dict]]] = field(default_factory=dict)  # config -> split -> rows
+    rows: dict[str, dict[str, Spill]] = field(default_factory=dict)  # config -> split -> rows (spilled)
     quality: QualityReport = field(default_factory=QualityReport)
     requests: dict[str, dict[str, int]] = field(default_factory=dict)
     tokens: dict[str, dict[str, int]] = field(default_factory=dict)  # stage -> TOKEN_KINDS
@@ -227,17 +256,25 @@ class UnitResult:
     depth: int = 0
     complete: bool = True
     batched: bool = False  # waits for a Batch API answer: nothing is written, the unit runs again after it
+    folder: Path | None = None  # where its rows are spilled (None: in memory, for an estimate)
+    _spills: int = 0
+    _chunk_bytes: int = 0  # the largest chunk of rows its spills took in memory
+
+    def spill(self, config: str) -> Spill:
+        """A new spill of `config`'s rows in the unit's folder."""
+        self._spills += 1
+        path = None if self.folder is None else self.folder / f"{self._spills}-{config}{SPILL_SUFFIX}"
+        return Spill(_ARROW_SCHEMAS[config], path, on_chunk=self._held)
 
     def held_bytes(self) -> int:
-        """About what its rows take as Python objects: each config's first SAMPLED_ROWS measured (strings, lists and
-        dicts, shared strings counted again: an upper bound), times its rows."""
-        held = 0
-        for splits in self.rows.values():
-            rows = [row for split in splits.values() for row in split]
-            sample = rows[:SAMPLED_ROWS]
-            if sample:
-                held += sum(_deep_size(row) for row in sample) * len(rows) // len(sample)
-        return held
+        """About the most the unit held in memory at once, not counting its rows' figures for dedup (admission
+        counts those per question): a chunk of rows being spilled and one being read, and its failures."""
+        return 2 * self._chunk_bytes + deep_size(self.failures)
+
+    def discard(self) -> None:
+        """Removes its spilled rows (a unit that ends unwritten)."""
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
     def stats(self) -> dict[str, ConfigStats]:
         return {
@@ -246,16 +283,8 @@ class UnitResult:
             for split, rows in splits.items()
         }
 
-
-SAMPLED_ROWS = 256
-
-
-def _deep_size(value) -> int:
-    if isinstance(value, dict):
-        return sys.getsizeof(value) + sum(_deep_size(key) + _deep_size(item) for key, item in value.items())
-    if isinstance(value, list | tuple):
-        return sys.getsizeof(value) + sum(_deep_size(item) for item in value)
-    return sys.getsizeof(value)
+    def _held(self, chunk_bytes: int) -> None:
+        self._chunk_bytes = max(self._chunk_bytes, chunk_bytes)
 
 
 def _texts_of(config: str) -> tuple:

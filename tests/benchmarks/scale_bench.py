@@ -62,7 +62,7 @@ def glan_build(repo: Path, server, project: Path, work: Path, out: Path, *flags:
     server received."""
     command = [sys.executable, "-m", cli_module(repo), "build", "--taxonomy", str(project / "taxonomy.yaml"),
                "--preset", "bench", "--model", "test-model", "--base-url", server.base_url,
-               "--work-dir", str(work), "--out", str(out), *flags]
+               "--work-dir", str(work), "--out", str(out), "--yes", *flags]
     environment = {name: value for name, value in os.environ.items()
                    if name not in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "HF_TOKEN")}
     server.reset()

@@ -22,7 +22,7 @@ class Mutant:
 MUTANTS = [
     # -- the six breakages of issue 15 -----------------------------------------------------------------
     Mutant("dedup-and-decontamination-disconnected", "builder/stages/questions.py",
-           "await run_steps(question_steps(self.ctx.settings.quality, benchmarks), rows, report)",
+           "await filter_steps(steps, rows, report, new_rows)",
            "rows",
            ("tests/test_quality_build.py",)),
     Mutant("max-failure-rate-ignored", "builder/build.py",
