@@ -189,23 +189,31 @@ class Engine:
         done: dict[int, LLMResult] = {}  # results not yet given: a later request finished before an earlier one
         given = 0
         progressed = asyncio.Event()
+        failed = False  # a worker raised: the others send no request more, and none waits for a result to come
         # One worker per request the stage keeps in flight, counted as demand at once, before any is sent:
         # whoever judges the demand next (builder/execute/admission.py) sees this stage's.
         width = min(count, self.limits.concurrency * len(route.endpoints))
         self.queued += width
 
         async def worker() -> None:
-            nonlocal given
+            nonlocal given, failed
             try:
                 for index, request in pending:  # taken, and so rendered, only when this worker is free
-                    while index >= given + AHEAD * width:  # the oldest request is in flight with another worker
+                    while index >= given + AHEAD * width and not failed:  # the oldest is in flight with another
                         progressed.clear()
                         await progressed.wait()
+                    if failed:  # those in flight finish (into the cache); the error stops the stage below
+                        return
                     done[index] = await self.complete(stage, route, request, cache, batch=batch)
                     while given in done:
                         on_result(done.pop(given))
                         given += 1
                     progressed.set()
+            except BaseException:
+                # The oldest result will never be given: wake the workers waiting for it (they waited forever).
+                failed = True
+                progressed.set()
+                raise
             finally:
                 self.queued -= 1  # the stage has fewer requests left than workers
                 if self.wants_work:
