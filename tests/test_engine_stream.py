@@ -63,3 +63,30 @@ def test_an_error_ends_the_stage_even_when_workers_wait_for_the_oldest_result(tm
     assert given == list(range(FAILING))
     # Requests stop at the window's end, where the workers waited for the failing one: none after the error.
     assert len(sent) == len(set(sent)) and max(sent) < FAILING + 1 + AHEAD * CONCURRENCY
+
+
+def test_a_worker_waiting_for_the_oldest_result_is_no_demand_on_the_endpoint(tmp_path):
+    """While the oldest request is slow, the workers that ran ahead to the window's end wait: the engine counts only
+    the one in flight as demand, so that admission lets another unit's requests use the endpoint meanwhile."""
+    engine = Engine(Cache(tmp_path / "cache.sqlite"), Limits(concurrency=CONCURRENCY), Accounting({}))
+    route = Route("m", (Endpoint("http://127.0.0.1:1/v1"),))
+    requests = [LLMRequest(str(index), [{"role": "user", "content": "q"}], {}, None) for index in range(REQUESTS)]
+    queued_while_parked = []
+
+    async def complete(stage, route, request, cache, *, batch=False):
+        index = int(request.item_id)
+        if index == FAILING:  # slow: the other worker runs to the window's end and waits there
+            while not queued_while_parked:
+                await asyncio.sleep(0.01)
+                if index + AHEAD * CONCURRENCY - 1 in sent:
+                    await asyncio.sleep(0.05)  # the other worker has reached the window's end and parked
+                    queued_while_parked.append(engine.queued)
+        sent.add(index)
+        return LLMResult(value=index)
+
+    sent: set[int] = set()
+    engine.complete = complete
+    given = []
+    asyncio.run(asyncio.wait_for(engine.stream("s", route, requests, engine.cache, given.append), PATIENCE_S))
+    assert queued_while_parked == [1] and engine.queued == 0
+    assert [result.value for result in given] == list(range(REQUESTS))

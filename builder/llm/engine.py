@@ -195,13 +195,24 @@ class Engine:
         width = min(count, self.limits.concurrency * len(route.endpoints))
         self.queued += width
 
+        async def parked() -> None:
+            """Waits for the oldest result to be given. A parked worker is no demand meanwhile: other units may start
+            their requests (one slow request would otherwise hold the endpoint's slots idle)."""
+            self.queued -= 1
+            if self.wants_work:
+                self.hungry.set()
+            try:
+                progressed.clear()
+                await progressed.wait()
+            finally:
+                self.queued += 1
+
         async def worker() -> None:
             nonlocal given, failed
             try:
                 for index, request in pending:  # taken, and so rendered, only when this worker is free
                     while index >= given + AHEAD * width and not failed:  # the oldest is in flight with another
-                        progressed.clear()
-                        await progressed.wait()
+                        await parked()
                     if failed:  # those in flight finish (into the cache); the error stops the stage below
                         return
                     done[index] = await self.complete(stage, route, request, cache, batch=batch)
