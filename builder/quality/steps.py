@@ -76,18 +76,19 @@ class Deduplicate(QualityStep):
     async def filter(self, rows, report, kept):
         """Decided on all the rows at once, from their fingerprints (dedup.py: a few hundred bytes a row), on the
         event loop as `run`; then the rows are taken a chunk at a time, in a thread."""
-        settings = self.settings
-        duplicates = await run_on_loop(
-            duplicates_in_slices(
-                rows,
-                exact=settings.exact,
-                near=settings.near,
-                threshold=settings.threshold,
-                num_perm=settings.num_perm,
-                shingle_words=settings.shingle_words,
-            )
-        )
+        duplicates = await run_on_loop(duplicates_in_slices(rows, **self._options()))
         await asyncio.to_thread(self._without, duplicates, rows, report, kept)
+
+    def _options(self) -> dict:
+        """The dedup settings as dedup.py's functions take them."""
+        settings = self.settings
+        return {
+            "exact": settings.exact,
+            "near": settings.near,
+            "threshold": settings.threshold,
+            "num_perm": settings.num_perm,
+            "shingle_words": settings.shingle_words,
+        }
 
     def _without(self, duplicates: dict[int, tuple[str, int]], rows: Rows, report: QualityReport, kept: Kept) -> None:
         settings = self.settings
@@ -110,14 +111,7 @@ class Deduplicate(QualityStep):
 
     def in_slices(self, rows: list[dict], report: QualityReport) -> Slices[list[dict]]:
         settings = self.settings
-        result = yield from deduplicate_in_slices(
-            rows,
-            exact=settings.exact,
-            near=settings.near,
-            threshold=settings.threshold,
-            num_perm=settings.num_perm,
-            shingle_words=settings.shingle_words,
-        )
+        result = yield from deduplicate_in_slices(rows, **self._options())
         for reason, enabled in (("exact", settings.exact), ("near", settings.near)):
             if enabled:
                 report.record(reason, [drop.row for drop in result.dropped if drop.reason == reason])

@@ -116,9 +116,9 @@ MUTANTS = [
            ("tests/test_free_text.py", "-k", "byte_for_byte")),
     # -- quality ----------------------------------------------------------------------------------------
     Mutant("exact-dedup-off", "builder/quality/steps.py",
-           "exact=settings.exact,\n", "exact=False,\n", ("tests/test_quality_build.py",)),
+           '"exact": settings.exact,\n', '"exact": False,\n', ("tests/test_quality_build.py",)),
     Mutant("near-dedup-off", "builder/quality/steps.py",
-           "near=settings.near,\n", "near=False,\n", ("tests/test_quality_build.py",)),
+           '"near": settings.near,\n', '"near": False,\n', ("tests/test_quality_build.py",)),
     Mutant("dedup-in-one-piece-on-the-event-loop", "builder/quality/steps.py",
            "return await run_on_loop(self.in_slices(rows, report))", "return self(rows, report)",
            ("tests/test_quality.py",)),
