@@ -163,6 +163,17 @@ PNG = b"\x89PNG\r\n\x1a\n"
 SECRET_FILE = b"-----BEGIN OPENSSH PRIVATE KEY-----\nnot for the Hub\n-----END OPENSSH PRIVATE KEY-----\n"
 
 
+def _push_sending_nothing(hub, client, folder: Path, repo: str) -> dict:
+    """`glan push` of `folder` to a new repo, refused before any request to the Hub: its result."""
+    with hub.state.lock:
+        hub.state.create_repo("dataset", repo, False)
+        asked = len(hub.state.requests)
+    (pushed,) = client(_push(folder, repo))
+    assert hub.state.requests[asked:] == []
+    assert [commit.title for commit in hub.commits(repo)] == ["initial commit"]
+    return pushed
+
+
 @pytest.mark.parametrize("link", ["charts/x.png", "glan/taxonomy.yaml", "glan", "stats.json",
                                   "instructions/test-00000-of-00001.parquet"])
 def test_a_push_refuses_a_symbolic_link_in_the_folder_before_sending_anything(hub, client, tmp_path, link):
@@ -177,16 +188,11 @@ def test_a_push_refuses_a_symbolic_link_in_the_folder_before_sending_anything(hu
     secret.parent.mkdir(parents=True)
     (folder / link).rename(secret)  # the same bytes (the checksum the manifest lists), now outside the folder
     (folder / link).symlink_to(secret)
-    with hub.state.lock:
-        hub.state.create_repo("dataset", repo, False)
-        asked = len(hub.state.requests)
-    (pushed,) = client(_push(folder, repo))
+    pushed = _push_sending_nothing(hub, client, folder, repo)
 
     assert pushed == {"exit": 2, "out": "", "err": (
         f"glan: {folder / link}: a symbolic link, and glan push uploads the folder's own files, never what a link "
         "points to. Replace it with the file itself, or rebuild the folder (`glan build`).\n")}
-    assert hub.state.requests[asked:] == []
-    assert [commit.title for commit in hub.commits(repo)] == ["initial commit"]
     (folder / link).unlink()  # the file itself in its place: the same release goes through
     secret.rename(folder / link)
     (pushed,) = client(_push(folder, repo))
@@ -198,16 +204,11 @@ def test_a_push_refuses_a_chart_that_is_not_a_png_before_sending_anything(hub, c
     repo = "attacker/push-not-png"
     inputs = {"glan/taxonomy.yaml": "version: 1.0.0\n", "charts/x.png": SECRET_FILE}
     folder = _make(tmp_path / "v1", inputs=inputs)
-    with hub.state.lock:
-        hub.state.create_repo("dataset", repo, False)
-        asked = len(hub.state.requests)
-    (pushed,) = client(_push(folder, repo))
+    pushed = _push_sending_nothing(hub, client, folder, repo)
 
     assert pushed == {"exit": 2, "out": "", "err": (
         f"glan: {folder / 'charts/x.png'}: not a PNG image (it does not start with the PNG signature), so it is not "
         "a chart glan drew. Rebuild the folder (`glan build`).\n")}
-    assert hub.state.requests[asked:] == []
-    assert [commit.title for commit in hub.commits(repo)] == ["initial commit"]
 
 
 @pytest.mark.parametrize("listed", ["glan/../../secret/taxonomy.yaml", "instructions/../../secret/train.parquet"])
@@ -225,16 +226,11 @@ def test_a_push_refuses_a_manifest_path_that_leaves_the_folder_before_sending_an
     else:
         manifest["configs"]["instructions"]["splits"]["train"]["files"].append(listed)
     (folder / "glan_manifest.json").write_text(json.dumps(manifest))
-    with hub.state.lock:
-        hub.state.create_repo("dataset", repo, False)
-        asked = len(hub.state.requests)
-    (pushed,) = client(_push(folder, repo))
+    pushed = _push_sending_nothing(hub, client, folder, repo)
 
     assert pushed["exit"] == 2 and pushed["out"] == "", pushed["err"]
     assert pushed["err"].endswith(f": {listed}: not a plain relative path (an empty, . or .. part). Re-export the "
                                   "folder.\n"), pushed["err"]
-    assert hub.state.requests[asked:] == []
-    assert [commit.title for commit in hub.commits(repo)] == ["initial commit"]
 
 
 # -- a folder is built or pushed, never both at once ------------------------------------------------------------
