@@ -134,7 +134,7 @@ def duplicates_in_slices(
     """Row index -> why it goes ("exact" or "near") and the row index of the one kept, of `rows` (sized, read
     twice: a unit's spilled rows, a chunk at a time); what is held meanwhile is each row's Fingerprints and id."""
     fingerprints = yield from fingerprint(rows, shingle_words, num_perm, *bands_and_rows(threshold, num_perm))
-    question_ids = [row["question_id"] for row in rows]
+    question_ids = yield from collected(row["question_id"] for row in rows)  # read from disk: in slices too
     order = yield from sorted_in_slices(list(range(len(question_ids))), key=question_ids.__getitem__)
     survivors: dict[int, tuple[str, int]] = {}
     if exact:
